@@ -1,0 +1,150 @@
+"""MMM-panel benchmark (../shared/BENCHMARK.md) through the public API.
+
+Usage::
+
+    python benchmarks/mmm_panel.py [--data ../shared/data/mmm_data.csv] [--json out.json]
+                                   [--backtest 3]
+
+Prints one table with the model and the naive floors computed in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import r2_score
+
+from deepcausalmmm import DeepCausalMMM
+
+N_WEEKS = 109
+HOLDOUT = int(N_WEEKS * 0.12)  # 13
+BURN_IN = 6
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mmm_data.csv"
+
+
+def load_grid(path: Path) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Complete the panel to every DMA x week; keep an ``observed`` mask."""
+    raw = pd.read_csv(path)
+    media = [c for c in raw.columns if c.startswith("impressions_")]
+    controls = [c for c in raw.columns if c.startswith("control_")]
+    dmas = np.sort(raw["dmacode"].unique())
+    weeks = np.arange(raw["weekid"].max() + 1)
+    full = pd.MultiIndex.from_product([dmas, weeks], names=["dmacode", "weekid"]).to_frame(index=False)
+    df = full.merge(raw, on=["dmacode", "weekid"], how="left", indicator=True)
+    df["observed"] = df.pop("_merge").eq("both")
+    df[media] = df[media].fillna(0.0)
+    fill = controls + ["target_visits"]
+    df[fill] = df.groupby("dmacode")[fill].transform(lambda s: s.ffill().bfill())
+    return df.sort_values(["dmacode", "weekid"]).reset_index(drop=True), media, controls
+
+
+def metrics(df: pd.DataFrame, pred: np.ndarray) -> dict[str, float]:
+    """Pooled R^2, WAPE, national MAPE and per-DMA median R^2 over the rows of ``df``."""
+    y = df["target_visits"].to_numpy()
+    out = {
+        "pooled_r2": float(r2_score(y, pred)),
+        "wape_pct": float(np.abs(y - pred).sum() / np.abs(y).sum() * 100),
+    }
+    tmp = df[["dmacode", "weekid"]].assign(y=y, p=pred)
+    nat = tmp.groupby("weekid")[["y", "p"]].sum()
+    out["national_mape_pct"] = float((np.abs(nat.y - nat.p) / np.abs(nat.y)).mean() * 100)
+    per = tmp.groupby("dmacode").apply(
+        lambda g: r2_score(g.y, g.p) if g.y.nunique() > 1 else np.nan, include_groups=False
+    )
+    out["median_dma_r2"] = float(np.nanmedian(per))
+    return out
+
+
+def naive_forecasts(train: pd.DataFrame, hold: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per-DMA last value, last-13 mean and train mean, held flat over the holdout."""
+    g = train.groupby("dmacode")["target_visits"]
+    last = g.last()
+    mean13 = train[train.weekid >= train.weekid.max() - 12].groupby("dmacode")["target_visits"].mean()
+    mean = g.mean()
+    d = hold["dmacode"]
+    return {
+        "naive: last value": d.map(last).to_numpy(),
+        "naive: last-13 mean": d.map(mean13).to_numpy(),
+        "naive: train mean": d.map(mean).to_numpy(),
+    }
+
+
+def fit_and_score(
+    df: pd.DataFrame, media: list[str], controls: list[str], cutoff: int, horizon: int
+) -> tuple[dict[str, dict[str, float]], DeepCausalMMM]:
+    """Fit on weeks < cutoff, score weeks cutoff..cutoff+horizon-1, with naive floors."""
+    train = df[df.weekid < cutoff]
+    hold = df[(df.weekid >= cutoff) & (df.weekid < cutoff + horizon)]
+    model = DeepCausalMMM()
+    t0 = time.perf_counter()
+    model.fit(
+        train[media], train["target_visits"].to_numpy(), regions=train["dmacode"].to_numpy(),
+        dates=train["weekid"].to_numpy(), controls=train[controls],
+        sample_weight=train["observed"].astype(float).to_numpy(),
+    )
+    fit_s = time.perf_counter() - t0
+    pred_h = model.predict(hold[media], regions=hold["dmacode"].to_numpy(),
+                           dates=hold["weekid"].to_numpy(), controls=hold[controls])
+    scored_train = train[train.weekid >= BURN_IN]
+    pred_t = model.predict(scored_train[media], regions=scored_train["dmacode"].to_numpy(),
+                           dates=scored_train["weekid"].to_numpy(), controls=scored_train[controls])
+    rows: dict[str, dict[str, float]] = {}
+    m = metrics(hold, pred_h)
+    m["train_r2"] = float(r2_score(scored_train["target_visits"], pred_t))
+    m["gap"] = m["train_r2"] - m["pooled_r2"]
+    m["fit_s"] = fit_s
+    rows["deepcausalmmm"] = m
+    for name, pred in naive_forecasts(train, hold).items():
+        rows[name] = metrics(hold, pred)
+    return rows, model
+
+
+def print_table(rows: dict[str, dict[str, float]], title: str) -> None:
+    cols = ["pooled_r2", "wape_pct", "national_mape_pct", "median_dma_r2", "train_r2", "gap", "fit_s"]
+    print(f"\n{title}")
+    print(f"{'method':24s}" + "".join(f"{c:>18s}" for c in cols))
+    for name, m in rows.items():
+        cells = "".join(f"{m[c]:18.4f}" if c in m else f"{'-':>18s}" for c in cols)
+        print(f"{name:24s}{cells}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--backtest", type=int, default=3, help="extra rolling cutoffs (0: none)")
+    args = ap.parse_args(argv)
+    if not args.data.is_file():
+        print(f"data file {args.data} not found; pass --data PATH to mmm_data.csv", file=sys.stderr)
+        return 2
+    df, media, controls = load_grid(args.data)
+    cutoff = N_WEEKS - HOLDOUT
+    rows, model = fit_and_score(df, media, controls, cutoff, HOLDOUT)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rows["deepcausalmmm"]["peak_mb"] = peak_mb
+    print_table(rows, f"holdout weeks {cutoff}..{N_WEEKS - 1} (train 0..{cutoff - 1}), "
+                      f"peak memory {peak_mb:.0f} MB, epochs {model.history_.epochs_run}"
+                      f"+{model.history_.refit_epochs}")
+    summary = model.contribution_summary()
+    print("\nmedia share of KPI: {:.3f}; largest channel share of media: {:.3f}; min contribution: {:.1f}"
+          .format(summary.share_of_kpi.sum(), summary.share_of_media.max(), summary.contribution.min()))
+    result = {"split": rows, "backtest": []}
+    for i in range(args.backtest):
+        c = cutoff - HOLDOUT * (i + 1)
+        bt, _ = fit_and_score(df, media, controls, c, HOLDOUT)
+        print_table(bt, f"backtest cutoff {c} (holdout {c}..{c + HOLDOUT - 1})")
+        result["backtest"].append({"cutoff": c, **bt})
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

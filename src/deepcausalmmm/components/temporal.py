@@ -1,0 +1,154 @@
+"""Time features and the time-dependent parts of the model.
+
+* :func:`season_phase` / :func:`fourier_features`: calendar position of each
+  grid date, as Fourier terms (datetimes use the calendar year, integer
+  periods use ``period`` steps per cycle).
+* :func:`trend_basis`: piecewise-linear (hat) basis with knots ending at the
+  last fitted step; beyond it the trend stays flat or continues with a damped
+  slope.
+* :class:`Baseline`: per-region level + trend + seasonality, with region
+  deviations from shared shapes (shrunk by the loss).
+* :class:`Effectiveness`: bounded time-varying media effectiveness from a GRU
+  over calendar features and controls (never over spend).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "season_phase",
+    "fourier_features",
+    "make_knots",
+    "trend_basis",
+    "Baseline",
+    "Effectiveness",
+]
+
+_DAYS_PER_YEAR = 365.2425
+
+
+def season_phase(dates: pd.Index, period: float) -> np.ndarray:
+    """Position in the yearly cycle, in cycles, ``[T]``."""
+    if isinstance(dates, pd.DatetimeIndex):
+        days = (dates.asi8 // 86_400_000_000_000).astype(float)
+        return days / _DAYS_PER_YEAR
+    return np.asarray(dates, dtype=float) / period
+
+
+def fourier_features(phase: np.ndarray, order: int) -> np.ndarray:
+    """``[T, 2*order]``: sin and cos of ``2 pi k phase`` for k = 1..order."""
+    k = np.arange(1, order + 1)
+    ang = 2 * np.pi * phase[:, None] * k[None, :]  # [T,1] * [1,P] -> [T,P]
+    return np.concatenate([np.sin(ang), np.cos(ang)], axis=1)  # [T,2P]
+
+
+def make_knots(last: int, spacing: int) -> np.ndarray:
+    """Knot positions ``0 = k_0 < ... < k_J = last``, spaced ``spacing`` back from ``last``."""
+    knots = list(np.arange(last, 0, -spacing)[::-1].astype(float))
+    if not knots or knots[0] > 0:
+        knots = [0.0] + knots
+    if len(knots) > 2 and knots[1] - knots[0] < spacing / 2:
+        knots.pop(1)  # merge a short first interval
+    return np.asarray(knots if len(knots) > 1 else [0.0, max(float(last), 1.0)])
+
+
+def trend_basis(
+    positions: np.ndarray, knots: np.ndarray, extrapolation: str = "flat", damping: float = 0.9
+) -> np.ndarray:
+    """Hat-function basis ``[T, J]`` evaluated at ``positions`` (steps since fit start)."""
+    t = np.asarray(positions, dtype=float)
+    J = len(knots)
+    basis = np.zeros((len(t), J))
+    tc = np.clip(t, knots[0], knots[-1])
+    seg = np.clip(np.searchsorted(knots, tc, side="right") - 1, 0, J - 2)
+    left, right = knots[seg], knots[seg + 1]
+    w = (tc - left) / (right - left)
+    rows = np.arange(len(t))
+    basis[rows, seg] = 1 - w
+    basis[rows, seg + 1] += w
+    if extrapolation == "damped":
+        h = np.maximum(t - knots[-1], 0.0)
+        gain = damping * (1 - damping**h) / (1 - damping) / (knots[-1] - knots[-2])  # [T]
+        basis[:, -1] += gain
+        basis[:, -2] -= gain
+    return basis
+
+
+class Baseline(nn.Module):
+    """``level_r + trend_r(t) + season_r(t)`` in scaled KPI units.
+
+    Trend and seasonality are shared shapes plus region deviations; the trend
+    is anchored at 0 at the first knot so that ``level`` is identified.
+    """
+
+    def __init__(self, n_regions: int, n_knots: int, n_fourier: int) -> None:
+        super().__init__()
+        self.level = nn.Parameter(torch.full((n_regions,), 0.8))  # [R]
+        self.trend = nn.Parameter(torch.zeros(n_knots - 1))  # [J-1]
+        self.trend_dev = nn.Parameter(torch.zeros(n_regions, n_knots - 1))  # [R,J-1]
+        self.season = nn.Parameter(torch.zeros(n_fourier))  # [P2]
+        self.season_dev = nn.Parameter(torch.zeros(n_regions, n_fourier))  # [R,P2]
+
+    def trend_weights(self, region_idx: Tensor) -> Tensor:
+        """Knot values ``[R',J]`` (first knot fixed at 0)."""
+        w = self.trend[None, :] + self.trend_dev[region_idx]  # [1,J-1] + [R',J-1] -> [R',J-1]
+        return torch.cat([torch.zeros_like(w[:, :1]), w], dim=1)  # [R',J]
+
+    def forward(self, basis: Tensor, fourier: Tensor, region_idx: Tensor) -> Tensor:
+        """Baseline ``[R',T]`` from trend basis ``[T,J]`` and Fourier terms ``[T,P2]``."""
+        trend = self.trend_weights(region_idx) @ basis.T  # [R',J] @ [J,T] -> [R',T]
+        coef = self.season[None, :] + self.season_dev[region_idx]  # [R',P2]
+        season = coef @ fourier.T  # [R',P2] @ [P2,T] -> [R',T]
+        return self.level[region_idx][:, None] + trend + season  # [R',1] + [R',T]
+
+    @torch.no_grad()
+    def reknot(self, old_at_new: Tensor) -> None:
+        """Move the trend to new knots, keeping its shape.
+
+        ``old_at_new`` ``[J_new, J_old]`` is the old basis evaluated at the new
+        knots (hat bases: the new knot values are the old trend's values there).
+        """
+        w = torch.cat([torch.zeros_like(self.trend[:1]), self.trend])  # [J_old]
+        dev = torch.cat([torch.zeros_like(self.trend_dev[:, :1]), self.trend_dev], dim=1)  # [R,J_old]
+        new_w = old_at_new @ w  # [J_new,J_old] @ [J_old] -> [J_new]
+        new_dev = dev @ old_at_new.T  # [R,J_old] @ [J_old,J_new] -> [R,J_new]
+        self.trend = nn.Parameter(new_w[1:].clone())
+        self.trend_dev = nn.Parameter(new_dev[:, 1:].clone())
+
+    def penalty(self, smoothness: float, shrinkage: float) -> Tensor:
+        """Second differences of every region's trend, and region deviations' size."""
+        w = torch.cat([torch.zeros_like(self.trend[:1]), self.trend])  # [J]
+        w_r = w[None, :] + torch.cat(
+            [torch.zeros_like(self.trend_dev[:, :1]), self.trend_dev], dim=1
+        )  # [R,J]
+        pen = torch.zeros((), dtype=w.dtype)
+        if w_r.shape[1] >= 3:
+            d2 = w_r[:, 2:] - 2 * w_r[:, 1:-1] + w_r[:, :-2]  # [R,J-2]
+            pen = pen + smoothness * (d2**2).sum(dim=1).mean()
+        dev = (self.trend_dev**2).sum(dim=1).mean() + (self.season_dev**2).sum(dim=1).mean()
+        return pen + shrinkage * dev
+
+
+class Effectiveness(nn.Module):
+    """Time-varying effectiveness ``m[R,T,C]`` in ``[low, high]``, 1 at initialisation."""
+
+    def __init__(self, n_inputs: int, n_channels: int, hidden: int, low: float, high: float) -> None:
+        super().__init__()
+        self.low, self.high = low, high
+        self.gru = nn.GRU(n_inputs, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, n_channels)
+        nn.init.zeros_(self.head.weight)
+        p = (1.0 - low) / (high - low) if high > low else 0.5
+        p = min(max(p, 1e-4), 1 - 1e-4)
+        nn.init.constant_(self.head.bias, float(np.log(p / (1 - p))))
+
+    def forward(self, calendar: Tensor, controls: Tensor) -> Tensor:
+        """``calendar`` ``[T,F]`` and ``controls`` ``[R,T,K]`` -> ``[R,T,C]``."""
+        R = controls.shape[0]
+        cal = calendar[None].expand(R, -1, -1)  # [T,F] -> [R,T,F]
+        h, _ = self.gru(torch.cat([cal, controls], dim=-1))  # [R,T,F+K] -> [R,T,H]
+        return self.low + (self.high - self.low) * torch.sigmoid(self.head(h))  # [R,T,C]

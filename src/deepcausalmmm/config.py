@@ -1,0 +1,305 @@
+"""Validated, frozen model configuration.
+
+All numbers the model learns within, or assumes, live here: bounds, decay
+horizons, seasonality order, learning rate, epochs, patience. A config is
+built from defaults, then merged with (in order) a config file, a nested
+``config_overrides`` dict and keyword arguments. Unknown keys and
+out-of-range values raise :class:`~deepcausalmmm.exceptions.ConfigError`
+naming the key's full path and what is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .exceptions import ConfigError
+
+__all__ = [
+    "MMMConfig",
+    "build_config",
+    "load_config_file",
+    "merge_dicts",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RegularizationConfig(_Section):
+    """Penalty weights, all on scaled (per-region mean = 1) KPI units."""
+
+    l1: float = Field(0.0, ge=0.0, description="L1 on channel and control coefficients.")
+    l2: float = Field(1e-4, ge=0.0, description="L2 on channel and control coefficients.")
+    region_shrinkage: float = Field(
+        1e-2, ge=0.0, description="L2 pulling region deviations toward shared values."
+    )
+    smoothness: float = Field(
+        1e-2, ge=0.0, description="Second-difference penalty on the baseline trend."
+    )
+    effectiveness: float = Field(
+        1e-2, ge=0.0, description="L2 pulling time-varying effectiveness toward 1."
+    )
+    bound: float = Field(
+        1e-3, ge=0.0, description="L2 on the log-expansion of learnable coefficient bounds."
+    )
+
+
+class CarryoverConfig(_Section):
+    """Gated linear carryover s_t = g_t s_{t-1} + (1 - g_t) x_t, stacked in stages."""
+
+    stages: int = Field(2, ge=1, le=3, description="Stacked gated stages (2 gives a delayed peak).")
+    gate_min: float = Field(0.0, ge=0.0, lt=1.0)
+    gate_max: float = Field(0.9, gt=0.0, lt=1.0)
+    max_lag: int = Field(26, ge=0, le=260, description="Weeks after which an impulse is cut to 0.")
+    context_hidden: int = Field(8, ge=1, le=128, description="GRU width over calendar context.")
+    context_scale: float = Field(
+        1.0, ge=0.0, le=5.0, description="Max shift of gate logits by the calendar GRU."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "CarryoverConfig":
+        if self.gate_min >= self.gate_max:
+            raise ValueError(
+                f"carryover.gate_min ({self.gate_min}) must be < carryover.gate_max "
+                f"({self.gate_max})"
+            )
+        return self
+
+
+class SaturationConfig(_Section):
+    """Hill saturation bounds; half-saturation in units of the region's mean spend."""
+
+    half_sat_min: float = Field(0.1, gt=0.0)
+    half_sat_max: float = Field(5.0, gt=0.0)
+    slope_min: float = Field(0.5, gt=0.0)
+    slope_max: float = Field(3.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "SaturationConfig":
+        if self.half_sat_min >= self.half_sat_max:
+            raise ValueError("saturation.half_sat_min must be < saturation.half_sat_max")
+        if self.slope_min >= self.slope_max:
+            raise ValueError("saturation.slope_min must be < saturation.slope_max")
+        return self
+
+
+class EffectivenessConfig(_Section):
+    """Time-varying effectiveness m_c(t) in [low, high] from a GRU over calendar and controls."""
+
+    low: float = Field(0.5, ge=0.0, le=1.0)
+    high: float = Field(1.5, ge=1.0)
+    hidden: int = Field(8, ge=1, le=128)
+    enabled: bool = True
+
+
+class CoefficientConfig(_Section):
+    """Channel coefficients beta_c in (0, bound]; the bound itself is learnable."""
+
+    beta_max: float = Field(
+        1.0, gt=0.0, description="Initial upper bound of a channel's effect (share of KPI)."
+    )
+    learnable_bound: bool = True
+    bound_max_expansion: float = Field(
+        3.0, ge=1.0, description="The learned bound stays within beta_max / x .. beta_max * x."
+    )
+    negative_channels: tuple[str, ...] = Field(
+        (), description="Channels whose effect may be negative (invariant 3 switch)."
+    )
+
+
+class BaselineConfig(_Section):
+    """Per-region baseline: level + piecewise-linear trend + Fourier seasonality."""
+
+    knot_spacing: int = Field(8, ge=2, le=520, description="Weeks between trend knots.")
+    fourier_order: int = Field(2, ge=0, le=10)
+    period: float = Field(52.1775, gt=1.0, description="Seasonality period in time steps.")
+    extrapolation: Literal["flat", "damped"] = "flat"
+    damping: float = Field(0.9, gt=0.0, lt=1.0, description="Per-step slope decay if damped.")
+
+
+class ControlsConfig(_Section):
+    """Linear control effects; signs may be fixed per control ('+' or '-')."""
+
+    signs: dict[str, Literal["+", "-"]] = Field(default_factory=dict)
+
+
+class TrainingConfig(_Section):
+    """Optimisation settings."""
+
+    epochs: int = Field(600, ge=1, le=100_000)
+    learning_rate: float = Field(0.03, gt=0.0, le=10.0)
+    patience: int = Field(60, ge=1, description="Epochs without validation gain before stopping.")
+    min_delta: float = Field(1e-5, ge=0.0)
+    validation_weeks: int = Field(
+        8, ge=0, description="Last weeks held out for early stopping (0: no early stopping)."
+    )
+    refit_epochs_fraction: float = Field(
+        0.25,
+        ge=0.0,
+        le=2.0,
+        description="After early stopping, continue on all weeks for this fraction of the "
+        "best epoch count, so the last weeks inform the baseline level.",
+    )
+    region_weighting: Literal["equal", "size", "sqrt_size"] = "sqrt_size"
+    max_grad_norm: float = Field(10.0, gt=0.0)
+    threads: int = Field(0, ge=0, description="Torch CPU threads (0: all available cores).")
+
+
+class DataConfig(_Section):
+    """Requirements on input panels."""
+
+    min_weeks: int = Field(8, ge=2, description="Fewest weeks a fitted panel may have.")
+
+
+class GraphConfig(_Section):
+    """Channel graph settings (structure learning arrives with the causal-graph issue)."""
+
+    mode: Literal["none"] = "none"
+
+
+class MMMConfig(_Section):
+    """Complete model configuration (see README, "Configuration")."""
+
+    loss: Literal["mse", "huber"] = "huber"
+    huber_delta: float = Field(0.05, gt=0.0, description="Huber threshold in scaled KPI units.")
+    regularization: RegularizationConfig = Field(default_factory=RegularizationConfig)
+    carryover: CarryoverConfig = Field(default_factory=CarryoverConfig)
+    saturation: SaturationConfig = Field(default_factory=SaturationConfig)
+    effectiveness: EffectivenessConfig = Field(default_factory=EffectivenessConfig)
+    coefficients: CoefficientConfig = Field(default_factory=CoefficientConfig)
+    baseline: BaselineConfig = Field(default_factory=BaselineConfig)
+    controls: ControlsConfig = Field(default_factory=ControlsConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    graph: GraphConfig = Field(default_factory=GraphConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (JSON-serialisable)."""
+        return json.loads(self.model_dump_json())
+
+
+def merge_dicts(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursively merge ``update`` into a copy of ``base``."""
+    out: dict[str, Any] = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge_dicts(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _allowed_keys(path: tuple[Any, ...]) -> list[str]:
+    model: Any = MMMConfig
+    for part in path[:-1]:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is None or not isinstance(field.annotation, type):
+            return []
+        if not issubclass(field.annotation, BaseModel):
+            return []
+        model = field.annotation
+    return sorted(model.model_fields)
+
+
+def _format_error(err: ValidationError) -> str:
+    lines = []
+    for item in err.errors():
+        loc = tuple(item["loc"])
+        path = ".".join(str(p) for p in loc) or "<root>"
+        if item["type"] == "extra_forbidden":
+            allowed = ", ".join(_allowed_keys(loc))
+            lines.append(f"unknown config key '{path}'; allowed keys here: {allowed}")
+        else:
+            found = item.get("input")
+            lines.append(f"config key '{path}': {item['msg']} (found {found!r})")
+    return "; ".join(lines) + ". Fix the key or value (defaults: README, 'Configuration')."
+
+
+def _dotted_to_nested(flat: Mapping[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        parts = key.replace("__", ".").split(".")
+        node = nested
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"config key '{key}' conflicts with a non-section value")
+        node[parts[-1]] = value
+    return nested
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML (``.yaml``/``.yml``) or JSON config file into a nested dict.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing, unreadable or not a mapping.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file '{p}' does not exist; pass the path of a YAML or JSON file")
+    text = p.read_text()
+    try:
+        if p.suffix.lower() in {".yaml", ".yml"}:
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as exc:  # parse errors of either format
+        raise ConfigError(f"config file '{p}' could not be parsed: {exc}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"config file '{p}' must hold a mapping of sections, found {type(data).__name__}"
+        )
+    return data
+
+
+def build_config(
+    base: MMMConfig | Mapping[str, Any] | str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> MMMConfig:
+    """Merge defaults, ``base`` (config, dict or file path), ``overrides`` and kwargs.
+
+    Keyword arguments may use dotted or double-underscore paths, e.g.
+    ``training__epochs=200`` or ``**{"training.epochs": 200}``.
+
+    Raises
+    ------
+    ConfigError
+        For unknown keys or out-of-range values; the message names the path.
+    """
+    if isinstance(base, MMMConfig):
+        merged: dict[str, Any] = base.to_dict()
+    elif isinstance(base, (str, Path)):
+        merged = load_config_file(base)
+    elif base is None:
+        merged = {}
+    elif isinstance(base, Mapping):
+        merged = dict(base)
+    else:
+        raise ConfigError(
+            f"`config` must be None, a dict, a file path or an MMMConfig; found "
+            f"{type(base).__name__}"
+        )
+    if overrides is not None:
+        if not isinstance(overrides, Mapping):
+            raise ConfigError(
+                f"`config_overrides` must be a nested dict, found {type(overrides).__name__}"
+            )
+        merged = merge_dicts(merged, overrides)
+    if kwargs:
+        merged = merge_dicts(merged, _dotted_to_nested(kwargs))
+    try:
+        return MMMConfig.model_validate(merged)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err)) from None

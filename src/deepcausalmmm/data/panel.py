@@ -1,0 +1,482 @@
+"""The panel data contract: validate user input and lay it out as [R,T,*] arrays.
+
+Accepted layouts (see README, "Data"):
+
+* ``X`` a DataFrame or 2-D array, one row per (region, week), one column per
+  channel; ``y`` one KPI value per row; ``regions``/``dates`` one label per
+  row (optional); ``controls`` a DataFrame/array aligned with ``X`` or a list
+  of ``X``'s column names.
+* ``X`` a 3-D array ``[regions, weeks, channels]`` with ``y`` ``[regions, weeks]``
+  and optional ``controls`` ``[regions, weeks, controls]``.
+
+Cells of the (region x week) grid that have no input row are *unobserved*:
+media are 0 there, controls are forward/backward filled within the region,
+and the KPI is masked out of the loss (never invented).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Literal, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..constants import NATIONAL
+from ..exceptions import DataError
+
+__all__ = ["Panel", "build_panel", "ArrayLike"]
+
+ArrayLike = Any  # DataFrame, Series, ndarray or sequence
+
+
+@dataclass(frozen=True)
+class Panel:
+    """A validated region x time panel.
+
+    Attributes
+    ----------
+    regions : list
+        Region labels, in grid order (first-appearance order of the input).
+    dates : pandas.Index
+        The regular time grid ``[T]`` (DatetimeIndex, or integer periods).
+    channels, controls : list of str
+        Channel and control names.
+    media : ndarray ``[R,T,C]``
+        Channel activity; 0 on unobserved cells.
+    control_values : ndarray ``[R,T,K]``
+        Controls; forward/backward filled within a region on unobserved cells.
+    y : ndarray ``[R,T]`` or None
+        KPI (NaN on unobserved cells); None for prediction inputs.
+    observed : ndarray ``[R,T]`` of bool
+        Whether an input row existed for the cell.
+    weight : ndarray ``[R,T]``
+        Loss weight per cell (sample weight; 0 where unobserved).
+    """
+
+    regions: list[Any]
+    dates: pd.Index
+    channels: list[str]
+    controls: list[str]
+    media: np.ndarray
+    control_values: np.ndarray
+    y: np.ndarray | None
+    observed: np.ndarray
+    weight: np.ndarray
+    row_index: np.ndarray = field(repr=False)  # [N, 2] (region idx, time idx) per input row
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(R, T, C)."""
+        return self.media.shape  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------------
+# helpers
+
+
+def _fmt_date(d: Any) -> str:
+    if isinstance(d, pd.Timestamp):
+        return d.strftime("%Y-%m-%d")
+    return str(d)
+
+
+def _where(region: Any, dates: Sequence[Any]) -> str:
+    ds = sorted(dates)
+    span = _fmt_date(ds[0]) if len(ds) == 1 else f"{_fmt_date(ds[0])}..{_fmt_date(ds[-1])}"
+    return f"region '{region}', dates {span}"
+
+
+def _as_frame(values: ArrayLike, name: str, prefix: str) -> pd.DataFrame:
+    if isinstance(values, pd.DataFrame):
+        frame = values.copy()
+        frame.columns = [str(c) for c in frame.columns]
+        return frame.reset_index(drop=True)
+    if isinstance(values, pd.Series):
+        return values.to_frame(name=str(values.name or f"{prefix}0")).reset_index(drop=True)
+    arr = np.asarray(values)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise DataError(
+            f"`{name}` must be a DataFrame or a 2-D array (rows x columns), found an array "
+            f"with {arr.ndim} dimensions; pass a 3-D [regions, weeks, {prefix}s] array only "
+            "together with a 3-D `X`"
+        )
+    return pd.DataFrame(arr, columns=[f"{prefix}_{i}" for i in range(arr.shape[1])])
+
+
+def _as_vector(values: ArrayLike, name: str) -> np.ndarray:
+    if isinstance(values, pd.DataFrame):
+        if values.shape[1] != 1:
+            raise DataError(
+                f"`{name}` must have one value per row, found a DataFrame with "
+                f"{values.shape[1]} columns; pass a single column"
+            )
+        values = values.iloc[:, 0]
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        arr = arr.reshape(-1) if arr.ndim == 2 and 1 in arr.shape else arr
+    if arr.ndim != 1:
+        raise DataError(f"`{name}` must be one-dimensional (one value per row), found shape {arr.shape}")
+    return arr
+
+
+def _check_numeric(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    bad = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    if bad:
+        coerced = frame[bad].apply(pd.to_numeric, errors="coerce")
+        really_bad = [c for c in bad if coerced[c].isna().any()]
+        if really_bad:
+            raise DataError(
+                f"`{name}` column(s) {really_bad} are not numeric (found e.g. "
+                f"{frame[really_bad[0]].iloc[0]!r}); pass only numeric channel/control columns "
+                "and give region and date labels through `regions=` and `dates=`"
+            )
+        frame = frame.copy()
+        frame[bad] = coerced
+    return frame.astype(float) if frame.shape[1] else frame
+
+
+def _check_finite(
+    values: np.ndarray, columns: Sequence[str], name: str, reg: np.ndarray, dts: np.ndarray
+) -> None:
+    bad = ~np.isfinite(values)
+    if bad.any():
+        j = int(np.argmax(bad.any(axis=0)))
+        rows = np.flatnonzero(bad[:, j])
+        region = reg[rows[0]]
+        in_region = rows[reg[rows] == region]
+        kind = "NaN" if np.isnan(values[rows[0], j]) else "infinite"
+        raise DataError(
+            f"`{name}` column '{columns[j]}' has {len(rows)} {kind}/non-finite value(s) "
+            f"({_where(region, dts[in_region])}); fill or drop them before fitting "
+            "(missing spend is usually 0)"
+        )
+
+
+def _regular_grid(dates: pd.Index) -> pd.Index:
+    uniq = dates.unique().sort_values()
+    if len(uniq) == 1:
+        return uniq
+    if isinstance(uniq, pd.DatetimeIndex):
+        diffs = np.diff(uniq.asi8)
+        step = int(diffs.min())
+        off = (uniq.asi8 - uniq.asi8[0]) % step
+        if (off != 0).any():
+            raise DataError(
+                f"`dates` are irregular: the smallest spacing is {pd.Timedelta(step)} but "
+                f"{_fmt_date(uniq[np.flatnonzero(off)[0]])} is off that grid; dates must lie on a "
+                "regular weekly (or other fixed) grid, e.g. all Mondays"
+            )
+        return pd.DatetimeIndex(pd.date_range(uniq[0], uniq[-1], freq=pd.Timedelta(step)))
+    vals = np.asarray(uniq, dtype=np.int64)
+    step = int(np.diff(vals).min())
+    off = (vals - vals[0]) % step
+    if (off != 0).any():
+        raise DataError(
+            f"`dates` are irregular: integer periods with step {step} but "
+            f"{vals[np.flatnonzero(off)[0]]} is off that grid; use consecutive period numbers"
+        )
+    return pd.Index(np.arange(vals[0], vals[-1] + step, step), dtype=np.int64)
+
+
+def _parse_dates(raw: np.ndarray) -> pd.Index:
+    idx = pd.Index(raw)
+    if pd.api.types.is_integer_dtype(idx):
+        return idx.astype(np.int64)
+    if pd.api.types.is_float_dtype(idx):
+        if np.isnan(idx.to_numpy()).any() or not np.all(np.mod(idx.to_numpy(), 1) == 0):
+            raise DataError(
+                "`dates` are numbers that are not whole periods (or contain NaN); pass "
+                "datetimes or integer period numbers"
+            )
+        return idx.astype(np.int64)
+    try:
+        parsed = pd.DatetimeIndex(pd.to_datetime(idx))
+    except (ValueError, TypeError) as exc:
+        raise DataError(
+            f"`dates` could not be read as dates ({exc}); pass datetimes, ISO date strings or "
+            "integer period numbers"
+        ) from None
+    if parsed.hasnans:
+        raise DataError("`dates` contain missing values (NaT); every row needs a date")
+    return parsed.as_unit("ns")
+
+
+# ---------------------------------------------------------------------------
+# main entry point
+
+
+def build_panel(
+    X: ArrayLike,
+    y: ArrayLike | None = None,
+    regions: ArrayLike | None = None,
+    dates: ArrayLike | None = None,
+    controls: ArrayLike | Sequence[str] | None = None,
+    sample_weight: ArrayLike | None = None,
+    *,
+    purpose: Literal["fit", "predict"] = "fit",
+    min_weeks: int = 2,
+    nonnegative: bool = True,
+) -> Panel:
+    """Validate inputs and return a :class:`Panel`.
+
+    Parameters
+    ----------
+    X : DataFrame, 2-D array or 3-D array ``[R,T,C]``
+        Channel activity (spend or impressions), one row per (region, week).
+    y : array-like, optional
+        KPI per row (required when ``purpose='fit'``).
+    regions, dates : array-like, optional
+        One label per row. No regions: one national series. No dates: row order
+        within each region is time order.
+    controls : DataFrame, array or list of column names of ``X``, optional
+    sample_weight : array-like, optional
+        Non-negative loss weight per row.
+    purpose : {"fit", "predict"}
+        ``fit`` requires ``y``, at least ``min_weeks`` weeks and two weeks per region.
+    min_weeks : int
+        Fewest grid weeks accepted for fitting.
+    nonnegative : bool
+        Reject negative channel values.
+
+    Raises
+    ------
+    DataError
+        For any violation of the contract; nothing is modified.
+    """
+    if X is None:
+        raise DataError("`X` is required: pass a DataFrame or array of channel activity")
+    if isinstance(X, np.ndarray) and X.ndim == 3:
+        return _from_cube(X, y, regions, dates, controls, sample_weight, purpose, min_weeks, nonnegative)
+
+    frame = _as_frame(X, "X", "channel")
+    n = len(frame)
+    if n == 0:
+        raise DataError("`X` has no rows; pass at least one row per (region, week)")
+    ctrl_frame: pd.DataFrame
+    if controls is None:
+        ctrl_frame = pd.DataFrame(index=range(n))
+    elif isinstance(controls, (list, tuple)) and all(isinstance(c, str) for c in controls):
+        missing = [c for c in controls if c not in frame.columns]
+        if missing:
+            raise DataError(
+                f"`controls` names {missing} that are not columns of `X` (columns: "
+                f"{list(frame.columns)}); pass existing column names or a separate DataFrame"
+            )
+        ctrl_frame = frame[list(controls)].reset_index(drop=True)
+        frame = frame.drop(columns=list(controls))
+    else:
+        ctrl_frame = _as_frame(controls, "controls", "control")
+        if len(ctrl_frame) != n:
+            raise DataError(
+                f"`controls` has {len(ctrl_frame)} rows but `X` has {n}; pass one control row "
+                "per row of `X`"
+            )
+    if frame.shape[1] == 0:
+        raise DataError("`X` has no channel columns; pass at least one channel")
+    dup_cols = [c for c in frame.columns if list(frame.columns).count(c) > 1]
+    if dup_cols:
+        raise DataError(f"`X` has duplicate column names {sorted(set(dup_cols))}; rename them")
+
+    yv: np.ndarray | None = None
+    if y is not None:
+        yv = _as_vector(y, "y")
+        if len(yv) != n:
+            raise DataError(f"`y` has {len(yv)} values but `X` has {n} rows; pass one KPI value per row")
+        try:
+            yv = yv.astype(float)
+        except (TypeError, ValueError):
+            raise DataError("`y` must be numeric (one KPI value per row)") from None
+    elif purpose == "fit":
+        raise DataError("`y` is required to fit: pass the KPI, one value per row of `X`")
+
+    if regions is None:
+        reg = np.array([NATIONAL] * n, dtype=object)
+    else:
+        reg = _as_vector(regions, "regions").astype(object)
+        if len(reg) != n:
+            raise DataError(
+                f"`regions` has {len(reg)} labels but `X` has {n} rows; pass one region label per row"
+            )
+        if pd.isna(pd.Series(reg)).any():
+            raise DataError("`regions` contains missing labels; every row needs a region")
+
+    region_labels = list(pd.unique(reg))
+    r_of_row = pd.Index(region_labels).get_indexer(reg)
+
+    if dates is None:
+        pos = pd.Series(np.arange(n)).groupby(r_of_row).cumcount().to_numpy()
+        dt_index: pd.Index = pd.Index(pos.astype(np.int64))
+    else:
+        dv = _as_vector(dates, "dates")
+        if len(dv) != n:
+            raise DataError(f"`dates` has {len(dv)} values but `X` has {n} rows; pass one date per row")
+        dt_index = _parse_dates(dv)
+    dts = np.asarray(dt_index)
+
+    channels = [str(c) for c in frame.columns]
+    ctrl_names = [str(c) for c in ctrl_frame.columns]
+    overlap = set(channels) & set(ctrl_names)
+    if overlap:
+        raise DataError(f"columns {sorted(overlap)} are both channels and controls; pick one role")
+    frame = _check_numeric(frame, "X")
+    ctrl_frame = _check_numeric(ctrl_frame, "controls")
+    media_rows = frame.to_numpy(dtype=float)
+    ctrl_rows = ctrl_frame.to_numpy(dtype=float).reshape(n, len(ctrl_names))
+    _check_finite(media_rows, channels, "X", reg, dts)
+    _check_finite(ctrl_rows, ctrl_names, "controls", reg, dts)
+    if yv is not None:
+        _check_finite(yv[:, None], ["y"], "y", reg, dts)
+    if nonnegative and (media_rows < 0).any():
+        j = int(np.argmax((media_rows < 0).any(axis=0)))
+        rows = np.flatnonzero(media_rows[:, j] < 0)
+        region = reg[rows[0]]
+        raise DataError(
+            f"`X` column '{channels[j]}' has {len(rows)} negative value(s) "
+            f"({_where(region, dts[rows[reg[rows] == region]])}); spend/activity must be >= 0"
+        )
+
+    wv: np.ndarray
+    if sample_weight is None:
+        wv = np.ones(n)
+    else:
+        wv = _as_vector(sample_weight, "sample_weight").astype(float)
+        if len(wv) != n:
+            raise DataError(
+                f"`sample_weight` has {len(wv)} values but `X` has {n} rows; pass one weight per row"
+            )
+        if not np.isfinite(wv).all() or (wv < 0).any():
+            raise DataError("`sample_weight` must be finite and >= 0 for every row")
+
+    key = pd.DataFrame({"r": r_of_row, "d": dts})
+    dup = key.duplicated(keep=False).to_numpy()
+    if dup.any():
+        first = np.flatnonzero(dup)[0]
+        region = reg[first]
+        same = dts[dup & (reg == region)]
+        raise DataError(
+            f"duplicate (region, date) rows: {int(dup.sum())} rows share a key "
+            f"({_where(region, same)}); aggregate or drop duplicates so each region has one row "
+            "per date"
+        )
+
+    grid = _regular_grid(pd.Index(dts) if dates is None else dt_index)
+    t_of_row = grid.get_indexer(dt_index)
+    R, T, C, K = len(region_labels), len(grid), len(channels), len(ctrl_names)
+
+    if purpose == "fit":
+        counts = np.bincount(r_of_row, minlength=R)
+        single = [region_labels[i] for i in np.flatnonzero(counts < 2)]
+        if single:
+            raise DataError(
+                f"region(s) {single[:5]} have a single week of data; a region needs at least two "
+                "weeks to be fitted. Drop it or add its history"
+            )
+        if T < min_weeks:
+            raise DataError(
+                f"the panel spans {T} weeks but the model needs at least {min_weeks} "
+                "(config data.min_weeks); pass a longer history"
+            )
+
+    media = np.zeros((R, T, C))
+    media[r_of_row, t_of_row] = media_rows
+    ctrl = np.full((R, T, K), np.nan)
+    ctrl[r_of_row, t_of_row] = ctrl_rows
+    if K:
+        for k in range(K):
+            df_k = pd.DataFrame(ctrl[:, :, k].T)
+            ctrl[:, :, k] = df_k.ffill().bfill().to_numpy().T
+        ctrl = np.nan_to_num(ctrl, nan=0.0)
+    observed = np.zeros((R, T), dtype=bool)
+    observed[r_of_row, t_of_row] = True
+    weight = np.zeros((R, T))
+    weight[r_of_row, t_of_row] = wv
+    ygrid: np.ndarray | None = None
+    if yv is not None:
+        ygrid = np.full((R, T), np.nan)
+        ygrid[r_of_row, t_of_row] = yv
+
+    if purpose == "fit":
+        zero = [channels[c] for c in range(C) if not media[:, :, c].any()]
+        if zero:
+            warnings.warn(
+                f"channel(s) {zero} are zero in every row; their contribution will be 0",
+                UserWarning,
+                stacklevel=3,
+            )
+    return Panel(
+        regions=region_labels,
+        dates=grid,
+        channels=channels,
+        controls=ctrl_names,
+        media=media,
+        control_values=ctrl,
+        y=ygrid,
+        observed=observed,
+        weight=weight,
+        row_index=np.stack([r_of_row, t_of_row], axis=1),
+    )
+
+
+def _from_cube(
+    X: np.ndarray,
+    y: ArrayLike | None,
+    regions: ArrayLike | None,
+    dates: ArrayLike | None,
+    controls: ArrayLike | None,
+    sample_weight: ArrayLike | None,
+    purpose: Literal["fit", "predict"],
+    min_weeks: int,
+    nonnegative: bool,
+) -> Panel:
+    R, T, C = X.shape
+    reg_labels = list(regions) if regions is not None else (
+        [NATIONAL] if R == 1 else [f"region_{i}" for i in range(R)]
+    )
+    if len(reg_labels) != R:
+        raise DataError(
+            f"`regions` has {len(reg_labels)} labels but the 3-D `X` has {R} regions; pass one "
+            "label per region"
+        )
+    date_vals = list(dates) if dates is not None else list(range(T))
+    if len(date_vals) != T:
+        raise DataError(
+            f"`dates` has {len(date_vals)} values but the 3-D `X` has {T} weeks; pass one date per week"
+        )
+    rr = np.repeat(np.asarray(reg_labels, dtype=object), T)
+    dd = np.tile(np.asarray(date_vals, dtype=object), R)
+    flat = X.reshape(R * T, C)  # [R,T,C] -> [R*T,C]
+    yflat = None
+    if y is not None:
+        ya = np.asarray(y, dtype=float)
+        if ya.shape != (R, T):
+            raise DataError(f"`y` must have shape {(R, T)} to match the 3-D `X`, found {ya.shape}")
+        yflat = ya.reshape(R * T)  # [R,T] -> [R*T]
+    cflat = None
+    if controls is not None:
+        ca = np.asarray(controls, dtype=float)
+        if ca.ndim != 3 or ca.shape[:2] != (R, T):
+            raise DataError(
+                f"`controls` must have shape ({R}, {T}, K) to match the 3-D `X`, found {ca.shape}"
+            )
+        cflat = ca.reshape(R * T, ca.shape[2])  # [R,T,K] -> [R*T,K]
+    wflat = None
+    if sample_weight is not None:
+        wa = np.asarray(sample_weight, dtype=float)
+        if wa.shape != (R, T):
+            raise DataError(f"`sample_weight` must have shape {(R, T)}, found {wa.shape}")
+        wflat = wa.reshape(R * T)
+    return build_panel(
+        flat,
+        yflat,
+        regions=rr,
+        dates=pd.Index(dd).astype(np.int64) if dates is None else dd,
+        controls=cflat,
+        sample_weight=wflat,
+        purpose=purpose,
+        min_weeks=min_weeks,
+        nonnegative=nonnegative,
+    )

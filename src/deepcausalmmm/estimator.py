@@ -1,0 +1,506 @@
+"""The ``DeepCausalMMM`` estimator: the paper's API over the network in ``model.py``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from .analysis.contributions import contributions_frame, summarize_contributions
+from .components.temporal import fourier_features, make_knots, season_phase, trend_basis
+from .config import MMMConfig, build_config
+from .data.panel import ArrayLike, Panel, build_panel
+from .data.scaling import PanelScaler
+from .exceptions import ConfigError, DataError
+from .model import Batch, Decomposition, MMMNet
+from .plotting.figures import contributions_figure, dag_figure
+from .training import History, Target, train
+
+__all__ = ["DeepCausalMMM"]
+
+_CALENDAR_ORDER = 2  # Fourier harmonics fed to the GRUs as calendar context
+
+
+class DeepCausalMMM(BaseEstimator):
+    """Marketing mix model: additive, identifiable, with GRU-shaped carryover.
+
+    Parameters
+    ----------
+    config : dict, path, MMMConfig or None
+        Base configuration (nested dict, YAML/JSON file or config object);
+        merged over the defaults. ``fit(config_overrides=...)`` and keyword
+        arguments to ``fit`` are merged over it.
+    random_state : int
+        Seed for parameter initialisation; same data, config and seed give
+        bitwise-identical results on CPU.
+    device : str
+        ``"cpu"`` (default), ``"cuda"`` or ``"auto"`` (cuda when available).
+    verbose : bool
+        Print training progress.
+
+    Attributes
+    ----------
+    config_ : MMMConfig
+    net_ : MMMNet
+    scaler_ : PanelScaler
+    panel_ : Panel
+        The fitted data on its regular grid.
+    graph_ : DataFrame
+        Channel adjacency (rows parents, columns children).
+    history_ : History
+    channels_, controls_ : list of str
+    regions_ : list
+    """
+
+    def __init__(
+        self,
+        config: Mapping[str, Any] | str | Path | MMMConfig | None = None,
+        *,
+        random_state: int = 0,
+        device: str = "cpu",
+        verbose: bool = False,
+    ) -> None:
+        self.config = config
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fitting
+    def fit(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        regions: ArrayLike | None = None,
+        dates: ArrayLike | None = None,
+        controls: ArrayLike | Sequence[str] | None = None,
+        config_overrides: Mapping[str, Any] | None = None,
+        sample_weight: ArrayLike | None = None,
+        **config_kwargs: Any,
+    ) -> "DeepCausalMMM":
+        """Fit the model to a panel.
+
+        Parameters
+        ----------
+        X : DataFrame, 2-D array or 3-D array ``[regions, weeks, channels]``
+            Channel activity (spend or impressions), one row per (region, week).
+        y : array-like
+            KPI, one value per row (``[regions, weeks]`` for a 3-D ``X``).
+        regions : array-like, optional
+            Region label per row; None means one national series.
+        dates : array-like, optional
+            Date (or integer period) per row; None means row order is time order.
+        controls : DataFrame, array or list of ``X`` column names, optional
+        config_overrides : dict, optional
+            Nested overrides, e.g. ``{"loss": "huber", "regularization": {"l1": 1e-4}}``.
+        sample_weight : array-like, optional
+            Loss weight per row (0 ignores a row's KPI; its media still carry over).
+        **config_kwargs
+            Further overrides by path, e.g. ``training__epochs=200``.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        DataError, ConfigError
+            For invalid input; the estimator is left unchanged.
+        """
+        cfg = build_config(self.config, config_overrides, **config_kwargs)
+        panel = build_panel(
+            X, y, regions, dates, controls, sample_weight, purpose="fit", min_weeks=cfg.data.min_weeks
+        )
+        self._check_config_names(cfg, panel)
+        device = self._resolve_device()
+        scaler = PanelScaler.fit(panel)
+        R, T, C = panel.shape
+        threads = cfg.training.threads or os.cpu_count() or 1
+        old_threads = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.random_state)
+                net, knots, history = self._train(cfg, panel, scaler, device)
+        finally:
+            torch.set_num_threads(old_threads)
+        net.eval()
+        # Commit fitted state only after everything succeeded.
+        self.config_ = cfg
+        self.panel_ = panel
+        self.scaler_ = scaler
+        self.knots_ = knots
+        self.net_ = net
+        self.history_ = history
+        self.channels_ = list(panel.channels)
+        self.controls_ = list(panel.controls)
+        self.regions_ = list(panel.regions)
+        self.graph_ = pd.DataFrame(0.0, index=self.channels_, columns=self.channels_)
+        self.graph_roots_: list[str] = []
+        return self
+
+    def fit_frame(
+        self,
+        df: pd.DataFrame,
+        *,
+        target: str,
+        channels: Sequence[str],
+        date: str | None = None,
+        region: str | None = None,
+        controls: Sequence[str] | None = None,
+        weight: str | None = None,
+        config_overrides: Mapping[str, Any] | None = None,
+        **config_kwargs: Any,
+    ) -> "DeepCausalMMM":
+        """Fit from one long DataFrame with named columns.
+
+        Parameters
+        ----------
+        df : DataFrame
+            One row per (region, date).
+        target, date, region, weight : str
+            Column names (date/region/weight optional).
+        channels, controls : list of str
+            Column names of channels and controls.
+        """
+        cols = [target, *channels, *(controls or []), *(c for c in (date, region, weight) if c)]
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            raise DataError(
+                f"`df` lacks column(s) {missing}; available columns: {list(df.columns)}"
+            )
+        return self.fit(
+            df[list(channels)],
+            df[target].to_numpy(),
+            regions=df[region].to_numpy() if region else None,
+            dates=df[date].to_numpy() if date else None,
+            controls=df[list(controls)] if controls else None,
+            sample_weight=df[weight].to_numpy() if weight else None,
+            config_overrides=config_overrides,
+            **config_kwargs,
+        )
+
+    # --------------------------------------------------------------- prediction
+    def predict(
+        self,
+        X: ArrayLike,
+        regions: ArrayLike | None = None,
+        dates: ArrayLike | None = None,
+        controls: ArrayLike | Sequence[str] | None = None,
+    ) -> np.ndarray:
+        """KPI for the rows of ``X`` (original units), in input row order.
+
+        Rows are placed on the fitted regions' timelines: rows inside the fitted
+        period replace the fitted inputs (a counterfactual), rows after it
+        continue the history, with carryover from the fitted weeks.
+        """
+        table, _ = self._decompose_rows(X, regions, dates, controls)
+        return table["prediction"].to_numpy()
+
+    def get_channel_contributions(
+        self,
+        X: ArrayLike | None = None,
+        regions: ArrayLike | None = None,
+        dates: ArrayLike | None = None,
+        controls: ArrayLike | Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Additive decomposition per (region, date) in KPI units.
+
+        Columns: one per channel, then ``baseline``, ``controls`` (sum of control
+        effects) and ``prediction``; for every row the parts sum to the
+        prediction. These are *direct* contributions: each channel's effect
+        through its own activity. Without arguments the fitted rows are covered;
+        with ``X`` (same forms as :meth:`predict`) the given rows.
+        """
+        check_is_fitted(self, "net_")
+        if X is None:
+            return self._decompose_fitted()
+        return self._decompose_rows(X, regions, dates, controls)[0]
+
+    def contribution_summary(self) -> pd.DataFrame:
+        """Per channel over the fitted rows: ``contribution``, ``share_of_media``, ``share_of_kpi``."""
+        table = self.get_channel_contributions()
+        kpi = float(np.nansum(np.where(self.panel_.observed, self.panel_.y, 0.0)))
+        return summarize_contributions(table, self.channels_, kpi)
+
+    # ----------------------------------------------------------------- plotting
+    def plot_contributions(self) -> go.Figure:
+        """Stacked decomposition of the fitted KPI over time (plotly figure, not shown)."""
+        table = self.get_channel_contributions()
+        actual = pd.Series(self._observed_y(), index=table.index, name="actual")
+        return contributions_figure(table, self.channels_, actual)
+
+    def plot_dag(self) -> go.Figure:
+        """The channel graph the model holds (plotly figure, not shown)."""
+        check_is_fitted(self, "graph_")
+        return dag_figure(self.graph_, self.graph_roots_)
+
+    # ------------------------------------------------------------------ save/load
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted model to one ``.safetensors`` file (atomically). Returns the path."""
+        from .io import save_model
+
+        check_is_fitted(self, "net_")
+        return save_model(self, Path(path))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "DeepCausalMMM":
+        """Read a model written by :meth:`save`; raises ``ModelFileError`` if it cannot."""
+        from .io import load_model
+
+        return load_model(cls, Path(path))
+
+    # ------------------------------------------------------------------ internals
+    def _resolve_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device not in ("cpu", "cuda") and not str(self.device).startswith("cuda:"):
+            raise ConfigError(
+                f"`device` must be 'cpu', 'cuda' or 'auto', found {self.device!r}"
+            )
+        if str(self.device).startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError("`device` is 'cuda' but no CUDA GPU is available; use device='cpu'")
+        return torch.device(self.device)
+
+    @staticmethod
+    def _check_config_names(cfg: MMMConfig, panel: Panel) -> None:
+        unknown = [c for c in cfg.coefficients.negative_channels if c not in panel.channels]
+        if unknown:
+            raise ConfigError(
+                f"config key 'coefficients.negative_channels' names {unknown}, which are not "
+                f"channels; channels are {panel.channels}"
+            )
+        unknown = [c for c in cfg.controls.signs if c not in panel.controls]
+        if unknown:
+            raise ConfigError(
+                f"config key 'controls.signs' names {unknown}, which are not controls; "
+                f"controls are {panel.controls}"
+            )
+
+    def _train(
+        self, cfg: MMMConfig, panel: Panel, scaler: PanelScaler, device: torch.device
+    ) -> tuple[MMMNet, np.ndarray, History]:
+        """Two phases: early stopping on the last weeks, then all weeks (see README)."""
+        R, T, _ = panel.shape
+        spacing = cfg.baseline.knot_spacing
+        positions = np.arange(T, dtype=float)
+        everything = np.arange(R)
+        v = cfg.training.validation_weeks
+        use_val = v > 0 and T >= 4 * v
+        callback = _printer() if self.verbose else None
+        knots = make_knots(T - 1, spacing)
+        if not use_val:
+            net = self._make_net(cfg, panel, len(knots)).to(device)
+            batch = self._batch(cfg, panel, scaler, knots, everything, panel.media,
+                                panel.control_values, positions).to(device)
+            history = train(net, batch, self._target(cfg, panel, scaler, device, 0), cfg, callback)
+            return net, knots, history
+        # Phase 1: knots end before the validation slice, which is forecast as in use.
+        knots1 = make_knots(T - v - 1, spacing)
+        net = self._make_net(cfg, panel, len(knots1)).to(device)
+        batch = self._batch(cfg, panel, scaler, knots1, everything, panel.media,
+                            panel.control_values, positions).to(device)
+        history = train(net, batch, self._target(cfg, panel, scaler, device, v), cfg, callback)
+        # Phase 2: move the trend onto knots spanning all weeks and continue on all of them.
+        old_at_new = trend_basis(knots, knots1, cfg.baseline.extrapolation, cfg.baseline.damping)
+        net.baseline.reknot(torch.tensor(old_at_new, dtype=torch.float32, device=device))
+        extra = int(round(cfg.training.refit_epochs_fraction * (history.best_epoch + 1)))
+        if extra > 0:
+            batch = self._batch(cfg, panel, scaler, knots, everything, panel.media,
+                                panel.control_values, positions).to(device)
+            refit = train(net, batch, self._target(cfg, panel, scaler, device, 0), cfg, None,
+                          epochs=extra, learning_rate=cfg.training.learning_rate * 0.5)
+            history.refit_epochs = refit.epochs_run
+            history.seconds += refit.seconds
+        return net, knots, history
+
+    @staticmethod
+    def _make_net(cfg: MMMConfig, panel: Panel, n_knots: int) -> MMMNet:
+        sign = {"+": 1, "-": -1}
+        return MMMNet(
+            n_regions=len(panel.regions),
+            n_channels=len(panel.channels),
+            n_controls=len(panel.controls),
+            n_calendar=2 * _CALENDAR_ORDER,
+            n_knots=n_knots,
+            n_fourier=2 * cfg.baseline.fourier_order,
+            config=cfg,
+            negative_mask=[c in cfg.coefficients.negative_channels for c in panel.channels],
+            control_signs=[sign.get(cfg.controls.signs.get(k, ""), 0) for k in panel.controls],
+        )
+
+    @staticmethod
+    def _batch(
+        cfg: MMMConfig,
+        panel: Panel,
+        scaler: PanelScaler,
+        knots: np.ndarray,
+        region_idx: np.ndarray,
+        media: np.ndarray,
+        ctrl: np.ndarray,
+        positions: np.ndarray,
+        dates: pd.Index | None = None,
+    ) -> Batch:
+        grid = panel.dates if dates is None else dates
+        phase = season_phase(grid, cfg.baseline.period)  # [T]
+        f32 = torch.float32
+        return Batch(
+            media=torch.tensor(scaler.media(media, region_idx), dtype=f32),  # [R,T,C]
+            controls=torch.tensor(scaler.controls(ctrl, region_idx), dtype=f32),  # [R,T,K]
+            calendar=torch.tensor(fourier_features(phase, _CALENDAR_ORDER), dtype=f32),  # [T,4]
+            basis=torch.tensor(
+                trend_basis(positions, knots, cfg.baseline.extrapolation, cfg.baseline.damping),
+                dtype=f32,
+            ),  # [T,J]
+            fourier=torch.tensor(fourier_features(phase, cfg.baseline.fourier_order), dtype=f32),
+            region_idx=torch.tensor(region_idx, dtype=torch.long),  # [R]
+        )
+
+    @staticmethod
+    def _target(
+        cfg: MMMConfig, panel: Panel, scaler: PanelScaler, device: torch.device, v: int
+    ) -> Target:
+        assert panel.y is not None
+        R, T, _ = panel.shape
+        y = np.where(panel.observed, panel.y, 0.0) / scaler.y_scale[:, None]  # [R,T]
+        size = scaler.y_scale / scaler.y_scale.mean()  # [R]
+        region_w = {"equal": np.ones(R), "size": size, "sqrt_size": np.sqrt(size)}[
+            cfg.training.region_weighting
+        ]
+        w = panel.weight * panel.observed * region_w[:, None]  # [R,T]
+        val_mask = np.zeros((R, T), dtype=bool)
+        val_mask[:, T - v :] = v > 0
+        f32 = torch.float32
+        return Target(
+            y=torch.tensor(y, dtype=f32, device=device),
+            weight_train=torch.tensor(np.where(val_mask, 0.0, w), dtype=f32, device=device),
+            weight_val=torch.tensor(np.where(val_mask, w, 0.0), dtype=f32, device=device),
+        )
+
+    def _run_net(self, batch: Batch) -> Decomposition:
+        device = next(self.net_.parameters()).device
+        with torch.no_grad():
+            return self.net_(batch.to(device))
+
+    def _to_kpi(self, dec: Decomposition, region_idx: np.ndarray) -> dict[str, np.ndarray]:
+        s = self.scaler_.y_scale[region_idx]  # [R']
+        return {
+            "baseline": dec.baseline.double().cpu().numpy() * s[:, None],  # [R',T]
+            "channels": dec.channels.double().cpu().numpy() * s[:, None, None],  # [R',T,C]
+            "controls": dec.controls.double().cpu().numpy() * s[:, None, None],  # [R',T,K]
+        }
+
+    def _decompose_fitted(self) -> pd.DataFrame:
+        p = self.panel_
+        R, T, _ = p.shape
+        batch = self._batch(self.config_, p, self.scaler_, self.knots_, np.arange(R), p.media,
+                            p.control_values, np.arange(T, dtype=float))
+        parts = self._to_kpi(self._run_net(batch), np.arange(R))
+        r, t = p.row_index[:, 0], p.row_index[:, 1]
+        return contributions_frame(
+            [p.regions[i] for i in r], p.dates[t], self.channels_,
+            parts["baseline"][r, t], parts["channels"][r, t], parts["controls"][r, t],
+        )
+
+    def _observed_y(self) -> np.ndarray:
+        p = self.panel_
+        assert p.y is not None
+        return p.y[p.row_index[:, 0], p.row_index[:, 1]]
+
+    def _align(self, new: Panel) -> tuple[np.ndarray, np.ndarray]:
+        """Fitted-region index of each new region and fitted-grid position of each new date."""
+        unknown = [r for r in new.regions if r not in self.regions_]
+        if unknown:
+            raise DataError(
+                f"`regions` {unknown[:5]} were not in the fitted data; the model only predicts "
+                f"fitted regions ({len(self.regions_)} of them, e.g. {self.regions_[:3]})"
+            )
+        missing = [c for c in self.channels_ if c not in new.channels]
+        extra = [c for c in new.channels if c not in self.channels_]
+        if missing or extra:
+            raise DataError(
+                f"`X` channels must match the fitted channels {self.channels_}; missing {missing}, "
+                f"unexpected {extra}"
+            )
+        if sorted(new.controls) != sorted(self.controls_):
+            raise DataError(
+                f"`controls` must match the fitted controls {self.controls_}, found {new.controls}"
+            )
+        fit_dates = self.panel_.dates
+        if isinstance(fit_dates, pd.DatetimeIndex) != isinstance(new.dates, pd.DatetimeIndex):
+            raise DataError(
+                "`dates` must be of the same kind as in fit (datetimes vs integer periods)"
+            )
+        if len(fit_dates) > 1:
+            step = (fit_dates[1] - fit_dates[0])
+            offset = (new.dates - fit_dates[0])
+            pos = np.asarray(offset / step, dtype=float)
+        else:
+            pos = np.zeros(len(new.dates))
+        if (pos < 0).any() or not np.allclose(pos, np.round(pos)):
+            raise DataError(
+                f"`dates` must lie on the fitted grid ({fit_dates[0]} onwards, same spacing); "
+                f"found {new.dates[0]}"
+            )
+        return np.asarray([self.regions_.index(r) for r in new.regions]), np.round(pos).astype(int)
+
+    def _decompose_rows(
+        self,
+        X: ArrayLike,
+        regions: ArrayLike | None,
+        dates: ArrayLike | None,
+        controls: ArrayLike | Sequence[str] | None,
+    ) -> tuple[pd.DataFrame, Panel]:
+        check_is_fitted(self, "net_")
+        new = build_panel(X, None, regions, dates, controls, purpose="predict")
+        reg_idx, pos = self._align(new)
+        fit = self.panel_
+        T_fit = len(fit.dates)
+        T = max(T_fit, int(pos.max()) + 1)
+        if fit.dates.__class__ is pd.DatetimeIndex:
+            grid = pd.DatetimeIndex(pd.date_range(fit.dates[0], periods=T, freq=fit.dates[1] - fit.dates[0])) \
+                if T_fit > 1 else fit.dates
+        else:
+            step = int(fit.dates[1] - fit.dates[0]) if T_fit > 1 else 1
+            grid = pd.Index(fit.dates[0] + step * np.arange(T), dtype=np.int64)
+        ch_order = [new.channels.index(c) for c in self.channels_]
+        k_order = [new.controls.index(k) for k in self.controls_]
+        Rn = len(reg_idx)
+        media = np.zeros((Rn, T, len(self.channels_)))
+        media[:, :T_fit] = fit.media[reg_idx]
+        ctrl = np.full((Rn, T, len(self.controls_)), np.nan)
+        ctrl[:, :T_fit] = fit.control_values[reg_idx]
+        obs = new.observed  # [Rn, Tn]
+        ri, ti = np.nonzero(obs)
+        media[ri, pos[ti]] = new.media[ri, ti][:, ch_order]
+        if k_order:
+            ctrl[ri, pos[ti]] = new.control_values[ri, ti][:, k_order]
+            for k in range(ctrl.shape[2]):
+                ctrl[:, :, k] = pd.DataFrame(ctrl[:, :, k].T).ffill().to_numpy().T
+        ctrl = np.nan_to_num(ctrl)
+        batch = self._batch(self.config_, fit, self.scaler_, self.knots_, reg_idx, media, ctrl,
+                            np.arange(T, dtype=float), dates=grid)
+        parts = self._to_kpi(self._run_net(batch), reg_idx)
+        r, t = new.row_index[:, 0], new.row_index[:, 1]
+        tt = pos[t]
+        table = contributions_frame(
+            [new.regions[i] for i in r], grid[tt], self.channels_,
+            parts["baseline"][r, tt], parts["channels"][r, tt], parts["controls"][r, tt],
+        )
+        return table, new
+
+
+def _printer() -> Any:
+    def cb(epoch: int, loss: float, val: float) -> None:
+        if epoch % 50 == 0:
+            print(f"epoch {epoch:5d}  loss {loss:.6f}  val {val:.6f}")
+
+    return cb
+
+

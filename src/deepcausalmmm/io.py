@@ -1,0 +1,170 @@
+"""Save and load fitted models as one safetensors file (no pickle).
+
+The file holds tensors (network weights, scalers, the fitted panel) and a
+string metadata map: format name and version, package version, the config as
+JSON, channel/control/region names, dates and training history. Writing goes
+to a temporary file that replaces the target only when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from . import __version__
+from .config import build_config
+from .constants import SAVE_FORMAT, SAVE_FORMAT_VERSION
+from .data.panel import Panel
+from .data.scaling import PanelScaler
+from .exceptions import ConfigError, ModelFileError
+from .training import History
+
+__all__ = ["save_model", "load_model"]
+
+
+def _label(x: Any) -> Any:
+    return x.item() if isinstance(x, np.generic) else x
+
+
+def _dates_meta(dates: pd.Index) -> dict[str, Any]:
+    if isinstance(dates, pd.DatetimeIndex):
+        return {"kind": "datetime", "values": [d.isoformat() for d in dates]}
+    return {"kind": "int", "values": [int(d) for d in dates]}
+
+
+def _dates_from_meta(meta: dict[str, Any]) -> pd.Index:
+    if meta["kind"] == "datetime":
+        return pd.DatetimeIndex(pd.to_datetime(meta["values"])).as_unit("ns")
+    return pd.Index(np.asarray(meta["values"], dtype=np.int64))
+
+
+def save_model(model: Any, path: Path) -> Path:
+    """Write ``model`` (a fitted DeepCausalMMM) to ``path`` atomically."""
+    path = Path(path)
+    p: Panel = model.panel_
+    tensors: dict[str, torch.Tensor] = {
+        f"net.{k}": v.detach().cpu().contiguous() for k, v in model.net_.state_dict().items()
+    }
+    arrays = {
+        "panel.media": p.media,
+        "panel.control_values": p.control_values,
+        "panel.y": p.y,
+        "panel.observed": p.observed.astype(np.uint8),
+        "panel.weight": p.weight,
+        "panel.row_index": p.row_index.astype(np.int64),
+        "knots": model.knots_,
+        "graph": model.graph_.to_numpy(),
+        **model.scaler_.to_arrays(),
+    }
+    for k, v in arrays.items():
+        tensors[k] = torch.from_numpy(np.array(v, copy=True))
+    h: History = model.history_
+    meta = {
+        "format": SAVE_FORMAT,
+        "format_version": str(SAVE_FORMAT_VERSION),
+        "package_version": __version__,
+        "config": json.dumps(model.config_.to_dict()),
+        "channels": json.dumps(model.channels_),
+        "controls": json.dumps(model.controls_),
+        "regions": json.dumps([_label(r) for r in model.regions_]),
+        "dates": json.dumps(_dates_meta(p.dates)),
+        "graph_roots": json.dumps(model.graph_roots_),
+        "estimator": json.dumps(
+            {"random_state": model.random_state, "device": model.device, "verbose": model.verbose}
+        ),
+        "history": json.dumps(
+            {"train_loss": h.train_loss, "val_loss": h.val_loss, "best_epoch": h.best_epoch,
+             "epochs_run": h.epochs_run, "refit_epochs": h.refit_epochs,
+             "stopped_early": h.stopped_early, "seconds": h.seconds}
+        ),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".safetensors")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=meta)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load_model(cls: type, path: Path) -> Any:
+    """Rebuild an estimator of class ``cls`` from ``path``.
+
+    Raises
+    ------
+    ModelFileError
+        If the file is missing, corrupted, not a deepcausalmmm model, or from an
+        incompatible format version.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file '{path}' does not exist; pass the path given to save()")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(
+            f"model file '{path}' could not be read ({exc}); it is corrupted or not a "
+            "safetensors file written by DeepCausalMMM.save()"
+        ) from None
+    if meta.get("format") != SAVE_FORMAT:
+        raise ModelFileError(
+            f"model file '{path}' is not a deepcausalmmm model (format {meta.get('format')!r})"
+        )
+    version = meta.get("format_version")
+    if version != str(SAVE_FORMAT_VERSION):
+        raise ModelFileError(
+            f"model file '{path}' has format version {version}, this package (version "
+            f"{__version__}) reads version {SAVE_FORMAT_VERSION}; refit the model or load it with "
+            f"deepcausalmmm {meta.get('package_version', '?')}"
+        )
+    try:
+        cfg = build_config(json.loads(meta["config"]))
+        est = json.loads(meta["estimator"])
+        model = cls(config=cfg.to_dict(), **est)
+        arr = {k: v.numpy() for k, v in tensors.items() if not k.startswith("net.")}
+        regions = json.loads(meta["regions"])
+        channels = json.loads(meta["channels"])
+        controls = json.loads(meta["controls"])
+        panel = Panel(
+            regions=regions, dates=_dates_from_meta(json.loads(meta["dates"])), channels=channels,
+            controls=controls, media=arr["panel.media"], control_values=arr["panel.control_values"],
+            y=arr["panel.y"], observed=arr["panel.observed"].astype(bool),
+            weight=arr["panel.weight"], row_index=arr["panel.row_index"],
+        )
+        knots = arr["knots"]
+        net = cls._make_net(cfg, panel, len(knots))
+        net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")}, strict=True)
+        net.eval()
+        hist_d = json.loads(meta["history"])
+    except (KeyError, ValueError, RuntimeError, ConfigError) as exc:
+        raise ModelFileError(
+            f"model file '{path}' is incomplete or inconsistent ({exc}); it cannot be loaded correctly"
+        ) from None
+    model.config_ = cfg
+    model.panel_ = panel
+    model.scaler_ = PanelScaler.from_arrays(arr)
+    model.knots_ = knots
+    model.net_ = net
+    model.history_ = History(**hist_d)
+    model.channels_ = channels
+    model.controls_ = controls
+    model.regions_ = regions
+    model.graph_ = pd.DataFrame(arr["graph"], index=channels, columns=channels)
+    model.graph_roots_ = json.loads(meta["graph_roots"])
+    return model

@@ -1,0 +1,98 @@
+"""Plotly figures built from computed tables (never from the estimator)."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from ..constants import BASELINE, CONTROLS, DATE, PREDICTION
+
+__all__ = ["contributions_figure", "dag_figure"]
+
+
+def contributions_figure(
+    contributions: pd.DataFrame,
+    channels: Sequence[str],
+    actual: pd.Series | None = None,
+    title: str = "KPI decomposition (sum over regions)",
+) -> go.Figure:
+    """Stacked areas of baseline, controls and channels over time, summed over regions.
+
+    Parameters
+    ----------
+    contributions : DataFrame indexed by (region, date)
+        As returned by ``get_channel_contributions``.
+    channels : sequence of str
+    actual : Series indexed like ``contributions``, optional
+        Observed KPI, drawn as a line.
+    """
+    national = contributions.groupby(level=DATE).sum()
+    fig = go.Figure()
+    for col in [BASELINE, CONTROLS, *channels]:
+        fig.add_trace(
+            go.Scatter(x=national.index, y=national[col], name=col, stackgroup="kpi", mode="lines")
+        )
+    fig.add_trace(
+        go.Scatter(x=national.index, y=national[PREDICTION], name=PREDICTION, mode="lines",
+                   line={"color": "black", "dash": "dot"})
+    )
+    if actual is not None:
+        nat_actual = actual.groupby(level=DATE).sum()
+        fig.add_trace(go.Scatter(x=nat_actual.index, y=nat_actual, name="actual", mode="lines",
+                                 line={"color": "black"}))
+    fig.update_layout(title=title, xaxis_title=DATE, yaxis_title="KPI", hovermode="x unified")
+    return fig
+
+
+def dag_figure(
+    adjacency: pd.DataFrame,
+    roots: Sequence[str] = (),
+    title: str | None = None,
+    threshold: float = 0.0,
+) -> go.Figure:
+    """Channel graph on a circle; arrows parent -> child labelled with their weight.
+
+    Parameters
+    ----------
+    adjacency : DataFrame, channels x channels
+        Rows are parents, columns children; 0 means no edge.
+    roots : channels to mark as roots (drawn as squares).
+    threshold : edges with ``|weight| <= threshold`` are not drawn.
+    """
+    names = list(adjacency.index)
+    n = len(names)
+    pos = {
+        name: (math.cos(2 * math.pi * i / max(n, 1)), math.sin(2 * math.pi * i / max(n, 1)))
+        for i, name in enumerate(names)
+    }
+    fig = go.Figure()
+    edges = 0
+    for parent in names:
+        for child in names:
+            w = float(adjacency.loc[parent, child])
+            if parent == child or abs(w) <= threshold:
+                continue
+            edges += 1
+            (x0, y0), (x1, y1) = pos[parent], pos[child]
+            fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y",
+                               showarrow=True, arrowhead=3, arrowwidth=1 + 3 * min(abs(w), 1.0),
+                               standoff=14, startstandoff=14)
+            fig.add_annotation(x=(x0 + x1) / 2, y=(y0 + y1) / 2, text=f"{w:.2f}", showarrow=False,
+                               font={"size": 10}, bgcolor="white")
+    root_set = set(roots)
+    fig.add_trace(
+        go.Scatter(
+            x=[pos[c][0] for c in names], y=[pos[c][1] for c in names], mode="markers+text",
+            text=names, textposition="top center",
+            marker={"size": 18, "symbol": ["square" if c in root_set else "circle" for c in names]},
+            hovertext=[f"{c}{' (root)' if c in root_set else ''}" for c in names], name="channels",
+        )
+    )
+    label = title or (f"Channel graph: {edges} edge(s)" if edges else
+                      "Channel graph: no edges (graph learning off or none found)")
+    fig.update_layout(title=label, showlegend=False, xaxis={"visible": False},
+                      yaxis={"visible": False, "scaleanchor": "x"})
+    return fig

@@ -1,0 +1,108 @@
+"""Loss and training loop. The loop owns no model: ``train(net, batch, target, spec)``."""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from .config import MMMConfig
+
+__all__ = ["Target", "History", "data_loss", "total_loss", "train"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the loss compares against: KPI and per-cell weights, ``[R,T]`` each."""
+
+    y: Tensor  # [R,T] scaled KPI (0 where unobserved)
+    weight_train: Tensor  # [R,T] loss weight of cells used for fitting
+    weight_val: Tensor  # [R,T] loss weight of the temporal validation slice (may be all 0)
+
+
+@dataclass
+class History:
+    """Per-epoch losses and the stopping decision."""
+
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    best_epoch: int = 0
+    epochs_run: int = 0
+    refit_epochs: int = 0
+    stopped_early: bool = False
+    seconds: float = 0.0
+
+
+def data_loss(pred: Tensor, y: Tensor, weight: Tensor, kind: str, delta: float) -> Tensor:
+    """Weighted mean of squared or Huber error over cells (``[R,T]`` each)."""
+    err = pred - y
+    if kind == "huber":
+        per = nn.functional.huber_loss(pred, y, reduction="none", delta=delta) * 2.0
+    else:
+        per = err**2
+    return (per * weight).sum() / weight.sum().clamp_min(1e-12)
+
+
+def total_loss(net: nn.Module, batch: object, target: Target, config: MMMConfig) -> tuple[Tensor, Tensor]:
+    """(fitting loss incl. penalties, validation data loss) for one forward pass."""
+    dec = net(batch)
+    fit = data_loss(dec.prediction, target.y, target.weight_train, config.loss, config.huber_delta)
+    with torch.no_grad():
+        val = data_loss(dec.prediction, target.y, target.weight_val, config.loss, config.huber_delta)
+    return fit + net.penalty(config, dec), val
+
+
+def train(
+    net: nn.Module,
+    batch: object,
+    target: Target,
+    config: MMMConfig,
+    callback: Callable[[int, float, float], None] | None = None,
+    epochs: int | None = None,
+    learning_rate: float | None = None,
+) -> History:
+    """Fit ``net`` in place by full-batch Adam; return the loss history.
+
+    With a validation slice (``target.weight_val`` not all zero) training stops
+    when the validation loss has not improved by ``training.min_delta`` for
+    ``training.patience`` epochs and the best epoch's weights are restored.
+    Without one it stops when the training loss plateaus the same way.
+    """
+    start = time.perf_counter()
+    tr = config.training
+    n_epochs = tr.epochs if epochs is None else epochs
+    opt = torch.optim.Adam(net.parameters(), lr=tr.learning_rate if learning_rate is None else learning_rate)
+    history = History()
+    use_val = bool(target.weight_val.sum() > 0)
+    best, best_state, since = float("inf"), None, 0
+    for epoch in range(n_epochs):
+        opt.zero_grad(set_to_none=True)
+        loss, val = total_loss(net, batch, target, config)
+        loss.backward()
+        nn.utils.clip_grad_norm_(net.parameters(), tr.max_grad_norm)
+        lv, vv = float(loss.detach()), float(val)
+        history.train_loss.append(lv)
+        if use_val:
+            history.val_loss.append(vv)
+        if callback is not None:
+            callback(epoch, lv, vv)
+        monitor = vv if use_val else lv
+        if monitor < best - tr.min_delta:
+            best, since, history.best_epoch = monitor, 0, epoch
+            if use_val:
+                best_state = copy.deepcopy(net.state_dict())
+        else:
+            since += 1
+        if since >= tr.patience:
+            history.stopped_early = True
+            break
+        opt.step()
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    history.epochs_run = len(history.train_loss)
+    history.seconds = time.perf_counter() - start
+    return history
