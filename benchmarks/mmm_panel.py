@@ -133,8 +133,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"peak memory {peak_mb:.0f} MB, epochs {model.history_.epochs_run}"
                       f"+{model.history_.refit_epochs}")
     summary = model.contribution_summary()
-    print("\nmedia share of KPI: {:.3f}; largest channel share of media: {:.3f}; min contribution: {:.1f}"
-          .format(summary.share_of_kpi.sum(), summary.share_of_media.max(), summary.contribution.min()))
+    print(f"\nmedia share of KPI: {summary.share_of_kpi.sum():.3f}; largest channel share of media: {summary.share_of_media.max():.3f}; min contribution: {summary.contribution.min():.1f}"
+          )
     result = {"split": rows, "backtest": []}
     for i in range(args.backtest):
         c = cutoff - HOLDOUT * (i + 1)

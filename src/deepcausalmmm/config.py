@@ -11,8 +11,9 @@ naming the key's full path and what is allowed.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -34,7 +35,7 @@ class RegularizationConfig(_Section):
     """Penalty weights, all on scaled (per-region mean = 1) KPI units."""
 
     l1: float = Field(0.0, ge=0.0, description="L1 on channel and control coefficients.")
-    l2: float = Field(1e-4, ge=0.0, description="L2 on channel and control coefficients.")
+    l2: float = Field(1e-3, ge=0.0, description="L2 on channel and control coefficients.")
     region_shrinkage: float = Field(
         1e-2, ge=0.0, description="L2 pulling region deviations toward shared values."
     )
@@ -62,7 +63,7 @@ class CarryoverConfig(_Section):
     )
 
     @model_validator(mode="after")
-    def _ordered(self) -> "CarryoverConfig":
+    def _ordered(self) -> CarryoverConfig:
         if self.gate_min >= self.gate_max:
             raise ValueError(
                 f"carryover.gate_min ({self.gate_min}) must be < carryover.gate_max "
@@ -80,7 +81,7 @@ class SaturationConfig(_Section):
     slope_max: float = Field(3.0, gt=0.0)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "SaturationConfig":
+    def _ordered(self) -> SaturationConfig:
         if self.half_sat_min >= self.half_sat_max:
             raise ValueError("saturation.half_sat_min must be < saturation.half_sat_max")
         if self.slope_min >= self.slope_max:
@@ -91,8 +92,8 @@ class SaturationConfig(_Section):
 class EffectivenessConfig(_Section):
     """Time-varying effectiveness m_c(t) in [low, high] from a GRU over calendar and controls."""
 
-    low: float = Field(0.5, ge=0.0, le=1.0)
-    high: float = Field(1.5, ge=1.0)
+    low: float = Field(0.8, ge=0.0, le=1.0)
+    high: float = Field(1.2, ge=1.0)
     hidden: int = Field(8, ge=1, le=128)
     enabled: bool = True
 
@@ -131,12 +132,15 @@ class ControlsConfig(_Section):
 class TrainingConfig(_Section):
     """Optimisation settings."""
 
-    epochs: int = Field(600, ge=1, le=100_000)
+    epochs: int = Field(800, ge=1, le=100_000)
     learning_rate: float = Field(0.03, gt=0.0, le=10.0)
     patience: int = Field(60, ge=1, description="Epochs without validation gain before stopping.")
     min_delta: float = Field(1e-5, ge=0.0)
     validation_weeks: int = Field(
-        8, ge=0, description="Last weeks held out for early stopping (0: no early stopping)."
+        0,
+        ge=0,
+        description="Last weeks held out for early stopping (0: stop when the training loss "
+        "plateaus). Used only when the panel has at least 4x as many weeks.",
     )
     refit_epochs_fraction: float = Field(
         0.25,
@@ -146,6 +150,8 @@ class TrainingConfig(_Section):
         "best epoch count, so the last weeks inform the baseline level.",
     )
     region_weighting: Literal["equal", "size", "sqrt_size"] = "sqrt_size"
+    optimizer: Literal["adam", "lbfgs"] = "adam"
+    lbfgs_steps: int = Field(10, ge=1, le=1000, description="L-BFGS iterations per epoch.")
     max_grad_norm: float = Field(10.0, gt=0.0)
     threads: int = Field(0, ge=0, description="Torch CPU threads (0: all available cores).")
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -83,7 +84,7 @@ class DeepCausalMMM(BaseEstimator):
         config_overrides: Mapping[str, Any] | None = None,
         sample_weight: ArrayLike | None = None,
         **config_kwargs: Any,
-    ) -> "DeepCausalMMM":
+    ) -> DeepCausalMMM:
         """Fit the model to a panel.
 
         Parameters
@@ -157,7 +158,7 @@ class DeepCausalMMM(BaseEstimator):
         weight: str | None = None,
         config_overrides: Mapping[str, Any] | None = None,
         **config_kwargs: Any,
-    ) -> "DeepCausalMMM":
+    ) -> DeepCausalMMM:
         """Fit from one long DataFrame with named columns.
 
         Parameters
@@ -250,7 +251,7 @@ class DeepCausalMMM(BaseEstimator):
         return save_model(self, Path(path))
 
     @classmethod
-    def load(cls, path: str | Path) -> "DeepCausalMMM":
+    def load(cls, path: str | Path) -> DeepCausalMMM:
         """Read a model written by :meth:`save`; raises ``ModelFileError`` if it cannot."""
         from .io import load_model
 

@@ -37,7 +37,7 @@ class Batch:
     fourier: Tensor  # [T,P2] seasonality terms
     region_idx: Tensor  # [R] index of each row among the fitted regions
 
-    def to(self, device: torch.device | str) -> "Batch":
+    def to(self, device: torch.device | str) -> Batch:
         """Copy to ``device``."""
         return Batch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import copy
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -75,16 +76,41 @@ def train(
     start = time.perf_counter()
     tr = config.training
     n_epochs = tr.epochs if epochs is None else epochs
-    opt = torch.optim.Adam(net.parameters(), lr=tr.learning_rate if learning_rate is None else learning_rate)
+    lr = tr.learning_rate if learning_rate is None else learning_rate
+    params = [p for p in net.parameters() if p.requires_grad]
+    lbfgs = tr.optimizer == "lbfgs"
+    opt: torch.optim.Optimizer
+    if lbfgs:
+        opt = torch.optim.LBFGS(params, lr=1.0, max_iter=tr.lbfgs_steps, history_size=20,
+                                line_search_fn="strong_wolfe", tolerance_grad=1e-9,
+                                tolerance_change=1e-12)
+    else:
+        opt = torch.optim.Adam(params, lr=lr)
     history = History()
     use_val = bool(target.weight_val.sum() > 0)
     best, best_state, since = float("inf"), None, 0
-    for epoch in range(n_epochs):
+
+    def closure() -> Tensor:
         opt.zero_grad(set_to_none=True)
-        loss, val = total_loss(net, batch, target, config)
+        loss, _ = total_loss(net, batch, target, config)
         loss.backward()
-        nn.utils.clip_grad_norm_(net.parameters(), tr.max_grad_norm)
+        return loss
+
+    for epoch in range(n_epochs):
+        if lbfgs:
+            opt.step(closure)  # type: ignore[arg-type]
+            with torch.no_grad():
+                loss, val = total_loss(net, batch, target, config)
+        else:
+            opt.zero_grad(set_to_none=True)
+            loss, val = total_loss(net, batch, target, config)
+            loss.backward()
+            nn.utils.clip_grad_norm_(params, tr.max_grad_norm)
         lv, vv = float(loss.detach()), float(val)
+        if not math.isfinite(lv):
+            raise FloatingPointError(
+                f"training loss became {lv} at epoch {epoch}; lower training.learning_rate"
+            )
         history.train_loss.append(lv)
         if use_val:
             history.val_loss.append(vv)
@@ -100,7 +126,8 @@ def train(
         if since >= tr.patience:
             history.stopped_early = True
             break
-        opt.step()
+        if not lbfgs:
+            opt.step()
     if best_state is not None:
         net.load_state_dict(best_state)
     history.epochs_run = len(history.train_loss)

@@ -17,8 +17,9 @@ and the KPI is masked out of the loss (never invented).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -77,8 +78,8 @@ class Panel:
 
 
 def _fmt_date(d: Any) -> str:
-    if isinstance(d, pd.Timestamp):
-        return d.strftime("%Y-%m-%d")
+    if isinstance(d, (pd.Timestamp, np.datetime64)):
+        return pd.Timestamp(d).strftime("%Y-%m-%d")
     return str(d)
 
 

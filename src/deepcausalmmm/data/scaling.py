@@ -29,7 +29,7 @@ class PanelScaler:
     control_std: np.ndarray  # [K]
 
     @classmethod
-    def fit(cls, panel: Panel) -> "PanelScaler":
+    def fit(cls, panel: Panel) -> PanelScaler:
         """Fit on the observed, positively weighted cells of ``panel``."""
         if panel.y is None:
             raise ValueError("PanelScaler.fit needs a panel with a KPI")
@@ -83,7 +83,7 @@ class PanelScaler:
         }
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "PanelScaler":
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> PanelScaler:
         """Inverse of :meth:`to_arrays`."""
         return cls(
             arrays["scaler.y_scale"],

@@ -1,0 +1,105 @@
+"""Analytic checks of the model's building blocks."""
+
+import numpy as np
+import pytest
+import torch
+
+from deepcausalmmm.components import (
+    GatedCarryover,
+    HillSaturation,
+    apply_kernel,
+    carryover_kernel,
+    get_component,
+    hill,
+)
+from deepcausalmmm.components.temporal import make_knots, trend_basis
+
+
+def test_single_stage_kernel_is_geometric():
+    T, g = 12, 0.6
+    gates = torch.full((1, T, 1), g, dtype=torch.float64)
+    K = carryover_kernel(gates, max_lag=100)[0]
+    for t in range(T):
+        for s in range(T):
+            expected = (1 - g) * g ** (t - s) if s <= t else 0.0
+            assert K[t, s].item() == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_kernel_matches_recursion_with_time_varying_gates():
+    rng = np.random.default_rng(0)
+    T = 15
+    g = rng.uniform(0.1, 0.9, (2, T, 1))
+    x = rng.uniform(0, 3, T)
+    s1 = s2 = 0.0
+    expected = []
+    for t in range(T):
+        s1 = g[0, t, 0] * s1 + (1 - g[0, t, 0]) * x[t]
+        s2 = g[1, t, 0] * s2 + (1 - g[1, t, 0]) * s1
+        expected.append(s2)
+    K = carryover_kernel(torch.tensor(g), max_lag=100)
+    out = apply_kernel(K, torch.tensor(x)[None, :, None])[0, :, 0]
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-9)
+
+
+def test_carryover_causal_finite_zero_monotone():
+    K = carryover_kernel(torch.full((2, 30, 3), 0.7, dtype=torch.float64), max_lag=10)
+    lag = torch.arange(30)[:, None] - torch.arange(30)[None, :]
+    assert (K[:, lag < 0] == 0).all()  # never backwards in time
+    assert (K[:, lag > 10] == 0).all()  # finite horizon
+    assert (K >= 0).all()  # monotone in spend
+    zero = apply_kernel(K, torch.zeros(4, 30, 3, dtype=torch.float64))
+    assert (zero == 0).all()
+
+
+def test_steady_state_preserves_level():
+    K = carryover_kernel(torch.full((1, 200, 1), 0.5, dtype=torch.float64), max_lag=200)
+    out = apply_kernel(K, torch.ones(1, 200, 1, dtype=torch.float64))
+    assert out[0, -1, 0].item() == pytest.approx(1.0, abs=1e-9)
+
+
+def test_hill_analytic_values():
+    k, s = torch.tensor([2.0]), torch.tensor([1.7])
+    assert hill(torch.tensor([[2.0]]), k, s).item() == pytest.approx(0.5)
+    assert hill(torch.tensor([[0.0]]), k, s).item() == 0.0
+    x = torch.tensor([[1.0]])
+    assert hill(x, k, s).item() == pytest.approx(1 / (1 + 2.0**1.7))
+    xs = torch.linspace(0, 10, 50)[:, None]
+    assert (torch.diff(hill(xs, k, s)[:, 0]) >= 0).all()
+
+
+def test_gradcheck():
+    x = torch.rand(3, 1, dtype=torch.float64) + 0.1
+    k = torch.tensor([0.7], dtype=torch.float64, requires_grad=True)
+    s = torch.tensor([1.3], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: hill(x, a, b), (k, s))
+    gates = torch.rand(2, 6, 2, dtype=torch.float64) * 0.8 + 0.1
+    gates.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda g: carryover_kernel(g, 4), (gates,))
+
+
+def test_registry_round_trip():
+    assert get_component("carryover", "gated") is GatedCarryover
+    assert get_component("saturation", "hill") is HillSaturation
+    with pytest.raises(KeyError, match="registered: "):
+        get_component("saturation", "logistic")
+
+
+def test_gates_stay_in_bounds():
+    mod = GatedCarryover(3, 4, stages=2, gate_min=0.1, gate_max=0.6)
+    with torch.no_grad():
+        mod.gate_logit.fill_(50.0)
+    g = mod.gates(torch.randn(20, 4)).detach()
+    assert g.shape == (2, 20, 3)
+    assert float(g.max()) <= 0.6 + 1e-6 and float(g.min()) >= 0.1
+
+
+def test_trend_basis_flat_extrapolation_and_partition_of_unity():
+    knots = make_knots(40, 8)
+    assert knots[0] == 0 and knots[-1] == 40
+    B = trend_basis(np.arange(60), knots)
+    np.testing.assert_allclose(B.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(B[45], B[59])  # flat beyond the last knot
+    D = trend_basis(np.arange(60), knots, "damped", 0.5)
+    w = np.arange(len(knots), dtype=float)  # slope 1/8 per step at the end
+    assert D[41] @ w > w[-1]  # continues upward
+    assert D[59] @ w == pytest.approx(w[-1] + (1 / 8) * 0.5 / (1 - 0.5), rel=1e-3)

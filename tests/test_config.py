@@ -1,0 +1,64 @@
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from deepcausalmmm import ConfigError, MMMConfig, build_config
+
+
+def test_defaults_are_valid_and_frozen():
+    cfg = build_config()
+    assert isinstance(cfg, MMMConfig)
+    assert cfg.loss in ("mse", "huber")
+    with pytest.raises(ValidationError, match="frozen"):
+        cfg.loss = "mse"  # type: ignore[misc]
+
+
+def test_seed_keys_merge():
+    cfg = build_config(None, {"loss": "huber", "regularization": {"l1": 1e-4, "l2": 1e-3}})
+    assert cfg.loss == "huber"
+    assert cfg.regularization.l1 == 1e-4 and cfg.regularization.l2 == 1e-3
+    # untouched siblings keep their defaults
+    assert cfg.regularization.smoothness == MMMConfig().regularization.smoothness
+
+
+def test_merge_order_file_then_overrides_then_kwargs(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("training:\n  epochs: 50\n  learning_rate: 0.01\nloss: mse\n")
+    cfg = build_config(path, {"training": {"epochs": 70}}, training__learning_rate=0.02)
+    assert cfg.loss == "mse"
+    assert cfg.training.epochs == 70
+    assert cfg.training.learning_rate == 0.02
+    jpath = tmp_path / "c.json"
+    jpath.write_text(json.dumps({"huber_delta": 0.2}))
+    assert build_config(jpath).huber_delta == 0.2
+
+
+def test_unknown_key_names_path_and_allowed_keys():
+    with pytest.raises(ConfigError, match=r"unknown config key 'regularization\.l3'.*allowed keys here: .*l1, l2"):
+        build_config(None, {"regularization": {"l3": 1.0}})
+    with pytest.raises(ConfigError, match=r"unknown config key 'lossy'"):
+        build_config(None, {"lossy": "mse"})
+
+
+def test_out_of_range_and_bad_choice():
+    with pytest.raises(ConfigError, match=r"config key 'regularization\.l1'.*greater than or equal to 0"):
+        build_config(None, {"regularization": {"l1": -1}})
+    with pytest.raises(ConfigError, match=r"config key 'loss'.*'mse' or 'huber'"):
+        build_config(None, {"loss": "mae"})
+    with pytest.raises(ConfigError, match=r"gate_min .* must be < carryover.gate_max"):
+        build_config(None, {"carryover": {"gate_min": 0.9, "gate_max": 0.5}})
+
+
+def test_bad_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        build_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        build_config(bad)
+
+
+def test_round_trip_through_dict():
+    cfg = build_config(None, {"training": {"epochs": 12}})
+    assert build_config(cfg.to_dict()) == cfg

@@ -1,0 +1,187 @@
+"""The estimator's public API and its sklearn-style contract."""
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+from sklearn.base import clone
+
+from deepcausalmmm import ConfigError, DataError, DeepCausalMMM, ModelFileError, NotFittedError
+from deepcausalmmm.datasets import simulate_panel
+
+from .conftest import FAST
+
+
+def test_seed_example_verbatim():
+    sim = simulate_panel(5, 52, 3, seed=21)
+    X, y, region_labels = sim.X, sim.y, sim.regions
+    from deepcausalmmm import DeepCausalMMM
+
+    model = DeepCausalMMM()
+    model.fit(X=X, y=y, regions=region_labels,
+              config_overrides={"loss": "huber",
+                                "regularization": {"l1": 1e-4, "l2": 1e-3}})
+    contributions = model.get_channel_contributions()
+    fig1 = model.plot_contributions()
+    fig2 = model.plot_dag()
+    assert isinstance(fig1, go.Figure) and isinstance(fig2, go.Figure)
+    assert model.config_.loss == "huber" and model.config_.regularization.l1 == 1e-4
+    assert set(sim.channels) <= set(contributions.columns)
+    assert {"baseline", "controls", "prediction"} <= set(contributions.columns)
+    assert (contributions[sim.channels].to_numpy() >= 0).all()
+
+
+def test_fit_returns_self_and_params(small_sim):
+    model = DeepCausalMMM(config=FAST, random_state=4)
+    assert model.fit(small_sim.X, small_sim.y, regions=small_sim.regions) is model
+    assert model.get_params() == {"config": FAST, "random_state": 4, "device": "cpu", "verbose": False}
+    twin = clone(model)
+    assert twin.get_params() == model.get_params() and not hasattr(twin, "net_")
+    model.set_params(random_state=9)
+    assert model.random_state == 9
+
+
+@pytest.mark.parametrize("call", [
+    lambda m, s: m.predict(s.X, regions=s.regions),
+    lambda m, s: m.get_channel_contributions(),
+    lambda m, s: m.contribution_summary(),
+    lambda m, s: m.plot_contributions(),
+    lambda m, s: m.plot_dag(),
+    lambda m, s: m.save("unused.safetensors"),
+])
+def test_not_fitted_errors(call, small_sim):
+    with pytest.raises(NotFittedError):
+        call(DeepCausalMMM(), small_sim)
+
+
+def test_summary_shares(fitted):
+    summary = fitted.contribution_summary()
+    assert list(summary.index) == fitted.channels_
+    assert summary["share_of_media"].sum() == pytest.approx(1.0)
+    table = fitted.get_channel_contributions()
+    np.testing.assert_allclose(summary["contribution"], table[fitted.channels_].sum())
+
+
+def test_fit_frame_and_cube_inputs(small_sim):
+    df = small_sim.data
+    a = DeepCausalMMM(config=FAST).fit_frame(df, target="kpi", channels=small_sim.channels,
+                                             date="date", region="region", controls=small_sim.controls)
+    b = DeepCausalMMM(config=FAST).fit(small_sim.X, small_sim.y, regions=small_sim.regions,
+                                       dates=small_sim.dates, controls=small_sim.control_frame)
+    assert a.get_channel_contributions().equals(b.get_channel_contributions())
+    with pytest.raises(DataError, match=r"`df` lacks column\(s\) \['tv'\]"):
+        DeepCausalMMM().fit_frame(df, target="kpi", channels=["tv"])
+    R, T = 6, 60
+    cube = small_sim.X.to_numpy().reshape(R, T, 3)
+    c = DeepCausalMMM(config=FAST).fit(cube, small_sim.y.reshape(R, T))
+    assert c.get_channel_contributions().shape[0] == R * T
+
+
+def test_holdout_rows_continue_history_with_carryover(small_sim):
+    data = small_sim.data
+    cut = sorted(data["date"].unique())[50]
+    train, hold = data[data["date"] < cut], data[data["date"] >= cut].copy()
+    model = DeepCausalMMM(config=FAST).fit(train[small_sim.channels], train["kpi"],
+                                           regions=train["region"], dates=train["date"])
+    hold[small_sim.channels] = 0.0  # no new spend: only carryover from fitted weeks remains
+    table = model.get_channel_contributions(hold[small_sim.channels], regions=hold["region"],
+                                            dates=hold["date"])
+    first = table.xs(cut, level="date")
+    assert (first[small_sim.channels].sum(axis=1) > 0).all()
+    later = table.xs(sorted(hold["date"].unique())[-1], level="date")
+    assert (later[small_sim.channels].sum(axis=1) < first[small_sim.channels].sum(axis=1)).all()
+    pred = model.predict(hold[small_sim.channels], regions=hold["region"], dates=hold["date"])
+    np.testing.assert_allclose(pred, table["prediction"].to_numpy())
+
+
+def test_prediction_errors(fitted, small_sim):
+    X = small_sim.X
+    with pytest.raises(DataError, match=r"`regions` \['atlantis'\] were not in the fitted data"):
+        fitted.predict(X.iloc[:3], regions=["atlantis"] * 3, dates=small_sim.dates[:3],
+                       controls=small_sim.control_frame.iloc[:3])
+    with pytest.raises(DataError, match=r"missing \['channel_3'\]"):
+        fitted.predict(X[["channel_1", "channel_2"]], regions=small_sim.regions,
+                       dates=small_sim.dates, controls=small_sim.control_frame)
+    with pytest.raises(DataError, match="must lie on the fitted grid"):
+        fitted.predict(X.iloc[:1], regions=small_sim.regions[:1],
+                       dates=[pd.Timestamp("2000-01-03")], controls=small_sim.control_frame.iloc[:1])
+
+
+def test_config_errors_through_fit(small_sim):
+    with pytest.raises(ConfigError, match=r"unknown config key 'training\.epoch'"):
+        DeepCausalMMM().fit(small_sim.X, small_sim.y, config_overrides={"training": {"epoch": 3}})
+    with pytest.raises(ConfigError, match=r"'coefficients.negative_channels' names \['radio'\]"):
+        DeepCausalMMM().fit(small_sim.X, small_sim.y,
+                            config_overrides={"coefficients": {"negative_channels": ["radio"]}})
+    with pytest.raises(ConfigError, match="`device` must be"):
+        DeepCausalMMM(device="tpu").fit(small_sim.X, small_sim.y)
+
+
+def test_negative_channel_switch(small_sim):
+    cfg = {**FAST, "coefficients": {"negative_channels": ["channel_3"]}}
+    model = DeepCausalMMM(config=cfg).fit(small_sim.X, small_sim.y, regions=small_sim.regions)
+    assert bool(model.net_.negative[2]) and not bool(model.net_.negative[0])
+
+
+def test_save_load_identical(fitted, small_sim, tmp_path):
+    path = fitted.save(tmp_path / "model.safetensors")
+    loaded = DeepCausalMMM.load(path)
+    kw = dict(regions=small_sim.regions, dates=small_sim.dates, controls=small_sim.control_frame)
+    np.testing.assert_array_equal(fitted.predict(small_sim.X, **kw), loaded.predict(small_sim.X, **kw))
+    assert loaded.get_channel_contributions().equals(fitted.get_channel_contributions())
+    assert loaded.config_ == fitted.config_ and loaded.channels_ == fitted.channels_
+
+
+def test_load_rejects_corrupt_foreign_and_future_files(fitted, tmp_path):
+    path = fitted.save(tmp_path / "m.safetensors")
+    raw = path.read_bytes()
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ModelFileError, match="corrupted"):
+        DeepCausalMMM.load(bad)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a model at all")
+    with pytest.raises(ModelFileError, match="corrupted"):
+        DeepCausalMMM.load(junk)
+    with pytest.raises(ModelFileError, match="does not exist"):
+        DeepCausalMMM.load(tmp_path / "missing.safetensors")
+    # a file from an incompatible format version
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = dict(f.metadata())
+    meta["format_version"] = "99"
+    future = tmp_path / "future.safetensors"
+    save_file({k: v for k, v in load_file(str(path)).items()}, str(future), metadata=meta)
+    with pytest.raises(ModelFileError, match="format version 99"):
+        DeepCausalMMM.load(future)
+    other = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(2)}, str(other), metadata={"format": "something-else"})
+    with pytest.raises(ModelFileError, match="not a deepcausalmmm model"):
+        DeepCausalMMM.load(other)
+
+
+def test_failed_save_keeps_previous_file(fitted, tmp_path, monkeypatch):
+    path = fitted.save(tmp_path / "m.safetensors")
+    before = path.read_bytes()
+    import deepcausalmmm.io as io
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(io, "save_file", boom)
+    with pytest.raises(OSError):
+        fitted.save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+
+
+def test_plots_describe_results(fitted):
+    fig = fitted.plot_contributions()
+    names = {t.name for t in fig.data}
+    assert set(fitted.channels_) | {"baseline", "controls", "prediction", "actual"} <= names
+    dag = fitted.plot_dag()
+    assert "no edges" in dag.layout.title.text
+    assert list(dag.data[0].text) == fitted.channels_

@@ -1,0 +1,109 @@
+"""DESIGN.md's seven invariants, each checked on a fitted model."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from deepcausalmmm import DeepCausalMMM
+from deepcausalmmm.datasets import simulate_panel
+
+from .conftest import FAST
+
+
+def contributions_for(model, sim, X):
+    return model.get_channel_contributions(X, regions=sim.regions, dates=sim.dates,
+                                           controls=sim.control_frame)
+
+
+def test_1_additive_decomposition(fitted, small_sim):
+    table = fitted.get_channel_contributions()
+    parts = table[fitted.channels_].sum(axis=1) + table["baseline"] + table["controls"]
+    np.testing.assert_allclose(parts, table["prediction"], rtol=1e-5)
+    pred = fitted.predict(small_sim.X, regions=small_sim.regions, dates=small_sim.dates,
+                          controls=small_sim.control_frame)
+    np.testing.assert_allclose(pred, table["prediction"].to_numpy(), rtol=1e-5)
+    assert list(table.index.names) == ["region", "date"]
+    assert len(table) == len(small_sim.data)
+
+
+def test_2_zero_in_zero_out_counterfactual(fitted, small_sim):
+    X0 = small_sim.X.copy()
+    X0["channel_2"] = 0.0
+    table = contributions_for(fitted, small_sim, X0)
+    assert (table["channel_2"] == 0).all()
+    # the other channels are untouched by the counterfactual
+    base = fitted.get_channel_contributions()
+    np.testing.assert_array_equal(table["channel_1"].to_numpy(), base["channel_1"].to_numpy())
+
+
+def test_2_all_zero_channel_fits_to_zero():
+    sim = simulate_panel(4, 40, 3, seed=5, zero_channels=(1,))
+    with pytest.warns(UserWarning, match="zero in every row"):
+        model = DeepCausalMMM(config=FAST).fit(sim.X, sim.y, regions=sim.regions, dates=sim.dates)
+    assert (model.get_channel_contributions()["channel_2"] == 0).all()
+
+
+def test_3_nonnegative_and_monotone_in_spend(fitted, small_sim):
+    base = fitted.get_channel_contributions()
+    assert (base[fitted.channels_].to_numpy() >= 0).all()
+    X1 = small_sim.X.copy()
+    X1["channel_1"] *= 1.5
+    more = contributions_for(fitted, small_sim, X1)
+    assert (more["channel_1"].to_numpy() >= base["channel_1"].to_numpy() - 1e-9).all()
+    assert more["channel_1"].sum() > base["channel_1"].sum()
+
+
+def test_4_carryover_is_causal_and_finite(fitted, small_sim):
+    data = small_sim.data
+    week = sorted(data["date"].unique())[20]
+    X1 = small_sim.X.copy()
+    X1.loc[(data["date"] == week).to_numpy(), "channel_1"] += 5 * small_sim.X["channel_1"].mean()
+    base = fitted.get_channel_contributions()["channel_1"].to_numpy()
+    bumped = contributions_for(fitted, small_sim, X1)["channel_1"].to_numpy()
+    dates = data["date"].to_numpy()
+    before = dates < week
+    np.testing.assert_array_equal(bumped[before], base[before])  # never backwards
+    assert (bumped[dates == week] > base[dates == week]).all()
+    horizon = fitted.config_.carryover.max_lag
+    far = dates > week + pd.Timedelta(weeks=horizon)
+    np.testing.assert_allclose(bumped[far], base[far], rtol=1e-6)  # finite horizon
+
+
+def test_5_scalers_use_training_rows_only(small_sim):
+    data = small_sim.data
+    cut = sorted(data["date"].unique())[45]
+    train = data[data["date"] < cut]
+    model = DeepCausalMMM(config=FAST).fit(
+        train[small_sim.channels], train["kpi"], regions=train["region"], dates=train["date"],
+        controls=train[small_sim.controls])
+    expected = train.groupby("region", sort=False)["kpi"].mean().to_numpy()
+    np.testing.assert_allclose(model.scaler_.y_scale, expected)
+    # predicting the holdout (with wild values) changes nothing fitted
+    hold = data[data["date"] >= cut].copy()
+    state = {k: v.clone() for k, v in model.net_.state_dict().items()}
+    hold[small_sim.channels] *= 100
+    model.predict(hold[small_sim.channels], regions=hold["region"], dates=hold["date"],
+                  controls=hold[small_sim.controls])
+    np.testing.assert_allclose(model.scaler_.y_scale, expected)
+    assert all(torch.equal(state[k], v) for k, v in model.net_.state_dict().items())
+
+
+def test_6_bitwise_determinism(small_sim):
+    def run():
+        return DeepCausalMMM(config={"training": {"epochs": 40}}, random_state=3).fit(
+            small_sim.X, small_sim.y, regions=small_sim.regions, dates=small_sim.dates,
+            controls=small_sim.control_frame).get_channel_contributions()
+
+    a, b = run(), run()
+    assert a.equals(b)
+
+
+def test_7_contributions_only_from_own_channel(fitted, small_sim):
+    X1 = small_sim.X.copy()
+    X1["channel_3"] = X1["channel_3"][::-1].to_numpy() * 3  # scramble one channel
+    base = fitted.get_channel_contributions()
+    other = contributions_for(fitted, small_sim, X1)
+    for c in ["channel_1", "channel_2"]:
+        np.testing.assert_array_equal(other[c].to_numpy(), base[c].to_numpy())
+    assert not np.allclose(other["channel_3"], base["channel_3"])

@@ -1,0 +1,149 @@
+"""The panel contract: layouts accepted, and a clear error for each kind of bad input."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deepcausalmmm import DataError, DeepCausalMMM
+from deepcausalmmm.data import build_panel
+
+
+def frame(n_regions=2, n_weeks=10, seed=0):
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range("2024-01-01", periods=n_weeks, freq="7D")
+    rows = []
+    for r in range(n_regions):
+        for d in dates:
+            rows.append({"region": f"r{r}", "date": d, "tv": rng.uniform(0, 10),
+                         "search": rng.uniform(0, 5), "price": rng.normal(10, 1),
+                         "kpi": rng.uniform(90, 110)})
+    return pd.DataFrame(rows)
+
+
+def panel_of(df, **kw):
+    return build_panel(df[["tv", "search"]], df["kpi"], df["region"], df["date"],
+                       df[["price"]], **kw)
+
+
+def test_long_frame_layout():
+    df = frame()
+    p = panel_of(df)
+    assert p.shape == (2, 10, 2)
+    assert p.controls == ["price"]
+    assert p.observed.all()
+    np.testing.assert_allclose(p.media[1, 3], df[["tv", "search"]].iloc[13])
+
+
+def test_controls_by_column_name_and_cube():
+    df = frame()
+    p = build_panel(df[["tv", "search", "price"]], df["kpi"], df["region"], df["date"], ["price"])
+    assert p.channels == ["tv", "search"] and p.controls == ["price"]
+    cube = np.ones((3, 12, 2))
+    pc = build_panel(cube, np.ones((3, 12)))
+    assert pc.shape == (3, 12, 2) and pc.regions == ["region_0", "region_1", "region_2"]
+
+
+def test_ragged_panel_is_masked_not_invented():
+    df = frame().drop(index=[3, 4])  # region r0 misses two weeks
+    p = panel_of(df)
+    assert p.shape == (2, 10, 2)
+    assert not p.observed[0, 3] and not p.observed[0, 4]
+    assert np.isnan(p.y[0, 3]) and p.weight[0, 3] == 0
+    assert p.media[0, 3].sum() == 0
+    assert p.control_values[0, 3, 0] == p.control_values[0, 2, 0]  # forward filled
+
+
+@pytest.mark.parametrize("col", ["tv", "price", "kpi"])
+def test_nan_and_inf(col):
+    df = frame()
+    df.loc[12, col] = np.nan
+    name = {"tv": "X", "price": "controls", "kpi": "y"}[col]
+    shown = "y" if col == "kpi" else col
+    with pytest.raises(DataError, match=rf"`{name}` column '{shown}' has 1 NaN.*region 'r1', dates 2024-01-15"):
+        panel_of(df)
+    df.loc[12, col] = np.inf
+    with pytest.raises(DataError, match="infinite"):
+        panel_of(df)
+
+
+def test_negative_spend_names_column_region_dates():
+    df = frame()
+    df.loc[[2, 3, 4], "tv"] = -1.0
+    with pytest.raises(DataError, match=r"`X` column 'tv' has 3 negative value\(s\) \(region 'r0', "
+                                        r"dates 2024-01-15..2024-01-29\); spend/activity must be >= 0"):
+        panel_of(df)
+
+
+def test_duplicate_rows():
+    df = frame()
+    df = pd.concat([df, df.iloc[[5]]], ignore_index=True)
+    with pytest.raises(DataError, match=r"duplicate \(region, date\) rows.*region 'r0', dates 2024-02-05"):
+        panel_of(df)
+
+
+def test_irregular_dates():
+    df = frame()
+    df.loc[5, "date"] = df.loc[5, "date"] + pd.Timedelta(days=2)
+    with pytest.raises(DataError, match="`dates` are irregular.*off that grid"):
+        panel_of(df)
+
+
+def test_mismatched_lengths():
+    df = frame()
+    with pytest.raises(DataError, match=r"`y` has 19 values but `X` has 20 rows"):
+        build_panel(df[["tv"]], df["kpi"].iloc[:-1], df["region"], df["date"])
+    with pytest.raises(DataError, match=r"`regions` has 19 labels"):
+        build_panel(df[["tv"]], df["kpi"], df["region"].iloc[:-1], df["date"])
+    with pytest.raises(DataError, match=r"`controls` has 19 rows"):
+        build_panel(df[["tv"]], df["kpi"], df["region"], df["date"], df[["price"]].iloc[:-1])
+
+
+def test_non_numeric_column():
+    df = frame()
+    df["tv"] = df["tv"].astype(str)
+    df.loc[0, "tv"] = "lots"
+    with pytest.raises(DataError, match=r"`X` column\(s\) \['tv'\] are not numeric"):
+        panel_of(df)
+
+
+def test_too_few_weeks_and_single_week_region():
+    df = frame(n_weeks=5)
+    with pytest.raises(DataError, match=r"spans 5 weeks but the model needs at least 8 \(config data.min_weeks\)"):
+        panel_of(df, min_weeks=8)
+    df = frame()
+    df = df[(df.region == "r0") | (df.date == df.date.min())]
+    with pytest.raises(DataError, match=r"region\(s\) \['r1'\] have a single week"):
+        panel_of(df)
+
+
+def test_unknown_control_name():
+    df = frame()
+    with pytest.raises(DataError, match=r"`controls` names \['weather'\] that are not columns of `X`"):
+        build_panel(df[["tv"]], df["kpi"], df["region"], df["date"], ["weather"])
+
+
+def test_all_zero_channel_warns():
+    df = frame()
+    df["search"] = 0.0
+    with pytest.warns(UserWarning, match=r"channel\(s\) \['search'\] are zero in every row"):
+        panel_of(df)
+
+
+def test_bad_input_leaves_fitted_model_unchanged(fitted, small_sim):
+    before = {k: v.clone() for k, v in fitted.net_.state_dict().items()}
+    scale = fitted.scaler_.y_scale.copy()
+    X = small_sim.X.copy()
+    X.iloc[0, 0] = -5.0
+    with pytest.raises(DataError, match="negative"):
+        fitted.fit(X, small_sim.y, regions=small_sim.regions, dates=small_sim.dates,
+                   controls=small_sim.control_frame)
+    after = fitted.net_.state_dict()
+    assert all(bool((before[k] == after[k]).all()) for k in before)
+    np.testing.assert_array_equal(scale, fitted.scaler_.y_scale)
+
+
+def test_fit_reports_negative_spend_via_estimator():
+    df = frame()
+    df.loc[0, "tv"] = -1
+    with pytest.raises(DataError, match="column 'tv' has 1 negative"):
+        DeepCausalMMM().fit(df[["tv", "search"]], df["kpi"], regions=df["region"], dates=df["date"])
