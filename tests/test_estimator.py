@@ -185,3 +185,20 @@ def test_plots_describe_results(fitted):
     dag = fitted.plot_dag()
     assert "no edges" in dag.layout.title.text
     assert list(dag.data[0].text) == fitted.channels_
+
+
+def test_backtest_refits_per_cutoff_and_reports_naive(small_sim):
+    model = DeepCausalMMM(config={"training": {"epochs": 60}})
+    res = model.backtest(small_sim.X, small_sim.y, small_sim.regions, small_sim.dates,
+                         small_sim.control_frame, n_splits=2, horizon=8)
+    assert list(res["train_weeks"]) == [44, 52]
+    assert not hasattr(model, "net_")  # the estimator itself is not fitted by a backtest
+    # the naive figures are the per-region last training value held flat
+    y = small_sim.y.reshape(6, 60)
+    naive = np.repeat(y[:, 51:52], 8, axis=1)
+    wape = np.abs(y[:, 52:60] - naive).sum() / np.abs(y[:, 52:60]).sum() * 100
+    assert res["naive_wape_pct"].iloc[1] == pytest.approx(wape)
+    assert (res["wape_pct"] > 0).all() and res["r2"].notna().all()
+    with pytest.raises(DataError, match="leaves 0 training weeks"):
+        model.backtest(small_sim.X, small_sim.y, small_sim.regions, small_sim.dates,
+                       n_splits=6, horizon=10)

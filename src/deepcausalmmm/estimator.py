@@ -230,6 +230,74 @@ class DeepCausalMMM(BaseEstimator):
         kpi = float(np.nansum(np.where(self.panel_.observed, self.panel_.y, 0.0)))
         return summarize_contributions(table, self.channels_, kpi)
 
+    def backtest(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        regions: ArrayLike | None = None,
+        dates: ArrayLike | None = None,
+        controls: ArrayLike | Sequence[str] | None = None,
+        n_splits: int = 3,
+        horizon: int = 13,
+        sample_weight: ArrayLike | None = None,
+    ) -> pd.DataFrame:
+        """Rolling-origin backtest: refit on the weeks before each cutoff, forecast ``horizon`` weeks.
+
+        Each refit is a clone of this estimator (same config and seed) and sees
+        nothing from its holdout weeks; holdout media and controls are used,
+        with carryover from the training weeks. Metrics are computed on the
+        observed holdout cells, next to the naive per-region last-value forecast.
+
+        Returns
+        -------
+        DataFrame
+            One row per cutoff: ``cutoff``, ``train_weeks``, ``wape_pct``, ``r2``,
+            ``national_mape_pct``, ``naive_wape_pct``, ``naive_r2``,
+            ``naive_national_mape_pct``, ``fit_seconds``.
+        """
+        import time
+
+        from sklearn.base import clone
+
+        from .analysis.backtest import forecast_metrics, last_value_forecast, rolling_cutoffs
+
+        cfg = build_config(self.config)
+        panel = build_panel(X, y, regions, dates, controls, sample_weight, purpose="fit",
+                            min_weeks=cfg.data.min_weeks)
+        assert panel.y is not None
+        T = len(panel.dates)
+        try:
+            cutoffs = rolling_cutoffs(T, n_splits, horizon, cfg.data.min_weeks)
+        except ValueError as exc:
+            raise DataError(str(exc)) from None
+        weight = panel.weight * panel.observed
+        y0 = np.where(panel.observed, panel.y, 0.0)
+        ctrl = panel.control_values if panel.controls else None
+        rows = []
+        for cut in cutoffs:
+            model = clone(self)
+            start = time.perf_counter()
+            model.fit(panel.media[:, :cut], y0[:, :cut], regions=panel.regions,
+                      dates=list(panel.dates[:cut]),
+                      controls=None if ctrl is None else ctrl[:, :cut],
+                      sample_weight=weight[:, :cut])
+            seconds = time.perf_counter() - start
+            end = cut + horizon
+            R = len(panel.regions)
+            pred = model.predict(panel.media[:, cut:end], regions=panel.regions,
+                                 dates=list(panel.dates[cut:end]),
+                                 controls=None if ctrl is None else ctrl[:, cut:end])
+            pred = pred.reshape(R, end - cut)  # [R*H] -> [R,H]
+            naive_pred = last_value_forecast(
+                y0[:, :cut], panel.observed[:, :cut] & (weight[:, :cut] > 0), end - cut)
+            # Regions with no usable training week have no naive forecast; skip them for both.
+            mask = panel.observed[:, cut:end] & np.isfinite(naive_pred)
+            ours = forecast_metrics(panel.y[:, cut:end], pred, mask)
+            naive = forecast_metrics(panel.y[:, cut:end], naive_pred, mask)
+            rows.append({"cutoff": panel.dates[cut], "train_weeks": cut, **ours,
+                         **{f"naive_{k}": v for k, v in naive.items()}, "fit_seconds": seconds})
+        return pd.DataFrame(rows)
+
     # ----------------------------------------------------------------- plotting
     def plot_contributions(self) -> go.Figure:
         """Stacked decomposition of the fitted KPI over time (plotly figure, not shown)."""

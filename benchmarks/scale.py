@@ -1,0 +1,78 @@
+"""Scaling benchmark: fit time and peak memory vs panel size on simulated panels.
+
+Usage::
+
+    python benchmarks/scale.py [--epochs 20] [--sizes 50x104x8,200x104x8,...] [--device cpu]
+
+Each size runs in its own process (so peak memory is its own) for a fixed
+number of epochs; the script prints seconds per epoch, the fit time that a
+full default run (``training.epochs`` at most) would take at that rate, peak
+resident memory, and the fitted exponent of time vs regions x weeks x channels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+DEFAULT_SIZES = "50x104x8,200x104x8,500x104x8,500x156x20,1000x156x20,2000x156x20"
+
+CHILD = r"""
+import json, resource, sys, time
+from deepcausalmmm import DeepCausalMMM, MMMConfig
+from deepcausalmmm.datasets import simulate_panel
+R, T, C, epochs, device = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+sim = simulate_panel(R, T, C, seed=0)
+model = DeepCausalMMM(config={"training": {"epochs": epochs, "patience": 10**6}}, device=device)
+t0 = time.perf_counter()
+model.fit(sim.X, sim.y, regions=sim.regions, dates=sim.dates, controls=sim.control_frame)
+fit_s = time.perf_counter() - t0
+print(json.dumps({"fit_s": fit_s, "epochs": model.history_.epochs_run,
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "max_epochs": MMMConfig().training.epochs}))
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--sizes", default=DEFAULT_SIZES)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    rows = []
+    print(f"{'regions':>8}{'weeks':>7}{'chans':>7}{'cells':>12}{'s/epoch':>10}{'fit_s':>9}"
+          f"{'full_fit_s*':>13}{'peak_MB':>10}")
+    for size in args.sizes.split(","):
+        R, T, C = (int(v) for v in size.split("x"))
+        out = subprocess.run([sys.executable, "-c", CHILD, str(R), str(T), str(C), str(args.epochs),
+                              args.device], capture_output=True, text=True)
+        if out.returncode != 0:
+            print(f"{size}: failed\n{out.stderr[-2000:]}")
+            continue
+        res = json.loads(out.stdout.strip().splitlines()[-1])
+        per_epoch = res["fit_s"] / res["epochs"]
+        row = {"regions": R, "weeks": T, "channels": C, "cells": R * T * C, **res,
+               "s_per_epoch": per_epoch, "full_fit_s": per_epoch * res["max_epochs"]}
+        rows.append(row)
+        print(f"{R:8d}{T:7d}{C:7d}{R * T * C:12d}{per_epoch:10.3f}{res['fit_s']:9.1f}"
+              f"{row['full_fit_s']:13.1f}{res['peak_mb']:10.0f}")
+    if len(rows) >= 2:
+        x = np.log([r["cells"] for r in rows])
+        y = np.log([r["s_per_epoch"] for r in rows])
+        slope = np.polyfit(x, y, 1)[0]
+        print(f"\ngrowth exponent of time per epoch vs regions*weeks*channels: {slope:.2f}")
+    print("* full_fit_s: seconds per epoch x the default maximum epochs (a default fit stops "
+          "earlier when the loss plateaus)")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
