@@ -163,9 +163,29 @@ class DataConfig(_Section):
 
 
 class GraphConfig(_Section):
-    """Channel graph settings (structure learning arrives with the causal-graph issue)."""
+    """Channel graph among channel activities (see README, "Channel graph")."""
 
-    mode: Literal["none"] = "none"
+    mode: Literal["notears", "none", "fixed"] = "notears"
+    max_lag: int = Field(1, ge=0, le=8, description="Weeks of lagged channel-to-channel influence.")
+    lambda1: float = Field(0.02, ge=0.0, description="NOTEARS L1 weight (standardised activity).")
+    threshold: float = Field(
+        0.1, ge=0.0, description="Edges with |standardised weight| below this are dropped."
+    )
+    forbidden: tuple[tuple[str, str], ...] = Field((), description="(parent, child) pairs never linked.")
+    required: tuple[tuple[str, str], ...] = Field((), description="(parent, child) pairs always kept.")
+    roots: tuple[str, ...] = Field((), description="Channels that cannot have parents (e.g. planned TV).")
+    edges: tuple[tuple[str, str], ...] = Field(
+        (), description="mode='fixed': the (parent, child) structure; weights are estimated."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "GraphConfig":
+        clash = set(self.forbidden) & set(self.required)
+        if clash:
+            raise ValueError(f"graph.forbidden and graph.required share {sorted(clash)}")
+        if self.mode == "fixed" and not self.edges:
+            raise ValueError("graph.mode='fixed' needs graph.edges, a list of [parent, child] pairs")
+        return self
 
 
 class MMMConfig(_Section):

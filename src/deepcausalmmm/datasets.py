@@ -11,6 +11,7 @@ saturation relative to each region's typical spend, and Gaussian noise.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,10 @@ class SimulatedPanel:
         the noise-free ``prediction`` (KPI = prediction + noise).
     params : dict
         True parameters: ``gates`` [C,2], ``half_sat`` [C], ``slope`` [C],
-        ``beta`` [C], ``region_size`` [R], ``control_coef`` [K].
+        ``beta`` [C], ``region_size`` [R], ``control_coef`` [K], ``edges``.
+    truth_effects : DataFrame
+        Per channel: ``total`` (KPI lost under do(channel = 0), its induced
+        activity in descendants removed), ``direct``, ``mediated``, ``total_share``.
     """
 
     data: pd.DataFrame
@@ -43,6 +47,7 @@ class SimulatedPanel:
     controls: list[str]
     truth: pd.DataFrame
     params: dict[str, Any] = field(repr=False)
+    truth_effects: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def X(self) -> pd.DataFrame:
@@ -97,6 +102,7 @@ def simulate_panel(
     media_share: float = 0.3,
     start: str = "2023-01-02",
     zero_channels: tuple[int, ...] = (),
+    graph: Sequence[tuple[Any, ...]] | None = None,
 ) -> SimulatedPanel:
     """Simulate a panel with known contributions.
 
@@ -114,6 +120,12 @@ def simulate_panel(
         First week (a Monday).
     zero_channels : tuple of int
         Channels whose spend is zero everywhere (for zero-in-zero-out checks).
+    graph : list of (parent, child, weight[, lag]), optional
+        Mediation edges among channel activities (names like ``"channel_1"`` or
+        0-based indices). The child's activity gains ``weight`` x the parent's
+        activity ``lag`` weeks earlier, in units of each channel's typical
+        regional activity. Must be acyclic at lag 0. Truth effects
+        (``truth_effects``) are computed by simulating do(channel = 0).
 
     Returns
     -------
@@ -159,6 +171,11 @@ def simulate_panel(
         spend[:, :, c] = level * pattern * rng.lognormal(0, 0.35, (R, T))
     for c in zero_channels:
         spend[:, :, c] = 0.0
+    typical = np.array([spend[:, :, c].mean() for c in range(C)])
+    typical = np.where(typical > 0, typical, 1.0)
+    edges = _parse_edges(graph, channels)
+    exogenous = spend.copy()
+    spend = _apply_graph(exogenous, edges, typical)
 
     # Truth parameters.
     g1 = rng.uniform(0.2, 0.7, C)
@@ -168,16 +185,22 @@ def simulate_panel(
     weights = rng.dirichlet(np.full(C, 2.0))
     u = rng.normal(0, 0.1, (R, C))
 
-    mean_spend = spend.mean(axis=1)  # [R,C]
+    mean_spend = spend.mean(axis=1)  # [R,C] the region's typical activity (fixed under interventions)
     mean_spend = np.where(mean_spend > 0, mean_spend, 1.0)
-    sat = np.zeros((R, T, C))
-    for c in range(C):
-        carried = _two_stage(spend[:, :, c] / mean_spend[:, c : c + 1], g1[c], g2[c])  # [R,T]
-        with np.errstate(divide="ignore"):
-            sat[:, :, c] = np.where(carried > 0, 1 / (1 + (half_sat[c] / np.maximum(carried, 1e-12)) ** slope[c]), 0.0)
-    typical = np.maximum(sat.mean(axis=(0, 1)), 1e-3)  # [C]
-    beta = media_share / (1 - media_share) * weights / typical  # [C] relative to baseline
-    contrib = size[:, None, None] * kpi_unit * beta[None, None, :] * np.exp(u)[:, None, :] * sat
+
+    def saturated(sp: np.ndarray) -> np.ndarray:
+        sat = np.zeros((R, T, C))
+        for c in range(C):
+            carried = _two_stage(sp[:, :, c] / mean_spend[:, c : c + 1], g1[c], g2[c])  # [R,T]
+            ratio = half_sat[c] / np.maximum(carried, 1e-12)
+            sat[:, :, c] = np.where(carried > 0, 1 / (1 + ratio ** slope[c]), 0.0)
+        return sat
+
+    sat = saturated(spend)
+    mean_sat = np.maximum(sat.mean(axis=(0, 1)), 1e-3)  # [C]
+    beta = media_share / (1 - media_share) * weights / mean_sat  # [C] relative to baseline
+    unit = size[:, None, None] * kpi_unit * beta[None, None, :] * np.exp(u)[:, None, :]  # [R,1,C]
+    contrib = unit * sat  # [R,T,C]
 
     trend = 1 + rng.uniform(-0.1, 0.15) * t / T + rng.normal(0, 0.04, R)[:, None] * t / T  # [R,T]
     season = 0.08 * np.sin(2 * np.pi * t / 52.18 + 1.0) + 0.03 * np.cos(4 * np.pi * t / 52.18)
@@ -208,6 +231,15 @@ def simulate_panel(
     truth[CONTROLS] = ctrl_eff.sum(-1).reshape(-1)
     truth[PREDICTION] = clean.reshape(-1)
     truth.index = pd.MultiIndex.from_arrays([rr, dd], names=[REGION, DATE])
+    totals = np.zeros(C)
+    for c in range(C):
+        totals[c] = (contrib - unit * saturated(_apply_graph(exogenous, edges, typical, do=c))).sum()
+    direct = contrib.sum(axis=(0, 1))
+    truth_effects = pd.DataFrame(
+        {"total": totals, "direct": direct, "mediated": totals - direct,
+         "total_share": totals / totals.sum()},
+        index=pd.Index(channels, name="channel"),
+    )
     params = {
         "gates": np.stack([g1, g2], axis=1),
         "half_sat": half_sat,
@@ -216,5 +248,58 @@ def simulate_panel(
         "region_size": size,
         "region_deviation": u,
         "control_coef": ctrl_coef,
+        "edges": [(channels[i], channels[j], w, lag) for i, j, w, lag in edges],
     }
-    return SimulatedPanel(data, channels, controls, truth, params)
+    return SimulatedPanel(data, channels, controls, truth, params, truth_effects)
+
+
+def _parse_edges(graph: Sequence[tuple[Any, ...]] | None, channels: list[str]) -> list[tuple[int, int, float, int]]:
+    if not graph:
+        return []
+    out = []
+    for edge in graph:
+        if len(edge) not in (3, 4):
+            raise ValueError(f"graph edge {edge!r} must be (parent, child, weight) or (parent, child, weight, lag)")
+        parent, child, weight = edge[:3]
+        lag = int(edge[3]) if len(edge) == 4 else 0
+        i = channels.index(parent) if isinstance(parent, str) else int(parent)
+        j = channels.index(child) if isinstance(child, str) else int(child)
+        out.append((i, j, float(weight), lag))
+    return out
+
+
+def _apply_graph(
+    exogenous: np.ndarray,
+    edges: list[tuple[int, int, float, int]],
+    typical: np.ndarray,
+    do: int | None = None,
+) -> np.ndarray:
+    """Add induced activity along ``edges`` (children after parents), ``[R,T,C]``.
+
+    ``do``: a channel set to 0 (with its induced part) before its children are computed.
+    Edges at any lag must be acyclic as a whole (the simulator's restriction).
+    """
+    spend = exogenous.copy()
+    C = spend.shape[2]
+    adj = np.zeros((C, C))
+    for i, j, _w, _lag in edges:
+        adj[i, j] = 1
+    order: list[int] = []
+    remaining = set(range(C))
+    while remaining:
+        ready = [j for j in sorted(remaining) if not any(adj[i, j] for i in remaining if i != j)]
+        if not ready:
+            raise ValueError("graph edges form a cycle; simulate_panel needs an acyclic graph")
+        order += ready
+        remaining -= set(ready)
+    for j in order:
+        for i, jj, w, lag in edges:
+            if jj != j:
+                continue
+            parent = spend[:, :, i]
+            if lag:
+                parent = np.concatenate([np.zeros_like(parent[:, :lag]), parent[:, :-lag]], axis=1)
+            spend[:, :, j] += w * typical[j] / typical[i] * parent
+        if j == do:
+            spend[:, :, j] = 0.0
+    return spend

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from .analysis.contributions import contributions_frame, summarize_contributions
+from .analysis.effects import intervene
+from .components.graph import ChannelGraph, learn_graph
 from .components.temporal import fourier_features, make_knots, season_phase, trend_basis
 from .config import MMMConfig, build_config
 from .data.panel import ArrayLike, Panel, build_panel
@@ -83,6 +86,7 @@ class DeepCausalMMM(BaseEstimator):
         controls: ArrayLike | Sequence[str] | None = None,
         config_overrides: Mapping[str, Any] | None = None,
         sample_weight: ArrayLike | None = None,
+        spend: pd.DataFrame | None = None,
         **config_kwargs: Any,
     ) -> DeepCausalMMM:
         """Fit the model to a panel.
@@ -102,6 +106,9 @@ class DeepCausalMMM(BaseEstimator):
             Nested overrides, e.g. ``{"loss": "huber", "regularization": {"l1": 1e-4}}``.
         sample_weight : array-like, optional
             Loss weight per row (0 ignores a row's KPI; its media still carry over).
+        spend : DataFrame, optional
+            Spend per row for channels whose ``X`` values are impressions (columns
+            named like channels); used for ROI. Channels not given use ``X``.
         **config_kwargs
             Further overrides by path, e.g. ``training__epochs=200``.
 
@@ -119,8 +126,12 @@ class DeepCausalMMM(BaseEstimator):
             X, y, regions, dates, controls, sample_weight, purpose="fit", min_weeks=cfg.data.min_weeks
         )
         self._check_config_names(cfg, panel)
+        spend_grid = self._spend_grid(spend, panel, regions, dates)
         device = self._resolve_device()
         scaler = PanelScaler.fit(panel)
+        graph_start = time.perf_counter()
+        graph = self._learn_graph(cfg, panel, scaler)
+        graph_seconds = time.perf_counter() - graph_start
         R, T, C = panel.shape
         threads = cfg.training.threads or os.cpu_count() or 1
         old_threads = torch.get_num_threads()
@@ -142,9 +153,16 @@ class DeepCausalMMM(BaseEstimator):
         self.channels_ = list(panel.channels)
         self.controls_ = list(panel.controls)
         self.regions_ = list(panel.regions)
-        self.graph_ = pd.DataFrame(0.0, index=self.channels_, columns=self.channels_)
-        self.graph_roots_: list[str] = []
+        self.spend_ = spend_grid
+        self.graph_model_ = graph
+        self.graph_seconds_ = graph_seconds
+        self._set_graph_frames()
         return self
+
+    def _set_graph_frames(self) -> None:
+        g = self.graph_model_
+        self.graph_ = pd.DataFrame(g.weights.sum(axis=0), index=self.channels_, columns=self.channels_)
+        self.graph_roots_ = [self.channels_[i] for i in g.roots]
 
     def fit_frame(
         self,
@@ -255,8 +273,6 @@ class DeepCausalMMM(BaseEstimator):
             ``national_mape_pct``, ``naive_wape_pct``, ``naive_r2``,
             ``naive_national_mape_pct``, ``fit_seconds``.
         """
-        import time
-
         from sklearn.base import clone
 
         from .analysis.backtest import forecast_metrics, last_value_forecast, rolling_cutoffs
@@ -297,6 +313,95 @@ class DeepCausalMMM(BaseEstimator):
             rows.append({"cutoff": panel.dates[cut], "train_weeks": cut, **ours,
                          **{f"naive_{k}": v for k, v in naive.items()}, "fit_seconds": seconds})
         return pd.DataFrame(rows)
+
+    # ------------------------------------------------------------ causal effects
+    def get_dag_edges(self) -> pd.DataFrame:
+        """Edges of the channel graph: ``parent``, ``child``, ``lag`` (weeks), ``weight``.
+
+        ``weight`` is the change in the child's activity, in units of its regional
+        mean, per unit of the parent's activity (in units of its regional mean).
+        """
+        check_is_fitted(self, "graph_model_")
+        rows = [(self.channels_[i], self.channels_[j], lag, w)
+                for i, j, lag, w in self.graph_model_.edges()]
+        return pd.DataFrame(rows, columns=["parent", "child", "lag", "weight"])
+
+    def get_channel_effects(
+        self,
+        regions: Sequence[Any] | None = None,
+        period: tuple[Any, Any] | None = None,
+        by_region: bool = False,
+    ) -> pd.DataFrame:
+        """Effects of each channel under intervention, over the fitted data.
+
+        ``total``: prediction on observed data minus prediction under
+        do(channel = 0), where the activity the channel induced in its
+        descendants (through the channel graph) is removed too. ``direct``: the
+        same with the other channels held at their observed values; in this
+        additive model it equals the channel's contribution in
+        :meth:`get_channel_contributions`. ``mediated`` = total - direct.
+        ``total_share``: total / sum of all channels' totals. ``roi``: total /
+        spend (spend from ``fit(spend=...)``, else the channel's ``X`` values).
+
+        Parameters
+        ----------
+        regions : list, optional
+            Restrict to these fitted regions.
+        period : (start, end), optional
+            Restrict to dates in ``[start, end]``; counterfactuals still use the full history.
+        by_region : bool
+            One row per (region, channel) instead of per channel.
+        """
+        check_is_fitted(self, "graph_model_")
+        p = self.panel_
+        R, T, C = p.shape
+        keep = p.observed.copy()  # [R,T]
+        if regions is not None:
+            unknown = [r for r in regions if r not in self.regions_]
+            if unknown:
+                raise DataError(f"`regions` {unknown[:5]} were not in the fitted data")
+            keep &= np.isin(np.asarray(self.regions_, dtype=object), np.asarray(regions, dtype=object))[:, None]
+        if period is not None:
+            start, end = period
+            dates = p.dates
+            if isinstance(dates, pd.DatetimeIndex):
+                start, end = pd.Timestamp(start), pd.Timestamp(end)
+            keep &= ((dates >= start) & (dates <= end))[None, :]
+            if not keep.any():
+                raise DataError(f"`period` {period} contains no fitted dates ({dates[0]}..{dates[-1]})")
+        scale = self.scaler_.media_scale[:, None, :]  # [R,1,C]
+        scaled = p.media / scale  # [R,T,C]
+        observed = self._contributions_for_media(p.media)  # [R,T,C]
+        total = np.zeros((R, C))
+        for c in range(C):
+            cf_media = intervene(scaled, self.graph_model_, c) * scale
+            cf = self._contributions_for_media(cf_media)
+            total[:, c] = np.where(keep[:, :, None], observed - cf, 0.0).sum(axis=(1, 2))
+        direct = np.where(keep[:, :, None], observed, 0.0).sum(axis=1)  # [R,C]
+        spend = np.where(keep[:, :, None], self.spend_, 0.0).sum(axis=1)  # [R,C]
+        if by_region:
+            idx = pd.MultiIndex.from_product([self.regions_, self.channels_], names=["region", "channel"])
+            sel = keep.any(axis=1)
+            frame = pd.DataFrame({"total": total.reshape(-1), "direct": direct.reshape(-1),
+                                  "spend": spend.reshape(-1)}, index=idx)
+            frame = frame[np.repeat(sel, C)]
+            grand = frame.groupby(level="region")["total"].transform("sum")
+        else:
+            frame = pd.DataFrame({"total": total.sum(0), "direct": direct.sum(0), "spend": spend.sum(0)},
+                                 index=pd.Index(self.channels_, name="channel"))
+            grand = frame["total"].sum()
+        frame["mediated"] = frame["total"] - frame["direct"]
+        frame["total_share"] = frame["total"] / grand
+        frame["roi"] = np.where(frame["spend"] > 0, frame["total"] / frame["spend"].where(frame["spend"] > 0, 1), np.nan)
+        return frame[["total", "direct", "mediated", "total_share", "spend", "roi"]]
+
+    def _contributions_for_media(self, media: np.ndarray) -> np.ndarray:
+        """Channel contributions ``[R,T,C]`` (KPI units) for the fitted panel with ``media`` swapped in."""
+        p = self.panel_
+        R, T, _ = p.shape
+        batch = self._batch(self.config_, p, self.scaler_, self.knots_, np.arange(R), media,
+                            p.control_values, np.arange(T, dtype=float))
+        return self._to_kpi(self._run_net(batch), np.arange(R))["channels"]
 
     # ----------------------------------------------------------------- plotting
     def plot_contributions(self) -> go.Figure:
@@ -345,6 +450,20 @@ class DeepCausalMMM(BaseEstimator):
                 f"config key 'coefficients.negative_channels' names {unknown}, which are not "
                 f"channels; channels are {panel.channels}"
             )
+        g = cfg.graph
+        named = [*g.roots, *(c for pair in (*g.forbidden, *g.required, *g.edges) for c in pair)]
+        unknown = sorted({c for c in named if c not in panel.channels})
+        if unknown:
+            raise ConfigError(
+                f"config section 'graph' names {unknown}, which are not channels; channels are "
+                f"{panel.channels}"
+            )
+        bad_roots = sorted({c for _, c in g.required if c in g.roots})
+        if bad_roots:
+            raise ConfigError(
+                f"config 'graph.required' gives parents to root channel(s) {bad_roots}; drop the "
+                "edge or the root"
+            )
         unknown = [c for c in cfg.controls.signs if c not in panel.controls]
         if unknown:
             raise ConfigError(
@@ -388,6 +507,52 @@ class DeepCausalMMM(BaseEstimator):
             history.refit_epochs = refit.epochs_run
             history.seconds += refit.seconds
         return net, knots, history
+
+    @staticmethod
+    def _learn_graph(cfg: MMMConfig, panel: Panel, scaler: PanelScaler) -> ChannelGraph:
+        g = cfg.graph
+        idx = {c: i for i, c in enumerate(panel.channels)}
+        C = len(panel.channels)
+
+        def mask(pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+            m = np.zeros((C, C), dtype=bool)
+            for parent, child in pairs:
+                m[idx[parent], idx[child]] = True
+            return m
+
+        R = len(panel.regions)
+        return learn_graph(
+            scaler.media(panel.media, np.arange(R)), panel.observed,
+            season_phase(panel.dates, cfg.baseline.period), mode=g.mode, max_lag=g.max_lag,
+            lambda1=g.lambda1, threshold=g.threshold, forbidden=mask(g.forbidden),
+            required=mask(g.required), roots=tuple(idx[c] for c in g.roots),
+            fixed=mask(g.edges) if g.mode == "fixed" else None,
+        )
+
+    @staticmethod
+    def _spend_grid(
+        spend: pd.DataFrame | None, panel: Panel, regions: ArrayLike | None, dates: ArrayLike | None
+    ) -> np.ndarray:
+        grid = panel.media.copy()
+        if spend is None:
+            return grid
+        if not isinstance(spend, pd.DataFrame):
+            raise DataError("`spend` must be a DataFrame whose columns are channel names")
+        unknown = [c for c in spend.columns if c not in panel.channels]
+        if unknown:
+            raise DataError(
+                f"`spend` columns {unknown} are not channels; name spend columns like the channels "
+                f"{panel.channels}"
+            )
+        sp = build_panel(spend, None, regions, dates, purpose="predict")
+        if sp.shape[:2] != panel.shape[:2] or list(sp.regions) != list(panel.regions):
+            raise DataError(
+                f"`spend` has {len(spend)} rows that do not line up with `X`; pass one spend row "
+                "per row of `X`"
+            )
+        for k, c in enumerate(sp.channels):
+            grid[:, :, panel.channels.index(c)] = sp.media[:, :, k]
+        return grid
 
     @staticmethod
     def _make_net(cfg: MMMConfig, panel: Panel, n_knots: int) -> MMMNet:

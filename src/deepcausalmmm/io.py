@@ -21,6 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import __version__
+from .components.graph import ChannelGraph
 from .config import build_config
 from .constants import SAVE_FORMAT, SAVE_FORMAT_VERSION
 from .data.panel import Panel
@@ -62,7 +63,8 @@ def save_model(model: Any, path: Path) -> Path:
         "panel.weight": p.weight,
         "panel.row_index": p.row_index.astype(np.int64),
         "knots": model.knots_,
-        "graph": model.graph_.to_numpy(),
+        "graph.weights": model.graph_model_.weights,
+        "panel.spend": model.spend_,
         **model.scaler_.to_arrays(),
     }
     for k, v in arrays.items():
@@ -165,6 +167,9 @@ def load_model(cls: type, path: Path) -> Any:
     model.channels_ = channels
     model.controls_ = controls
     model.regions_ = regions
-    model.graph_ = pd.DataFrame(arr["graph"], index=channels, columns=channels)
-    model.graph_roots_ = json.loads(meta["graph_roots"])
+    roots = json.loads(meta["graph_roots"])
+    model.spend_ = arr["panel.spend"]
+    model.graph_model_ = ChannelGraph(arr["graph.weights"], tuple(channels.index(c) for c in roots))
+    model.graph_seconds_ = 0.0
+    model._set_graph_frames()
     return model
