@@ -171,6 +171,9 @@ class GraphConfig(_Section):
     threshold: float = Field(
         0.1, ge=0.0, description="Edges with |standardised weight| below this are dropped."
     )
+    min_t: float = Field(
+        4.0, ge=0.0, description="Learned edges need |t| >= min_t in the least-squares refit."
+    )
     forbidden: tuple[tuple[str, str], ...] = Field((), description="(parent, child) pairs never linked.")
     required: tuple[tuple[str, str], ...] = Field((), description="(parent, child) pairs always kept.")
     roots: tuple[str, ...] = Field((), description="Channels that cannot have parents (e.g. planned TV).")

@@ -526,7 +526,7 @@ class DeepCausalMMM(BaseEstimator):
             season_phase(panel.dates, cfg.baseline.period), mode=g.mode, max_lag=g.max_lag,
             lambda1=g.lambda1, threshold=g.threshold, forbidden=mask(g.forbidden),
             required=mask(g.required), roots=tuple(idx[c] for c in g.roots),
-            fixed=mask(g.edges) if g.mode == "fixed" else None,
+            fixed=mask(g.edges) if g.mode == "fixed" else None, min_t=g.min_t,
         )
 
     @staticmethod

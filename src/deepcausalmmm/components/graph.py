@@ -226,16 +226,31 @@ def _orient(W0: np.ndarray, Z: np.ndarray, allowed: np.ndarray, required: np.nda
     return W
 
 
-def _refit(X: np.ndarray, Y: np.ndarray, support: np.ndarray) -> np.ndarray:
-    """Unpenalised least squares of each child on its kept parents: ``[L+1,C,C]``."""
+def _refit(X: np.ndarray, Y: np.ndarray, support: np.ndarray, keep: np.ndarray, min_t: float) -> np.ndarray:
+    """Unpenalised least squares of each child on its parents: ``[L+1,C,C]``.
+
+    Parents whose coefficient has ``|t| < min_t`` are dropped one at a time
+    (weakest first) unless ``keep`` marks them (required edges, persistence).
+    """
     Lp1, C, _ = support.shape
     flat_support = support.reshape(Lp1 * C, C)
+    flat_keep = keep.reshape(Lp1 * C, C)
+    N = len(Y)
     W = np.zeros((Lp1 * C, C))
     for j in range(C):
-        parents = np.flatnonzero(flat_support[:, j])
-        if len(parents):
-            coef, *_ = np.linalg.lstsq(X[:, parents], Y[:, j], rcond=None)
-            W[parents, j] = coef
+        parents = list(np.flatnonzero(flat_support[:, j]))
+        while parents:
+            A = X[:, parents]
+            coef, *_ = np.linalg.lstsq(A, Y[:, j], rcond=None)
+            resid = Y[:, j] - A @ coef
+            sigma2 = float(resid @ resid) / max(N - len(parents), 1)
+            cov = sigma2 * np.linalg.pinv(A.T @ A)
+            t = np.abs(coef) / np.sqrt(np.maximum(np.diag(cov), 1e-300))
+            weak = [k for k in np.argsort(t) if t[k] < min_t and not flat_keep[parents[k], j]]
+            if not weak:
+                W[parents, j] = coef
+                break
+            parents.pop(int(weak[0]))
     return W.reshape(Lp1, C, C)
 
 
@@ -252,11 +267,13 @@ def learn_graph(
     required: np.ndarray,
     roots: tuple[int, ...],
     fixed: np.ndarray | None = None,
+    min_t: float = 4.0,
 ) -> ChannelGraph:
     """Learn (``mode="notears"``) or estimate (``"fixed"``) the channel graph.
 
     ``forbidden``/``required``/``fixed`` are ``[C,C]`` boolean masks over
-    parent -> child at any lag. Returns weights in region-scaled activity units.
+    parent -> child at any lag. Kept edges whose refit coefficient has
+    ``|t| < min_t`` are pruned. Returns weights in region-scaled activity units.
     """
     R, T, C = scaled.shape
     L = max_lag
@@ -290,7 +307,13 @@ def learn_graph(
         W0 = np.where(required & (W0 == 0), 1e-6, W0)
         W0 = _orient(W0, Ys, allowed[0], required)
         support[0] = _break_cycles(W0, required) != 0
-    Ws = _refit(Xs, Ys, support)  # standardised units
+    keep = np.zeros_like(support)
+    keep[0] = required
+    for lag in range(1, L + 1):
+        keep[lag][np.diag_indices(C)] = True
+    if mode == "fixed":
+        keep = support.copy()
+    Ws = _refit(Xs, Ys, support, keep, min_t)  # standardised units
     ratio = sd[None, :] / sd[:, None]  # [C,C]: sd_child / sd_parent
     weights = Ws * ratio[None]
     for lag in range(L + 1):
