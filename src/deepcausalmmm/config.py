@@ -182,7 +182,7 @@ class GraphConfig(_Section):
     )
 
     @model_validator(mode="after")
-    def _consistent(self) -> "GraphConfig":
+    def _consistent(self) -> GraphConfig:
         clash = set(self.forbidden) & set(self.required)
         if clash:
             raise ValueError(f"graph.forbidden and graph.required share {sorted(clash)}")

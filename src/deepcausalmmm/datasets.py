@@ -10,8 +10,8 @@ saturation relative to each region's typical spend, and Gaussian noise.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np

@@ -64,7 +64,7 @@ class ChannelGraph:
                 if i != j and self.weights[lag, i, j] != 0]
 
     @classmethod
-    def empty(cls, n_channels: int, max_lag: int = 0) -> "ChannelGraph":
+    def empty(cls, n_channels: int, max_lag: int = 0) -> ChannelGraph:
         """A graph without edges."""
         return cls(np.zeros((max_lag + 1, n_channels, n_channels)))
 

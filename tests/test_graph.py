@@ -1,0 +1,177 @@
+"""Channel graph: structure learning, interventions and effects."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deepcausalmmm import ConfigError, DeepCausalMMM
+from deepcausalmmm.analysis.effects import intervene
+from deepcausalmmm.components.graph import ChannelGraph, acyclicity, topological_order
+from deepcausalmmm.datasets import simulate_panel
+
+FAST = {"training": {"epochs": 120, "patience": 30}}
+EDGE = [("channel_1", "channel_3", 0.8)]
+
+
+@pytest.fixture(scope="module")
+def mediated():
+    sim = simulate_panel(30, 80, 4, seed=3, graph=EDGE)
+    model = DeepCausalMMM(config=FAST).fit(sim.X, sim.y, regions=sim.regions, dates=sim.dates,
+                                           controls=sim.control_frame)
+    return sim, model
+
+
+def test_acyclicity_function_and_gradient():
+    dag = np.array([[0, 0.5, 0], [0, 0, 0.7], [0, 0, 0]])
+    assert acyclicity(dag)[0] == pytest.approx(0.0, abs=1e-12)
+    cyc = dag.copy()
+    cyc[2, 0] = 0.4
+    h, grad = acyclicity(cyc)
+    assert h > 0
+    eps = 1e-6
+    bumped = cyc.copy()
+    bumped[0, 1] += eps
+    assert (acyclicity(bumped)[0] - h) / eps == pytest.approx(grad[0, 1], rel=1e-4)
+    assert topological_order(dag) == [0, 1, 2] and topological_order(cyc) is None
+
+
+def test_intervention_propagates_through_chain():
+    W = np.zeros((2, 3, 3))
+    W[0, 0, 1] = 0.5  # a -> b now
+    W[1, 1, 2] = 0.3  # b -> c next week
+    graph = ChannelGraph(W)
+    a = np.ones((2, 4, 3))
+    cf = intervene(a, graph, 0)
+    assert (cf[:, :, 0] == 0).all()
+    np.testing.assert_allclose(cf[:, :, 1], 0.5)  # lost the induced 0.5
+    np.testing.assert_allclose(cf[:, 0, 2], 1.0)  # no lag-1 parent yet at week 0
+    np.testing.assert_allclose(cf[:, 1:, 2], 1.0 - 0.3 * 0.5)
+    small = np.full((1, 2, 3), 0.2)
+    assert (intervene(small, graph, 0) >= 0).all()  # never below zero
+    np.testing.assert_array_equal(intervene(a, graph, 2)[:, :, :2], a[:, :, :2])  # a sink
+
+
+def test_learns_true_edge_with_direction(mediated):
+    sim, model = mediated
+    edges = model.get_dag_edges()
+    pairs = set(zip(edges.parent, edges.child))
+    assert ("channel_1", "channel_3") in pairs
+    assert len(pairs) <= 2
+    assert list(model.graph_.index) == sim.channels
+    assert model.graph_.loc["channel_1", "channel_3"] > 0.3
+
+
+def test_no_edges_without_a_true_graph():
+    sim = simulate_panel(30, 80, 4, seed=4)
+    model = DeepCausalMMM(config=FAST).fit(sim.X, sim.y, regions=sim.regions, dates=sim.dates)
+    assert len(model.get_dag_edges()) <= 1
+
+
+def test_channel_order_does_not_change_the_graph(mediated):
+    sim, model = mediated
+    order = ["channel_4", "channel_3", "channel_1", "channel_2"]
+    other = DeepCausalMMM(config={**FAST, "training": {"epochs": 1}}).fit(
+        sim.X[order], sim.y, regions=sim.regions, dates=sim.dates, controls=sim.control_frame)
+    a = model.graph_.loc[sim.channels, sim.channels]
+    b = other.graph_.loc[sim.channels, sim.channels]
+    np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), atol=1e-6)
+
+
+def test_effects_semantics(mediated):
+    sim, model = mediated
+    eff = model.get_channel_effects()
+    contrib = model.get_channel_contributions()[sim.channels].sum()
+    np.testing.assert_allclose(eff["direct"], contrib, rtol=1e-6)
+    assert eff.loc["channel_1", "mediated"] > 0  # channel_1 drives channel_3
+    for c in ["channel_2", "channel_3", "channel_4"]:  # no children: total == direct
+        assert eff.loc[c, "total"] == pytest.approx(eff.loc[c, "direct"], rel=1e-6)
+    assert eff["total_share"].sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(eff["roi"], eff["total"] / sim.X.sum().to_numpy(), rtol=1e-6)
+    regional = model.get_channel_effects(by_region=True)
+    np.testing.assert_allclose(regional.groupby(level="channel")["total"].sum().loc[sim.channels],
+                               eff["total"], rtol=1e-6)
+    first = sim.regions[0]
+    one = model.get_channel_effects(regions=[first])
+    np.testing.assert_allclose(one["total"], regional.xs(first, level="region")["total"], rtol=1e-6)
+    dates = sorted(sim.data["date"].unique())
+    part = model.get_channel_effects(period=(dates[10], dates[30]))
+    assert (part["direct"] < eff["direct"]).all()
+    with pytest.raises(Exception, match="contains no fitted dates"):
+        model.get_channel_effects(period=("1990-01-01", "1990-02-01"))
+
+
+def test_total_effect_of_root_beats_mediation_blind(mediated):
+    sim, model = mediated
+    truth = sim.truth_effects
+    ours = model.get_channel_effects().loc["channel_1", "total"]
+    blind = model.get_channel_contributions()["channel_1"].sum()
+    true_total = truth.loc["channel_1", "total"]
+    assert abs(ours - true_total) < abs(blind - true_total)
+
+
+def test_roots_forbidden_required_and_fixed(mediated):
+    sim, _ = mediated
+    kw = dict(regions=sim.regions, dates=sim.dates)
+    fast = {"training": {"epochs": 1}}
+    rooted = DeepCausalMMM(config={**fast, "graph": {"roots": ["channel_3"]}}).fit(sim.X, sim.y, **kw)
+    assert (rooted.graph_["channel_3"] == 0).all()
+    assert rooted.graph_roots_ == ["channel_3"]
+    symbols = list(rooted.plot_dag().data[0].marker.symbol)
+    assert symbols[2] == "square" and symbols.count("square") == 1
+    forbidden = DeepCausalMMM(config={**fast, "graph": {"forbidden": [["channel_1", "channel_3"]]}}).fit(
+        sim.X, sim.y, **kw)
+    assert forbidden.graph_.loc["channel_1", "channel_3"] == 0
+    required = DeepCausalMMM(config={**fast, "graph": {"required": [["channel_2", "channel_4"]]}}).fit(
+        sim.X, sim.y, **kw)
+    assert ("channel_2", "channel_4") in set(zip(required.get_dag_edges().parent,
+                                                 required.get_dag_edges().child))
+    fixed = DeepCausalMMM(config={**fast, "graph": {"mode": "fixed", "max_lag": 0,
+                                                    "edges": [["channel_1", "channel_3"]]}}).fit(
+        sim.X, sim.y, **kw)
+    edges = fixed.get_dag_edges()
+    assert list(zip(edges.parent, edges.child)) == [("channel_1", "channel_3")]
+    none = DeepCausalMMM(config={**fast, "graph": {"mode": "none"}}).fit(sim.X, sim.y, **kw)
+    assert none.get_dag_edges().empty
+    eff = none.get_channel_effects()
+    np.testing.assert_allclose(eff["total"], eff["direct"])
+
+
+def test_graph_config_errors(small_sim):
+    with pytest.raises(ConfigError, match=r"section 'graph' names \['tv'\], which are not channels"):
+        DeepCausalMMM(config={"graph": {"roots": ["tv"]}}).fit(small_sim.X, small_sim.y)
+    with pytest.raises(ConfigError, match=r"gives parents to root channel\(s\) \['channel_2'\]"):
+        DeepCausalMMM(config={"graph": {"roots": ["channel_2"],
+                                        "required": [["channel_1", "channel_2"]]}}).fit(small_sim.X, small_sim.y)
+    with pytest.raises(ConfigError, match="graph.forbidden and graph.required share"):
+        DeepCausalMMM(config={"graph": {"forbidden": [["channel_1", "channel_2"]],
+                                        "required": [["channel_1", "channel_2"]]}}).fit(small_sim.X, small_sim.y)
+    with pytest.raises(ConfigError, match="needs graph.edges"):
+        DeepCausalMMM(config={"graph": {"mode": "fixed"}}).fit(small_sim.X, small_sim.y)
+
+
+def test_spend_argument_sets_roi(mediated):
+    sim, _ = mediated
+    spend = pd.DataFrame({"channel_2": sim.X["channel_2"] * 0.01})
+    model = DeepCausalMMM(config={"training": {"epochs": 1}}).fit(
+        sim.X, sim.y, regions=sim.regions, dates=sim.dates, spend=spend)
+    eff = model.get_channel_effects()
+    assert eff.loc["channel_2", "spend"] == pytest.approx(sim.X["channel_2"].sum() * 0.01)
+    assert eff.loc["channel_1", "spend"] == pytest.approx(sim.X["channel_1"].sum())
+    with pytest.raises(Exception, match=r"`spend` columns \['radio'\] are not channels"):
+        DeepCausalMMM().fit(sim.X, sim.y, regions=sim.regions, dates=sim.dates,
+                            spend=pd.DataFrame({"radio": np.ones(len(sim.X))}))
+
+
+def test_graph_survives_save_load(mediated, tmp_path):
+    _, model = mediated
+    loaded = DeepCausalMMM.load(model.save(tmp_path / "g.safetensors"))
+    assert loaded.graph_.equals(model.graph_)
+    pd.testing.assert_frame_equal(loaded.get_channel_effects(), model.get_channel_effects())
+
+
+def test_plot_dag_shows_weighted_edges_and_roots(mediated):
+    _, model = mediated
+    fig = model.plot_dag()
+    assert "edge(s)" in fig.layout.title.text
+    labels = [a.text for a in fig.layout.annotations if a.text]
+    assert any(lbl.replace("-", "").replace(".", "").isdigit() for lbl in labels)
