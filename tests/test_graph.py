@@ -54,7 +54,7 @@ def test_intervention_propagates_through_chain():
 def test_learns_true_edge_with_direction(mediated):
     sim, model = mediated
     edges = model.get_dag_edges()
-    pairs = set(zip(edges.parent, edges.child))
+    pairs = set(zip(edges.parent, edges.child, strict=False))
     assert ("channel_1", "channel_3") in pairs
     assert len(pairs) <= 2
     assert list(model.graph_.index) == sim.channels
@@ -124,12 +124,12 @@ def test_roots_forbidden_required_and_fixed(mediated):
     required = DeepCausalMMM(config={**fast, "graph": {"required": [["channel_2", "channel_4"]]}}).fit(
         sim.X, sim.y, **kw)
     assert ("channel_2", "channel_4") in set(zip(required.get_dag_edges().parent,
-                                                 required.get_dag_edges().child))
+                                                 required.get_dag_edges().child, strict=False))
     fixed = DeepCausalMMM(config={**fast, "graph": {"mode": "fixed", "max_lag": 0,
                                                     "edges": [["channel_1", "channel_3"]]}}).fit(
         sim.X, sim.y, **kw)
     edges = fixed.get_dag_edges()
-    assert list(zip(edges.parent, edges.child)) == [("channel_1", "channel_3")]
+    assert list(zip(edges.parent, edges.child, strict=False)) == [("channel_1", "channel_3")]
     none = DeepCausalMMM(config={**fast, "graph": {"mode": "none"}}).fit(sim.X, sim.y, **kw)
     assert none.get_dag_edges().empty
     eff = none.get_channel_effects()
