@@ -202,3 +202,10 @@ def test_backtest_refits_per_cutoff_and_reports_naive(small_sim):
     with pytest.raises(DataError, match="leaves 0 training weeks"):
         model.backtest(small_sim.X, small_sim.y, small_sim.regions, small_sim.dates,
                        n_splits=6, horizon=10)
+
+
+def test_region_without_kpi_weight_warns(small_sim):
+    weight = np.where(small_sim.regions == small_sim.regions[0], 0.0, 1.0)
+    with pytest.warns(UserWarning, match=r"region\(s\) \['geo_000'\] have no KPI with positive"):
+        DeepCausalMMM(config={"training": {"epochs": 2}}).fit(
+            small_sim.X, small_sim.y, regions=small_sim.regions, sample_weight=weight)

@@ -48,6 +48,12 @@ class RegularizationConfig(_Section):
     bound: float = Field(
         1e-3, ge=0.0, description="L2 on the log-expansion of learnable coefficient bounds."
     )
+    hill_slope: float = Field(
+        1.0,
+        ge=0.0,
+        description="L2 on log(Hill slope): a prior toward slope 1, which ties how much of a "
+        "channel's level (not only its variation) is media.",
+    )
 
 
 class CarryoverConfig(_Section):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,14 @@ class DeepCausalMMM(BaseEstimator):
             X, y, regions, dates, controls, sample_weight, purpose="fit", min_weeks=cfg.data.min_weeks
         )
         self._check_config_names(cfg, panel)
+        unweighted = [panel.regions[i] for i in np.flatnonzero((panel.weight * panel.observed).sum(axis=1) == 0)]
+        if unweighted:
+            warnings.warn(
+                f"region(s) {unweighted[:5]} have no KPI with positive `sample_weight`; their level "
+                "and scale are borrowed from other regions, so their predictions are unreliable",
+                UserWarning,
+                stacklevel=2,
+            )
         spend_grid = self._spend_grid(spend, panel, regions, dates)
         device = self._resolve_device()
         scaler = PanelScaler.fit(panel)

@@ -146,6 +146,7 @@ class MMMNet(nn.Module):
         pen = pen + reg.region_shrinkage * (self.region_dev**2).sum(dim=1).mean()
         pen = pen + self.baseline.penalty(reg.smoothness, reg.region_shrinkage)
         pen = pen + reg.bound * self.bound_raw**2
+        pen = pen + reg.hill_slope * (torch.log(self.saturation.slope()) ** 2).sum()
         if self.effectiveness is not None:
             pen = pen + reg.effectiveness * ((decomposition.effectiveness - 1) ** 2).mean()
         return pen
