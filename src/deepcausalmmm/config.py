@@ -39,6 +39,9 @@ class RegularizationConfig(_Section):
     region_shrinkage: float = Field(
         1e-2, ge=0.0, description="L2 pulling region deviations toward shared values."
     )
+    season_shrinkage: float = Field(
+        1.0, ge=0.0, description="L2 pulling regions' seasonal shapes toward the shared one."
+    )
     smoothness: float = Field(
         1e-2, ge=0.0, description="Second-difference penalty on the baseline trend."
     )

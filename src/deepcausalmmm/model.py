@@ -144,7 +144,7 @@ class MMMNet(nn.Module):
         coefs = torch.cat([self.beta(), self.gamma()])
         pen = reg.l1 * coefs.abs().sum() + reg.l2 * (coefs**2).sum()
         pen = pen + reg.region_shrinkage * (self.region_dev**2).sum(dim=1).mean()
-        pen = pen + self.baseline.penalty(reg.smoothness, reg.region_shrinkage)
+        pen = pen + self.baseline.penalty(reg.smoothness, reg.region_shrinkage, reg.season_shrinkage)
         pen = pen + reg.bound * self.bound_raw**2
         pen = pen + reg.hill_slope * (torch.log(self.saturation.slope()) ** 2).sum()
         if self.effectiveness is not None:

@@ -119,7 +119,7 @@ class Baseline(nn.Module):
         self.trend = nn.Parameter(new_w[1:].clone())
         self.trend_dev = nn.Parameter(new_dev[:, 1:].clone())
 
-    def penalty(self, smoothness: float, shrinkage: float) -> Tensor:
+    def penalty(self, smoothness: float, shrinkage: float, season_shrinkage: float) -> Tensor:
         """Second differences of every region's trend, and region deviations' size."""
         w = torch.cat([torch.zeros_like(self.trend[:1]), self.trend])  # [J]
         w_r = w[None, :] + torch.cat(
@@ -129,7 +129,8 @@ class Baseline(nn.Module):
         if w_r.shape[1] >= 3:
             d2 = w_r[:, 2:] - 2 * w_r[:, 1:-1] + w_r[:, :-2]  # [R,J-2]
             pen = pen + smoothness * (d2**2).sum(dim=1).mean()
-        dev = (self.trend_dev**2).sum(dim=1).mean() + (self.season_dev**2).sum(dim=1).mean()
+        dev = (self.trend_dev**2).sum(dim=1).mean()
+        pen = pen + season_shrinkage * (self.season_dev**2).sum(dim=1).mean()
         return pen + shrinkage * dev
 
 
