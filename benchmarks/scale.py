@@ -5,7 +5,7 @@ Usage::
     python benchmarks/scale.py [--epochs 20] [--sizes 50x104x8,200x104x8,...] [--device cpu]
 
 Each size runs in its own process (so peak memory is its own) for a fixed
-number of epochs; the script prints seconds per epoch, the fit time that a
+number of epochs (``--epochs 0``: a complete default fit); the script prints seconds per epoch, the fit time that a
 full default run (``training.epochs`` at most) would take at that rate, peak
 resident memory, and the fitted exponent of time vs regions x weeks x channels.
 """
@@ -27,7 +27,8 @@ from deepcausalmmm import DeepCausalMMM, MMMConfig
 from deepcausalmmm.datasets import simulate_panel
 R, T, C, epochs, device = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 sim = simulate_panel(R, T, C, seed=0)
-model = DeepCausalMMM(config={"training": {"epochs": epochs, "patience": 10**6}}, device=device)
+cfg = {} if epochs == 0 else {"training": {"epochs": epochs, "patience": 10**6}}
+model = DeepCausalMMM(config=cfg, device=device)
 t0 = time.perf_counter()
 model.fit(sim.X, sim.y, regions=sim.regions, dates=sim.dates, controls=sim.control_frame)
 fit_s = time.perf_counter() - t0
@@ -39,7 +40,8 @@ print(json.dumps({"fit_s": fit_s, "epochs": model.history_.epochs_run,
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=20,
+                    help="fixed epochs per size; 0 runs the default fit (stops at the loss plateau)")
     ap.add_argument("--sizes", default=DEFAULT_SIZES)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", default=None)

@@ -21,6 +21,7 @@ from .analysis.effects import intervene
 from .components.graph import ChannelGraph, learn_graph
 from .components.temporal import fourier_features, make_knots, season_phase, trend_basis
 from .config import MMMConfig, build_config
+from .data.history import align_to_fit, extend_history
 from .data.panel import ArrayLike, Panel, build_panel
 from .data.scaling import PanelScaler
 from .exceptions import ConfigError, DataError
@@ -656,43 +657,6 @@ class DeepCausalMMM(BaseEstimator):
         assert p.y is not None
         return p.y[p.row_index[:, 0], p.row_index[:, 1]]
 
-    def _align(self, new: Panel) -> tuple[np.ndarray, np.ndarray]:
-        """Fitted-region index of each new region and fitted-grid position of each new date."""
-        unknown = [r for r in new.regions if r not in self.regions_]
-        if unknown:
-            raise DataError(
-                f"`regions` {unknown[:5]} were not in the fitted data; the model only predicts "
-                f"fitted regions ({len(self.regions_)} of them, e.g. {self.regions_[:3]})"
-            )
-        missing = [c for c in self.channels_ if c not in new.channels]
-        extra = [c for c in new.channels if c not in self.channels_]
-        if missing or extra:
-            raise DataError(
-                f"`X` channels must match the fitted channels {self.channels_}; missing {missing}, "
-                f"unexpected {extra}"
-            )
-        if sorted(new.controls) != sorted(self.controls_):
-            raise DataError(
-                f"`controls` must match the fitted controls {self.controls_}, found {new.controls}"
-            )
-        fit_dates = self.panel_.dates
-        if isinstance(fit_dates, pd.DatetimeIndex) != isinstance(new.dates, pd.DatetimeIndex):
-            raise DataError(
-                "`dates` must be of the same kind as in fit (datetimes vs integer periods)"
-            )
-        if len(fit_dates) > 1:
-            step = (fit_dates[1] - fit_dates[0])
-            offset = (new.dates - fit_dates[0])
-            pos = np.asarray(offset / step, dtype=float)
-        else:
-            pos = np.zeros(len(new.dates))
-        if (pos < 0).any() or not np.allclose(pos, np.round(pos)):
-            raise DataError(
-                f"`dates` must lie on the fitted grid ({fit_dates[0]} onwards, same spacing); "
-                f"found {new.dates[0]}"
-            )
-        return np.asarray([self.regions_.index(r) for r in new.regions]), np.round(pos).astype(int)
-
     def _decompose_rows(
         self,
         X: ArrayLike,
@@ -702,33 +666,10 @@ class DeepCausalMMM(BaseEstimator):
     ) -> tuple[pd.DataFrame, Panel]:
         check_is_fitted(self, "net_")
         new = build_panel(X, None, regions, dates, controls, purpose="predict")
-        reg_idx, pos = self._align(new)
-        fit = self.panel_
-        T_fit = len(fit.dates)
-        T = max(T_fit, int(pos.max()) + 1)
-        if fit.dates.__class__ is pd.DatetimeIndex:
-            grid = pd.DatetimeIndex(pd.date_range(fit.dates[0], periods=T, freq=fit.dates[1] - fit.dates[0])) \
-                if T_fit > 1 else fit.dates
-        else:
-            step = int(fit.dates[1] - fit.dates[0]) if T_fit > 1 else 1
-            grid = pd.Index(fit.dates[0] + step * np.arange(T), dtype=np.int64)
-        ch_order = [new.channels.index(c) for c in self.channels_]
-        k_order = [new.controls.index(k) for k in self.controls_]
-        Rn = len(reg_idx)
-        media = np.zeros((Rn, T, len(self.channels_)))
-        media[:, :T_fit] = fit.media[reg_idx]
-        ctrl = np.full((Rn, T, len(self.controls_)), np.nan)
-        ctrl[:, :T_fit] = fit.control_values[reg_idx]
-        obs = new.observed  # [Rn, Tn]
-        ri, ti = np.nonzero(obs)
-        media[ri, pos[ti]] = new.media[ri, ti][:, ch_order]
-        if k_order:
-            ctrl[ri, pos[ti]] = new.control_values[ri, ti][:, k_order]
-            for k in range(ctrl.shape[2]):
-                ctrl[:, :, k] = pd.DataFrame(ctrl[:, :, k].T).ffill().to_numpy().T
-        ctrl = np.nan_to_num(ctrl)
-        batch = self._batch(self.config_, fit, self.scaler_, self.knots_, reg_idx, media, ctrl,
-                            np.arange(T, dtype=float), dates=grid)
+        reg_idx, pos = align_to_fit(self.panel_, new)
+        grid, media, ctrl = extend_history(self.panel_, new, reg_idx, pos)
+        batch = self._batch(self.config_, self.panel_, self.scaler_, self.knots_, reg_idx, media, ctrl,
+                            np.arange(len(grid), dtype=float), dates=grid)
         parts = self._to_kpi(self._run_net(batch), reg_idx)
         r, t = new.row_index[:, 0], new.row_index[:, 1]
         tt = pos[t]

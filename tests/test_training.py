@@ -1,0 +1,91 @@
+"""The training loop on its own (a two-parameter net) and the estimator's two phases."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from deepcausalmmm import DeepCausalMMM, build_config
+from deepcausalmmm.training import Target, data_loss, train
+
+
+@dataclass
+class _Dec:
+    prediction: torch.Tensor
+
+
+class Line(nn.Module):
+    """prediction = a * x + b: two parameters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Parameter(torch.zeros(()))
+        self.b = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        return _Dec(self.a * x + self.b)
+
+    def penalty(self, config, dec):
+        return torch.zeros(())
+
+
+def line_problem(val_weeks: int = 0):
+    x = torch.linspace(0, 1, 40).reshape(2, 20)
+    y = 3 * x + 1
+    w = torch.ones_like(y)
+    wv = torch.zeros_like(y)
+    if val_weeks:
+        wv[:, -val_weeks:] = 1
+        w[:, -val_weeks:] = 0
+    return x, Target(y, w, wv)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_train_recovers_a_line(optimizer):
+    x, target = line_problem()
+    cfg = build_config(None, {"loss": "mse", "training": {"optimizer": optimizer, "epochs": 2000,
+                                                          "learning_rate": 0.05, "patience": 50}})
+    net = Line()
+    hist = train(net, x, target, cfg)
+    assert net.a.item() == pytest.approx(3.0, abs=1e-2)
+    assert net.b.item() == pytest.approx(1.0, abs=1e-2)
+    assert hist.train_loss[-1] <= hist.train_loss[0]
+    assert hist.train_loss[-1] < 1e-4
+    assert hist.epochs_run == len(hist.train_loss)
+
+
+def test_validation_early_stopping_restores_best_epoch():
+    x, target = line_problem(val_weeks=5)
+    cfg = build_config(None, {"loss": "mse", "training": {"epochs": 300, "patience": 5,
+                                                          "learning_rate": 0.05}})
+    net = Line()
+    hist = train(net, x, target, cfg)
+    assert len(hist.val_loss) == hist.epochs_run
+    best = int(np.argmin(hist.val_loss))
+    assert hist.best_epoch == best
+    with torch.no_grad():
+        final_val = data_loss(net(x).prediction, target.y, target.weight_val, "mse", 1.0)
+    assert float(final_val) == pytest.approx(hist.val_loss[best], rel=1e-5)
+
+
+def test_huber_is_quadratic_inside_delta_and_linear_outside():
+    y = torch.zeros(1, 2)
+    w = torch.ones(1, 2)
+    small = data_loss(torch.tensor([[0.01, 0.01]]), y, w, "huber", 0.05)
+    assert float(small) == pytest.approx(0.01**2, rel=1e-5)
+    big = data_loss(torch.tensor([[1.0, 1.0]]), y, w, "huber", 0.05)
+    assert float(big) == pytest.approx(2 * 0.05 * (1.0 - 0.025), rel=1e-5)
+
+
+def test_estimator_two_phases_with_validation_slice(small_sim):
+    model = DeepCausalMMM(config={"training": {"validation_weeks": 8, "epochs": 80, "patience": 20}})
+    model.fit(small_sim.X, small_sim.y, regions=small_sim.regions, dates=small_sim.dates)
+    h = model.history_
+    assert len(h.val_loss) == h.epochs_run > 0
+    assert h.refit_epochs == round(0.25 * (h.best_epoch + 1))
+    assert model.knots_[-1] == 59  # the trend spans every fitted week after phase 2
+    table = model.get_channel_contributions()
+    parts = table[model.channels_].sum(axis=1) + table["baseline"] + table["controls"]
+    np.testing.assert_allclose(parts, table["prediction"], rtol=1e-5)
