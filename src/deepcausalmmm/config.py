@@ -178,7 +178,7 @@ class GraphConfig(_Section):
     max_lag: int = Field(1, ge=0, le=8, description="Weeks of lagged channel-to-channel influence.")
     lambda1: float = Field(0.02, ge=0.0, description="NOTEARS L1 weight (standardised activity).")
     threshold: float = Field(
-        0.1, ge=0.0, description="Edges with |standardised weight| below this are dropped."
+        0.05, ge=0.0, description="Edges with |standardised weight| below this are dropped."
     )
     min_t: float = Field(
         4.0, ge=0.0, description="Learned edges need |t| >= min_t in the least-squares refit."
