@@ -175,3 +175,9 @@ def test_plot_dag_shows_weighted_edges_and_roots(mediated):
     assert "edge(s)" in fig.layout.title.text
     labels = [a.text for a in fig.layout.annotations if a.text]
     assert any(lbl.replace("-", "").replace(".", "").isdigit() for lbl in labels)
+
+
+def test_cyclic_required_edges_are_a_config_error(small_sim):
+    cycle = [["channel_1", "channel_2"], ["channel_2", "channel_3"], ["channel_3", "channel_1"]]
+    with pytest.raises(ConfigError, match="required edges form a cycle"):
+        DeepCausalMMM(config={"graph": {"required": cycle}}).fit(small_sim.X, small_sim.y)

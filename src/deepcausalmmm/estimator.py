@@ -58,6 +58,11 @@ class DeepCausalMMM(BaseEstimator):
     scaler_ : PanelScaler
     panel_ : Panel
         The fitted data on its regular grid.
+    spend_ : ndarray ``[R,T,C]``
+        Spend per cell used for ROI.
+    graph_model_ : ChannelGraph
+        Learned channel graph (weights per lag, region-scaled units).
+    graph_roots_ : list of str
     graph_ : DataFrame
         Channel adjacency (rows parents, columns children).
     history_ : History
@@ -142,7 +147,6 @@ class DeepCausalMMM(BaseEstimator):
         graph_start = time.perf_counter()
         graph = self._learn_graph(cfg, panel, scaler)
         graph_seconds = time.perf_counter() - graph_start
-        R, T, C = panel.shape
         threads = cfg.training.threads or os.cpu_count() or 1
         old_threads = torch.get_num_threads()
         torch.set_num_threads(threads)
@@ -531,13 +535,16 @@ class DeepCausalMMM(BaseEstimator):
             return m
 
         R = len(panel.regions)
-        return learn_graph(
-            scaler.media(panel.media, np.arange(R)), panel.observed,
-            season_phase(panel.dates, cfg.baseline.period), mode=g.mode, max_lag=g.max_lag,
-            lambda1=g.lambda1, threshold=g.threshold, forbidden=mask(g.forbidden),
-            required=mask(g.required), roots=tuple(idx[c] for c in g.roots),
-            fixed=mask(g.edges) if g.mode == "fixed" else None, min_t=g.min_t,
-        )
+        try:
+            return learn_graph(
+                scaler.media(panel.media, np.arange(R)), panel.observed,
+                season_phase(panel.dates, cfg.baseline.period), mode=g.mode, max_lag=g.max_lag,
+                lambda1=g.lambda1, threshold=g.threshold, forbidden=mask(g.forbidden),
+                required=mask(g.required), roots=tuple(idx[c] for c in g.roots),
+                fixed=mask(g.edges) if g.mode == "fixed" else None, min_t=g.min_t,
+            )
+        except ValueError as exc:  # e.g. required edges that form a cycle
+            raise ConfigError(f"config section 'graph': {exc}") from None
 
     @staticmethod
     def _spend_grid(
