@@ -30,6 +30,7 @@ test: $(VENV)/.installed-test
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy src/deepcausalmmm
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/mmm_panel.py

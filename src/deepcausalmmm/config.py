@@ -205,16 +205,16 @@ class MMMConfig(_Section):
 
     loss: Literal["mse", "huber"] = "huber"
     huber_delta: float = Field(0.05, gt=0.0, description="Huber threshold in scaled KPI units.")
-    regularization: RegularizationConfig = Field(default_factory=RegularizationConfig)
-    carryover: CarryoverConfig = Field(default_factory=CarryoverConfig)
-    saturation: SaturationConfig = Field(default_factory=SaturationConfig)
-    effectiveness: EffectivenessConfig = Field(default_factory=EffectivenessConfig)
-    coefficients: CoefficientConfig = Field(default_factory=CoefficientConfig)
-    baseline: BaselineConfig = Field(default_factory=BaselineConfig)
-    controls: ControlsConfig = Field(default_factory=ControlsConfig)
-    training: TrainingConfig = Field(default_factory=TrainingConfig)
-    data: DataConfig = Field(default_factory=DataConfig)
-    graph: GraphConfig = Field(default_factory=GraphConfig)
+    regularization: RegularizationConfig = RegularizationConfig()
+    carryover: CarryoverConfig = CarryoverConfig()
+    saturation: SaturationConfig = SaturationConfig()
+    effectiveness: EffectivenessConfig = EffectivenessConfig()
+    coefficients: CoefficientConfig = CoefficientConfig()
+    baseline: BaselineConfig = BaselineConfig()
+    controls: ControlsConfig = ControlsConfig()
+    training: TrainingConfig = TrainingConfig()
+    data: DataConfig = DataConfig()
+    graph: GraphConfig = GraphConfig()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (JSON-serialisable)."""

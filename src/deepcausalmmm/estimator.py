@@ -259,6 +259,7 @@ class DeepCausalMMM(BaseEstimator):
     def contribution_summary(self) -> pd.DataFrame:
         """Per channel over the fitted rows: ``contribution``, ``share_of_media``, ``share_of_kpi``."""
         table = self.get_channel_contributions()
+        assert self.panel_.y is not None  # a fitted panel always holds the KPI
         kpi = float(np.nansum(np.where(self.panel_.observed, self.panel_.y, 0.0)))
         return summarize_contributions(table, self.channels_, kpi)
 

@@ -101,7 +101,7 @@ def save_model(model: Any, path: Path) -> Path:
     return path
 
 
-def load_model(cls: type, path: Path) -> Any:
+def load_model(cls: Any, path: Path) -> Any:
     """Rebuild an estimator of class ``cls`` from ``path``.
 
     Raises

@@ -56,6 +56,9 @@ class Decomposition:
 class MMMNet(nn.Module):
     """The MMM as a torch module (see module docstring)."""
 
+    negative: Tensor  # [C] buffer: channels allowed a signed effect
+    control_signs: Tensor  # [K] buffer: +1, -1 or 0 (free)
+
     def __init__(
         self,
         n_regions: int,

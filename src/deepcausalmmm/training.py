@@ -54,7 +54,8 @@ def total_loss(net: nn.Module, batch: object, target: Target, config: MMMConfig)
     fit = data_loss(dec.prediction, target.y, target.weight_train, config.loss, config.huber_delta)
     with torch.no_grad():
         val = data_loss(dec.prediction, target.y, target.weight_val, config.loss, config.huber_delta)
-    return fit + net.penalty(config, dec), val
+    penalty = net.penalty(config, dec)  # type: ignore[operator]
+    return fit + penalty, val
 
 
 def train(
@@ -127,7 +128,7 @@ def train(
             history.stopped_early = True
             break
         if not lbfgs:
-            opt.step()
+            opt.step()  # type: ignore[call-arg]
     if best_state is not None:
         net.load_state_dict(best_state)
     history.epochs_run = len(history.train_loss)
