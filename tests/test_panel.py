@@ -147,3 +147,19 @@ def test_fit_reports_negative_spend_via_estimator():
     df.loc[0, "tv"] = -1
     with pytest.raises(DataError, match="column 'tv' has 1 negative"):
         DeepCausalMMM().fit(df[["tv", "search"]], df["kpi"], regions=df["region"], dates=df["date"])
+
+
+def test_date_column_inside_X_is_rejected():
+    df = frame()
+    with pytest.raises(DataError, match=r"`X` column\(s\) \['date'\] hold dates, not activity; pass them as `dates=`"):
+        build_panel(df[["tv", "date"]], df["kpi"], df["region"])
+
+
+def test_counterfactual_without_dates_uses_row_order(fitted, small_sim):
+    model = DeepCausalMMM(config={"training": {"epochs": 20}}).fit(
+        small_sim.X, small_sim.y, regions=small_sim.regions)
+    X0 = small_sim.X.copy()
+    X0["channel_1"] = 0.0
+    table = model.get_channel_contributions(X0, regions=small_sim.regions)
+    assert (table["channel_1"] == 0).all()
+    assert list(table.index.get_level_values("date")[:3]) == [0, 1, 2]

@@ -127,6 +127,9 @@ class BaselineConfig(_Section):
 
     knot_spacing: int = Field(8, ge=2, le=520, description="Weeks between trend knots.")
     fourier_order: int = Field(2, ge=0, le=10)
+    calendar_order: int = Field(
+        2, ge=1, le=10, description="Yearly harmonics fed to the GRUs as calendar context."
+    )
     period: float = Field(52.1775, gt=1.0, description="Seasonality period in time steps.")
     extrapolation: Literal["flat", "damped"] = "flat"
     damping: float = Field(0.9, gt=0.0, lt=1.0, description="Per-step slope decay if damped.")

@@ -31,8 +31,6 @@ from .training import History, Target, train
 
 __all__ = ["DeepCausalMMM"]
 
-_CALENDAR_ORDER = 2  # Fourier harmonics fed to the GRUs as calendar context
-
 
 class DeepCausalMMM(BaseEstimator):
     """Marketing mix model: additive, identifiable, with GRU-shaped carryover.
@@ -579,7 +577,7 @@ class DeepCausalMMM(BaseEstimator):
             n_regions=len(panel.regions),
             n_channels=len(panel.channels),
             n_controls=len(panel.controls),
-            n_calendar=2 * _CALENDAR_ORDER,
+            n_calendar=2 * cfg.baseline.calendar_order,
             n_knots=n_knots,
             n_fourier=2 * cfg.baseline.fourier_order,
             config=cfg,
@@ -605,7 +603,8 @@ class DeepCausalMMM(BaseEstimator):
         return Batch(
             media=torch.tensor(scaler.media(media, region_idx), dtype=f32),  # [R,T,C]
             controls=torch.tensor(scaler.controls(ctrl, region_idx), dtype=f32),  # [R,T,K]
-            calendar=torch.tensor(fourier_features(phase, _CALENDAR_ORDER), dtype=f32),  # [T,4]
+            calendar=torch.tensor(fourier_features(phase, cfg.baseline.calendar_order),
+                                  dtype=f32),  # [T,F]
             basis=torch.tensor(
                 trend_basis(positions, knots, cfg.baseline.extrapolation, cfg.baseline.damping),
                 dtype=f32,

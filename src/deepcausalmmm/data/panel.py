@@ -125,6 +125,13 @@ def _as_vector(values: ArrayLike, name: str) -> np.ndarray:
 
 
 def _check_numeric(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    dated = [c for c in frame.columns
+             if pd.api.types.is_datetime64_any_dtype(frame[c]) or pd.api.types.is_timedelta64_dtype(frame[c])]
+    if dated:
+        raise DataError(
+            f"`{name}` column(s) {dated} hold dates, not activity; pass them as `dates=` and drop "
+            f"them from `{name}`"
+        )
     bad = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if bad:
         coerced = frame[bad].apply(pd.to_numeric, errors="coerce")
