@@ -66,9 +66,8 @@ class CarryoverConfig(_Section):
     gate_min: float = Field(0.0, ge=0.0, lt=1.0)
     gate_max: float = Field(0.9, gt=0.0, lt=1.0)
     max_lag: int = Field(26, ge=0, le=260, description="Weeks after which an impulse is cut to 0.")
-    context_hidden: int = Field(8, ge=1, le=128, description="GRU width over calendar context.")
     context_scale: float = Field(
-        1.0, ge=0.0, le=5.0, description="Max shift of gate logits by the calendar GRU."
+        1.0, ge=0.0, le=5.0, description="Max shift of gate logits by the context GRU."
     )
 
     @model_validator(mode="after")
@@ -79,6 +78,13 @@ class CarryoverConfig(_Section):
                 f"({self.gate_max})"
             )
         return self
+
+
+class ContextConfig(_Section):
+    """The GRU over calendar features and controls that shapes gates and effectiveness."""
+
+    hidden: int = Field(8, ge=1, le=128, description="GRU width.")
+    calendar_order: int = Field(2, ge=1, le=10, description="Yearly harmonics fed to the GRU.")
 
 
 class SaturationConfig(_Section):
@@ -99,11 +105,10 @@ class SaturationConfig(_Section):
 
 
 class EffectivenessConfig(_Section):
-    """Time-varying effectiveness m_c(t) in [low, high] from a GRU over calendar and controls."""
+    """Time-varying effectiveness m_c(t) in [low, high] from the context GRU."""
 
     low: float = Field(0.8, ge=0.0, le=1.0)
     high: float = Field(1.2, ge=1.0)
-    hidden: int = Field(8, ge=1, le=128)
     enabled: bool = True
 
 
@@ -127,9 +132,6 @@ class BaselineConfig(_Section):
 
     knot_spacing: int = Field(8, ge=2, le=520, description="Weeks between trend knots.")
     fourier_order: int = Field(2, ge=0, le=10)
-    calendar_order: int = Field(
-        2, ge=1, le=10, description="Yearly harmonics fed to the GRUs as calendar context."
-    )
     period: float = Field(52.1775, gt=1.0, description="Seasonality period in time steps.")
     extrapolation: Literal["flat", "damped"] = "flat"
     damping: float = Field(0.9, gt=0.0, lt=1.0, description="Per-step slope decay if damped.")
@@ -210,6 +212,7 @@ class MMMConfig(_Section):
     huber_delta: float = Field(0.05, gt=0.0, description="Huber threshold in scaled KPI units.")
     regularization: RegularizationConfig = RegularizationConfig()
     carryover: CarryoverConfig = CarryoverConfig()
+    context: ContextConfig = ContextConfig()
     saturation: SaturationConfig = SaturationConfig()
     effectiveness: EffectivenessConfig = EffectivenessConfig()
     coefficients: CoefficientConfig = CoefficientConfig()

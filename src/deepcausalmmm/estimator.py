@@ -577,7 +577,7 @@ class DeepCausalMMM(BaseEstimator):
             n_regions=len(panel.regions),
             n_channels=len(panel.channels),
             n_controls=len(panel.controls),
-            n_calendar=2 * cfg.baseline.calendar_order,
+            n_calendar=2 * cfg.context.calendar_order,
             n_knots=n_knots,
             n_fourier=2 * cfg.baseline.fourier_order,
             config=cfg,
@@ -603,7 +603,7 @@ class DeepCausalMMM(BaseEstimator):
         return Batch(
             media=torch.tensor(scaler.media(media, region_idx), dtype=f32),  # [R,T,C]
             controls=torch.tensor(scaler.controls(ctrl, region_idx), dtype=f32),  # [R,T,K]
-            calendar=torch.tensor(fourier_features(phase, cfg.baseline.calendar_order),
+            calendar=torch.tensor(fourier_features(phase, cfg.context.calendar_order),
                                   dtype=f32),  # [T,F]
             basis=torch.tensor(
                 trend_basis(positions, knots, cfg.baseline.extrapolation, cfg.baseline.damping),

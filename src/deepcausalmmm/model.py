@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from .components.carryover import GatedCarryover
 from .components.saturation import HillSaturation
-from .components.temporal import Baseline, Effectiveness
+from .components.temporal import Baseline, CalendarContext, Effectiveness
 from .config import MMMConfig
 
 __all__ = ["Batch", "Decomposition", "MMMNet"]
@@ -73,21 +73,22 @@ class MMMNet(nn.Module):
     ) -> None:
         super().__init__()
         co, sa, ef, cf = config.carryover, config.saturation, config.effectiveness, config.coefficients
+        hidden = config.context.hidden
+        self.context = CalendarContext(n_calendar, n_controls, hidden)
         self.carryover = GatedCarryover(
             n_channels,
-            n_calendar,
+            hidden,
             stages=co.stages,
             gate_min=co.gate_min,
             gate_max=co.gate_max,
             max_lag=co.max_lag,
-            hidden=co.context_hidden,
             context_scale=co.context_scale,
         )
         self.saturation = HillSaturation(
             n_channels, sa.half_sat_min, sa.half_sat_max, sa.slope_min, sa.slope_max
         )
         self.effectiveness = (
-            Effectiveness(n_calendar + n_controls, n_channels, ef.hidden, ef.low, ef.high)
+            Effectiveness(hidden, n_channels, ef.low, ef.high)
             if ef.enabled
             else None
         )
@@ -127,11 +128,12 @@ class MMMNet(nn.Module):
     # -- forward ---------------------------------------------------------------------------
     def forward(self, batch: Batch) -> Decomposition:
         """Decompose the KPI for ``batch`` (scaled units)."""
-        carried = self.carryover(batch.media, batch.calendar)  # [R,T,C] -> [R,T,C]
+        national, regional = self.context(batch.calendar, batch.controls)  # [T,H], [R,T,H]
+        carried = self.carryover(batch.media, national)  # [R,T,C] -> [R,T,C]
         sat = self.saturation(carried)  # [R,T,C]
         scale = self.beta()[None, :] * torch.exp(self.region_dev[batch.region_idx])  # [R,C]
         if self.effectiveness is not None:
-            eff = self.effectiveness(batch.calendar, batch.controls)  # [R,T,C]
+            eff = self.effectiveness(regional)  # [R,T,H] -> [R,T,C]
         else:
             eff = torch.ones_like(sat)
         channels = scale[:, None, :] * eff * sat  # [R,1,C] * [R,T,C] -> [R,T,C]

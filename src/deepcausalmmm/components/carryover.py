@@ -6,9 +6,10 @@ recursion is linear in ``x`` with non-negative weights, so it is zero for zero
 input, monotone in spend and causal (invariants 2-4). Its impulse response is
 truncated after ``max_lag`` steps, so carryover is finite by construction.
 
-The gates vary with calendar context through a small GRU shared by all
-regions (it never sees spend), and are written as an explicit lower-triangular
-kernel ``[C,T,T]`` so the whole panel is one batched matrix product.
+The gates vary with the national calendar context (the hidden state of the
+model's context GRU for an average region; it never sees spend), and are
+written as an explicit lower-triangular kernel ``[C,T,T]`` so the whole
+panel is one batched matrix product.
 """
 
 from __future__ import annotations
@@ -65,14 +66,14 @@ def apply_kernel(kernel: Tensor, x: Tensor) -> Tensor:
 
 @register("carryover")
 class GatedCarryover(nn.Module):
-    """Learned multi-stage gated carryover, gates modulated by a calendar GRU.
+    """Learned multi-stage gated carryover, gates modulated by calendar context.
 
     Parameters
     ----------
     n_channels : int
-    n_calendar : int
-        Calendar features fed to the gate GRU.
-    stages, gate_min, gate_max, max_lag, hidden, context_scale
+    n_context : int
+        Width of the context (GRU hidden state) that shifts the gates.
+    stages, gate_min, gate_max, max_lag, context_scale
         See :class:`~deepcausalmmm.config.CarryoverConfig`.
     """
 
@@ -81,12 +82,11 @@ class GatedCarryover(nn.Module):
     def __init__(
         self,
         n_channels: int,
-        n_calendar: int,
+        n_context: int,
         stages: int = 2,
         gate_min: float = 0.0,
         gate_max: float = 0.9,
         max_lag: int = 26,
-        hidden: int = 8,
         context_scale: float = 1.0,
     ) -> None:
         super().__init__()
@@ -97,22 +97,20 @@ class GatedCarryover(nn.Module):
         init = torch.full((stages, n_channels), -2.0)
         init[0] = 0.0
         self.gate_logit = nn.Parameter(init)  # [S,C]
-        self.gru = nn.GRU(n_calendar, hidden, batch_first=True)
-        self.head = nn.Linear(hidden, stages * n_channels)
+        self.head = nn.Linear(n_context, stages * n_channels)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
-    def gates(self, calendar: Tensor) -> Tensor:
-        """Gates ``[S,T,C]`` from calendar features ``[T,F]``."""
-        h, _ = self.gru(calendar[None])  # [1,T,F] -> [1,T,H]
-        shift = torch.tanh(self.head(h[0])) * self.context_scale  # [T,H] -> [T,S*C]
+    def gates(self, context: Tensor) -> Tensor:
+        """Gates ``[S,T,C]`` from the national context ``[T,H]``."""
+        shift = torch.tanh(self.head(context)) * self.context_scale  # [T,H] -> [T,S*C]
         shift = shift.view(-1, self.stages, self.n_channels).transpose(0, 1)  # [T,S,C] -> [S,T,C]
         logit = self.gate_logit[:, None, :] + shift  # [S,1,C] + [S,T,C] -> [S,T,C]
         return self.gate_min + (self.gate_max - self.gate_min) * torch.sigmoid(logit)
 
-    def forward(self, x: Tensor, calendar: Tensor) -> Tensor:
-        """Carry media ``[R,T,C]`` over time -> ``[R,T,C]``."""
-        return apply_kernel(carryover_kernel(self.gates(calendar), self.max_lag), x)
+    def forward(self, x: Tensor, context: Tensor) -> Tensor:
+        """Carry media ``[R,T,C]`` over time -> ``[R,T,C]``, gates from ``context`` ``[T,H]``."""
+        return apply_kernel(carryover_kernel(self.gates(context), self.max_lag), x)
 
     def decay_summary(self) -> dict[str, Any]:
         """Gate of each stage without calendar modulation, per channel."""

@@ -8,8 +8,10 @@
   slope.
 * :class:`Baseline`: per-region level + trend + seasonality, with region
   deviations from shared shapes (shrunk by the loss).
-* :class:`Effectiveness`: bounded time-varying media effectiveness from a GRU
-  over calendar features and controls (never over spend).
+* :class:`CalendarContext`: one GRU over calendar features and controls
+  (never spend), for every region and for an average region.
+* :class:`Effectiveness`: bounded time-varying media effectiveness from the
+  regional context.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ __all__ = [
     "make_knots",
     "trend_basis",
     "Baseline",
+    "CalendarContext",
     "Effectiveness",
 ]
 
@@ -134,22 +137,40 @@ class Baseline(nn.Module):
         return pen + shrinkage * dev
 
 
+class CalendarContext(nn.Module):
+    """One GRU over calendar features and a region's controls (never spend).
+
+    Run for every region and for an average region (controls at their mean,
+    0 after standardisation): the regional states drive time-varying
+    effectiveness, the average-region state drives the carryover gates, so
+    gates are shared by regions and the GRU recursion runs once per epoch.
+    """
+
+    def __init__(self, n_calendar: int, n_controls: int, hidden: int) -> None:
+        super().__init__()
+        self.gru = nn.GRU(n_calendar + n_controls, hidden, batch_first=True)
+
+    def forward(self, calendar: Tensor, controls: Tensor) -> tuple[Tensor, Tensor]:
+        """``calendar`` ``[T,F]``, ``controls`` ``[R,T,K]`` -> (national ``[T,H]``, regional ``[R,T,H]``)."""
+        R, T, K = controls.shape
+        cal = calendar[None].expand(R + 1, -1, -1)  # [T,F] -> [R+1,T,F]
+        ctrl = torch.cat([controls, controls.new_zeros(1, T, K)], dim=0)  # [R,T,K] -> [R+1,T,K]
+        h, _ = self.gru(torch.cat([cal, ctrl], dim=-1))  # [R+1,T,F+K] -> [R+1,T,H]
+        return h[R], h[:R]
+
+
 class Effectiveness(nn.Module):
     """Time-varying effectiveness ``m[R,T,C]`` in ``[low, high]``, 1 at initialisation."""
 
-    def __init__(self, n_inputs: int, n_channels: int, hidden: int, low: float, high: float) -> None:
+    def __init__(self, n_context: int, n_channels: int, low: float, high: float) -> None:
         super().__init__()
         self.low, self.high = low, high
-        self.gru = nn.GRU(n_inputs, hidden, batch_first=True)
-        self.head = nn.Linear(hidden, n_channels)
+        self.head = nn.Linear(n_context, n_channels)
         nn.init.zeros_(self.head.weight)
         p = (1.0 - low) / (high - low) if high > low else 0.5
         p = min(max(p, 1e-4), 1 - 1e-4)
         nn.init.constant_(self.head.bias, float(np.log(p / (1 - p))))
 
-    def forward(self, calendar: Tensor, controls: Tensor) -> Tensor:
-        """``calendar`` ``[T,F]`` and ``controls`` ``[R,T,K]`` -> ``[R,T,C]``."""
-        R = controls.shape[0]
-        cal = calendar[None].expand(R, -1, -1)  # [T,F] -> [R,T,F]
-        h, _ = self.gru(torch.cat([cal, controls], dim=-1))  # [R,T,F+K] -> [R,T,H]
-        return self.low + (self.high - self.low) * torch.sigmoid(self.head(h))  # [R,T,C]
+    def forward(self, context: Tensor) -> Tensor:
+        """Regional context ``[R,T,H]`` -> multipliers ``[R,T,C]``."""
+        return self.low + (self.high - self.low) * torch.sigmoid(self.head(context))  # [R,T,C]
