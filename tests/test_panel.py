@@ -163,3 +163,13 @@ def test_counterfactual_without_dates_uses_row_order(fitted, small_sim):
     table = model.get_channel_contributions(X0, regions=small_sim.regions)
     assert (table["channel_1"] == 0).all()
     assert list(table.index.get_level_values("date")[:3]) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("dates", [list(range(100, 112)), np.arange(100, 112).astype(object)])
+def test_integer_periods_stay_periods(dates):
+    cube = np.ones((2, 12, 1))
+    p = build_panel(cube, np.ones((2, 12)), dates=list(dates))
+    assert list(p.dates) == list(range(100, 112))
+    flat = build_panel(np.ones((24, 1)), np.ones(24), regions=["a"] * 12 + ["b"] * 12,
+                       dates=np.tile(np.asarray(dates), 2))
+    assert not isinstance(flat.dates, pd.DatetimeIndex) and flat.dates[0] == 100

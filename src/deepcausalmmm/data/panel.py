@@ -191,7 +191,7 @@ def _regular_grid(dates: pd.Index) -> pd.Index:
 
 
 def _parse_dates(raw: np.ndarray) -> pd.Index:
-    idx = pd.Index(raw)
+    idx = pd.Index(raw).infer_objects()  # an object array of ints is integer periods, not ns
     if pd.api.types.is_integer_dtype(idx):
         return idx.astype(np.int64)
     if pd.api.types.is_float_dtype(idx):
@@ -455,7 +455,7 @@ def _from_cube(
             f"`dates` has {len(date_vals)} values but the 3-D `X` has {T} weeks; pass one date per week"
         )
     rr = np.repeat(np.asarray(reg_labels, dtype=object), T)
-    dd = np.tile(np.asarray(date_vals, dtype=object), R)
+    dd = np.tile(np.asarray(date_vals), R)  # keep the dates' own dtype (ints stay periods)
     flat = X.reshape(R * T, C)  # [R,T,C] -> [R*T,C]
     yflat = None
     if y is not None:
@@ -481,7 +481,7 @@ def _from_cube(
         flat,
         yflat,
         regions=rr,
-        dates=pd.Index(dd).astype(np.int64) if dates is None else dd,
+        dates=dd,
         controls=cflat,
         sample_weight=wflat,
         purpose=purpose,
