@@ -209,3 +209,20 @@ def test_region_without_kpi_weight_warns(small_sim):
     with pytest.warns(UserWarning, match=r"region\(s\) \['geo_000'\] have no KPI with positive"):
         DeepCausalMMM(config={"training": {"epochs": 2}}).fit(
             small_sim.X, small_sim.y, regions=small_sim.regions, sample_weight=weight)
+
+
+def test_time_varying_effectiveness_option(small_sim):
+    cfg = {"training": {"epochs": 60}, "effectiveness": {"enabled": True, "low": 0.7, "high": 1.4}}
+    model = DeepCausalMMM(config=cfg).fit(small_sim.X, small_sim.y, regions=small_sim.regions,
+                                          dates=small_sim.dates, controls=small_sim.control_frame)
+    batch = model._batch(model.config_, model.panel_, model.scaler_, model.knots_, np.arange(6),
+                         model.panel_.media, model.panel_.control_values, np.arange(60, dtype=float))
+    m = model._run_net(batch).effectiveness
+    assert float(m.min()) >= 0.7 and float(m.max()) <= 1.4 and float(m.std()) > 0
+    X0 = small_sim.X.copy()
+    X0["channel_2"] = 0.0
+    table = model.get_channel_contributions(X0, regions=small_sim.regions, dates=small_sim.dates,
+                                            controls=small_sim.control_frame)
+    assert (table["channel_2"] == 0).all()
+    parts = table[model.channels_].sum(axis=1) + table["baseline"] + table["controls"]
+    np.testing.assert_allclose(parts, table["prediction"], rtol=1e-5)
