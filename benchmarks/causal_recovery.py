@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         n_false_empty = len(m_empty.get_dag_edges())
         rows.append((seed, f1, n_false_empty, err_ours.mean(), err_ours.max(), err_blind.mean(),
                      err_blind.max(), root_ours, root_blind, ours.graph_seconds_, t_ours, t_blind))
-        print(f"seed {seed}: learned edges {sorted(zip(ours.get_dag_edges().parent, ours.get_dag_edges().child, strict=False))}; "
+        print(f"seed {seed}: learned edges {sorted((truth_edges | false) - missed)}; "
               f"false {sorted(false)}; missed {sorted(missed)}", flush=True)
     head = ("seed", "edge_F1", "false_edges_empty", "share_err_mean_pp", "share_err_max_pp",
             "blind_err_mean_pp", "blind_err_max_pp", "root_err_pct", "blind_root_err_pct",

@@ -11,6 +11,7 @@ from deepcausalmmm.components import (
     carryover_kernel,
     get_component,
     hill,
+    registered,
 )
 from deepcausalmmm.components.temporal import make_knots, trend_basis
 
@@ -80,6 +81,7 @@ def test_gradcheck():
 def test_registry_round_trip():
     assert get_component("carryover", "gated") is GatedCarryover
     assert get_component("saturation", "hill") is HillSaturation
+    assert registered("carryover") == ["gated"] and registered("saturation") == ["hill"]
     with pytest.raises(KeyError, match="registered: "):
         get_component("saturation", "logistic")
 

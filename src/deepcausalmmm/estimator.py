@@ -384,11 +384,11 @@ class DeepCausalMMM(BaseEstimator):
                 raise DataError(f"`period` {period} contains no fitted dates ({dates[0]}..{dates[-1]})")
         scale = self.scaler_.media_scale[:, None, :]  # [R,1,C]
         scaled = p.media / scale  # [R,T,C]
-        observed = self._contributions_for_media(p.media)  # [R,T,C]
+        observed = self._fitted_parts(p.media)["channels"]  # [R,T,C]
         total = np.zeros((R, C))
         for c in range(C):
             cf_media = intervene(scaled, self.graph_model_, c) * scale
-            cf = self._contributions_for_media(cf_media)
+            cf = self._fitted_parts(cf_media)["channels"]
             total[:, c] = np.where(keep[:, :, None], observed - cf, 0.0).sum(axis=(1, 2))
         direct = np.where(keep[:, :, None], observed, 0.0).sum(axis=1)  # [R,C]
         spend = np.where(keep[:, :, None], self.spend_, 0.0).sum(axis=1)  # [R,C]
@@ -408,13 +408,13 @@ class DeepCausalMMM(BaseEstimator):
         frame["roi"] = np.where(frame["spend"] > 0, frame["total"] / frame["spend"].where(frame["spend"] > 0, 1), np.nan)
         return frame[["total", "direct", "mediated", "total_share", "spend", "roi"]]
 
-    def _contributions_for_media(self, media: np.ndarray) -> np.ndarray:
-        """Channel contributions ``[R,T,C]`` (KPI units) for the fitted panel with ``media`` swapped in."""
+    def _fitted_parts(self, media: np.ndarray) -> dict[str, np.ndarray]:
+        """Decomposition (KPI units, ``[R,T,*]``) of the fitted panel with ``media`` swapped in."""
         p = self.panel_
         R, T, _ = p.shape
         batch = self._batch(self.config_, p, self.scaler_, self.knots_, np.arange(R), media,
                             p.control_values, np.arange(T, dtype=float))
-        return self._to_kpi(self._run_net(batch), np.arange(R))["channels"]
+        return self._to_kpi(self._run_net(batch), np.arange(R))
 
     # ----------------------------------------------------------------- plotting
     def plot_contributions(self) -> go.Figure:
@@ -649,10 +649,7 @@ class DeepCausalMMM(BaseEstimator):
 
     def _decompose_fitted(self) -> pd.DataFrame:
         p = self.panel_
-        R, T, _ = p.shape
-        batch = self._batch(self.config_, p, self.scaler_, self.knots_, np.arange(R), p.media,
-                            p.control_values, np.arange(T, dtype=float))
-        parts = self._to_kpi(self._run_net(batch), np.arange(R))
+        parts = self._fitted_parts(p.media)
         r, t = p.row_index[:, 0], p.row_index[:, 1]
         return contributions_frame(
             [p.regions[i] for i in r], p.dates[t], self.channels_,

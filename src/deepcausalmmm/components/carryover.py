@@ -14,8 +14,6 @@ panel is one batched matrix product.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor, nn
 
@@ -111,8 +109,3 @@ class GatedCarryover(nn.Module):
     def forward(self, x: Tensor, context: Tensor) -> Tensor:
         """Carry media ``[R,T,C]`` over time -> ``[R,T,C]``, gates from ``context`` ``[T,H]``."""
         return apply_kernel(carryover_kernel(self.gates(context), self.max_lag), x)
-
-    def decay_summary(self) -> dict[str, Any]:
-        """Gate of each stage without calendar modulation, per channel."""
-        g = self.gate_min + (self.gate_max - self.gate_min) * torch.sigmoid(self.gate_logit)
-        return {"gates": g.detach().cpu().tolist()}
