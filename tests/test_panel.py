@@ -173,3 +173,42 @@ def test_integer_periods_stay_periods(dates):
     flat = build_panel(np.ones((24, 1)), np.ones(24), regions=["a"] * 12 + ["b"] * 12,
                        dates=np.tile(np.asarray(dates), 2))
     assert not isinstance(flat.dates, pd.DatetimeIndex) and flat.dates[0] == 100
+
+
+def test_stale_cells_flag_filled_gaps_only():
+    from deepcausalmmm.data import stale_cells
+
+    y = np.array([[5.0, 7.0, 7.0, 7.0, 8.0, 8.0, 3.0, 3.0]])
+    media = np.ones((1, 8, 2))
+    media[0, 2:4] = 0.0  # weeks 2-3: dark and repeating week 1 -> forward-filled
+    media[0, 5, :] = [0.0, 1.0]  # week 5 repeats week 4 but one channel is live -> genuine
+    media[0, 6] = 0.0  # week 6: dark and equal to week 7 -> backward-filled
+    observed = np.ones((1, 8), dtype=bool)
+    np.testing.assert_array_equal(stale_cells(y, media, observed)[0],
+                                  [0, 0, 1, 1, 0, 0, 1, 0])
+    observed[0, 7] = False  # an unobserved neighbour is no evidence
+    assert not stale_cells(y, media, observed)[0, 6]
+
+
+def test_fit_down_weights_stale_weeks_unless_weights_given(small_sim):
+    df = small_sim.data.copy()
+    weeks = df["date"].unique()
+    geo1 = df["region"] == "geo_001"
+    gone = geo1 & (df["date"] >= weeks[40])  # the feed stopped; the grid was forward-filled
+    channels = small_sim.channels
+    df.loc[gone, channels] = 0.0
+    df.loc[gone, "kpi"] = df.loc[geo1 & (df["date"] == weeks[39]), "kpi"].iloc[0]
+    args = (df[channels], df["kpi"], df["region"], df["date"])
+    fast = {"training": {"epochs": 2}}
+    with pytest.warns(UserWarning, match=r"20 week\(s\) in 1 region\(s\).*'geo_001'.*filled gaps"):
+        model = DeepCausalMMM(config=fast).fit(*args)
+    w = model.panel_.weight
+    assert np.all(w[1, 40:] == 0.1) and np.all(w[1, :40] == 1.0) and np.all(w[0] == 1.0)
+    # explicit weights and stale_weight=1 leave every week as given
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        given = DeepCausalMMM(config=fast).fit(*args, sample_weight=np.ones(len(df)))
+        off = DeepCausalMMM(config={**fast, "data": {"stale_weight": 1.0}}).fit(*args)
+    assert np.all(given.panel_.weight == 1.0) and np.all(off.panel_.weight == 1.0)

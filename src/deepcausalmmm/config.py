@@ -178,6 +178,13 @@ class DataConfig(_Section):
     """Requirements on input panels."""
 
     min_weeks: int = Field(8, ge=2, description="Fewest weeks a fitted panel may have.")
+    stale_weight: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="Loss weight of weeks that look like filled gaps (every channel 0 and the "
+        "KPI exactly equal to an adjacent week's) when fit gets no sample_weight; 1 disables.",
+    )
 
 
 class GraphConfig(_Section):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import warnings
@@ -22,7 +23,7 @@ from .components.graph import ChannelGraph, learn_graph
 from .components.temporal import fourier_features, make_knots, season_phase, trend_basis
 from .config import MMMConfig, build_config
 from .data.history import align_to_fit, extend_history
-from .data.panel import ArrayLike, Panel, build_panel
+from .data.panel import ArrayLike, Panel, build_panel, stale_cells
 from .data.scaling import PanelScaler
 from .exceptions import ConfigError, DataError
 from .model import Batch, Decomposition, MMMNet
@@ -131,6 +132,8 @@ class DeepCausalMMM(BaseEstimator):
             X, y, regions, dates, controls, sample_weight, purpose="fit", min_weeks=cfg.data.min_weeks
         )
         self._check_config_names(cfg, panel)
+        if sample_weight is None:
+            panel = _down_weight_stale(panel, cfg.data.stale_weight)
         unweighted = [panel.regions[i] for i in np.flatnonzero((panel.weight * panel.observed).sum(axis=1) == 0)]
         if unweighted:
             warnings.warn(
@@ -299,17 +302,21 @@ class DeepCausalMMM(BaseEstimator):
             cutoffs = rolling_cutoffs(T, n_splits, horizon, cfg.data.min_weeks)
         except ValueError as exc:
             raise DataError(str(exc)) from None
-        weight = panel.weight * panel.observed
         y0 = np.where(panel.observed, panel.y, 0.0)
+        weight = panel.weight * panel.observed
         ctrl = panel.control_values if panel.controls else None
         rows = []
         for cut in cutoffs:
             model = clone(self)
             start = time.perf_counter()
+            w_cut = weight[:, :cut]
+            if sample_weight is None:  # as fit would: judged on the training weeks only
+                stale = stale_cells(y0[:, :cut], panel.media[:, :cut], panel.observed[:, :cut])
+                w_cut = np.where(stale, w_cut * cfg.data.stale_weight, w_cut)
             model.fit(panel.media[:, :cut], y0[:, :cut], regions=panel.regions,
                       dates=list(panel.dates[:cut]),
                       controls=None if ctrl is None else ctrl[:, :cut],
-                      sample_weight=weight[:, :cut])
+                      sample_weight=w_cut)
             seconds = time.perf_counter() - start
             end = cut + horizon
             R = len(panel.regions)
@@ -682,6 +689,24 @@ class DeepCausalMMM(BaseEstimator):
             parts["baseline"][r, tt], parts["channels"][r, tt], parts["controls"][r, tt],
         )
         return table, new
+
+
+def _down_weight_stale(panel: Panel, stale_weight: float) -> Panel:
+    """Give filled-looking cells (:func:`stale_cells`) the loss weight ``stale_weight``, with a warning."""
+    assert panel.y is not None
+    stale = stale_cells(panel.y, panel.media, panel.observed)  # [R,T]
+    if stale_weight == 1.0 or not stale.any():
+        return panel
+    regions = [panel.regions[i] for i in np.flatnonzero(stale.any(axis=1))]
+    warnings.warn(
+        f"{int(stale.sum())} week(s) in {len(regions)} region(s) (e.g. {regions[:5]}) have every "
+        "channel at 0 and repeat an adjacent week's KPI exactly; they look like filled gaps and "
+        f"get loss weight data.stale_weight={stale_weight}. Pass `sample_weight` to weight rows "
+        "yourself, or set data.stale_weight=1 to treat them as measurements",
+        UserWarning,
+        stacklevel=3,
+    )
+    return dataclasses.replace(panel, weight=np.where(stale, panel.weight * stale_weight, panel.weight))
 
 
 def _printer() -> Any:

@@ -1,6 +1,6 @@
 """Panel validation, scaling and simulation."""
 
-from .panel import Panel, build_panel
+from .panel import Panel, build_panel, stale_cells
 from .scaling import PanelScaler
 
-__all__ = ["Panel", "build_panel", "PanelScaler"]
+__all__ = ["Panel", "build_panel", "stale_cells", "PanelScaler"]

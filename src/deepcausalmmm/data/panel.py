@@ -27,7 +27,7 @@ import pandas as pd
 from ..constants import NATIONAL
 from ..exceptions import DataError
 
-__all__ = ["Panel", "build_panel", "ArrayLike"]
+__all__ = ["Panel", "build_panel", "stale_cells", "ArrayLike"]
 
 ArrayLike = Any  # DataFrame, Series, ndarray or sequence
 
@@ -427,6 +427,26 @@ def build_panel(
         weight=weight,
         row_index=np.stack([r_of_row, t_of_row], axis=1),
     )
+
+
+def stale_cells(y: np.ndarray, media: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """Cells ``[R,T]`` that look like filled gaps rather than measurements.
+
+    A cell is stale when every channel is exactly 0 and its KPI exactly equals
+    the KPI of an observed neighbouring week of the same region: the signature
+    of a panel completed by forward/backward filling, where a feed stopped
+    but its last value was carried on. Genuine weeks rarely repeat a KPI to
+    the last digit while all media are dark.
+    """
+    R, T = observed.shape
+    if T < 2:
+        return np.zeros((R, T), dtype=bool)
+    dark = observed & ~(media != 0).any(axis=2)  # [R,T]
+    same = observed[:, 1:] & observed[:, :-1] & (y[:, 1:] == y[:, :-1])  # [R,T-1] t vs t-1
+    repeat = np.zeros((R, T), dtype=bool)
+    repeat[:, 1:] |= same
+    repeat[:, :-1] |= same
+    return dark & repeat
 
 
 def _from_cube(
