@@ -226,3 +226,22 @@ def test_time_varying_effectiveness_option(small_sim):
     assert (table["channel_2"] == 0).all()
     parts = table[model.channels_].sum(axis=1) + table["baseline"] + table["controls"]
     np.testing.assert_allclose(parts, table["prediction"], rtol=1e-5)
+
+
+def test_seasonality_needs_a_full_cycle():
+    from deepcausalmmm.estimator import season_cycles
+
+    weekly = pd.date_range("2024-01-01", periods=104, freq="7D")
+    assert season_cycles(weekly, 52.1775) == pytest.approx(104 * 7 / 365.2425, rel=1e-9)
+    assert season_cycles(pd.Index(np.arange(26)), 52.0) == pytest.approx(0.5)
+    fast = {"training": {"epochs": 2}}
+    short = simulate_panel(3, 40, 2, seed=1)  # 40 weeks: under one year
+    long = simulate_panel(3, 60, 2, seed=1)
+    args = lambda s: (s.X, s.y, s.regions, s.dates)  # noqa: E731
+    assert DeepCausalMMM(config=fast).fit(*args(short)).config_.baseline.fourier_order == 0
+    assert DeepCausalMMM(config=fast).fit(*args(long)).config_.baseline.fourier_order == 2
+    always = {**fast, "baseline": {"min_season_cycles": 0}}
+    model = DeepCausalMMM(config=always).fit(*args(short))
+    assert model.config_.baseline.fourier_order == 2
+    # the fitted configuration is what a saved model reloads with
+    assert DeepCausalMMM(config=fast).fit(*args(short)).net_.baseline.season.numel() == 0

@@ -137,6 +137,13 @@ class BaselineConfig(_Section):
     knot_spacing: int = Field(8, ge=2, le=520, description="Weeks between trend knots.")
     fourier_order: int = Field(2, ge=0, le=10)
     period: float = Field(52.1775, gt=1.0, description="Seasonality period in time steps.")
+    min_season_cycles: float = Field(
+        1.0,
+        ge=0.0,
+        description="Fit the Fourier seasonality only when the fitted weeks span at least this "
+        "many periods (less than one cycle cannot separate a yearly shape from the trend); "
+        "0 always fits it.",
+    )
     extrapolation: Literal["flat", "damped"] = "flat"
     damping: float = Field(0.9, gt=0.0, lt=1.0, description="Per-step slope decay if damped.")
 

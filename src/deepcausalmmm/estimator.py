@@ -134,6 +134,7 @@ class DeepCausalMMM(BaseEstimator):
         self._check_config_names(cfg, panel)
         if sample_weight is None:
             panel = _down_weight_stale(panel, cfg.data.stale_weight)
+        cfg = _applied_seasonality(cfg, panel.dates)
         unweighted = [panel.regions[i] for i in np.flatnonzero((panel.weight * panel.observed).sum(axis=1) == 0)]
         if unweighted:
             warnings.warn(
@@ -689,6 +690,21 @@ class DeepCausalMMM(BaseEstimator):
             parts["baseline"][r, tt], parts["channels"][r, tt], parts["controls"][r, tt],
         )
         return table, new
+
+
+def season_cycles(dates: pd.Index, period: float) -> float:
+    """How many seasonal periods the grid ``dates`` spans (one step counted per date)."""
+    phase = season_phase(dates, period)  # [T] in cycles
+    T = len(phase)
+    return float((phase[-1] - phase[0]) * T / (T - 1)) if T > 1 else 0.0
+
+
+def _applied_seasonality(cfg: MMMConfig, dates: pd.Index) -> MMMConfig:
+    """``cfg`` with the Fourier seasonality dropped when the fit spans too few cycles."""
+    b = cfg.baseline
+    if b.fourier_order == 0 or season_cycles(dates, b.period) >= b.min_season_cycles:
+        return cfg
+    return cfg.model_copy(update={"baseline": b.model_copy(update={"fourier_order": 0})})
 
 
 def _down_weight_stale(panel: Panel, stale_weight: float) -> Panel:

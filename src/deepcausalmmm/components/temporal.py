@@ -37,7 +37,7 @@ _DAYS_PER_YEAR = 365.2425
 def season_phase(dates: pd.Index, period: float) -> np.ndarray:
     """Position in the yearly cycle, in cycles, ``[T]``."""
     if isinstance(dates, pd.DatetimeIndex):
-        days = (dates.asi8 // 86_400_000_000_000).astype(float)
+        days = (dates.as_unit("ns").asi8 // 86_400_000_000_000).astype(float)
         return days / _DAYS_PER_YEAR
     return np.asarray(dates, dtype=float) / period
 
