@@ -6,7 +6,12 @@ import pytest
 
 from deepcausalmmm import ConfigError, DeepCausalMMM
 from deepcausalmmm.analysis.effects import intervene
-from deepcausalmmm.components.graph import ChannelGraph, acyclicity, topological_order
+from deepcausalmmm.components.graph import (
+    ChannelGraph,
+    acyclicity,
+    orientation_score,
+    topological_order,
+)
 from deepcausalmmm.datasets import simulate_panel
 
 FAST = {"training": {"epochs": 120, "patience": 30}}
@@ -33,6 +38,25 @@ def test_acyclicity_function_and_gradient():
     bumped[0, 1] += eps
     assert (acyclicity(bumped)[0] - h) / eps == pytest.approx(grad[0, 1], rel=1e-4)
     assert topological_order(dag) == [0, 1, 2] and topological_order(cyc) is None
+
+
+@pytest.mark.parametrize("draw", ["lognormal", "uniform", "laplace", "exponential"])
+def test_orientation_holds_for_heavy_and_light_tailed_activity(draw):
+    """The direction score must not flip sign between super- and sub-Gaussian disturbances."""
+    rng = np.random.default_rng(0)
+    n = 5000
+    sample = {
+        "lognormal": lambda: rng.lognormal(0, 0.6, n),
+        "uniform": lambda: rng.uniform(0, 1, n),
+        "laplace": lambda: rng.laplace(0, 1, n),
+        "exponential": lambda: rng.exponential(1, n),
+    }[draw]
+    wins = 0
+    for _ in range(20):
+        cause = sample()
+        effect = 0.8 * cause / cause.std() + sample() / cause.std()
+        wins += orientation_score(cause, effect) > 0 and orientation_score(effect, cause) < 0
+    assert wins >= 19
 
 
 def test_intervention_propagates_through_chain():
