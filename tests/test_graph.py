@@ -205,3 +205,29 @@ def test_cyclic_required_edges_are_a_config_error(small_sim):
     cycle = [["channel_1", "channel_2"], ["channel_2", "channel_3"], ["channel_3", "channel_1"]]
     with pytest.raises(ConfigError, match="required edges form a cycle"):
         DeepCausalMMM(config={"graph": {"required": cycle}}).fit(small_sim.X, small_sim.y)
+
+
+def test_regional_budget_cycles_create_no_edges():
+    """Budget cycles with a different phase in every region move all of a region's channels
+    together; no channel causes another, so no edge may be learned."""
+    rng = np.random.default_rng(4)
+    R, T, C = 20, 104, 4
+    t = np.arange(T)
+    size = np.exp(rng.uniform(0, np.log(10), R))
+    cycle = 1 + 0.5 * np.sin(2 * np.pi * t[None, :] / 52 + rng.uniform(0, 2 * np.pi, R)[:, None])
+    growth = 1 + 0.3 * rng.normal(size=R)[:, None] * t[None, :] / T
+    X = (size[:, None, None] * (cycle * growth)[:, :, None] * rng.lognormal(0, 0.35, (R, T, C))
+         * rng.uniform(50, 500, C))
+    y = size[:, None] * (1000 + 50 * (X / X.mean(axis=(0, 1))).sum(-1)) * rng.normal(1, 0.03, (R, T))
+    regions = np.repeat(np.arange(R), T)
+    weeks = np.tile(t, R)
+    model = DeepCausalMMM(config={"training": {"epochs": 1}}).fit(
+        X.reshape(R * T, C), y.reshape(-1), regions=regions, dates=weeks)
+    assert model.get_dag_edges().empty
+    # the same panel with a real edge channel_0 -> channel_2 finds exactly that edge
+    X2 = X.copy()
+    X2[:, :, 2] += 0.6 * X[:, :, 2].mean() / X[:, :, 0].mean() * X[:, :, 0]
+    model2 = DeepCausalMMM(config={"training": {"epochs": 1}}).fit(
+        X2.reshape(R * T, C), y.reshape(-1), regions=regions, dates=weeks)
+    edges = model2.get_dag_edges()
+    assert list(zip(edges.parent, edges.child, strict=True)) == [("channel_0", "channel_2")]

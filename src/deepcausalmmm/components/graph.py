@@ -103,28 +103,47 @@ def _break_cycles(W: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return W
 
 
+def smooth_basis(T: int, phase: np.ndarray, spacing: int = 13) -> np.ndarray:
+    """``[T, J]`` basis of slow movements: level, piecewise-linear trend (knots every
+    ``spacing`` steps) and two yearly harmonics."""
+    t = np.arange(T, dtype=float)
+    knots = np.arange(0, T - 1, spacing, dtype=float)
+    hinges = [np.maximum(t - k, 0.0) / max(T - 1, 1) for k in knots[1:]]
+    ang = 2 * np.pi * phase
+    cols = [np.ones(T), t / max(T - 1, 1), *hinges,
+            np.sin(ang), np.cos(ang), np.sin(2 * ang), np.cos(2 * ang)]
+    return np.column_stack(cols)
+
+
 def prepare_activity(scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray) -> np.ndarray:
     """Within-region, de-trended, de-seasonalised activity ``[R,T,C]``.
+
+    Each week's cross-region mean is removed (national budget seasons, bursts
+    and launches that move every region's channels together), then every
+    region's slow movements are regressed out (its own level, a
+    piecewise-linear trend and yearly harmonics: regional budget cycles and
+    growth move all of a region's channels together without one causing
+    another). What is left is the week-to-week variation in which one
+    channel's activity can drive another's.
 
     Parameters
     ----------
     scaled : ``[R,T,C]`` activity divided by its region-channel mean
     observed : ``[R,T]`` cells that hold data
-    phase : ``[T]`` yearly phase in cycles (for the few-region fallback)
+    phase : ``[T]`` yearly phase in cycles
     """
     R, T, C = scaled.shape
     a = np.where(observed[:, :, None], scaled, np.nan)  # [R,T,C]
     if R >= 3:
         a = a - np.nanmean(a, axis=0, keepdims=True)  # remove each week's cross-region mean
-        a = a - np.nanmean(a, axis=1, keepdims=True)  # then each region's mean
-    else:
-        t = np.arange(T) / max(T - 1, 1)
-        ang = 2 * np.pi * phase
-        D = np.column_stack([np.ones(T), t, np.sin(ang), np.cos(ang), np.sin(2 * ang), np.cos(2 * ang)])
-        for r in range(R):
-            ok = observed[r]
-            coef, *_ = np.linalg.lstsq(D[ok], a[r, ok], rcond=None)  # [6,C]
-            a[r] = a[r] - D @ coef
+    D = smooth_basis(T, phase)  # [T,J]
+    for r in range(R):
+        ok = observed[r]
+        if ok.sum() <= D.shape[1]:
+            a[r] = np.where(ok[:, None], a[r] - np.nanmean(a[r], axis=0), np.nan)
+            continue
+        coef, *_ = np.linalg.lstsq(D[ok], a[r, ok], rcond=None)  # [J,C]
+        a[r] = a[r] - D @ coef
     return np.nan_to_num(a, nan=0.0)
 
 
