@@ -9,6 +9,7 @@ from deepcausalmmm.analysis.effects import intervene
 from deepcausalmmm.components.graph import (
     ChannelGraph,
     acyclicity,
+    direction_support,
     orientation_score,
     topological_order,
 )
@@ -59,6 +60,20 @@ def test_orientation_holds_for_heavy_and_light_tailed_activity(draw):
     assert wins >= 19
 
 
+def test_direction_support_tells_identified_from_unidentified_directions():
+    rng = np.random.default_rng(1)
+    R, T = 40, 100
+    groups = np.repeat(np.arange(R), T)
+    cause = rng.lognormal(0, 0.6, R * T)
+    effect = 0.7 * cause + rng.lognormal(0, 0.6, R * T)
+    assert direction_support(cause, effect, groups) > 0.95
+    assert direction_support(effect, cause, groups) < 0.05
+    # Gaussian disturbances: no observational method can orient the edge
+    g_cause = rng.normal(size=R * T)
+    g_effect = 0.7 * g_cause + rng.normal(size=R * T)
+    assert 0.05 < direction_support(g_cause, g_effect, groups) < 0.95
+
+
 def test_intervention_propagates_through_chain():
     W = np.zeros((2, 3, 3))
     W[0, 0, 1] = 0.5  # a -> b now
@@ -83,6 +98,8 @@ def test_learns_true_edge_with_direction(mediated):
     assert len(pairs) <= 2
     assert list(model.graph_.index) == sim.channels
     assert model.graph_.loc["channel_1", "channel_3"] > 0.3
+    row = edges[(edges.parent == "channel_1") & (edges.child == "channel_3")].iloc[0]
+    assert row.lag == 0 and row.direction_support > 0.9  # lognormal activity: direction is clear
 
 
 def test_no_edges_without_a_true_graph():
@@ -154,6 +171,9 @@ def test_roots_forbidden_required_and_fixed(mediated):
         sim.X, sim.y, **kw)
     edges = fixed.get_dag_edges()
     assert list(zip(edges.parent, edges.child, strict=False)) == [("channel_1", "channel_3")]
+    assert edges.direction_support.isna().all()  # the user gave the direction
+    req = required.get_dag_edges().set_index(["parent", "child"])
+    assert np.isnan(req.loc[("channel_2", "channel_4"), "direction_support"])
     none = DeepCausalMMM(config={**fast, "graph": {"mode": "none"}}).fit(sim.X, sim.y, **kw)
     assert none.get_dag_edges().empty
     eff = none.get_channel_effects()
@@ -190,6 +210,7 @@ def test_graph_survives_save_load(mediated, tmp_path):
     _, model = mediated
     loaded = DeepCausalMMM.load(model.save(tmp_path / "g.safetensors"))
     assert loaded.graph_.equals(model.graph_)
+    pd.testing.assert_frame_equal(loaded.get_dag_edges(), model.get_dag_edges())
     pd.testing.assert_frame_equal(loaded.get_channel_effects(), model.get_channel_effects())
 
 

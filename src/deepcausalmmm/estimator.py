@@ -337,15 +337,22 @@ class DeepCausalMMM(BaseEstimator):
 
     # ------------------------------------------------------------ causal effects
     def get_dag_edges(self) -> pd.DataFrame:
-        """Edges of the channel graph: ``parent``, ``child``, ``lag`` (weeks), ``weight``.
+        """Edges of the channel graph: ``parent``, ``child``, ``lag`` (weeks), ``weight``,
+        ``direction_support``.
 
         ``weight`` is the change in the child's activity, in units of its regional
         mean, per unit of the parent's activity (in units of its regional mean).
+        ``direction_support`` (same-week learned edges only, else NaN): the share
+        of region bootstrap resamples whose orientation score agrees with the
+        edge's direction; near 0.5 the data do not tell the direction (fix it
+        with ``graph.roots`` or ``graph.forbidden``).
         """
         check_is_fitted(self, "graph_model_")
-        rows = [(self.channels_[i], self.channels_[j], lag, w)
-                for i, j, lag, w in self.graph_model_.edges()]
-        return pd.DataFrame(rows, columns=["parent", "child", "lag", "weight"])
+        g = self.graph_model_
+        rows = [(self.channels_[i], self.channels_[j], lag, w,
+                 float(g.direction[i, j]) if lag == 0 and g.direction is not None else np.nan)
+                for i, j, lag, w in g.edges()]
+        return pd.DataFrame(rows, columns=["parent", "child", "lag", "weight", "direction_support"])
 
     def get_channel_effects(
         self,

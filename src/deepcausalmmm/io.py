@@ -64,6 +64,7 @@ def save_model(model: Any, path: Path) -> Path:
         "panel.row_index": p.row_index.astype(np.int64),
         "knots": model.knots_,
         "graph.weights": model.graph_model_.weights,
+        "graph.direction": _direction_array(model.graph_model_),
         "panel.spend": model.spend_,
         **model.scaler_.to_arrays(),
     }
@@ -169,7 +170,13 @@ def load_model(cls: Any, path: Path) -> Any:
     model.regions_ = regions
     roots = json.loads(meta["graph_roots"])
     model.spend_ = arr["panel.spend"]
-    model.graph_model_ = ChannelGraph(arr["graph.weights"], tuple(channels.index(c) for c in roots))
+    model.graph_model_ = ChannelGraph(arr["graph.weights"], tuple(channels.index(c) for c in roots),
+                                      arr.get("graph.direction"))
     model.graph_seconds_ = 0.0
     model._set_graph_frames()
     return model
+
+
+def _direction_array(graph: ChannelGraph) -> np.ndarray:
+    C = graph.n_channels
+    return graph.direction if graph.direction is not None else np.full((C, C), np.nan)
