@@ -160,7 +160,7 @@ class TrainingConfig(_Section):
     epochs: int = Field(800, ge=1, le=100_000)
     learning_rate: float = Field(0.03, gt=0.0, le=10.0)
     patience: int = Field(60, ge=1, description="Epochs without validation gain before stopping.")
-    min_delta: float = Field(1e-5, ge=0.0)
+    min_delta: float = Field(1e-6, ge=0.0)
     validation_weeks: int = Field(
         0,
         ge=0,
