@@ -219,7 +219,11 @@ def test_plot_dag_shows_weighted_edges_and_roots(mediated):
     fig = model.plot_dag()
     assert "edge(s)" in fig.layout.title.text
     labels = [a.text for a in fig.layout.annotations if a.text]
-    assert any(lbl.replace("-", "").replace(".", "").isdigit() for lbl in labels)
+    edge = model.get_dag_edges().set_index(["parent", "child"]).loc[("channel_1", "channel_3")]
+    w = model.graph_.loc["channel_1", "channel_3"]
+    assert f"{w:.2f} (direction {edge.direction_support:.2f})" in labels
+    arrows = [a for a in fig.layout.annotations if a.showarrow]
+    assert arrows and all(a.arrowcolor == "black" for a in arrows)  # well-supported directions
 
 
 def test_cyclic_required_edges_are_a_config_error(small_sim):

@@ -441,7 +441,11 @@ class DeepCausalMMM(BaseEstimator):
     def plot_dag(self) -> go.Figure:
         """The channel graph the model holds (plotly figure, not shown)."""
         check_is_fitted(self, "graph_")
-        return dag_figure(self.graph_, self.graph_roots_)
+        g = self.graph_model_
+        direction = None
+        if g.direction is not None:
+            direction = pd.DataFrame(g.direction, index=self.channels_, columns=self.channels_)
+        return dag_figure(self.graph_, self.graph_roots_, direction=direction)
 
     # ------------------------------------------------------------------ save/load
     def save(self, path: str | Path) -> Path:

@@ -52,6 +52,7 @@ def dag_figure(
     roots: Sequence[str] = (),
     title: str | None = None,
     threshold: float = 0.0,
+    direction: pd.DataFrame | None = None,
 ) -> go.Figure:
     """Channel graph on a circle; arrows parent -> child labelled with their weight.
 
@@ -61,6 +62,9 @@ def dag_figure(
         Rows are parents, columns children; 0 means no edge.
     roots : channels to mark as roots (drawn as squares).
     threshold : edges with ``|weight| <= threshold`` are not drawn.
+    direction : DataFrame, channels x channels, optional
+        Direction support of learned same-week edges (NaN elsewhere); shown in
+        the label, and edges below 0.8 are drawn grey (direction uncertain).
     """
     names = list(adjacency.index)
     n = len(names)
@@ -77,10 +81,13 @@ def dag_figure(
                 continue
             edges += 1
             (x0, y0), (x1, y1) = pos[parent], pos[child]
+            d = float(direction.loc[parent, child]) if direction is not None else math.nan
+            label = f"{w:.2f}" if math.isnan(d) else f"{w:.2f} (direction {d:.2f})"
+            colour = "grey" if not math.isnan(d) and d < 0.8 else "black"
             fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y",
                                showarrow=True, arrowhead=3, arrowwidth=1 + 3 * min(abs(w), 1.0),
-                               standoff=14, startstandoff=14)
-            fig.add_annotation(x=(x0 + x1) / 2, y=(y0 + y1) / 2, text=f"{w:.2f}", showarrow=False,
+                               arrowcolor=colour, standoff=14, startstandoff=14)
+            fig.add_annotation(x=(x0 + x1) / 2, y=(y0 + y1) / 2, text=label, showarrow=False,
                                font={"size": 10}, bgcolor="white")
     root_set = set(roots)
     fig.add_trace(
