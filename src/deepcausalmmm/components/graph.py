@@ -162,8 +162,11 @@ def prepare_activity(scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray
     return np.nan_to_num(a, nan=0.0)
 
 
-def _design(act: np.ndarray, observed: np.ndarray, max_lag: int) -> tuple[np.ndarray, np.ndarray]:
-    """Targets ``[N,C]`` and lagged design ``[N, C*(L+1)]`` over cells whose lags are observed."""
+def _design(
+    act: np.ndarray, observed: np.ndarray, max_lag: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Targets ``[N,C]``, lagged design ``[N, C*(L+1)]`` and region of each row ``[N]``,
+    over cells whose lags are observed."""
     R, T, C = act.shape
     L = max_lag
     ok = observed[:, L:].copy()  # [R,T-L]
@@ -173,7 +176,7 @@ def _design(act: np.ndarray, observed: np.ndarray, max_lag: int) -> tuple[np.nda
         ok &= observed[:, L - lag : T - lag]
     Y = act[:, L:][ok]  # [N,C]
     X = np.concatenate(cols, axis=-1)[ok]  # [N,C*(L+1)]
-    return Y, X
+    return Y, X, np.nonzero(ok)[0]
 
 
 def notears(
@@ -228,21 +231,32 @@ def notears(
     return unpack(w).reshape(max_lag + 1, C, C)
 
 
-def _entropy_gap(u: np.ndarray) -> float:
-    """Negentropy approximation of a standardised sample (Hyvarinen, 1998), >= 0.
-
-    ``k1 (E[log cosh u] - gamma)^2 + k2 (E[u exp(-u^2/2)])^2``: 0 for a Gaussian,
-    positive for sub- and super-Gaussian alike.
-    """
-    k1, k2, gamma = 79.047, 7.4129, 0.37457
-    return k1 * (float(np.mean(np.log(np.cosh(u)))) - gamma) ** 2 + k2 * float(
-        np.mean(u * np.exp(-(u**2) / 2))
-    ) ** 2
-
-
 def _standardise(v: np.ndarray) -> np.ndarray:
     sd = float(v.std())
     return (v - v.mean()) / sd if sd > 0 else v - v.mean()
+
+
+def _moment_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-row terms ``[N, 8]`` of the negentropies behind :func:`orientation_score`:
+    ``log cosh u`` and ``u exp(-u^2/2)`` for u = x, y, the residual of x -> y and of y -> x."""
+    x, y = _standardise(x), _standardise(y)
+    rho = float(np.mean(x * y))
+    cols = []
+    for u in (x, y, _standardise(y - rho * x), _standardise(x - rho * y)):
+        cols += [np.log(np.cosh(u)), u * np.exp(-(u**2) / 2)]
+    return np.column_stack(cols)
+
+
+def _score_from_moments(m: np.ndarray) -> np.ndarray:
+    """Likelihood-ratio score from mean moments ``[..., 8]`` (see :func:`_moment_rows`).
+
+    Negentropy approximation (Hyvarinen, 1998) of a standardised sample:
+    ``k1 (E[log cosh u] - gamma)^2 + k2 (E[u exp(-u^2/2)])^2``, 0 for a Gaussian and
+    positive for sub- and super-Gaussian alike.
+    """
+    k1, k2, gamma = 79.047, 7.4129, 0.37457
+    gap = k1 * (m[..., 0::2] - gamma) ** 2 + k2 * m[..., 1::2] ** 2  # [...,4]: x, y, r_y, r_x
+    return gap[..., 0] + gap[..., 2] - gap[..., 1] - gap[..., 3]
 
 
 def orientation_score(x: np.ndarray, y: np.ndarray) -> float:
@@ -253,24 +267,7 @@ def orientation_score(x: np.ndarray, y: np.ndarray) -> float:
     log-likelihood ratio is approximated with negentropies, so it holds for
     skewed, heavy-tailed (typical of media) and light-tailed activity alike.
     """
-    x, y = _standardise(x), _standardise(y)
-    rho = float(np.mean(x * y))
-    r_y = _standardise(y - rho * x)  # residual of the model x -> y
-    r_x = _standardise(x - rho * y)  # residual of the model y -> x
-    return _entropy_gap(x) + _entropy_gap(r_y) - _entropy_gap(y) - _entropy_gap(r_x)
-
-
-_MOMENTS = 8  # per series: E[log cosh u], E[u exp(-u^2/2)] for x, y, r_y, r_x
-
-
-def _moment_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Per-row terms ``[N, 8]`` of the negentropies in :func:`orientation_score`."""
-    x, y = _standardise(x), _standardise(y)
-    rho = float(np.mean(x * y))
-    cols = []
-    for u in (x, y, _standardise(y - rho * x), _standardise(x - rho * y)):
-        cols += [np.log(np.cosh(u)), u * np.exp(-(u**2) / 2)]
-    return np.column_stack(cols)
+    return float(_score_from_moments(_moment_rows(x, y).mean(axis=0)))
 
 
 def direction_support(
@@ -281,18 +278,15 @@ def direction_support(
     Regions are resampled with replacement; moments are summed per region
     once, so each resample costs one small matrix product.
     """
-    k1, k2, gamma = 79.047, 7.4129, 0.37457
     rows = _moment_rows(x, y)  # [N,8]
     G = int(groups.max()) + 1
-    sums = np.zeros((G, _MOMENTS))
+    sums = np.zeros((G, rows.shape[1]))
     np.add.at(sums, groups, rows)
     counts = np.bincount(groups, minlength=G).astype(float)  # [G]
     rng = np.random.default_rng(seed)
     draws = rng.multinomial(G, np.full(G, 1.0 / G), size=n_boot).astype(float)  # [B,G]
     m = (draws @ sums) / np.maximum(draws @ counts, 1.0)[:, None]  # [B,8]
-    gap = k1 * (m[:, 0::2] - gamma) ** 2 + k2 * m[:, 1::2] ** 2  # [B,4]: x, y, r_y, r_x
-    score = gap[:, 0] + gap[:, 2] - gap[:, 1] - gap[:, 3]  # [B]
-    return float(np.mean(score > 0))
+    return float(np.mean(_score_from_moments(m) > 0))
 
 
 def _orient(W0: np.ndarray, Z: np.ndarray, allowed: np.ndarray, required: np.ndarray) -> np.ndarray:
@@ -371,7 +365,7 @@ def learn_graph(
     if mode == "none" or C < 2:
         return ChannelGraph.empty(C, L)
     act = prepare_activity(scaled, observed, phase)
-    Y, X = _design(act, observed, L)
+    Y, X, group = _design(act, observed, L)
     sd = Y.std(axis=0)
     sd = np.where(sd > 1e-12, sd, 1.0)  # [C]
     Ys = Y / sd
@@ -411,17 +405,8 @@ def learn_graph(
         np.fill_diagonal(weights[lag], 0.0)  # persistence is not an edge
     direction = np.full((C, C), np.nan)
     if mode == "notears":
-        group = np.repeat(np.arange(R), _rows_per_region(observed, L))  # [N] region of each row
         for i, j in zip(*np.nonzero(weights[0]), strict=True):
             if allowed[0][i, j] and allowed[0][j, i] and not (required[i, j] or required[j, i]):
                 direction[i, j] = direction_support(Ys[:, i], Ys[:, j], group)
     return ChannelGraph(weights, tuple(roots), direction)
 
-
-def _rows_per_region(observed: np.ndarray, max_lag: int) -> np.ndarray:
-    """Rows of :func:`_design` per region ``[R]`` (cells whose lags are all observed)."""
-    T = observed.shape[1]
-    ok = observed[:, max_lag:].copy()
-    for lag in range(1, max_lag + 1):
-        ok &= observed[:, max_lag - lag : T - lag]
-    return ok.sum(axis=1)
