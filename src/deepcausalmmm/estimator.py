@@ -312,8 +312,8 @@ class DeepCausalMMM(BaseEstimator):
             start = time.perf_counter()
             w_cut = weight[:, :cut]
             if sample_weight is None:  # as fit would: judged on the training weeks only
-                stale = stale_cells(y0[:, :cut], panel.media[:, :cut], panel.observed[:, :cut])
-                w_cut = np.where(stale, w_cut * cfg.data.stale_weight, w_cut)
+                w_cut, _ = _stale_weighted(y0[:, :cut], panel.media[:, :cut],
+                                           panel.observed[:, :cut], w_cut, cfg.data.stale_weight)
             model.fit(panel.media[:, :cut], y0[:, :cut], regions=panel.regions,
                       dates=list(panel.dates[:cut]),
                       controls=None if ctrl is None else ctrl[:, :cut],
@@ -718,10 +718,18 @@ def _applied_seasonality(cfg: MMMConfig, dates: pd.Index) -> MMMConfig:
     return cfg.model_copy(update={"baseline": b.model_copy(update={"fourier_order": 0})})
 
 
+def _stale_weighted(
+    y: np.ndarray, media: np.ndarray, observed: np.ndarray, weight: np.ndarray, stale_weight: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``weight`` ``[R,T]`` times ``stale_weight`` on filled-looking cells, and those cells."""
+    stale = stale_cells(y, media, observed)  # [R,T]
+    return np.where(stale, weight * stale_weight, weight), stale
+
+
 def _down_weight_stale(panel: Panel, stale_weight: float) -> Panel:
     """Give filled-looking cells (:func:`stale_cells`) the loss weight ``stale_weight``, with a warning."""
     assert panel.y is not None
-    stale = stale_cells(panel.y, panel.media, panel.observed)  # [R,T]
+    weight, stale = _stale_weighted(panel.y, panel.media, panel.observed, panel.weight, stale_weight)
     if stale_weight == 1.0 or not stale.any():
         return panel
     regions = [panel.regions[i] for i in np.flatnonzero(stale.any(axis=1))]
@@ -733,7 +741,7 @@ def _down_weight_stale(panel: Panel, stale_weight: float) -> Panel:
         UserWarning,
         stacklevel=3,
     )
-    return dataclasses.replace(panel, weight=np.where(stale, panel.weight * stale_weight, panel.weight))
+    return dataclasses.replace(panel, weight=weight)
 
 
 def _printer() -> Any:
