@@ -212,3 +212,21 @@ def test_fit_down_weights_stale_weeks_unless_weights_given(small_sim):
         given = DeepCausalMMM(config=fast).fit(*args, sample_weight=np.ones(len(df)))
         off = DeepCausalMMM(config={**fast, "data": {"stale_weight": 1.0}}).fit(*args)
     assert np.all(given.panel_.weight == 1.0) and np.all(off.panel_.weight == 1.0)
+
+
+def test_backtest_weights_stale_weeks_like_fit(small_sim):
+    df = small_sim.data.copy()
+    weeks = df["date"].unique()
+    geo1 = df["region"] == "geo_001"
+    gone = geo1 & (df["date"] >= weeks[40])
+    df.loc[gone, small_sim.channels] = 0.0
+    df.loc[gone, "kpi"] = df.loc[geo1 & (df["date"] == weeks[39]), "kpi"].iloc[0]
+    args = (df[small_sim.channels], df["kpi"].to_numpy(), df["region"], df["date"])
+    model = DeepCausalMMM(config={"training": {"epochs": 3}})
+    auto = model.backtest(*args, n_splits=1, horizon=8)
+    explicit = model.backtest(*args, n_splits=1, horizon=8,
+                              sample_weight=np.where(gone, 0.1, 1.0))
+    cols = ["wape_pct", "r2", "national_mape_pct"]
+    pd.testing.assert_frame_equal(auto[cols], explicit[cols])
+    unweighted = DeepCausalMMM(config={"training": {"epochs": 3}, "data": {"stale_weight": 1.0}})
+    assert not unweighted.backtest(*args, n_splits=1, horizon=8)[cols].equals(auto[cols])
