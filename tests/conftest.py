@@ -7,7 +7,7 @@ import pytest
 from deepcausalmmm import DeepCausalMMM
 from deepcausalmmm.datasets import SimulatedPanel, simulate_panel
 
-FAST = {"training": {"epochs": 150, "patience": 40}}
+FAST = {"training": {"epochs": 150, "patience": 40, "polish_steps": 50}}
 
 
 @pytest.fixture(scope="session")

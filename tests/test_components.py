@@ -13,7 +13,7 @@ from deepcausalmmm.components import (
     hill,
     registered,
 )
-from deepcausalmmm.components.temporal import make_knots, trend_basis
+from deepcausalmmm.components.temporal import CalendarContext, make_knots, trend_basis
 
 
 def test_single_stage_kernel_is_geometric():
@@ -105,3 +105,15 @@ def test_trend_basis_flat_extrapolation_and_partition_of_unity():
     w = np.arange(len(knots), dtype=float)  # slope 1/8 per step at the end
     assert D[41] @ w > w[-1]  # continues upward
     assert D[59] @ w == pytest.approx(w[-1] + (1 / 8) * 0.5 / (1 - 0.5), rel=1e-3)
+
+
+def test_context_average_region_alone_matches_full_run():
+    """Without effectiveness only the average region's GRU state is needed; it is the same state."""
+    torch.manual_seed(0)
+    ctx = CalendarContext(4, 3, 8)
+    calendar, controls = torch.randn(30, 4), torch.randn(5, 30, 3)
+    national_full, regional = ctx(calendar, controls)
+    national_only, none = ctx(calendar, controls, regional=False)
+    assert regional is not None and regional.shape == (5, 30, 8)
+    assert none is None
+    torch.testing.assert_close(national_only, national_full, rtol=1e-5, atol=1e-6)

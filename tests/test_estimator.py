@@ -188,7 +188,7 @@ def test_plots_describe_results(fitted):
 
 
 def test_backtest_refits_per_cutoff_and_reports_naive(small_sim):
-    model = DeepCausalMMM(config={"training": {"epochs": 60}})
+    model = DeepCausalMMM(config={"training": {"epochs": 60, "polish_steps": 0}})
     res = model.backtest(small_sim.X, small_sim.y, small_sim.regions, small_sim.dates,
                          small_sim.control_frame, n_splits=2, horizon=8)
     assert list(res["train_weeks"]) == [44, 52]
@@ -207,12 +207,12 @@ def test_backtest_refits_per_cutoff_and_reports_naive(small_sim):
 def test_region_without_kpi_weight_warns(small_sim):
     weight = np.where(small_sim.regions == small_sim.regions[0], 0.0, 1.0)
     with pytest.warns(UserWarning, match=r"region\(s\) \['geo_000'\] have no KPI with positive"):
-        DeepCausalMMM(config={"training": {"epochs": 2}}).fit(
+        DeepCausalMMM(config={"training": {"epochs": 2, "polish_steps": 0}}).fit(
             small_sim.X, small_sim.y, regions=small_sim.regions, sample_weight=weight)
 
 
 def test_time_varying_effectiveness_option(small_sim):
-    cfg = {"training": {"epochs": 60}, "effectiveness": {"enabled": True, "low": 0.7, "high": 1.4}}
+    cfg = {"training": {"epochs": 60, "polish_steps": 0}, "effectiveness": {"enabled": True, "low": 0.7, "high": 1.4}}
     model = DeepCausalMMM(config=cfg).fit(small_sim.X, small_sim.y, regions=small_sim.regions,
                                           dates=small_sim.dates, controls=small_sim.control_frame)
     batch = model._batch(model.config_, model.panel_, model.scaler_, model.knots_, np.arange(6),
@@ -234,7 +234,7 @@ def test_seasonality_needs_a_full_cycle():
     weekly = pd.date_range("2024-01-01", periods=104, freq="7D")
     assert season_cycles(weekly, 52.1775) == pytest.approx(104 * 7 / 365.2425, rel=1e-9)
     assert season_cycles(pd.Index(np.arange(26)), 52.0) == pytest.approx(0.5)
-    fast = {"training": {"epochs": 2}}
+    fast = {"training": {"epochs": 2, "polish_steps": 0}}
     short = simulate_panel(3, 40, 2, seed=1)  # 40 weeks: under one year
     long = simulate_panel(3, 60, 2, seed=1)
     args = lambda s: (s.X, s.y, s.regions, s.dates)  # noqa: E731

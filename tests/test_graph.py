@@ -15,7 +15,7 @@ from deepcausalmmm.components.graph import (
 )
 from deepcausalmmm.datasets import simulate_panel
 
-FAST = {"training": {"epochs": 120, "patience": 30}}
+FAST = {"training": {"epochs": 120, "patience": 30, "polish_steps": 50}}
 EDGE = [("channel_1", "channel_3", 0.8)]
 
 
@@ -153,7 +153,7 @@ def test_total_effect_of_root_beats_mediation_blind(mediated):
 def test_roots_forbidden_required_and_fixed(mediated):
     sim, _ = mediated
     kw = dict(regions=sim.regions, dates=sim.dates)
-    fast = {"training": {"epochs": 1}}
+    fast = {"training": {"epochs": 1, "polish_steps": 0}}
     rooted = DeepCausalMMM(config={**fast, "graph": {"roots": ["channel_3"]}}).fit(sim.X, sim.y, **kw)
     assert (rooted.graph_["channel_3"] == 0).all()
     assert rooted.graph_roots_ == ["channel_3"]
@@ -196,7 +196,7 @@ def test_graph_config_errors(small_sim):
 def test_spend_argument_sets_roi(mediated):
     sim, _ = mediated
     spend = pd.DataFrame({"channel_2": sim.X["channel_2"] * 0.01})
-    model = DeepCausalMMM(config={"training": {"epochs": 1}}).fit(
+    model = DeepCausalMMM(config={"training": {"epochs": 1, "polish_steps": 0}}).fit(
         sim.X, sim.y, regions=sim.regions, dates=sim.dates, spend=spend)
     eff = model.get_channel_effects()
     assert eff.loc["channel_2", "spend"] == pytest.approx(sim.X["channel_2"].sum() * 0.01)
@@ -246,13 +246,13 @@ def test_regional_budget_cycles_create_no_edges():
     y = size[:, None] * (1000 + 50 * (X / X.mean(axis=(0, 1))).sum(-1)) * rng.normal(1, 0.03, (R, T))
     regions = np.repeat(np.arange(R), T)
     weeks = np.tile(t, R)
-    model = DeepCausalMMM(config={"training": {"epochs": 1}}).fit(
+    model = DeepCausalMMM(config={"training": {"epochs": 1, "polish_steps": 0}}).fit(
         X.reshape(R * T, C), y.reshape(-1), regions=regions, dates=weeks)
     assert model.get_dag_edges().empty
     # the same panel with a real edge channel_0 -> channel_2 finds exactly that edge
     X2 = X.copy()
     X2[:, :, 2] += 0.6 * X[:, :, 2].mean() / X[:, :, 0].mean() * X[:, :, 0]
-    model2 = DeepCausalMMM(config={"training": {"epochs": 1}}).fit(
+    model2 = DeepCausalMMM(config={"training": {"epochs": 1, "polish_steps": 0}}).fit(
         X2.reshape(R * T, C), y.reshape(-1), regions=regions, dates=weeks)
     edges = model2.get_dag_edges()
     assert list(zip(edges.parent, edges.child, strict=True)) == [("channel_0", "channel_2")]

@@ -156,7 +156,7 @@ def test_date_column_inside_X_is_rejected():
 
 
 def test_counterfactual_without_dates_uses_row_order(fitted, small_sim):
-    model = DeepCausalMMM(config={"training": {"epochs": 20}}).fit(
+    model = DeepCausalMMM(config={"training": {"epochs": 20, "polish_steps": 0}}).fit(
         small_sim.X, small_sim.y, regions=small_sim.regions)
     X0 = small_sim.X.copy()
     X0["channel_1"] = 0.0
@@ -199,7 +199,7 @@ def test_fit_down_weights_stale_weeks_unless_weights_given(small_sim):
     df.loc[gone, channels] = 0.0
     df.loc[gone, "kpi"] = df.loc[geo1 & (df["date"] == weeks[39]), "kpi"].iloc[0]
     args = (df[channels], df["kpi"], df["region"], df["date"])
-    fast = {"training": {"epochs": 2}}
+    fast = {"training": {"epochs": 2, "polish_steps": 0}}
     with pytest.warns(UserWarning, match=r"20 week\(s\) in 1 region\(s\).*'geo_001'.*filled gaps"):
         model = DeepCausalMMM(config=fast).fit(*args)
     w = model.panel_.weight
@@ -222,11 +222,11 @@ def test_backtest_weights_stale_weeks_like_fit(small_sim):
     df.loc[gone, small_sim.channels] = 0.0
     df.loc[gone, "kpi"] = df.loc[geo1 & (df["date"] == weeks[39]), "kpi"].iloc[0]
     args = (df[small_sim.channels], df["kpi"].to_numpy(), df["region"], df["date"])
-    model = DeepCausalMMM(config={"training": {"epochs": 3}})
+    model = DeepCausalMMM(config={"training": {"epochs": 3, "polish_steps": 0}})
     auto = model.backtest(*args, n_splits=1, horizon=8)
     explicit = model.backtest(*args, n_splits=1, horizon=8,
                               sample_weight=np.where(gone, 0.1, 1.0))
     cols = ["wape_pct", "r2", "national_mape_pct"]
     pd.testing.assert_frame_equal(auto[cols], explicit[cols])
-    unweighted = DeepCausalMMM(config={"training": {"epochs": 3}, "data": {"stale_weight": 1.0}})
+    unweighted = DeepCausalMMM(config={"training": {"epochs": 3, "polish_steps": 0}, "data": {"stale_weight": 1.0}})
     assert not unweighted.backtest(*args, n_splits=1, horizon=8)[cols].equals(auto[cols])

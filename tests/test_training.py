@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from deepcausalmmm import DeepCausalMMM, build_config
-from deepcausalmmm.training import Target, data_loss, train
+from deepcausalmmm.training import Target, data_loss, polish, total_loss, train
 
 
 @dataclass
@@ -89,3 +89,63 @@ def test_estimator_two_phases_with_validation_slice(small_sim):
     table = model.get_channel_contributions()
     parts = table[model.channels_].sum(axis=1) + table["baseline"] + table["controls"]
     np.testing.assert_allclose(parts, table["prediction"], rtol=1e-5)
+
+
+def test_polish_finishes_what_adam_started():
+    x, target = line_problem()
+    cfg = build_config(None, {"loss": "mse", "training": {"epochs": 20, "learning_rate": 0.05}})
+    net = Line()
+    train(net, x, target, cfg)  # 20 Adam steps: far from a = 3, b = 1
+    assert abs(net.a.item() - 3.0) > 0.5
+    evals = polish(net, x, target, cfg, steps=50)
+    assert 0 < evals <= 100
+    assert net.a.item() == pytest.approx(3.0, abs=1e-4)
+    assert net.b.item() == pytest.approx(1.0, abs=1e-4)
+
+
+def test_polish_with_zero_steps_or_at_the_optimum_changes_nothing():
+    x, target = line_problem()
+    cfg = build_config(None, {"loss": "mse"})
+    net = Line()
+    assert polish(net, x, target, cfg, steps=0) == 0
+    assert net.a.item() == 0.0 and net.b.item() == 0.0
+    with torch.no_grad():
+        net.a.fill_(3.0)
+        net.b.fill_(1.0)
+    polish(net, x, target, cfg, steps=20)
+    assert net.a.item() == pytest.approx(3.0, abs=1e-6)
+    assert net.b.item() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_polish_keeps_frozen_parameters_and_solves_for_the_rest():
+    x, target = line_problem()
+    cfg = build_config(None, {"loss": "mse"})
+    net = Line()
+    polish(net, x, target, cfg, steps=50, frozen=("b",))
+    assert net.b.item() == 0.0
+    slope_through_origin = float((x * target.y).sum() / (x * x).sum())  # least squares with b = 0
+    assert net.a.item() == pytest.approx(slope_through_origin, abs=1e-4)
+
+
+def test_estimator_polish_lowers_the_fitted_objective(small_sim):
+    """The same Adam run, then L-BFGS: the objective the model minimises ends lower,
+    and the trend and seasonal shapes keep Adam's values unless polish_shapes is set."""
+    losses, nets = {}, {}
+    for steps in (0, 100):
+        model = DeepCausalMMM(config={"training": {"epochs": 150, "patience": 40, "polish_steps": steps}},
+                              random_state=0)
+        model.fit(small_sim.X, small_sim.y, regions=small_sim.regions, dates=small_sim.dates)
+        p = model.panel_
+        R, T, _ = p.shape
+        batch = model._batch(model.config_, p, model.scaler_, model.knots_, np.arange(R), p.media,
+                             p.control_values, np.arange(T, dtype=float))
+        target = model._target(model.config_, p, model.scaler_, "cpu", 0)
+        with torch.no_grad():
+            losses[steps] = float(total_loss(model.net_, batch, target, model.config_)[0])
+        assert (model.history_.polish_evals > 0) == (steps > 0)
+        nets[steps] = model.net_
+    assert losses[100] < losses[0]
+    for name in ("trend", "trend_dev", "season", "season_dev"):
+        torch.testing.assert_close(getattr(nets[100].baseline, name), getattr(nets[0].baseline, name))
+    assert not torch.allclose(nets[100].beta_raw, nets[0].beta_raw)
+    assert not torch.allclose(nets[100].baseline.level, nets[0].baseline.level)

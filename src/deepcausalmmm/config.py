@@ -160,7 +160,7 @@ class TrainingConfig(_Section):
     epochs: int = Field(800, ge=1, le=100_000)
     learning_rate: float = Field(0.03, gt=0.0, le=10.0)
     patience: int = Field(60, ge=1, description="Epochs without validation gain before stopping.")
-    min_delta: float = Field(1e-6, ge=0.0)
+    min_delta: float = Field(1e-5, ge=0.0)
     validation_weeks: int = Field(
         0,
         ge=0,
@@ -177,6 +177,17 @@ class TrainingConfig(_Section):
     region_weighting: Literal["equal", "size", "sqrt_size"] = "sqrt_size"
     optimizer: Literal["adam", "lbfgs"] = "adam"
     lbfgs_steps: int = Field(10, ge=1, le=1000, description="L-BFGS iterations per epoch.")
+    polish_steps: int = Field(
+        300,
+        ge=0,
+        le=10_000,
+        description="L-BFGS iterations on the full objective after Adam stops (0: none). "
+        "Settles how channel effects split against the baseline level, which Adam leaves "
+        "moving when the loss plateaus.",
+    )
+    polish_shapes: bool = Field(
+        False, description="Let the polish also move the trend and seasonal shapes."
+    )
     max_grad_norm: float = Field(10.0, gt=0.0)
     threads: int = Field(0, ge=0, description="Torch CPU threads (0: all available cores).")
 

@@ -28,7 +28,7 @@ from .data.scaling import PanelScaler
 from .exceptions import ConfigError, DataError
 from .model import Batch, Decomposition, MMMNet
 from .plotting.figures import contributions_figure, dag_figure
-from .training import History, Target, train
+from .training import History, Target, polish, train
 
 __all__ = ["DeepCausalMMM"]
 
@@ -519,7 +519,9 @@ class DeepCausalMMM(BaseEstimator):
             net = self._make_net(cfg, panel, len(knots)).to(device)
             batch = self._batch(cfg, panel, scaler, knots, everything, panel.media,
                                 panel.control_values, positions).to(device)
-            history = train(net, batch, self._target(cfg, panel, scaler, device, 0), cfg, callback)
+            target = self._target(cfg, panel, scaler, device, 0)
+            history = train(net, batch, target, cfg, callback)
+            self._polish(cfg, net, batch, target, history)
             return net, knots, history
         # Phase 1: knots end before the validation slice, which is forecast as in use.
         knots1 = make_knots(T - v - 1, spacing)
@@ -531,14 +533,30 @@ class DeepCausalMMM(BaseEstimator):
         old_at_new = trend_basis(knots, knots1, cfg.baseline.extrapolation, cfg.baseline.damping)
         net.baseline.reknot(torch.tensor(old_at_new, dtype=torch.float32, device=device))
         extra = int(round(cfg.training.refit_epochs_fraction * (history.best_epoch + 1)))
+        batch = self._batch(cfg, panel, scaler, knots, everything, panel.media,
+                            panel.control_values, positions).to(device)
+        target = self._target(cfg, panel, scaler, device, 0)
         if extra > 0:
-            batch = self._batch(cfg, panel, scaler, knots, everything, panel.media,
-                                panel.control_values, positions).to(device)
-            refit = train(net, batch, self._target(cfg, panel, scaler, device, 0), cfg, None,
+            refit = train(net, batch, target, cfg, None,
                           epochs=extra, learning_rate=cfg.training.learning_rate * 0.5)
             history.refit_epochs = refit.epochs_run
             history.seconds += refit.seconds
+        self._polish(cfg, net, batch, target, history)
         return net, knots, history
+
+    @staticmethod
+    def _polish(cfg: MMMConfig, net: MMMNet, batch: Batch, target: Target, history: History) -> None:
+        """Finish with L-BFGS on all weeks (``training.polish_steps``), timed into ``history``.
+
+        Unless ``training.polish_shapes``, the trend and seasonal shapes keep
+        the values Adam stopped at (its early stop smooths them further; on
+        the MMM panel's 16-cutoff sweep, polishing them too made forecasts
+        slightly worse), while levels, channel and control parameters are refined.
+        """
+        start = time.perf_counter()
+        frozen = () if cfg.training.polish_shapes else ("baseline.trend", "baseline.season")
+        history.polish_evals = polish(net, batch, target, cfg, cfg.training.polish_steps, frozen)
+        history.seconds += time.perf_counter() - start
 
     @staticmethod
     def _learn_graph(cfg: MMMConfig, panel: Panel, scaler: PanelScaler) -> ChannelGraph:

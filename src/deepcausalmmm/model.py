@@ -128,11 +128,13 @@ class MMMNet(nn.Module):
     # -- forward ---------------------------------------------------------------------------
     def forward(self, batch: Batch) -> Decomposition:
         """Decompose the KPI for ``batch`` (scaled units)."""
-        national, regional = self.context(batch.calendar, batch.controls)  # [T,H], [R,T,H]
+        national, regional = self.context(
+            batch.calendar, batch.controls, regional=self.effectiveness is not None
+        )  # [T,H], [R,T,H] or None
         carried = self.carryover(batch.media, national)  # [R,T,C] -> [R,T,C]
         sat = self.saturation(carried)  # [R,T,C]
         scale = self.beta()[None, :] * torch.exp(self.region_dev[batch.region_idx])  # [R,C]
-        if self.effectiveness is not None:
+        if self.effectiveness is not None and regional is not None:
             eff = self.effectiveness(regional)  # [R,T,H] -> [R,T,C]
         else:
             eff = torch.ones_like(sat)

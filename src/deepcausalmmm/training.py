@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from .config import MMMConfig
 
-__all__ = ["Target", "History", "data_loss", "total_loss", "train"]
+__all__ = ["Target", "History", "data_loss", "total_loss", "train", "polish"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class History:
     best_epoch: int = 0
     epochs_run: int = 0
     refit_epochs: int = 0
+    polish_evals: int = 0
     stopped_early: bool = False
     seconds: float = 0.0
 
@@ -134,3 +135,50 @@ def train(
     history.epochs_run = len(history.train_loss)
     history.seconds = time.perf_counter() - start
     return history
+
+
+def polish(
+    net: nn.Module,
+    batch: object,
+    target: Target,
+    config: MMMConfig,
+    steps: int,
+    frozen: tuple[str, ...] = (),
+) -> int:
+    """Refine ``net`` in place with up to ``steps`` L-BFGS iterations; return evaluations used.
+
+    Adam stops when the loss plateaus, but directions the loss barely feels,
+    such as how a channel's effect splits between its level and the baseline
+    level, are still moving then; a quasi-Newton method settles them in a few
+    hundred iterations. Parameters whose names start with a prefix in
+    ``frozen`` keep their values. If the objective does not end lower (or is
+    not finite), the parameters are restored.
+    """
+    params = [
+        p for name, p in net.named_parameters()
+        if p.requires_grad and not name.startswith(frozen)
+    ]
+    if steps <= 0 or not params:
+        return 0
+    start = copy.deepcopy(net.state_dict())
+    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=steps, history_size=20,
+                            line_search_fn="strong_wolfe", tolerance_grad=1e-10,
+                            tolerance_change=1e-14)
+    evals = 0
+
+    def closure() -> Tensor:
+        nonlocal evals
+        evals += 1
+        opt.zero_grad(set_to_none=True)
+        loss, _ = total_loss(net, batch, target, config)
+        loss.backward()
+        return loss
+
+    with torch.no_grad():
+        before = float(total_loss(net, batch, target, config)[0])
+    opt.step(closure)  # type: ignore[arg-type]
+    with torch.no_grad():
+        after = float(total_loss(net, batch, target, config)[0])
+    if not math.isfinite(after) or after > before:
+        net.load_state_dict(start)
+    return evals

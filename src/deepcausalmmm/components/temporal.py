@@ -150,13 +150,19 @@ class CalendarContext(nn.Module):
         super().__init__()
         self.gru = nn.GRU(n_calendar + n_controls, hidden, batch_first=True)
 
-    def forward(self, calendar: Tensor, controls: Tensor) -> tuple[Tensor, Tensor]:
-        """``calendar`` ``[T,F]``, ``controls`` ``[R,T,K]`` -> (national ``[T,H]``, regional ``[R,T,H]``)."""
+    def forward(self, calendar: Tensor, controls: Tensor, regional: bool = True) -> tuple[Tensor, Tensor | None]:
+        """``calendar`` ``[T,F]``, ``controls`` ``[R,T,K]`` -> (national ``[T,H]``, regional ``[R,T,H]``).
+
+        With ``regional=False`` only the average region is run (the regional
+        states are then ``None``): the recursion costs one sequence, not R+1.
+        """
         R, T, K = controls.shape
-        cal = calendar[None].expand(R + 1, -1, -1)  # [T,F] -> [R+1,T,F]
-        ctrl = torch.cat([controls, controls.new_zeros(1, T, K)], dim=0)  # [R,T,K] -> [R+1,T,K]
-        h, _ = self.gru(torch.cat([cal, ctrl], dim=-1))  # [R+1,T,F+K] -> [R+1,T,H]
-        return h[R], h[:R]
+        n = R + 1 if regional else 1
+        cal = calendar[None].expand(n, -1, -1)  # [T,F] -> [n,T,F]
+        avg = controls.new_zeros(1, T, K)  # [1,T,K]
+        ctrl = torch.cat([controls, avg], dim=0) if regional else avg  # [n,T,K]
+        h, _ = self.gru(torch.cat([cal, ctrl], dim=-1))  # [n,T,F+K] -> [n,T,H]
+        return h[n - 1], (h[:R] if regional else None)
 
 
 class Effectiveness(nn.Module):
