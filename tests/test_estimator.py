@@ -130,6 +130,7 @@ def test_save_load_identical(fitted, small_sim, tmp_path):
     np.testing.assert_array_equal(fitted.predict(small_sim.X, **kw), loaded.predict(small_sim.X, **kw))
     assert loaded.get_channel_contributions().equals(fitted.get_channel_contributions())
     assert loaded.config_ == fitted.config_ and loaded.channels_ == fitted.channels_
+    assert loaded.history_ == fitted.history_ and loaded.history_.polish_evals > 0
 
 
 def test_load_rejects_corrupt_foreign_and_future_files(fitted, tmp_path):

@@ -87,7 +87,8 @@ def save_model(model: Any, path: Path) -> Path:
         "history": json.dumps(
             {"train_loss": h.train_loss, "val_loss": h.val_loss, "best_epoch": h.best_epoch,
              "epochs_run": h.epochs_run, "refit_epochs": h.refit_epochs,
-             "stopped_early": h.stopped_early, "seconds": h.seconds}
+             "polish_evals": h.polish_evals, "stopped_early": h.stopped_early,
+             "seconds": h.seconds}
         ),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
