@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
+import torch
 from sklearn.base import clone
 
 from deepcausalmmm import ConfigError, DataError, DeepCausalMMM, ModelFileError, NotFittedError
@@ -239,10 +240,22 @@ def test_seasonality_needs_a_full_cycle():
     short = simulate_panel(3, 40, 2, seed=1)  # 40 weeks: under one year
     long = simulate_panel(3, 60, 2, seed=1)
     args = lambda s: (s.X, s.y, s.regions, s.dates)  # noqa: E731
-    assert DeepCausalMMM(config=fast).fit(*args(short)).config_.baseline.fourier_order == 0
-    assert DeepCausalMMM(config=fast).fit(*args(long)).config_.baseline.fourier_order == 2
+    short_fit = DeepCausalMMM(config={"training": {"epochs": 30, "polish_steps": 0}}).fit(*args(short))
+    assert short_fit.config_.baseline.fourier_order == 0
+    assert short_fit.config_.carryover.context_scale == 0.0
+    # gates no longer move with the calendar: every week has the same gates
+    with torch.no_grad():
+        national, _ = short_fit.net_.context(
+            torch.randn(40, short_fit.net_.context.gru.input_size), torch.zeros(1, 40, 0),
+            regional=False)
+        gates = short_fit.net_.carryover.gates(national)  # [S,T,C]
+    torch.testing.assert_close(gates, gates[:, :1].expand_as(gates))
+    long_fit = DeepCausalMMM(config=fast).fit(*args(long))
+    assert long_fit.config_.baseline.fourier_order == 2
+    assert long_fit.config_.carryover.context_scale == 1.0
     always = {**fast, "baseline": {"min_season_cycles": 0}}
     model = DeepCausalMMM(config=always).fit(*args(short))
     assert model.config_.baseline.fourier_order == 2
+    assert model.config_.carryover.context_scale == 1.0
     # the fitted configuration is what a saved model reloads with
     assert DeepCausalMMM(config=fast).fit(*args(short)).net_.baseline.season.numel() == 0

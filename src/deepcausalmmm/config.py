@@ -140,9 +140,9 @@ class BaselineConfig(_Section):
     min_season_cycles: float = Field(
         1.0,
         ge=0.0,
-        description="Fit the Fourier seasonality only when the fitted weeks span at least this "
-        "many periods (less than one cycle cannot separate a yearly shape from the trend); "
-        "0 always fits it.",
+        description="Fit the Fourier seasonality, and let the calendar GRU move the carryover "
+        "gates, only when the fitted weeks span at least this many periods (less than one "
+        "cycle cannot separate a yearly shape from the trend); 0 always fits them.",
     )
     extrapolation: Literal["flat", "damped"] = "flat"
     damping: float = Field(0.9, gt=0.0, lt=1.0, description="Per-step slope decay if damped.")

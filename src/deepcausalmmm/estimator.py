@@ -729,11 +729,20 @@ def season_cycles(dates: pd.Index, period: float) -> float:
 
 
 def _applied_seasonality(cfg: MMMConfig, dates: pd.Index) -> MMMConfig:
-    """``cfg`` with the Fourier seasonality dropped when the fit spans too few cycles."""
-    b = cfg.baseline
-    if b.fourier_order == 0 or season_cycles(dates, b.period) >= b.min_season_cycles:
+    """``cfg`` without calendar effects when the fit spans too few cycles.
+
+    Under ``baseline.min_season_cycles`` periods, neither a yearly baseline
+    shape nor carryover gates that move with the calendar can be told from
+    the trend: the Fourier seasonality is dropped and the context GRU no
+    longer shifts the gates (``carryover.context_scale`` 0).
+    """
+    b, co = cfg.baseline, cfg.carryover
+    if season_cycles(dates, b.period) >= b.min_season_cycles:
         return cfg
-    return cfg.model_copy(update={"baseline": b.model_copy(update={"fourier_order": 0})})
+    return cfg.model_copy(update={
+        "baseline": b.model_copy(update={"fourier_order": 0}),
+        "carryover": co.model_copy(update={"context_scale": 0.0}),
+    })
 
 
 def _stale_weighted(
