@@ -169,7 +169,7 @@ def polish(
     def closure() -> Tensor:
         nonlocal evals
         evals += 1
-        opt.zero_grad(set_to_none=True)
+        net.zero_grad(set_to_none=True)  # frozen parameters too: their gradients are unused
         loss, _ = total_loss(net, batch, target, config)
         loss.backward()
         return loss
@@ -179,6 +179,7 @@ def polish(
     opt.step(closure)  # type: ignore[arg-type]
     with torch.no_grad():
         after = float(total_loss(net, batch, target, config)[0])
+    net.zero_grad(set_to_none=True)
     if not math.isfinite(after) or after > before:
         net.load_state_dict(start)
     return evals

@@ -150,7 +150,9 @@ class CalendarContext(nn.Module):
         super().__init__()
         self.gru = nn.GRU(n_calendar + n_controls, hidden, batch_first=True)
 
-    def forward(self, calendar: Tensor, controls: Tensor, regional: bool = True) -> tuple[Tensor, Tensor | None]:
+    def forward(
+        self, calendar: Tensor, controls: Tensor, regional: bool = True
+    ) -> tuple[Tensor, Tensor | None]:
         """``calendar`` ``[T,F]``, ``controls`` ``[R,T,K]`` -> (national ``[T,H]``, regional ``[R,T,H]``).
 
         With ``regional=False`` only the average region is run (the regional
