@@ -131,9 +131,9 @@ def test_estimator_polish_lowers_the_fitted_objective(small_sim):
     """The same Adam run, then L-BFGS: the objective the model minimises ends lower,
     and the trend and seasonal shapes keep Adam's values unless polish_shapes is set."""
     losses, nets = {}, {}
-    for steps in (0, 100):
-        model = DeepCausalMMM(config={"training": {"epochs": 150, "patience": 40, "polish_steps": steps}},
-                              random_state=0)
+    for steps, shapes in ((0, False), (100, False), (101, True)):
+        training = {"epochs": 150, "patience": 40, "polish_steps": steps, "polish_shapes": shapes}
+        model = DeepCausalMMM(config={"training": training}, random_state=0)
         model.fit(small_sim.X, small_sim.y, regions=small_sim.regions, dates=small_sim.dates)
         p = model.panel_
         R, T, _ = p.shape
@@ -149,3 +149,5 @@ def test_estimator_polish_lowers_the_fitted_objective(small_sim):
         torch.testing.assert_close(getattr(nets[100].baseline, name), getattr(nets[0].baseline, name))
     assert not torch.allclose(nets[100].beta_raw, nets[0].beta_raw)
     assert not torch.allclose(nets[100].baseline.level, nets[0].baseline.level)
+    assert not torch.allclose(nets[101].baseline.trend, nets[0].baseline.trend)  # polish_shapes
+    assert losses[101] < losses[0]

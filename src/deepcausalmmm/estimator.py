@@ -134,7 +134,7 @@ class DeepCausalMMM(BaseEstimator):
         self._check_config_names(cfg, panel)
         if sample_weight is None:
             panel = _down_weight_stale(panel, cfg.data.stale_weight)
-        cfg = _applied_seasonality(cfg, panel.dates)
+        cfg = _applied_calendar_effects(cfg, panel.dates)
         unweighted = [panel.regions[i] for i in np.flatnonzero((panel.weight * panel.observed).sum(axis=1) == 0)]
         if unweighted:
             warnings.warn(
@@ -728,7 +728,7 @@ def season_cycles(dates: pd.Index, period: float) -> float:
     return float((phase[-1] - phase[0]) * T / (T - 1)) if T > 1 else 0.0
 
 
-def _applied_seasonality(cfg: MMMConfig, dates: pd.Index) -> MMMConfig:
+def _applied_calendar_effects(cfg: MMMConfig, dates: pd.Index) -> MMMConfig:
     """``cfg`` without calendar effects when the fit spans too few cycles.
 
     Under ``baseline.min_season_cycles`` periods, neither a yearly baseline
