@@ -31,11 +31,13 @@ from deepcausalmmm import DeepCausalMMM
 EDGES = {(1, 0): 0.4, (2, 0): 0.6, (2, 1): 0.5}  # (child, parent): weight, in typical-activity units
 
 
-def activities(exo: np.ndarray, typical: np.ndarray, off: int | None = None) -> np.ndarray:
+def activities(
+    exo: np.ndarray, typical: np.ndarray, off: int | None = None, edges: dict | None = None
+) -> np.ndarray:
     """Observed activity ``[R,T,C]`` from exogenous parts; ``off``: the channel set to 0."""
     x = exo.copy()
     for c in range(x.shape[2]):
-        for (child, parent), w in EDGES.items():
+        for (child, parent), w in (EDGES if edges is None else edges).items():
             if child == c:
                 x[:, :, c] += w * typical[c] / typical[parent] * x[:, :, parent]
         if c == off:
@@ -43,7 +45,7 @@ def activities(exo: np.ndarray, typical: np.ndarray, off: int | None = None) -> 
     return x
 
 
-def simulate(seed: int, linear: bool, R: int = 40, T: int = 156, C: int = 6):
+def simulate(seed: int, linear: bool, R: int = 40, T: int = 156, C: int = 6, empty: bool = False):
     """Long table, channel names, true total effects ``[C]`` and the true media share of KPI."""
     rng = np.random.default_rng(seed)
     size = np.exp(rng.uniform(0, np.log(10), R))  # [R]
@@ -52,7 +54,8 @@ def simulate(seed: int, linear: bool, R: int = 40, T: int = 156, C: int = 6):
     exo = np.stack([size[:, None] * cycle * rng.gamma(4, 0.25, (R, T)) * rng.uniform(50, 500)
                     for _ in range(C)], axis=-1)  # [R,T,C]
     typical = exo.mean(axis=(0, 1))  # [C]
-    x = activities(exo, typical)
+    edges = {} if empty else EDGES
+    x = activities(exo, typical, edges=edges)
     b = rng.dirichlet(np.full(C, 2.0)) * 0.4
 
     def carried(a: np.ndarray) -> np.ndarray:
@@ -71,7 +74,7 @@ def simulate(seed: int, linear: bool, R: int = 40, T: int = 156, C: int = 6):
     base = size[:, None] * 1000 * (1 + 0.05 * np.sin(2 * np.pi * t / 52))[None, :]
     contrib = response(x)
     y = base + contrib.sum(-1) + rng.normal(0, 0.04, (R, T)) * base
-    total = np.array([contrib.sum() - response(activities(exo, typical, off=c)).sum()
+    total = np.array([contrib.sum() - response(activities(exo, typical, off=c, edges=edges)).sum()
                       for c in range(C)])
     names = [f"ch{c}" for c in range(C)]
     df = pd.DataFrame({"region": np.repeat(np.arange(R), T), "week": np.tile(t, R)})
@@ -85,11 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--linear", action="store_true", help="linear responses instead of saturating")
+    ap.add_argument("--empty", action="store_true", help="no edges among activities")
     ap.add_argument("--config", default="{}", help="JSON config overrides for both fits")
     args = ap.parse_args(argv)
     over = json.loads(args.config)
     for seed in (int(s) for s in args.seeds.split(",")):
-        df, names, total, media_share = simulate(seed, args.linear)
+        df, names, total, media_share = simulate(seed, args.linear, empty=args.empty)
         share = total / total.sum()
         line = [f"seed {seed}: true media share of KPI {media_share:.3f}"]
         for label, mode in (("ours", "notears"), ("blind", "none")):

@@ -230,3 +230,40 @@ def test_backtest_weights_stale_weeks_like_fit(small_sim):
     pd.testing.assert_frame_equal(auto[cols], explicit[cols])
     unweighted = DeepCausalMMM(config={"training": {"epochs": 3, "polish_steps": 0}, "data": {"stale_weight": 1.0}})
     assert not unweighted.backtest(*args, n_splits=1, horizon=8)[cols].equals(auto[cols])
+
+
+def test_forecast_continues_a_stopped_feed_at_its_filled_value(small_sim):
+    df = small_sim.data.copy()
+    weeks = df["date"].unique()
+    channels = small_sim.channels
+    geo1 = df["region"] == "geo_001"
+    gone = geo1 & (df["date"] >= weeks[40])  # feed stopped at week 40; the grid was filled
+    filled = df.loc[geo1 & (df["date"] == weeks[39]), "kpi"].iloc[0]
+    df.loc[gone, channels] = 0.0
+    df.loc[gone, "kpi"] = filled
+    fit_rows, future = df[df["date"] < weeks[50]], df[df["date"] >= weeks[50]].copy()
+    fast = {"training": {"epochs": 3, "polish_steps": 0}}
+    with pytest.warns(UserWarning, match="filled gaps"):
+        on = DeepCausalMMM(config=fast).fit(fit_rows[channels], fit_rows["kpi"],
+                                            fit_rows["region"], fit_rows["date"])
+        off = DeepCausalMMM(config={**fast, "data": {"continue_fills": False}}).fit(
+            fit_rows[channels], fit_rows["kpi"], fit_rows["region"], fit_rows["date"])
+    args = (future[channels], future["region"], future["date"])
+    table = on.get_channel_contributions(*args)
+    pred_on, pred_off = on.predict(*args), off.predict(*args)
+    stopped = (future["region"] == "geo_001").to_numpy()
+    np.testing.assert_allclose(pred_on[stopped], filled, rtol=1e-9)
+    assert np.abs(pred_off[stopped] / filled - 1).max() > 1e-3  # the model alone would not say so
+    np.testing.assert_allclose(pred_on[~stopped], pred_off[~stopped], rtol=1e-6)  # others untouched
+    parts = table[channels].sum(axis=1) + table["baseline"] + table["controls"]
+    np.testing.assert_allclose(parts.to_numpy(), table["prediction"].to_numpy(), rtol=1e-9)
+    # a week with activity again is a measurement, not a fill: the model forecasts it
+    live = future.copy()
+    live.loc[live["region"] == "geo_001", channels] = 1.0
+    relit = on.predict(live[channels], live["region"], live["date"])
+    assert np.abs(relit[stopped] / filled - 1).max() > 1e-3
+    # weeks inside the fitted period are never overwritten
+    past = fit_rows[fit_rows["region"] == "geo_001"]
+    inside = on.predict(past[channels], past["region"], past["date"])
+    np.testing.assert_allclose(inside, off.predict(past[channels], past["region"], past["date"]),
+                               rtol=1e-6)

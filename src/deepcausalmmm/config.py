@@ -203,6 +203,12 @@ class DataConfig(_Section):
         description="Loss weight of weeks that look like filled gaps (every channel 0 and the "
         "KPI exactly equal to an adjacent week's) when fit gets no sample_weight; 1 disables.",
     )
+    continue_fills: bool = Field(
+        True,
+        description="Forecast a region whose fitted weeks end in filled-looking cells at its "
+        "repeated KPI value, for future rows that are dark too (every channel 0): its feed has "
+        "stopped and the panel keeps filling the last value. False: the model's own forecast.",
+    )
 
 
 class GraphConfig(_Section):

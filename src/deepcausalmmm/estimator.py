@@ -714,11 +714,52 @@ class DeepCausalMMM(BaseEstimator):
         parts = self._to_kpi(self._run_net(batch), reg_idx)
         r, t = new.row_index[:, 0], new.row_index[:, 1]
         tt = pos[t]
+        if self.config_.data.continue_fills:
+            self._continue_fills(parts, new, reg_idx, r, t, tt)
         table = contributions_frame(
             [new.regions[i] for i in r], grid[tt], self.channels_,
             parts["baseline"][r, tt], parts["channels"][r, tt], parts["controls"][r, tt],
         )
         return table, new
+
+
+    def _continue_fills(
+        self,
+        parts: dict[str, np.ndarray],
+        new: Panel,
+        reg_idx: np.ndarray,
+        r: np.ndarray,
+        t: np.ndarray,
+        tt: np.ndarray,
+    ) -> None:
+        """Set dark future rows of regions whose fit ends in filled cells to the filled value.
+
+        Such a region's feed stopped: its last fitted weeks repeat one KPI value
+        with every channel at 0 (:func:`stale_cells`). Its rows after the fitted
+        period with every channel at 0 are more of the same fill, so their
+        prediction is that value; the baseline takes the difference from the
+        model's forecast, keeping the decomposition additive. In place on ``parts``.
+        """
+        level = fill_levels(self.panel_)  # [R_fit]
+        region_level = level[reg_idx]  # [R']
+        dark = ~(new.media[r, t] != 0).any(axis=1)  # [N]
+        hit = dark & (tt >= len(self.panel_.dates)) & np.isfinite(region_level[r])  # [N]
+        if not hit.any():
+            return
+        rr, cc = r[hit], tt[hit]
+        rest = parts["channels"][rr, cc].sum(axis=1) + parts["controls"][rr, cc].sum(axis=1)
+        parts["baseline"][rr, cc] = region_level[rr] - rest
+
+
+def fill_levels(panel: Panel) -> np.ndarray:
+    """Per region ``[R]``: the KPI its fitted weeks end on if that last week is a filled cell, else NaN."""
+    assert panel.y is not None
+    stale = stale_cells(panel.y, panel.media, panel.observed)  # [R,T]
+    T = panel.observed.shape[1]
+    last = T - 1 - np.argmax(panel.observed[:, ::-1], axis=1)  # [R] last observed week
+    rows = np.arange(len(last))
+    ends_stale = panel.observed.any(axis=1) & stale[rows, last]
+    return np.where(ends_stale, panel.y[rows, last], np.nan)
 
 
 def season_cycles(dates: pd.Index, period: float) -> float:
