@@ -252,10 +252,10 @@ def test_seasonality_needs_a_full_cycle():
     torch.testing.assert_close(gates, gates[:, :1].expand_as(gates))
     long_fit = DeepCausalMMM(config=fast).fit(*args(long))
     assert long_fit.config_.baseline.fourier_order == 2
-    assert long_fit.config_.carryover.context_scale == 1.0
+    assert long_fit.config_.carryover.context_scale == 0.5
     always = {**fast, "baseline": {"min_season_cycles": 0}}
     model = DeepCausalMMM(config=always).fit(*args(short))
     assert model.config_.baseline.fourier_order == 2
-    assert model.config_.carryover.context_scale == 1.0
+    assert model.config_.carryover.context_scale == 0.5
     # the fitted configuration is what a saved model reloads with
     assert DeepCausalMMM(config=fast).fit(*args(short)).net_.baseline.season.numel() == 0

@@ -67,7 +67,11 @@ class CarryoverConfig(_Section):
     gate_max: float = Field(0.9, gt=0.0, lt=1.0)
     max_lag: int = Field(26, ge=0, le=260, description="Weeks after which an impulse is cut to 0.")
     context_scale: float = Field(
-        1.0, ge=0.0, le=5.0, description="Max shift of gate logits by the context GRU."
+        0.5,
+        ge=0.0,
+        le=5.0,
+        description="Max shift of gate logits by the context GRU. 0.5: on the MMM panel, holdout "
+        "WAPE over 6 cutoffs x 3 seeds was lower and less seed-dependent than with 1.0.",
     )
 
     @model_validator(mode="after")
