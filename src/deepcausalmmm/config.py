@@ -178,7 +178,12 @@ class TrainingConfig(_Section):
         description="After early stopping, continue on all weeks for this fraction of the "
         "best epoch count, so the last weeks inform the baseline level.",
     )
-    region_weighting: Literal["equal", "size", "sqrt_size"] = "sqrt_size"
+    region_weighting: Literal["equal", "size", "sqrt_size"] = Field(
+        "size",
+        description="Loss weight of a region's weeks (KPI in region-mean units): 'size' weights "
+        "by mean KPI, so errors count as they do in volume metrics (WAPE, pooled R^2, national "
+        "totals) and in shares of the KPI; 'sqrt_size' and 'equal' give small regions more say.",
+    )
     optimizer: Literal["adam", "lbfgs"] = "adam"
     lbfgs_steps: int = Field(10, ge=1, le=1000, description="L-BFGS iterations per epoch.")
     polish_steps: int = Field(

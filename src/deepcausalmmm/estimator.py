@@ -722,7 +722,6 @@ class DeepCausalMMM(BaseEstimator):
         )
         return table, new
 
-
     def _continue_fills(
         self,
         parts: dict[str, np.ndarray],
