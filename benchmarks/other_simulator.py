@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/other_simulator.py [--seeds 0,1] [--linear] [--config '{"regularization": {"l2": 1e-4}}']
+    python benchmarks/other_simulator.py [--seeds 0,1] [--linear] [--empty] [--config '{"regularization": {"l2": 1e-4}}']
 
 The package's simulator shares design choices with the model (two-stage
 carryover, Hill curves relative to each region's typical activity). This one
@@ -11,7 +11,8 @@ in every region, one-stage geometric carryover (0.4), a saturation curve
 ``a / (a + 0.8)`` on activity relative to the *panel* mean (large regions
 saturate, small ones stay near linear; ``--linear`` makes it ``0.8 a``), and a
 linear structural model among activities (ch0 -> ch1, ch0 -> ch2,
-ch1 -> ch2). True total effects come from simulating do(channel = 0).
+ch1 -> ch2; ``--empty`` drops them). True total effects come from simulating
+do(channel = 0).
 For each seed it prints the learned edges, total-share errors, the root's
 total-effect error and the media share of KPI, for the model and for the
 mediation-blind baseline (``graph.mode="none"``) fitted in the same run.
