@@ -9,7 +9,7 @@ number of Adam epochs without the L-BFGS polish (``--epochs 0``: a complete
 default fit, polish included); the script prints seconds per loss evaluation
 (an epoch or a polish step), the fit time that the longest default run
 (``training.epochs`` epochs plus the polish) would take at that rate, peak
-resident memory, and the fitted exponent of time vs regions x weeks x channels.
+resident memory (and, on ``--device cuda``, peak GPU memory), and the fitted exponent of time vs regions x weeks x channels.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ DEFAULT_SIZES = "50x104x8,200x104x8,500x104x8,500x156x20,1000x156x20,2000x156x20
 
 CHILD = r"""
 import json, resource, sys, time
+import torch
 from deepcausalmmm import DeepCausalMMM, MMMConfig
 from deepcausalmmm.datasets import simulate_panel
 R, T, C, epochs, device = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
@@ -40,6 +41,8 @@ print(json.dumps({"fit_s": fit_s, "epochs": model.history_.epochs_run,
                   "polish_evals": model.history_.polish_evals,
                   "max_evals": tr.epochs + tr.polish_steps * 5 // 4,
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "gpu_peak_mb": (torch.cuda.max_memory_allocated() / 2**20
+                                  if device.startswith("cuda") else 0.0),
                   "max_epochs": tr.epochs}))
 """
 
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     rows = []
     print(f"{'regions':>8}{'weeks':>7}{'chans':>7}{'cells':>12}{'s/epoch':>10}{'fit_s':>9}"
-          f"{'full_fit_s*':>13}{'peak_MB':>10}")
+          f"{'full_fit_s*':>13}{'peak_MB':>10}{'gpu_MB':>9}")
     for size in args.sizes.split(","):
         R, T, C = (int(v) for v in size.split("x"))
         out = subprocess.run([sys.executable, "-c", CHILD, str(R), str(T), str(C), str(args.epochs),
@@ -68,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                "s_per_epoch": per_epoch, "full_fit_s": per_epoch * res["max_evals"]}
         rows.append(row)
         print(f"{R:8d}{T:7d}{C:7d}{R * T * C:12d}{per_epoch:10.3f}{res['fit_s']:9.1f}"
-              f"{row['full_fit_s']:13.1f}{res['peak_mb']:10.0f}")
+              f"{row['full_fit_s']:13.1f}{res['peak_mb']:10.0f}{res['gpu_peak_mb']:9.0f}")
     if len(rows) >= 2:
         x = np.log([r["cells"] for r in rows])
         y = np.log([r["s_per_epoch"] for r in rows])

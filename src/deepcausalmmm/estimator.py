@@ -28,7 +28,7 @@ from .data.scaling import PanelScaler
 from .exceptions import ConfigError, DataError
 from .model import Batch, Decomposition, MMMNet
 from .plotting.figures import contributions_figure, dag_figure
-from .training import History, Target, polish, train
+from .training import History, Target, full_precision, polish, train
 
 __all__ = ["DeepCausalMMM"]
 
@@ -153,7 +153,7 @@ class DeepCausalMMM(BaseEstimator):
         old_threads = torch.get_num_threads()
         torch.set_num_threads(threads)
         try:
-            with torch.random.fork_rng(devices=[]):
+            with torch.random.fork_rng(devices=[]), full_precision():
                 torch.manual_seed(self.random_state)
                 net, knots, history = self._train(cfg, panel, scaler, device)
         finally:
@@ -673,7 +673,7 @@ class DeepCausalMMM(BaseEstimator):
 
     def _run_net(self, batch: Batch) -> Decomposition:
         device = next(self.net_.parameters()).device
-        with torch.no_grad():
+        with torch.no_grad(), full_precision():
             return self.net_(batch.to(device))
 
     def _to_kpi(self, dec: Decomposition, region_idx: np.ndarray) -> dict[str, np.ndarray]:

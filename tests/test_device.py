@@ -1,0 +1,56 @@
+"""GPU fits: ``device="cuda"`` gives the same model as the CPU, up to float rounding.
+
+These tests need a CUDA GPU and skip on machines without one (CI has none);
+``benchmarks/gpu_check.sh`` runs them on a GPU machine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from deepcausalmmm import DeepCausalMMM
+from deepcausalmmm.datasets import simulate_panel
+
+from .conftest import FAST
+
+pytestmark = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA GPU on this machine; device='cuda' is checked on a GPU"
+)
+
+
+@pytest.fixture(scope="module")
+def pair():
+    sim = simulate_panel(6, 60, 3, seed=11)
+    kw = dict(regions=sim.regions, dates=sim.dates, controls=sim.control_frame)
+    cpu = DeepCausalMMM(config=FAST, random_state=0, device="cpu").fit(sim.X, sim.y, **kw)
+    gpu = DeepCausalMMM(config=FAST, random_state=0, device="cuda").fit(sim.X, sim.y, **kw)
+    return sim, kw, cpu, gpu
+
+
+def test_cuda_fit_lives_on_the_gpu_and_matches_cpu(pair):
+    sim, kw, cpu, gpu = pair
+    assert next(gpu.net_.parameters()).device.type == "cuda"
+    # The L-BFGS polish runs as on the CPU (under TF32 it stopped after a few evaluations).
+    assert gpu.history_.polish_evals >= 0.5 * cpu.history_.polish_evals > 0
+    y = np.asarray(sim.y, dtype=float)
+    p_cpu, p_gpu = cpu.predict(sim.X, **kw), gpu.predict(sim.X, **kw)
+    # Same seed and data: the two fits differ only by float rounding in the
+    # optimiser path, so predictions agree to a small fraction of the KPI.
+    assert np.abs(p_gpu - p_cpu).sum() / np.abs(y).sum() < 0.01
+    r2 = 1 - ((y - p_gpu) ** 2).sum() / ((y - y.mean()) ** 2).sum()
+    assert r2 > 0.9
+    share_cpu = cpu.contribution_summary()["share_of_kpi"]
+    share_gpu = gpu.contribution_summary()["share_of_kpi"]
+    np.testing.assert_allclose(share_gpu, share_cpu, atol=0.01)
+
+
+def test_cuda_effects_and_save_load_to_cpu(pair, tmp_path):
+    sim, kw, _, gpu = pair
+    eff = gpu.get_channel_effects()
+    np.testing.assert_allclose(eff["total"], eff["direct"] + eff["mediated"], rtol=1e-6, atol=1e-6)
+    path = gpu.save(tmp_path / "gpu.safetensors")
+    loaded = DeepCausalMMM.load(path)
+    assert next(loaded.net_.parameters()).device.type == "cpu"
+    np.testing.assert_allclose(loaded.predict(sim.X, **kw), gpu.predict(sim.X, **kw), rtol=1e-4, atol=1e-3)
