@@ -4,7 +4,8 @@ Examples::
 
     deepcausalmmm demo --out outputs/demo
     deepcausalmmm fit data.csv --target kpi --date date --region region \\
-        --channels tv,search --controls price --config config.yaml --out outputs/run
+        --channels tv,search --controls price --config config.yaml --out outputs/run \
+        --lift-tests experiments.csv
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pandas as pd
 from .estimator import DeepCausalMMM
 from .exceptions import ConfigError, DataError
 
-__all__ = ["main", "write_outputs"]
+__all__ = ["main", "write_outputs", "read_lift_tests"]
 
 
 def write_outputs(model: DeepCausalMMM, out: Path) -> list[Path]:
@@ -32,7 +33,29 @@ def write_outputs(model: DeepCausalMMM, out: Path) -> list[Path]:
     model.plot_contributions().write_html(files[2], include_plotlyjs=True)
     model.plot_dag().write_html(files[3], include_plotlyjs=True)
     model.save(files[4])
+    if getattr(model, "lift_tests_", None) is not None:
+        files.append(out / "lift_tests.csv")
+        model.lift_test_report().to_csv(files[-1], index=False)
     return files
+
+
+def read_lift_tests(path: str, df: pd.DataFrame, region: str | None) -> pd.DataFrame:
+    """Lift tests from a CSV: ``channel,start,end,lift,lift_se[,regions]``.
+
+    ``regions`` lists region labels separated by ``;`` (empty: all regions);
+    labels are matched to the data's region column as text.
+    """
+    tests = pd.read_csv(path)
+    if "regions" in tests.columns:
+        labels = {} if region is None else {str(v): v for v in pd.unique(df[region])}
+
+        def parse(cell: object) -> list[object] | None:
+            if pd.isna(cell) or not str(cell).strip():
+                return None
+            return [labels.get(x.strip(), x.strip()) for x in str(cell).split(";") if x.strip()]
+
+        tests["regions"] = tests["regions"].map(parse).astype(object)
+    return tests
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -63,9 +86,10 @@ def _fit(args: argparse.Namespace) -> int:
     df = pd.read_csv(args.data)
     channels = [c for c in args.channels.split(",") if c]
     controls = [c for c in (args.controls or "").split(",") if c]
+    lift_tests = read_lift_tests(args.lift_tests, df, args.region) if args.lift_tests else None
     model = DeepCausalMMM(config=args.config, random_state=args.seed)
     model.fit_frame(df, target=args.target, channels=channels, date=args.date, region=args.region,
-                    controls=controls or None)
+                    controls=controls or None, lift_tests=lift_tests)
     files = write_outputs(model, Path(args.out))
     print(model.contribution_summary().round(4).to_string())
     print(f"wrote {len(files)} files to {Path(args.out).resolve()}")
@@ -93,6 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     fit.add_argument("--date", default=None)
     fit.add_argument("--region", default=None)
     fit.add_argument("--config", default=None, help="YAML/JSON config file")
+    fit.add_argument("--lift-tests", default=None,
+                     help="CSV of geo experiments to calibrate to: channel,start,end,lift,lift_se"
+                     "[,regions as label;label;...]")
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--out", default="outputs/fit")
     fit.set_defaults(func=_fit)

@@ -249,6 +249,15 @@ class GraphConfig(_Section):
         return self
 
 
+class CalibrationConfig(_Section):
+    """How strongly lift tests (``fit(lift_tests=...)``) pull the model."""
+
+    weight: float = Field(
+        1.0, ge=0.0, description="Multiplier on the lift tests' likelihood (1: a test counts as "
+        "data of its stated standard error; 0: tests are only reported, not fitted)."
+    )
+
+
 class MMMConfig(_Section):
     """Complete model configuration (see README, "Configuration")."""
 
@@ -265,6 +274,7 @@ class MMMConfig(_Section):
     training: TrainingConfig = TrainingConfig()
     data: DataConfig = DataConfig()
     graph: GraphConfig = GraphConfig()
+    calibration: CalibrationConfig = CalibrationConfig()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (JSON-serialisable)."""

@@ -10,7 +10,7 @@ saturation relative to each region's typical spend, and Gaussian noise.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +48,7 @@ class SimulatedPanel:
     truth: pd.DataFrame
     params: dict[str, Any] = field(repr=False)
     truth_effects: pd.DataFrame | None = field(default=None, repr=False)
+    _lift: Callable[[int, np.ndarray], float] | None = field(default=None, repr=False, compare=False)
 
     @property
     def X(self) -> pd.DataFrame:
@@ -73,6 +74,28 @@ class SimulatedPanel:
     def control_frame(self) -> pd.DataFrame:
         """Control columns."""
         return self.data[self.controls]
+
+    def true_lift(
+        self, channel: str, regions: Sequence[Any] | None = None, start: Any = None, end: Any = None
+    ) -> float:
+        """What a perfect geo experiment would measure: the KPI lost over ``regions``
+        (None: all) and weeks ``start``..``end`` (inclusive; None: open) when
+        ``channel`` is switched off there, with the activity it induced in other
+        channels removed too. Noise-free, computed by simulating the intervention.
+        """
+        if self._lift is None:
+            raise ValueError("this SimulatedPanel was not built by simulate_panel(); no truth to simulate")
+        frame = self.data
+        in_regions = np.ones(len(frame), dtype=bool) if regions is None else frame[REGION].isin(list(regions)).to_numpy()
+        when = pd.to_datetime(frame[DATE])
+        in_weeks = np.ones(len(frame), dtype=bool)
+        if start is not None:
+            in_weeks &= (when >= pd.Timestamp(start)).to_numpy()
+        if end is not None:
+            in_weeks &= (when <= pd.Timestamp(end)).to_numpy()
+        R = frame[REGION].nunique()
+        cells = (in_regions & in_weeks).reshape(R, -1)  # rows are region-major, weeks in order
+        return self._lift(self.channels.index(channel), cells)
 
     def true_shares(self) -> pd.Series:
         """Each channel's share of the total media contribution."""
@@ -240,6 +263,10 @@ def simulate_panel(
          "total_share": totals / totals.sum()},
         index=pd.Index(channels, name="channel"),
     )
+    def lift(channel: int, cells: np.ndarray) -> float:
+        off = _apply_graph(exogenous, edges, typical, do=channel, where=cells)
+        return float(((contrib - unit * saturated(off)).sum(-1) * cells).sum())
+
     params = {
         "gates": np.stack([g1, g2], axis=1),
         "half_sat": half_sat,
@@ -250,7 +277,7 @@ def simulate_panel(
         "control_coef": ctrl_coef,
         "edges": [(channels[i], channels[j], w, lag) for i, j, w, lag in edges],
     }
-    return SimulatedPanel(data, channels, controls, truth, params, truth_effects)
+    return SimulatedPanel(data, channels, controls, truth, params, truth_effects, lift)
 
 
 def _parse_edges(graph: Sequence[tuple[Any, ...]] | None, channels: list[str]) -> list[tuple[int, int, float, int]]:
@@ -273,10 +300,12 @@ def _apply_graph(
     edges: list[tuple[int, int, float, int]],
     typical: np.ndarray,
     do: int | None = None,
+    where: np.ndarray | None = None,
 ) -> np.ndarray:
     """Add induced activity along ``edges`` (children after parents), ``[R,T,C]``.
 
-    ``do``: a channel set to 0 (with its induced part) before its children are computed.
+    ``do``: a channel set to 0 (with its induced part) before its children are
+    computed, in the cells of ``where`` ``[R,T]`` (None: everywhere).
     Edges at any lag must be acyclic as a whole (the simulator's restriction).
     """
     spend = exogenous.copy()
@@ -301,5 +330,5 @@ def _apply_graph(
                 parent = np.concatenate([np.zeros_like(parent[:, :lag]), parent[:, :-lag]], axis=1)
             spend[:, :, j] += w * typical[j] / typical[i] * parent
         if j == do:
-            spend[:, :, j] = 0.0
+            spend[:, :, j] = 0.0 if where is None else np.where(where, 0.0, spend[:, :, j])
     return spend

@@ -17,6 +17,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from .analysis.calibration import LiftTests, parse_lift_tests
 from .analysis.contributions import contributions_frame, summarize_contributions
 from .analysis.effects import intervene
 from .components.graph import ChannelGraph, learn_graph
@@ -28,7 +29,7 @@ from .data.scaling import PanelScaler
 from .exceptions import ConfigError, DataError
 from .model import Batch, Decomposition, MMMNet
 from .plotting.figures import contributions_figure, dag_figure
-from .training import History, Target, full_precision, polish, train
+from .training import History, LiftTerm, Target, full_precision, polish, train
 
 __all__ = ["DeepCausalMMM"]
 
@@ -93,6 +94,7 @@ class DeepCausalMMM(BaseEstimator):
         config_overrides: Mapping[str, Any] | None = None,
         sample_weight: ArrayLike | None = None,
         spend: pd.DataFrame | None = None,
+        lift_tests: pd.DataFrame | None = None,
         **config_kwargs: Any,
     ) -> DeepCausalMMM:
         """Fit the model to a panel.
@@ -115,6 +117,16 @@ class DeepCausalMMM(BaseEstimator):
         spend : DataFrame, optional
             Spend per row for channels whose ``X`` values are impressions (columns
             named like channels); used for ROI. Channels not given use ``X``.
+        lift_tests : DataFrame, optional
+            Geo experiments to calibrate to, one row per test: ``channel``,
+            ``start``, ``end`` (inclusive, same kind of value as ``dates``),
+            ``lift`` (KPI lost over the test's regions and weeks with the channel
+            switched off), ``lift_se`` (its standard error) and optionally
+            ``regions`` (a list; missing means all regions). The model's lift for
+            each test (see :meth:`lift_test_report`) is pulled toward the
+            measured one as if the test were data of that precision
+            (``calibration.weight`` scales this). Use it for channels whose level
+            the observational data cannot pin, such as always-on channels.
         **config_kwargs
             Further overrides by path, e.g. ``training__epochs=200``.
 
@@ -144,6 +156,9 @@ class DeepCausalMMM(BaseEstimator):
                 stacklevel=2,
             )
         spend_grid = self._spend_grid(spend, panel, regions, dates)
+        lifts = None
+        if lift_tests is not None:
+            lifts = parse_lift_tests(lift_tests, panel.channels, panel.regions, panel.dates)
         device = self._resolve_device()
         scaler = PanelScaler.fit(panel)
         graph_start = time.perf_counter()
@@ -155,7 +170,7 @@ class DeepCausalMMM(BaseEstimator):
         try:
             with torch.random.fork_rng(devices=[]), full_precision():
                 torch.manual_seed(self.random_state)
-                net, knots, history = self._train(cfg, panel, scaler, device)
+                net, knots, history = self._train(cfg, panel, scaler, device, graph, lifts)
         finally:
             torch.set_num_threads(old_threads)
         net.eval()
@@ -173,6 +188,7 @@ class DeepCausalMMM(BaseEstimator):
         self.graph_model_ = graph
         self.graph_seconds_ = graph_seconds
         self._set_graph_frames()
+        self.lift_tests_ = None if lifts is None else self._lift_report(lifts)
         return self
 
     def _set_graph_frames(self) -> None:
@@ -191,6 +207,7 @@ class DeepCausalMMM(BaseEstimator):
         controls: Sequence[str] | None = None,
         weight: str | None = None,
         config_overrides: Mapping[str, Any] | None = None,
+        lift_tests: pd.DataFrame | None = None,
         **config_kwargs: Any,
     ) -> DeepCausalMMM:
         """Fit from one long DataFrame with named columns.
@@ -203,6 +220,8 @@ class DeepCausalMMM(BaseEstimator):
             Column names (date/region/weight optional).
         channels, controls : list of str
             Column names of channels and controls.
+        lift_tests : DataFrame, optional
+            Geo experiments to calibrate to (see :meth:`fit`).
         """
         cols = [target, *channels, *(controls or []), *(c for c in (date, region, weight) if c)]
         missing = [c for c in cols if c not in df.columns]
@@ -218,6 +237,7 @@ class DeepCausalMMM(BaseEstimator):
             controls=df[list(controls)] if controls else None,
             sample_weight=df[weight].to_numpy() if weight else None,
             config_overrides=config_overrides,
+            lift_tests=lift_tests,
             **config_kwargs,
         )
 
@@ -423,6 +443,50 @@ class DeepCausalMMM(BaseEstimator):
         frame["roi"] = np.where(frame["spend"] > 0, frame["total"] / frame["spend"].where(frame["spend"] > 0, 1), np.nan)
         return frame[["total", "direct", "mediated", "total_share", "spend", "roi"]]
 
+    def lift_test_report(self, lift_tests: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Measured against modelled lift, one row per test.
+
+        ``model_lift``: the fitted model's prediction minus its prediction with
+        the test's channel switched off in the test's regions and weeks (and the
+        activity it induced in other channels removed through the channel
+        graph), summed over those regions and weeks, KPI units. ``z``:
+        (model_lift - lift) / lift_se. Without ``lift_tests``, the tests given
+        to :meth:`fit` (``lift_tests_``); with them, any tests in the same
+        format, e.g. experiments the model was not fitted to.
+
+        Raises
+        ------
+        DataError
+            If ``lift_tests`` does not fit the fitted panel (see :meth:`fit`), or
+            none were given here or to :meth:`fit`.
+        """
+        check_is_fitted(self, "net_")
+        if lift_tests is None:
+            stored: pd.DataFrame | None = getattr(self, "lift_tests_", None)
+            if stored is None:
+                raise DataError(
+                    "no lift tests: pass `lift_tests` here, or to fit() to calibrate the model to them"
+                )
+            return stored.copy()
+        p = self.panel_
+        return self._lift_report(parse_lift_tests(lift_tests, self.channels_, self.regions_, p.dates))
+
+    def _lift_report(self, lifts: LiftTests) -> pd.DataFrame:
+        p = self.panel_
+        scale = self.scaler_.media_scale[:, None, :]  # [R,1,C]
+        scaled = p.media / scale  # [R,T,C]
+        observed = self._fitted_parts(p.media)["channels"].sum(axis=-1)  # [R,T]
+        model = np.zeros(len(lifts.frame))
+        for i in range(len(model)):
+            cells = lifts.cells(i)  # [R,T]
+            off = intervene(scaled, self.graph_model_, int(lifts.channel[i]), cells) * scale
+            switched_off = self._fitted_parts(off)["channels"].sum(axis=-1)  # [R,T]
+            model[i] = np.where(cells, observed - switched_off, 0.0).sum()
+        frame = lifts.frame.copy()
+        frame["model_lift"] = model
+        frame["z"] = (model - lifts.lift) / lifts.se
+        return frame
+
     def _fitted_parts(self, media: np.ndarray) -> dict[str, np.ndarray]:
         """Decomposition (KPI units, ``[R,T,*]``) of the fitted panel with ``media`` swapped in."""
         p = self.panel_
@@ -504,7 +568,8 @@ class DeepCausalMMM(BaseEstimator):
             )
 
     def _train(
-        self, cfg: MMMConfig, panel: Panel, scaler: PanelScaler, device: torch.device
+        self, cfg: MMMConfig, panel: Panel, scaler: PanelScaler, device: torch.device,
+        graph: ChannelGraph, lifts: LiftTests | None = None,
     ) -> tuple[MMMNet, np.ndarray, History]:
         """Two phases: early stopping on the last weeks, then all weeks (see README)."""
         R, T, _ = panel.shape
@@ -519,7 +584,7 @@ class DeepCausalMMM(BaseEstimator):
             net = self._make_net(cfg, panel, len(knots)).to(device)
             batch = self._batch(cfg, panel, scaler, knots, everything, panel.media,
                                 panel.control_values, positions).to(device)
-            target = self._target(cfg, panel, scaler, device, 0)
+            target = self._target(cfg, panel, scaler, device, 0, knots, graph, lifts)
             history = train(net, batch, target, cfg, callback)
             self._polish(cfg, net, batch, target, history)
             return net, knots, history
@@ -528,14 +593,15 @@ class DeepCausalMMM(BaseEstimator):
         net = self._make_net(cfg, panel, len(knots1)).to(device)
         batch = self._batch(cfg, panel, scaler, knots1, everything, panel.media,
                             panel.control_values, positions).to(device)
-        history = train(net, batch, self._target(cfg, panel, scaler, device, v), cfg, callback)
+        history = train(net, batch, self._target(cfg, panel, scaler, device, v, knots1, graph, lifts),
+                        cfg, callback)
         # Phase 2: move the trend onto knots spanning all weeks and continue on all of them.
         old_at_new = trend_basis(knots, knots1, cfg.baseline.extrapolation, cfg.baseline.damping)
         net.baseline.reknot(torch.tensor(old_at_new, dtype=torch.float32, device=device))
         extra = int(round(cfg.training.refit_epochs_fraction * (history.best_epoch + 1)))
         batch = self._batch(cfg, panel, scaler, knots, everything, panel.media,
                             panel.control_values, positions).to(device)
-        target = self._target(cfg, panel, scaler, device, 0)
+        target = self._target(cfg, panel, scaler, device, 0, knots, graph, lifts)
         if extra > 0:
             refit = train(net, batch, target, cfg, None,
                           epochs=extra, learning_rate=cfg.training.learning_rate * 0.5)
@@ -650,9 +716,11 @@ class DeepCausalMMM(BaseEstimator):
             region_idx=torch.tensor(region_idx, dtype=torch.long),  # [R]
         )
 
-    @staticmethod
+    @classmethod
     def _target(
-        cfg: MMMConfig, panel: Panel, scaler: PanelScaler, device: torch.device, v: int
+        cls, cfg: MMMConfig, panel: Panel, scaler: PanelScaler, device: torch.device, v: int,
+        knots: np.ndarray | None = None, graph: ChannelGraph | None = None,
+        lifts: LiftTests | None = None,
     ) -> Target:
         assert panel.y is not None
         R, T, _ = panel.shape
@@ -665,10 +733,49 @@ class DeepCausalMMM(BaseEstimator):
         val_mask = np.zeros((R, T), dtype=bool)
         val_mask[:, T - v :] = v > 0
         f32 = torch.float32
+        lift = None
+        if lifts is not None and cfg.calibration.weight > 0:
+            assert knots is not None and graph is not None
+            lift = cls._lift_term(cfg, panel, scaler, knots, graph, lifts, float((w > 0).sum()), device)
         return Target(
             y=torch.tensor(y, dtype=f32, device=device),
             weight_train=torch.tensor(np.where(val_mask, 0.0, w), dtype=f32, device=device),
             weight_val=torch.tensor(np.where(val_mask, w, 0.0), dtype=f32, device=device),
+            lift=lift,
+        )
+
+    @classmethod
+    def _lift_term(
+        cls, cfg: MMMConfig, panel: Panel, scaler: PanelScaler, knots: np.ndarray,
+        graph: ChannelGraph, lifts: LiftTests, n_cells: float, device: torch.device,
+    ) -> LiftTerm:
+        """Counterfactual inputs for each lift test on its own regions (see ``LiftTerm``)."""
+        scale = scaler.media_scale[:, None, :]  # [R,1,C]
+        scaled = panel.media / scale  # [R,T,C]
+        # The model is causal in time: weeks after the last window cannot change
+        # any lift, so the counterfactual runs up to that week only.
+        t_end = int(np.flatnonzero(lifts.weeks.any(axis=0))[-1]) + 1
+        media, rows, test, cells = [], [], [], []
+        for i in range(len(lifts.frame)):
+            idx = np.flatnonzero(lifts.regions[i])  # [R_i]
+            off = intervene(scaled[idx, :t_end], graph, int(lifts.channel[i]), lifts.cells(i)[idx, :t_end])
+            media.append(off * scale[idx])  # [R_i,t_end,C]
+            rows.append(idx)
+            test.append(np.full(len(idx), i))
+            cells.append(scaler.y_scale[idx, None] * lifts.weeks[i][None, :t_end])  # [R_i,t_end]
+        idx_all = np.concatenate(rows)  # [M]
+        batch = cls._batch(cfg, panel, scaler, knots, idx_all, np.concatenate(media),
+                           panel.control_values[idx_all, :t_end], np.arange(t_end, dtype=float),
+                           panel.dates[:t_end])
+        f32 = torch.float32
+        return LiftTerm(
+            batch=batch.to(device),
+            rows=torch.tensor(idx_all, dtype=torch.long, device=device),
+            test=torch.tensor(np.concatenate(test), dtype=torch.long, device=device),
+            cells=torch.tensor(np.concatenate(cells), dtype=f32, device=device),
+            lift=torch.tensor(lifts.lift, dtype=f32, device=device),
+            se=torch.tensor(lifts.se, dtype=f32, device=device),
+            weight=cfg.calibration.weight, n_cells=n_cells,
         )
 
     def _run_net(self, batch: Batch) -> Decomposition:

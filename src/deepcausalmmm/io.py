@@ -21,12 +21,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import __version__
+from .analysis.calibration import parse_lift_tests
 from .components.graph import ChannelGraph
 from .config import build_config
 from .constants import SAVE_FORMAT, SAVE_FORMAT_VERSION
 from .data.panel import Panel
 from .data.scaling import PanelScaler
-from .exceptions import ConfigError, ModelFileError
+from .exceptions import ConfigError, DataError, ModelFileError
 from .training import History
 
 __all__ = ["save_model", "load_model"]
@@ -81,6 +82,7 @@ def save_model(model: Any, path: Path) -> Path:
         "regions": json.dumps([_label(r) for r in model.regions_]),
         "dates": json.dumps(_dates_meta(p.dates)),
         "graph_roots": json.dumps(model.graph_roots_),
+        "lift_tests": json.dumps(_lift_tests_meta(getattr(model, "lift_tests_", None))),
         "estimator": json.dumps(
             {"random_state": model.random_state, "device": model.device, "verbose": model.verbose}
         ),
@@ -175,7 +177,33 @@ def load_model(cls: Any, path: Path) -> Any:
                                       arr.get("graph.direction"))
     model.graph_seconds_ = 0.0
     model._set_graph_frames()
+    model.lift_tests_ = None
+    stored = json.loads(meta.get("lift_tests", "null"))
+    if stored:
+        try:
+            lifts = parse_lift_tests(pd.DataFrame(stored), channels, regions, panel.dates)
+        except DataError as exc:
+            raise ModelFileError(f"model file '{path}' holds lift tests that do not fit its panel ({exc})") from None
+        model.lift_tests_ = model._lift_report(lifts)
     return model
+
+
+def _when(x: Any) -> Any:
+    if isinstance(x, (pd.Timestamp, np.datetime64)):
+        return pd.Timestamp(x).isoformat()
+    return _label(x)
+
+
+def _lift_tests_meta(report: pd.DataFrame | None) -> list[dict[str, Any]] | None:
+    """The lift tests given to fit (not the model's figures, which are recomputed on load)."""
+    if report is None:
+        return None
+    return [
+        {"channel": r.channel, "start": _when(r.start), "end": _when(r.end),
+         "regions": None if r.regions is None else [_label(x) for x in r.regions],
+         "lift": float(r.lift), "lift_se": float(r.lift_se)}
+        for r in report.itertuples(index=False)
+    ]
 
 
 def _direction_array(graph: ChannelGraph) -> np.ndarray:

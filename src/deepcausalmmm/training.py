@@ -8,13 +8,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from .config import MMMConfig
 
-__all__ = ["Target", "History", "data_loss", "total_loss", "train", "polish", "full_precision"]
+__all__ = ["Target", "LiftTerm", "History", "data_loss", "total_loss", "train", "polish", "full_precision"]
 
 
 @contextmanager
@@ -38,12 +39,54 @@ def full_precision() -> Iterator[None]:
 
 
 @dataclass(frozen=True)
+class LiftTerm:
+    """Lift tests as a loss term: the model's lift for each test against the measured one.
+
+    All tests run in one counterfactual batch: for each test, its regions'
+    inputs with the channel switched off in the test cells (and the activity
+    it induced in other channels removed). ``rows`` are those rows' regions
+    in the fitted batch, ``test`` the test each row belongs to, and ``cells``
+    ``[rows,T']`` converts scaled KPI to KPI units inside the row's test
+    window (0 outside it). The batch runs from the first week to the last
+    window's end (``T'``); the model is causal in time.
+    """
+
+    batch: Any
+    rows: Tensor  # [M] region row in the fitted batch
+    test: Tensor  # [M] test index of each row
+    cells: Tensor  # [M,T'] KPI units per scaled unit inside the window
+    lift: Tensor  # [N] measured lift, KPI units
+    se: Tensor  # [N] its standard error
+    weight: float  # calibration.weight
+    n_cells: float  # number of fitted KPI cells (the data term is a mean over them)
+
+    def model_lift(self, net: nn.Module, dec: Any) -> Tensor:
+        """``[N]`` the model's lift for each test, KPI units (differentiable)."""
+        observed = dec.channels.sum(dim=-1)  # [R,T]
+        switched_off = net(self.batch).channels.sum(dim=-1)  # [M,T']
+        per_row = ((observed[self.rows, : self.cells.shape[1]] - switched_off) * self.cells).sum(dim=1)  # [M]
+        return torch.zeros_like(self.lift).index_add(0, self.test, per_row)
+
+    def penalty(self, net: nn.Module, dec: Any, noise_var: Tensor) -> Tensor:
+        """Gaussian lift likelihood on the data term's scale.
+
+        The data term is a mean squared (Huber) error, about the noise variance
+        ``s2`` of one cell; a measured lift with standard error ``se`` counts as
+        ``s2 / n_cells * ((model - measured) / se)^2``, so one test weighs as
+        much as the data would if it measured the same quantity that precisely.
+        """
+        z = (self.model_lift(net, dec) - self.lift) / self.se
+        return self.weight * noise_var.detach() / self.n_cells * (z**2).sum()
+
+
+@dataclass(frozen=True)
 class Target:
     """What the loss compares against: KPI and per-cell weights, ``[R,T]`` each."""
 
     y: Tensor  # [R,T] scaled KPI (0 where unobserved)
     weight_train: Tensor  # [R,T] loss weight of cells used for fitting
     weight_val: Tensor  # [R,T] loss weight of the temporal validation slice (may be all 0)
+    lift: LiftTerm | None = None  # lift tests to calibrate to (fit(lift_tests=...))
 
 
 @dataclass
@@ -77,6 +120,8 @@ def total_loss(net: nn.Module, batch: object, target: Target, config: MMMConfig)
     with torch.no_grad():
         val = data_loss(dec.prediction, target.y, target.weight_val, config.loss, config.huber_delta)
     penalty = net.penalty(config, dec)  # type: ignore[operator]
+    if target.lift is not None:
+        penalty = penalty + target.lift.penalty(net, dec, fit)
     return fit + penalty, val
 
 

@@ -9,12 +9,16 @@ from ..components.graph import ChannelGraph, topological_order
 __all__ = ["intervene"]
 
 
-def intervene(scaled: np.ndarray, graph: ChannelGraph, channel: int) -> np.ndarray:
+def intervene(
+    scaled: np.ndarray, graph: ChannelGraph, channel: int, where: np.ndarray | None = None
+) -> np.ndarray:
     """Activity ``[R,T,C]`` under do(``channel`` = 0), propagated to its descendants.
 
-    The channel's activity is removed everywhere; every descendant loses the
-    part of its activity that the graph says was induced (contemporaneously
-    or with lags), never going below zero. Other channels are unchanged.
+    The channel's activity is removed (everywhere, or in the cells of
+    ``where``); every descendant loses the part of its activity that the
+    graph says was induced (contemporaneously or with lags, so also in the
+    weeks just after a window), never going below zero. Other channels are
+    unchanged.
 
     Parameters
     ----------
@@ -22,6 +26,9 @@ def intervene(scaled: np.ndarray, graph: ChannelGraph, channel: int) -> np.ndarr
         Observed activity in region-scaled units (as the graph's weights).
     graph : ChannelGraph
     channel : int
+    where : bool ndarray ``[R,T]``, optional
+        Cells where the channel is switched off (a geo experiment's regions
+        and weeks); None switches it off everywhere.
     """
     R, T, C = scaled.shape
     W = graph.weights  # [L+1,C,C]
@@ -30,7 +37,8 @@ def intervene(scaled: np.ndarray, graph: ChannelGraph, channel: int) -> np.ndarr
     if order is None:
         raise ValueError("the channel graph's contemporaneous part has a cycle")
     delta = np.zeros_like(scaled)  # [R,T,C]
-    delta[:, :, channel] = -scaled[:, :, channel]
+    off = np.ones((R, T), dtype=bool) if where is None else np.asarray(where, dtype=bool)
+    delta[:, :, channel] = np.where(off, -scaled[:, :, channel], 0.0)
     if not np.any(W):
         return scaled + delta
     for t in range(T):

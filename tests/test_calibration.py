@@ -1,0 +1,159 @@
+"""Lift tests: the simulator's true lift, the model's lift, calibration and errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deepcausalmmm import DeepCausalMMM
+from deepcausalmmm.datasets import simulate_panel
+from deepcausalmmm.exceptions import DataError
+
+from .conftest import FAST
+
+GRAPH = [("channel_1", "channel_2", 0.5)]
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return simulate_panel(6, 60, 3, seed=11, graph=GRAPH)
+
+
+def _kw(sim):
+    return dict(regions=sim.regions, dates=sim.dates, controls=sim.control_frame)
+
+
+def _geo_test(sim, channel="channel_1", lift=None, se=None):
+    dates = np.unique(sim.dates)
+    regions = list(dict.fromkeys(sim.regions))[:3]
+    truth = sim.true_lift(channel, regions, dates[20], dates[31])
+    return pd.DataFrame([{
+        "channel": channel, "start": dates[20], "end": dates[31], "regions": regions,
+        "lift": truth if lift is None else lift, "lift_se": 0.05 * truth if se is None else se,
+    }])
+
+
+def test_true_lift_is_the_simulated_intervention(sim):
+    t = sim.truth_effects
+    for c in sim.channels:  # the whole panel: exactly the total effect
+        assert sim.true_lift(c) == pytest.approx(t.loc[c, "total"], rel=1e-12)
+    dates = np.unique(sim.dates)
+    regions = list(dict.fromkeys(sim.regions))
+    part = [sim.true_lift("channel_1", regions[:3], dates[20], dates[31]),
+            sim.true_lift("channel_1", regions[3:], dates[20], dates[31])]
+    # Regions are independent, so two disjoint geo tests add up to the test on all regions.
+    assert sum(part) == pytest.approx(sim.true_lift("channel_1", None, dates[20], dates[31]), rel=1e-12)
+    assert 0 < part[0] < t.loc["channel_1", "total"]
+
+
+def test_model_lift_of_a_national_test_is_the_total_effect(fitted, small_sim):
+    dates = np.unique(small_sim.dates)
+    tests = pd.DataFrame({
+        "channel": fitted.channels_, "start": dates[0], "end": dates[-1], "lift": 1.0, "lift_se": 1.0,
+    })
+    report = fitted.lift_test_report(tests)
+    effects = fitted.get_channel_effects()
+    np.testing.assert_allclose(report["model_lift"], effects["total"].to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(report["z"], report["model_lift"] - 1.0)
+
+
+def test_calibration_pulls_the_model_to_the_experiment(sim):
+    kw = _kw(sim)
+    measured = 1.6 * sim.true_lift("channel_1")  # an experiment far from what the data say
+    tests = pd.DataFrame([{"channel": "channel_1", "start": np.min(sim.dates), "end": np.max(sim.dates),
+                           "lift": measured, "lift_se": 0.01 * measured}])
+    plain = DeepCausalMMM(config=FAST).fit(sim.X, sim.y, **kw)
+    calibrated = DeepCausalMMM(config=FAST).fit(sim.X, sim.y, lift_tests=tests, **kw)
+    before = plain.lift_test_report(tests)["model_lift"].iloc[0]
+    after = calibrated.lift_tests_["model_lift"].iloc[0]
+    assert abs(after - measured) < 0.5 * abs(before - measured)
+    # The fit to the KPI barely moves: the level the test sets is one the data hardly pin.
+    y = np.asarray(sim.y, dtype=float)
+    err = [np.abs(m.predict(sim.X, **kw) - y).sum() / np.abs(y).sum() for m in (plain, calibrated)]
+    assert err[1] < err[0] + 0.02
+
+
+def test_true_geo_test_improves_that_channel(sim):
+    kw = _kw(sim)
+    tests = _geo_test(sim, "channel_1")
+    plain = DeepCausalMMM(config=FAST).fit(sim.X, sim.y, **kw)
+    calibrated = DeepCausalMMM(config=FAST).fit(sim.X, sim.y, lift_tests=tests, **kw)
+    z_plain = abs(plain.lift_test_report(tests)["z"].iloc[0])
+    z_cal = abs(calibrated.lift_test_report()["z"].iloc[0])
+    assert z_cal < max(z_plain, 1.0)
+    assert z_cal < 3.0
+
+
+def test_zero_weight_only_reports(sim):
+    kw = _kw(sim)
+    tests = _geo_test(sim)
+    plain = DeepCausalMMM(config=FAST).fit(sim.X, sim.y, **kw)
+    off = DeepCausalMMM(config={**FAST, "calibration": {"weight": 0.0}}).fit(
+        sim.X, sim.y, lift_tests=tests, **kw
+    )
+    np.testing.assert_array_equal(plain.predict(sim.X, **kw), off.predict(sim.X, **kw))
+    assert off.lift_tests_.equals(plain.lift_test_report(tests))
+
+
+def test_lift_tests_survive_save_and_load(sim, tmp_path):
+    tests = _geo_test(sim)
+    model = DeepCausalMMM(config=FAST).fit(sim.X, sim.y, lift_tests=tests, **_kw(sim))
+    loaded = DeepCausalMMM.load(model.save(tmp_path / "cal.safetensors"))
+    pd.testing.assert_frame_equal(loaded.lift_tests_, model.lift_tests_, check_exact=False, rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda t: t.drop(columns="lift_se"), r"lacks column\(s\) \['lift_se'\]"),
+        (lambda t: t.assign(channel="radio"), "'radio' is not a fitted channel"),
+        (lambda t: t.assign(regions=[["geo_999"]]), r"\['geo_999'\] are not fitted regions"),
+        (lambda t: t.assign(lift_se=0.0), "'lift_se' must be a positive number"),
+        (lambda t: t.assign(lift=np.nan), "'lift' must be a finite number"),
+        (lambda t: t.assign(start=pd.Timestamp("2030-01-07"), end=pd.Timestamp("2030-03-04")),
+         "holds no fitted week"),
+        (lambda t: t.assign(start=t.end, end=t.start), "is after 'end'"),
+        (lambda t: t.iloc[:0], "has no rows"),
+        (lambda t: t.to_dict("records"), "must be a DataFrame"),
+    ],
+)
+def test_bad_lift_tests_name_the_problem_and_change_nothing(fitted, small_sim, change, message):
+    good = _geo_test(small_sim)
+    before = fitted.get_channel_contributions()
+    with pytest.raises(DataError, match=message):
+        DeepCausalMMM(config=FAST).fit(small_sim.X, small_sim.y, lift_tests=change(good), **_kw(small_sim))
+    with pytest.raises(DataError, match=message):
+        fitted.lift_test_report(change(good))
+    assert fitted.get_channel_contributions().equals(before)
+
+
+def test_report_without_tests_says_how_to_get_one(fitted):
+    with pytest.raises(DataError, match="no lift tests"):
+        fitted.lift_test_report()
+
+
+def test_fit_cli_with_lift_tests(sim, tmp_path, capsys):
+    import json
+
+    from deepcausalmmm.cli import main
+
+    data = tmp_path / "d.csv"
+    sim.data.to_csv(data, index=False)
+    cfg = tmp_path / "fast.json"
+    cfg.write_text(json.dumps(FAST))
+    test = _geo_test(sim)
+    row = test.iloc[0]
+    lifts = tmp_path / "lifts.csv"
+    pd.DataFrame([{"channel": row.channel, "start": str(row.start.date()), "end": str(row.end.date()),
+                   "lift": row.lift, "lift_se": row.lift_se, "regions": ";".join(row.regions)}]).to_csv(
+        lifts, index=False)
+    args = ["fit", str(data), "--target", "kpi", "--channels", ",".join(sim.channels), "--controls",
+            "price,promo", "--date", "date", "--region", "region", "--config", str(cfg)]
+    assert main([*args, "--lift-tests", str(lifts), "--out", str(tmp_path / "o")]) == 0
+    report = pd.read_csv(tmp_path / "o" / "lift_tests.csv")
+    assert report.loc[0, "lift"] == pytest.approx(row.lift) and np.isfinite(report.loc[0, "model_lift"])
+    pd.read_csv(lifts).assign(channel="radio").to_csv(lifts, index=False)
+    assert main([*args, "--lift-tests", str(lifts), "--out", str(tmp_path / "bad")]) == 2
+    assert "'radio' is not a fitted channel" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
