@@ -68,6 +68,9 @@ class DeepCausalMMM(BaseEstimator):
     history_ : History
     channels_, controls_ : list of str
     regions_ : list
+    lift_tests_ : DataFrame or None
+        The lift tests given to ``fit`` with the fitted model's lift for each
+        (see :meth:`lift_test_report`); None without tests.
     """
 
     def __init__(

@@ -49,12 +49,11 @@ class LiftTests:
 
 
 def _region_list(value: Any) -> tuple[Any, ...] | None:
+    """A row's ``regions`` cell: None/NaN/NA (all regions), one label, or a list of labels."""
     if value is None:
         return None
-    if isinstance(value, (str, bytes)) or np.isscalar(value):
-        if isinstance(value, float) and np.isnan(value):
-            return None
-        return (value,)
+    if isinstance(value, (str, bytes)) or pd.api.types.is_scalar(value):
+        return None if pd.isna(value) else (value,)
     return tuple(value)
 
 
