@@ -90,6 +90,20 @@ def test_intervention_propagates_through_chain():
     np.testing.assert_array_equal(intervene(a, graph, 2)[:, :, :2], a[:, :, :2])  # a sink
 
 
+def test_intervention_in_a_window_reaches_lagged_children_after_it():
+    W = np.zeros((2, 3, 3))
+    W[0, 0, 1] = 0.5  # a -> b now
+    W[1, 1, 2] = 0.3  # b -> c next week
+    a = np.ones((2, 5, 3))
+    where = np.zeros((2, 5), dtype=bool)
+    where[0, 1:3] = True  # region 0, weeks 1-2
+    cf = intervene(a, ChannelGraph(W), 0, where)
+    np.testing.assert_array_equal(cf[1], a[1])  # other region untouched
+    np.testing.assert_array_equal(cf[0, :, 0], [1, 0, 0, 1, 1])
+    np.testing.assert_allclose(cf[0, :, 1], [1, 0.5, 0.5, 1, 1])
+    np.testing.assert_allclose(cf[0, :, 2], [1, 1, 0.85, 0.85, 1])  # one week past the window too
+
+
 def test_learns_true_edge_with_direction(mediated):
     sim, model = mediated
     edges = model.get_dag_edges()
