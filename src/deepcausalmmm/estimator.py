@@ -28,7 +28,7 @@ from .data.panel import ArrayLike, Panel, build_panel, stale_cells
 from .data.scaling import PanelScaler
 from .exceptions import ConfigError, DataError
 from .model import Batch, Decomposition, MMMNet
-from .plotting.figures import contributions_figure, dag_figure
+from .plotting.figures import contributions_figure, dag_figure, response_figure
 from .training import History, LiftTerm, Target, full_precision, polish, train
 
 __all__ = ["DeepCausalMMM"]
@@ -406,20 +406,7 @@ class DeepCausalMMM(BaseEstimator):
         check_is_fitted(self, "graph_model_")
         p = self.panel_
         R, T, C = p.shape
-        keep = p.observed.copy()  # [R,T]
-        if regions is not None:
-            unknown = [r for r in regions if r not in self.regions_]
-            if unknown:
-                raise DataError(f"`regions` {unknown[:5]} were not in the fitted data")
-            keep &= np.isin(np.asarray(self.regions_, dtype=object), np.asarray(regions, dtype=object))[:, None]
-        if period is not None:
-            start, end = period
-            dates = p.dates
-            if isinstance(dates, pd.DatetimeIndex):
-                start, end = pd.Timestamp(start), pd.Timestamp(end)
-            keep &= ((dates >= start) & (dates <= end))[None, :]
-            if not keep.any():
-                raise DataError(f"`period` {period} contains no fitted dates ({dates[0]}..{dates[-1]})")
+        keep = self._cells(regions, period)  # [R,T]
         scale = self.scaler_.media_scale[:, None, :]  # [R,1,C]
         scaled = p.media / scale  # [R,T,C]
         observed = self._fitted_parts(p.media)["channels"]  # [R,T,C]
@@ -445,6 +432,100 @@ class DeepCausalMMM(BaseEstimator):
         frame["total_share"] = frame["total"] / grand
         frame["roi"] = np.where(frame["spend"] > 0, frame["total"] / frame["spend"].where(frame["spend"] > 0, 1), np.nan)
         return frame[["total", "direct", "mediated", "total_share", "spend", "roi"]]
+
+    def get_response_curves(
+        self,
+        channels: Sequence[str] | None = None,
+        multipliers: Sequence[float] | None = None,
+        regions: Sequence[Any] | None = None,
+        period: tuple[Any, Any] | None = None,
+    ) -> pd.DataFrame:
+        """KPI response to scaling each channel's activity, with its induced activity.
+
+        For each channel and multiplier ``m``, the channel's observed activity
+        is multiplied by ``m`` in the selected regions and weeks (activity
+        before the period, and its carryover, stay as observed) and the
+        activity it induces in other channels changes through the channel graph
+        as under :meth:`get_channel_effects`. ``response``: the KPI over the
+        selected cells minus the KPI with the channel switched off there (at
+        ``m = 0`` zero; without ``regions``/``period``, at ``m = 1`` the
+        channel's ``total`` effect). ``spend``: the
+        channel's spend over those cells times ``m``; ``roi``: response / spend;
+        ``marginal_roi``: the slope of response against spend between
+        neighbouring multipliers (central differences; one-sided at the ends).
+
+        Parameters
+        ----------
+        channels : list of str, optional
+            Default: all channels.
+        multipliers : list of float, optional
+            Non-negative, default ``0, 0.25, ..., 2``; 0 and 1 are always included.
+        regions, period
+            Restrict the cells as in :meth:`get_channel_effects`.
+
+        Raises
+        ------
+        DataError
+            For unknown channels or regions, a period without fitted dates, or
+            negative or non-finite multipliers.
+        """
+        check_is_fitted(self, "graph_model_")
+        names = list(self.channels_) if channels is None else list(channels)
+        unknown = [c for c in names if c not in self.channels_]
+        if unknown or not names:
+            raise DataError(
+                f"`channels` {unknown or names} {'are not fitted channels' if unknown else 'is empty'}; "
+                f"channels are {self.channels_}"
+            )
+        grid = np.linspace(0.0, 2.0, 9) if multipliers is None else np.asarray(multipliers, dtype=float)
+        if grid.ndim != 1 or not np.all(np.isfinite(grid)) or np.any(grid < 0):
+            raise DataError(f"`multipliers` must be finite numbers >= 0, found {list(np.ravel(grid))}")
+        grid = np.unique(np.concatenate([grid, [0.0, 1.0]]))
+        keep = self._cells(regions, period)  # [R,T] cells scored
+        where = self._cells(regions, period, observed=False)  # [R,T] cells where the channel is scaled
+        p = self.panel_
+        scale = self.scaler_.media_scale[:, None, :]  # [R,1,C]
+        scaled = p.media / scale  # [R,T,C]
+        rows = []
+        for name in names:
+            c = self.channels_.index(name)
+            spend = float(np.where(keep, self.spend_[:, :, c], 0.0).sum())
+            kpi = []
+            for m in grid:
+                media = intervene(scaled, self.graph_model_, c, where, factor=float(m)) * scale
+                kpi.append(float(np.where(keep, self._fitted_parts(media)["channels"].sum(axis=-1), 0.0).sum()))
+            response = np.asarray(kpi) - kpi[0]  # grid[0] == 0
+            spent = grid * spend
+            marginal = np.gradient(response, spent) if spend > 0 else np.full(len(grid), np.nan)
+            for m, s_, r_, mr in zip(grid, spent, response, marginal, strict=True):
+                rows.append({"channel": name, "multiplier": m, "spend": s_, "response": r_,
+                             "roi": r_ / s_ if s_ > 0 else np.nan, "marginal_roi": mr})
+        return pd.DataFrame(rows)
+
+    def _cells(
+        self, regions: Sequence[Any] | None, period: tuple[Any, Any] | None, observed: bool = True
+    ) -> np.ndarray:
+        """``[R,T]`` cells of the fitted panel in ``regions`` and ``period`` (observed ones only by default)."""
+        p = self.panel_
+        keep = p.observed.copy() if observed else np.ones(p.observed.shape, dtype=bool)  # [R,T]
+        if regions is not None:
+            unknown = [r for r in regions if r not in self.regions_]
+            if unknown:
+                raise DataError(f"`regions` {unknown[:5]} were not in the fitted data")
+            keep &= np.isin(np.asarray(self.regions_, dtype=object), np.asarray(regions, dtype=object))[:, None]
+        if period is not None:
+            start, end = period
+            dates = p.dates
+            if isinstance(dates, pd.DatetimeIndex):
+                start, end = pd.Timestamp(start), pd.Timestamp(end)
+            keep &= ((dates >= start) & (dates <= end))[None, :]
+            if not keep.any():
+                raise DataError(f"`period` {period} contains no fitted dates ({dates[0]}..{dates[-1]})")
+        return keep
+
+    def plot_response_curves(self, **kwargs: Any) -> go.Figure:
+        """Response (KPI) against spend per channel, from :meth:`get_response_curves` (plotly figure)."""
+        return response_figure(self.get_response_curves(**kwargs))
 
     def lift_test_report(self, lift_tests: pd.DataFrame | None = None) -> pd.DataFrame:
         """Measured against modelled lift, one row per test.

@@ -10,15 +10,20 @@ __all__ = ["intervene"]
 
 
 def intervene(
-    scaled: np.ndarray, graph: ChannelGraph, channel: int, where: np.ndarray | None = None
+    scaled: np.ndarray,
+    graph: ChannelGraph,
+    channel: int,
+    where: np.ndarray | None = None,
+    factor: float = 0.0,
 ) -> np.ndarray:
-    """Activity ``[R,T,C]`` under do(``channel`` = 0), propagated to its descendants.
+    """Activity ``[R,T,C]`` under do(``channel`` = ``factor`` x observed), propagated to its descendants.
 
-    The channel's activity is removed (everywhere, or in the cells of
-    ``where``); every descendant loses the part of its activity that the
-    graph says was induced (contemporaneously or with lags, so also in the
-    weeks just after a window), never going below zero. Other channels are
-    unchanged.
+    With ``factor`` 0 the channel's activity is removed (everywhere, or in
+    the cells of ``where``) and every descendant loses the part of its
+    activity that the graph says was induced (contemporaneously or with
+    lags, so also in the weeks just after a window), never going below
+    zero. Other factors scale the channel and change the induced parts by
+    the same linear rule. Other channels are unchanged.
 
     Parameters
     ----------
@@ -27,8 +32,10 @@ def intervene(
     graph : ChannelGraph
     channel : int
     where : bool ndarray ``[R,T]``, optional
-        Cells where the channel is switched off (a geo experiment's regions
-        and weeks); None switches it off everywhere.
+        Cells where the channel is set (a geo experiment's regions and
+        weeks); None sets it everywhere.
+    factor : float
+        Multiplier on the channel's observed activity (0: switched off).
     """
     R, T, C = scaled.shape
     W = graph.weights  # [L+1,C,C]
@@ -38,7 +45,7 @@ def intervene(
         raise ValueError("the channel graph's contemporaneous part has a cycle")
     delta = np.zeros_like(scaled)  # [R,T,C]
     off = np.ones((R, T), dtype=bool) if where is None else np.asarray(where, dtype=bool)
-    delta[:, :, channel] = np.where(off, -scaled[:, :, channel], 0.0)
+    delta[:, :, channel] = np.where(off, (factor - 1.0) * scaled[:, :, channel], 0.0)
     if not np.any(W):
         return scaled + delta
     for t in range(T):

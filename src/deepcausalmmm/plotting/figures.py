@@ -103,3 +103,21 @@ def dag_figure(
     fig.update_layout(title=label, showlegend=False, xaxis={"visible": False},
                       yaxis={"visible": False, "scaleanchor": "x"})
     return fig
+
+
+def response_figure(curves: pd.DataFrame) -> go.Figure:
+    """Response against spend, one line per channel; the observed spend (multiplier 1) marked."""
+    fig = go.Figure()
+    for name, g in curves.groupby("channel", sort=False):
+        fig.add_trace(go.Scatter(x=g["spend"], y=g["response"], mode="lines", name=str(name),
+                                 legendgroup=str(name),
+                                 customdata=g[["multiplier", "marginal_roi"]].to_numpy(),
+                                 hovertemplate="spend %{x:,.0f}<br>response %{y:,.0f}<br>"
+                                 "x%{customdata[0]:.2f} of observed<br>marginal ROI %{customdata[1]:.3g}"))
+        now = g[g["multiplier"] == 1.0]
+        fig.add_trace(go.Scatter(x=now["spend"], y=now["response"], mode="markers", showlegend=False,
+                                 legendgroup=str(name), marker={"size": 9, "symbol": "diamond"},
+                                 hoverinfo="skip"))
+    fig.update_layout(title="Response curves (total effect vs spend; diamond: observed spend)",
+                      xaxis_title="spend", yaxis_title="KPI response", template="plotly_white")
+    return fig

@@ -1,0 +1,54 @@
+"""Response curves: known points (0 and the total effect), shape, spend and errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deepcausalmmm.exceptions import DataError
+
+
+def test_response_curve_hits_zero_and_the_total_effect(fitted):
+    curves = fitted.get_response_curves(multipliers=[0.5, 1.5])
+    effects = fitted.get_channel_effects()
+    assert sorted(curves["multiplier"].unique()) == [0.0, 0.5, 1.0, 1.5]  # 0 and 1 always included
+    at = curves.set_index(["channel", "multiplier"])
+    for c in fitted.channels_:
+        assert at.loc[(c, 0.0), "response"] == 0.0
+        assert at.loc[(c, 1.0), "response"] == pytest.approx(effects.loc[c, "total"], rel=1e-6)
+        assert at.loc[(c, 1.0), "roi"] == pytest.approx(effects.loc[c, "roi"], rel=1e-6)
+        assert at.loc[(c, 1.5), "spend"] == pytest.approx(1.5 * effects.loc[c, "spend"])
+
+
+def test_response_rises_with_diminishing_returns(fitted):
+    curves = fitted.get_response_curves(multipliers=np.linspace(0, 3, 13))
+    for _, g in curves.groupby("channel"):
+        r = g["response"].to_numpy()
+        assert np.all(np.diff(r) > 0)  # non-negative channels: more activity, more KPI
+        # Hill with slope ~1 past the knee: each extra unit of spend returns less.
+        mr = g["marginal_roi"].to_numpy()
+        assert mr[-1] < mr[len(mr) // 2]
+
+
+def test_response_curves_restricted_and_plotted(fitted, small_sim):
+    region = small_sim.regions[0]
+    dates = np.unique(small_sim.dates)
+    one = fitted.get_response_curves(["channel_1"], [1.0], regions=[region], period=(dates[30], dates[45]))
+    everything = fitted.get_response_curves(["channel_1"], [1.0])
+    assert 0 < one["response"].iloc[-1] < everything["response"].iloc[-1]
+    fig = fitted.plot_response_curves(channels=["channel_1", "channel_2"])
+    assert {t.name for t in fig.data if t.name} == {"channel_1", "channel_2"}
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"channels": ["radio"]}, r"\['radio'\] are not fitted channels"),
+        ({"multipliers": [-1.0, 1.0]}, "must be finite numbers >= 0"),
+        ({"regions": ["nowhere"]}, "were not in the fitted data"),
+        ({"period": ("2030-01-01", "2030-02-01")}, "contains no fitted dates"),
+    ],
+)
+def test_response_curve_errors(fitted, kwargs, message):
+    with pytest.raises(DataError, match=message):
+        fitted.get_response_curves(**kwargs)
