@@ -42,6 +42,7 @@ def test_demo_cli_writes_outputs(tmp_path, capsys):
     table = pd.read_csv(out / "contributions.csv", index_col=[0, 1])
     assert {"baseline", "controls", "prediction"} <= set(table.columns)
     assert (out / "contributions.html").read_text().count("plotly") > 0
+    assert "<h2>Effects under intervention</h2>" in (out / "report.html").read_text()
     assert DeepCausalMMM.load(out / "model.safetensors").channels_ == ["channel_1", "channel_2", "channel_3"]
 
 

@@ -24,15 +24,16 @@ __all__ = ["main", "write_outputs", "read_lift_tests"]
 
 
 def write_outputs(model: DeepCausalMMM, out: Path) -> list[Path]:
-    """Write contributions, summary, figures and the model file into ``out``."""
+    """Write the HTML report, contributions, summary, figures and the model file into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    files = [out / "contributions.csv", out / "summary.csv", out / "contributions.html",
-             out / "dag.html", out / "model.safetensors"]
-    model.get_channel_contributions().to_csv(files[0])
-    model.contribution_summary().to_csv(files[1])
-    model.plot_contributions().write_html(files[2], include_plotlyjs=True)
-    model.plot_dag().write_html(files[3], include_plotlyjs=True)
-    model.save(files[4])
+    files = [out / "report.html", out / "contributions.csv", out / "summary.csv",
+             out / "contributions.html", out / "dag.html", out / "model.safetensors"]
+    model.save_report(files[0])
+    model.get_channel_contributions().to_csv(files[1])
+    model.contribution_summary().to_csv(files[2])
+    model.plot_contributions().write_html(files[3], include_plotlyjs=True)
+    model.plot_dag().write_html(files[4], include_plotlyjs=True)
+    model.save(files[5])
     if getattr(model, "lift_tests_", None) is not None:
         files.append(out / "lift_tests.csv")
         model.lift_test_report().to_csv(files[-1], index=False)

@@ -595,6 +595,19 @@ class DeepCausalMMM(BaseEstimator):
             direction = pd.DataFrame(g.direction, index=self.channels_, columns=self.channels_)
         return dag_figure(self.graph_, self.graph_roots_, direction=direction)
 
+    def save_report(self, path: str | Path) -> Path:
+        """Write one self-contained HTML report (opens offline); returns the path.
+
+        Sections: panel and fit (in-sample R^2 and WAPE), contributions with the
+        decomposition figure, effects under intervention with ROI, the channel
+        graph, response curves, and the lift tests when the model has them.
+        The file is written atomically.
+        """
+        check_is_fitted(self, "net_")
+        from .reporting import write_report
+
+        return write_report(self, Path(path))
+
     # ------------------------------------------------------------------ save/load
     def save(self, path: str | Path) -> Path:
         """Write the fitted model to one ``.safetensors`` file (atomically). Returns the path."""

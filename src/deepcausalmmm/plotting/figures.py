@@ -6,11 +6,12 @@ import math
 from collections.abc import Sequence
 
 import pandas as pd
+import plotly.colors as pc
 import plotly.graph_objects as go
 
 from ..constants import BASELINE, CONTROLS, DATE, PREDICTION
 
-__all__ = ["contributions_figure", "dag_figure"]
+__all__ = ["contributions_figure", "dag_figure", "response_figure"]
 
 
 def contributions_figure(
@@ -108,15 +109,18 @@ def dag_figure(
 def response_figure(curves: pd.DataFrame) -> go.Figure:
     """Response against spend, one line per channel; the observed spend (multiplier 1) marked."""
     fig = go.Figure()
-    for name, g in curves.groupby("channel", sort=False):
+    palette = pc.qualitative.Plotly
+    for k, (name, g) in enumerate(curves.groupby("channel", sort=False)):
+        color = palette[k % len(palette)]
         fig.add_trace(go.Scatter(x=g["spend"], y=g["response"], mode="lines", name=str(name),
-                                 legendgroup=str(name),
+                                 legendgroup=str(name), line={"color": color},
                                  customdata=g[["multiplier", "marginal_roi"]].to_numpy(),
                                  hovertemplate="spend %{x:,.0f}<br>response %{y:,.0f}<br>"
                                  "x%{customdata[0]:.2f} of observed<br>marginal ROI %{customdata[1]:.3g}"))
         now = g[g["multiplier"] == 1.0]
         fig.add_trace(go.Scatter(x=now["spend"], y=now["response"], mode="markers", showlegend=False,
-                                 legendgroup=str(name), marker={"size": 9, "symbol": "diamond"},
+                                 legendgroup=str(name),
+                                 marker={"size": 9, "symbol": "diamond", "color": color},
                                  hoverinfo="skip"))
     fig.update_layout(title="Response curves (total effect vs spend; diamond: observed spend)",
                       xaxis_title="spend", yaxis_title="KPI response", template="plotly_white")

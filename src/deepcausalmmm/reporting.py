@@ -1,0 +1,124 @@
+"""One self-contained HTML report of a fitted model (``DeepCausalMMM.save_report``)."""
+
+from __future__ import annotations
+
+import html
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+
+from . import __version__
+
+__all__ = ["write_report"]
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+.note { color: #555; font-size: 0.9em; }
+"""
+
+
+def _table(frame: pd.DataFrame, digits: int = 3) -> str:
+    shown = frame.copy()
+    for col in shown.columns:
+        if pd.api.types.is_float_dtype(shown[col]):
+            shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:,.{digits}f}")
+    return shown.to_html(escape=True, border=0)
+
+
+def _when(value: Any) -> str:
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%Y-%m-%d")
+    return str(value)
+
+
+def _figure(fig: go.Figure, first: bool) -> str:
+    return pio.to_html(fig, full_html=False, include_plotlyjs=first, default_height="480px")
+
+
+def write_report(model: Any, path: Path) -> Path:
+    """Write ``model``'s report to ``path`` atomically; return the path.
+
+    Sections: the panel and the fit, channel contributions, effects under
+    intervention with ROI, the channel graph, response curves, and lift
+    tests when the model has them. Plotly's script is embedded once, so the
+    file opens offline.
+    """
+    path = Path(path)
+    p = model.panel_
+    R, T, C = p.shape
+    h = model.history_
+    y = p.y
+    assert y is not None
+    parts_kpi = model._fitted_parts(p.media)  # [R,T,*] KPI units
+    prediction = parts_kpi["baseline"] + parts_kpi["channels"].sum(-1) + parts_kpi["controls"].sum(-1)
+    obs = p.observed
+    err = np.where(obs, prediction - y, 0.0)
+    wape = float(np.abs(err).sum() / np.abs(np.where(obs, y, 0.0)).sum() * 100)
+    yo = y[obs]
+    r2 = float(1 - (err[obs] ** 2).sum() / ((yo - yo.mean()) ** 2).sum())
+    summary = model.contribution_summary()
+    effects = model.get_channel_effects()
+    edges = model.get_dag_edges()
+    curves = model.get_response_curves()
+    esc = html.escape
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>deepcausalmmm report</title><style>{_STYLE}</style></head><body>",
+        "<h1>Marketing mix model report</h1>",
+        f"<p class='note'>deepcausalmmm {esc(__version__)}, written "
+        f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}</p>",
+        "<h2>Panel and fit</h2>",
+        _table(pd.DataFrame({"value": [
+            f"{R} regions x {T} weeks x {C} channels, {len(model.controls_)} controls",
+            f"{_when(p.dates[0])} .. {_when(p.dates[-1])}",
+            f"{h.seconds:.1f} s ({h.epochs_run} + {h.refit_epochs} epochs, {h.polish_evals} polish steps)",
+            f"{r2:.4f}", f"{wape:.2f}%",
+        ]}, index=["panel", "weeks", "fit", "in-sample R^2 (observed cells)", "in-sample WAPE"])),
+        "<h2>Contributions</h2>",
+        "<p class='note'>Direct contributions: each channel through its own activity "
+        "(baseline + controls + channels = prediction in every cell).</p>",
+        _table(summary),
+        _figure(model.plot_contributions(), first=True),
+        "<h2>Effects under intervention</h2>",
+        "<p class='note'>total: KPI lost under do(channel = 0), the activity it drives in other "
+        "channels removed through the channel graph; direct: other channels held as observed; "
+        "mediated = total - direct; roi = total / spend.</p>",
+        _table(effects),
+        "<h2>Channel graph</h2>",
+        _table(edges) if len(edges) else "<p>No edges among channels were learned.</p>",
+        _figure(model.plot_dag(), first=False),
+        "<h2>Response curves</h2>",
+        "<p class='note'>Each channel's activity scaled by a multiplier (0..2); response is the KPI "
+        "against the channel switched off; the diamond marks the observed spend.</p>",
+        _figure(go.Figure(model.plot_response_curves()), first=False),
+        _table(curves[curves["multiplier"].isin([0.5, 1.0, 1.5])].set_index(["channel", "multiplier"])),
+    ]
+    lifts = getattr(model, "lift_tests_", None)
+    if lifts is not None:
+        shown = lifts.copy()
+        shown["regions"] = shown["regions"].map(lambda r: "all" if r is None else ", ".join(map(str, r)))
+        parts += ["<h2>Lift tests</h2>",
+                  "<p class='note'>Experiments the model was calibrated to; z = (model - measured) / se.</p>",
+                  _table(shown)]
+    parts.append("</body></html>")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".html")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write("\n".join(parts))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

@@ -1,0 +1,64 @@
+"""The HTML report: its content matches the API, it is self-contained and renders in a browser."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deepcausalmmm import DeepCausalMMM
+
+from .conftest import FAST
+
+
+@pytest.fixture(scope="module")
+def report(fitted, tmp_path_factory):
+    path = fitted.save_report(tmp_path_factory.mktemp("rep") / "report.html")
+    return path, path.read_text(encoding="utf-8")
+
+
+def test_report_sections_and_numbers_come_from_the_model(fitted, report):
+    _, text = report
+    for section in ["Panel and fit", "Contributions", "Effects under intervention", "Channel graph",
+                    "Response curves"]:
+        assert f"<h2>{section}</h2>" in text
+    assert "<h2>Lift tests</h2>" not in text  # fitted without experiments
+    effects = fitted.get_channel_effects()
+    summary = fitted.contribution_summary()
+    for c in fitted.channels_:  # the tables show the API's figures
+        assert f"<td>{effects.loc[c, 'total']:,.3f}</td>" in text
+        assert f"<td>{effects.loc[c, 'roi']:,.3f}</td>" in text
+        assert f"<td>{summary.loc[c, 'share_of_media']:,.3f}</td>" in text
+    # plotly.js is embedded once, so the file opens offline
+    assert len(re.findall(r"\* plotly\.js v\d", text)) == 1
+    assert text.count("Plotly.newPlot") == 3
+    assert "<script src=" not in text  # no external scripts
+
+
+def test_report_lists_lift_tests(small_sim, tmp_path):
+    dates = np.unique(small_sim.dates)
+    tests = pd.DataFrame([{"channel": "channel_2", "start": dates[10], "end": dates[20],
+                           "lift": 5000.0, "lift_se": 1000.0}])
+    model = DeepCausalMMM(config=FAST).fit(small_sim.X, small_sim.y, regions=small_sim.regions,
+                                           dates=small_sim.dates, lift_tests=tests)
+    text = model.save_report(tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "<h2>Lift tests</h2>" in text
+    assert f"{model.lift_tests_['model_lift'].iloc[0]:,.3f}" in text
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="no chromium on PATH to render the report")
+def test_report_renders_in_headless_chromium(report):
+    path, _ = report
+    dom = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+         "--dump-dom", path.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    ).stdout
+    # Each rendered plotly figure holds SVG layers of class main-svg: three figures drew.
+    plots = re.findall(r'class="plot-container plotly"', dom)
+    assert len(plots) == 3
+    assert dom.count('class="main-svg"') >= 6
