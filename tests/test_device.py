@@ -7,6 +7,7 @@ These tests need a CUDA GPU and skip on machines without one (CI has none);
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -54,3 +55,17 @@ def test_cuda_effects_and_save_load_to_cpu(pair, tmp_path):
     loaded = DeepCausalMMM.load(path)
     assert next(loaded.net_.parameters()).device.type == "cpu"
     np.testing.assert_allclose(loaded.predict(sim.X, **kw), gpu.predict(sim.X, **kw), rtol=1e-4, atol=1e-3)
+
+
+def test_cuda_fit_with_lift_tests_matches_cpu(pair):
+    sim, kw, _, _ = pair
+    dates = np.unique(sim.dates)
+    regions = list(dict.fromkeys(sim.regions))[:3]
+    truth = sim.true_lift("channel_1", regions, dates[20], dates[31])
+    tests = pd.DataFrame([{"channel": "channel_1", "start": dates[20], "end": dates[31], "regions": regions,
+                           "lift": 1.3 * truth, "lift_se": 0.02 * truth}])
+    fits = [DeepCausalMMM(config=FAST, device=d).fit(sim.X, sim.y, lift_tests=tests, **kw) for d in ("cpu", "cuda")]
+    lifts = [f.lift_tests_["model_lift"].iloc[0] for f in fits]
+    assert lifts[1] == pytest.approx(lifts[0], rel=0.02)
+    report = fits[1].lift_test_report()
+    assert report["model_lift"].iloc[0] == pytest.approx(lifts[1])  # report recomputed on the GPU model
