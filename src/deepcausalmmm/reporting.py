@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from . import __version__
+from .plotting.figures import response_figure
 
 __all__ = ["write_report"]
 
@@ -101,7 +102,7 @@ def write_report(model: Any, path: Path) -> Path:
         "<h2>Response curves</h2>",
         "<p class='note'>Each channel's activity scaled by a multiplier (0..2); response is the KPI "
         "against the channel switched off; the diamond marks the observed spend.</p>",
-        _figure(go.Figure(model.plot_response_curves()), first=False),
+        _figure(response_figure(curves), first=False),
         _table(curves[curves["multiplier"].isin([0.5, 1.0, 1.5])].set_index(["channel", "multiplier"])),
     ]
     lifts = getattr(model, "lift_tests_", None)
