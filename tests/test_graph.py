@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from deepcausalmmm import ConfigError, DeepCausalMMM
-from deepcausalmmm.analysis.effects import intervene
+from deepcausalmmm.analysis.effects import intervene, rescale
 from deepcausalmmm.components.graph import (
     ChannelGraph,
     acyclicity,
@@ -270,3 +270,21 @@ def test_regional_budget_cycles_create_no_edges():
         X2.reshape(R * T, C), y.reshape(-1), regions=regions, dates=weeks)
     edges = model2.get_dag_edges()
     assert list(zip(edges.parent, edges.child, strict=True)) == [("channel_0", "channel_2")]
+
+
+def test_joint_rescaling_reduces_to_single_interventions_and_composes():
+    W = np.zeros((2, 3, 3))
+    W[0, 0, 1] = 0.5  # a -> b now
+    W[1, 1, 2] = 0.3  # b -> c next week
+    graph = ChannelGraph(W)
+    a = np.random.default_rng(0).uniform(0.5, 2.0, (2, 6, 3))
+    where = np.zeros((2, 6), dtype=bool)
+    where[0, 1:4] = True
+    for c in range(3):
+        for f in (0.0, 0.5, 1.7):
+            factors = np.ones(3)
+            factors[c] = f
+            np.testing.assert_allclose(rescale(a, graph, factors, where), intervene(a, graph, c, where, factor=f))
+    both = rescale(a, graph, np.array([2.0, 0.5, 1.0]), np.ones((2, 6), dtype=bool))
+    # b's activity, including the part a induces (0.5 x a), is halved after a doubled:
+    np.testing.assert_allclose(both[:, :, 1], 0.5 * (a[:, :, 1] + 0.5 * a[:, :, 0]))

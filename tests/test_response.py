@@ -52,3 +52,41 @@ def test_response_curves_restricted_and_plotted(fitted, small_sim):
 def test_response_curve_errors(fitted, kwargs, message):
     with pytest.raises(DataError, match=message):
         fitted.get_response_curves(**kwargs)
+
+
+def test_budget_reallocation_follows_marginal_roi(fitted):
+    plan = fitted.optimize_budget(bounds=(0.5, 1.5))
+    assert plan["optimal_spend"].sum() == pytest.approx(plan["spend"].sum(), rel=1e-6)  # a pure reallocation
+    assert plan["multiplier"].between(0.5 - 1e-9, 1.5 + 1e-9).all()
+    assert plan.attrs["converged"] and plan.attrs["kpi_gain"] > 0
+    marginal = fitted.get_response_curves(multipliers=[0.9, 1.1]).query("multiplier == 1.0")
+    marginal = marginal.set_index("channel")["marginal_roi"]
+    # Known answer for concave responses: money moves from the lowest to the highest marginal ROI.
+    assert plan.loc[marginal.idxmax(), "multiplier"] > 1.0
+    assert plan.loc[marginal.idxmin(), "multiplier"] < 1.0
+    # The reported gain is what the model predicts for the new allocation.
+    np.testing.assert_allclose(plan.loc[fitted.channels_[0], "response"],
+                               fitted.get_channel_effects().loc[fitted.channels_[0], "total"], rtol=1e-6)
+
+
+def test_bigger_budget_beats_scaling_everything(fitted):
+    current = fitted.optimize_budget(bounds=(0.5, 1.5))["spend"].sum()
+    plan = fitted.optimize_budget(budget=1.2 * current, bounds=(0.5, 1.5))
+    assert plan["optimal_spend"].sum() == pytest.approx(1.2 * current, rel=1e-6)
+    uniform = fitted.get_response_curves(multipliers=[1.2]).query("multiplier == 1.2")["response"].sum()
+    observed = plan["response"].sum()
+    # Gain of the plan is at least that of spending 20% more on every channel (no graph here).
+    assert plan.attrs["kpi_gain"] >= uniform - observed - 1e-6 * observed
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"budget": 1e12}, "cannot be met with multipliers"),
+        ({"bounds": (1.2, 0.8)}, "0 <= low < high"),
+        ({"channels": ["radio"]}, r"\['radio'\] are not fitted channels"),
+    ],
+)
+def test_budget_errors(fitted, kwargs, message):
+    with pytest.raises(DataError, match=message):
+        fitted.optimize_budget(**kwargs)

@@ -19,7 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .analysis.calibration import LiftTests, parse_lift_tests
 from .analysis.contributions import contributions_frame, summarize_contributions
-from .analysis.effects import intervene
+from .analysis.effects import intervene, rescale
 from .components.graph import ChannelGraph, learn_graph
 from .components.temporal import fourier_features, make_knots, season_phase, trend_basis
 from .config import MMMConfig, build_config
@@ -501,6 +501,129 @@ class DeepCausalMMM(BaseEstimator):
                 rows.append({"channel": name, "multiplier": m, "spend": s_, "response": r_,
                              "roi": r_ / s_ if s_ > 0 else np.nan, "marginal_roi": mr})
         return pd.DataFrame(rows)
+
+    def optimize_budget(
+        self,
+        budget: float | None = None,
+        channels: Sequence[str] | None = None,
+        bounds: tuple[float, float] = (0.5, 1.5),
+        regions: Sequence[Any] | None = None,
+        period: tuple[Any, Any] | None = None,
+    ) -> pd.DataFrame:
+        """Reallocate spend across channels to maximise the modelled KPI.
+
+        Each chosen channel's activity is scaled by its own multiplier in the
+        selected regions and weeks, all at once, with induced activity moving
+        through the channel graph as in :meth:`get_response_curves` (activity
+        a channel's parents induce in it scales with it). Spend scales with the
+        multiplier. SLSQP (scipy) maximises the KPI over the selected cells
+        subject to total spend = ``budget`` and ``bounds`` on every multiplier.
+
+        Parameters
+        ----------
+        budget : float, optional
+            Total spend of the chosen channels over the selected cells; default:
+            what they spent (a pure reallocation).
+        channels : list of str, optional
+            Channels to reallocate (default all with spend); the others stay as observed.
+        bounds : (low, high)
+            Multiplier range per channel, ``0 <= low < high``.
+        regions, period
+            Restrict the cells as in :meth:`get_channel_effects`.
+
+        Returns
+        -------
+        DataFrame indexed by channel: ``spend``, ``optimal_spend``, ``multiplier``,
+        ``response`` and ``optimal_response`` (each channel's modelled KPI against
+        switching it off, at observed and at optimal spend). ``attrs`` holds
+        ``kpi_gain`` (modelled KPI at the optimum minus at observed spend, over
+        the selected cells), ``converged`` and the optimiser's ``message``. When
+        the observed allocation is feasible and the optimiser ends below it, the
+        observed allocation is returned (``kpi_gain`` 0).
+
+        Raises
+        ------
+        DataError
+            For unknown channels, channels without spend, bad bounds, or a budget
+            outside what the bounds allow.
+        """
+        from scipy.optimize import minimize
+
+        check_is_fitted(self, "graph_model_")
+        keep = self._cells(regions, period)
+        where = self._cells(regions, period, observed=False)
+        spend_all = np.where(keep[:, :, None], self.spend_, 0.0).sum(axis=(0, 1))  # [C]
+        names = [c for c in self.channels_ if spend_all[self.channels_.index(c)] > 0] if channels is None else list(channels)
+        unknown = [c for c in names if c not in self.channels_]
+        if unknown or not names:
+            raise DataError(
+                f"`channels` {unknown or names} {'are not fitted channels' if unknown else 'is empty'}; "
+                f"channels are {self.channels_}"
+            )
+        idx = np.array([self.channels_.index(c) for c in names])
+        spend = spend_all[idx]
+        if np.any(spend <= 0):
+            raise DataError(
+                f"`channels` {[c for c, s_ in zip(names, spend, strict=True) if s_ <= 0]} have no spend in the "
+                "selected cells; leave them out"
+            )
+        lo, hi = (float(b) for b in bounds)
+        if not (np.isfinite(lo) and np.isfinite(hi) and 0 <= lo < hi):
+            raise DataError(f"`bounds` must be (low, high) with 0 <= low < high, found {bounds}")
+        current = float(spend.sum())
+        target = current if budget is None else float(budget)
+        if not (np.isfinite(target) and lo * current - 1e-9 <= target <= hi * current + 1e-9):
+            raise DataError(
+                f"`budget` {budget} cannot be met with multipliers in {bounds}: the chosen channels "
+                f"spent {current:,.2f}, so the budget must lie in [{lo * current:,.2f}, {hi * current:,.2f}]"
+            )
+        p = self.panel_
+        scale = self.scaler_.media_scale[:, None, :]  # [R,1,C]
+        scaled = p.media / scale  # [R,T,C]
+
+        def parts(m: np.ndarray) -> np.ndarray:
+            factors = np.ones(len(self.channels_))
+            factors[idx] = m
+            media = rescale(scaled, self.graph_model_, factors, where) * scale
+            return np.where(keep[:, :, None], self._fitted_parts(media)["channels"], 0.0).sum(axis=(0, 1))  # [C]
+
+        base = parts(np.ones(len(idx)))
+        norm = max(abs(float(base.sum())), 1e-12)
+
+        def objective(m: np.ndarray) -> float:
+            return -float(parts(m).sum() - base.sum()) / norm
+
+        x0 = np.clip(np.full(len(idx), target / current), lo, hi)
+        res = minimize(
+            objective, x0, method="SLSQP", bounds=[(lo, hi)] * len(idx),
+            constraints=[{"type": "eq", "fun": lambda m: float(m @ spend - target) / current}],
+            options={"maxiter": 200, "ftol": 1e-10, "eps": 1e-3},
+        )
+        m_opt = np.clip(res.x, lo, hi)
+        gain = -objective(m_opt) * norm
+        if target == current and lo <= 1.0 <= hi and gain < 0:
+            m_opt, gain = np.ones(len(idx)), 0.0
+
+        def response(m: np.ndarray) -> np.ndarray:
+            out = np.zeros(len(idx))
+            for k, c in enumerate(idx):
+                factors = np.ones(len(self.channels_))
+                factors[idx] = m
+                with_c = rescale(scaled, self.graph_model_, factors, where)
+                factors[c] = 0.0
+                without = rescale(scaled, self.graph_model_, factors, where)
+                kpi = [np.where(keep, self._fitted_parts(x * scale)["channels"].sum(axis=-1), 0.0).sum()
+                       for x in (with_c, without)]
+                out[k] = kpi[0] - kpi[1]
+            return out
+
+        table = pd.DataFrame(
+            {"spend": spend, "optimal_spend": m_opt * spend, "multiplier": m_opt,
+             "response": response(np.ones(len(idx))), "optimal_response": response(m_opt)},
+            index=pd.Index(names, name="channel"),
+        )
+        table.attrs.update({"kpi_gain": gain, "converged": bool(res.success), "message": str(res.message)})
+        return table
 
     def _cells(
         self, regions: Sequence[Any] | None, period: tuple[Any, Any] | None, observed: bool = True

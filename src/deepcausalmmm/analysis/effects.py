@@ -58,3 +58,31 @@ def intervene(
             d = lagged[:, j] + delta[:, t, :] @ W[0][:, j]  # [R]
             delta[:, t, j] = np.maximum(d, -scaled[:, t, j])  # activity cannot go below 0
     return scaled + delta
+
+
+def rescale(scaled: np.ndarray, graph: ChannelGraph, factors: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """Activity ``[R,T,C]`` with every channel's activity scaled at once, through the graph.
+
+    In the cells of ``where`` ``[R,T]`` channel ``c``'s activity, including
+    what its parents induce in it, is multiplied by ``factors[c]``; a change
+    in a parent's activity changes the part it induces in its children (now
+    or with lags, also after the cells) by the graph's linear rule, never
+    below zero. With one factor different from 1 this is :func:`intervene`.
+    """
+    R, T, C = scaled.shape
+    W = graph.weights  # [L+1,C,C]
+    L = W.shape[0] - 1
+    order = topological_order(W[0])
+    if order is None:
+        raise ValueError("the channel graph's contemporaneous part has a cycle")
+    f = np.where(np.asarray(where, dtype=bool)[:, :, None], np.asarray(factors, dtype=float)[None, None, :], 1.0)
+    delta = np.zeros_like(scaled)  # [R,T,C]
+    for t in range(T):
+        lagged = np.zeros((R, C))
+        for lag in range(1, min(L, t) + 1):
+            lagged += delta[:, t - lag, :] @ W[lag]  # [R,C] @ [C,C] -> [R,C]
+        for j in order:
+            induced = lagged[:, j] + delta[:, t, :] @ W[0][:, j]  # [R] change passed down by parents
+            d = (f[:, t, j] - 1.0) * scaled[:, t, j] + f[:, t, j] * induced
+            delta[:, t, j] = np.maximum(d, -scaled[:, t, j])
+    return scaled + delta
