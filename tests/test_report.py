@@ -24,7 +24,7 @@ def report(fitted, tmp_path_factory):
 def test_report_sections_and_numbers_come_from_the_model(fitted, report):
     _, text = report
     for section in ["Panel and fit", "Contributions", "Effects under intervention", "Channel graph",
-                    "Response curves"]:
+                    "Response curves", "Budget reallocation"]:
         assert f"<h2>{section}</h2>" in text
     assert "<h2>Lift tests</h2>" not in text  # fitted without experiments
     effects = fitted.get_channel_effects()
@@ -33,6 +33,8 @@ def test_report_sections_and_numbers_come_from_the_model(fitted, report):
         assert f"<td>{effects.loc[c, 'total']:,.3f}</td>" in text
         assert f"<td>{effects.loc[c, 'roi']:,.3f}</td>" in text
         assert f"<td>{summary.loc[c, 'share_of_media']:,.3f}</td>" in text
+    plan = fitted.optimize_budget()
+    assert f"modelled gain {plan.attrs['kpi_gain']:,.0f}" in text
     # plotly.js is embedded once, so the file opens offline
     assert len(re.findall(r"\* plotly\.js v\d", text)) == 1
     assert text.count("Plotly.newPlot") == 3

@@ -723,7 +723,8 @@ class DeepCausalMMM(BaseEstimator):
 
         Sections: panel and fit (in-sample R^2 and WAPE), contributions with the
         decomposition figure, effects under intervention with ROI, the channel
-        graph, response curves, and the lift tests when the model has them.
+        graph, response curves, a budget reallocation at the same total spend
+        (:meth:`optimize_budget`), and the lift tests when the model has them.
         The file is written atomically.
         """
         check_is_fitted(self, "net_")

@@ -51,8 +51,9 @@ def write_report(model: Any, path: Path) -> Path:
     """Write ``model``'s report to ``path`` atomically; return the path.
 
     Sections: the panel and the fit, channel contributions, effects under
-    intervention with ROI, the channel graph, response curves, and lift
-    tests when the model has them. Plotly's script is embedded once, so the
+    intervention with ROI, the channel graph, response curves, a budget
+    reallocation at the same total spend, and lift tests when the model has
+    them. Plotly's script is embedded once, so the
     file opens offline.
     """
     path = Path(path)
@@ -105,6 +106,16 @@ def write_report(model: Any, path: Path) -> Path:
         _figure(response_figure(curves), first=False),
         _table(curves[curves["multiplier"].isin([0.5, 1.0, 1.5])].set_index(["channel", "multiplier"])),
     ]
+    if np.any(model.spend_ > 0):
+        plan = model.optimize_budget()
+        parts += [
+            "<h2>Budget reallocation</h2>",
+            "<p class='note'>The same total spend moved between channels (multipliers 0.5-1.5) to "
+            f"maximise the modelled KPI: modelled gain {plan.attrs['kpi_gain']:,.0f} "
+            f"({plan.attrs['kpi_gain'] / max(abs(float(prediction[obs].sum())), 1e-12) * 100:.2f}% of the "
+            "fitted KPI). This is the model's forecast, not a measurement; test large moves.</p>",
+            _table(plan),
+        ]
     lifts = getattr(model, "lift_tests_", None)
     if lifts is not None:
         shown = lifts.copy()
