@@ -6,7 +6,7 @@ import numpy as np
 
 from ..components.graph import ChannelGraph, topological_order
 
-__all__ = ["intervene"]
+__all__ = ["intervene", "rescale"]
 
 
 def intervene(
@@ -38,26 +38,10 @@ def intervene(
         Multiplier on the channel's observed activity (0: switched off).
     """
     R, T, C = scaled.shape
-    W = graph.weights  # [L+1,C,C]
-    L = W.shape[0] - 1
-    order = topological_order(W[0])
-    if order is None:
-        raise ValueError("the channel graph's contemporaneous part has a cycle")
-    delta = np.zeros_like(scaled)  # [R,T,C]
-    off = np.ones((R, T), dtype=bool) if where is None else np.asarray(where, dtype=bool)
-    delta[:, :, channel] = np.where(off, (factor - 1.0) * scaled[:, :, channel], 0.0)
-    if not np.any(W):
-        return scaled + delta
-    for t in range(T):
-        lagged = np.zeros((R, C))
-        for lag in range(1, min(L, t) + 1):
-            lagged += delta[:, t - lag, :] @ W[lag]  # [R,C] @ [C,C] -> [R,C]
-        for j in order:
-            if j == channel:
-                continue
-            d = lagged[:, j] + delta[:, t, :] @ W[0][:, j]  # [R]
-            delta[:, t, j] = np.maximum(d, -scaled[:, t, j])  # activity cannot go below 0
-    return scaled + delta
+    factors = np.ones(C)
+    factors[channel] = factor
+    cells = np.ones((R, T), dtype=bool) if where is None else where
+    return rescale(scaled, graph, factors, cells)
 
 
 def rescale(scaled: np.ndarray, graph: ChannelGraph, factors: np.ndarray, where: np.ndarray) -> np.ndarray:
@@ -76,6 +60,8 @@ def rescale(scaled: np.ndarray, graph: ChannelGraph, factors: np.ndarray, where:
     if order is None:
         raise ValueError("the channel graph's contemporaneous part has a cycle")
     f = np.where(np.asarray(where, dtype=bool)[:, :, None], np.asarray(factors, dtype=float)[None, None, :], 1.0)
+    if not np.any(W):
+        return scaled * f
     delta = np.zeros_like(scaled)  # [R,T,C]
     for t in range(T):
         lagged = np.zeros((R, C))
