@@ -433,6 +433,66 @@ class DeepCausalMMM(BaseEstimator):
         frame["roi"] = np.where(frame["spend"] > 0, frame["total"] / frame["spend"].where(frame["spend"] > 0, 1), np.nan)
         return frame[["total", "direct", "mediated", "total_share", "spend", "roi"]]
 
+    def get_effect_intervals(
+        self, n_boot: int = 20, level: float = 0.9, random_state: int = 0
+    ) -> pd.DataFrame:
+        """Region-bootstrap intervals for each channel's total-effect share and ROI.
+
+        Refits the model ``n_boot`` times, each on regions drawn with
+        replacement from the fitted panel (its observed rows, weights and
+        configuration; replicate ``b`` uses ``random_state + b`` for both the
+        draw and the fit), and reads :meth:`get_channel_effects` from each. The
+        intervals are percentiles of those replicates: they reflect which
+        regions happened to be observed and the fit's own randomness, not
+        uncertainty in the model's structure or its priors.
+
+        Returns
+        -------
+        DataFrame indexed by channel: ``total_share`` and ``roi`` (this fit),
+        their bootstrap ``_lo`` / ``_hi`` bounds at ``level`` and bootstrap
+        ``_sd``; ``attrs`` holds ``n_boot``, ``level`` and ``seconds``.
+
+        Raises
+        ------
+        DataError
+            If ``n_boot < 2`` or ``level`` is not in (0, 1).
+        """
+        check_is_fitted(self, "graph_model_")
+        if int(n_boot) < 2:
+            raise DataError(f"`n_boot` must be at least 2 (replicates to spread), found {n_boot}")
+        if not 0 < level < 1:
+            raise DataError(f"`level` must be in (0, 1), e.g. 0.9 for a 90% interval, found {level}")
+        start = time.perf_counter()
+        p = self.panel_
+        assert p.y is not None
+        R, T, C = p.shape
+        point = self.get_channel_effects()
+        shares = np.zeros((int(n_boot), C))
+        rois = np.zeros((int(n_boot), C))
+        for b in range(int(n_boot)):
+            draw = np.random.default_rng(random_state + b).integers(0, R, R)  # [R] regions, with repeats
+            rr, tt = np.nonzero(p.observed[draw])  # observed cells of the drawn regions
+            X = pd.DataFrame(p.media[draw][rr, tt], columns=self.channels_)
+            ctrl = pd.DataFrame(p.control_values[draw][rr, tt], columns=self.controls_) if self.controls_ else None
+            refit = DeepCausalMMM(config=self.config_.to_dict(), random_state=random_state + b,
+                                  device=self.device).fit(
+                X, p.y[draw][rr, tt], regions=rr, dates=p.dates[tt], controls=ctrl,
+                sample_weight=p.weight[draw][rr, tt],
+            )
+            eff = refit.get_channel_effects()
+            shares[b] = eff["total_share"].to_numpy()
+            spend = np.where(p.observed[draw][:, :, None], self.spend_[draw], 0.0).sum(axis=(0, 1))  # [C]
+            rois[b] = np.where(spend > 0, eff["total"].to_numpy() / np.where(spend > 0, spend, 1.0), np.nan)
+        q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+        out = pd.DataFrame(index=pd.Index(self.channels_, name="channel"))
+        for name, reps, now in (("total_share", shares, point["total_share"]), ("roi", rois, point["roi"])):
+            lo, hi = np.nanpercentile(reps, q, axis=0)
+            out[name] = now.to_numpy()
+            out[f"{name}_lo"], out[f"{name}_hi"] = lo, hi
+            out[f"{name}_sd"] = np.nanstd(reps, axis=0, ddof=1)
+        out.attrs.update({"n_boot": int(n_boot), "level": level, "seconds": time.perf_counter() - start})
+        return out
+
     def get_response_curves(
         self,
         channels: Sequence[str] | None = None,

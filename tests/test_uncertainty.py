@@ -1,0 +1,37 @@
+"""Region-bootstrap intervals: they widen with noise, are ordered, and reject bad arguments."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deepcausalmmm import DeepCausalMMM
+from deepcausalmmm.datasets import simulate_panel
+from deepcausalmmm.exceptions import DataError
+
+from .conftest import FAST
+
+
+def _intervals(noise: float):
+    sim = simulate_panel(8, 60, 3, seed=11, noise=noise)
+    model = DeepCausalMMM(config=FAST).fit(sim.X, sim.y, regions=sim.regions, dates=sim.dates,
+                                           controls=sim.control_frame)
+    return model, model.get_effect_intervals(n_boot=4, level=0.8)
+
+
+def test_intervals_widen_with_noise_and_are_ordered():
+    quiet_model, quiet = _intervals(0.02)
+    _, noisy = _intervals(0.15)
+    # Same panel, seven times the KPI noise: replicate fits disagree more.
+    assert noisy["total_share_sd"].mean() > 1.5 * quiet["total_share_sd"].mean()
+    for table in (quiet, noisy):
+        assert (table["total_share_lo"] <= table["total_share_hi"]).all()
+        assert (table["roi_lo"] <= table["roi_hi"]).all() and (table["total_share_sd"] > 0).all()
+        assert table.attrs["n_boot"] == 4 and table.attrs["level"] == 0.8
+    np.testing.assert_allclose(quiet["total_share"], quiet_model.get_channel_effects()["total_share"])
+
+
+@pytest.mark.parametrize("kwargs, message", [({"n_boot": 1}, "at least 2"), ({"level": 1.5}, r"in \(0, 1\)")])
+def test_interval_arguments(fitted, kwargs, message):
+    with pytest.raises(DataError, match=message):
+        fitted.get_effect_intervals(**kwargs)
