@@ -4,7 +4,7 @@ Examples::
 
     deepcausalmmm demo --out outputs/demo
     deepcausalmmm fit data.csv --target kpi --date date --region region \\
-        --channels tv,search --controls price --config config.yaml --out outputs/run \
+        --channels tv,search --controls price --config config.yaml --out outputs/run \\
         --lift-tests experiments.csv
 """
 

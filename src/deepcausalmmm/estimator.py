@@ -408,7 +408,7 @@ class DeepCausalMMM(BaseEstimator):
         R, T, C = p.shape
         keep = self._cells(regions, period)  # [R,T]
         scale = self.scaler_.media_scale[:, None, :]  # [R,1,C]
-        scaled = p.media / scale  # [R,T,C]
+        scaled = self._activity()  # [R,T,C]
         observed = self._fitted_parts(p.media)["channels"]  # [R,T,C]
         total = np.zeros((R, C))
         for c in range(C):
@@ -530,30 +530,22 @@ class DeepCausalMMM(BaseEstimator):
             negative or non-finite multipliers.
         """
         check_is_fitted(self, "graph_model_")
-        names = list(self.channels_) if channels is None else list(channels)
-        unknown = [c for c in names if c not in self.channels_]
-        if unknown or not names:
-            raise DataError(
-                f"`channels` {unknown or names} {'are not fitted channels' if unknown else 'is empty'}; "
-                f"channels are {self.channels_}"
-            )
+        names = self._check_channels(list(self.channels_) if channels is None else list(channels))
         grid = np.linspace(0.0, 2.0, 9) if multipliers is None else np.asarray(multipliers, dtype=float)
         if grid.ndim != 1 or not np.all(np.isfinite(grid)) or np.any(grid < 0):
             raise DataError(f"`multipliers` must be finite numbers >= 0, found {list(np.ravel(grid))}")
         grid = np.unique(np.concatenate([grid, [0.0, 1.0]]))
         keep = self._cells(regions, period)  # [R,T] cells scored
         where = self._cells(regions, period, observed=False)  # [R,T] cells where the channel is scaled
-        p = self.panel_
-        scale = self.scaler_.media_scale[:, None, :]  # [R,1,C]
-        scaled = p.media / scale  # [R,T,C]
+        scaled = self._activity()  # [R,T,C]
         rows = []
         for name in names:
             c = self.channels_.index(name)
             spend = float(np.where(keep, self.spend_[:, :, c], 0.0).sum())
             kpi = []
             for m in grid:
-                media = intervene(scaled, self.graph_model_, c, where, factor=float(m)) * scale
-                kpi.append(float(np.where(keep, self._fitted_parts(media)["channels"].sum(axis=-1), 0.0).sum()))
+                media_kpi = self._media_kpi(intervene(scaled, self.graph_model_, c, where, factor=float(m)))
+                kpi.append(float(np.where(keep, media_kpi, 0.0).sum()))
             response = np.asarray(kpi) - kpi[0]  # grid[0] == 0
             spent = grid * spend
             marginal = np.gradient(response, spent) if spend > 0 else np.full(len(grid), np.nan)
@@ -613,13 +605,10 @@ class DeepCausalMMM(BaseEstimator):
         keep = self._cells(regions, period)
         where = self._cells(regions, period, observed=False)
         spend_all = np.where(keep[:, :, None], self.spend_, 0.0).sum(axis=(0, 1))  # [C]
-        names = [c for c in self.channels_ if spend_all[self.channels_.index(c)] > 0] if channels is None else list(channels)
-        unknown = [c for c in names if c not in self.channels_]
-        if unknown or not names:
-            raise DataError(
-                f"`channels` {unknown or names} {'are not fitted channels' if unknown else 'is empty'}; "
-                f"channels are {self.channels_}"
-            )
+        names = self._check_channels(
+            [c for c, s_ in zip(self.channels_, spend_all, strict=True) if s_ > 0] if channels is None
+            else list(channels)
+        )
         idx = np.array([self.channels_.index(c) for c in names])
         spend = spend_all[idx]
         if np.any(spend <= 0):
@@ -637,21 +626,24 @@ class DeepCausalMMM(BaseEstimator):
                 f"`budget` {budget} cannot be met with multipliers in {bounds}: the chosen channels "
                 f"spent {current:,.2f}, so the budget must lie in [{lo * current:,.2f}, {hi * current:,.2f}]"
             )
-        p = self.panel_
-        scale = self.scaler_.media_scale[:, None, :]  # [R,1,C]
-        scaled = p.media / scale  # [R,T,C]
+        scaled = self._activity()  # [R,T,C]
 
-        def parts(m: np.ndarray) -> np.ndarray:
+        def activity(m: np.ndarray, off: int | None = None) -> np.ndarray:
+            """Activity with the chosen channels at multipliers ``m`` (channel ``off`` at 0)."""
             factors = np.ones(len(self.channels_))
             factors[idx] = m
-            media = rescale(scaled, self.graph_model_, factors, where) * scale
-            return np.where(keep[:, :, None], self._fitted_parts(media)["channels"], 0.0).sum(axis=(0, 1))  # [C]
+            if off is not None:
+                factors[off] = 0.0
+            return rescale(scaled, self.graph_model_, factors, where)
 
-        base = parts(np.ones(len(idx)))
-        norm = max(abs(float(base.sum())), 1e-12)
+        def kpi(x: np.ndarray) -> float:
+            return float(np.where(keep, self._media_kpi(x), 0.0).sum())
+
+        base = kpi(activity(np.ones(len(idx))))
+        norm = max(abs(base), 1e-12)
 
         def objective(m: np.ndarray) -> float:
-            return -float(parts(m).sum() - base.sum()) / norm
+            return -(kpi(activity(m)) - base) / norm
 
         x0 = np.clip(np.full(len(idx), target / current), lo, hi)
         res = minimize(
@@ -665,17 +657,9 @@ class DeepCausalMMM(BaseEstimator):
             m_opt, gain = np.ones(len(idx)), 0.0
 
         def response(m: np.ndarray) -> np.ndarray:
-            out = np.zeros(len(idx))
-            for k, c in enumerate(idx):
-                factors = np.ones(len(self.channels_))
-                factors[idx] = m
-                with_c = rescale(scaled, self.graph_model_, factors, where)
-                factors[c] = 0.0
-                without = rescale(scaled, self.graph_model_, factors, where)
-                kpi = [np.where(keep, self._fitted_parts(x * scale)["channels"].sum(axis=-1), 0.0).sum()
-                       for x in (with_c, without)]
-                out[k] = kpi[0] - kpi[1]
-            return out
+            """``[k]`` each chosen channel's KPI against switching it off, at multipliers ``m``."""
+            total = kpi(activity(m))
+            return np.array([total - kpi(activity(m, off=int(c))) for c in idx])
 
         table = pd.DataFrame(
             {"spend": spend, "optimal_spend": m_opt * spend, "multiplier": m_opt,
@@ -705,6 +689,24 @@ class DeepCausalMMM(BaseEstimator):
             if not keep.any():
                 raise DataError(f"`period` {period} contains no fitted dates ({dates[0]}..{dates[-1]})")
         return keep
+
+    def _check_channels(self, names: list[str]) -> list[str]:
+        unknown = [c for c in names if c not in self.channels_]
+        if unknown or not names:
+            raise DataError(
+                f"`channels` {unknown or names} {'are not fitted channels' if unknown else 'is empty'}; "
+                f"channels are {self.channels_}"
+            )
+        return names
+
+    def _activity(self) -> np.ndarray:
+        """``[R,T,C]`` the fitted activity in region-scaled units (the channel graph's units)."""
+        return self.panel_.media / self.scaler_.media_scale[:, None, :]
+
+    def _media_kpi(self, activity: np.ndarray) -> np.ndarray:
+        """``[R,T]`` KPI from all channels with region-scaled ``activity`` swapped in."""
+        media = activity * self.scaler_.media_scale[:, None, :]
+        return self._fitted_parts(media)["channels"].sum(axis=-1)
 
     def plot_response_curves(self, **kwargs: Any) -> go.Figure:
         """Response (KPI) against spend per channel, from :meth:`get_response_curves` (plotly figure)."""
@@ -739,15 +741,12 @@ class DeepCausalMMM(BaseEstimator):
         return self._lift_report(parse_lift_tests(lift_tests, self.channels_, self.regions_, p.dates))
 
     def _lift_report(self, lifts: LiftTests) -> pd.DataFrame:
-        p = self.panel_
-        scale = self.scaler_.media_scale[:, None, :]  # [R,1,C]
-        scaled = p.media / scale  # [R,T,C]
-        observed = self._fitted_parts(p.media)["channels"].sum(axis=-1)  # [R,T]
+        scaled = self._activity()  # [R,T,C]
+        observed = self._media_kpi(scaled)  # [R,T]
         model = np.zeros(len(lifts.frame))
         for i in range(len(model)):
             cells = lifts.cells(i)  # [R,T]
-            off = intervene(scaled, self.graph_model_, int(lifts.channel[i]), cells) * scale
-            switched_off = self._fitted_parts(off)["channels"].sum(axis=-1)  # [R,T]
+            switched_off = self._media_kpi(intervene(scaled, self.graph_model_, int(lifts.channel[i]), cells))
             model[i] = np.where(cells, observed - switched_off, 0.0).sum()
         frame = lifts.frame.copy()
         frame["model_lift"] = model
