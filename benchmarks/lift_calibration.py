@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import torch
 
 from deepcausalmmm import DeepCausalMMM
 from deepcausalmmm.datasets import simulate_panel
@@ -75,7 +76,14 @@ def main(argv: list[str] | None = None) -> int:
         calibrated = DeepCausalMMM().fit(sim.X, sim.y, lift_tests=tests.drop(columns="true_lift"), **kw)
         t2 = time.perf_counter()
         z_plain = plain.lift_test_report(tests.drop(columns="true_lift"))["z"].abs()
-        z_cal = calibrated.lift_test_report()["z"].abs()
+        report = calibrated.lift_test_report()
+        z_cal = report["z"].abs()
+        worst = report.loc[z_cal.idxmax()]
+        c = plain.channels_.index(worst["channel"])
+        tested = [plain.regions_.index(r) for r in (worst["regions"] or plain.regions_)]
+        with torch.no_grad():
+            coef = [float(m.net_.beta()[c]) for m in (plain, calibrated)]
+            dev = [float(m.net_.region_dev[tested, c].mean()) for m in (plain, calibrated)]
         row = {"seed": seed, "tests": len(tests)}
         row.update({f"plain_{k}": v for k, v in score(plain, sim).items()})
         row.update({f"calibrated_{k}": v for k, v in score(calibrated, sim).items()})
@@ -86,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['plain_mean_pp']:.2f}/{row['plain_max_pp']:.2f} pp, calibrated "
               f"{row['calibrated_mean_pp']:.2f}/{row['calibrated_max_pp']:.2f} pp; root "
               f"{row['plain_root_pct']:.1f}% -> {row['calibrated_root_pct']:.1f}%", flush=True)
+        print(f"  worst-fitted test after calibration: {worst['channel']}, z {worst['z']:.2f}; that "
+              f"channel's shared coefficient {coef[0]:.4f} -> {coef[1]:.4f}, the tested regions' mean "
+              f"deviation {dev[0]:.4f} -> {dev[1]:.4f}", flush=True)
     table = pd.DataFrame(rows).set_index("seed")
     table.loc["mean"] = table.mean()
     with pd.option_context("display.width", 200, "display.max_columns", 20):
