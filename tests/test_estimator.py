@@ -243,6 +243,9 @@ def test_seasonality_needs_a_full_cycle():
     short_fit = DeepCausalMMM(config={"training": {"epochs": 30, "polish_steps": 0}}).fit(*args(short))
     assert short_fit.config_.baseline.fourier_order == 0
     assert short_fit.config_.carryover.context_scale == 0.0
+    # a fine trend takes the KPI's path: knots every baseline.short_knot_spacing (2) weeks
+    assert short_fit.config_.baseline.knot_spacing == 2
+    np.testing.assert_allclose(np.diff(short_fit.knots_)[1:], 2.0)
     # gates no longer move with the calendar: every week has the same gates
     with torch.no_grad():
         national, _ = short_fit.net_.context(
@@ -253,6 +256,7 @@ def test_seasonality_needs_a_full_cycle():
     long_fit = DeepCausalMMM(config=fast).fit(*args(long))
     assert long_fit.config_.baseline.fourier_order == 2
     assert long_fit.config_.carryover.context_scale == 0.5
+    assert long_fit.config_.baseline.knot_spacing == 8
     always = {**fast, "baseline": {"min_season_cycles": 0}}
     model = DeepCausalMMM(config=always).fit(*args(short))
     assert model.config_.baseline.fourier_order == 2

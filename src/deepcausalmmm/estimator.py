@@ -1160,14 +1160,17 @@ def _applied_calendar_effects(cfg: MMMConfig, dates: pd.Index) -> MMMConfig:
 
     Under ``baseline.min_season_cycles`` periods, neither a yearly baseline
     shape nor carryover gates that move with the calendar can be told from
-    the trend: the Fourier seasonality is dropped and the context GRU no
-    longer shifts the gates (``carryover.context_scale`` 0).
+    the trend: the Fourier seasonality is dropped, the context GRU no longer
+    shifts the gates (``carryover.context_scale`` 0), and the trend gets knots
+    every ``baseline.short_knot_spacing`` weeks, so that the KPI's national
+    path (which shared budget seasons follow too) sits in the baseline rather
+    than in media effects.
     """
     b, co = cfg.baseline, cfg.carryover
     if season_cycles(dates, b.period) >= b.min_season_cycles:
         return cfg
     return cfg.model_copy(update={
-        "baseline": b.model_copy(update={"fourier_order": 0}),
+        "baseline": b.model_copy(update={"fourier_order": 0, "knot_spacing": b.short_knot_spacing}),
         "carryover": co.model_copy(update={"context_scale": 0.0}),
     })
 
