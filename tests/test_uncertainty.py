@@ -29,6 +29,17 @@ def test_intervals_widen_with_noise_and_are_ordered():
         assert (table["roi_lo"] <= table["roi_hi"]).all() and (table["total_share_sd"] > 0).all()
         assert table.attrs["n_boot"] == 4 and table.attrs["level"] == 0.8
     np.testing.assert_allclose(quiet["total_share"], quiet_model.get_channel_effects()["total_share"])
+    # marginal ROI at the current allocation: the response curve's slope between x0.9 and x1.1
+    curves = quiet_model.get_response_curves(multipliers=[0.9, 1.1]).set_index(["channel", "multiplier"])
+    for ch in quiet.index:
+        slope = (curves.loc[(ch, 1.1), "response"] - curves.loc[(ch, 0.9), "response"]) / (
+            curves.loc[(ch, 1.1), "spend"] - curves.loc[(ch, 0.9), "spend"])
+        assert quiet.loc[ch, "marginal_roi"] == pytest.approx(slope, rel=1e-9)
+    for table in (quiet, noisy):
+        assert (table["marginal_roi_lo"] <= table["marginal_roi_hi"]).all()
+        # Hill curves with carryover are concave in spend: the next unit returns less than the average
+        assert (table["marginal_roi"] < table["roi"]).all()
+        assert (table["marginal_roi_hi"] > 0).all() and (table["marginal_roi_sd"] > 0).all()
 
 
 @pytest.mark.parametrize("kwargs, message", [({"n_boot": 1}, "at least 2"), ({"level": 1.5}, r"in \(0, 1\)")])

@@ -436,7 +436,14 @@ class DeepCausalMMM(BaseEstimator):
     def get_effect_intervals(
         self, n_boot: int = 20, level: float = 0.9, random_state: int = 0
     ) -> pd.DataFrame:
-        """Region-bootstrap intervals for each channel's total-effect share and ROI.
+        """Region-bootstrap intervals for each channel's total-effect share, ROI and marginal ROI.
+
+        ``marginal_roi`` is the KPI gained per extra unit of spend at the
+        current allocation: the slope of :meth:`get_response_curves` between
+        multipliers 0.9 and 1.1 (the channel's activity and what it induces in
+        other channels scaled together). It is the figure that says where the
+        next unit of budget should go, and its interval says whether two
+        channels' marginal returns can be told apart.
 
         Refits the model ``n_boot`` times, each on regions drawn with
         replacement from the fitted panel (its observed rows, weights and
@@ -448,8 +455,8 @@ class DeepCausalMMM(BaseEstimator):
 
         Returns
         -------
-        DataFrame indexed by channel: ``total_share`` and ``roi`` (this fit),
-        their bootstrap ``_lo`` / ``_hi`` bounds at ``level`` and bootstrap
+        DataFrame indexed by channel: ``total_share``, ``roi`` and
+        ``marginal_roi`` (this fit), their bootstrap ``_lo`` / ``_hi`` bounds at ``level`` and bootstrap
         ``_sd``; ``attrs`` holds ``n_boot``, ``level`` and ``seconds``.
 
         Raises
@@ -467,8 +474,10 @@ class DeepCausalMMM(BaseEstimator):
         assert p.y is not None
         R, T, C = p.shape
         point = self.get_channel_effects()
+        point_marginal = _marginal_roi(self.get_response_curves(multipliers=_MARGINAL_GRID), self.channels_)
         shares = np.zeros((int(n_boot), C))
         rois = np.zeros((int(n_boot), C))
+        marginals = np.zeros((int(n_boot), C))
         for b in range(int(n_boot)):
             draw = np.random.default_rng(random_state + b).integers(0, R, R)  # [R] regions, with repeats
             rr, tt = np.nonzero(p.observed[draw])  # observed cells of the drawn regions
@@ -482,12 +491,20 @@ class DeepCausalMMM(BaseEstimator):
             eff = refit.get_channel_effects()
             shares[b] = eff["total_share"].to_numpy()
             spend = np.where(p.observed[draw][:, :, None], self.spend_[draw], 0.0).sum(axis=(0, 1))  # [C]
-            rois[b] = np.where(spend > 0, eff["total"].to_numpy() / np.where(spend > 0, spend, 1.0), np.nan)
+            safe = np.where(spend > 0, spend, 1.0)
+            rois[b] = np.where(spend > 0, eff["total"].to_numpy() / safe, np.nan)
+            # the refit's spend is its activity; rescale its slope to the fitted panel's spend
+            curves = refit.get_response_curves(multipliers=_MARGINAL_GRID)
+            refit_spend = np.where(p.observed[draw][:, :, None], p.media[draw], 0.0).sum(axis=(0, 1))  # [C]
+            slope = _marginal_roi(curves, self.channels_) * refit_spend  # KPI per unit of activity x activity
+            marginals[b] = np.where(spend > 0, slope / safe, np.nan)
         q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
         out = pd.DataFrame(index=pd.Index(self.channels_, name="channel"))
-        for name, reps, now in (("total_share", shares, point["total_share"]), ("roi", rois, point["roi"])):
+        for name, reps, now in (("total_share", shares, point["total_share"].to_numpy()),
+                                ("roi", rois, point["roi"].to_numpy()),
+                                ("marginal_roi", marginals, point_marginal)):
             lo, hi = np.nanpercentile(reps, q, axis=0)
-            out[name] = now.to_numpy()
+            out[name] = now
             out[f"{name}_lo"], out[f"{name}_hi"] = lo, hi
             out[f"{name}_sd"] = np.nanstd(reps, axis=0, ddof=1)
         out.attrs.update({"n_boot": int(n_boot), "level": level, "seconds": time.perf_counter() - start})
@@ -1146,6 +1163,15 @@ def fill_levels(panel: Panel) -> np.ndarray:
     rows = np.arange(len(last))
     ends_stale = panel.observed.any(axis=1) & stale[rows, last]
     return np.where(ends_stale, panel.y[rows, last], np.nan)
+
+
+_MARGINAL_GRID = (0.9, 1.0, 1.1)
+
+
+def _marginal_roi(curves: pd.DataFrame, channels: Sequence[str]) -> np.ndarray:
+    """Per channel ``[C]``: ``marginal_roi`` at multiplier 1 of a :meth:`get_response_curves` table."""
+    at_one = curves[np.isclose(curves["multiplier"], 1.0)].set_index("channel")["marginal_roi"]
+    return at_one.reindex(list(channels)).to_numpy(dtype=float)
 
 
 def season_cycles(dates: pd.Index, period: float) -> float:
