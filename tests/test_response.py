@@ -79,9 +79,29 @@ def test_bigger_budget_beats_scaling_everything(fitted):
     assert plan.attrs["kpi_gain"] >= uniform - observed - 1e-6 * observed
 
 
+def test_budget_plan_robustness_under_bootstrap(fitted):
+    current = fitted.optimize_budget(bounds=(0.5, 1.5))["spend"].sum()
+    # Known answer: with no channel graph every response rises with spend, so a plan that
+    # spends 30% more beats the observed allocation in every replicate refit.
+    bigger = fitted.optimize_budget(budget=1.3 * current, bounds=(0.5, 1.5), n_boot=3, level=0.8)
+    assert bigger.attrs["gain_share_positive"] == 1.0
+    assert 0 < bigger.attrs["gain_lo"] <= bigger.attrs["gain_hi"]
+    assert bigger.attrs["n_boot"] == 3 and bigger.attrs["level"] == 0.8
+    # this fit's own gain on the replicates' scale (a fraction of the modelled KPI)
+    kpi = fitted.get_channel_contributions()["prediction"].sum()
+    assert bigger.attrs["kpi_gain_fraction"] == pytest.approx(bigger.attrs["kpi_gain"] / kpi, rel=1e-6)
+    # without n_boot the plan is the same and carries no robustness figures
+    plain = fitted.optimize_budget(budget=1.3 * current, bounds=(0.5, 1.5))
+    np.testing.assert_allclose(plain["multiplier"], bigger["multiplier"])
+    assert "gain_lo" not in plain.attrs
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
+        ({"n_boot": 1}, "0 .no robustness check. or at least 2"),
+        ({"n_boot": 2, "level": 1.5}, r"in \(0, 1\)"),
+        ({"n_boot": 2, "regions": ["geo_000"]}, "cannot be combined with `regions`"),
         ({"budget": 1e12}, "cannot be met with multipliers"),
         ({"bounds": (1.2, 0.8)}, "0 <= low < high"),
         ({"channels": ["radio"]}, r"\['radio'\] are not fitted channels"),

@@ -6,7 +6,7 @@ import dataclasses
 import os
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -471,23 +471,13 @@ class DeepCausalMMM(BaseEstimator):
             raise DataError(f"`level` must be in (0, 1), e.g. 0.9 for a 90% interval, found {level}")
         start = time.perf_counter()
         p = self.panel_
-        assert p.y is not None
-        R, T, C = p.shape
+        C = p.shape[2]
         point = self.get_channel_effects()
         point_marginal = _marginal_roi(self.get_response_curves(multipliers=_MARGINAL_GRID), self.channels_)
         shares = np.zeros((int(n_boot), C))
         rois = np.zeros((int(n_boot), C))
         marginals = np.zeros((int(n_boot), C))
-        for b in range(int(n_boot)):
-            draw = np.random.default_rng(random_state + b).integers(0, R, R)  # [R] regions, with repeats
-            rr, tt = np.nonzero(p.observed[draw])  # observed cells of the drawn regions
-            X = pd.DataFrame(p.media[draw][rr, tt], columns=self.channels_)
-            ctrl = pd.DataFrame(p.control_values[draw][rr, tt], columns=self.controls_) if self.controls_ else None
-            refit = DeepCausalMMM(config=self.config_.to_dict(), random_state=random_state + b,
-                                  device=self.device).fit(
-                X, p.y[draw][rr, tt], regions=rr, dates=p.dates[tt], controls=ctrl,
-                sample_weight=p.weight[draw][rr, tt],
-            )
+        for b, (draw, refit) in enumerate(self._bootstrap_refits(int(n_boot), random_state)):
             eff = refit.get_channel_effects()
             shares[b] = eff["total_share"].to_numpy()
             spend = np.where(p.observed[draw][:, :, None], self.spend_[draw], 0.0).sum(axis=(0, 1))  # [C]
@@ -509,6 +499,28 @@ class DeepCausalMMM(BaseEstimator):
             out[f"{name}_sd"] = np.nanstd(reps, axis=0, ddof=1)
         out.attrs.update({"n_boot": int(n_boot), "level": level, "seconds": time.perf_counter() - start})
         return out
+
+    def _bootstrap_refits(self, n_boot: int, random_state: int) -> Iterator[tuple[np.ndarray, DeepCausalMMM]]:
+        """``(draw [R], refit)`` per replicate: refits on regions drawn with replacement.
+
+        Replicate ``b`` uses ``random_state + b`` for the draw and the fit; a
+        refit sees the drawn regions' observed rows, weights and this fit's
+        configuration, with the drawn regions labelled 0..R-1 in draw order.
+        """
+        p = self.panel_
+        assert p.y is not None
+        R = p.shape[0]
+        for b in range(n_boot):
+            draw = np.random.default_rng(random_state + b).integers(0, R, R)  # [R] regions, with repeats
+            rr, tt = np.nonzero(p.observed[draw])  # observed cells of the drawn regions
+            X = pd.DataFrame(p.media[draw][rr, tt], columns=self.channels_)
+            ctrl = pd.DataFrame(p.control_values[draw][rr, tt], columns=self.controls_) if self.controls_ else None
+            refit = DeepCausalMMM(config=self.config_.to_dict(), random_state=random_state + b,
+                                  device=self.device).fit(
+                X, p.y[draw][rr, tt], regions=rr, dates=p.dates[tt], controls=ctrl,
+                sample_weight=p.weight[draw][rr, tt],
+            )
+            yield draw, refit
 
     def get_response_curves(
         self,
@@ -578,6 +590,9 @@ class DeepCausalMMM(BaseEstimator):
         bounds: tuple[float, float] = (0.5, 1.5),
         regions: Sequence[Any] | None = None,
         period: tuple[Any, Any] | None = None,
+        n_boot: int = 0,
+        level: float = 0.9,
+        random_state: int = 0,
     ) -> pd.DataFrame:
         """Reallocate spend across channels to maximise the modelled KPI.
 
@@ -599,6 +614,12 @@ class DeepCausalMMM(BaseEstimator):
             Multiplier range per channel, ``0 <= low < high``.
         regions, period
             Restrict the cells as in :meth:`get_channel_effects`.
+        n_boot, level, random_state
+            With ``n_boot >= 2``: how robust the plan is. The model is refitted
+            on ``n_boot`` region-bootstrap replicates (as in
+            :meth:`get_effect_intervals`) and the plan's multipliers are scored
+            by each: its KPI gain over the observed allocation in that
+            replicate's cells. Not with ``regions`` (replicates redraw them).
 
         Returns
         -------
@@ -608,13 +629,19 @@ class DeepCausalMMM(BaseEstimator):
         ``kpi_gain`` (modelled KPI at the optimum minus at observed spend, over
         the selected cells), ``converged`` and the optimiser's ``message``. When
         the observed allocation is feasible and the optimiser ends below it, the
-        observed allocation is returned (``kpi_gain`` 0).
+        observed allocation is returned (``kpi_gain`` 0). With ``n_boot``,
+        ``attrs`` also holds ``gain_lo`` / ``gain_hi`` (percentile interval at
+        ``level`` of the replicates' gains, as a fraction of each replicate's
+        modelled KPI over its cells), ``gain_share_positive`` (fraction of
+        replicates in which the plan beats the observed allocation), ``n_boot``
+        and ``level``; ``kpi_gain_fraction`` is this fit's gain on the same scale.
 
         Raises
         ------
         DataError
-            For unknown channels, channels without spend, bad bounds, or a budget
-            outside what the bounds allow.
+            For unknown channels, channels without spend, bad bounds, a budget
+            outside what the bounds allow, ``n_boot`` of 1 or below 0, ``level``
+            outside (0, 1), or ``n_boot`` with ``regions``.
         """
         from scipy.optimize import minimize
 
@@ -643,15 +670,20 @@ class DeepCausalMMM(BaseEstimator):
                 f"`budget` {budget} cannot be met with multipliers in {bounds}: the chosen channels "
                 f"spent {current:,.2f}, so the budget must lie in [{lo * current:,.2f}, {hi * current:,.2f}]"
             )
+        n_boot = int(n_boot)
+        if n_boot == 1 or n_boot < 0:
+            raise DataError(f"`n_boot` must be 0 (no robustness check) or at least 2, found {n_boot}")
+        if n_boot and not 0 < level < 1:
+            raise DataError(f"`level` must be in (0, 1), e.g. 0.9 for a 90% interval, found {level}")
+        if n_boot and regions is not None:
+            raise DataError(
+                "`n_boot` cannot be combined with `regions`: bootstrap replicates redraw the regions; "
+                "drop `regions` or set n_boot=0"
+            )
         scaled = self._activity()  # [R,T,C]
 
         def activity(m: np.ndarray, off: int | None = None) -> np.ndarray:
-            """Activity with the chosen channels at multipliers ``m`` (channel ``off`` at 0)."""
-            factors = np.ones(len(self.channels_))
-            factors[idx] = m
-            if off is not None:
-                factors[off] = 0.0
-            return rescale(scaled, self.graph_model_, factors, where)
+            return self._plan_activity(scaled, idx, m, where, off)
 
         def kpi(x: np.ndarray) -> float:
             return float(np.where(keep, self._media_kpi(x), 0.0).sum())
@@ -684,7 +716,43 @@ class DeepCausalMMM(BaseEstimator):
             index=pd.Index(names, name="channel"),
         )
         table.attrs.update({"kpi_gain": gain, "converged": bool(res.success), "message": str(res.message)})
+        if n_boot:
+            table.attrs.update(self._plan_robustness(idx, m_opt, period, n_boot, level, random_state))
+            table.attrs["kpi_gain_fraction"] = gain / self._total_kpi(keep)
         return table
+
+    def _plan_activity(
+        self, scaled: np.ndarray, idx: np.ndarray, m: np.ndarray, where: np.ndarray, off: int | None = None
+    ) -> np.ndarray:
+        """``[R,T,C]`` activity with channels ``idx`` at multipliers ``m`` in ``where`` (channel ``off`` at 0)."""
+        factors = np.ones(len(self.channels_))
+        factors[idx] = m
+        if off is not None:
+            factors[off] = 0.0
+        return rescale(scaled, self.graph_model_, factors, where)
+
+    def _total_kpi(self, keep: np.ndarray) -> float:
+        """Modelled KPI (all parts) over the ``[R,T]`` cells ``keep``."""
+        parts = self._fitted_parts(self.panel_.media)
+        total = parts["baseline"] + parts["channels"].sum(-1) + parts["controls"].sum(-1)  # [R,T]
+        return float(np.where(keep, total, 0.0).sum())
+
+    def _plan_robustness(
+        self, idx: np.ndarray, m: np.ndarray, period: tuple[Any, Any] | None, n_boot: int, level: float,
+        random_state: int,
+    ) -> dict[str, float]:
+        """Gain of multipliers ``m`` over the observed allocation under region-bootstrap refits."""
+        gains = np.zeros(n_boot)
+        for b, (_, refit) in enumerate(self._bootstrap_refits(n_boot, random_state)):
+            keep = refit._cells(None, period)
+            where = refit._cells(None, period, observed=False)
+            scaled = refit._activity()
+            kpi = [float(np.where(keep, refit._media_kpi(refit._plan_activity(scaled, idx, x, where)), 0.0).sum())
+                   for x in (m, np.ones(len(idx)))]
+            gains[b] = (kpi[0] - kpi[1]) / refit._total_kpi(keep)
+        lo, hi = np.percentile(gains, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
+        return {"gain_lo": float(lo), "gain_hi": float(hi), "gain_share_positive": float((gains > 0).mean()),
+                "n_boot": n_boot, "level": level}
 
     def _cells(
         self, regions: Sequence[Any] | None, period: tuple[Any, Any] | None, observed: bool = True
