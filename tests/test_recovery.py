@@ -56,3 +56,26 @@ def test_fit_cli_reports_bad_input(tmp_path, capsys):
                  "--date", "date", "--region", "region", "--out", str(tmp_path / "o")])
     assert code == 2
     assert "negative" in capsys.readouterr().err
+
+
+def test_fit_cli_writes_bootstrap_intervals_and_plan(tmp_path, capsys):
+    import json
+
+    from .conftest import FAST
+
+    sim = simulate_panel(5, 60, 2, seed=4)
+    path = tmp_path / "d.csv"
+    sim.data.to_csv(path, index=False)
+    cfg = tmp_path / "fast.json"
+    cfg.write_text(json.dumps(FAST))
+    args = ["fit", str(path), "--target", "kpi", "--channels", "channel_1,channel_2", "--date", "date",
+            "--region", "region", "--config", str(cfg)]
+    assert main([*args, "--n-boot", "1", "--out", str(tmp_path / "bad")]) == 2
+    assert "--n-boot must be 0" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    assert main([*args, "--n-boot", "2", "--out", str(tmp_path / "o")]) == 0
+    intervals = pd.read_csv(tmp_path / "o" / "effect_intervals.csv", index_col=0)
+    assert list(intervals.index) == ["channel_1", "channel_2"]
+    assert (intervals["total_share_lo"] <= intervals["total_share_hi"]).all()
+    plan = pd.read_csv(tmp_path / "o" / "budget_plan.csv", index_col=0)
+    assert plan["optimal_spend"].sum() == pytest.approx(plan["spend"].sum(), rel=1e-6)
+    assert plan["n_boot"].eq(2).all() and plan["gain_share_positive"].between(0, 1).all()

@@ -23,8 +23,13 @@ from .exceptions import ConfigError, DataError
 __all__ = ["main", "write_outputs", "read_lift_tests"]
 
 
-def write_outputs(model: DeepCausalMMM, out: Path) -> list[Path]:
-    """Write the HTML report, contributions, summary, figures and the model file into ``out``."""
+def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0) -> list[Path]:
+    """Write the HTML report, contributions, summary, figures and the model file into ``out``.
+
+    With ``n_boot >= 2`` also ``effect_intervals.csv`` (:meth:`DeepCausalMMM.get_effect_intervals`)
+    and ``budget_plan.csv`` (:meth:`DeepCausalMMM.optimize_budget` with its bootstrap
+    robustness figures as extra columns), each costing ``n_boot`` refits.
+    """
     out.mkdir(parents=True, exist_ok=True)
     files = [out / "report.html", out / "contributions.csv", out / "summary.csv",
              out / "contributions.html", out / "dag.html", out / "model.safetensors"]
@@ -37,6 +42,14 @@ def write_outputs(model: DeepCausalMMM, out: Path) -> list[Path]:
     if getattr(model, "lift_tests_", None) is not None:
         files.append(out / "lift_tests.csv")
         model.lift_test_report().to_csv(files[-1], index=False)
+    if n_boot:
+        files.append(out / "effect_intervals.csv")
+        model.get_effect_intervals(n_boot=n_boot).to_csv(files[-1])
+        plan = model.optimize_budget(n_boot=n_boot)
+        for key in ("kpi_gain", "kpi_gain_fraction", "gain_lo", "gain_hi", "gain_share_positive", "n_boot"):
+            plan[key] = plan.attrs[key]
+        files.append(out / "budget_plan.csv")
+        plan.to_csv(files[-1])
     return files
 
 
@@ -84,6 +97,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace) -> int:
+    if args.n_boot == 1 or args.n_boot < 0:
+        raise DataError(f"--n-boot must be 0 (no intervals) or at least 2, found {args.n_boot}")
     df = pd.read_csv(args.data)
     channels = [c for c in args.channels.split(",") if c]
     controls = [c for c in (args.controls or "").split(",") if c]
@@ -91,7 +106,7 @@ def _fit(args: argparse.Namespace) -> int:
     model = DeepCausalMMM(config=args.config, random_state=args.seed)
     model.fit_frame(df, target=args.target, channels=channels, date=args.date, region=args.region,
                     controls=controls or None, lift_tests=lift_tests)
-    files = write_outputs(model, Path(args.out))
+    files = write_outputs(model, Path(args.out), n_boot=args.n_boot)
     print(model.contribution_summary().round(4).to_string())
     print(f"wrote {len(files)} files to {Path(args.out).resolve()}")
     return 0
@@ -122,6 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                      help="CSV of geo experiments to calibrate to: channel,start,end,lift,lift_se"
                      "[,regions as label;label;...]")
     fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--n-boot", type=int, default=0,
+                     help="region-bootstrap refits for effect_intervals.csv and budget_plan.csv "
+                     "(0: none; each replicate is a full refit)")
     fit.add_argument("--out", default="outputs/fit")
     fit.set_defaults(func=_fit)
     args = parser.parse_args(argv)
