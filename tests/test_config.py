@@ -62,3 +62,11 @@ def test_bad_config_file(tmp_path):
 def test_round_trip_through_dict():
     cfg = build_config(None, {"training": {"epochs": 12}})
     assert build_config(cfg.to_dict()) == cfg
+
+
+def test_huber_delta_auto_or_positive():
+    assert build_config(None).huber_delta == "auto"
+    assert build_config(None, {"huber_delta": 0.03}).huber_delta == 0.03
+    for bad in (0, -0.1, "median"):
+        with pytest.raises(ConfigError, match="huber_delta"):
+            build_config(None, {"huber_delta": bad})

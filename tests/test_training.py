@@ -79,6 +79,56 @@ def test_huber_is_quadratic_inside_delta_and_linear_outside():
     assert float(big) == pytest.approx(2 * 0.05 * (1.0 - 0.025), rel=1e-5)
 
 
+def test_per_region_huber_threshold_in_the_loss():
+    y = torch.zeros(2, 2)
+    w = torch.ones(2, 2)
+    delta = torch.tensor([[0.05], [0.5]])  # [R,1]
+    pred = torch.tensor([[1.0, 1.0], [0.1, 0.1]])
+    per_region = data_loss(pred, y, w, "huber", delta)
+    # region 0 in its linear part, region 1 inside its (wider) quadratic part
+    assert float(per_region) == pytest.approx((2 * 2 * 0.05 * (1.0 - 0.025) + 2 * 0.1**2) / 4, rel=1e-5)
+    same = data_loss(pred, y, w, "huber", torch.full((2, 1), 0.05))
+    assert float(same) == pytest.approx(float(data_loss(pred, y, w, "huber", 0.05)), rel=1e-6)
+
+
+def test_region_huber_delta_follows_each_regions_noise():
+    from deepcausalmmm.estimator import HUBER_K, HUBER_MIN, region_huber_delta
+
+    rng = np.random.default_rng(0)
+    t = np.arange(156)
+    season = 1 + 0.1 * np.sin(2 * np.pi * t / 52)
+    quiet = np.stack([season + rng.normal(0, 0.02, 156) for _ in range(20)])
+    noisy = np.stack([season + rng.normal(0, 0.08, 156) for _ in range(20)])
+    d_quiet, d_noisy = region_huber_delta(quiet), region_huber_delta(noisy)
+    # four times the noise, about four times the threshold; the seasonal swing does not count
+    assert 3.0 < d_noisy.mean() / d_quiet.mean() < 5.0
+    # the running median follows part of the noise: the threshold is 0.6-0.75 of HUBER_K x sd
+    assert 0.55 < d_quiet.mean() / (HUBER_K * 0.02) < 0.8
+    flat_and_missing = np.stack([np.ones(50), np.full(50, np.nan), 1 + rng.normal(0, 0.05, 50)])
+    d = region_huber_delta(flat_and_missing)
+    assert d[0] == HUBER_MIN  # a constant KPI is not all outliers
+    # no fitted weeks: the median of the other regions' noise scales (0 and d[2] / HUBER_K)
+    assert d[1] == pytest.approx(d[2] / 2)
+
+
+def test_auto_threshold_resists_a_spike_in_a_smooth_region():
+    from deepcausalmmm.datasets import simulate_panel
+
+    sim = simulate_panel(4, 60, 2, seed=3, noise=0.01)
+    spiked = sim.y.copy()
+    rows = np.flatnonzero(sim.regions == sim.regions[0])
+    spiked[rows[-3]] *= 1.6  # one-week spike near the end of a smooth region
+    fast = {"training": {"epochs": 200, "patience": 40, "polish_steps": 50}}
+
+    def level_shift(cfg: dict) -> float:
+        fits = [DeepCausalMMM(config={**fast, **cfg}).fit(sim.X, y, regions=sim.regions, dates=sim.dates)
+                for y in (sim.y, spiked)]
+        pred = [f.get_channel_contributions()["prediction"].to_numpy()[rows[-1]] for f in fits]
+        return abs(pred[1] - pred[0]) / pred[0]
+
+    assert level_shift({}) < 0.5 * level_shift({"huber_delta": 1.0})
+
+
 def test_estimator_two_phases_with_validation_slice(small_sim):
     model = DeepCausalMMM(config={"training": {"validation_weeks": 8, "epochs": 80, "patience": 20}})
     model.fit(small_sim.X, small_sim.y, regions=small_sim.regions, dates=small_sim.dates)

@@ -272,7 +272,13 @@ class MMMConfig(_Section):
     """Complete model configuration (see README, "Configuration")."""
 
     loss: Literal["mse", "huber"] = "huber"
-    huber_delta: float = Field(0.05, gt=0.0, description="Huber threshold in scaled KPI units.")
+    huber_delta: float | Literal["auto"] = Field(
+        "auto",
+        description="Huber threshold in scaled KPI units (region mean = 1), or 'auto': per region, "
+        "1.345 x a robust scale of its week-to-week noise (MAD of the KPI around a 5-week running "
+        "median), the classic 95%-efficiency tuning, so that a large region whose KPI is smooth "
+        "is robust to its one-week spikes and a noisy one is not treated as all outliers.",
+    )
     regularization: RegularizationConfig = RegularizationConfig()
     carryover: CarryoverConfig = CarryoverConfig()
     context: ContextConfig = ContextConfig()
@@ -285,6 +291,12 @@ class MMMConfig(_Section):
     data: DataConfig = DataConfig()
     graph: GraphConfig = GraphConfig()
     calibration: CalibrationConfig = CalibrationConfig()
+
+    @model_validator(mode="after")
+    def _positive_delta(self) -> MMMConfig:
+        if self.huber_delta != "auto" and not self.huber_delta > 0:
+            raise ValueError(f"huber_delta must be 'auto' or a number > 0, found {self.huber_delta}")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (JSON-serialisable)."""

@@ -1102,11 +1102,16 @@ class DeepCausalMMM(BaseEstimator):
         if lifts is not None and cfg.calibration.weight > 0:
             assert knots is not None and graph is not None
             lift = cls._lift_term(cfg, panel, scaler, knots, graph, lifts, float((w > 0).sum()), device)
+        delta = None
+        if cfg.huber_delta == "auto":
+            fitted_y = np.where(panel.observed & ~val_mask, y, np.nan)
+            delta = torch.tensor(region_huber_delta(fitted_y)[:, None], dtype=f32, device=device)  # [R,1]
         return Target(
             y=torch.tensor(y, dtype=f32, device=device),
             weight_train=torch.tensor(np.where(val_mask, 0.0, w), dtype=f32, device=device),
             weight_val=torch.tensor(np.where(val_mask, w, 0.0), dtype=f32, device=device),
             lift=lift,
+            delta=delta,
         )
 
     @classmethod
@@ -1231,6 +1236,28 @@ def fill_levels(panel: Panel) -> np.ndarray:
     rows = np.arange(len(last))
     ends_stale = panel.observed.any(axis=1) & stale[rows, last]
     return np.where(ends_stale, panel.y[rows, last], np.nan)
+
+
+HUBER_K = 1.345  # Huber's constant: 95% efficiency under Gaussian noise
+HUBER_MIN = 0.005  # floor of a region's threshold (scaled units): a near-constant KPI is not all outliers
+
+
+def region_huber_delta(y: np.ndarray) -> np.ndarray:
+    """Per-region Huber threshold ``[R]`` from scaled KPI ``[R,T]`` (NaN where not fitted).
+
+    ``HUBER_K`` times a robust scale of each region's week-to-week noise: the
+    median absolute deviation (x 1.4826) of the KPI around its centred 5-week
+    running median. Regions with too few weeks get the median of the others.
+    """
+    frame = pd.DataFrame(y.T)  # [T,R]
+    dev = (frame - frame.rolling(5, center=True, min_periods=3).median()).to_numpy().T  # [R,T]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows handled below
+        centre = np.nanmedian(dev, axis=1, keepdims=True)
+        scale = np.nanmedian(np.abs(dev - centre), axis=1) * 1.4826  # [R]
+    ok = np.isfinite(scale)
+    scale = np.where(ok, scale, np.median(scale[ok]) if ok.any() else 0.05 / HUBER_K)
+    return np.maximum(HUBER_K * scale, HUBER_MIN)
 
 
 _MARGINAL_GRID = (0.9, 1.0, 1.1)

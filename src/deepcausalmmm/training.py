@@ -86,6 +86,7 @@ class Target:
     weight_train: Tensor  # [R,T] loss weight of cells used for fitting
     weight_val: Tensor  # [R,T] loss weight of the temporal validation slice (may be all 0)
     lift: LiftTerm | None = None  # lift tests to calibrate to (fit(lift_tests=...))
+    delta: Tensor | None = None  # [R,1] per-region Huber threshold (None: config.huber_delta)
 
 
 @dataclass
@@ -102,11 +103,14 @@ class History:
     seconds: float = 0.0
 
 
-def data_loss(pred: Tensor, y: Tensor, weight: Tensor, kind: str, delta: float) -> Tensor:
-    """Weighted mean of squared or Huber error over cells (``[R,T]`` each)."""
+def data_loss(pred: Tensor, y: Tensor, weight: Tensor, kind: str, delta: float | Tensor) -> Tensor:
+    """Weighted mean of squared or Huber error over cells (``[R,T]`` each; ``delta`` a float or ``[R,1]``)."""
     err = pred - y
-    if kind == "huber":
-        per = nn.functional.huber_loss(pred, y, reduction="none", delta=delta) * 2.0
+    if kind == "huber" and isinstance(delta, Tensor):
+        a = err.abs()
+        per = torch.where(a <= delta, a**2, 2 * delta * a - delta**2)  # 2 x Huber
+    elif kind == "huber":
+        per = nn.functional.huber_loss(pred, y, reduction="none", delta=float(delta)) * 2.0
     else:
         per = err**2
     return (per * weight).sum() / weight.sum().clamp_min(1e-12)
@@ -115,9 +119,14 @@ def data_loss(pred: Tensor, y: Tensor, weight: Tensor, kind: str, delta: float) 
 def total_loss(net: nn.Module, batch: object, target: Target, config: MMMConfig) -> tuple[Tensor, Tensor]:
     """(fitting loss incl. penalties, validation data loss) for one forward pass."""
     dec = net(batch)
-    fit = data_loss(dec.prediction, target.y, target.weight_train, config.loss, config.huber_delta)
+    delta: float | Tensor
+    if target.delta is not None:
+        delta = target.delta
+    else:
+        delta = 0.05 if config.huber_delta == "auto" else float(config.huber_delta)
+    fit = data_loss(dec.prediction, target.y, target.weight_train, config.loss, delta)
     with torch.no_grad():
-        val = data_loss(dec.prediction, target.y, target.weight_val, config.loss, config.huber_delta)
+        val = data_loss(dec.prediction, target.y, target.weight_val, config.loss, delta)
     penalty = net.penalty(config, dec)  # type: ignore[operator]
     if target.lift is not None:
         penalty = penalty + target.lift.penalty(net, dec, fit)
