@@ -275,9 +275,10 @@ class MMMConfig(_Section):
     huber_delta: float | Literal["auto"] = Field(
         "auto",
         description="Huber threshold in scaled KPI units (region mean = 1), or 'auto': per region, "
-        "1.345 x a robust scale of its week-to-week noise (MAD of the KPI around a 5-week running "
-        "median), the classic 95%-efficiency tuning, so that a large region whose KPI is smooth "
-        "is robust to its one-week spikes and a noisy one is not treated as all outliers.",
+        "1.345 x the MAD (x 1.4826) of its KPI around a centred 5-week running median, about 0.9 "
+        "noise sd for Gaussian noise (the running median follows part of the noise), so that a "
+        "large region whose KPI is smooth is robust to its one-week spikes and a noisy one is not "
+        "treated as all outliers.",
     )
     regularization: RegularizationConfig = RegularizationConfig()
     carryover: CarryoverConfig = CarryoverConfig()

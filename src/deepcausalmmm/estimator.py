@@ -483,10 +483,9 @@ class DeepCausalMMM(BaseEstimator):
             spend = np.where(p.observed[draw][:, :, None], self.spend_[draw], 0.0).sum(axis=(0, 1))  # [C]
             safe = np.where(spend > 0, spend, 1.0)
             rois[b] = np.where(spend > 0, eff["total"].to_numpy() / safe, np.nan)
-            # the refit's spend is its activity; rescale its slope to the fitted panel's spend
-            curves = refit.get_response_curves(multipliers=_MARGINAL_GRID)
-            refit_spend = np.where(p.observed[draw][:, :, None], p.media[draw], 0.0).sum(axis=(0, 1))  # [C]
-            slope = _marginal_roi(curves, self.channels_) * refit_spend  # KPI per unit of activity x activity
+            # KPI per unit multiplier from the refit, over the fitted panel's spend (the refit's
+            # own spend is its activity, which differs for impressions channels)
+            slope = _response_slope(refit.get_response_curves(multipliers=_MARGINAL_GRID), self.channels_)
             marginals[b] = np.where(spend > 0, slope / safe, np.nan)
         q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
         out = pd.DataFrame(index=pd.Index(self.channels_, name="channel"))
@@ -682,17 +681,14 @@ class DeepCausalMMM(BaseEstimator):
             )
         scaled = self._activity()  # [R,T,C]
 
-        def activity(m: np.ndarray, off: int | None = None) -> np.ndarray:
-            return self._plan_activity(scaled, idx, m, where, off)
+        def kpi(m: np.ndarray, off: int | None = None) -> float:
+            return self._plan_kpi(scaled, idx, m, keep, where, off)
 
-        def kpi(x: np.ndarray) -> float:
-            return float(np.where(keep, self._media_kpi(x), 0.0).sum())
-
-        base = kpi(activity(np.ones(len(idx))))
+        base = kpi(np.ones(len(idx)))
         norm = max(abs(base), 1e-12)
 
         def objective(m: np.ndarray) -> float:
-            return -(kpi(activity(m)) - base) / norm
+            return -(kpi(m) - base) / norm
 
         x0 = np.clip(np.full(len(idx), target / current), lo, hi)
         res = minimize(
@@ -707,8 +703,8 @@ class DeepCausalMMM(BaseEstimator):
 
         def response(m: np.ndarray) -> np.ndarray:
             """``[k]`` each chosen channel's KPI against switching it off, at multipliers ``m``."""
-            total = kpi(activity(m))
-            return np.array([total - kpi(activity(m, off=int(c))) for c in idx])
+            total = kpi(m)
+            return np.array([total - kpi(m, off=int(c)) for c in idx])
 
         table = pd.DataFrame(
             {"spend": spend, "optimal_spend": m_opt * spend, "multiplier": m_opt,
@@ -721,15 +717,18 @@ class DeepCausalMMM(BaseEstimator):
             table.attrs["kpi_gain_fraction"] = gain / self._total_kpi(keep)
         return table
 
-    def _plan_activity(
-        self, scaled: np.ndarray, idx: np.ndarray, m: np.ndarray, where: np.ndarray, off: int | None = None
-    ) -> np.ndarray:
-        """``[R,T,C]`` activity with channels ``idx`` at multipliers ``m`` in ``where`` (channel ``off`` at 0)."""
+    def _plan_kpi(
+        self, scaled: np.ndarray, idx: np.ndarray, m: np.ndarray, keep: np.ndarray, where: np.ndarray,
+        off: int | None = None,
+    ) -> float:
+        """Media KPI over ``keep`` with channels ``idx`` at multipliers ``m`` in ``where``
+        (channel ``off`` at 0), induced activity moving through the graph."""
         factors = np.ones(len(self.channels_))
         factors[idx] = m
         if off is not None:
             factors[off] = 0.0
-        return rescale(scaled, self.graph_model_, factors, where)
+        activity = rescale(scaled, self.graph_model_, factors, where)  # [R,T,C]
+        return float(np.where(keep, self._media_kpi(activity), 0.0).sum())
 
     def _total_kpi(self, keep: np.ndarray) -> float:
         """Modelled KPI (all parts) over the ``[R,T]`` cells ``keep``."""
@@ -747,9 +746,8 @@ class DeepCausalMMM(BaseEstimator):
             keep = refit._cells(None, period)
             where = refit._cells(None, period, observed=False)
             scaled = refit._activity()
-            kpi = [float(np.where(keep, refit._media_kpi(refit._plan_activity(scaled, idx, x, where)), 0.0).sum())
-                   for x in (m, np.ones(len(idx)))]
-            gains[b] = (kpi[0] - kpi[1]) / refit._total_kpi(keep)
+            gain = refit._plan_kpi(scaled, idx, m, keep, where) - refit._plan_kpi(scaled, idx, np.ones(len(idx)), keep, where)
+            gains[b] = gain / refit._total_kpi(keep)
         lo, hi = np.percentile(gains, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
         return {"gain_lo": float(lo), "gain_hi": float(hi), "gain_share_positive": float((gains > 0).mean()),
                 "n_boot": n_boot, "level": level}
@@ -1267,6 +1265,13 @@ def _marginal_roi(curves: pd.DataFrame, channels: Sequence[str]) -> np.ndarray:
     """Per channel ``[C]``: ``marginal_roi`` at multiplier 1 of a :meth:`get_response_curves` table."""
     at_one = curves[np.isclose(curves["multiplier"], 1.0)].set_index("channel")["marginal_roi"]
     return at_one.reindex(list(channels)).to_numpy(dtype=float)
+
+
+def _response_slope(curves: pd.DataFrame, channels: Sequence[str]) -> np.ndarray:
+    """Per channel ``[C]``: response change per unit multiplier across the ``_MARGINAL_GRID`` ends."""
+    table = curves.pivot(index="channel", columns="multiplier", values="response").reindex(list(channels))
+    lo, hi = _MARGINAL_GRID[0], _MARGINAL_GRID[-1]
+    return ((table[hi] - table[lo]) / (hi - lo)).to_numpy(dtype=float)
 
 
 def season_cycles(dates: pd.Index, period: float) -> float:
