@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/mmm_panel.py [--data ../shared/data/mmm_data.csv] [--json out.json]
                                    [--backtest 3] [--sweep 36,40,...,96] [--explain]
+                                   [--intervals N]
 
 Prints one table with the model and the naive floors computed in the same run.
 """
@@ -152,6 +153,27 @@ def explain(df: pd.DataFrame, media: list[str], controls: list[str], cutoff: int
     return out
 
 
+def intervals(model: DeepCausalMMM, n_boot: int) -> dict[str, object]:
+    """Region-bootstrap effect intervals and the budget plan's robustness on the split's fit."""
+    eff = model.get_effect_intervals(n_boot=n_boot)
+    cols = ["total_share", "total_share_lo", "total_share_hi", "marginal_roi", "marginal_roi_lo",
+            "marginal_roi_hi"]
+    print(f"\neffect intervals (get_effect_intervals, n_boot {n_boot}, 90%, "
+          f"{eff.attrs['seconds']:.1f} s; marginal ROI in KPI per unit of activity):")
+    print(eff[cols].round(4).to_string())
+    t0 = time.perf_counter()
+    plan = model.optimize_budget(n_boot=n_boot)
+    seconds = time.perf_counter() - t0
+    a = plan.attrs
+    print(f"\nbudget plan robustness (optimize_budget, n_boot {n_boot}, {seconds:.1f} s): gain "
+          f"{a['kpi_gain_fraction'] * 100:.2f}% of modelled KPI; replicates {a['gain_lo'] * 100:.2f} to "
+          f"{a['gain_hi'] * 100:.2f}% (90%), plan ahead in {a['gain_share_positive'] * 100:.0f}% of replicates")
+    return {"effect_intervals": eff[cols].to_dict(orient="index"), "effect_seconds": eff.attrs["seconds"],
+            "plan_gain_fraction": a["kpi_gain_fraction"], "plan_gain_lo": a["gain_lo"],
+            "plan_gain_hi": a["gain_hi"], "plan_share_positive": a["gain_share_positive"],
+            "plan_seconds": seconds, "plan_multipliers": plan["multiplier"].round(3).to_dict()}
+
+
 def print_table(rows: dict[str, dict[str, float]], title: str) -> None:
     cols = ["pooled_r2", "wape_pct", "national_mape_pct", "median_dma_r2", "train_r2", "gap", "fit_s"]
     print(f"\n{title}")
@@ -173,7 +195,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--explain", action="store_true",
                     help="after the split: where the holdout squared error sits (largest cells, R^2 "
                     "without single-week spikes) and a budget reallocation of the fitted model")
+    ap.add_argument("--intervals", type=int, default=0, metavar="N",
+                    help="after the split: get_effect_intervals and optimize_budget with N "
+                    "region-bootstrap refits each (slow: 2 N fits)")
     args = ap.parse_args(argv)
+    if args.intervals == 1 or args.intervals < 0:
+        print(f"--intervals must be 0 (off) or at least 2 refits, found {args.intervals}", file=sys.stderr)
+        return 2
     if not args.data.is_file():
         print(f"data file {args.data} not found; pass --data PATH to mmm_data.csv", file=sys.stderr)
         return 2
@@ -191,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, object] = {"split": rows}
     if args.explain:
         result["explain"] = explain(df, media, controls, cutoff, model)
+    if args.intervals:
+        result["intervals"] = intervals(model, args.intervals)
     if args.backtest:
         bt = DeepCausalMMM(random_state=args.random_state).backtest(
             df[media], df["target_visits"].to_numpy(), regions=df["dmacode"].to_numpy(),

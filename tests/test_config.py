@@ -44,6 +44,8 @@ def test_unknown_key_names_path_and_allowed_keys():
 def test_out_of_range_and_bad_choice():
     with pytest.raises(ConfigError, match=r"config key 'regularization\.l1'.*greater than or equal to 0"):
         build_config(None, {"regularization": {"l1": -1}})
+    with pytest.raises(ConfigError, match=r"'regularization\.carryover_pooling'.*greater than or equal to 0"):
+        build_config(None, {"regularization": {"carryover_pooling": -1e-6}})
     with pytest.raises(ConfigError, match=r"config key 'loss'.*'mse' or 'huber'"):
         build_config(None, {"loss": "mae"})
     with pytest.raises(ConfigError, match=r"gate_min .* must be < carryover.gate_max"):

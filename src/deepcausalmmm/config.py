@@ -51,6 +51,12 @@ class RegularizationConfig(_Section):
     bound: float = Field(
         1e-3, ge=0.0, description="L2 on the log-expansion of learnable coefficient bounds."
     )
+    carryover_pooling: float = Field(
+        1e-6,
+        ge=0.0,
+        description="L2 pulling each channel's carryover gate logits toward the channels' mean "
+        "(per stage).",
+    )
     hill_slope: float = Field(
         1.0,
         ge=0.0,

@@ -153,6 +153,9 @@ class MMMNet(nn.Module):
         pen = pen + reg.region_shrinkage * (self.region_dev**2).sum(dim=1).mean()
         pen = pen + self.baseline.penalty(reg.smoothness, reg.region_shrinkage, reg.season_shrinkage)
         pen = pen + reg.bound * self.bound_raw**2
+        if reg.carryover_pooling > 0:
+            logit = self.carryover.gate_logit  # [S,C]
+            pen = pen + reg.carryover_pooling * ((logit - logit.mean(dim=1, keepdim=True)) ** 2).sum()
         pen = pen + reg.hill_slope * (torch.log(self.saturation.slope()) ** 2).sum()
         if self.effectiveness is not None:
             pen = pen + reg.effectiveness * ((decomposition.effectiveness - 1) ** 2).mean()
