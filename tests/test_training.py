@@ -92,7 +92,7 @@ def test_per_region_huber_threshold_in_the_loss():
 
 
 def test_region_huber_delta_follows_each_regions_noise():
-    from deepcausalmmm.estimator import HUBER_K, HUBER_MIN, region_huber_delta
+    from deepcausalmmm.training import HUBER_K, HUBER_MIN, region_huber_delta
 
     rng = np.random.default_rng(0)
     t = np.arange(156)
@@ -242,3 +242,26 @@ def test_strong_carryover_pooling_gives_every_channel_the_same_gates(small_sim):
         spread[weight] = float((logits - logits.mean(dim=1, keepdim=True)).abs().max())
     assert spread[10.0] < 0.02
     assert spread[0.0] > 0.1
+
+
+def test_a_target_without_thresholds_gets_its_regions_own_under_auto():
+    """Known answer: a Target built outside the estimator (no per-region thresholds) is
+    scored with the thresholds region_huber_delta computes from its training cells, not a
+    fixed number; an explicit huber_delta is used as given."""
+    from deepcausalmmm.training import region_huber_delta
+
+    rng = np.random.default_rng(0)
+    x = torch.linspace(0, 1, 80).reshape(2, 40)
+    noise = np.stack([rng.normal(0, 0.01, 40), rng.normal(0, 0.2, 40)])  # quiet and noisy region
+    y = 3 * x + 1 + torch.tensor(noise, dtype=torch.float32)
+    target = Target(y, torch.ones_like(y), torch.zeros_like(y))
+    net = Line()  # prediction 0: every error is large, so the thresholds matter
+    auto = build_config(None, {"huber_delta": "auto"})
+    delta = torch.tensor(region_huber_delta(y.numpy())[:, None], dtype=torch.float32)
+    expected = data_loss(torch.zeros_like(y), y, target.weight_train, "huber", delta)
+    got = total_loss(net, x, target, auto)[0].detach()
+    assert float(got) == pytest.approx(float(expected), rel=1e-6)
+    assert float(delta[1, 0]) > 5 * float(delta[0, 0])  # the noisy region's threshold is wider
+    fixed = build_config(None, {"huber_delta": 0.05})
+    assert float(total_loss(net, x, target, fixed)[0].detach()) == pytest.approx(
+        float(data_loss(torch.zeros_like(y), y, target.weight_train, "huber", 0.05)), rel=1e-6)

@@ -29,7 +29,15 @@ from .data.scaling import PanelScaler
 from .exceptions import ConfigError, DataError
 from .model import Batch, Decomposition, MMMNet
 from .plotting.figures import contributions_figure, dag_figure, response_figure
-from .training import History, LiftTerm, Target, full_precision, polish, train
+from .training import (
+    History,
+    LiftTerm,
+    Target,
+    full_precision,
+    polish,
+    region_huber_delta,
+    train,
+)
 
 __all__ = ["DeepCausalMMM"]
 
@@ -1234,28 +1242,6 @@ def fill_levels(panel: Panel) -> np.ndarray:
     rows = np.arange(len(last))
     ends_stale = panel.observed.any(axis=1) & stale[rows, last]
     return np.where(ends_stale, panel.y[rows, last], np.nan)
-
-
-HUBER_K = 1.345  # Huber's constant: 95% efficiency under Gaussian noise
-HUBER_MIN = 0.005  # floor of a region's threshold (scaled units): a near-constant KPI is not all outliers
-
-
-def region_huber_delta(y: np.ndarray) -> np.ndarray:
-    """Per-region Huber threshold ``[R]`` from scaled KPI ``[R,T]`` (NaN where not fitted).
-
-    ``HUBER_K`` times a robust scale of each region's week-to-week noise: the
-    median absolute deviation (x 1.4826) of the KPI around its centred 5-week
-    running median. Regions with too few weeks get the median of the others.
-    """
-    frame = pd.DataFrame(y.T)  # [T,R]
-    dev = (frame - frame.rolling(5, center=True, min_periods=3).median()).to_numpy().T  # [R,T]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows handled below
-        centre = np.nanmedian(dev, axis=1, keepdims=True)
-        scale = np.nanmedian(np.abs(dev - centre), axis=1) * 1.4826  # [R]
-    ok = np.isfinite(scale)
-    scale = np.where(ok, scale, np.median(scale[ok]) if ok.any() else 0.05 / HUBER_K)
-    return np.maximum(HUBER_K * scale, HUBER_MIN)
 
 
 _MARGINAL_GRID = (0.9, 1.0, 1.1)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor, nn
 
@@ -78,6 +82,28 @@ class LiftTerm:
         return self.weight * noise_var.detach() / self.n_cells * (z**2).sum()
 
 
+HUBER_K = 1.345  # Huber's constant: 95% efficiency under Gaussian noise
+HUBER_MIN = 0.005  # floor of a region's threshold (scaled units): a near-constant KPI is not all outliers
+
+
+def region_huber_delta(y: np.ndarray) -> np.ndarray:
+    """Per-region Huber threshold ``[R]`` from scaled KPI ``[R,T]`` (NaN where not fitted).
+
+    ``HUBER_K`` times a robust scale of each region's week-to-week noise: the
+    median absolute deviation (x 1.4826) of the KPI around its centred 5-week
+    running median. Regions with too few weeks get the median of the others.
+    """
+    frame = pd.DataFrame(y.T)  # [T,R]
+    dev = (frame - frame.rolling(5, center=True, min_periods=3).median()).to_numpy().T  # [R,T]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows handled below
+        centre = np.nanmedian(dev, axis=1, keepdims=True)
+        scale = np.nanmedian(np.abs(dev - centre), axis=1) * 1.4826  # [R]
+    ok = np.isfinite(scale)
+    scale = np.where(ok, scale, np.median(scale[ok]) if ok.any() else 0.05 / HUBER_K)
+    return np.maximum(HUBER_K * scale, HUBER_MIN)
+
+
 @dataclass(frozen=True)
 class Target:
     """What the loss compares against: KPI and per-cell weights, ``[R,T]`` each."""
@@ -86,7 +112,7 @@ class Target:
     weight_train: Tensor  # [R,T] loss weight of cells used for fitting
     weight_val: Tensor  # [R,T] loss weight of the temporal validation slice (may be all 0)
     lift: LiftTerm | None = None  # lift tests to calibrate to (fit(lift_tests=...))
-    delta: Tensor | None = None  # [R,1] per-region Huber threshold (None: config.huber_delta)
+    delta: Tensor | None = None  # [R,1] per-region Huber threshold (None: from config.huber_delta)
 
 
 @dataclass
@@ -116,14 +142,29 @@ def data_loss(pred: Tensor, y: Tensor, weight: Tensor, kind: str, delta: float |
     return (per * weight).sum() / weight.sum().clamp_min(1e-12)
 
 
+def with_huber_delta(target: Target, config: MMMConfig) -> Target:
+    """``target`` with per-region Huber thresholds filled in under ``huber_delta: auto``.
+
+    The estimator builds targets that carry them; a target built elsewhere gets
+    them here from its own training cells (scaled KPI where ``weight_train > 0``).
+    """
+    if target.delta is not None or config.loss != "huber" or config.huber_delta != "auto":
+        return target
+    y = target.y.detach().cpu().numpy()
+    fitted = np.where(target.weight_train.detach().cpu().numpy() > 0, y, np.nan)  # [R,T]
+    delta = torch.tensor(region_huber_delta(fitted)[:, None], dtype=target.y.dtype, device=target.y.device)
+    return dataclasses.replace(target, delta=delta)
+
+
 def total_loss(net: nn.Module, batch: object, target: Target, config: MMMConfig) -> tuple[Tensor, Tensor]:
     """(fitting loss incl. penalties, validation data loss) for one forward pass."""
     dec = net(batch)
     delta: float | Tensor
-    if target.delta is not None:
-        delta = target.delta
+    if config.huber_delta != "auto":
+        delta = float(config.huber_delta) if target.delta is None else target.delta
     else:
-        delta = 0.05 if config.huber_delta == "auto" else float(config.huber_delta)
+        resolved = with_huber_delta(target, config).delta
+        delta = resolved if resolved is not None else 0.05  # mse ignores it
     fit = data_loss(dec.prediction, target.y, target.weight_train, config.loss, delta)
     with torch.no_grad():
         val = data_loss(dec.prediction, target.y, target.weight_val, config.loss, delta)
@@ -150,6 +191,7 @@ def train(
     Without one it stops when the training loss plateaus the same way.
     """
     start = time.perf_counter()
+    target = with_huber_delta(target, config)  # once, not per epoch
     tr = config.training
     n_epochs = tr.epochs if epochs is None else epochs
     lr = tr.learning_rate if learning_rate is None else learning_rate
@@ -234,6 +276,7 @@ def polish(
     ]
     if steps <= 0 or not params:
         return 0
+    target = with_huber_delta(target, config)
     start = copy.deepcopy(net.state_dict())
     # tolerance_change=0: near Adam's end point one L-BFGS step can change the
     # float32 loss by less than its rounding, and with a positive tolerance
