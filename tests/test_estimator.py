@@ -236,11 +236,12 @@ def test_seasonality_needs_a_full_cycle():
     weekly = pd.date_range("2024-01-01", periods=104, freq="7D")
     assert season_cycles(weekly, 52.1775) == pytest.approx(104 * 7 / 365.2425, rel=1e-9)
     assert season_cycles(pd.Index(np.arange(26)), 52.0) == pytest.approx(0.5)
-    fast = {"training": {"epochs": 2, "polish_steps": 0}}
+    fast = {"training": {"epochs": 2, "polish_steps": 0}, "carryover": {"context_scale": 0.5}}
     short = simulate_panel(3, 40, 2, seed=1)  # 40 weeks: under one year
     long = simulate_panel(3, 60, 2, seed=1)
     args = lambda s: (s.X, s.y, s.regions, s.dates)  # noqa: E731
-    short_fit = DeepCausalMMM(config={"training": {"epochs": 30, "polish_steps": 0}}).fit(*args(short))
+    short_fit = DeepCausalMMM(config={"training": {"epochs": 30, "polish_steps": 0},
+                                      "carryover": {"context_scale": 0.5}}).fit(*args(short))
     assert short_fit.config_.baseline.fourier_order == 0
     assert short_fit.config_.carryover.context_scale == 0.0
     # a fine trend takes the KPI's path: knots every baseline.short_knot_spacing (2) weeks

@@ -99,6 +99,21 @@ def test_6_bitwise_determinism(small_sim):
     assert a.equals(b)
 
 
+def test_6_default_fit_does_not_depend_on_the_seed(small_sim):
+    """With the defaults (constant carryover gates, effectiveness off) no randomly initialised
+    part reaches the prediction, so random_state cannot change the fit; with calendar-moved
+    gates (context_scale 0.5) the GRU's initialisation does."""
+    def contributions(seed, config):
+        cfg = {"training": {"epochs": 40, "polish_steps": 0}, **config}
+        return DeepCausalMMM(config=cfg, random_state=seed).fit(
+            small_sim.X, small_sim.y, regions=small_sim.regions, dates=small_sim.dates,
+            controls=small_sim.control_frame).get_channel_contributions()
+
+    assert contributions(0, {}).equals(contributions(1, {}))
+    moved = {"carryover": {"context_scale": 0.5}}
+    assert not contributions(0, moved).equals(contributions(1, moved))
+
+
 def test_7_contributions_only_from_own_channel(fitted, small_sim):
     X1 = small_sim.X.copy()
     X1["channel_3"] = X1["channel_3"][::-1].to_numpy() * 3  # scramble one channel

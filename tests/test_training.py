@@ -182,7 +182,9 @@ def test_estimator_polish_lowers_the_fitted_objective(small_sim):
     and the trend and seasonal shapes keep Adam's values unless polish_shapes is set."""
     losses, nets = {}, {}
     for steps, shapes in ((0, False), (100, False), (101, True)):
-        training = {"epochs": 150, "patience": 40, "polish_steps": steps, "polish_shapes": shapes}
+        # Adam stopped short of its plateau (60 epochs), as in a large fit: on this small panel
+        # 150 epochs already reach the float32 floor, where no step can lower the loss
+        training = {"epochs": 60, "patience": 40, "polish_steps": steps, "polish_shapes": shapes}
         model = DeepCausalMMM(config={"training": training}, random_state=0)
         model.fit(small_sim.X, small_sim.y, regions=small_sim.regions, dates=small_sim.dates)
         p = model.panel_
