@@ -1109,7 +1109,8 @@ class DeepCausalMMM(BaseEstimator):
             assert knots is not None and graph is not None
             lift = cls._lift_term(cfg, panel, scaler, knots, graph, lifts, float((w > 0).sum()), device)
         delta = None
-        if cfg.huber_delta == "auto":
+        if cfg.huber_delta == "auto":  # here from the float64 KPI; training.with_huber_delta
+            # fills in thresholds only for Targets built elsewhere (from their float32 copy)
             fitted_y = np.where(panel.observed & ~val_mask, y, np.nan)
             delta = torch.tensor(region_huber_delta(fitted_y)[:, None], dtype=f32, device=device)  # [R,1]
         return Target(

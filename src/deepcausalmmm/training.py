@@ -159,12 +159,12 @@ def with_huber_delta(target: Target, config: MMMConfig) -> Target:
 def total_loss(net: nn.Module, batch: object, target: Target, config: MMMConfig) -> tuple[Tensor, Tensor]:
     """(fitting loss incl. penalties, validation data loss) for one forward pass."""
     dec = net(batch)
+    target = with_huber_delta(target, config)  # no-op when it carries thresholds (train, polish)
     delta: float | Tensor
-    if config.huber_delta != "auto":
-        delta = float(config.huber_delta) if target.delta is None else target.delta
-    else:
-        resolved = with_huber_delta(target, config).delta
-        delta = resolved if resolved is not None else 0.05  # mse ignores it
+    if target.delta is not None:
+        delta = target.delta
+    else:  # a number, or unused (mse)
+        delta = 0.0 if config.huber_delta == "auto" else float(config.huber_delta)
     fit = data_loss(dec.prediction, target.y, target.weight_train, config.loss, delta)
     with torch.no_grad():
         val = data_loss(dec.prediction, target.y, target.weight_val, config.loss, delta)
