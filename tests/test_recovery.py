@@ -5,8 +5,9 @@ import pandas as pd
 import pytest
 
 from deepcausalmmm import DeepCausalMMM
-from deepcausalmmm.cli import main
+from deepcausalmmm.cli import main, parse_graph
 from deepcausalmmm.datasets import simulate_panel
+from deepcausalmmm.exceptions import DataError
 
 
 def test_channel_shares_within_5_points_on_20_regions():
@@ -44,6 +45,31 @@ def test_demo_cli_writes_outputs(tmp_path, capsys):
     assert (out / "contributions.html").read_text().count("plotly") > 0
     assert "<h2>Effects under intervention</h2>" in (out / "report.html").read_text()
     assert DeepCausalMMM.load(out / "model.safetensors").channels_ == ["channel_1", "channel_2", "channel_3"]
+    # the default demo panel has a mediation graph: the truth is printed beside what was learned
+    assert "true channel graph: channel_1 -> channel_2 (weight 0.5, lag 0), channel_1 -> channel_3" in printed
+    assert "learned channel graph:" in printed and "true_mediated" in printed
+
+
+def test_demo_graph_argument(capsys, tmp_path):
+    channels = ["channel_1", "channel_2", "channel_3"]
+    assert parse_graph("channel_1>channel_2:0.5, channel_2>channel_3:0.25:2", channels) == [
+        ("channel_1", "channel_2", 0.5, 0), ("channel_2", "channel_3", 0.25, 2)]
+    assert parse_graph("none", channels) == []
+    for spec, says in [("channel_1-channel_2:0.5", "malformed"), ("channel_1>channel_2", "malformed"),
+                       ("channel_1>channel_2:x", "malformed"), ("channel_1>channel_9:0.5", "channel_9"),
+                       ("channel_1>channel_1:0.5", "two different channels"),
+                       ("channel_1>channel_2:-1", "positive weight"),
+                       ("channel_1>channel_2:0.5:-1", "lag >= 0")]:
+        with pytest.raises(DataError, match=says):
+            parse_graph(spec, channels)
+    code = main(["demo", "--out", str(tmp_path / "d"), "--regions", "3", "--weeks", "30", "--channels", "2"])
+    assert code == 2  # the default graph names channel_3
+    err = capsys.readouterr().err
+    assert "channel_3" in err and "--channels" in err
+    assert not (tmp_path / "d").exists()  # nothing written on bad input
+    assert main(["demo", "--out", str(tmp_path / "e"), "--regions", "3", "--weeks", "30", "--channels", "2",
+                 "--graph", "none"]) == 0
+    assert "true channel graph: no edges" in capsys.readouterr().out
 
 
 def test_fit_cli_reports_bad_input(tmp_path, capsys):
