@@ -138,8 +138,8 @@ def test_effects_semantics(mediated):
     contrib = model.get_channel_contributions()[sim.channels].sum()
     np.testing.assert_allclose(eff["direct"], contrib, rtol=1e-6)
     assert eff.loc["channel_1", "mediated"] > 0  # channel_1 drives channel_3
-    for c in ["channel_2", "channel_3", "channel_4"]:  # no children: total == direct
-        assert eff.loc[c, "total"] == pytest.approx(eff.loc[c, "direct"], rel=1e-6)
+    for c in ["channel_2", "channel_3", "channel_4"]:  # no children: total == direct, exactly
+        assert eff.loc[c, "total"] == eff.loc[c, "direct"] and eff.loc[c, "mediated"] == 0.0
     assert eff["total_share"].sum() == pytest.approx(1.0)
     np.testing.assert_allclose(eff["roi"], eff["total"] / sim.X.sum().to_numpy(), rtol=1e-6)
     regional = model.get_channel_effects(by_region=True)
@@ -288,3 +288,19 @@ def test_joint_rescaling_reduces_to_single_interventions_and_composes():
     both = rescale(a, graph, np.array([2.0, 0.5, 1.0]), np.ones((2, 6), dtype=bool))
     # b's activity, including the part a induces (0.5 x a), is halved after a doubled:
     np.testing.assert_allclose(both[:, :, 1], 0.5 * (a[:, :, 1] + 0.5 * a[:, :, 0]))
+
+
+def test_channels_without_descendants_have_exactly_no_mediated_effect():
+    sim = simulate_panel(6, 60, 3, seed=3)
+    X = sim.X.copy()
+    X["channel_2"] = 0.0  # a channel that never ran
+    with pytest.warns(UserWarning, match="zero in every row"):
+        model = DeepCausalMMM(config={"training": {"epochs": 40, "polish_steps": 5}}).fit(
+            X, sim.y, regions=sim.regions, dates=sim.dates)
+    assert model.get_dag_edges().empty
+    eff = model.get_channel_effects()
+    # no rounding noise: with no graph, total is the direct effect to the last bit
+    assert (eff["mediated"] == 0.0).all() and (eff["total"] == eff["direct"]).all()
+    assert eff.loc["channel_2", "total"] == 0.0 and np.isnan(eff.loc["channel_2", "roi"])
+    regional = model.get_channel_effects(by_region=True)
+    assert (regional["mediated"] == 0.0).all()

@@ -420,9 +420,13 @@ class DeepCausalMMM(BaseEstimator):
         observed = self._fitted_parts(p.media)["channels"]  # [R,T,C]
         total = np.zeros((R, C))
         for c in range(C):
-            cf_media = intervene(scaled, self.graph_model_, c) * scale
-            cf = self._fitted_parts(cf_media)["channels"]
-            total[:, c] = np.where(keep[:, :, None], observed - cf, 0.0).sum(axis=(1, 2))
+            cf_scaled = intervene(scaled, self.graph_model_, c)
+            # cells the intervention leaves alone keep the observed media exactly, so a channel
+            # without descendants has total == direct (no rounding noise from rescaling)
+            cf_media = np.where(cf_scaled != scaled, cf_scaled * scale, p.media)
+            diff = np.where(keep[:, :, None], observed - self._fitted_parts(cf_media)["channels"], 0.0)
+            # the channel's own change summed as `direct` is, then what its descendants lose
+            total[:, c] = diff[:, :, c].sum(axis=1) + np.delete(diff, c, axis=2).sum(axis=(1, 2))
         direct = np.where(keep[:, :, None], observed, 0.0).sum(axis=1)  # [R,C]
         spend = np.where(keep[:, :, None], self.spend_, 0.0).sum(axis=1)  # [R,C]
         if by_region:
