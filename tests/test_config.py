@@ -46,6 +46,8 @@ def test_out_of_range_and_bad_choice():
         build_config(None, {"regularization": {"l1": -1}})
     with pytest.raises(ConfigError, match=r"'regularization\.carryover_pooling'.*greater than or equal to 0"):
         build_config(None, {"regularization": {"carryover_pooling": -1e-6}})
+    with pytest.raises(ConfigError, match=r"'regularization\.coefficient_prior'.*'ceiling' or 'marginal'"):
+        build_config(None, {"regularization": {"coefficient_prior": "level"}})
     with pytest.raises(ConfigError, match=r"config key 'loss'.*'mse' or 'huber'"):
         build_config(None, {"loss": "mae"})
     with pytest.raises(ConfigError, match=r"gate_min .* must be < carryover.gate_max"):

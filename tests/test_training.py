@@ -267,3 +267,66 @@ def test_a_target_without_thresholds_gets_its_regions_own_under_auto():
     fixed = build_config(None, {"huber_delta": 0.05})
     assert float(total_loss(net, x, target, fixed)[0].detach()) == pytest.approx(
         float(data_loss(torch.zeros_like(y), y, target.weight_train, "huber", 0.05)), rel=1e-6)
+
+
+def test_marginal_coefficient_prior_known_values(fitted):
+    """Known answers: with half-saturation 1 and slope 1 the marginal prior equals the
+    coefficient (ceiling) prior; with half-saturation 3 and slope 2, Hill(1) = 1/10, the
+    marginal effect is 4 beta 2 (1/10)(9/10) = 0.72 beta, so the L2 term is 0.72^2 of it."""
+    from deepcausalmmm.components.saturation import _logit
+
+    net, cfg = fitted.net_, fitted.config_
+    p = fitted.panel_
+    R, T, _ = p.shape
+    batch = fitted._batch(cfg, p, fitted.scaler_, fitted.knots_, np.arange(R), p.media,
+                          p.control_values, np.arange(T, dtype=float))
+    lo_k, hi_k, lo_s, hi_s = net.saturation.bounds
+
+    def l2_term(prior: str, k: float, s: float) -> float:
+        with torch.no_grad():
+            net.saturation.k_raw.fill_(_logit(k, lo_k, hi_k))
+            net.saturation.s_raw.fill_(_logit(s, lo_s, hi_s))
+            dec = net(batch)
+            on = build_config(cfg.to_dict(), {"regularization": {"coefficient_prior": prior, "l2": 1.0}})
+            off = build_config(cfg.to_dict(), {"regularization": {"coefficient_prior": prior, "l2": 0.0}})
+            return float(net.penalty(on, dec) - net.penalty(off, dec))
+
+    saved = (net.saturation.k_raw.detach().clone(), net.saturation.s_raw.detach().clone())
+    try:
+        with torch.no_grad():
+            gamma2 = float((net.gamma() ** 2).sum())
+            beta2 = float((net.beta() ** 2).sum())
+        assert l2_term("ceiling", 1.0, 1.0) == pytest.approx(beta2 + gamma2, rel=1e-4)
+        assert l2_term("marginal", 1.0, 1.0) == pytest.approx(beta2 + gamma2, rel=1e-4)
+        assert l2_term("marginal", 3.0, 2.0) == pytest.approx(0.72**2 * beta2 + gamma2, rel=1e-4)
+        assert l2_term("ceiling", 3.0, 2.0) == pytest.approx(beta2 + gamma2, rel=1e-4)
+    finally:
+        with torch.no_grad():
+            net.saturation.k_raw.copy_(saved[0])
+            net.saturation.s_raw.copy_(saved[1])
+
+
+def test_marginal_prior_lets_a_linear_response_stay_linear():
+    """On a panel whose true response is linear (30% of the KPI), shrinking the curve's
+    ceiling favours concave curves that carry too much level per unit of marginal effect;
+    shrinking the marginal effect does not, so the half-saturations rise and the media
+    share lands closer to the truth."""
+    rng = np.random.default_rng(0)
+    R, T = 20, 104
+    size = np.exp(rng.uniform(0, np.log(5), R))  # [R]
+    x = size[:, None, None] * rng.gamma(4, 0.25, (R, T, 2)) * 100  # [R,T,C]
+    carried = np.zeros_like(x)
+    for t in range(T):
+        carried[:, t] = 0.6 * x[:, t] + (0.4 * carried[:, t - 1] if t else 0.0)
+    media = size[:, None] * (carried / x.mean(axis=1, keepdims=True) * [0.2, 0.1]).sum(-1)  # [R,T]
+    y = size[:, None] * 0.7 + media + rng.normal(0, 0.02, (R, T)) * size[:, None]
+    true_share = media.sum() / y.sum()
+    share, half_sat = {}, {}
+    for prior in ("ceiling", "marginal"):
+        model = DeepCausalMMM(config={"regularization": {"coefficient_prior": prior}, "graph": {"mode": "none"}})
+        model.fit(x, y)
+        share[prior] = model.contribution_summary()["share_of_kpi"].sum()
+        half_sat[prior] = float(model.net_.saturation.half_saturation().detach().mean())
+    assert abs(true_share - 0.30) < 0.01
+    assert abs(share["marginal"] - true_share) < 0.5 * abs(share["ceiling"] - true_share)
+    assert half_sat["marginal"] > 2 * half_sat["ceiling"]

@@ -36,6 +36,12 @@ class RegularizationConfig(_Section):
 
     l1: float = Field(0.0, ge=0.0, description="L1 on channel and control coefficients.")
     l2: float = Field(1e-3, ge=0.0, description="L2 on channel and control coefficients.")
+    coefficient_prior: Literal["ceiling", "marginal"] = Field(
+        "ceiling",
+        description="What l1/l2 shrink for a channel: its coefficient, the response curve's "
+        "ceiling ('ceiling'), or its marginal effect at typical activity ('marginal', scaled to "
+        "equal the coefficient for a curve with half-saturation 1 and slope 1).",
+    )
     region_shrinkage: float = Field(
         1e-2, ge=0.0, description="L2 pulling region deviations toward shared values."
     )

@@ -150,10 +150,28 @@ class MMMNet(nn.Module):
         return Decomposition(base, channels, controls, prediction, eff)
 
     # -- penalties -------------------------------------------------------------------------
+    def prior_coefficients(self, kind: str = "ceiling") -> Tensor:
+        """The channel quantities that ``l1``/``l2`` shrink, ``[C]``.
+
+        ``ceiling``: the coefficients (the response curve's ceiling). Shrinking
+        them favours concave curves, whose level per unit of marginal effect is
+        larger. ``marginal``: each channel's marginal effect at its typical
+        activity (x = 1 in region-mean units), ``4 beta s h (1 - h)`` with
+        ``h = Hill(1)``: equal to ``beta`` for half-saturation 1 and slope 1,
+        and blind to how much level a curve carries per unit of slope.
+        """
+        beta = self.beta()
+        if kind == "ceiling":
+            return beta
+        slope = self.saturation.slope()
+        h = self.saturation(torch.ones_like(beta)[None, None, :])[0, 0]  # Hill(1) per channel [C]
+        return 4 * beta * slope * h * (1 - h)
+
+
     def penalty(self, config: MMMConfig, decomposition: Decomposition) -> Tensor:
         """All regularisation terms of the configuration, as one scalar."""
         reg = config.regularization
-        coefs = torch.cat([self.beta(), self.gamma()])
+        coefs = torch.cat([self.prior_coefficients(reg.coefficient_prior), self.gamma()])
         pen = reg.l1 * coefs.abs().sum() + reg.l2 * (coefs**2).sum()
         pen = pen + reg.region_shrinkage * (self.region_dev**2).sum(dim=1).mean()
         pen = pen + self.baseline.penalty(reg.smoothness, reg.region_shrinkage, reg.season_shrinkage)
