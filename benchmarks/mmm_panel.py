@@ -4,9 +4,11 @@ Usage::
 
     python benchmarks/mmm_panel.py [--data ../shared/data/mmm_data.csv] [--json out.json]
                                    [--backtest 3] [--sweep 36,40,...,96] [--explain]
-                                   [--intervals N]
+                                   [--intervals N] [--config JSON]
 
 Prints one table with the model and the naive floors computed in the same run.
+The issue's targets are for the default configuration; ``--config`` (JSON
+config overrides for every fit) is for comparing settings.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import r2_score
 
-from deepcausalmmm import DeepCausalMMM
+from deepcausalmmm import ConfigError, DeepCausalMMM, build_config
 
 N_WEEKS = 109
 HOLDOUT = int(N_WEEKS * 0.12)  # 13
@@ -80,12 +82,12 @@ def naive_forecasts(train: pd.DataFrame, hold: pd.DataFrame) -> dict[str, np.nda
 
 def fit_and_score(
     df: pd.DataFrame, media: list[str], controls: list[str], cutoff: int, horizon: int,
-    random_state: int = 0,
+    random_state: int = 0, config: dict | None = None,
 ) -> tuple[dict[str, dict[str, float]], DeepCausalMMM]:
     """Fit on weeks < cutoff, score weeks cutoff..cutoff+horizon-1, with naive floors."""
     train = df[df.weekid < cutoff]
     hold = df[(df.weekid >= cutoff) & (df.weekid < cutoff + horizon)]
-    model = DeepCausalMMM(random_state=random_state)
+    model = DeepCausalMMM(config=config, random_state=random_state)
     t0 = time.perf_counter()
     model.fit(
         train[media], train["target_visits"].to_numpy(), regions=train["dmacode"].to_numpy(),
@@ -198,7 +200,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--intervals", type=int, default=0, metavar="N",
                     help="after the split: get_effect_intervals and optimize_budget with N "
                     "region-bootstrap refits each (slow: 2 N fits)")
+    ap.add_argument("--config", default=None, help="JSON config overrides for every fit "
+                    "(default: the default configuration)")
     args = ap.parse_args(argv)
+    try:
+        over = json.loads(args.config) if args.config else None
+        build_config(over)
+    except json.JSONDecodeError as exc:
+        print(f"--config must be JSON, e.g. '{{\"regularization\": {{\"l2\": 1e-3}}}}': {exc}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"--config: {exc}", file=sys.stderr)
+        return 2
     if args.intervals == 1 or args.intervals < 0:
         print(f"--intervals must be 0 (off) or at least 2 refits, found {args.intervals}", file=sys.stderr)
         return 2
@@ -207,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     df, media, controls = load_grid(args.data)
     cutoff = N_WEEKS - HOLDOUT
-    rows, model = fit_and_score(df, media, controls, cutoff, HOLDOUT, args.random_state)
+    rows, model = fit_and_score(df, media, controls, cutoff, HOLDOUT, args.random_state, over)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rows["deepcausalmmm"]["peak_mb"] = peak_mb
     print_table(rows, f"holdout weeks {cutoff}..{N_WEEKS - 1} (train 0..{cutoff - 1}), "
@@ -222,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.intervals:
         result["intervals"] = intervals(model, args.intervals)
     if args.backtest:
-        bt = DeepCausalMMM(random_state=args.random_state).backtest(
+        bt = DeepCausalMMM(config=over, random_state=args.random_state).backtest(
             df[media], df["target_visits"].to_numpy(), regions=df["dmacode"].to_numpy(),
             dates=df["weekid"].to_numpy(), controls=df[controls], n_splits=args.backtest,
             horizon=HOLDOUT, sample_weight=np.where(df["observed"], 1.0, FILLED_WEIGHT))
@@ -236,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{'R^2':>10s}{'naive':>10s}{'fit_s':>8s}")
         sweep = []
         for cut in cutoffs:
-            r, _ = fit_and_score(df, media, controls, cut, HOLDOUT, args.random_state)
+            r, _ = fit_and_score(df, media, controls, cut, HOLDOUT, args.random_state, over)
             o, n = r["deepcausalmmm"], r["naive: last value"]
             sweep.append({"cutoff": cut, "ours": o, "naive_last_value": n})
             print(f"{cut:8d}{o['wape_pct']:10.2f}{n['wape_pct']:10.2f}{o['national_mape_pct']:10.2f}"
