@@ -246,15 +246,19 @@ def main(argv: list[str] | None = None) -> int:
         cutoffs = [int(c) for c in args.sweep.split(",")]
         print(f"\ncutoff sweep ({len(cutoffs)} cutoffs, all cells, {HOLDOUT}-week horizon):")
         print(f"{'cutoff':>8s}{'WAPE':>10s}{'naive':>10s}{'nat.MAPE':>10s}{'naive':>10s}"
-              f"{'R^2':>10s}{'naive':>10s}{'fit_s':>8s}")
+              f"{'R^2':>10s}{'naive':>10s}{'fit_s':>8s}{'media':>8s}{'max_ch':>8s}")
         sweep = []
         for cut in cutoffs:
-            r, _ = fit_and_score(df, media, controls, cut, HOLDOUT, args.random_state, over)
+            r, m = fit_and_score(df, media, controls, cut, HOLDOUT, args.random_state, over)
             o, n = r["deepcausalmmm"], r["naive: last value"]
+            s_ = m.contribution_summary()
+            o["media_share_of_kpi"] = float(s_.share_of_kpi.sum())
+            o["largest_channel_share_of_media"] = float(s_.share_of_media.max())
             sweep.append({"cutoff": cut, "ours": o, "naive_last_value": n})
             print(f"{cut:8d}{o['wape_pct']:10.2f}{n['wape_pct']:10.2f}{o['national_mape_pct']:10.2f}"
                   f"{n['national_mape_pct']:10.2f}{o['pooled_r2']:10.4f}{n['pooled_r2']:10.4f}"
-                  f"{o['fit_s']:8.1f}", flush=True)
+                  f"{o['fit_s']:8.1f}{o['media_share_of_kpi']:8.3f}"
+                  f"{o['largest_channel_share_of_media']:8.3f}", flush=True)
         wins = sum(s["ours"]["wape_pct"] < s["naive_last_value"]["wape_pct"] for s in sweep)
         print(f"WAPE below the naive last value at {wins} of {len(sweep)} cutoffs")
         result["sweep"] = sweep
