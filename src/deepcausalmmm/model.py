@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from .components.carryover import GatedCarryover
-from .components.saturation import HillSaturation
+from .components.saturation import HillSaturation, hill
 from .components.temporal import Baseline, CalendarContext, Effectiveness
 from .config import MMMConfig
 
@@ -163,10 +163,11 @@ class MMMNet(nn.Module):
         beta = self.beta()
         if kind == "ceiling":
             return beta
+        if kind != "marginal":
+            raise ValueError(f"coefficient prior must be 'ceiling' or 'marginal', found {kind!r}")
         slope = self.saturation.slope()
-        h = self.saturation(torch.ones_like(beta)[None, None, :])[0, 0]  # Hill(1) per channel [C]
+        h = hill(torch.ones_like(beta), self.saturation.half_saturation(), slope)  # Hill(1) [C]
         return 4 * beta * slope * h * (1 - h)
-
 
     def penalty(self, config: MMMConfig, decomposition: Decomposition) -> Tensor:
         """All regularisation terms of the configuration, as one scalar."""
