@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/other_simulator.py [--seeds 0,1] [--linear] [--empty] [--config '{"regularization": {"l2": 1e-4}}']
+    python benchmarks/other_simulator.py [--seeds 0,1] [--linear | --flighted] [--empty] [--config '{"regularization": {"l2": 1e-4}}']
 
 The package's simulator shares design choices with the model (two-stage
 carryover, Hill curves relative to each region's typical activity). This one
@@ -13,6 +13,17 @@ saturate, small ones stay near linear; ``--linear`` makes it ``0.8 a``), and a
 linear structural model among activities (ch0 -> ch1, ch0 -> ch2,
 ch1 -> ch2; ``--empty`` drops them). True total effects come from simulating
 do(channel = 0).
+
+``--flighted`` switches to a third design, closer to a media plan: eight
+named channels, four flighted (national bursts of 3-8 weeks with gaps of 2-7:
+tv, video, radio, ooh) and four always-on (search, social, display, email),
+each with a yearly budget season of its own phase, region sizes
+log-normal, week-to-week regional variation log-normal (sd 0.3); a decay per
+channel (0.1-0.7, one stage) and an S-shaped Hill curve per channel (half
+saturation 0.5-2, slope 1-2) on activity relative to each region's mean; a
+rising trend, a yearly baseline season and a price control (effect -0.5 per
+unit); mediation tv -> search, tv -> social, social -> search (``--empty``
+drops them); noise 6% of the baseline; root tv.
 For each seed it prints the learned edges, total-share errors, the root's
 total-effect error and the media share of KPI, for the model and for the
 mediation-blind baseline (``graph.mode="none"``) fitted in the same run.
@@ -85,21 +96,101 @@ def simulate(seed: int, linear: bool, R: int = 40, T: int = 156, C: int = 6, emp
     return df, names, total, contrib.sum() / y.sum()
 
 
+FLIGHTED = ["tv", "search", "social", "display", "video", "radio", "email", "ooh"]
+FLIGHTED_EDGES = {(1, 0): 0.5, (2, 0): 0.3, (1, 2): 0.4}  # (child, parent), as EDGES
+FLIGHTED_ORDER = (0, 2, 1, 3, 4, 5, 6, 7)  # parents before children
+
+
+def simulate_flighted(seed: int, empty: bool = False, R: int = 40, T: int = 156, noise: float = 0.06):
+    """The ``--flighted`` design: long table, names, true totals ``[C]``, true media share."""
+    rng = np.random.default_rng(seed)
+    C = len(FLIGHTED)
+    size = np.exp(rng.normal(0.0, 0.8, R))  # [R]
+    t = np.arange(T)
+    national = np.empty((T, C))
+    for c in range(C):
+        season = 1 + 0.4 * np.sin(2 * np.pi * t / 52.18 + rng.uniform(0, 2 * np.pi))  # [T]
+        if FLIGHTED[c] in ("tv", "video", "radio", "ooh"):
+            on, k = np.zeros(T), 0
+            while k < T:
+                k += int(rng.integers(2, 8))  # gap
+                n = int(rng.integers(3, 9))  # burst length
+                on[k:k + n] = rng.uniform(0.6, 1.4)
+                k += n
+            national[:, c] = season * on
+        else:
+            national[:, c] = season * rng.lognormal(0.0, 0.15, T)
+    exo = (size[:, None, None] * national[None] * rng.lognormal(0.0, 0.3, (R, T, C))
+           * rng.uniform(50, 500, C))  # [R,T,C]
+    typical = exo.mean(axis=(0, 1))  # [C]
+    edges = {} if empty else FLIGHTED_EDGES
+
+    def acts(off: int | None = None) -> np.ndarray:
+        x = exo.copy()
+        for c in FLIGHTED_ORDER:
+            for (child, parent), w in edges.items():
+                if child == c:
+                    x[:, :, c] += w * typical[c] / typical[parent] * x[:, :, parent]
+            if c == off:
+                x[:, :, c] = 0.0
+        return x
+
+    decay = rng.uniform(0.1, 0.7, C)
+    half = rng.uniform(0.5, 2.0, C)
+    slope = rng.uniform(1.0, 2.0, C)
+
+    def carried(a: np.ndarray) -> np.ndarray:
+        out = np.zeros_like(a)
+        for k in range(T):
+            out[:, k] = a[:, k] + (decay * out[:, k - 1] if k else 0.0)
+        return out
+
+    x = acts()
+    norm = carried(x).mean(axis=1, keepdims=True)  # [R,1,C]: each region's own mean
+    b = rng.dirichlet(np.full(C, 1.5)) * 0.25  # contribution at typical activity, share of base
+
+    def response(a: np.ndarray) -> np.ndarray:
+        rel = carried(a) / norm
+        h = rel**slope / (rel**slope + half**slope)
+        return size[:, None, None] * 1000 * b * (1 + half**slope) * h  # [R,T,C]
+
+    price = 1 + 0.05 * rng.standard_normal((R, T)).cumsum(axis=1) / np.sqrt(T)  # [R,T]
+    base = size[:, None] * 1000 * (1 + 0.1 * t / T + 0.08 * np.sin(2 * np.pi * t / 52.18 + 1.0))[None, :]
+    base = base - size[:, None] * 1000 * 0.5 * (price - 1)
+    contrib = response(x)
+    y = base + contrib.sum(-1) + rng.normal(0, noise, (R, T)) * base
+    total = np.array([contrib.sum() - response(acts(off=c)).sum() for c in range(C)])
+    df = pd.DataFrame({"region": np.repeat(np.arange(R), T), "week": np.tile(t, R)})
+    for c, n in enumerate(FLIGHTED):
+        df[n] = x[:, :, c].reshape(-1)
+    df["price"] = price.reshape(-1)
+    df["kpi"] = y.reshape(-1)
+    return df, list(FLIGHTED), total, contrib.sum() / y.sum()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seeds", default="0,1")
-    ap.add_argument("--linear", action="store_true", help="linear responses instead of saturating")
+    design = ap.add_mutually_exclusive_group()
+    design.add_argument("--linear", action="store_true", help="linear responses instead of saturating")
+    design.add_argument("--flighted", action="store_true",
+                    help="the third design: flighted and always-on channels (see above)")
     ap.add_argument("--empty", action="store_true", help="no edges among activities")
     ap.add_argument("--config", default="{}", help="JSON config overrides for both fits")
     args = ap.parse_args(argv)
     over = json.loads(args.config)
     for seed in (int(s) for s in args.seeds.split(",")):
-        df, names, total, media_share = simulate(seed, args.linear, empty=args.empty)
+        if args.flighted:
+            df, names, total, media_share = simulate_flighted(seed, empty=args.empty)
+            controls = df[["price"]]
+        else:
+            df, names, total, media_share = simulate(seed, args.linear, empty=args.empty)
+            controls = None
         share = total / total.sum()
         line = [f"seed {seed}: true media share of KPI {media_share:.3f}"]
         for label, mode in (("ours", "notears"), ("blind", "none")):
             model = DeepCausalMMM(config={**over, "graph": {**over.get("graph", {}), "mode": mode}})
-            model.fit(df[names], df["kpi"], regions=df["region"], dates=df["week"])
+            model.fit(df[names], df["kpi"], regions=df["region"], dates=df["week"], controls=controls)
             effects = model.get_channel_effects()
             err = (effects["total_share"].to_numpy() - share) * 100
             root = abs(effects["total"].to_numpy()[0] / total[0] - 1) * 100

@@ -1,5 +1,7 @@
 """Recovery of simulator truth (no channel graph), and the demo CLI end to end."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -48,6 +50,10 @@ def test_demo_cli_writes_outputs(tmp_path, capsys):
     # the default demo panel has a mediation graph: the truth is printed beside what was learned
     assert "true channel graph: channel_1 -> channel_2 (weight 0.5, lag 0), channel_1 -> channel_3" in printed
     assert "learned channel graph:" in printed and "true_mediated" in printed
+    ident = pd.read_csv(out / "identification.csv", index_col=0)
+    assert ident["level"].tolist() == ["extrapolated", "observed", "extrapolated"]  # always-on: odd
+    assert re.search(r"^channel_1 .* extrapolated$", printed, re.M)  # the share table's level column
+    assert re.search(r"^channel_2 .* observed$", printed, re.M)
 
 
 def test_demo_graph_argument(capsys, tmp_path):

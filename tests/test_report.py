@@ -23,8 +23,8 @@ def report(fitted, tmp_path_factory):
 
 def test_report_sections_and_numbers_come_from_the_model(fitted, report):
     _, text = report
-    for section in ["Panel and fit", "Contributions", "Effects under intervention", "Channel graph",
-                    "Response curves", "Budget reallocation"]:
+    for section in ["Panel and fit", "Contributions", "Effects under intervention",
+                    "What the data identify", "Channel graph", "Response curves", "Budget reallocation"]:
         assert f"<h2>{section}</h2>" in text
     assert "<h2>Lift tests</h2>" not in text  # fitted without experiments
     effects = fitted.get_channel_effects()
@@ -33,6 +33,10 @@ def test_report_sections_and_numbers_come_from_the_model(fitted, report):
         assert f"<td>{effects.loc[c, 'total']:,.3f}</td>" in text
         assert f"<td>{effects.loc[c, 'roi']:,.3f}</td>" in text
         assert f"<td>{summary.loc[c, 'share_of_media']:,.3f}</td>" in text
+    ident = fitted.get_identification()
+    for c in fitted.channels_:
+        assert f"<td>{ident.loc[c, 'activity_floor']:,.3f}</td>" in text
+    assert text.count("<td>extrapolated</td>") == (ident["level"] == "extrapolated").sum() > 0
     plan = fitted.optimize_budget()
     assert f"modelled gain {plan.attrs['kpi_gain']:,.0f}" in text
     # plotly.js is embedded once, so the file opens offline
@@ -50,6 +54,8 @@ def test_report_lists_lift_tests(small_sim, tmp_path):
     text = model.save_report(tmp_path / "r.html").read_text(encoding="utf-8")
     assert "<h2>Lift tests</h2>" in text
     assert f"{model.lift_tests_['model_lift'].iloc[0]:,.3f}" in text
+    assert model.get_identification()["lift_tested"].to_dict() == {
+        "channel_1": False, "channel_2": True, "channel_3": False}
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="no chromium on PATH to render the report")

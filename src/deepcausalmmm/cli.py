@@ -24,7 +24,8 @@ __all__ = ["main", "write_outputs", "read_lift_tests", "parse_graph"]
 
 
 def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0) -> list[Path]:
-    """Write the HTML report, contributions, summary, figures and the model file into ``out``.
+    """Write the HTML report, contributions, summary, figures, the model file and the
+    identification table (:meth:`DeepCausalMMM.get_identification`) into ``out``.
 
     With ``n_boot >= 2`` also ``effect_intervals.csv`` (:meth:`DeepCausalMMM.get_effect_intervals`)
     and ``budget_plan.csv`` (:meth:`DeepCausalMMM.optimize_budget` with its bootstrap
@@ -32,13 +33,15 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0) -> list[Path
     """
     out.mkdir(parents=True, exist_ok=True)
     files = [out / "report.html", out / "contributions.csv", out / "summary.csv",
-             out / "contributions.html", out / "dag.html", out / "model.safetensors"]
+             out / "contributions.html", out / "dag.html", out / "model.safetensors",
+             out / "identification.csv"]
     model.save_report(files[0])
     model.get_channel_contributions().to_csv(files[1])
     model.contribution_summary().to_csv(files[2])
     model.plot_contributions().write_html(files[3], include_plotlyjs=True)
     model.plot_dag().write_html(files[4], include_plotlyjs=True)
     model.save(files[5])
+    model.get_identification().to_csv(files[6])
     if getattr(model, "lift_tests_", None) is not None:
         files.append(out / "lift_tests.csv")
         model.lift_test_report().to_csv(files[-1], index=False)
@@ -142,8 +145,12 @@ def _demo(args: argparse.Namespace) -> int:
     table["error_pp"] = (table.estimated_share - table.true_share) * 100
     print("\nchannel shares of the total media effect, estimated vs simulator truth (total = direct +"
           " mediated through the graph; mediated also as a share of the total):")
-    print((table.round(3) + 0.0).to_string())  # + 0.0: no "-0.000" for rounding noise
+    shown = table.round(3) + 0.0  # + 0.0: no "-0.000" for rounding noise
+    shown["level"] = model.get_identification()["level"]
+    print(shown.to_string())
     print(f"mean absolute error: {table.error_pp.abs().mean():.2f} percentage points")
+    print("level 'extrapolated': the channel is always on, so the data show its curve's slope, not "
+          "the response from zero; its share rests on the curve's shape (get_identification)")
     files = write_outputs(model, Path(args.out))
     print(f"\nwrote {len(files)} files to {Path(args.out).resolve()}:")
     for f in files:

@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 from .analysis.calibration import LiftTests, parse_lift_tests
 from .analysis.contributions import contributions_frame, summarize_contributions
 from .analysis.effects import intervene, rescale
+from .analysis.identification import identification_table
 from .components.graph import ChannelGraph, learn_graph
 from .components.temporal import fourier_features, make_knots, season_phase, trend_basis
 from .config import MMMConfig, build_config
@@ -295,6 +296,50 @@ class DeepCausalMMM(BaseEstimator):
         assert self.panel_.y is not None  # a fitted panel always holds the KPI
         kpi = float(np.nansum(np.where(self.panel_.observed, self.panel_.y, 0.0)))
         return summarize_contributions(table, self.channels_, kpi)
+
+    def get_identification(self, threshold: float = 0.3) -> pd.DataFrame:
+        """Per channel: whether the data observe its level or the curve's shape supplies it.
+
+        A channel's contribution and total effect are its response from zero
+        activity up to the activity it had. The data show that stretch of the
+        curve only where the channel's activity falls far below its typical
+        value (dark weeks, flights, regional holdouts); for an always-on
+        channel they show the slope around typical activity, and the level
+        under it comes from the Hill curve's assumed shape (its slope prior).
+        On simulated panels those channels carry most of the share error
+        (README, "What the data identify"), so they are the ones to calibrate with a
+        lift test (``fit(lift_tests=...)``).
+
+        Parameters
+        ----------
+        threshold : float, default 0.3
+            ``level`` is ``"extrapolated"`` when the channel's activity floor
+            (10th percentile of activity over each region's mean activity) is
+            at or above this, e.g. an always-on channel that never drops below
+            30% of its typical activity.
+
+        Returns
+        -------
+        DataFrame indexed by channel: ``activity_floor``, ``dark_share``
+        (region-weeks at or below 5% of the region's mean), ``level``
+        (``"observed"``, ``"extrapolated"`` or ``"no activity"``) and
+        ``lift_tested`` (a lift test on the channel was given to ``fit``).
+
+        Raises
+        ------
+        ConfigError
+            If ``threshold`` is not a number in (0, 1].
+        """
+        check_is_fitted(self, "net_")
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
+            raise ConfigError(
+                f"threshold must be a number in (0, 1] (a share of typical activity), found "
+                f"{threshold!r}; e.g. get_identification(threshold=0.3)"
+            )
+        lifts = getattr(self, "lift_tests_", None)
+        tested = [] if lifts is None else list(lifts["channel"].unique())
+        p = self.panel_
+        return identification_table(p.media, p.observed, self.channels_, float(threshold), tested)
 
     def backtest(
         self,

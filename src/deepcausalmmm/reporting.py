@@ -19,6 +19,8 @@ from .plotting.figures import response_figure
 
 __all__ = ["write_report"]
 
+IDENTIFICATION_THRESHOLD = 0.3  # get_identification's default
+
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
 h1 { margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
@@ -51,7 +53,8 @@ def write_report(model: Any, path: Path) -> Path:
     """Write ``model``'s report to ``path`` atomically; return the path.
 
     Sections: the panel and the fit, channel contributions, effects under
-    intervention with ROI, the channel graph, response curves, a budget
+    intervention with ROI, what the data identify (channels whose level is
+    extrapolated from the curve's shape), the channel graph, response curves, a budget
     reallocation at the same total spend, and lift tests when the model has
     them. Plotly's script is embedded once, so the
     file opens offline.
@@ -71,6 +74,7 @@ def write_report(model: Any, path: Path) -> Path:
     r2 = float(1 - (err[obs] ** 2).sum() / ((yo - yo.mean()) ** 2).sum())
     summary = model.contribution_summary()
     effects = model.get_channel_effects()
+    identification = model.get_identification(IDENTIFICATION_THRESHOLD)
     edges = model.get_dag_edges()
     curves = model.get_response_curves()
     esc = html.escape
@@ -97,6 +101,13 @@ def write_report(model: Any, path: Path) -> Path:
         "channels removed through the channel graph; direct: other channels held as observed; "
         "mediated = total - direct; roi = total / spend.</p>",
         _table(effects),
+        "<h2>What the data identify</h2>",
+        "<p class='note'>A channel's contribution is its response from zero activity up to what it "
+        "had. Where its activity never falls far below typical (level: extrapolated, activity floor "
+        f"at or above {IDENTIFICATION_THRESHOLD:g} of the region's mean at the 10th percentile), the "
+        "data show only the curve's slope around typical activity and its level comes from the "
+        "curve's assumed shape: calibrate those channels with a lift test.</p>",
+        _table(identification),
         "<h2>Channel graph</h2>",
         _table(edges) if len(edges) else "<p>No edges among channels were learned.</p>",
         _figure(model.plot_dag(), first=False),
