@@ -149,8 +149,8 @@ def _demo(args: argparse.Namespace) -> int:
     shown["level"] = model.get_identification()["level"]
     print(shown.to_string())
     print(f"mean absolute error: {table.error_pp.abs().mean():.2f} percentage points")
-    print("level 'extrapolated': the channel is always on, so the data show its curve's slope, not "
-          "the response from zero; its share rests on the curve's shape (get_identification)")
+    print("level 'extrapolated': the channel is always on, so the data never show its response from "
+          "zero; its share rests on the curve's assumed shape (get_identification)")
     files = write_outputs(model, Path(args.out))
     print(f"\nwrote {len(files)} files to {Path(args.out).resolve()}:")
     for f in files:

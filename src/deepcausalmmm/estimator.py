@@ -304,8 +304,9 @@ class DeepCausalMMM(BaseEstimator):
         activity up to the activity it had. The data show that stretch of the
         curve only where the channel's activity falls far below its typical
         value (dark weeks, flights, regional holdouts); for an always-on
-        channel they show the slope around typical activity, and the level
-        under it comes from the Hill curve's assumed shape (its slope prior).
+        channel they show only how the KPI follows its swings around typical
+        activity, and the level under them comes from the Hill curve's
+        assumed shape (its slope prior) and the coefficient prior.
         On simulated panels those channels carry most of the share error
         (README, "What the data identify"), so they are the ones to calibrate with a
         lift test (``fit(lift_tests=...)``).

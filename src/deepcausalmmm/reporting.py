@@ -105,8 +105,9 @@ def write_report(model: Any, path: Path) -> Path:
         "<p class='note'>A channel's contribution is its response from zero activity up to what it "
         "had. Where its activity never falls far below typical (level: extrapolated, activity floor "
         f"at or above {IDENTIFICATION_THRESHOLD:g} of the region's mean at the 10th percentile), the "
-        "data show only the curve's slope around typical activity and its level comes from the "
-        "curve's assumed shape: calibrate those channels with a lift test.</p>",
+        "data show only how the KPI follows its swings around typical activity, and its level "
+        "comes from the curve's assumed shape: its contribution, total effect and ROI need a lift "
+        "test to be trusted.</p>",
         _table(identification),
         "<h2>Channel graph</h2>",
         _table(edges) if len(edges) else "<p>No edges among channels were learned.</p>",

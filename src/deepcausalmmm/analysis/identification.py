@@ -4,10 +4,11 @@ A channel's contribution (and its total effect, the KPI lost when it is
 switched off) is its response from zero activity up to the activity it had.
 The data show that part of the curve only where the channel's activity
 drops far below its typical value: dark weeks of a flighted channel,
-regional holdouts. An always-on channel varies within, say, +-30% of its
-typical activity; the data then give the curve's slope around that point,
-and how much level sits under it comes from the curve's assumed shape (the
-Hill curve and its slope prior). Those channels are the ones whose shares a
+regional holdouts. An always-on channel stays within, say, half to twice
+its typical activity; the data then show only how the KPI follows those
+swings (a weak signal when they are small next to the KPI's noise), and how
+much level sits under them comes from the curve's assumed shape (the Hill
+curve and its slope prior). Those channels are the ones whose shares a
 model gets most wrong on simulated panels, and the ones to calibrate with a
 lift test.
 """
