@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/lift_calibration.py [--seeds 0,1,2] [--tests-per-channel 1] [--se 0.1]
+    python benchmarks/lift_calibration.py [--seeds 0,1,2] [--tests-per-channel 1] [--se 0.1] [--flighted [--empty]] [--channels a,b]
 
 Same panels as ``causal_recovery.py`` (40 regions x 156 weeks x 8 channels,
 edges channel_1 -> channel_2 -> channel_3, channel_1 -> channel_3). For
@@ -14,6 +14,11 @@ standard deviation ``--se`` x the true lift, reported with that standard
 error. Prints total-effect share errors and the root channel's total-effect
 error for the model fitted without the experiments and with them
 (``fit(lift_tests=...)``), both fitted in this run.
+
+``--flighted`` uses ``other_simulator.py``'s third design instead (four
+flighted and four always-on channels, root tv; ``--empty`` without its
+edges), and ``--channels`` limits the experiments to the named channels,
+e.g. the always-on ones: ``--channels search,social,display,email``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,16 +38,20 @@ import torch
 from deepcausalmmm import DeepCausalMMM
 from deepcausalmmm.datasets import simulate_panel
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from other_simulator import simulate_flighted  # noqa: E402
+
 GRAPH = [("channel_1", "channel_3", 0.6), ("channel_2", "channel_3", 0.5), ("channel_1", "channel_2", 0.4)]
 ROOT = "channel_1"
 
 
-def experiments(sim, per_channel: int, se: float, rng: np.random.Generator) -> pd.DataFrame:
+def experiments(sim: Any, per_channel: int, se: float, rng: np.random.Generator,
+                channels: list[str] | None = None) -> pd.DataFrame:
     """Random geo tests with noisy measured lifts (see module docstring)."""
     dates = np.unique(sim.dates)
     regions = list(dict.fromkeys(sim.regions))
     rows = []
-    for channel in sim.channels:
+    for channel in channels or sim.channels:
         for _ in range(per_channel):
             true = 0.0
             while true <= 0:  # a flighted channel may be dark in a window: nothing to test there
@@ -51,12 +64,33 @@ def experiments(sim, per_channel: int, se: float, rng: np.random.Generator) -> p
     return pd.DataFrame(rows)
 
 
-def score(model: DeepCausalMMM, sim) -> dict[str, float]:
+def score(model: DeepCausalMMM, sim: Any, root_channel: str = ROOT) -> dict[str, float]:
     effects = model.get_channel_effects()
     truth = sim.truth_effects
     err = (effects["total_share"] - truth["total_share"]) * 100
-    root = abs(effects.loc[ROOT, "total"] / truth.loc[ROOT, "total"] - 1) * 100
+    root = abs(effects.loc[root_channel, "total"] / truth.loc[root_channel, "total"] - 1) * 100
     return {"mean_pp": float(err.abs().mean()), "max_pp": float(err.abs().max()), "root_pct": float(root)}
+
+
+@dataclass
+class FlightedSim:
+    """``other_simulator.simulate_flighted``'s panel in the shape ``experiments``/``score`` read."""
+
+    X: pd.DataFrame
+    y: np.ndarray
+    regions: np.ndarray
+    dates: np.ndarray
+    control_frame: pd.DataFrame
+    channels: list[str]
+    truth_effects: pd.DataFrame
+    true_lift: Callable[[str, list, int, int], float]
+
+    @classmethod
+    def make(cls, seed: int, empty: bool) -> FlightedSim:
+        df, names, total, _, lift = simulate_flighted(seed, empty=empty)
+        truth = pd.DataFrame({"total": total, "total_share": total / total.sum()}, index=names)
+        return cls(df[names], df["kpi"].to_numpy(), df["region"].to_numpy(), df["week"].to_numpy(),
+                   df[["price"]], names, truth, lift)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,11 +98,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--tests-per-channel", type=int, default=1)
     ap.add_argument("--se", type=float, default=0.1, help="measurement noise, fraction of the true lift")
+    ap.add_argument("--flighted", action="store_true", help="other_simulator.py's flighted design")
+    ap.add_argument("--empty", action="store_true", help="with --flighted: no edges among channels")
+    ap.add_argument("--channels", default="", help="test only these channels (comma-separated)")
     args = ap.parse_args(argv)
+    if args.empty and not args.flighted:
+        ap.error("--empty needs --flighted")
     rows = []
+    root = "tv" if args.flighted else ROOT
     for seed in (int(s) for s in args.seeds.split(",")):
-        sim = simulate_panel(40, 156, 8, seed=seed, noise=0.06, graph=GRAPH)
-        tests = experiments(sim, args.tests_per_channel, args.se, np.random.default_rng(1000 + seed))
+        sim: Any = (FlightedSim.make(seed, args.empty) if args.flighted
+                    else simulate_panel(40, 156, 8, seed=seed, noise=0.06, graph=GRAPH))
+        tested = [c for c in args.channels.split(",") if c] or list(sim.channels)
+        unknown = sorted(set(tested) - set(sim.channels))
+        if unknown:
+            ap.error(f"--channels: unknown {unknown}; the panel's channels are {list(sim.channels)}")
+        tests = experiments(sim, args.tests_per_channel, args.se, np.random.default_rng(1000 + seed), tested)
         kw = dict(regions=sim.regions, dates=sim.dates, controls=sim.control_frame)
         t0 = time.perf_counter()
         plain = DeepCausalMMM().fit(sim.X, sim.y, **kw)
@@ -85,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             coef = [float(m.net_.beta()[c]) for m in (plain, calibrated)]
             dev = [float(m.net_.region_dev[tested, c].mean()) for m in (plain, calibrated)]
         row = {"seed": seed, "tests": len(tests)}
-        row.update({f"plain_{k}": v for k, v in score(plain, sim).items()})
-        row.update({f"calibrated_{k}": v for k, v in score(calibrated, sim).items()})
+        row.update({f"plain_{k}": v for k, v in score(plain, sim, root).items()})
+        row.update({f"calibrated_{k}": v for k, v in score(calibrated, sim, root).items()})
         row.update({"plain_mean_abs_z": float(z_plain.mean()), "calibrated_mean_abs_z": float(z_cal.mean()),
                     "plain_fit_s": t1 - t0, "calibrated_fit_s": t2 - t1})
         rows.append(row)

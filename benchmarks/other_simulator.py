@@ -102,7 +102,9 @@ FLIGHTED_ORDER = (0, 2, 1, 3, 4, 5, 6, 7)  # parents before children
 
 
 def simulate_flighted(seed: int, empty: bool = False, R: int = 40, T: int = 156, noise: float = 0.06):
-    """The ``--flighted`` design: long table, names, true totals ``[C]``, true media share."""
+    """The ``--flighted`` design: long table, names, true totals ``[C]``, true media share, and
+    ``true_lift(channel, regions, start, end)``: the KPI lost over those region-weeks when the
+    channel is switched off in them (its induced activity in children removed too)."""
     rng = np.random.default_rng(seed)
     C = len(FLIGHTED)
     size = np.exp(rng.normal(0.0, 0.8, R))  # [R]
@@ -125,14 +127,15 @@ def simulate_flighted(seed: int, empty: bool = False, R: int = 40, T: int = 156,
     typical = exo.mean(axis=(0, 1))  # [C]
     edges = {} if empty else FLIGHTED_EDGES
 
-    def acts(off: int | None = None) -> np.ndarray:
+    def acts(off: int | None = None, cells: np.ndarray | None = None) -> np.ndarray:
+        """Activity with channel ``off`` switched off in ``cells`` ``[R,T]`` (default: all)."""
         x = exo.copy()
         for c in FLIGHTED_ORDER:
             for (child, parent), w in edges.items():
                 if child == c:
                     x[:, :, c] += w * typical[c] / typical[parent] * x[:, :, parent]
             if c == off:
-                x[:, :, c] = 0.0
+                x[:, :, c] = 0.0 if cells is None else np.where(cells, 0.0, x[:, :, c])
         return x
 
     decay = rng.uniform(0.1, 0.7, C)
@@ -165,7 +168,14 @@ def simulate_flighted(seed: int, empty: bool = False, R: int = 40, T: int = 156,
         df[n] = x[:, :, c].reshape(-1)
     df["price"] = price.reshape(-1)
     df["kpi"] = y.reshape(-1)
-    return df, list(FLIGHTED), total, contrib.sum() / y.sum()
+
+    def true_lift(channel: str, regions: list[int], start: int, end: int) -> float:
+        cells = np.zeros((R, T), dtype=bool)
+        cells[np.ix_(np.asarray(regions), np.arange(start, end + 1))] = True
+        off = response(acts(FLIGHTED.index(channel), cells))
+        return float((contrib - off).sum(-1)[cells].sum())
+
+    return df, list(FLIGHTED), total, contrib.sum() / y.sum(), true_lift
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     over = json.loads(args.config)
     for seed in (int(s) for s in args.seeds.split(",")):
         if args.flighted:
-            df, names, total, media_share = simulate_flighted(seed, empty=args.empty)
+            df, names, total, media_share, _ = simulate_flighted(seed, empty=args.empty)
             controls = df[["price"]]
         else:
             df, names, total, media_share = simulate(seed, args.linear, empty=args.empty)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from deepcausalmmm import DeepCausalMMM
 from deepcausalmmm.datasets import simulate_panel
@@ -83,6 +84,38 @@ def test_true_geo_test_improves_that_channel(sim):
     z_cal = abs(calibrated.lift_test_report()["z"].iloc[0])
     assert z_cal < max(z_plain, 1.0)
     assert z_cal < 3.0
+
+
+def test_tested_channels_drop_the_coefficient_prior(sim, fitted):
+    # Known answer: the penalty without channel c's prior is the full one minus l2 * beta_c^2.
+    net, cfg = fitted.net_, fitted.config_
+    assert cfg.regularization.l1 == 0 and cfg.calibration.tested_prior == 0
+    assert net.prior_weight.tolist() == [1.0, 1.0, 1.0]  # fitted without tests
+    with torch.no_grad():
+        dec = net(fitted._batch(cfg, fitted.panel_, fitted.scaler_, fitted.knots_,
+                                np.arange(len(fitted.regions_)), fitted.panel_.media,
+                                fitted.panel_.control_values, np.arange(len(fitted.panel_.dates), dtype=float)))
+        full = float(net.penalty(cfg, dec))
+        beta0 = float(net.beta()[0])
+        net.prior_weight[0] = 0.0
+        try:
+            dropped = float(net.penalty(cfg, dec))
+        finally:
+            net.prior_weight[0] = 1.0
+    assert full - dropped == pytest.approx(cfg.regularization.l2 * beta0**2, rel=1e-4)
+    # Through fit: a tested channel's prior goes (0 by default), the others keep theirs, and the
+    # model ends closer to an experiment the data alone would not reach.
+    kw = _kw(sim)
+    measured = 1.6 * sim.true_lift("channel_1")
+    tests = pd.DataFrame([{"channel": "channel_1", "start": np.min(sim.dates), "end": np.max(sim.dates),
+                           "lift": measured, "lift_se": 0.05 * measured}])
+    z = {}
+    for prior in (0.0, 1.0):
+        model = DeepCausalMMM(config={**FAST, "calibration": {"tested_prior": prior}}).fit(
+            sim.X, sim.y, lift_tests=tests, **kw)
+        assert model.net_.prior_weight.tolist() == [prior, 1.0, 1.0]
+        z[prior] = abs(model.lift_tests_["z"].iloc[0])
+    assert z[0.0] < z[1.0]
 
 
 def test_zero_weight_only_reports(sim):

@@ -48,6 +48,8 @@ def test_out_of_range_and_bad_choice():
         build_config(None, {"regularization": {"carryover_pooling": -1e-6}})
     with pytest.raises(ConfigError, match=r"'regularization\.coefficient_prior'.*'ceiling' or 'marginal'"):
         build_config(None, {"regularization": {"coefficient_prior": "level"}})
+    with pytest.raises(ConfigError, match=r"'calibration\.tested_prior'.*less than or equal to 1"):
+        build_config(None, {"calibration": {"tested_prior": 1.5}})
     with pytest.raises(ConfigError, match=r"config key 'loss'.*'mse' or 'huber'"):
         build_config(None, {"loss": "mae"})
     with pytest.raises(ConfigError, match=r"gate_min .* must be < carryover.gate_max"):

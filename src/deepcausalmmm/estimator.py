@@ -1002,7 +1002,7 @@ class DeepCausalMMM(BaseEstimator):
         callback = _printer() if self.verbose else None
         knots = make_knots(T - 1, spacing)
         if not use_val:
-            net = self._make_net(cfg, panel, len(knots)).to(device)
+            net = self._make_net(cfg, panel, len(knots), lifts).to(device)
             batch = self._batch(cfg, panel, scaler, knots, everything, panel.media,
                                 panel.control_values, positions).to(device)
             target = self._target(cfg, panel, scaler, device, 0, knots, graph, lifts)
@@ -1011,7 +1011,7 @@ class DeepCausalMMM(BaseEstimator):
             return net, knots, history
         # Phase 1: knots end before the validation slice, which is forecast as in use.
         knots1 = make_knots(T - v - 1, spacing)
-        net = self._make_net(cfg, panel, len(knots1)).to(device)
+        net = self._make_net(cfg, panel, len(knots1), lifts).to(device)
         batch = self._batch(cfg, panel, scaler, knots1, everything, panel.media,
                             panel.control_values, positions).to(device)
         history = train(net, batch, self._target(cfg, panel, scaler, device, v, knots1, graph, lifts),
@@ -1095,8 +1095,11 @@ class DeepCausalMMM(BaseEstimator):
         return grid
 
     @staticmethod
-    def _make_net(cfg: MMMConfig, panel: Panel, n_knots: int) -> MMMNet:
+    def _make_net(cfg: MMMConfig, panel: Panel, n_knots: int, lifts: LiftTests | None = None) -> MMMNet:
         sign = {"+": 1, "-": -1}
+        prior = np.ones(len(panel.channels))
+        if lifts is not None and cfg.calibration.weight > 0:  # a tested channel's level is measured
+            prior[np.unique(lifts.channel)] = cfg.calibration.tested_prior
         return MMMNet(
             n_regions=len(panel.regions),
             n_channels=len(panel.channels),
@@ -1107,6 +1110,7 @@ class DeepCausalMMM(BaseEstimator):
             config=cfg,
             negative_mask=[c in cfg.coefficients.negative_channels for c in panel.channels],
             control_signs=[sign.get(cfg.controls.signs.get(k, ""), 0) for k in panel.controls],
+            prior_weight=prior.tolist(),
         )
 
     @staticmethod

@@ -58,6 +58,7 @@ class MMMNet(nn.Module):
 
     negative: Tensor  # [C] buffer: channels allowed a signed effect
     control_signs: Tensor  # [K] buffer: +1, -1 or 0 (free)
+    prior_weight: Tensor  # [C] buffer: multiplier on each channel's coefficient prior
 
     def __init__(
         self,
@@ -70,6 +71,7 @@ class MMMNet(nn.Module):
         config: MMMConfig,
         negative_mask: list[bool] | None = None,
         control_signs: list[int] | None = None,
+        prior_weight: list[float] | None = None,
     ) -> None:
         super().__init__()
         co, sa, ef, cf = config.carryover, config.saturation, config.effectiveness, config.coefficients
@@ -105,6 +107,10 @@ class MMMNet(nn.Module):
         self.gamma_raw = nn.Parameter(torch.zeros(n_controls))  # [K]
         signs = torch.tensor(control_signs or [0] * n_controls, dtype=torch.float32)
         self.register_buffer("control_signs", signs)
+        # Multiplier on each channel's coefficient prior (calibration.tested_prior for channels
+        # with a lift test). Used only while fitting, so not saved with the weights.
+        weight = torch.tensor(prior_weight or [1.0] * n_channels, dtype=torch.float32)
+        self.register_buffer("prior_weight", weight, persistent=False)
 
     # -- parameters in interpretable form -------------------------------------------------
     def coefficient_bound(self) -> Tensor:
@@ -172,8 +178,8 @@ class MMMNet(nn.Module):
     def penalty(self, config: MMMConfig, decomposition: Decomposition) -> Tensor:
         """All regularisation terms of the configuration, as one scalar."""
         reg = config.regularization
-        coefs = torch.cat([self.prior_coefficients(reg.coefficient_prior), self.gamma()])
-        pen = reg.l1 * coefs.abs().sum() + reg.l2 * (coefs**2).sum()
+        b, g, w = self.prior_coefficients(reg.coefficient_prior), self.gamma(), self.prior_weight
+        pen = reg.l1 * ((w * b.abs()).sum() + g.abs().sum()) + reg.l2 * ((w * b**2).sum() + (g**2).sum())
         pen = pen + reg.region_shrinkage * (self.region_dev**2).sum(dim=1).mean()
         pen = pen + self.baseline.penalty(reg.smoothness, reg.region_shrinkage, reg.season_shrinkage)
         pen = pen + reg.bound * self.bound_raw**2
