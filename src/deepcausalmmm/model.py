@@ -179,7 +179,10 @@ class MMMNet(nn.Module):
         """All regularisation terms of the configuration, as one scalar."""
         reg = config.regularization
         b, g, w = self.prior_coefficients(reg.coefficient_prior), self.gamma(), self.prior_weight
-        pen = reg.l1 * ((w * b.abs()).sum() + g.abs().sum()) + reg.l2 * ((w * b**2).sum() + (g**2).sum())
+        # w * |b| and w * b^2, summed with the controls' terms as one vector (bit-identical to the
+        # unweighted prior when every w is 1)
+        pen = reg.l1 * torch.cat([w * b.abs(), g.abs()]).sum()
+        pen = pen + reg.l2 * (torch.cat([torch.sqrt(w) * b, g]) ** 2).sum()
         pen = pen + reg.region_shrinkage * (self.region_dev**2).sum(dim=1).mean()
         pen = pen + self.baseline.penalty(reg.smoothness, reg.region_shrinkage, reg.season_shrinkage)
         pen = pen + reg.bound * self.bound_raw**2
