@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -116,6 +118,18 @@ def test_tested_channels_drop_the_coefficient_prior(sim, fitted):
         assert model.net_.prior_weight.tolist() == [prior, 1.0, 1.0]
         z[prior] = abs(model.lift_tests_["z"].iloc[0])
     assert z[0.0] < z[1.0]
+
+
+def test_an_imprecise_test_that_drops_the_prior_warns(sim):
+    kw = _kw(sim)
+    weak = _geo_test(sim, "channel_1", se=0.5 * _geo_test(sim)["lift"].iloc[0])  # se 50% of the lift
+    with pytest.warns(UserWarning, match=r"'channel_1' has a standard error of 50% of its lift.*dropped"):
+        DeepCausalMMM(config=FAST).fit(sim.X, sim.y, lift_tests=weak, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the full prior kept, or a precise test: no warning
+        DeepCausalMMM(config={**FAST, "calibration": {"tested_prior": 1.0}}).fit(
+            sim.X, sim.y, lift_tests=weak, **kw)
+        DeepCausalMMM(config=FAST).fit(sim.X, sim.y, lift_tests=_geo_test(sim), **kw)
 
 
 def test_zero_weight_only_reports(sim):

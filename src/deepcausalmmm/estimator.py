@@ -137,8 +137,12 @@ class DeepCausalMMM(BaseEstimator):
             ``regions`` (a list; missing means all regions). The model's lift for
             each test (see :meth:`lift_test_report`) is pulled toward the
             measured one as if the test were data of that precision
-            (``calibration.weight`` scales this). Use it for channels whose level
-            the observational data cannot pin, such as always-on channels.
+            (``calibration.weight`` scales this), and a tested channel's
+            coefficient prior is multiplied by ``calibration.tested_prior``
+            (default 0: dropped, the experiment sets its level; a warning says
+            so when the channel's most precise test has a standard error above
+            30% of its lift). Use it for channels whose level the observational
+            data cannot pin, such as always-on channels (:meth:`get_identification`).
         **config_kwargs
             Further overrides by path, e.g. ``training__epochs=200``.
 
@@ -171,6 +175,7 @@ class DeepCausalMMM(BaseEstimator):
         lifts = None
         if lift_tests is not None:
             lifts = parse_lift_tests(lift_tests, panel.channels, panel.regions, panel.dates)
+            _warn_weak_tests(cfg, lifts, panel.channels)
         device = self._resolve_device()
         scaler = PanelScaler.fit(panel)
         graph_start = time.perf_counter()
@@ -1286,6 +1291,28 @@ class DeepCausalMMM(BaseEstimator):
         rr, cc = r[hit], tt[hit]
         rest = parts["channels"][rr, cc].sum(axis=1) + parts["controls"][rr, cc].sum(axis=1)
         parts["baseline"][rr, cc] = region_level[rr] - rest
+
+
+WEAK_TEST = 0.3  # a lift test whose standard error is above 30% of its lift pins a channel little
+
+
+def _warn_weak_tests(cfg: MMMConfig, lifts: LiftTests, channels: Sequence[str]) -> None:
+    """Warn when a channel loses (part of) its coefficient prior to imprecise lift tests only."""
+    prior = cfg.calibration.tested_prior
+    if cfg.calibration.weight == 0 or prior >= 1:
+        return
+    rel = lifts.se / np.maximum(np.abs(lifts.lift), np.finfo(float).tiny)  # [N]
+    for c in np.unique(lifts.channel):
+        best = float(rel[lifts.channel == c].min())
+        if best > WEAK_TEST:
+            warnings.warn(
+                f"the most precise lift test on {channels[c]!r} has a standard error of {best:.0%} of "
+                f"its lift; with calibration.tested_prior {prior:g} the channel's coefficient prior is "
+                f"{'dropped' if prior == 0 else 'weakened'} and that test alone holds its level. Set "
+                "calibration.tested_prior closer to 1 to keep the prior for imprecise tests",
+                UserWarning,
+                stacklevel=3,
+            )
 
 
 def fill_levels(panel: Panel) -> np.ndarray:
