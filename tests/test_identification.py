@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from deepcausalmmm.analysis.identification import identification_table
-from deepcausalmmm.exceptions import ConfigError
+from deepcausalmmm.exceptions import DataError
 
 
 def test_identification_table_known_answers():
@@ -45,7 +45,11 @@ def test_always_on_channels_are_flagged_on_the_simulator(fitted):
     assert (loose["level"] == "observed").all()
 
 
-@pytest.mark.parametrize("bad", [0, -0.1, 1.5, "0.3", True, None])
+@pytest.mark.parametrize("bad", [0, -0.1, 1.5, "0.3", True, None, float("nan")])
 def test_identification_threshold_errors(fitted, bad):
-    with pytest.raises(ConfigError, match=r"threshold must be a number in \(0, 1\].*found"):
+    with pytest.raises(DataError, match=r"`threshold` must be a number in \(0, 1\].*found"):
         fitted.get_identification(threshold=bad)
+
+
+def test_identification_accepts_numpy_numbers(fitted):
+    assert fitted.get_identification(np.float32(0.3)).equals(fitted.get_identification(0.3))

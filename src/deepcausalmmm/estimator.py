@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import os
 import time
 import warnings
@@ -333,13 +334,13 @@ class DeepCausalMMM(BaseEstimator):
 
         Raises
         ------
-        ConfigError
+        DataError
             If ``threshold`` is not a number in (0, 1].
         """
         check_is_fitted(self, "net_")
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
-            raise ConfigError(
-                f"threshold must be a number in (0, 1] (a share of typical activity), found "
+        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0 < threshold <= 1:
+            raise DataError(
+                f"`threshold` must be a number in (0, 1] (a share of typical activity), found "
                 f"{threshold!r}; e.g. get_identification(threshold=0.3)"
             )
         lifts = getattr(self, "lift_tests_", None)
