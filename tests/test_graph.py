@@ -304,3 +304,41 @@ def test_channels_without_descendants_have_exactly_no_mediated_effect():
     assert eff.loc["channel_2", "total"] == 0.0 and np.isnan(eff.loc["channel_2", "roi"])
     regional = model.get_channel_effects(by_region=True)
     assert (regional["mediated"] == 0.0).all()
+
+
+def test_lagged_edges_from_flighted_parents_are_found_without_false_ones():
+    """tv runs in multi-week flights; search follows it one week later and social two weeks
+    later. Without the parents' own multi-week dynamics in the equations (persistence up to
+    own_lags) and without lag 2, the later weeks of tv's flights show up as false edges from the
+    children's lagged activity; with the defaults the learned graph is exactly the truth."""
+    rng = np.random.default_rng(7)
+    R, T = 30, 130
+    size = np.exp(rng.normal(0, 0.8, R))
+    flights = np.zeros(T)
+    week = 0
+    while week < T:  # national bursts of 3-8 weeks with gaps of 2-7
+        week += int(rng.integers(2, 8))
+        n = int(rng.integers(3, 9))
+        flights[week : week + n] = rng.uniform(0.6, 1.4)
+        week += n
+    noise = rng.lognormal(0, 0.3, (R, T, 4))
+    X = size[:, None, None] * noise * np.array([100.0, 50.0, 80.0, 60.0])
+    X[:, :, 0] *= flights[None, :]  # tv: flighted
+    lag1 = np.concatenate([np.zeros((R, 1)), X[:, :-1, 0]], axis=1)
+    lag2 = np.concatenate([np.zeros((R, 2)), X[:, :-2, 0]], axis=1)
+    X[:, :, 1] += 0.5 * lag1 * 50 / 100  # search <- tv, one week later
+    X[:, :, 2] += 0.4 * lag2 * 80 / 100  # social <- tv, two weeks later
+    y = size[:, None] * 1000 * rng.normal(1, 0.03, (R, T))
+    names = ["tv", "search", "social", "display"]
+    frame = pd.DataFrame(X.reshape(R * T, 4), columns=names)
+    kw = dict(regions=np.repeat(np.arange(R), T), dates=np.tile(np.arange(T), R))
+    quick = {"training": {"epochs": 1, "polish_steps": 0}}
+
+    def learned(graph: dict) -> set[tuple[str, str, int]]:
+        model = DeepCausalMMM(config={**quick, "graph": graph}).fit(frame, y.reshape(-1), **kw)
+        e = model.get_dag_edges()
+        return set(zip(e.parent, e.child, e.lag, strict=True))
+
+    assert learned({}) == {("tv", "search", 1), ("tv", "social", 2)}
+    old = learned({"max_lag": 1, "own_lags": 0})  # the session-8 defaults
+    assert ("tv", "social", 2) not in old and old - {("tv", "search", 1)}  # missed, and false edges

@@ -249,7 +249,15 @@ class GraphConfig(_Section):
     """Channel graph among channel activities (see README, "Channel graph")."""
 
     mode: Literal["notears", "none", "fixed"] = "notears"
-    max_lag: int = Field(1, ge=0, le=8, description="Weeks of lagged channel-to-channel influence.")
+    max_lag: int = Field(2, ge=0, le=8, description="Weeks of lagged channel-to-channel influence.")
+    own_lags: int = Field(
+        4,
+        ge=0,
+        le=13,
+        description="Weeks of each channel's own past in its equation (persistence, never an edge; "
+        "at least max_lag), so that a channel's own dynamics, e.g. multi-week flights, cannot pass "
+        "for a lagged influence of another channel whose activity tracks them.",
+    )
     lambda1: float = Field(0.02, ge=0.0, description="NOTEARS L1 weight (standardised activity).")
     threshold: float = Field(
         0.05, ge=0.0, description="Edges with |standardised weight| below this are dropped."

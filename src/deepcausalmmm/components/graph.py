@@ -353,39 +353,46 @@ def learn_graph(
     roots: tuple[int, ...],
     fixed: np.ndarray | None = None,
     min_t: float = 4.0,
+    own_lags: int = 0,
 ) -> ChannelGraph:
     """Learn (``mode="notears"``) or estimate (``"fixed"``) the channel graph.
 
     ``forbidden``/``required``/``fixed`` are ``[C,C]`` boolean masks over
     parent -> child at any lag. Kept edges whose refit coefficient has
-    ``|t| < min_t`` are pruned. Returns weights in region-scaled activity units.
+    ``|t| < min_t`` are pruned. Each channel's own past up to
+    ``max(max_lag, own_lags)`` weeks is always in its equation (persistence,
+    never an edge), so that a channel's own dynamics cannot pass for an
+    influence of another channel's lagged activity that tracks them. Returns
+    weights in region-scaled activity units, lags 0..``max_lag``.
     """
     R, T, C = scaled.shape
     L = max_lag
     if mode == "none" or C < 2:
         return ChannelGraph.empty(C, L)
+    P = max(L, own_lags)  # lags in the design; beyond L only a channel's own (persistence)
     act = prepare_activity(scaled, observed, phase)
-    Y, X, group = _design(act, observed, L)
+    Y, X, group = _design(act, observed, P)
     sd = Y.std(axis=0)
     sd = np.where(sd > 1e-12, sd, 1.0)  # [C]
     Ys = Y / sd
-    Xs = X / np.tile(sd, L + 1)
-    allowed = np.ones((L + 1, C, C), dtype=bool)
+    Xs = X / np.tile(sd, P + 1)
+    allowed = np.ones((P + 1, C, C), dtype=bool)
     allowed[0][np.diag_indices(C)] = False
+    allowed[L + 1 :] &= np.eye(C, dtype=bool)[None]  # own persistence only
     allowed &= ~forbidden[None]
     for r in roots:
         allowed[:, :, r] = False
-        allowed[:, r, r] = L > 0  # a root keeps its own persistence
+        allowed[:, r, r] = P > 0  # a root keeps its own persistence
         allowed[0, r, r] = False
     if mode == "fixed":
         assert fixed is not None
         support = allowed & (fixed[None] | np.eye(C, dtype=bool)[None])
         support[0][np.diag_indices(C)] = False
     else:
-        W = notears(Xs, Ys, L, lambda1, allowed)
+        W = notears(Xs, Ys, P, lambda1, allowed)
         support = (np.abs(W) > threshold) & allowed
         # own persistence (lagged diagonal) is kept so it cannot masquerade as cross edges
-        for lag in range(1, L + 1):
+        for lag in range(1, P + 1):
             support[lag][np.diag_indices(C)] = allowed[lag][np.diag_indices(C)]
         support[0] |= required & allowed[0]  # required edges are contemporaneous
         W0 = np.where(support[0], W[0], 0.0)
@@ -394,11 +401,11 @@ def learn_graph(
         support[0] = _break_cycles(W0, required) != 0
     keep = np.zeros_like(support)
     keep[0] = required
-    for lag in range(1, L + 1):
+    for lag in range(1, P + 1):
         keep[lag][np.diag_indices(C)] = True
     if mode == "fixed":
         keep = support.copy()
-    Ws = _refit(Xs, Ys, support, keep, min_t)  # standardised units
+    Ws = _refit(Xs, Ys, support, keep, min_t)[: L + 1]  # standardised units; persistence beyond L dropped
     ratio = sd[None, :] / sd[:, None]  # [C,C]: sd_child / sd_parent
     weights = Ws * ratio[None]
     for lag in range(L + 1):
