@@ -342,3 +342,18 @@ def test_lagged_edges_from_flighted_parents_are_found_without_false_ones():
     assert learned({}) == {("tv", "search", 1), ("tv", "social", 2)}
     old = learned({"max_lag": 1, "own_lags": 0})  # the session-8 defaults
     assert ("tv", "social", 2) not in old and old - {("tv", "search", 1)}  # missed, and false edges
+
+
+def test_too_short_panels_learn_no_graph_and_say_so():
+    """3 regions x 10 weeks leave too few region-weeks for any channel's equation: no edges
+    (lagged least squares on a dozen rows find spurious ones), and a warning naming the fix."""
+    sim = simulate_panel(3, 10, 3, seed=1)
+    quick = {"training": {"epochs": 5, "polish_steps": 0}}
+    with pytest.warns(UserWarning, match=r"3 regions x 10 weeks are too few.*no edges.*mode='fixed'"):
+        model = DeepCausalMMM(config=quick).fit(sim.X, sim.y, regions=sim.regions, dates=sim.dates)
+    assert model.get_dag_edges().empty
+    # two regions of 30 weeks: enough for lags 0..1, not 2
+    sim = simulate_panel(2, 30, 3, seed=1)
+    with pytest.warns(UserWarning, match=r"lags 0\.\.1 only"):
+        model = DeepCausalMMM(config=quick).fit(sim.X, sim.y, regions=sim.regions, dates=sim.dates)
+    assert model.graph_model_.weights.shape == (2, 3, 3)

@@ -21,6 +21,7 @@ linear trend and yearly Fourier terms are regressed out.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -160,6 +161,18 @@ def prepare_activity(scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray
         coef, *_ = np.linalg.lstsq(D[ok], a[r, ok], rcond=None)  # [J,C]
         a[r] = a[r] - D @ coef
     return np.nan_to_num(a, nan=0.0)
+
+
+MIN_DOF = 50  # residual degrees of freedom each channel's equation needs before edges are learned
+
+
+def _residual_dof(observed: np.ndarray, lags: int, n_channels: int) -> int:
+    """Rows with ``lags`` observed lags, less the columns of one channel's equation."""
+    T = observed.shape[1]
+    ok = np.ones((observed.shape[0], max(T - lags, 0)), dtype=bool)
+    for lag in range(lags + 1):
+        ok &= observed[:, lags - lag : T - lag]
+    return int(ok.sum()) - n_channels * (lags + 1)
 
 
 def _design(
@@ -370,6 +383,25 @@ def learn_graph(
     if mode == "none" or C < 2:
         return ChannelGraph.empty(C, L)
     P = max(L, own_lags)  # lags in the design; beyond L only a channel's own (persistence)
+    while P > 0 and _residual_dof(observed, P, C) < MIN_DOF:  # short panels: fewer lags
+        P -= 1
+    if _residual_dof(observed, P, C) < MIN_DOF and mode == "notears":
+        warnings.warn(
+            f"graph: {R} regions x {T} weeks are too few region-weeks to learn a graph among {C} "
+            f"channels (each channel's equation needs {MIN_DOF} residual degrees of freedom); no "
+            "edges are learned. Give the structure with graph.mode='fixed', or more data",
+            UserWarning,
+            stacklevel=4,
+        )
+        return ChannelGraph.empty(C, L)
+    if P < L:
+        warnings.warn(
+            f"graph: {R} regions x {T} weeks are too few region-weeks for lags up to {L} among {C} "
+            f"channels; edges are learned at lags 0..{P} only (graph.max_lag)",
+            UserWarning,
+            stacklevel=4,
+        )
+        L = P
     act = prepare_activity(scaled, observed, phase)
     Y, X, group = _design(act, observed, P)
     sd = Y.std(axis=0)
