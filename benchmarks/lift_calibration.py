@@ -109,11 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     for seed in (int(s) for s in args.seeds.split(",")):
         sim: Any = (FlightedSim.make(seed, args.empty) if args.flighted
                     else simulate_panel(40, 156, 8, seed=seed, noise=0.06, graph=GRAPH))
-        tested = [c for c in args.channels.split(",") if c] or list(sim.channels)
-        unknown = sorted(set(tested) - set(sim.channels))
+        test_channels = [c for c in args.channels.split(",") if c] or list(sim.channels)
+        unknown = sorted(set(test_channels) - set(sim.channels))
         if unknown:
             ap.error(f"--channels: unknown {unknown}; the panel's channels are {list(sim.channels)}")
-        tests = experiments(sim, args.tests_per_channel, args.se, np.random.default_rng(1000 + seed), tested)
+        tests = experiments(sim, args.tests_per_channel, args.se, np.random.default_rng(1000 + seed),
+                            test_channels)
         kw = dict(regions=sim.regions, dates=sim.dates, controls=sim.control_frame)
         t0 = time.perf_counter()
         plain = DeepCausalMMM().fit(sim.X, sim.y, **kw)
