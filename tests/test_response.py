@@ -67,6 +67,8 @@ def test_budget_reallocation_follows_marginal_roi(fitted):
     # The reported gain is what the model predicts for the new allocation.
     np.testing.assert_allclose(plan.loc[fitted.channels_[0], "response"],
                                fitted.get_channel_effects().loc[fitted.channels_[0], "total"], rtol=1e-6)
+    # Each row says whether the data observe that channel's curve from zero (get_identification).
+    assert plan["level"].to_dict() == fitted.get_identification()["level"].to_dict()
 
 
 def test_bigger_budget_beats_scaling_everything(fitted):

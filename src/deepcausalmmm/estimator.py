@@ -688,7 +688,10 @@ class DeepCausalMMM(BaseEstimator):
         -------
         DataFrame indexed by channel: ``spend``, ``optimal_spend``, ``multiplier``,
         ``response`` and ``optimal_response`` (each channel's modelled KPI against
-        switching it off, at observed and at optimal spend). ``attrs`` holds
+        switching it off, at observed and at optimal spend), and ``level`` from
+        :meth:`get_identification` (``"extrapolated"``: an always-on channel whose
+        curve, and so the plan's move for it, rests on the curve's assumed
+        shape; test before moving much budget into or out of it). ``attrs`` holds
         ``kpi_gain`` (modelled KPI at the optimum minus at observed spend, over
         the selected cells), ``converged`` and the optimiser's ``message``. When
         the observed allocation is feasible and the optimiser ends below it, the
@@ -772,7 +775,8 @@ class DeepCausalMMM(BaseEstimator):
 
         table = pd.DataFrame(
             {"spend": spend, "optimal_spend": m_opt * spend, "multiplier": m_opt,
-             "response": response(np.ones(len(idx))), "optimal_response": response(m_opt)},
+             "response": response(np.ones(len(idx))), "optimal_response": response(m_opt),
+             "level": self.get_identification()["level"].reindex(names).to_numpy()},
             index=pd.Index(names, name="channel"),
         )
         table.attrs.update({"kpi_gain": gain, "converged": bool(res.success), "message": str(res.message)})
