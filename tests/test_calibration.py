@@ -204,3 +204,28 @@ def test_fit_cli_with_lift_tests(sim, tmp_path, capsys):
     assert main([*args, "--lift-tests", str(lifts), "--out", str(tmp_path / "bad")]) == 2
     assert "'radio' is not a fitted channel" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_bootstrap_replicates_carry_the_lift_tests(sim):
+    """Intervals of a calibrated model come from refits calibrated to the same experiments: a
+    replicate keeps the drawn copies of each test's regions, with the measured lift scaled by the
+    share of the test's modelled lift those copies carry."""
+    tests = _geo_test(sim, "channel_1")  # regions: the first three
+    model = DeepCausalMMM(config=FAST).fit(sim.X, sim.y, lift_tests=tests, **_kw(sim))
+    per_region = model._stored_lift_by_region()  # [1,R]
+    assert per_region.sum() == pytest.approx(model.lift_tests_["model_lift"].iloc[0], rel=1e-9)
+    assert (per_region[0, 3:] == 0).all() and (per_region[0, :3] > 0).all()
+    R = len(model.regions_)
+    same = model._replicate_tests(np.arange(R), per_region)  # every region once: the test itself
+    assert same["regions"].iloc[0] == [0, 1, 2]
+    assert same["lift"].iloc[0] == pytest.approx(tests["lift"].iloc[0], rel=1e-12)
+    assert same["lift_se"].iloc[0] == pytest.approx(tests["lift_se"].iloc[0], rel=1e-12)
+    draw = np.array([0, 0, 4, 5, 2, 3])  # region 0 twice, region 1 missing
+    rep = model._replicate_tests(draw, per_region)
+    share = per_region[0, :3] / per_region[0, :3].sum()
+    assert rep["regions"].iloc[0] == [0, 1, 4]  # the replicate's copies of regions 0, 0, 2
+    assert rep["lift"].iloc[0] == pytest.approx(tests["lift"].iloc[0] * (2 * share[0] + share[2]))
+    assert rep["lift_se"].iloc[0] / rep["lift"].iloc[0] == pytest.approx(0.05)
+    assert model._replicate_tests(np.array([3, 4, 5, 5, 4, 3]), per_region) is None  # none drawn
+    draw, refit = next(model._bootstrap_refits(1, random_state=0))
+    assert refit.lift_tests_ is not None and len(refit.lift_tests_) == 1

@@ -18,7 +18,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from .analysis.calibration import LiftTests, parse_lift_tests
+from .analysis.calibration import LIFT_COLUMNS, LiftTests, parse_lift_tests
 from .analysis.contributions import contributions_frame, summarize_contributions
 from .analysis.effects import intervene, rescale
 from .analysis.identification import identification_table
@@ -512,10 +512,14 @@ class DeepCausalMMM(BaseEstimator):
         Refits the model ``n_boot`` times, each on regions drawn with
         replacement from the fitted panel (its observed rows, weights and
         configuration; replicate ``b`` uses ``random_state + b`` for both the
-        draw and the fit), and reads :meth:`get_channel_effects` from each. The
-        intervals are percentiles of those replicates: they reflect which
-        regions happened to be observed and the fit's own randomness, not
-        uncertainty in the model's structure or its priors.
+        draw and the fit), and reads :meth:`get_channel_effects` from each. A
+        model fitted with lift tests refits each replicate with them: a test
+        keeps the replicate's copies of its regions, its lift and standard
+        error scaled by the share of the test's modelled lift those copies
+        carry (dropped when none of its regions was drawn). The intervals are
+        percentiles of those replicates: they reflect which regions happened
+        to be observed and the fit's own randomness, not uncertainty in the
+        model's structure or its priors.
 
         Returns
         -------
@@ -573,17 +577,58 @@ class DeepCausalMMM(BaseEstimator):
         p = self.panel_
         assert p.y is not None
         R = p.shape[0]
+        per_region = self._stored_lift_by_region()
         for b in range(n_boot):
             draw = np.random.default_rng(random_state + b).integers(0, R, R)  # [R] regions, with repeats
             rr, tt = np.nonzero(p.observed[draw])  # observed cells of the drawn regions
             X = pd.DataFrame(p.media[draw][rr, tt], columns=self.channels_)
             ctrl = pd.DataFrame(p.control_values[draw][rr, tt], columns=self.controls_) if self.controls_ else None
-            refit = DeepCausalMMM(config=self.config_.to_dict(), random_state=random_state + b,
-                                  device=self.device).fit(
-                X, p.y[draw][rr, tt], regions=rr, dates=p.dates[tt], controls=ctrl,
-                sample_weight=p.weight[draw][rr, tt],
-            )
+            tests = None if per_region is None else self._replicate_tests(draw, per_region)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # the fit itself warned already
+                refit = DeepCausalMMM(config=self.config_.to_dict(), random_state=random_state + b,
+                                      device=self.device).fit(
+                    X, p.y[draw][rr, tt], regions=rr, dates=p.dates[tt], controls=ctrl,
+                    sample_weight=p.weight[draw][rr, tt], lift_tests=tests,
+                )
             yield draw, refit
+
+    def _stored_lift_by_region(self) -> np.ndarray | None:
+        """``[N,R]`` this fit's per-region model lift of the lift tests it was given, or None."""
+        stored: pd.DataFrame | None = getattr(self, "lift_tests_", None)
+        if stored is None:
+            return None
+        lifts = parse_lift_tests(stored[[*LIFT_COLUMNS, "regions"]], self.channels_, self.regions_,
+                                 self.panel_.dates)
+        return self._lift_by_region(lifts)
+
+    def _replicate_tests(self, draw: np.ndarray, per_region: np.ndarray) -> pd.DataFrame | None:
+        """The fit's lift tests on a bootstrap replicate whose region ``k`` is fitted region ``draw[k]``.
+
+        A test keeps the replicate's copies of its regions (none drawn: dropped),
+        and its measured lift and standard error are scaled by the share of the
+        test's modelled lift those copies carry in this fit (copies counted
+        again; equal shares where the modelled lifts are not all positive), so
+        that a replicate holding every test region once gets the test unchanged.
+        """
+        stored: pd.DataFrame = self.lift_tests_
+        rows = []
+        for i, row in enumerate(stored.itertuples(index=False)):
+            listed = set(range(len(self.regions_))) if row.regions is None else {
+                self.regions_.index(r) for r in row.regions}
+            copies = [k for k, r in enumerate(draw) if int(r) in listed]
+            if not copies:
+                continue
+            members = sorted(listed)
+            weight = per_region[i, members]  # [|S|]
+            if np.all(weight > 0):
+                share = dict(zip(members, weight / weight.sum(), strict=True))
+            else:
+                share = dict.fromkeys(members, 1.0 / len(members))
+            factor = float(sum(share[int(draw[k])] for k in copies))
+            rows.append({"channel": row.channel, "start": row.start, "end": row.end, "regions": copies,
+                         "lift": row.lift * factor, "lift_se": row.lift_se * factor})
+        return pd.DataFrame(rows) if rows else None
 
     def get_response_curves(
         self,
@@ -891,14 +936,19 @@ class DeepCausalMMM(BaseEstimator):
         p = self.panel_
         return self._lift_report(parse_lift_tests(lift_tests, self.channels_, self.regions_, p.dates))
 
-    def _lift_report(self, lifts: LiftTests) -> pd.DataFrame:
+    def _lift_by_region(self, lifts: LiftTests) -> np.ndarray:
+        """``[N,R]`` the model's lift of each test, per region (0 outside the test's regions)."""
         scaled = self._activity()  # [R,T,C]
         observed = self._media_kpi(scaled)  # [R,T]
-        model = np.zeros(len(lifts.frame))
-        for i in range(len(model)):
+        out = np.zeros((len(lifts.frame), observed.shape[0]))
+        for i in range(len(out)):
             cells = lifts.cells(i)  # [R,T]
             switched_off = self._media_kpi(intervene(scaled, self.graph_model_, int(lifts.channel[i]), cells))
-            model[i] = np.where(cells, observed - switched_off, 0.0).sum()
+            out[i] = np.where(cells, observed - switched_off, 0.0).sum(axis=1)
+        return out
+
+    def _lift_report(self, lifts: LiftTests) -> pd.DataFrame:
+        model = self._lift_by_region(lifts).sum(axis=1)  # [N]
         frame = lifts.frame.copy()
         frame["model_lift"] = model
         frame["z"] = (model - lifts.lift) / lifts.se
