@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/other_simulator.py [--seeds 0,1] [--linear | --flighted] [--empty] [--config '{"regularization": {"l2": 1e-4}}']
+    python benchmarks/other_simulator.py [--seeds 0,1] [--linear | --flighted [--lagged]] [--empty] [--config '{"regularization": {"l2": 1e-4}}']
 
 The package's simulator shares design choices with the model (two-stage
 carryover, Hill curves relative to each region's typical activity). This one
@@ -23,7 +23,8 @@ channel (0.1-0.7, one stage) and an S-shaped Hill curve per channel (half
 saturation 0.5-2, slope 1-2) on activity relative to each region's mean; a
 rising trend, a yearly baseline season and a price control (effect -0.5 per
 unit); mediation tv -> search, tv -> social, social -> search (``--empty``
-drops them); noise 6% of the baseline; root tv.
+drops them; ``--lagged`` makes tv -> search act one week later and tv ->
+social two weeks later); noise 6% of the baseline; root tv.
 For each seed it prints the learned edges, total-share errors, the root's
 total-effect error and the media share of KPI, for the model and for the
 mediation-blind baseline (``graph.mode="none"``) fitted in the same run.
@@ -101,7 +102,11 @@ FLIGHTED_EDGES = {(1, 0): 0.5, (2, 0): 0.3, (1, 2): 0.4}  # (child, parent), as 
 FLIGHTED_ORDER = (0, 2, 1, 3, 4, 5, 6, 7)  # parents before children
 
 
-def simulate_flighted(seed: int, empty: bool = False, R: int = 40, T: int = 156, noise: float = 0.06):
+FLIGHTED_LAGS = {(1, 0): 1, (2, 0): 2}  # --lagged: (child, parent) -> weeks; tv -> search 1, tv -> social 2
+
+
+def simulate_flighted(seed: int, empty: bool = False, R: int = 40, T: int = 156, noise: float = 0.06,
+                      lagged: bool = False):
     """The ``--flighted`` design: long table, names, true totals ``[C]``, true media share, and
     ``true_lift(channel, regions, start, end)``: the KPI lost over those region-weeks when the
     channel is switched off in them (its induced activity in children removed too)."""
@@ -126,6 +131,7 @@ def simulate_flighted(seed: int, empty: bool = False, R: int = 40, T: int = 156,
            * rng.uniform(50, 500, C))  # [R,T,C]
     typical = exo.mean(axis=(0, 1))  # [C]
     edges = {} if empty else FLIGHTED_EDGES
+    lags = FLIGHTED_LAGS if lagged else {}
 
     def acts(off: int | None = None, cells: np.ndarray | None = None) -> np.ndarray:
         """Activity with channel ``off`` switched off in ``cells`` ``[R,T]`` (default: all)."""
@@ -133,7 +139,9 @@ def simulate_flighted(seed: int, empty: bool = False, R: int = 40, T: int = 156,
         for c in FLIGHTED_ORDER:
             for (child, parent), w in edges.items():
                 if child == c:
-                    x[:, :, c] += w * typical[c] / typical[parent] * x[:, :, parent]
+                    lag = lags.get((child, parent), 0)
+                    src = np.concatenate([np.zeros((R, lag)), x[:, : T - lag, parent]], axis=1)  # [R,T]
+                    x[:, :, c] += w * typical[c] / typical[parent] * src
             if c == off:
                 x[:, :, c] = 0.0 if cells is None else np.where(cells, 0.0, x[:, :, c])
         return x
@@ -186,12 +194,16 @@ def main(argv: list[str] | None = None) -> int:
     design.add_argument("--flighted", action="store_true",
                     help="the third design: flighted and always-on channels (see above)")
     ap.add_argument("--empty", action="store_true", help="no edges among activities")
+    ap.add_argument("--lagged", action="store_true",
+                    help="with --flighted: tv -> search one week later, tv -> social two weeks later")
     ap.add_argument("--config", default="{}", help="JSON config overrides for both fits")
     args = ap.parse_args(argv)
+    if args.lagged and not args.flighted:
+        ap.error("--lagged needs --flighted")
     over = json.loads(args.config)
     for seed in (int(s) for s in args.seeds.split(",")):
         if args.flighted:
-            df, names, total, media_share, _ = simulate_flighted(seed, empty=args.empty)
+            df, names, total, media_share, _ = simulate_flighted(seed, empty=args.empty, lagged=args.lagged)
             controls = df[["price"]]
         else:
             df, names, total, media_share = simulate(seed, args.linear, empty=args.empty)
