@@ -357,3 +357,13 @@ def test_too_short_panels_learn_no_graph_and_say_so():
     with pytest.warns(UserWarning, match=r"lags 0\.\.1 only"):
         model = DeepCausalMMM(config=quick).fit(sim.X, sim.y, regions=sim.regions, dates=sim.dates)
     assert model.graph_model_.weights.shape == (2, 3, 3)
+
+
+def test_residual_degrees_of_freedom_known_answers():
+    from deepcausalmmm.components.graph import _residual_dof
+
+    observed = np.ones((2, 10), dtype=bool)
+    assert _residual_dof(observed, 2, 3) == 2 * 8 - 3 * 3  # rows with 2 lags, less 9 columns
+    observed[0, 5] = False  # that week and the two after it lose a complete row each
+    assert _residual_dof(observed, 2, 3) == 2 * 8 - 3 - 9
+    assert _residual_dof(observed, 12, 3) < 0  # more lags than weeks

@@ -169,7 +169,9 @@ MIN_DOF = 50  # residual degrees of freedom each channel's equation needs before
 def _residual_dof(observed: np.ndarray, lags: int, n_channels: int) -> int:
     """Rows with ``lags`` observed lags, less the columns of one channel's equation."""
     T = observed.shape[1]
-    ok = np.ones((observed.shape[0], max(T - lags, 0)), dtype=bool)
+    if T <= lags:
+        return -n_channels * (lags + 1)
+    ok = np.ones((observed.shape[0], T - lags), dtype=bool)
     for lag in range(lags + 1):
         ok &= observed[:, lags - lag : T - lag]
     return int(ok.sum()) - n_channels * (lags + 1)
