@@ -334,13 +334,16 @@ def test_lagged_edges_from_flighted_parents_are_found_without_false_ones():
     kw = dict(regions=np.repeat(np.arange(R), T), dates=np.tile(np.arange(T), R))
     quick = {"training": {"epochs": 1, "polish_steps": 0}}
 
-    def learned(graph: dict) -> set[tuple[str, str, int]]:
+    def learned(graph: dict) -> tuple[set[tuple[str, str, int]], DeepCausalMMM]:
         model = DeepCausalMMM(config={**quick, "graph": graph}).fit(frame, y.reshape(-1), **kw)
         e = model.get_dag_edges()
-        return set(zip(e.parent, e.child, e.lag, strict=True))
+        return set(zip(e.parent, e.child, e.lag, strict=True)), model
 
-    assert learned({}) == {("tv", "search", 1), ("tv", "social", 2)}
-    old = learned({"max_lag": 1, "own_lags": 0})  # the session-8 defaults
+    edges, model = learned({})
+    assert edges == {("tv", "search", 1), ("tv", "social", 2)}
+    labels = [a.text for a in model.plot_dag().layout.annotations if a.text]
+    assert sum(t.endswith(", lag 1") for t in labels) == 1 and sum(t.endswith(", lag 2") for t in labels) == 1
+    old, _ = learned({"max_lag": 1, "own_lags": 0})  # the session-8 defaults
     assert ("tv", "social", 2) not in old and old - {("tv", "search", 1)}  # missed, and false edges
 
 

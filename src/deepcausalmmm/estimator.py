@@ -970,13 +970,17 @@ class DeepCausalMMM(BaseEstimator):
         return contributions_figure(table, self.channels_, actual)
 
     def plot_dag(self) -> go.Figure:
-        """The channel graph the model holds (plotly figure, not shown)."""
+        """The channel graph the model holds (plotly figure, not shown); edges acting after a
+        lag say so in their label (``lag 1``)."""
         check_is_fitted(self, "graph_")
         g = self.graph_model_
         direction = None
         if g.direction is not None:
             direction = pd.DataFrame(g.direction, index=self.channels_, columns=self.channels_)
-        return dag_figure(self.graph_, self.graph_roots_, direction=direction)
+        C = len(self.channels_)
+        lags = pd.DataFrame([[[lag for lag in range(g.weights.shape[0]) if g.weights[lag, i, j] != 0]
+                              for j in range(C)] for i in range(C)], index=self.channels_, columns=self.channels_)
+        return dag_figure(self.graph_, self.graph_roots_, direction=direction, lags=lags)
 
     def save_report(self, path: str | Path) -> Path:
         """Write one self-contained HTML report (opens offline); returns the path.

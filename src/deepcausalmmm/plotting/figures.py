@@ -54,6 +54,7 @@ def dag_figure(
     title: str | None = None,
     threshold: float = 0.0,
     direction: pd.DataFrame | None = None,
+    lags: pd.DataFrame | None = None,
 ) -> go.Figure:
     """Channel graph on a circle; arrows parent -> child labelled with their weight.
 
@@ -66,6 +67,9 @@ def dag_figure(
     direction : DataFrame, channels x channels, optional
         Direction support of learned same-week edges (NaN elsewhere); shown in
         the label, and edges below 0.8 are drawn grey (direction uncertain).
+    lags : DataFrame of lists, channels x channels, optional
+        The lags (weeks) at which each edge acts; shown in the label unless the
+        edge is same-week only.
     """
     names = list(adjacency.index)
     n = len(names)
@@ -84,6 +88,9 @@ def dag_figure(
             (x0, y0), (x1, y1) = pos[parent], pos[child]
             d = float(direction.loc[parent, child]) if direction is not None else math.nan
             label = f"{w:.2f}" if math.isnan(d) else f"{w:.2f} (direction {d:.2f})"
+            at = list(lags.loc[parent, child]) if lags is not None else [0]
+            if at != [0]:
+                label += f", lag{'s' if len(at) > 1 else ''} {', '.join(map(str, at))}"
             colour = "grey" if not math.isnan(d) and d < 0.8 else "black"
             fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y",
                                showarrow=True, arrowhead=3, arrowwidth=1 + 3 * min(abs(w), 1.0),
