@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             if mode == "notears":
                 edges = model.get_dag_edges()
                 line.append("  learned edges " + ", ".join(
-                    f"{p}->{c} (lag {lag}, support {s:.2f})"
+                    f"{p}->{c} (lag {lag}" + ("" if pd.isna(s) else f", support {s:.2f}") + ")"
                     for p, c, lag, s in edges[["parent", "child", "lag", "direction_support"]]
                     .itertuples(index=False)))
         print("\n".join(line), flush=True)
