@@ -584,8 +584,8 @@ class DeepCausalMMM(BaseEstimator):
             X = pd.DataFrame(p.media[draw][rr, tt], columns=self.channels_)
             ctrl = pd.DataFrame(p.control_values[draw][rr, tt], columns=self.controls_) if self.controls_ else None
             tests = None if per_region is None else self._replicate_tests(draw, per_region)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # the fit itself warned already
+            with warnings.catch_warnings():  # the fit itself warned of imprecise tests already
+                warnings.filterwarnings("ignore", message="the most precise lift test", category=UserWarning)
                 refit = DeepCausalMMM(config=self.config_.to_dict(), random_state=random_state + b,
                                       device=self.device).fit(
                     X, p.y[draw][rr, tt], regions=rr, dates=p.dates[tt], controls=ctrl,
