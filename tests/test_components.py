@@ -13,7 +13,12 @@ from deepcausalmmm.components import (
     hill,
     registered,
 )
-from deepcausalmmm.components.temporal import CalendarContext, make_knots, trend_basis
+from deepcausalmmm.components.temporal import (
+    CalendarContext,
+    make_knots,
+    residual_persistence,
+    trend_basis,
+)
 
 
 def test_single_stage_kernel_is_geometric():
@@ -117,3 +122,37 @@ def test_context_average_region_alone_matches_full_run():
     assert regional is not None and regional.shape == (5, 30, 8)
     assert none is None
     torch.testing.assert_close(national_only, national_full, rtol=1e-5, atol=1e-6)
+
+
+def test_residual_persistence_recovers_ar1_coefficient():
+    rng = np.random.default_rng(3)
+    R, T, phi = 40, 200, 0.7
+    e = np.zeros((R, T))
+    for t in range(1, T):
+        e[:, t] = phi * e[:, t - 1] + rng.normal(0, 0.05, R)
+    w = np.ones((R, T))
+    assert residual_persistence(e, w) == pytest.approx(phi, abs=0.03)
+    # White noise: near 0; alternating residuals: clipped to 0; all zero: 0.
+    assert residual_persistence(rng.normal(0, 1, (R, T)), w) < 0.05
+    alt = np.tile([1.0, -1.0], (R, T // 2))
+    assert residual_persistence(alt, w) == 0.0
+    assert residual_persistence(np.zeros((R, T)), w) == 0.0
+
+
+def test_residual_persistence_weights_and_missing_cells():
+    rng = np.random.default_rng(4)
+    R, T = 20, 120
+    persistent = np.cumsum(rng.normal(0, 1, (R, T)), axis=1) * 0.01  # random walk: ~1
+    noise = rng.normal(0, 1, (R, T))
+    both = np.concatenate([persistent, noise])
+    w = np.concatenate([np.ones((R, T)), np.zeros((R, T))])  # the noisy regions weigh nothing
+    assert residual_persistence(both, w) == pytest.approx(residual_persistence(persistent, w[:R]))
+    assert residual_persistence(persistent, w[:R]) > 0.9
+    holes = persistent.copy()
+    holes[:, ::7] = np.nan  # unobserved cells drop the pairs they belong to
+    assert 0.9 < residual_persistence(holes, np.ones((R, T))) <= 0.99
+    # The first weeks are left out when enough remain: a wild start changes nothing.
+    start = persistent.copy()
+    start[:, :6] = rng.normal(0, 100, (R, 6))
+    assert residual_persistence(start, np.ones((R, T))) == pytest.approx(
+        residual_persistence(persistent[:, 6:], np.ones((R, T - 6))))

@@ -1,5 +1,7 @@
 """The estimator's public API and its sklearn-style contract."""
 
+import copy
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -264,3 +266,60 @@ def test_seasonality_needs_a_full_cycle():
     assert model.config_.carryover.context_scale == 0.5
     # the fitted configuration is what a saved model reloads with
     assert DeepCausalMMM(config=fast).fit(*args(short)).net_.baseline.season.numel() == 0
+
+
+def _no_anchor(model: DeepCausalMMM) -> DeepCausalMMM:
+    """A shallow copy of a fitted model whose forecasts do not start from the last residual."""
+    other = copy.copy(model)
+    base = model.config_.baseline.model_copy(update={"forecast_anchor": False})
+    other.config_ = model.config_.model_copy(update={"baseline": base})
+    return other
+
+
+def test_forecast_starts_from_last_residual_and_fades(tmp_path):
+    """KPI with a persistent (AR(1), 0.8) disturbance: the forecast carries the last
+    residual forward, fading by the fitted persistence; media parts never change."""
+    sim = simulate_panel(8, 80, 3, seed=5)
+    d = sim.data.copy()
+    rng = np.random.default_rng(0)
+    weeks = np.sort(d["date"].unique())
+    scale = d.groupby("region")["kpi"].mean()
+    for r in d["region"].unique():
+        e, u = np.zeros(len(weeks)), rng.normal(0, 0.05, len(weeks))
+        for t in range(1, len(weeks)):
+            e[t] = 0.8 * e[t - 1] + u[t]
+        rows = d["region"] == r
+        d.loc[rows, "kpi"] += scale[r] * e[np.searchsorted(weeks, d.loc[rows, "date"].to_numpy())]
+    cut = weeks[70]
+    tr, ho = d[d["date"] < cut], d[d["date"] >= cut]
+    model = DeepCausalMMM(config=FAST, random_state=0).fit(
+        tr[sim.channels], tr["kpi"].to_numpy(), regions=tr["region"].to_numpy(),
+        dates=tr["date"].to_numpy(), controls=tr[sim.controls])
+    phi = model.residual_persistence_
+    assert 0.3 < phi < 0.9  # the fit absorbs part of the disturbance; white noise dilutes the rest
+    plain = _no_anchor(model)
+    kw = dict(regions=ho["region"].to_numpy(), dates=ho["date"].to_numpy(), controls=ho[sim.controls])
+    table = model.get_channel_contributions(ho[sim.channels], **kw)
+    table0 = plain.get_channel_contributions(ho[sim.channels], **kw)
+    # Known answer: offset = last fitted week's residual x phi^(weeks ahead), in the baseline only.
+    last = tr[tr["date"] == weeks[69]]
+    resid = pd.Series(last["kpi"].to_numpy() - model.predict(
+        last[sim.channels], regions=last["region"].to_numpy(), dates=last["date"].to_numpy(),
+        controls=last[sim.controls]), index=last["region"].to_numpy())
+    ahead = np.searchsorted(weeks, ho["date"].to_numpy()) - 69
+    expected = ho["region"].map(resid).to_numpy() * phi ** ahead
+    np.testing.assert_allclose((table["baseline"] - table0["baseline"]).to_numpy(), expected, atol=1e-6)
+    np.testing.assert_array_equal(table[sim.channels].to_numpy(), table0[sim.channels].to_numpy())
+    np.testing.assert_array_equal(table["controls"].to_numpy(), table0["controls"].to_numpy())
+    # It helps where the disturbance persists: the first forecast week's error falls.
+    y = ho["kpi"].to_numpy()
+    first = (ho["date"] == cut).to_numpy()
+    err = np.abs(y - table["prediction"].to_numpy())[first].sum()
+    err0 = np.abs(y - table0["prediction"].to_numpy())[first].sum()
+    assert err < 0.95 * err0
+    # Fitted rows are untouched, and a saved model forecasts the same.
+    kw_tr = dict(regions=tr["region"].to_numpy(), dates=tr["date"].to_numpy(), controls=tr[sim.controls])
+    np.testing.assert_array_equal(model.predict(tr[sim.channels], **kw_tr), plain.predict(tr[sim.channels], **kw_tr))
+    loaded = DeepCausalMMM.load(model.save(tmp_path / "m.safetensors"))
+    assert loaded.residual_persistence_ == phi
+    np.testing.assert_array_equal(loaded.predict(ho[sim.channels], **kw), table["prediction"].to_numpy())

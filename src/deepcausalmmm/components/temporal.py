@@ -6,6 +6,8 @@
 * :func:`trend_basis`: piecewise-linear (hat) basis with knots ending at the
   last fitted step; beyond it the trend stays flat or continues with a damped
   slope.
+* :func:`residual_persistence`: week-to-week persistence of the fit's
+  residuals, with which a forecast lets the last fitted week's residual fade.
 * :class:`Baseline`: per-region level + trend + seasonality, with region
   deviations from shared shapes (shrunk by the loss).
 * :class:`CalendarContext`: one GRU over calendar features and controls
@@ -26,6 +28,7 @@ __all__ = [
     "fourier_features",
     "make_knots",
     "trend_basis",
+    "residual_persistence",
     "Baseline",
     "CalendarContext",
     "Effectiveness",
@@ -135,6 +138,37 @@ class Baseline(nn.Module):
         dev = (self.trend_dev**2).sum(dim=1).mean()
         pen = pen + season_shrinkage * (self.season_dev**2).sum(dim=1).mean()
         return pen + shrinkage * dev
+
+
+RESIDUAL_BURN_IN = 6  # first fitted weeks left out of the persistence estimate (carryover warm-up)
+
+
+def residual_persistence(resid: np.ndarray, weight: np.ndarray, burn_in: int = RESIDUAL_BURN_IN) -> float:
+    """Pooled AR(1) coefficient of in-sample residuals, clipped to ``[0, 0.99]``.
+
+    ``resid`` ``[R,T]`` are residuals in region-relative units (KPI over the
+    region's scale), ``weight`` ``[R,T]`` the loss weights of those cells (0 for
+    unobserved ones). The coefficient is the weighted least-squares slope of
+    ``resid[:, t+1]`` on ``resid[:, t]`` over every region (no intercept: the
+    residuals of a fit with a per-region level have mean near 0), each pair
+    weighted by the geometric mean of its two cells' weights. The first
+    ``burn_in`` weeks are left out when at least 8 weeks remain. Returns 0
+    when there are no weighted pairs or the residuals are all 0; a negative
+    slope (alternating residuals) is 0 as well, so a forecast never flips the
+    sign of the last residual.
+    """
+    resid = np.asarray(resid, dtype=float)
+    weight = np.asarray(weight, dtype=float)
+    if resid.shape[1] - burn_in >= 8:
+        resid, weight = resid[:, burn_in:], weight[:, burn_in:]
+    w = np.sqrt(weight[:, :-1] * weight[:, 1:])  # [R,T-1]
+    w = np.where(np.isfinite(resid[:, :-1]) & np.isfinite(resid[:, 1:]), w, 0.0)
+    prev = np.nan_to_num(resid[:, :-1])  # [R,T-1]
+    nxt = np.nan_to_num(resid[:, 1:])  # [R,T-1]
+    den = float((w * prev * prev).sum())
+    if not den > 0:
+        return 0.0
+    return float(np.clip((w * prev * nxt).sum() / den, 0.0, 0.99))
 
 
 class CalendarContext(nn.Module):
