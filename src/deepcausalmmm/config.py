@@ -182,8 +182,8 @@ class BaselineConfig(_Section):
         "baseline and fades by the residuals' week-to-week persistence (a pooled AR(1) "
         "coefficient, model.residual_persistence_) per week ahead. Fitting and every "
         "contribution and effect are unchanged (the offset cancels in counterfactual "
-        "differences). On the MMM panel it lowered the holdout WAPE at 16 of 20 cutoffs "
-        "(summed 162.3 to 152.2 points).",
+        "differences). On the MMM panel it lowered the holdout WAPE at 24 of 26 cutoffs "
+        "(weeks 20-100, summed 203.6 to 192.4 points).",
     )
 
 

@@ -87,6 +87,9 @@ class DeepCausalMMM(BaseEstimator):
     lift_tests_ : DataFrame or None
         The lift tests given to ``fit`` with the fitted model's lift for each
         (see :meth:`lift_test_report`); None without tests.
+    residual_persistence_ : float
+        Pooled AR(1) coefficient (0-0.99) of the fit's residuals; a forecast's
+        offset from the last fitted residual fades by this factor per week.
     """
 
     def __init__(
@@ -278,7 +281,10 @@ class DeepCausalMMM(BaseEstimator):
 
         Rows are placed on the fitted regions' timelines: rows inside the fitted
         period replace the fitted inputs (a counterfactual), rows after it
-        continue the history, with carryover from the fitted weeks.
+        continue the history, with carryover from the fitted weeks. A forecast
+        (rows after the fitted period) starts from where the KPI left the fit:
+        the region's last residual is added to its baseline and fades by
+        ``residual_persistence_`` per week ahead (``baseline.forecast_anchor``).
         """
         table, _ = self._decompose_rows(X, regions, dates, controls)
         return table["prediction"].to_numpy()
