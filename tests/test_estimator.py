@@ -1,6 +1,7 @@
 """The estimator's public API and its sklearn-style contract."""
 
 import copy
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -323,3 +324,23 @@ def test_forecast_starts_from_last_residual_and_fades(tmp_path):
     loaded = DeepCausalMMM.load(model.save(tmp_path / "m.safetensors"))
     assert loaded.residual_persistence_ == phi
     np.testing.assert_array_equal(loaded.predict(ho[sim.channels], **kw), table["prediction"].to_numpy())
+
+
+def test_predict_without_dates_warns_unless_it_replays_the_fit():
+    sim = simulate_panel(3, 30, 2, seed=2)
+    model = DeepCausalMMM(config=FAST).fit(sim.X, sim.y, regions=sim.regions)  # no dates: row order
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        replay = model.predict(sim.X, regions=sim.regions)  # every fitted week: a replay, no warning
+    np.testing.assert_allclose(replay, model.get_channel_contributions()["prediction"].to_numpy())
+    head = sim.data.groupby("region").head(10)
+    with pytest.warns(UserWarning, match="not a forecast.*pass `dates`.*ends at 29"):
+        first = model.predict(head[sim.channels], regions=head["region"].to_numpy())
+    week = head.groupby("region").cumcount().to_numpy()
+    # Without dates the rows are weeks 0-9; with dates 30-39 they are a forecast.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        inside = model.predict(head[sim.channels], regions=head["region"].to_numpy(), dates=week)
+        ahead = model.predict(head[sim.channels], regions=head["region"].to_numpy(), dates=week + 30)
+    np.testing.assert_array_equal(first, inside)
+    assert not np.allclose(ahead, inside)

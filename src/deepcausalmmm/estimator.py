@@ -285,8 +285,26 @@ class DeepCausalMMM(BaseEstimator):
         (rows after the fitted period) starts from where the KPI left the fit:
         the region's last residual is added to its baseline and fades by
         ``residual_persistence_`` per week ahead (``baseline.forecast_anchor``).
+
+        Without ``dates`` each region's rows are its weeks 0, 1, ... of the
+        fitted period in row order (a replay or counterfactual of the fit); a
+        warning says so when a region's row count differs from its fitted
+        weeks, since holdout rows are then not forecasts. Pass ``dates``
+        continuing the fit's (e.g. integer periods ``T, T+1, ...``) to forecast.
         """
-        table, _ = self._decompose_rows(X, regions, dates, controls)
+        table, new = self._decompose_rows(X, regions, dates, controls)
+        if dates is None:
+            counts = np.bincount(new.row_index[:, 0], minlength=len(new.regions))  # rows per region
+            if (counts != len(self.panel_.dates)).any():
+                warnings.warn(
+                    f"predict got no `dates`, so each region's rows were placed on its fitted weeks "
+                    f"0, 1, ... (the fit spans {len(self.panel_.dates)} weeks; these rows cover "
+                    f"{int(counts.min())}-{int(counts.max())} per region): a replay of the fitted "
+                    "period, not a forecast. To forecast, pass `dates` that continue the fit's "
+                    f"(the fit ends at {self.panel_.dates[-1]})",
+                    UserWarning,
+                    stacklevel=2,
+                )
         return table["prediction"].to_numpy()
 
     def get_channel_contributions(
