@@ -370,3 +370,61 @@ def test_residual_degrees_of_freedom_known_answers():
     observed[0, 5] = False  # that week and the two after it lose a complete row each
     assert _residual_dof(observed, 2, 3) == 2 * 8 - 3 - 9
     assert _residual_dof(observed, 12, 3) < 0  # more lags than weeks
+
+
+def _budget_panel(seed: int, budget: str, R: int = 20, T: int = 104, C: int = 6):
+    """Channels with no edges among them that share a regional budget: ``"quarterly"`` (a
+    13-week cycle with its own phase in every region) or ``"weekly"`` (white noise per
+    region-week, sd 0.15). Returns X ``[R*T, C]``, y and the fit keywords."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(T)
+    size = np.exp(rng.normal(0, 0.8, R))
+    if budget == "quarterly":
+        b = 0.3 * np.sin(2 * np.pi * t[None, :] / 13 + rng.uniform(0, 2 * np.pi, R)[:, None])
+    else:
+        b = rng.normal(0, 0.15, (R, T))
+    X = (size[:, None, None] * np.exp(b)[:, :, None] * rng.lognormal(0, 0.3, (R, T, C))
+         * rng.uniform(50, 500, C))
+    y = size[:, None] * (1000 + 30 * (X / X.mean(axis=(0, 1))).sum(-1)) * rng.normal(1, 0.03, (R, T))
+    kw = dict(regions=np.repeat(np.arange(R), T), dates=np.tile(t, R))
+    return X.reshape(R * T, C), y.reshape(-1), kw
+
+
+def test_quarterly_regional_budget_cycles_create_no_edges(monkeypatch):
+    """A 13-week budget cycle with its own phase in every region moves all of a region's
+    channels together. The pooled F-test finds it and the graph's de-seasonalising removes it:
+    no edge; without the test (the session-9 basis, two yearly harmonics) nearly every channel
+    pair is linked. A real edge in the same panel is still found, alone."""
+    from deepcausalmmm.components import graph as graph_mod
+
+    X, y, kw = _budget_panel(5, "quarterly")
+    R, T, C = 20, 104, 6
+    quick = {"training": {"epochs": 1, "polish_steps": 0}}
+    a = X.reshape(R, T, C) / X.reshape(R, T, C).mean(axis=1, keepdims=True)  # region-scaled
+    a = a - a.mean(axis=0, keepdims=True)  # without each week's cross-region mean
+    phase = np.arange(T) / 52.1775
+    assert graph_mod.regional_cycles(a, np.ones((R, T), dtype=bool), phase)
+    flat, _, _ = _budget_panel(5, "weekly")  # no cycle: the extra harmonics are not added
+    flat_a = flat.reshape(R, T, C) / flat.reshape(R, T, C).mean(axis=1, keepdims=True)
+    flat_a = flat_a - flat_a.mean(axis=0, keepdims=True)
+    assert not graph_mod.regional_cycles(flat_a, np.ones((R, T), dtype=bool), phase)
+    model = DeepCausalMMM(config=quick).fit(X, y, **kw)
+    assert model.get_dag_edges().empty
+    X2 = X.reshape(R, T, C).copy()
+    X2[:, :, 2] += 0.6 * X2[:, :, 2].mean() / X2[:, :, 0].mean() * X2[:, :, 0]
+    edges = DeepCausalMMM(config=quick).fit(X2.reshape(R * T, C), y, **kw).get_dag_edges()
+    assert list(zip(edges.parent, edges.child, strict=True)) == [("channel_0", "channel_2")]
+    monkeypatch.setattr(graph_mod, "CYCLE_P", 0.0)  # never adds the harmonics
+    with pytest.warns(UserWarning, match="learned edges link"):
+        old = DeepCausalMMM(config=quick).fit(X, y, **kw)
+    assert len(old.get_dag_edges()) >= C
+
+
+def test_dense_graph_from_a_shared_weekly_budget_warns():
+    """A regional budget that moves every channel week to week is a driver the model does not
+    see; the learned graph links many channel pairs, and fit says what that usually means."""
+    X, y, kw = _budget_panel(6, "weekly")
+    with pytest.warns(UserWarning, match=r"link \d+ of the 15 channel pairs.*graph.mode='none'"):
+        model = DeepCausalMMM(config={"training": {"epochs": 1, "polish_steps": 0}}).fit(X, y, **kw)
+    e = model.get_dag_edges()
+    assert len(set(map(frozenset, zip(e.parent, e.child, strict=True)))) > 5

@@ -119,16 +119,61 @@ def _break_cycles(W: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return W
 
 
-def smooth_basis(T: int, phase: np.ndarray, spacing: int = 13) -> np.ndarray:
+def smooth_basis(T: int, phase: np.ndarray, spacing: int = 13, harmonics: int = 2) -> np.ndarray:
     """``[T, J]`` basis of slow movements: level, piecewise-linear trend (knots every
-    ``spacing`` steps) and two yearly harmonics."""
+    ``spacing`` steps) and the first ``harmonics`` yearly harmonics."""
     t = np.arange(T, dtype=float)
     knots = np.arange(0, T - 1, spacing, dtype=float)
     hinges = [np.maximum(t - k, 0.0) / max(T - 1, 1) for k in knots[1:]]
     ang = 2 * np.pi * phase
-    cols = [np.ones(T), t / max(T - 1, 1), *hinges,
-            np.sin(ang), np.cos(ang), np.sin(2 * ang), np.cos(2 * ang)]
-    return np.column_stack(cols)
+    waves = [f(h * ang) for h in range(1, harmonics + 1) for f in (np.sin, np.cos)]
+    return np.column_stack([np.ones(T), t / max(T - 1, 1), *hinges, *waves])
+
+
+CYCLE_HARMONICS = 4  # with regional budget cycles: yearly harmonics up to the 4th (13-week cycles)
+CYCLE_P = 1e-4  # significance of the pooled F-test for them
+
+
+def regional_cycles(a: np.ndarray, observed: np.ndarray, phase: np.ndarray) -> bool:
+    """Whether regions' channels share cycles faster than half a year (e.g. quarterly budgets).
+
+    Pooled F-test, over regions, of yearly harmonics 3..``CYCLE_HARMONICS``
+    added to :func:`smooth_basis` in each region's cross-channel mean of
+    ``a`` ``[R,T,C]`` (already without each week's cross-region mean). A
+    budget cycle with its own phase in every region moves all of a region's
+    channels together; left in the activity it links every channel to every
+    other (40 x 156 x 8 panels with a 13-week regional cycle gave 42-50 false
+    edges), so :func:`prepare_activity` then removes it with the other slow
+    movements. Without such cycles the extra terms only cost degrees of
+    freedom, so they are added only when the test rejects at ``CYCLE_P``.
+    """
+    from scipy.stats import f as f_dist
+
+    T = a.shape[1]
+    D0, D1 = smooth_basis(T, phase), smooth_basis(T, phase, harmonics=CYCLE_HARMONICS)
+    extra = D1.shape[1] - D0.shape[1]
+    rss0 = rss1 = 0.0
+    dof = groups = 0
+    for r in range(a.shape[0]):
+        ok = observed[r]
+        if ok.sum() <= D1.shape[1] + 2:
+            continue
+        m = np.nanmean(a[r, ok], axis=1)  # [T_r] cross-channel mean
+        if not np.isfinite(m).all():
+            continue
+        for D in (D0, D1):
+            coef, *_ = np.linalg.lstsq(D[ok], m, rcond=None)
+            rss = float(((m - D[ok] @ coef) ** 2).sum())
+            if D is D0:
+                rss0 += rss
+            else:
+                rss1 += rss
+        dof += int(ok.sum()) - D1.shape[1]
+        groups += 1
+    if groups == 0 or dof <= 0 or rss1 <= 0:
+        return False
+    F = ((rss0 - rss1) / (extra * groups)) / (rss1 / dof)
+    return bool(f_dist.sf(F, extra * groups, dof) < CYCLE_P)
 
 
 def prepare_activity(scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray) -> np.ndarray:
@@ -139,7 +184,8 @@ def prepare_activity(scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray
     region's slow movements are regressed out (its own level, a
     piecewise-linear trend and yearly harmonics: regional budget cycles and
     growth move all of a region's channels together without one causing
-    another). What is left is the week-to-week variation in which one
+    another; harmonics up to 13-week cycles when :func:`regional_cycles`
+    finds such cycles). What is left is the week-to-week variation in which one
     channel's activity can drive another's.
 
     Parameters
@@ -152,7 +198,8 @@ def prepare_activity(scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray
     a = np.where(observed[:, :, None], scaled, np.nan)  # [R,T,C]
     if R >= 3:
         a = a - np.nanmean(a, axis=0, keepdims=True)  # remove each week's cross-region mean
-    D = smooth_basis(T, phase)  # [T,J]
+    cycles = regional_cycles(a, observed, phase)
+    D = smooth_basis(T, phase, harmonics=CYCLE_HARMONICS if cycles else 2)  # [T,J]
     for r in range(R):
         ok = observed[r]
         if ok.sum() <= D.shape[1]:
@@ -449,5 +496,31 @@ def learn_graph(
         for i, j in zip(*np.nonzero(weights[0]), strict=True):
             if allowed[0][i, j] and allowed[0][j, i] and not (required[i, j] or required[j, i]):
                 direction[i, j] = direction_support(Ys[:, i], Ys[:, j], group)
+        _warn_dense(weights, required)
     return ChannelGraph(weights, tuple(roots), direction)
+
+
+def _warn_dense(weights: np.ndarray, required: np.ndarray) -> None:
+    """Warn when learned edges link more channel pairs than a tree over the channels has.
+
+    A driver the model does not see that moves all of a region's channels
+    together week to week (a regional budget that is split across channels)
+    makes every channel predict every other: on 40 x 156 x 8 panels with such
+    a shared budget and no true edges, 10-28 edges were learned. True
+    mediation graphs among marketing channels are usually sparse.
+    """
+    C = weights.shape[1]
+    linked = (weights != 0).any(axis=0) & ~required  # [C,C] learned, any lag
+    pairs = int((linked | linked.T)[np.triu_indices(C, 1)].sum())
+    if C >= 4 and pairs > C - 1:
+        warnings.warn(
+            f"graph: the learned edges link {pairs} of the {C * (C - 1) // 2} channel pairs, more than "
+            f"a tree over {C} channels ({C - 1}). So many edges usually mean the channels share a "
+            "driver the model does not see (e.g. a regional budget that moves every channel week "
+            "to week), not that they drive each other, and total effects would pass effects "
+            "along them. Check get_dag_edges(); if no such influence is plausible set "
+            "graph.mode='none', or fix the structure with graph.mode='fixed' or graph.forbidden",
+            UserWarning,
+            stacklevel=5,
+        )
 
