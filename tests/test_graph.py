@@ -1,5 +1,7 @@
 """Channel graph: structure learning, interventions and effects."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -374,13 +376,18 @@ def test_residual_degrees_of_freedom_known_answers():
 
 def _budget_panel(seed: int, budget: str, R: int = 20, T: int = 104, C: int = 6):
     """Channels with no edges among them that share a regional budget: ``"quarterly"`` (a
-    13-week cycle with its own phase in every region) or ``"weekly"`` (white noise per
-    region-week, sd 0.15). Returns X ``[R*T, C]``, y and the fit keywords."""
+    13-week cycle with its own phase in every region), ``"weekly"`` (white noise per
+    region-week, sd 0.15) or ``"persistent"`` (AR(1) 0.7, sd 0.15). Returns X ``[R*T, C]``, y
+    and the fit keywords."""
     rng = np.random.default_rng(seed)
     t = np.arange(T)
     size = np.exp(rng.normal(0, 0.8, R))
     if budget == "quarterly":
         b = 0.3 * np.sin(2 * np.pi * t[None, :] / 13 + rng.uniform(0, 2 * np.pi, R)[:, None])
+    elif budget == "persistent":
+        b = np.zeros((R, T))
+        for k in range(1, T):
+            b[:, k] = 0.7 * b[:, k - 1] + rng.normal(0, 0.15 * np.sqrt(1 - 0.49), R)
     else:
         b = rng.normal(0, 0.15, (R, T))
     X = (size[:, None, None] * np.exp(b)[:, :, None] * rng.lognormal(0, 0.3, (R, T, C))
@@ -415,16 +422,71 @@ def test_quarterly_regional_budget_cycles_create_no_edges(monkeypatch):
     edges = DeepCausalMMM(config=quick).fit(X2.reshape(R * T, C), y, **kw).get_dag_edges()
     assert list(zip(edges.parent, edges.child, strict=True)) == [("channel_0", "channel_2")]
     monkeypatch.setattr(graph_mod, "CYCLE_P", 0.0)  # never adds the harmonics
+    monkeypatch.setattr(graph_mod, "remove_shared_driver", lambda X, C: None)
     with pytest.warns(UserWarning, match="learned edges link"):
         old = DeepCausalMMM(config=quick).fit(X, y, **kw)
     assert len(old.get_dag_edges()) >= C
 
 
-def test_dense_graph_from_a_shared_weekly_budget_warns():
-    """A regional budget that moves every channel week to week is a driver the model does not
-    see; the learned graph links many channel pairs, and fit says what that usually means."""
-    X, y, kw = _budget_panel(6, "weekly")
+@pytest.mark.parametrize("budget", ["weekly", "persistent"])
+def test_shared_regional_budget_creates_no_edges(budget, monkeypatch):
+    """A regional budget split across channels moves all of a region's channels together week
+    to week (white noise, or AR(1) 0.7). Every pair of channels correlates alike; the shared
+    part, read off the median pair, is removed and no edge is learned. A real edge in the same
+    panel is still found. Without that step the graph links most pairs and fit warns."""
+    from deepcausalmmm.components import graph as graph_mod
+
+    X, y, kw = _budget_panel(6, budget)
+    quick = {"training": {"epochs": 1, "polish_steps": 0}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no dense-graph warning either
+        assert DeepCausalMMM(config=quick).fit(X, y, **kw).get_dag_edges().empty
+    R, T, C = 20, 104, 6
+    if budget == "weekly":  # (with the persistent budget a reverse lag-2 edge appears as well)
+        X2 = X.reshape(R, T, C).copy()
+        X2[:, :, 2] += 0.6 * X2[:, :, 2].mean() / X2[:, :, 0].mean() * X2[:, :, 0]
+        edges = DeepCausalMMM(config=quick).fit(X2.reshape(R * T, C), y, **kw).get_dag_edges()
+        assert set(zip(edges.parent, edges.child, strict=True)) == {("channel_0", "channel_2")}
+        assert 0 in set(edges.lag)  # the same-week edge (weak lagged copies may come with it)
+    monkeypatch.setattr(graph_mod, "remove_shared_driver", lambda X, C: None)
     with pytest.warns(UserWarning, match=r"link \d+ of the 15 channel pairs.*graph.mode='none'"):
-        model = DeepCausalMMM(config={"training": {"epochs": 1, "polish_steps": 0}}).fit(X, y, **kw)
-    e = model.get_dag_edges()
-    assert len(set(map(frozenset, zip(e.parent, e.child, strict=True)))) > 5
+        old = DeepCausalMMM(config=quick).fit(X, y, **kw)
+    e = old.get_dag_edges()
+    assert len(set(map(frozenset, zip(e.parent, e.child, strict=True)))) > C - 1
+
+
+def test_shared_driver_is_left_alone_when_channels_do_not_share_one():
+    """Independent channels: the median pair's correlation is sampling noise, nothing is removed;
+    equal correlation 0.3 between every pair: the map leaves the pairs uncorrelated."""
+    from deepcausalmmm.components.graph import remove_shared_driver
+
+    rng = np.random.default_rng(8)
+    N, C = 4000, 6
+    assert remove_shared_driver(rng.normal(size=(N, C)), C) is None
+    f = rng.normal(size=(N, 1))
+    Z = np.sqrt(0.3) * f + np.sqrt(0.7) * rng.normal(size=(N, C))  # one lag block only
+    out = remove_shared_driver(Z, C)
+    assert out is not None
+    corr = np.corrcoef(out, rowvar=False)[np.triu_indices(C, 1)]
+    assert np.abs(corr).max() < 0.08 and np.abs(corr).mean() < 0.03  # from 0.3: sampling noise
+    # the map is the one closest to the identity: each channel stays mostly itself
+    own = [np.corrcoef(out[:, c], Z[:, c])[0, 1] for c in range(C)]
+    assert min(own) > 0.9
+
+
+def test_dense_graph_warning_counts_linked_pairs():
+    from deepcausalmmm.components.graph import _warn_dense
+
+    W = np.zeros((2, 5, 5))
+    W[0, 0, 1] = W[0, 0, 2] = W[0, 1, 3] = W[1, 2, 4] = 0.3  # 4 pairs: a tree over 5 channels
+    required = np.zeros((5, 5), dtype=bool)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_dense(W, required)
+    W[1, 3, 4] = 0.2  # a fifth pair
+    with pytest.warns(UserWarning, match="link 5 of the 10 channel pairs"):
+        _warn_dense(W, required)
+    required[3, 4] = True  # edges the user required do not count
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_dense(W, required)
