@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/graph_confounding.py [--seeds 0,1,2] [--regions 40] [--weeks 156] [--channels 8]
+    python benchmarks/graph_confounding.py [--seeds 0,1,2] [--size 40x156x8]
 
 Each region's channels share a budget that moves them together: a 13-week
 cycle with its own phase in every region (``quarterly``), white noise per
@@ -79,14 +79,18 @@ def learned_pairs(df: pd.DataFrame, names: list[str]) -> set[tuple[str, str]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--regions", type=int, default=40)
-    ap.add_argument("--weeks", type=int, default=156)
-    ap.add_argument("--channels", type=int, default=8)
+    ap.add_argument("--size", default="40x156x8", help="regions x weeks x channels (at least 4 channels)")
     args = ap.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
+    try:
+        R, T, C = (int(v) for v in args.size.split("x"))
+    except ValueError:
+        ap.error(f"--size must look like 40x156x8 (regions x weeks x channels), found {args.size!r}")
+    if C < 4:
+        ap.error(f"--size needs at least 4 channels (3 carry the true edges), found {C}")
     truth = {(f"ch{p}", f"ch{c}") for c, p in EDGES}
     cycles, shared = graph_module.regional_cycles, graph_module.remove_shared_driver
-    print(f"{args.regions} regions x {args.weeks} weeks x {args.channels} channels; "
+    print(f"{R} regions x {T} weeks x {C} channels; "
           "false pairs / true pairs found (of 3), per seed")
     print(f"{'budget':<11} {'graph':<6} {'defaults':<28} {'safeguards off':<28}")
     for budget in BUDGETS:
@@ -99,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     res = []
                     for seed in seeds:
-                        df, names = simulate(seed, budget, edges, args.regions, args.weeks, args.channels)
+                        df, names = simulate(seed, budget, edges, R, T, C)
                         got = learned_pairs(df, names)
                         true = truth if edges else set()
                         res.append(f"{len(got - true)}/{len(got & true)}" if edges else f"{len(got)}")
