@@ -49,6 +49,22 @@ def _figure(fig: go.Figure, first: bool) -> str:
     return pio.to_html(fig, full_html=False, include_plotlyjs=first, default_height="480px")
 
 
+def _dense_note(model: Any, edges: pd.DataFrame) -> str:
+    """A caution when a learned graph links more channel pairs than a tree has ("" otherwise)."""
+    C = len(model.channels_)
+    pairs = len({frozenset(pc) for pc in zip(edges["parent"], edges["child"], strict=True)})
+    if model.config_.graph.mode != "notears" or C < 4 or pairs <= C - 1:
+        return ""
+    return (
+        f"<p class='note'><b>Caution:</b> the learned edges link {pairs} of the {C * (C - 1) // 2} "
+        f"channel pairs, more than a tree over {C} channels ({C - 1}). So many edges usually mean "
+        "the channels share a driver the model does not see (e.g. a regional budget that moves "
+        "every channel week to week), not that they drive each other, and the total effects "
+        "above pass effects along them. Unless such influence is plausible, refit with "
+        "graph.mode='none' (total = direct) or give the structure (graph.mode='fixed').</p>"
+    )
+
+
 def write_report(model: Any, path: Path) -> Path:
     """Write ``model``'s report to ``path`` atomically; return the path.
 
@@ -110,6 +126,7 @@ def write_report(model: Any, path: Path) -> Path:
         "test to be trusted.</p>",
         _table(identification),
         "<h2>Channel graph</h2>",
+        _dense_note(model, edges),
         _table(edges) if len(edges) else "<p>No edges among channels were learned.</p>",
         _figure(model.plot_dag(), first=False),
         "<h2>Response curves</h2>",
