@@ -397,11 +397,11 @@ def _budget_panel(seed: int, budget: str, R: int = 20, T: int = 104, C: int = 6)
     return X.reshape(R * T, C), y.reshape(-1), kw
 
 
-def test_quarterly_regional_budget_cycles_create_no_edges(monkeypatch):
+def test_quarterly_regional_budget_cycles_create_no_edges():
     """A 13-week budget cycle with its own phase in every region moves all of a region's
     channels together. The pooled F-test finds it and the graph's de-seasonalising removes it:
-    no edge; without the test (the session-9 basis, two yearly harmonics) nearly every channel
-    pair is linked. A real edge in the same panel is still found, alone."""
+    no edge; with the test and the shared-driver step off (the session-9 graph) nearly every
+    channel pair is linked. A real edge in the same panel is still found, alone."""
     from deepcausalmmm.components import graph as graph_mod
 
     X, y, kw = _budget_panel(5, "quarterly")
@@ -421,21 +421,18 @@ def test_quarterly_regional_budget_cycles_create_no_edges(monkeypatch):
     X2[:, :, 2] += 0.6 * X2[:, :, 2].mean() / X2[:, :, 0].mean() * X2[:, :, 0]
     edges = DeepCausalMMM(config=quick).fit(X2.reshape(R * T, C), y, **kw).get_dag_edges()
     assert list(zip(edges.parent, edges.child, strict=True)) == [("channel_0", "channel_2")]
-    monkeypatch.setattr(graph_mod, "CYCLE_P", 0.0)  # never adds the harmonics
-    monkeypatch.setattr(graph_mod, "remove_shared_driver", lambda X, C: None)
+    off = {**quick, "graph": {"regional_cycles": False, "shared_driver": False}}
     with pytest.warns(UserWarning, match="learned edges link"):
-        old = DeepCausalMMM(config=quick).fit(X, y, **kw)
+        old = DeepCausalMMM(config=off).fit(X, y, **kw)
     assert len(old.get_dag_edges()) >= C
 
 
 @pytest.mark.parametrize("budget", ["weekly", "persistent"])
-def test_shared_regional_budget_creates_no_edges(budget, monkeypatch):
+def test_shared_regional_budget_creates_no_edges(budget):
     """A regional budget split across channels moves all of a region's channels together week
     to week (white noise, or AR(1) 0.7). Every pair of channels correlates alike; the shared
     part, read off the median pair, is removed and no edge is learned. A real edge in the same
     panel is still found. Without that step the graph links most pairs and fit warns."""
-    from deepcausalmmm.components import graph as graph_mod
-
     X, y, kw = _budget_panel(6, budget)
     quick = {"training": {"epochs": 1, "polish_steps": 0}}
     with warnings.catch_warnings():
@@ -448,9 +445,9 @@ def test_shared_regional_budget_creates_no_edges(budget, monkeypatch):
         edges = DeepCausalMMM(config=quick).fit(X2.reshape(R * T, C), y, **kw).get_dag_edges()
         assert set(zip(edges.parent, edges.child, strict=True)) == {("channel_0", "channel_2")}
         assert 0 in set(edges.lag)  # the same-week edge (weak lagged copies may come with it)
-    monkeypatch.setattr(graph_mod, "remove_shared_driver", lambda X, C: None)
+    off = {**quick, "graph": {"shared_driver": False}}
     with pytest.warns(UserWarning, match=r"link \d+ of the 15 channel pairs.*graph.mode='none'"):
-        old = DeepCausalMMM(config=quick).fit(X, y, **kw)
+        old = DeepCausalMMM(config=off).fit(X, y, **kw)
     e = old.get_dag_edges()
     assert len(set(map(frozenset, zip(e.parent, e.child, strict=True)))) > C - 1
 

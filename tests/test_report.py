@@ -47,17 +47,14 @@ def test_report_sections_and_numbers_come_from_the_model(fitted, report):
     assert "Caution:" not in text  # a sparse learned graph needs no caution
 
 
-def test_report_cautions_about_a_dense_learned_graph(tmp_path, monkeypatch):
+def test_report_cautions_about_a_dense_learned_graph(tmp_path):
     """Channels sharing a weekly regional budget, with the shared-driver step switched off: the
     graph links most pairs, and the report says what that usually means."""
-    from deepcausalmmm.components import graph as graph_mod
-
     from .test_graph import _budget_panel
 
     X, y, kw = _budget_panel(6, "weekly")
-    monkeypatch.setattr(graph_mod, "remove_shared_driver", lambda X, C: None)
     with pytest.warns(UserWarning, match="learned edges link"):
-        model = DeepCausalMMM(config=FAST).fit(X, y, **kw)
+        model = DeepCausalMMM(config={**FAST, "graph": {"shared_driver": False}}).fit(X, y, **kw)
     edges = model.get_dag_edges()
     pairs = len({frozenset(pc) for pc in zip(edges.parent, edges.child, strict=True)})
     assert pairs > 5

@@ -281,6 +281,18 @@ class GraphConfig(_Section):
     edges: tuple[tuple[str, str], ...] = Field(
         (), description="mode='fixed': the (parent, child) structure; weights are estimated."
     )
+    regional_cycles: bool = Field(
+        True,
+        description="Test for budget cycles faster than half a year that regions run with their own "
+        "phases (a pooled F-test of yearly harmonics 3-4) and remove them before learning; they "
+        "otherwise link nearly every pair of channels.",
+    )
+    shared_driver: bool = Field(
+        True,
+        description="When every pair of channels correlates alike (a regional budget moving all "
+        "channels week to week), learn the graph again without that shared part and keep the "
+        "sparser graph.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> GraphConfig:

@@ -176,7 +176,9 @@ def regional_cycles(a: np.ndarray, observed: np.ndarray, phase: np.ndarray) -> b
     return bool(f_dist.sf(F, extra * groups, dof) < CYCLE_P)
 
 
-def prepare_activity(scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray) -> np.ndarray:
+def prepare_activity(
+    scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray, cycle_test: bool = True
+) -> np.ndarray:
     """Within-region, de-trended, de-seasonalised activity ``[R,T,C]``.
 
     Each week's cross-region mean is removed (national budget seasons, bursts
@@ -193,12 +195,13 @@ def prepare_activity(scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray
     scaled : ``[R,T,C]`` activity divided by its region-channel mean
     observed : ``[R,T]`` cells that hold data
     phase : ``[T]`` yearly phase in cycles
+    cycle_test : run :func:`regional_cycles` (False: two yearly harmonics only)
     """
     R, T, C = scaled.shape
     a = np.where(observed[:, :, None], scaled, np.nan)  # [R,T,C]
     if R >= 3:
         a = a - np.nanmean(a, axis=0, keepdims=True)  # remove each week's cross-region mean
-    cycles = regional_cycles(a, observed, phase)
+    cycles = cycle_test and regional_cycles(a, observed, phase)
     D = smooth_basis(T, phase, harmonics=CYCLE_HARMONICS if cycles else 2)  # [T,J]
     for r in range(R):
         ok = observed[r]
@@ -416,6 +419,8 @@ def learn_graph(
     fixed: np.ndarray | None = None,
     min_t: float = 4.0,
     own_lags: int = 0,
+    regional_cycles: bool = True,
+    shared_driver: bool = True,
 ) -> ChannelGraph:
     """Learn (``mode="notears"``) or estimate (``"fixed"``) the channel graph.
 
@@ -424,7 +429,10 @@ def learn_graph(
     ``|t| < min_t`` are pruned. Each channel's own past up to
     ``max(max_lag, own_lags)`` weeks is always in its equation (persistence,
     never an edge), so that a channel's own dynamics cannot pass for an
-    influence of another channel's lagged activity that tracks them. Returns
+    influence of another channel's lagged activity that tracks them.
+    ``regional_cycles`` runs :func:`regional_cycles` in the preparation;
+    ``shared_driver`` learns a second graph without a driver every channel
+    shares (:func:`remove_shared_driver`) and keeps the sparser. Returns
     weights in region-scaled activity units, lags 0..``max_lag``.
     """
     R, T, C = scaled.shape
@@ -451,7 +459,7 @@ def learn_graph(
             stacklevel=4,
         )
         L = P
-    act = prepare_activity(scaled, observed, phase)
+    act = prepare_activity(scaled, observed, phase, cycle_test=regional_cycles)
     spec = (P, L, lambda1, threshold, forbidden, required, roots, fixed, min_t, mode)
     learned = _learn(act, observed, *spec)
     assert learned is not None  # without the shared-driver step there is always a graph
@@ -461,7 +469,7 @@ def learn_graph(
         # data show one, the graph learned without it is kept if it is the sparser one (on
         # real panels channels share drivers unequally, and taking out an equal share can
         # create as many links as it removes).
-        again = _learn(act, observed, *spec, shared_driver=True)
+        again = _learn(act, observed, *spec, shared_driver=True) if shared_driver else None
         if again is not None and _linked_pairs(again[0], required) < _linked_pairs(weights, required):
             weights, direction = again
         _warn_dense(weights, required)
