@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     truth = {(f"ch{p}", f"ch{c}") for c, p in EDGES}
     print(f"{R} regions x {T} weeks x {C} channels; "
           "false pairs / true pairs found (of 3), per seed")
-    print(f"{'budget':<11} {'graph':<6} {'defaults':<28} {'safeguards off':<28}")
+    width = max(28, 7 * len(seeds) + 2)
+    print(f"{'budget':<11} {'graph':<6} {'defaults':<{width}} {'safeguards off'}")
     for budget in BUDGETS:
         for edges in (False, True):
             cells = []
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                     true = truth if edges else set()
                     res.append(f"{len(got - true)}/{len(got & true)}" if edges else f"{len(got)}")
                 cells.append(" ".join(res))
-            print(f"{budget:<11} {'edges' if edges else 'empty':<6} {cells[0]:<28} {cells[1]:<28}", flush=True)
+            print(f"{budget:<11} {'edges' if edges else 'empty':<6} {cells[0]:<{width}} {cells[1]}", flush=True)
     return 0
 
 

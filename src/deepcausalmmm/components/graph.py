@@ -555,19 +555,21 @@ def remove_shared_driver(X: np.ndarray, C: int) -> np.ndarray | None:
     regional budget split across channels) correlates every pair of channels
     alike, now and, if it persists, across weeks; influence among channels
     correlates only the pairs it links, and true mediation graphs are sparse.
-    So the shared part is read off *medians*: at each lag ``k`` the median
-    correlation between different channels' activity ``k`` weeks apart. When
-    the same-week median is positive beyond sampling noise (4 standard errors,
-    ``4 / sqrt(N)``), those medians are taken for a factor loading equally on
-    every channel, and the design (lag 0 first) is mapped linearly (the
-    Gaussian optimal-transport map, the one closest to the identity) to one
-    whose correlations are the observed ones less that factor's. A channel's
+    So the shared part is read off *medians*. When the median same-week
+    correlation between different channels is positive beyond sampling noise
+    (4 standard errors, ``4 / sqrt(N)``), it is taken for a factor: each
+    channel's loading from its median correlation with the others (a child
+    carries the driver through its parents too, so it loads more; shrunk
+    halfway to equal loadings, as a median over few channels is noisy), and at
+    each lag ``k`` the factor's correlation from the median over pairs of
+    different channels ``k`` weeks apart. The design (lag 0 first) is mapped
+    linearly (the Gaussian optimal-transport map, the one closest to the
+    identity) to one whose correlations are the observed ones less that
+    factor's: block by block with the same-week map when the lagged medians
+    are noise, over all lags at once when the driver persists. A channel's
     own persistence (same channel, earlier weeks) is left as it is.
-    Limitations: the driver also reaches a child through its parents, so a
-    child's loading is larger than the others'; on 40 x 156 x 8 panels with
-    three true edges and a persistent shared budget (AR(1) 0.7, sd 0.2) 4-5
-    false edges into such a child remained. The map mixes lags a little, so
-    a true same-week edge can gain a weak lagged copy.
+    Limitation: with a persistent driver the map over all lags mixes them a
+    little, so a true edge can gain a weak lagged copy.
     """
     N, K = X.shape
     P1 = K // C
@@ -578,21 +580,37 @@ def remove_shared_driver(X: np.ndarray, C: int) -> np.ndarray | None:
         return None
     S = np.corrcoef(X, rowvar=False)  # [K,K]
     off = ~np.eye(C, dtype=bool)
-    shared = [float(np.median(S[:C, k * C:(k + 1) * C][off])) for k in range(P1)]  # by lag
-    if not shared[0] > 4 / np.sqrt(N):
+    median0 = float(np.median(S[:C, :C][off]))
+    if not median0 > 4 / np.sqrt(N):
         return None
+    # Loadings from each channel's median correlation with the others (a child that carries the
+    # driver through its parents too loads more), shrunk halfway (geometric mean) to equal
+    # loadings: with few channels a row's median is noisy.
+    rows = np.array([np.median(np.delete(S[i, :C], i)) for i in range(C)])  # [C]
+    load = np.sqrt(rows / median0) if np.all(rows > 0) else np.ones(C)
+    outer = np.outer(load, load)
+    shared = [float(np.median(S[:C, k * C:(k + 1) * C][off] / outer[off])) for k in range(P1)]  # by lag
     lag = np.abs(np.subtract.outer(np.arange(P1), np.arange(P1)))  # [P1,P1] lag between blocks
-    factor = np.kron(np.asarray(shared)[lag], np.ones((C, C)))  # [K,K] equal loadings
+    factor = np.kron(np.asarray(shared)[lag], outer)  # [K,K]
     factor[np.kron(lag > 0, np.eye(C, dtype=bool))] = 0.0  # own persistence is the channel's
-    target = S - factor
+    if all(abs(v) * np.sqrt(N) < 4 for v in shared[1:]):
+        # Not persistent: the same-week map on every lag block (a map over all lags would mix
+        # a same-week edge into lagged copies).
+        A = np.kron(np.eye(P1), _transport(S[:C, :C], S[:C, :C] - factor[:C, :C]))
+    else:
+        A = _transport(S, S - factor)
+    return (X - X.mean(axis=0)) / sd @ A * sd
+
+
+def _transport(S: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Symmetric ``A`` with ``A' S A = target``: the Gaussian optimal-transport map, closest to I."""
     vals, vecs = np.linalg.eigh(S)
     vals = np.clip(vals, 1e-12, None)
     root = vecs @ np.diag(np.sqrt(vals)) @ vecs.T  # S^(1/2)
     inv_root = vecs @ np.diag(1 / np.sqrt(vals)) @ vecs.T  # S^(-1/2)
     mv, mvec = np.linalg.eigh(root @ target @ root)
     middle = mvec @ np.diag(np.sqrt(np.clip(mv, 0.0, None))) @ mvec.T  # (S^1/2 T S^1/2)^(1/2)
-    A = inv_root @ middle @ inv_root  # symmetric, A' S A = target
-    return (X - X.mean(axis=0)) / sd @ A * sd
+    return inv_root @ middle @ inv_root
 
 
 def _warn_dense(weights: np.ndarray, required: np.ndarray) -> None:
