@@ -1160,7 +1160,7 @@ class DeepCausalMMM(BaseEstimator):
                 lambda1=g.lambda1, threshold=g.threshold, forbidden=mask(g.forbidden),
                 required=mask(g.required), roots=tuple(idx[c] for c in g.roots),
                 fixed=mask(g.edges) if g.mode == "fixed" else None, min_t=g.min_t,
-                own_lags=g.own_lags, regional_cycles=g.regional_cycles, shared_driver=g.shared_driver,
+                own_lags=g.own_lags, cycle_test=g.regional_cycles, shared_driver=g.shared_driver,
             )
         except ValueError as exc:  # e.g. required edges that form a cycle
             raise ConfigError(f"config section 'graph': {exc}") from None

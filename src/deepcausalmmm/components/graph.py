@@ -31,6 +31,8 @@ from scipy.optimize import minimize
 __all__ = [
     "ChannelGraph",
     "prepare_activity",
+    "regional_cycles",
+    "remove_shared_driver",
     "notears",
     "learn_graph",
     "topological_order",
@@ -419,7 +421,7 @@ def learn_graph(
     fixed: np.ndarray | None = None,
     min_t: float = 4.0,
     own_lags: int = 0,
-    regional_cycles: bool = True,
+    cycle_test: bool = True,
     shared_driver: bool = True,
 ) -> ChannelGraph:
     """Learn (``mode="notears"``) or estimate (``"fixed"``) the channel graph.
@@ -430,7 +432,7 @@ def learn_graph(
     ``max(max_lag, own_lags)`` weeks is always in its equation (persistence,
     never an edge), so that a channel's own dynamics cannot pass for an
     influence of another channel's lagged activity that tracks them.
-    ``regional_cycles`` runs :func:`regional_cycles` in the preparation;
+    ``cycle_test`` runs :func:`regional_cycles` in the preparation;
     ``shared_driver`` learns a second graph without a driver every channel
     shares (:func:`remove_shared_driver`) and keeps the sparser. Returns
     weights in region-scaled activity units, lags 0..``max_lag``.
@@ -459,7 +461,7 @@ def learn_graph(
             stacklevel=4,
         )
         L = P
-    act = prepare_activity(scaled, observed, phase, cycle_test=regional_cycles)
+    act = prepare_activity(scaled, observed, phase, cycle_test=cycle_test)
     spec = (P, L, lambda1, threshold, forbidden, required, roots, fixed, min_t, mode)
     learned = _learn(act, observed, *spec)
     assert learned is not None  # without the shared-driver step there is always a graph
