@@ -474,19 +474,17 @@ def test_shared_driver_is_left_alone_when_channels_do_not_share_one():
     assert min(own) > 0.9
 
 
-def test_dense_graph_warning_counts_linked_pairs():
-    from deepcausalmmm.components.graph import _warn_dense
+def test_dense_graph_message_counts_linked_pairs():
+    from deepcausalmmm.components.graph import dense_graph_message
 
     W = np.zeros((2, 5, 5))
     W[0, 0, 1] = W[0, 0, 2] = W[0, 1, 3] = W[1, 2, 4] = 0.3  # 4 pairs: a tree over 5 channels
     required = np.zeros((5, 5), dtype=bool)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        _warn_dense(W, required)
+    assert dense_graph_message(W, required) == ""
     W[1, 3, 4] = 0.2  # a fifth pair
-    with pytest.warns(UserWarning, match="link 5 of the 10 channel pairs"):
-        _warn_dense(W, required)
-    required[3, 4] = True  # edges the user required do not count
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        _warn_dense(W, required)
+    assert dense_graph_message(W, required).startswith("the learned edges link 5 of the 10 channel pairs")
+    W[0, 4, 3] = 0.1  # the same pair the other way round is still one pair
+    assert "link 5 of" in dense_graph_message(W, required)
+    W[0, 4, 3] = 0.0
+    required[3, 4] = True  # edges the user required do not count: 4 learned pairs again
+    assert dense_graph_message(W, required) == ""

@@ -60,7 +60,7 @@ def test_report_cautions_about_a_dense_learned_graph(tmp_path):
     assert pairs > 5
     text = model.save_report(tmp_path / "r.html").read_text(encoding="utf-8")
     assert f"the learned edges link {pairs} of the 15 channel pairs" in text
-    assert "graph.mode=&#x27;none&#x27;" in text or "graph.mode='none'" in text
+    assert "set graph.mode=&#x27;none&#x27;" in text  # the fix, escaped like every other text
 
 
 def test_report_lists_lift_tests(small_sim, tmp_path):

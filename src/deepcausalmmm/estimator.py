@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 from .analysis.calibration import LIFT_COLUMNS, LiftTests, parse_lift_tests
 from .analysis.contributions import contributions_frame, summarize_contributions
 from .analysis.effects import intervene, rescale
-from .analysis.identification import identification_table
+from .analysis.identification import EXTRAPOLATED_FLOOR, identification_table
 from .components.graph import ChannelGraph, learn_graph
 from .components.temporal import (
     fourier_features,
@@ -334,7 +334,7 @@ class DeepCausalMMM(BaseEstimator):
         kpi = float(np.nansum(np.where(self.panel_.observed, self.panel_.y, 0.0)))
         return summarize_contributions(table, self.channels_, kpi)
 
-    def get_identification(self, threshold: float = 0.3) -> pd.DataFrame:
+    def get_identification(self, threshold: float = EXTRAPOLATED_FLOOR) -> pd.DataFrame:
         """Per channel: whether the data observe its level or the curve's shape supplies it.
 
         A channel's contribution and total effect are its response from zero

@@ -15,11 +15,11 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from . import __version__
+from .analysis.identification import EXTRAPOLATED_FLOOR
+from .components.graph import dense_graph_message
 from .plotting.figures import response_figure
 
 __all__ = ["write_report"]
-
-IDENTIFICATION_THRESHOLD = 0.3  # get_identification's default
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -49,20 +49,16 @@ def _figure(fig: go.Figure, first: bool) -> str:
     return pio.to_html(fig, full_html=False, include_plotlyjs=first, default_height="480px")
 
 
-def _dense_note(model: Any, edges: pd.DataFrame) -> str:
+def _dense_note(model: Any) -> str:
     """A caution when a learned graph links more channel pairs than a tree has ("" otherwise)."""
-    C = len(model.channels_)
-    pairs = len({frozenset(pc) for pc in zip(edges["parent"], edges["child"], strict=True)})
-    if model.config_.graph.mode != "notears" or C < 4 or pairs <= C - 1:
+    if model.config_.graph.mode != "notears":
         return ""
-    return (
-        f"<p class='note'><b>Caution:</b> the learned edges link {pairs} of the {C * (C - 1) // 2} "
-        f"channel pairs, more than a tree over {C} channels ({C - 1}). So many edges usually mean "
-        "the channels share a driver the model does not see (e.g. a regional budget that moves "
-        "every channel week to week), not that they drive each other, and the total effects "
-        "above pass effects along them. Unless such influence is plausible, refit with "
-        "graph.mode='none' (total = direct) or give the structure (graph.mode='fixed').</p>"
-    )
+    idx = {c: k for k, c in enumerate(model.channels_)}
+    required = np.zeros((len(idx), len(idx)), dtype=bool)
+    for parent, child in model.config_.graph.required:
+        required[idx[parent], idx[child]] = True
+    message = dense_graph_message(model.graph_model_.weights, required)
+    return f"<p class='note'><b>Caution:</b> {html.escape(message)}.</p>" if message else ""
 
 
 def write_report(model: Any, path: Path) -> Path:
@@ -90,7 +86,7 @@ def write_report(model: Any, path: Path) -> Path:
     r2 = float(1 - (err[obs] ** 2).sum() / ((yo - yo.mean()) ** 2).sum())
     summary = model.contribution_summary()
     effects = model.get_channel_effects()
-    identification = model.get_identification(IDENTIFICATION_THRESHOLD)
+    identification = model.get_identification(EXTRAPOLATED_FLOOR)
     edges = model.get_dag_edges()
     curves = model.get_response_curves()
     esc = html.escape
@@ -120,13 +116,13 @@ def write_report(model: Any, path: Path) -> Path:
         "<h2>What the data identify</h2>",
         "<p class='note'>A channel's contribution is its response from zero activity up to what it "
         "had. Where its activity never falls far below typical (level: extrapolated, activity floor "
-        f"at or above {IDENTIFICATION_THRESHOLD:g} of the region's mean at the 10th percentile), the "
+        f"at or above {EXTRAPOLATED_FLOOR:g} of the region's mean at the 10th percentile), the "
         "data show only how the KPI follows its swings around typical activity, and its level "
         "comes from the curve's assumed shape: its contribution, total effect and ROI need a lift "
         "test to be trusted.</p>",
         _table(identification),
         "<h2>Channel graph</h2>",
-        _dense_note(model, edges),
+        _dense_note(model),
         _table(edges) if len(edges) else "<p>No edges among channels were learned.</p>",
         _figure(model.plot_dag(), first=False),
         "<h2>Response curves</h2>",

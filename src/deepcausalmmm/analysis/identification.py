@@ -20,10 +20,11 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["identification_table"]
+__all__ = ["identification_table", "EXTRAPOLATED_FLOOR"]
 
 DARK = 0.05  # activity at or below 5% of the region's mean counts as a dark week
 QUANTILE = 0.1  # the "floor": 10th percentile of activity relative to the region's mean
+EXTRAPOLATED_FLOOR = 0.3  # default threshold: a floor at or above this is "extrapolated"
 
 
 def identification_table(

@@ -33,6 +33,7 @@ __all__ = [
     "prepare_activity",
     "regional_cycles",
     "remove_shared_driver",
+    "dense_graph_message",
     "notears",
     "learn_graph",
     "topological_order",
@@ -154,6 +155,10 @@ def regional_cycles(a: np.ndarray, observed: np.ndarray, phase: np.ndarray) -> b
     T = a.shape[1]
     D0, D1 = smooth_basis(T, phase), smooth_basis(T, phase, harmonics=CYCLE_HARMONICS)
     extra = D1.shape[1] - D0.shape[1]
+    def rss(D: np.ndarray, m: np.ndarray) -> float:
+        coef, *_ = np.linalg.lstsq(D, m, rcond=None)
+        return float(((m - D @ coef) ** 2).sum())
+
     rss0 = rss1 = 0.0
     dof = groups = 0
     for r in range(a.shape[0]):
@@ -163,13 +168,8 @@ def regional_cycles(a: np.ndarray, observed: np.ndarray, phase: np.ndarray) -> b
         m = np.nanmean(a[r, ok], axis=1)  # [T_r] cross-channel mean
         if not np.isfinite(m).all():
             continue
-        for D in (D0, D1):
-            coef, *_ = np.linalg.lstsq(D[ok], m, rcond=None)
-            rss = float(((m - D[ok] @ coef) ** 2).sum())
-            if D is D0:
-                rss0 += rss
-            else:
-                rss1 += rss
+        rss0 += rss(D0[ok], m)
+        rss1 += rss(D1[ok], m)
         dof += int(ok.sum()) - D1.shape[1]
         groups += 1
     if groups == 0 or dof <= 0 or rss1 <= 0:
@@ -462,40 +462,33 @@ def learn_graph(
         )
         L = P
     act = prepare_activity(scaled, observed, phase, cycle_test=cycle_test)
-    spec = (P, L, lambda1, threshold, forbidden, required, roots, fixed, min_t, mode)
-    learned = _learn(act, observed, *spec)
-    assert learned is not None  # without the shared-driver step there is always a graph
-    weights, direction = learned
+    Y, X, group = _design(act, observed, P)
+    spec = (group, P, L, lambda1, threshold, forbidden, required, roots, fixed, min_t, mode)
+    weights, direction = _learn(Y, X, *spec)
     if mode == "notears":
         # A driver every channel shares (a regional budget) links every pair alike. When the
         # data show one, the graph learned without it is kept if it is the sparser one (on
         # real panels channels share drivers unequally, and taking out an equal share can
         # create as many links as it removes).
-        again = _learn(act, observed, *spec, shared_driver=True) if shared_driver else None
-        if again is not None and _linked_pairs(again[0], required) < _linked_pairs(weights, required):
-            weights, direction = again
-        _warn_dense(weights, required)
+        adjusted = remove_shared_driver(X, C) if shared_driver else None
+        if adjusted is not None:
+            again = _learn(adjusted[:, :C], adjusted, *spec)
+            if _linked_pairs(again[0], required) < _linked_pairs(weights, required):
+                weights, direction = again
+        message = dense_graph_message(weights, required)
+        if message:
+            warnings.warn(f"graph: {message}", UserWarning, stacklevel=4)
     return ChannelGraph(weights, tuple(roots), direction)
 
 
 def _learn(
-    act: np.ndarray, observed: np.ndarray, P: int, L: int, lambda1: float, threshold: float,
+    Y: np.ndarray, X: np.ndarray, group: np.ndarray, P: int, L: int, lambda1: float, threshold: float,
     forbidden: np.ndarray, required: np.ndarray, roots: tuple[int, ...], fixed: np.ndarray | None,
-    min_t: float, mode: str, shared_driver: bool = False,
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Weights ``[L+1,C,C]`` (region-scaled units) and direction support of prepared activity.
-
-    With ``shared_driver`` the design first loses a driver every channel shares
-    (:func:`remove_shared_driver`); None if there is none.
-    """
-    C = act.shape[2]
-    Y, X, group = _design(act, observed, P)
-    if shared_driver:
-        adjusted = remove_shared_driver(X, C)
-        if adjusted is None:
-            return None
-        X = adjusted
-        Y = X[:, :C]
+    min_t: float, mode: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weights ``[L+1,C,C]`` (region-scaled units) and direction support from the lagged design
+    (targets ``Y`` ``[N,C]``, ``X`` ``[N,C*(P+1)]``, region of each row ``group``)."""
+    C = Y.shape[1]
     sd = Y.std(axis=0)
     sd = np.where(sd > 1e-12, sd, 1.0)  # [C]
     Ys = Y / sd
@@ -540,7 +533,6 @@ def _learn(
             if allowed[0][i, j] and allowed[0][j, i] and not (required[i, j] or required[j, i]):
                 direction[i, j] = direction_support(Ys[:, i], Ys[:, j], group)
     return weights, direction
-
 
 
 def _linked_pairs(weights: np.ndarray, required: np.ndarray) -> int:
@@ -615,26 +607,25 @@ def _transport(S: np.ndarray, target: np.ndarray) -> np.ndarray:
     return inv_root @ middle @ inv_root
 
 
-def _warn_dense(weights: np.ndarray, required: np.ndarray) -> None:
-    """Warn when learned edges link more channel pairs than a tree over the channels has.
+def dense_graph_message(weights: np.ndarray, required: np.ndarray) -> str:
+    """Why a learned graph that links more channel pairs than a tree over them has is suspect.
 
     A driver the model does not see that moves all of a region's channels
-    together week to week (a regional budget that is split across channels)
-    makes every channel predict every other: on 40 x 156 x 8 panels with such
-    a shared budget and no true edges, 10-28 edges were learned. True
-    mediation graphs among marketing channels are usually sparse.
+    together week to week (a regional budget split across channels) makes
+    every channel predict every other (10-28 edges on 40 x 156 x 8 panels with
+    no true edges, before :func:`remove_shared_driver`); true mediation graphs
+    among marketing channels are usually sparse. ``weights`` ``[L+1,C,C]``;
+    edges in ``required`` do not count. Returns "" for a sparse graph.
     """
     C = weights.shape[1]
     pairs = _linked_pairs(weights, required)
-    if C >= 4 and pairs > C - 1:
-        warnings.warn(
-            f"graph: the learned edges link {pairs} of the {C * (C - 1) // 2} channel pairs, more than "
-            f"a tree over {C} channels ({C - 1}). So many edges usually mean the channels share a "
-            "driver the model does not see (e.g. a regional budget that moves every channel week "
-            "to week), not that they drive each other, and total effects would pass effects "
-            "along them. Check get_dag_edges(); if no such influence is plausible set "
-            "graph.mode='none', or fix the structure with graph.mode='fixed' or graph.forbidden",
-            UserWarning,
-            stacklevel=5,
-        )
-
+    if C < 4 or pairs <= C - 1:
+        return ""
+    return (
+        f"the learned edges link {pairs} of the {C * (C - 1) // 2} channel pairs, more than a tree "
+        f"over {C} channels ({C - 1}). So many edges usually mean the channels share a driver the "
+        "model does not see (e.g. a regional budget that moves every channel week to week), not "
+        "that they drive each other, and total effects would pass effects along them. Check "
+        "get_dag_edges(); if no such influence is plausible set graph.mode='none', or fix the "
+        "structure with graph.mode='fixed' or graph.forbidden"
+    )
