@@ -8,7 +8,9 @@ Each region's channels share a budget that moves them together: a 13-week
 cycle with its own phase in every region (``quarterly``), white noise per
 region-week (``weekly``, sd 0.1) or AR(1) 0.7 noise (``persistent``, sd 0.2),
 on top of log-normal week-to-week activity (sd 0.3) and a yearly national
-season. No channel drives another (``empty``), or ch0 -> ch1, ch0 -> ch2,
+season. Every channel takes the budget's movement in full, or (``unequal``
+rows) with its own loading drawn from 0.3-1.5: budgets are rarely split in
+equal shares. No channel drives another (``empty``), or ch0 -> ch1, ch0 -> ch2,
 ch1 -> ch2 (``edges``, weights 0.5, 0.4, 0.3 in typical-activity units). Only
 the graph is learned (one training epoch). For each panel it prints the
 learned pairs (parent, child at any lag) that are not true edges and the
@@ -29,7 +31,8 @@ import pandas as pd
 from deepcausalmmm import DeepCausalMMM
 
 EDGES = {(1, 0): 0.5, (2, 0): 0.4, (2, 1): 0.3}  # (child, parent): weight
-BUDGETS = ("quarterly", "weekly", "persistent")
+BUDGETS = ("quarterly", "weekly", "persistent", "weekly unequal", "persistent unequal")
+SPREAD = (0.3, 1.5)  # range of the channels' loadings on an ``unequal`` budget
 
 
 def simulate(seed: int, budget: str, edges: bool, R: int, T: int, C: int) -> tuple[pd.DataFrame, list[str]]:
@@ -37,6 +40,8 @@ def simulate(seed: int, budget: str, edges: bool, R: int, T: int, C: int) -> tup
     rng = np.random.default_rng(seed)
     t = np.arange(T)
     size = np.exp(rng.normal(0, 0.8, R))  # [R]
+    load = rng.uniform(*SPREAD, C) if budget.endswith("unequal") else np.ones(C)  # [C]
+    budget = budget.split()[0]
     if budget == "quarterly":
         b = 0.3 * np.sin(2 * np.pi * t[None, :] / 13 + rng.uniform(0, 2 * np.pi, R)[:, None])
     elif budget == "weekly":
@@ -46,7 +51,7 @@ def simulate(seed: int, budget: str, edges: bool, R: int, T: int, C: int) -> tup
         for k in range(1, T):
             b[:, k] = 0.7 * b[:, k - 1] + rng.normal(0, 0.2 * np.sqrt(1 - 0.49), R)
     season = 1 + 0.3 * np.sin(2 * np.pi * t / 52.18)  # [T]
-    exo = (size[:, None, None] * season[None, :, None] * np.exp(b)[:, :, None]
+    exo = (size[:, None, None] * season[None, :, None] * np.exp(b[:, :, None] * load)
            * rng.lognormal(0, 0.3, (R, T, C)) * rng.uniform(50, 500, C))  # [R,T,C]
     typical = exo.mean(axis=(0, 1))
     x = exo.copy()
@@ -92,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{R} regions x {T} weeks x {C} channels; "
           "false pairs / true pairs found (of 3), per seed")
     width = max(28, 7 * len(seeds) + 2)
-    print(f"{'budget':<11} {'graph':<6} {'defaults':<{width}} {'safeguards off'}")
+    print(f"{'budget':<19} {'graph':<6} {'defaults':<{width}} {'safeguards off'}")
     for budget in BUDGETS:
         for edges in (False, True):
             cells = []
@@ -104,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                     true = truth if edges else set()
                     res.append(f"{len(got - true)}/{len(got & true)}" if edges else f"{len(got)}")
                 cells.append(" ".join(res))
-            print(f"{budget:<11} {'edges' if edges else 'empty':<6} {cells[0]:<{width}} {cells[1]}", flush=True)
+            print(f"{budget:<19} {'edges' if edges else 'empty':<6} {cells[0]:<{width}} {cells[1]}", flush=True)
     return 0
 
 

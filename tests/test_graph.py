@@ -374,23 +374,27 @@ def test_residual_degrees_of_freedom_known_answers():
     assert _residual_dof(observed, 12, 3) < 0  # more lags than weeks
 
 
-def _budget_panel(seed: int, budget: str, R: int = 20, T: int = 104, C: int = 6):
+def _budget_panel(
+    seed: int, budget: str, R: int = 20, T: int = 104, C: int = 6, unequal: bool = False, sd: float = 0.15
+):
     """Channels with no edges among them that share a regional budget: ``"quarterly"`` (a
     13-week cycle with its own phase in every region), ``"weekly"`` (white noise per
-    region-week, sd 0.15) or ``"persistent"`` (AR(1) 0.7, sd 0.15). Returns X ``[R*T, C]``, y
-    and the fit keywords."""
+    region-week, sd ``sd``) or ``"persistent"`` (AR(1) 0.7, sd ``sd``); every channel takes the
+    budget's movement in full, or (``unequal``) with its own loading from 0.3-1.5. Returns X
+    ``[R*T, C]``, y and the fit keywords."""
     rng = np.random.default_rng(seed)
     t = np.arange(T)
     size = np.exp(rng.normal(0, 0.8, R))
+    load = rng.uniform(0.3, 1.5, C) if unequal else np.ones(C)
     if budget == "quarterly":
         b = 0.3 * np.sin(2 * np.pi * t[None, :] / 13 + rng.uniform(0, 2 * np.pi, R)[:, None])
     elif budget == "persistent":
         b = np.zeros((R, T))
         for k in range(1, T):
-            b[:, k] = 0.7 * b[:, k - 1] + rng.normal(0, 0.15 * np.sqrt(1 - 0.49), R)
+            b[:, k] = 0.7 * b[:, k - 1] + rng.normal(0, sd * np.sqrt(1 - 0.49), R)
     else:
-        b = rng.normal(0, 0.15, (R, T))
-    X = (size[:, None, None] * np.exp(b)[:, :, None] * rng.lognormal(0, 0.3, (R, T, C))
+        b = rng.normal(0, sd, (R, T))
+    X = (size[:, None, None] * np.exp(b[:, :, None] * load) * rng.lognormal(0, 0.3, (R, T, C))
          * rng.uniform(50, 500, C))
     y = size[:, None] * (1000 + 30 * (X / X.mean(axis=(0, 1))).sum(-1)) * rng.normal(1, 0.03, (R, T))
     kw = dict(regions=np.repeat(np.arange(R), T), dates=np.tile(t, R))
@@ -453,6 +457,40 @@ def test_shared_regional_budget_creates_no_edges(budget):
         old = DeepCausalMMM(config=off).fit(X, y, **kw)
     e = old.get_dag_edges()
     assert len(set(map(frozenset, zip(e.parent, e.child, strict=True)))) > C - 1
+
+
+def test_unequally_shared_persistent_budget_creates_no_edges():
+    """A persistent regional budget (AR(1) 0.7, sd 0.2) that each channel takes with its own
+    loading (0.3-1.5) on a panel of the issue's size: the robust loadings take the driver out
+    and no edge is learned (loadings shrunk halfway to equal left 4 false edges here, 0-13 on
+    seeds 0-7). Without the shared-driver step most pairs are linked and fit warns."""
+    X, y, kw = _budget_panel(0, "persistent", R=40, T=156, C=8, unequal=True, sd=0.2)
+    quick = {"training": {"epochs": 1, "polish_steps": 0}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no dense-graph warning either
+        assert DeepCausalMMM(config=quick).fit(X, y, **kw).get_dag_edges().empty
+    off = {**quick, "graph": {"shared_driver": False}}
+    with pytest.warns(UserWarning, match="learned edges link"):
+        e = DeepCausalMMM(config=off).fit(X, y, **kw).get_dag_edges()
+    assert len(set(map(frozenset, zip(e.parent, e.child, strict=True)))) > 8 - 1
+
+
+def test_robust_loadings_known_answer():
+    """Rank-one correlations ``0.3 l_i l_j``: the loadings come back exactly (geometric mean 1),
+    also with one pair inflated by a true edge; with two linked pairs within 7%. (Each
+    channel's median correlation, shrunk halfway to equal loadings, was off by up to 54%.)"""
+    from deepcausalmmm.components.graph import _robust_loadings
+
+    load = np.array([0.4, 0.7, 1.0, 1.3, 1.6, 0.9, 1.1, 0.6])
+    truth = load / np.exp(np.log(load).mean())
+    R = 0.3 * np.outer(load, load)
+    np.testing.assert_allclose(_robust_loadings(R), truth, rtol=1e-9)
+    R[0, 1] += 0.4
+    R[1, 0] += 0.4
+    np.testing.assert_allclose(_robust_loadings(R), truth, rtol=1e-9)
+    R[1, 2] += 0.3
+    R[2, 1] += 0.3
+    np.testing.assert_allclose(_robust_loadings(R), truth, rtol=0.07)
 
 
 def test_shared_driver_is_left_alone_when_channels_do_not_share_one():

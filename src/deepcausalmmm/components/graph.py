@@ -468,7 +468,7 @@ def learn_graph(
     if mode == "notears":
         # A driver every channel shares (a regional budget) links every pair alike. When the
         # data show one, the graph learned without it is kept if it is the sparser one (on
-        # real panels channels share drivers unequally, and taking out an equal share can
+        # real panels channels can share several drivers, and taking out one factor can
         # create as many links as it removes).
         adjusted = remove_shared_driver(X, C) if shared_driver else None
         if adjusted is not None:
@@ -546,24 +546,24 @@ def remove_shared_driver(X: np.ndarray, C: int) -> np.ndarray | None:
     """Lagged design ``[N, C*(P+1)]`` without a driver every channel shares, or None if there is none.
 
     A driver that moves every channel of a region together week to week (a
-    regional budget split across channels) correlates every pair of channels
-    alike, now and, if it persists, across weeks; influence among channels
+    regional budget split across channels) correlates every pair of channels,
+    now and, if it persists, across weeks; influence among channels
     correlates only the pairs it links, and true mediation graphs are sparse.
-    So the shared part is read off *medians*. When the median same-week
-    correlation between different channels is positive beyond sampling noise
-    (4 standard errors, ``4 / sqrt(N)``), it is taken for a factor: each
-    channel's loading from its median correlation with the others (a child
-    carries the driver through its parents too, so it loads more; shrunk
-    halfway to equal loadings, as a median over few channels is noisy), and at
-    each lag ``k`` the factor's correlation from the median over pairs of
-    different channels ``k`` weeks apart. The design (lag 0 first) is mapped
-    linearly (the Gaussian optimal-transport map, the one closest to the
-    identity) to one whose correlations are the observed ones less that
-    factor's: block by block with the same-week map when the lagged medians
-    are noise, over all lags at once when the driver persists. A channel's
-    own persistence (same channel, earlier weeks) is left as it is.
-    Limitation: with a persistent driver the map over all lags mixes them a
-    little, so a true edge can gain a weak lagged copy.
+    When the median same-week correlation between different channels is
+    positive beyond sampling noise (4 standard errors, ``4 / sqrt(N)``), it is
+    taken for a factor. Each channel's loading comes from a rank-one fit of the
+    same-week correlations by least absolute deviations
+    (:func:`_robust_loadings`: the few pairs a true edge links are outliers to
+    it; budgets are rarely split in equal shares), and the factor's
+    correlation at each lag ``k`` from the median over channel pairs ``k``
+    weeks apart, scaled by the loadings. The factor's part is removed from
+    every block of the lagged design's correlations, a channel's own lagged
+    correlation included (left in, a persistent driver's share of a child's
+    persistence would be explained by its parent's past with a negative sign:
+    false lagged edges). The design (lag 0 first) is mapped linearly (the
+    Gaussian optimal-transport map, the one closest to the identity) to one
+    with those correlations: block by block with the same-week map when the
+    lagged medians are noise, over all lags at once when the driver persists.
     """
     N, K = X.shape
     P1 = K // C
@@ -577,16 +577,11 @@ def remove_shared_driver(X: np.ndarray, C: int) -> np.ndarray | None:
     median0 = float(np.median(S[:C, :C][off]))
     if not median0 > 4 / np.sqrt(N):
         return None
-    # Loadings from each channel's median correlation with the others (a child that carries the
-    # driver through its parents too loads more), shrunk halfway (geometric mean) to equal
-    # loadings: with few channels a row's median is noisy.
-    rows = np.array([np.median(np.delete(S[i, :C], i)) for i in range(C)])  # [C]
-    load = np.sqrt(rows / median0) if np.all(rows > 0) else np.ones(C)
+    load = _robust_loadings(S[:C, :C])  # [C]
     outer = np.outer(load, load)
     shared = [float(np.median(S[:C, k * C:(k + 1) * C][off] / outer[off])) for k in range(P1)]  # by lag
     lag = np.abs(np.subtract.outer(np.arange(P1), np.arange(P1)))  # [P1,P1] lag between blocks
     factor = np.kron(np.asarray(shared)[lag], outer)  # [K,K]
-    factor[np.kron(lag > 0, np.eye(C, dtype=bool))] = 0.0  # own persistence is the channel's
     if all(abs(v) * np.sqrt(N) < 4 for v in shared[1:]):
         # Not persistent: the same-week map on every lag block (a map over all lags would mix
         # a same-week edge into lagged copies).
@@ -594,6 +589,27 @@ def remove_shared_driver(X: np.ndarray, C: int) -> np.ndarray | None:
     else:
         A = _transport(S, S - factor)
     return (X - X.mean(axis=0)) / sd @ A * sd
+
+
+def _robust_loadings(R: np.ndarray, iterations: int = 50) -> np.ndarray:
+    """Loadings ``l`` of the rank-one fit ``R_ij ~ l_i l_j`` (``i != j``) by least absolute
+    deviations (a few pairs linked by true edges are outliers), geometric mean 1."""
+    C = R.shape[0]
+    lam = np.ones(C)
+    for _ in range(iterations):
+        new = np.empty(C)
+        for i in range(C):
+            j = np.delete(np.arange(C), i)
+            ratio, w = R[i, j] / lam[j], lam[j]
+            order = np.argsort(ratio)
+            cum = np.cumsum(w[order])
+            new[i] = ratio[order][np.searchsorted(cum, cum[-1] / 2)]  # weighted median
+        new = np.clip(new, 1e-3, None)
+        done = np.max(np.abs(new - lam)) < 1e-6
+        lam = new
+        if done:
+            break
+    return lam / np.exp(np.mean(np.log(lam)))
 
 
 def _transport(S: np.ndarray, target: np.ndarray) -> np.ndarray:
