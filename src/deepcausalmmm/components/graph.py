@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.linalg import expm
-from scipy.optimize import minimize
+from scipy.optimize import linprog, minimize
 
 __all__ = [
     "ChannelGraph",
@@ -552,8 +552,8 @@ def remove_shared_driver(X: np.ndarray, C: int) -> np.ndarray | None:
     When the median same-week correlation between different channels is
     positive beyond sampling noise (4 standard errors, ``4 / sqrt(N)``), it is
     taken for a factor. Each channel's loading comes from a rank-one fit of the
-    same-week correlations by least absolute deviations
-    (:func:`_robust_loadings`: the few pairs a true edge links are outliers to
+    same-week correlations by least absolute deviations on the log scale
+    (:func:`_robust_loadings`: the few pairs true edges link are outliers to
     it; budgets are rarely split in equal shares), and the factor's
     correlation at each lag ``k`` from the median over channel pairs ``k``
     weeks apart, scaled by the loadings. The factor's part is removed from
@@ -591,25 +591,43 @@ def remove_shared_driver(X: np.ndarray, C: int) -> np.ndarray | None:
     return (X - X.mean(axis=0)) / sd @ A * sd
 
 
-def _robust_loadings(R: np.ndarray, iterations: int = 50) -> np.ndarray:
-    """Loadings ``l`` of the rank-one fit ``R_ij ~ l_i l_j`` (``i != j``) by least absolute
-    deviations (a few pairs linked by true edges are outliers), geometric mean 1."""
+def _robust_loadings(R: np.ndarray) -> np.ndarray:
+    """Loadings ``l`` ``[C]`` of the rank-one fit ``R_ij ~ l_i l_j`` (``i != j``), geometric mean 1.
+
+    Fitted on the log scale, ``log R_ij = log l_i + log l_j + e_ij``, by least
+    absolute deviations (a linear programme): the few pairs that true edges
+    link are outliers to it, however large their loadings, and every pair
+    counts alike. Correlations below 0.001 are taken as 0.001. The log
+    loadings are then shrunk toward equal ones by the share of their spread
+    that the fit's residual scale puts down to noise (none on exact
+    rank-one correlations).
+    """
     C = R.shape[0]
-    lam = np.ones(C)
-    for _ in range(iterations):
-        new = np.empty(C)
-        for i in range(C):
-            j = np.delete(np.arange(C), i)
-            ratio, w = R[i, j] / lam[j], lam[j]
-            order = np.argsort(ratio)
-            cum = np.cumsum(w[order])
-            new[i] = ratio[order][np.searchsorted(cum, cum[-1] / 2)]  # weighted median
-        new = np.clip(new, 1e-3, None)
-        done = np.max(np.abs(new - lam)) < 1e-6
-        lam = new
-        if done:
-            break
-    return lam / np.exp(np.mean(np.log(lam)))
+    iu, ju = np.triu_indices(C, 1)
+    y = np.log(np.clip(R[iu, ju], 1e-3, None))  # [P]
+    P = len(y)
+    design = np.zeros((P, C))
+    design[np.arange(P), iu] = 1.0
+    design[np.arange(P), ju] = 1.0
+    # y = design @ a + up - down, minimise sum(up + down), up, down >= 0
+    res = linprog(
+        np.concatenate([np.zeros(C), np.ones(2 * P)]),
+        A_eq=np.hstack([design, np.eye(P), -np.eye(P)]),
+        b_eq=y,
+        bounds=[(None, None)] * C + [(0, None)] * (2 * P),
+        method="highs",
+    )
+    if not res.success:  # pragma: no cover - a feasible bounded LP; kept as a guard
+        return np.ones(C)
+    a = res.x[:C] - res.x[:C].mean()  # log loadings, mean 0
+    # Shrunk toward equal loadings by the share of their spread that sampling noise explains
+    # (on small panels with equally shared drivers the fitted spread is mostly noise).
+    scale = 1.4826 * float(np.median(np.abs(y - design @ res.x[:C])))  # robust sd of one pair
+    noise = np.pi / 2 * scale**2 / (C - 1)  # variance of a median-type estimate from C-1 pairs
+    spread = float(np.mean(a**2))
+    if spread > 0:
+        a = a * max(0.0, 1.0 - noise / spread)
+    return np.exp(a)
 
 
 def _transport(S: np.ndarray, target: np.ndarray) -> np.ndarray:
