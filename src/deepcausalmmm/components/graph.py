@@ -542,6 +542,9 @@ def _linked_pairs(weights: np.ndarray, required: np.ndarray) -> int:
     return int((linked | linked.T)[np.triu_indices(C, 1)].sum())
 
 
+DRIVER_THRESHOLD = 2.0  # median same-week pair correlation, in units of 1 / sqrt(rows), that reads as a driver
+
+
 def remove_shared_driver(X: np.ndarray, C: int) -> np.ndarray | None:
     """Lagged design ``[N, C*(P+1)]`` without a driver every channel shares, or None if there is none.
 
@@ -550,8 +553,10 @@ def remove_shared_driver(X: np.ndarray, C: int) -> np.ndarray | None:
     now and, if it persists, across weeks; influence among channels
     correlates only the pairs it links, and true mediation graphs are sparse.
     When the median same-week correlation between different channels is
-    positive beyond sampling noise (4 standard errors, ``4 / sqrt(N)``), it is
-    taken for a factor. Each channel's loading comes from a rank-one fit of the
+    positive beyond sampling noise (``DRIVER_THRESHOLD / sqrt(N)``, 2 / sqrt(N):
+    twice one pair's standard error with independent rows, and the median over
+    pairs is steadier than one pair; the second graph is kept only if it is
+    sparser), it is taken for a factor. Each channel's loading comes from a rank-one fit of the
     same-week correlations by least absolute deviations on the log scale
     (:func:`_robust_loadings`: the few pairs true edges link are outliers to
     it; budgets are rarely split in equal shares), and the factor's
@@ -575,7 +580,7 @@ def remove_shared_driver(X: np.ndarray, C: int) -> np.ndarray | None:
     S = np.corrcoef(X, rowvar=False)  # [K,K]
     off = ~np.eye(C, dtype=bool)
     median0 = float(np.median(S[:C, :C][off]))
-    if not median0 > 4 / np.sqrt(N):
+    if not median0 > DRIVER_THRESHOLD / np.sqrt(N):
         return None
     load = _robust_loadings(S[:C, :C])  # [C]
     outer = np.outer(load, load)
