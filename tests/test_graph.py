@@ -476,6 +476,30 @@ def test_unequally_shared_persistent_budget_creates_no_edges():
     assert len(set(map(frozenset, zip(e.parent, e.child, strict=True)))) > 8 - 1
 
 
+def test_few_channels_keep_a_mediation_triangle_under_a_shared_budget():
+    """Five channels share a weekly regional budget and three of them form a mediation triangle
+    (channel_0 -> channel_1, channel_0 -> channel_2, channel_1 -> channel_2): half of each
+    member's pairs are linked, and a robust rank-one fit takes the triangle for the driver (its
+    removal then drops the true edges). Below ``MIN_CHANNELS_ROBUST`` channels the loadings are
+    the shrunk row medians and the triangle is kept (with, on this panel, edges from channel_0
+    to the other two channels as well)."""
+    from deepcausalmmm.components import graph as graph_mod
+
+    assert graph_mod.MIN_CHANNELS_ROBUST == 6
+    R, T, C = 40, 156, 5
+    X, y, kw = _budget_panel(0, "weekly", R=R, T=T, C=C, sd=0.2)
+    X = X.reshape(R, T, C).copy()
+    for child, parent, w in [(1, 0, 0.5), (2, 0, 0.4), (2, 1, 0.3)]:
+        X[:, :, child] += w * X[:, :, child].mean() / X[:, :, parent].mean() * X[:, :, parent]
+    quick = {"training": {"epochs": 1, "polish_steps": 0}}
+    truth = {("channel_0", "channel_1"), ("channel_0", "channel_2"), ("channel_1", "channel_2")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        e = DeepCausalMMM(config=quick).fit(X.reshape(R * T, C), y, **kw).get_dag_edges()
+    learned = set(zip(e.parent, e.child, strict=True))
+    assert truth <= learned and len(learned - truth) <= 2
+
+
 def test_robust_loadings_known_answer():
     """Rank-one correlations ``0.3 l_i l_j``: the loadings come back exactly (geometric mean 1),
     also when true edges inflate four pairs (a fully linked cluster of three channels with the

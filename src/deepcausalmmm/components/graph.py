@@ -543,6 +543,7 @@ def _linked_pairs(weights: np.ndarray, required: np.ndarray) -> int:
 
 
 DRIVER_THRESHOLD = 2.0  # median same-week pair correlation, in units of 1 / sqrt(rows), that reads as a driver
+MIN_CHANNELS_ROBUST = 6  # fewest channels for the robust (unequal) loadings; see remove_shared_driver
 
 
 def remove_shared_driver(X: np.ndarray, C: int) -> np.ndarray | None:
@@ -559,7 +560,11 @@ def remove_shared_driver(X: np.ndarray, C: int) -> np.ndarray | None:
     sparser), it is taken for a factor. Each channel's loading comes from a rank-one fit of the
     same-week correlations by least absolute deviations on the log scale
     (:func:`_robust_loadings`: the few pairs true edges link are outliers to
-    it; budgets are rarely split in equal shares), and the factor's
+    it; budgets are rarely split in equal shares). With fewer than
+    ``MIN_CHANNELS_ROBUST`` (6) channels a mediation triangle links half of
+    each member's pairs and such a fit takes the triangle for the driver, so
+    there each loading is the channel's median correlation with the others,
+    shrunk halfway to equal loadings. The factor's
     correlation at each lag ``k`` from the median over channel pairs ``k``
     weeks apart, scaled by the loadings. The factor's part is removed from
     every block of the lagged design's correlations, a channel's own lagged
@@ -582,7 +587,13 @@ def remove_shared_driver(X: np.ndarray, C: int) -> np.ndarray | None:
     median0 = float(np.median(S[:C, :C][off]))
     if not median0 > DRIVER_THRESHOLD / np.sqrt(N):
         return None
-    load = _robust_loadings(S[:C, :C])  # [C]
+    if C >= MIN_CHANNELS_ROBUST:
+        load = _robust_loadings(S[:C, :C])  # [C]
+    else:
+        # Too few channels to tell a driver with unequal loadings from a cluster of linked
+        # channels: each channel's median correlation with the others, shrunk halfway to equal.
+        rows = np.array([np.median(np.delete(S[i, :C], i)) for i in range(C)])  # [C]
+        load = np.sqrt(rows / median0) if np.all(rows > 0) else np.ones(C)
     outer = np.outer(load, load)
     shared = [float(np.median(S[:C, k * C:(k + 1) * C][off] / outer[off])) for k in range(P1)]  # by lag
     lag = np.abs(np.subtract.outer(np.arange(P1), np.arange(P1)))  # [P1,P1] lag between blocks
