@@ -574,6 +574,8 @@ def remove_shared_driver(X: np.ndarray, C: int) -> np.ndarray | None:
     Gaussian optimal-transport map, the one closest to the identity) to one
     with those correlations: block by block with the same-week map when the
     lagged medians are noise, over all lags at once when the driver persists.
+    Limitation: the map over all lags mixes them a little, so a true edge can
+    gain a weak lagged copy.
     """
     N, K = X.shape
     P1 = K // C
