@@ -542,7 +542,7 @@ def _linked_pairs(weights: np.ndarray, required: np.ndarray) -> int:
     return int((linked | linked.T)[np.triu_indices(C, 1)].sum())
 
 
-DRIVER_THRESHOLD = 2.0  # median same-week pair correlation, in units of 1 / sqrt(rows), that reads as a driver
+DRIVER_THRESHOLD = 2.0  # median pair correlation, in units of 1 / sqrt(rows), that reads as a driver (or its persistence)
 MIN_CHANNELS_ROBUST = 6  # fewest channels for the robust (unequal) loadings; see remove_shared_driver
 
 
@@ -573,7 +573,8 @@ def remove_shared_driver(X: np.ndarray, C: int) -> np.ndarray | None:
     false lagged edges). The design (lag 0 first) is mapped linearly (the
     Gaussian optimal-transport map, the one closest to the identity) to one
     with those correlations: block by block with the same-week map when the
-    lagged medians are noise, over all lags at once when the driver persists.
+    lagged medians are noise (within the same threshold), over all lags at
+    once when the driver persists.
     Limitation: the map over all lags mixes them a little, so a true edge can
     gain a weak lagged copy.
     """
@@ -600,7 +601,7 @@ def remove_shared_driver(X: np.ndarray, C: int) -> np.ndarray | None:
     shared = [float(np.median(S[:C, k * C:(k + 1) * C][off] / outer[off])) for k in range(P1)]  # by lag
     lag = np.abs(np.subtract.outer(np.arange(P1), np.arange(P1)))  # [P1,P1] lag between blocks
     factor = np.kron(np.asarray(shared)[lag], outer)  # [K,K]
-    if all(abs(v) * np.sqrt(N) < 4 for v in shared[1:]):
+    if all(abs(v) * np.sqrt(N) < DRIVER_THRESHOLD for v in shared[1:]):
         # Not persistent: the same-week map on every lag block (a map over all lags would mix
         # a same-week edge into lagged copies).
         A = np.kron(np.eye(P1), _transport(S[:C, :C], S[:C, :C] - factor[:C, :C]))
