@@ -435,7 +435,8 @@ def test_quarterly_regional_budget_cycles_create_no_edges():
 def test_shared_regional_budget_creates_no_edges(budget):
     """A regional budget split across channels moves all of a region's channels together week
     to week (white noise, or AR(1) 0.7). Every pair of channels correlates alike; the shared
-    part, read off the median pair, is removed and no edge is learned. A real edge in the same
+    part, read off a rank-one fit of the pair correlations, is removed and no edge is learned
+    (with the persistent budget one weak lagged edge is left). A real edge in the same
     panel is still found. Without that step the graph links most pairs and fit warns."""
     X, y, kw = _budget_panel(6, budget)
     quick = {"training": {"epochs": 1, "polish_steps": 0}}

@@ -22,7 +22,7 @@ from .analysis.calibration import LIFT_COLUMNS, LiftTests, parse_lift_tests
 from .analysis.contributions import contributions_frame, summarize_contributions
 from .analysis.effects import intervene, rescale
 from .analysis.identification import EXTRAPOLATED_FLOOR, identification_table
-from .components.graph import ChannelGraph, learn_graph
+from .components.graph import ChannelGraph, edge_mask, learn_graph
 from .components.temporal import (
     fourier_features,
     make_knots,
@@ -1142,24 +1142,15 @@ class DeepCausalMMM(BaseEstimator):
 
     @staticmethod
     def _learn_graph(cfg: MMMConfig, panel: Panel, scaler: PanelScaler) -> ChannelGraph:
-        g = cfg.graph
-        idx = {c: i for i, c in enumerate(panel.channels)}
-        C = len(panel.channels)
-
-        def mask(pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-            m = np.zeros((C, C), dtype=bool)
-            for parent, child in pairs:
-                m[idx[parent], idx[child]] = True
-            return m
-
+        g, ch = cfg.graph, panel.channels
         R = len(panel.regions)
         try:
             return learn_graph(
                 scaler.media(panel.media, np.arange(R)), panel.observed,
                 season_phase(panel.dates, cfg.baseline.period), mode=g.mode, max_lag=g.max_lag,
-                lambda1=g.lambda1, threshold=g.threshold, forbidden=mask(g.forbidden),
-                required=mask(g.required), roots=tuple(idx[c] for c in g.roots),
-                fixed=mask(g.edges) if g.mode == "fixed" else None, min_t=g.min_t,
+                lambda1=g.lambda1, threshold=g.threshold, forbidden=edge_mask(ch, g.forbidden),
+                required=edge_mask(ch, g.required), roots=tuple(ch.index(c) for c in g.roots),
+                fixed=edge_mask(ch, g.edges) if g.mode == "fixed" else None, min_t=g.min_t,
                 own_lags=g.own_lags, cycle_test=g.regional_cycles, shared_driver=g.shared_driver,
             )
         except ValueError as exc:  # e.g. required edges that form a cycle

@@ -16,7 +16,7 @@ import plotly.io as pio
 
 from . import __version__
 from .analysis.identification import EXTRAPOLATED_FLOOR
-from .components.graph import dense_graph_message
+from .components.graph import dense_graph_message, edge_mask
 from .plotting.figures import response_figure
 
 __all__ = ["write_report"]
@@ -53,10 +53,7 @@ def _dense_note(model: Any) -> str:
     """A caution when a learned graph links more channel pairs than a tree has ("" otherwise)."""
     if model.config_.graph.mode != "notears":
         return ""
-    idx = {c: k for k, c in enumerate(model.channels_)}
-    required = np.zeros((len(idx), len(idx)), dtype=bool)
-    for parent, child in model.config_.graph.required:
-        required[idx[parent], idx[child]] = True
+    required = edge_mask(model.channels_, model.config_.graph.required)
     message = dense_graph_message(model.graph_model_.weights, required)
     return f"<p class='note'><b>Caution:</b> {html.escape(message)}.</p>" if message else ""
 

@@ -22,6 +22,7 @@ linear trend and yearly Fourier terms are regressed out.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +35,7 @@ __all__ = [
     "regional_cycles",
     "remove_shared_driver",
     "dense_graph_message",
+    "edge_mask",
     "notears",
     "learn_graph",
     "topological_order",
@@ -535,6 +537,15 @@ def _learn(
     return weights, direction
 
 
+def edge_mask(channels: Sequence[str], pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+    """``[C,C]`` boolean mask, True at (parent, child) for each named pair of ``channels``."""
+    idx = {c: i for i, c in enumerate(channels)}
+    m = np.zeros((len(idx), len(idx)), dtype=bool)
+    for parent, child in pairs:
+        m[idx[parent], idx[child]] = True
+    return m
+
+
 def _linked_pairs(weights: np.ndarray, required: np.ndarray) -> int:
     """Channel pairs linked by a learned (not required) edge at any lag."""
     C = weights.shape[1]
@@ -564,9 +575,9 @@ def remove_shared_driver(X: np.ndarray, C: int) -> np.ndarray | None:
     ``MIN_CHANNELS_ROBUST`` (6) channels a mediation triangle links half of
     each member's pairs and such a fit takes the triangle for the driver, so
     there each loading is the channel's median correlation with the others,
-    shrunk halfway to equal loadings. The factor's
-    correlation at each lag ``k`` from the median over channel pairs ``k``
-    weeks apart, scaled by the loadings. The factor's part is removed from
+    shrunk halfway to equal loadings. The factor's correlation at each lag
+    ``k`` comes from the median over channel pairs ``k`` weeks apart, scaled
+    by the loadings. The factor's part is removed from
     every block of the lagged design's correlations, a channel's own lagged
     correlation included (left in, a persistent driver's share of a child's
     persistence would be explained by its parent's past with a negative sign:
