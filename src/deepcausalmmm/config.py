@@ -293,6 +293,13 @@ class GraphConfig(_Section):
         "channels week to week), learn the graph again without that shared part and keep the "
         "sparser graph.",
     )
+    equal_cv: bool = Field(
+        True,
+        description="Where the non-Gaussian orientation score leaves a same-week edge's direction "
+        "unsettled (under 70% of region resamples agree: near-Gaussian activity), choose the "
+        "directions under which every channel's exogenous part varies alike relative to its mean "
+        "(equal coefficients of variation). False: keep the score's direction however weak.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> GraphConfig:

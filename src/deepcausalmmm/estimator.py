@@ -452,21 +452,37 @@ class DeepCausalMMM(BaseEstimator):
     # ------------------------------------------------------------ causal effects
     def get_dag_edges(self) -> pd.DataFrame:
         """Edges of the channel graph: ``parent``, ``child``, ``lag`` (weeks), ``weight``,
-        ``direction_support``.
+        ``direction_support``, ``direction_basis``.
 
         ``weight`` is the change in the child's activity, in units of its regional
         mean, per unit of the parent's activity (in units of its regional mean).
         ``direction_support`` (same-week learned edges only, else NaN): the share
-        of region bootstrap resamples whose orientation score agrees with the
-        edge's direction; near 0.5 the data do not tell the direction (fix it
-        with ``graph.roots`` or ``graph.forbidden``).
+        of region bootstrap resamples whose non-Gaussian orientation score agrees
+        with the edge's direction; near 0.5 that score does not tell the direction.
+        ``direction_basis`` says what set it: ``"non-gaussian"`` (the score, support
+        at least 0.7), ``"equal-cv"`` (support below 0.7: the orientation under
+        which the channels' exogenous parts vary most alike relative to their
+        means, an assumption; fix such edges with ``graph.roots``,
+        ``graph.forbidden`` or ``graph.required`` when you know better),
+        ``"time order"`` (lagged edges) or ``"given"`` (required, roots,
+        forbidden or a fixed graph).
         """
         check_is_fitted(self, "graph_model_")
         g = self.graph_model_
+
+        def basis(i: int, j: int, lag: int) -> str:
+            if lag > 0:
+                return "time order"
+            if g.direction is None or np.isnan(g.direction[i, j]):
+                return "given"
+            return "equal-cv" if g.assumed is not None and g.assumed[i, j] else "non-gaussian"
+
         rows = [(self.channels_[i], self.channels_[j], lag, w,
-                 float(g.direction[i, j]) if lag == 0 and g.direction is not None else np.nan)
+                 float(g.direction[i, j]) if lag == 0 and g.direction is not None else np.nan,
+                 basis(i, j, lag))
                 for i, j, lag, w in g.edges()]
-        return pd.DataFrame(rows, columns=["parent", "child", "lag", "weight", "direction_support"])
+        return pd.DataFrame(rows, columns=["parent", "child", "lag", "weight", "direction_support",
+                                           "direction_basis"])
 
     def get_channel_effects(
         self,
@@ -1002,7 +1018,8 @@ class DeepCausalMMM(BaseEstimator):
 
     def plot_dag(self) -> go.Figure:
         """The channel graph the model holds (plotly figure, not shown); edges acting after a
-        lag say so in their label (``lag 1``)."""
+        lag say so in their label (``lag 1``), edges oriented by the equal-CV rule say
+        ``equal-cv``."""
         check_is_fitted(self, "graph_")
         g = self.graph_model_
         direction = None
@@ -1011,7 +1028,10 @@ class DeepCausalMMM(BaseEstimator):
         C = len(self.channels_)
         lags = pd.DataFrame([[[lag for lag in range(g.weights.shape[0]) if g.weights[lag, i, j] != 0]
                               for j in range(C)] for i in range(C)], index=self.channels_, columns=self.channels_)
-        return dag_figure(self.graph_, self.graph_roots_, direction=direction, lags=lags)
+        assumed = None
+        if g.assumed is not None:
+            assumed = pd.DataFrame(g.assumed, index=self.channels_, columns=self.channels_)
+        return dag_figure(self.graph_, self.graph_roots_, direction=direction, lags=lags, assumed=assumed)
 
     def save_report(self, path: str | Path) -> Path:
         """Write one self-contained HTML report (opens offline); returns the path.
@@ -1152,6 +1172,7 @@ class DeepCausalMMM(BaseEstimator):
                 required=edge_mask(ch, g.required), roots=tuple(ch.index(c) for c in g.roots),
                 fixed=edge_mask(ch, g.edges) if g.mode == "fixed" else None, min_t=g.min_t,
                 own_lags=g.own_lags, cycle_test=g.regional_cycles, shared_driver=g.shared_driver,
+                equal_cv=g.equal_cv,
             )
         except ValueError as exc:  # e.g. required edges that form a cycle
             raise ConfigError(f"config section 'graph': {exc}") from None

@@ -66,6 +66,7 @@ def save_model(model: Any, path: Path) -> Path:
         "knots": model.knots_,
         "graph.weights": model.graph_model_.weights,
         "graph.direction": _direction_array(model.graph_model_),
+        "graph.assumed": _assumed_array(model.graph_model_),
         "panel.spend": model.spend_,
         **model.scaler_.to_arrays(),
     }
@@ -174,7 +175,7 @@ def load_model(cls: Any, path: Path) -> Any:
     roots = json.loads(meta["graph_roots"])
     model.spend_ = arr["panel.spend"]
     model.graph_model_ = ChannelGraph(arr["graph.weights"], tuple(channels.index(c) for c in roots),
-                                      arr.get("graph.direction"))
+                                      arr.get("graph.direction"), _assumed_from(arr.get("graph.assumed")))
     model.graph_seconds_ = 0.0
     model._set_graph_frames()
     model._set_forecast_anchor()
@@ -210,3 +211,13 @@ def _lift_tests_meta(report: pd.DataFrame | None) -> list[dict[str, Any]] | None
 def _direction_array(graph: ChannelGraph) -> np.ndarray:
     C = graph.n_channels
     return graph.direction if graph.direction is not None else np.full((C, C), np.nan)
+
+
+def _assumed_array(graph: ChannelGraph) -> np.ndarray:
+    C = graph.n_channels
+    return (graph.assumed if graph.assumed is not None else np.zeros((C, C), dtype=bool)).astype(np.uint8)
+
+
+def _assumed_from(stored: np.ndarray | None) -> np.ndarray | None:
+    """The equal-CV orientation marks (absent from files saved before session 12)."""
+    return None if stored is None else np.asarray(stored).astype(bool)

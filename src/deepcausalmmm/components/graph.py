@@ -11,7 +11,11 @@ subject to ``h(W0) = tr(exp(W0 * W0)) - d = 0`` by an augmented Lagrangian,
 then thresholded. On standardised data least squares cannot tell an edge's
 direction, so each kept contemporaneous edge is oriented by a pairwise
 non-Gaussian likelihood-ratio score (Hyvarinen & Smith 2013) unless roots,
-required or forbidden edges fix it; the result is checked acyclic (weakest
+required or forbidden edges fix it. Where that score is unsettled over region
+resamples (near-Gaussian activity), directions are chosen jointly by an
+equal-variance rule (Peters & Buhlmann 2014) in relative units: the
+orientation under which every channel's exogenous part has the same
+coefficient of variation fits best. The result is checked acyclic (weakest
 cycle edges dropped) and refit by unpenalised least squares on the kept edges. It runs on
 within-region, de-trended, de-seasonalised activity: with three or more
 regions, each week's cross-region mean is removed per channel (national
@@ -41,6 +45,7 @@ __all__ = [
     "topological_order",
     "orientation_score",
     "direction_support",
+    "equal_cv_loglik",
 ]
 
 
@@ -62,11 +67,17 @@ class ChannelGraph:
         1: the data support the direction; near 0.5: a coin flip, as with
         Gaussian disturbances). NaN where the direction was not learned from
         the data (lagged edges, required or constrained edges, fixed graphs).
+    assumed : ndarray ``[C, C]`` of bool or None
+        True for the learned contemporaneous edges whose direction support was
+        below ``DIRECTION_SETTLED`` (0.7), so that their direction was chosen by
+        :func:`equal_cv_loglik` (the orientation under which the channels'
+        exogenous parts vary most alike relative to their means) instead.
     """
 
     weights: np.ndarray
     roots: tuple[int, ...] = ()
     direction: np.ndarray | None = None  # [C,C] support of i -> j over region resamples
+    assumed: np.ndarray | None = None  # [C,C] bool: direction from the equal-CV rule
 
     @property
     def n_channels(self) -> int:
@@ -217,6 +228,8 @@ def prepare_activity(
     return np.nan_to_num(a, nan=0.0)
 
 
+DIRECTION_SETTLED = 0.7  # direction support at which the non-Gaussian orientation is taken as settled
+TIE_BREAK_MAX = 8  # unsettled same-week edges whose directions are searched jointly
 MIN_DOF = 50  # residual degrees of freedom each channel's equation needs before edges are learned
 
 
@@ -380,6 +393,68 @@ def _orient(W0: np.ndarray, Z: np.ndarray, allowed: np.ndarray, required: np.nda
     return W
 
 
+def equal_cv_loglik(Y: np.ndarray, parents: dict[int, list[int]]) -> float:
+    """Per-row Gaussian log-likelihood of ``parents`` (node -> its same-week parents) when every
+    node's exogenous part has the same coefficient of variation.
+
+    ``Y`` is within-region activity in region-scaled units (each channel's
+    mean 1 before the preparation), so a node's exogenous part has mean
+    ``1 - sum(beta)`` over its parents' coefficients and standard deviation
+    ``cv (1 - sum(beta))``. Minus infinity when a node's exogenous mean would
+    not be positive.
+    """
+    cv2, logs = [], 0.0
+    for n, pa in parents.items():
+        y = Y[:, n]
+        if pa:
+            beta, *_ = np.linalg.lstsq(Y[:, pa], y, rcond=None)
+            y = y - Y[:, pa] @ beta
+            share = 1.0 - float(beta.sum())
+        else:
+            share = 1.0
+        if share <= 0.05:
+            return -np.inf
+        cv2.append(float(y.var()) / share**2)
+        logs += np.log(share)
+    return float(-np.log(np.mean(cv2)) - logs)
+
+
+def _tie_break(W0: np.ndarray, Y: np.ndarray, ambiguous: list[tuple[int, int]]) -> np.ndarray:
+    """Re-decide the direction of ``ambiguous`` same-week edges by :func:`equal_cv_loglik`.
+
+    Every acyclic combination of their directions is scored (the rest of the
+    graph as it stands) when there are at most ``TIE_BREAK_MAX`` of them, else
+    one edge at a time, most settled first; the best combination is kept.
+    """
+    W = W0.copy()
+    weight = {(i, j): W0[i, j] if W0[i, j] != 0 else W0[j, i] for i, j in ambiguous}
+    nodes = sorted({n for e in ambiguous for n in e})
+
+    def score(flips: Sequence[bool]) -> float:
+        for (i, j), f in zip(ambiguous, flips, strict=True):
+            a, b = (j, i) if f else (i, j)
+            W[a, b], W[b, a] = weight[(i, j)], 0.0
+        if topological_order(W) is None:
+            return -np.inf
+        return equal_cv_loglik(Y, {n: [int(k) for k in np.flatnonzero(W[:, n])] for n in nodes})
+
+    current = [W0[i, j] == 0 for i, j in ambiguous]  # True where the edge now runs j -> i
+    if len(ambiguous) <= TIE_BREAK_MAX:
+        combos = [[bool(b >> k & 1) for k in range(len(ambiguous))] for b in range(2 ** len(ambiguous))]
+        fits = [score(c) for c in combos]
+        best = combos[int(np.argmax(fits))] if np.isfinite(max(fits)) else current
+    else:
+        best = list(current)
+        for k in range(len(ambiguous)):
+            trial = [list(best), list(best)]
+            trial[1][k] = not trial[1][k]
+            fits = [score(t) for t in trial]
+            if np.isfinite(max(fits)):
+                best = trial[int(np.argmax(fits))]
+    score(best)
+    return W
+
+
 def _refit(X: np.ndarray, Y: np.ndarray, support: np.ndarray, keep: np.ndarray, min_t: float) -> np.ndarray:
     """Unpenalised least squares of each child on its parents: ``[L+1,C,C]``.
 
@@ -425,6 +500,7 @@ def learn_graph(
     own_lags: int = 0,
     cycle_test: bool = True,
     shared_driver: bool = True,
+    equal_cv: bool = True,
 ) -> ChannelGraph:
     """Learn (``mode="notears"``) or estimate (``"fixed"``) the channel graph.
 
@@ -436,8 +512,10 @@ def learn_graph(
     influence of another channel's lagged activity that tracks them.
     ``cycle_test`` runs :func:`regional_cycles` in the preparation;
     ``shared_driver`` learns a second graph without a driver every channel
-    shares (:func:`remove_shared_driver`) and keeps the sparser. Returns
-    weights in region-scaled activity units, lags 0..``max_lag``.
+    shares (:func:`remove_shared_driver`) and keeps the sparser. ``equal_cv``
+    orients same-week edges the non-Gaussian score leaves unsettled by
+    :func:`equal_cv_loglik`. Returns weights in region-scaled activity units,
+    lags 0..``max_lag``.
     """
     R, T, C = scaled.shape
     L = max_lag
@@ -465,8 +543,8 @@ def learn_graph(
         L = P
     act = prepare_activity(scaled, observed, phase, cycle_test=cycle_test)
     Y, X, group = _design(act, observed, P)
-    spec = (group, P, L, lambda1, threshold, forbidden, required, roots, fixed, min_t, mode)
-    weights, direction = _learn(Y, X, *spec)
+    spec = (group, P, L, lambda1, threshold, forbidden, required, roots, fixed, min_t, mode, equal_cv)
+    weights, direction, assumed = _learn(Y, X, *spec)
     if mode == "notears":
         # A driver every channel shares (a regional budget) links every pair alike. When the
         # data show one, the graph learned without it is kept if it is the sparser one (on
@@ -476,20 +554,21 @@ def learn_graph(
         if adjusted is not None:
             again = _learn(adjusted[:, :C], adjusted, *spec)
             if _linked_pairs(again[0], required) < _linked_pairs(weights, required):
-                weights, direction = again
+                weights, direction, assumed = again
         message = dense_graph_message(weights, required)
         if message:
             warnings.warn(f"graph: {message}", UserWarning, stacklevel=4)
-    return ChannelGraph(weights, tuple(roots), direction)
+    return ChannelGraph(weights, tuple(roots), direction, assumed)
 
 
 def _learn(
     Y: np.ndarray, X: np.ndarray, group: np.ndarray, P: int, L: int, lambda1: float, threshold: float,
     forbidden: np.ndarray, required: np.ndarray, roots: tuple[int, ...], fixed: np.ndarray | None,
-    min_t: float, mode: str,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Weights ``[L+1,C,C]`` (region-scaled units) and direction support from the lagged design
-    (targets ``Y`` ``[N,C]``, ``X`` ``[N,C*(P+1)]``, region of each row ``group``)."""
+    min_t: float, mode: str, equal_cv: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weights ``[L+1,C,C]`` (region-scaled units), direction support and the same-week edges
+    oriented by the equal-CV rule (``[C,C]`` bool), from the lagged design (targets ``Y``
+    ``[N,C]`` in region-scaled units, ``X`` ``[N,C*(P+1)]``, region of each row ``group``)."""
     C = Y.shape[1]
     sd = Y.std(axis=0)
     sd = np.where(sd > 1e-12, sd, 1.0)  # [C]
@@ -503,6 +582,7 @@ def _learn(
         allowed[:, :, r] = False
         allowed[:, r, r] = P > 0  # a root keeps its own persistence
         allowed[0, r, r] = False
+    assumed = np.zeros((C, C), dtype=bool)  # same-week pairs oriented by the equal-CV rule
     if mode == "fixed":
         assert fixed is not None
         support = allowed & (fixed[None] | np.eye(C, dtype=bool)[None])
@@ -517,6 +597,15 @@ def _learn(
         W0 = np.where(support[0], W[0], 0.0)
         W0 = np.where(required & (W0 == 0), 1e-6, W0)
         W0 = _orient(W0, Ys, allowed[0], required)
+        free = [(int(i), int(j)) for i, j in zip(*np.nonzero(W0), strict=True)
+                if allowed[0][i, j] and allowed[0][j, i] and not (required[i, j] or required[j, i])]
+        agree = {e: direction_support(Ys[:, e[0]], Ys[:, e[1]], group) for e in free}
+        ambiguous = sorted((e for e in free if equal_cv and agree[e] < DIRECTION_SETTLED),
+                           key=lambda e: agree[e], reverse=True)
+        if ambiguous:
+            W0 = _tie_break(W0, Y, ambiguous)
+        for i, j in ambiguous:
+            assumed[i, j] = assumed[j, i] = True
         support[0] = _break_cycles(W0, required) != 0
     keep = np.zeros_like(support)
     keep[0] = required
@@ -534,7 +623,7 @@ def _learn(
         for i, j in zip(*np.nonzero(weights[0]), strict=True):
             if allowed[0][i, j] and allowed[0][j, i] and not (required[i, j] or required[j, i]):
                 direction[i, j] = direction_support(Ys[:, i], Ys[:, j], group)
-    return weights, direction
+    return weights, direction, assumed & (weights[0] != 0)
 
 
 def edge_mask(channels: Sequence[str], pairs: Sequence[tuple[str, str]]) -> np.ndarray:

@@ -55,6 +55,7 @@ def dag_figure(
     threshold: float = 0.0,
     direction: pd.DataFrame | None = None,
     lags: pd.DataFrame | None = None,
+    assumed: pd.DataFrame | None = None,
 ) -> go.Figure:
     """Channel graph on a circle; arrows parent -> child labelled with their weight.
 
@@ -70,6 +71,8 @@ def dag_figure(
     lags : DataFrame of lists, channels x channels, optional
         The lags (weeks) at which each edge acts; shown in the label unless the
         edge is same-week only.
+    assumed : DataFrame of bool, channels x channels, optional
+        Edges whose direction the equal-CV rule chose (labelled ``equal-cv``).
     """
     names = list(adjacency.index)
     n = len(names)
@@ -88,6 +91,8 @@ def dag_figure(
             (x0, y0), (x1, y1) = pos[parent], pos[child]
             d = float(direction.loc[parent, child]) if direction is not None else math.nan
             label = f"{w:.2f}" if math.isnan(d) else f"{w:.2f} (direction {d:.2f})"
+            if assumed is not None and bool(assumed.loc[parent, child]):
+                label = label[:-1] + ", equal-cv)"
             at = list(lags.loc[parent, child]) if lags is not None else [0]
             if at != [0]:
                 label += f", lag{'s' if len(at) > 1 else ''} {', '.join(map(str, at))}"
