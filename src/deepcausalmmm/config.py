@@ -296,7 +296,7 @@ class GraphConfig(_Section):
     equal_cv: bool = Field(
         True,
         description="Where the non-Gaussian orientation score leaves a same-week edge's direction "
-        "unsettled (under 70% of region resamples agree: near-Gaussian activity), choose the "
+        "unsettled (under 95% of region resamples agree: near-Gaussian activity), choose the "
         "directions under which every channel's exogenous part varies alike relative to its mean "
         "(equal coefficients of variation). False: keep the score's direction however weak.",
     )

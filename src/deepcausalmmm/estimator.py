@@ -460,7 +460,7 @@ class DeepCausalMMM(BaseEstimator):
         of region bootstrap resamples whose non-Gaussian orientation score agrees
         with the edge's direction; near 0.5 that score does not tell the direction.
         ``direction_basis`` says what set it: ``"non-gaussian"`` (the score, support
-        at least 0.7), ``"equal-cv"`` (support below 0.7: the orientation under
+        at least 0.95), ``"equal-cv"`` (support below 0.95: the orientation under
         which the channels' exogenous parts vary most alike relative to their
         means, an assumption; fix such edges with ``graph.roots``,
         ``graph.forbidden`` or ``graph.required`` when you know better),

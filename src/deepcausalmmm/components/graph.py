@@ -69,7 +69,7 @@ class ChannelGraph:
         the data (lagged edges, required or constrained edges, fixed graphs).
     assumed : ndarray ``[C, C]`` of bool or None
         True for the learned contemporaneous edges whose direction support was
-        below ``DIRECTION_SETTLED`` (0.7), so that their direction was chosen by
+        below ``DIRECTION_SETTLED`` (0.95), so that their direction was chosen by
         :func:`equal_cv_loglik` (the orientation under which the channels'
         exogenous parts vary most alike relative to their means) instead.
     """
@@ -228,7 +228,7 @@ def prepare_activity(
     return np.nan_to_num(a, nan=0.0)
 
 
-DIRECTION_SETTLED = 0.7  # direction support at which the non-Gaussian orientation is taken as settled
+DIRECTION_SETTLED = 0.95  # direction support at which the non-Gaussian orientation is taken as settled
 TIE_BREAK_MAX = 8  # unsettled same-week edges whose directions are searched jointly
 MIN_DOF = 50  # residual degrees of freedom each channel's equation needs before edges are learned
 
@@ -416,7 +416,9 @@ def equal_cv_loglik(Y: np.ndarray, parents: dict[int, list[int]]) -> float:
             return -np.inf
         cv2.append(float(y.var()) / share**2)
         logs += np.log(share)
-    return float(-np.log(np.mean(cv2)) - logs)
+    # sum over nodes of -log(cv share) - resid^2 / (2 cv^2 share^2), at the common cv^2 that
+    # maximises it (the mean of the nodes' cv2), less the constant K / 2
+    return float(-len(cv2) / 2 * np.log(np.mean(cv2)) - logs)
 
 
 def _tie_break(W0: np.ndarray, Y: np.ndarray, ambiguous: list[tuple[int, int]]) -> np.ndarray:
