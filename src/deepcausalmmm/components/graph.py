@@ -230,6 +230,7 @@ def prepare_activity(
 
 DIRECTION_SETTLED = 0.95  # direction support at which the non-Gaussian orientation is taken as settled
 TIE_BREAK_MAX = 8  # unsettled same-week edges whose directions are searched jointly
+CV_SPREAD_MAX = 1.25  # largest / smallest implied exogenous CV under which equal CVs are plausible
 MIN_DOF = 50  # residual degrees of freedom each channel's equation needs before edges are learned
 
 
@@ -393,40 +394,59 @@ def _orient(W0: np.ndarray, Z: np.ndarray, allowed: np.ndarray, required: np.nda
     return W
 
 
-def equal_cv_loglik(Y: np.ndarray, parents: dict[int, list[int]]) -> float:
-    """Per-row Gaussian log-likelihood of ``parents`` (node -> its same-week parents) when every
-    node's exogenous part has the same coefficient of variation.
-
-    ``Y`` is within-region activity in region-scaled units (each channel's
-    mean 1 before the preparation), so a node's exogenous part has mean
-    ``1 - sum(beta)`` over its parents' coefficients and standard deviation
-    ``cv (1 - sum(beta))``. Minus infinity when a node's exogenous mean would
-    not be positive.
-    """
-    cv2, logs = [], 0.0
+def _exogenous(Y: np.ndarray, parents: dict[int, list[int]]) -> dict[int, tuple[float, float]]:
+    """Each node's exogenous (residual standard deviation, mean) under ``parents``; see
+    :func:`implied_cvs`."""
+    out = {}
     for n, pa in parents.items():
         y = Y[:, n]
+        share = 1.0
         if pa:
             beta, *_ = np.linalg.lstsq(Y[:, pa], y, rcond=None)
             y = y - Y[:, pa] @ beta
             share = 1.0 - float(beta.sum())
-        else:
-            share = 1.0
-        if share <= 0.05:
-            return -np.inf
-        cv2.append(float(y.var()) / share**2)
-        logs += np.log(share)
+        out[n] = (float(y.std()), share)
+    return out
+
+
+def implied_cvs(Y: np.ndarray, parents: dict[int, list[int]]) -> dict[int, float]:
+    """Each node's exogenous coefficient of variation under ``parents`` (node -> its same-week
+    parents), or NaN where its exogenous mean would not be positive (at most 0.05).
+
+    ``Y`` is within-region activity in region-scaled units (each channel's
+    mean 1 before the preparation), so a node's exogenous part has mean
+    ``1 - sum(beta)`` over its parents' least-squares coefficients and its CV
+    is the residual standard deviation over that mean.
+    """
+    return {n: sd / share if share > 0.05 else np.nan for n, (sd, share) in _exogenous(Y, parents).items()}
+
+
+def equal_cv_loglik(Y: np.ndarray, parents: dict[int, list[int]]) -> float:
+    """Per-row Gaussian log-likelihood of ``parents`` (node -> its same-week parents) when every
+    node's exogenous part has the same coefficient of variation (:func:`implied_cvs`): a node's
+    exogenous part has standard deviation ``cv (1 - sum(beta))``. Minus infinity when a node's
+    exogenous mean would not be positive.
+    """
+    ex = _exogenous(Y, parents)
+    if min(share for _, share in ex.values()) <= 0.05:
+        return -np.inf
+    cv2 = [(sd / share) ** 2 for sd, share in ex.values()]
+    logs = sum(np.log(share) for _, share in ex.values())
     # sum over nodes of -log(cv share) - resid^2 / (2 cv^2 share^2), at the common cv^2 that
-    # maximises it (the mean of the nodes' cv2), less the constant K / 2
+    # maximises it (the mean of the nodes' cv^2), less the constant K / 2
     return float(-len(cv2) / 2 * np.log(np.mean(cv2)) - logs)
 
 
-def _tie_break(W0: np.ndarray, Y: np.ndarray, ambiguous: list[tuple[int, int]]) -> np.ndarray:
+def _tie_break(W0: np.ndarray, Y: np.ndarray, ambiguous: list[tuple[int, int]]) -> tuple[np.ndarray, bool]:
     """Re-decide the direction of ``ambiguous`` same-week edges by :func:`equal_cv_loglik`.
 
     Every acyclic combination of their directions is scored (the rest of the
     graph as it stands) when there are at most ``TIE_BREAK_MAX`` of them, else
-    one edge at a time, most settled first; the best combination is kept.
+    one edge at a time, most settled first. The best combination is kept if
+    the exogenous CVs it implies (:func:`implied_cvs`) are alike, the largest
+    within ``CV_SPREAD_MAX`` (1.25) times the smallest; else the data
+    contradict the assumption and ``W0`` is returned. Returns the graph and
+    whether the rule was applied.
     """
     W = W0.copy()
     weight = {(i, j): W0[i, j] if W0[i, j] != 0 else W0[j, i] for i, j in ambiguous}
@@ -454,7 +474,10 @@ def _tie_break(W0: np.ndarray, Y: np.ndarray, ambiguous: list[tuple[int, int]]) 
             if np.isfinite(max(fits)):
                 best = trial[int(np.argmax(fits))]
     score(best)
-    return W
+    cv = np.array(list(implied_cvs(Y, {n: [int(k) for k in np.flatnonzero(W[:, n])] for n in nodes}).values()))
+    if not np.isfinite(cv).all() or cv.max() > CV_SPREAD_MAX * cv.min():
+        return W0.copy(), False  # the assumption does not hold here: keep the score's directions
+    return W, True
 
 
 def _refit(X: np.ndarray, Y: np.ndarray, support: np.ndarray, keep: np.ndarray, min_t: float) -> np.ndarray:
@@ -605,9 +628,9 @@ def _learn(
         ambiguous = sorted((e for e in free if equal_cv and agree[e] < DIRECTION_SETTLED),
                            key=lambda e: agree[e], reverse=True)
         if ambiguous:
-            W0 = _tie_break(W0, Y, ambiguous)
-        for i, j in ambiguous:
-            assumed[i, j] = assumed[j, i] = True
+            W0, applied = _tie_break(W0, Y, ambiguous)
+            for i, j in ambiguous if applied else ():
+                assumed[i, j] = assumed[j, i] = True
         support[0] = _break_cycles(W0, required) != 0
     keep = np.zeros_like(support)
     keep[0] = required
