@@ -131,8 +131,10 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"fitted in {h.seconds:.1f} s ({h.epochs_run} + {h.refit_epochs} epochs)")
     edges = model.get_dag_edges()
     print("learned channel graph: " + (", ".join(
-        f"{p} -> {c} (lag {lag}" + ("" if pd.isna(s) else f", direction support {s:.2f}") + ")"
-        for p, c, lag, s in edges[["parent", "child", "lag", "direction_support"]].itertuples(index=False)
+        f"{p} -> {c} (lag {lag}" + ("" if pd.isna(s) else f", direction support {s:.2f}")
+        + (", direction by equal-cv" if b == "equal-cv" else "") + ")"
+        for p, c, lag, s, b in edges[["parent", "child", "lag", "direction_support", "direction_basis"]]
+        .itertuples(index=False)
     ) or "no edges"))
     effects, truth = model.get_channel_effects(), sim.truth_effects
     assert truth is not None  # simulate_panel always computes the true effects
