@@ -53,15 +53,31 @@ def simulate(seed: int, budget: str, edges: bool, R: int, T: int, C: int) -> tup
     season = 1 + 0.3 * np.sin(2 * np.pi * t / 52.18)  # [T]
     exo = (size[:, None, None] * season[None, :, None] * np.exp(b[:, :, None] * load)
            * rng.lognormal(0, 0.3, (R, T, C)) * rng.uniform(50, 500, C))  # [R,T,C]
+    return panel_frame(add_edges(exo, EDGES if edges else {}), size, rng)
+
+
+def add_edges(exo: np.ndarray, edges: dict[tuple[int, int], float]) -> np.ndarray:
+    """Observed activity ``[R,T,C]``: each child's exogenous part plus
+    ``w * typical_child / typical_parent`` times each parent's activity (``edges``:
+    (child, parent) -> w; parents have lower indices, so one pass in index order)."""
     typical = exo.mean(axis=(0, 1))
     x = exo.copy()
-    if edges:
-        for c in range(C):
-            for (child, parent), w in EDGES.items():
-                if child == c:
-                    x[:, :, c] += w * typical[c] / typical[parent] * x[:, :, parent]
+    for c in range(x.shape[2]):
+        for (child, parent), w in edges.items():
+            if child == c:
+                x[:, :, c] += w * typical[c] / typical[parent] * x[:, :, parent]
+    return x
+
+
+def panel_frame(x: np.ndarray, size: np.ndarray, rng: np.random.Generator) -> tuple[pd.DataFrame, list[str]]:
+    """Long table (region, week, ch0.., kpi) for activity ``x`` ``[R,T,C]``: a KPI of a
+    seasonal baseline, every channel's activity over its mean times 30 per unit of region size,
+    and noise (5% of the baseline)."""
+    R, T, C = x.shape
+    t = np.arange(T)
+    mean = x.mean(axis=(0, 1))
     kpi = (size[:, None] * 1000 * (1 + 0.05 * np.sin(2 * np.pi * t / 52.18))
-           + (x / x.mean(axis=(0, 1))).sum(-1) * size[:, None] * 30
+           + (x / np.where(mean > 0, mean, 1)).sum(-1) * size[:, None] * 30
            + rng.normal(0, 0.05, (R, T)) * size[:, None] * 1000)
     names = [f"ch{c}" for c in range(C)]
     df = pd.DataFrame({"region": np.repeat(np.arange(R), T), "week": np.tile(t, R)})
@@ -71,14 +87,25 @@ def simulate(seed: int, budget: str, edges: bool, R: int, T: int, C: int) -> tup
     return df, names
 
 
-def learned_pairs(df: pd.DataFrame, names: list[str], safeguards: bool) -> set[tuple[str, str]]:
-    quick = {"training": {"epochs": 1, "polish_steps": 0},
-             "graph": {"regional_cycles": safeguards, "shared_driver": safeguards}}
+def learned_pairs(df: pd.DataFrame, names: list[str], graph: dict) -> set[tuple[str, str]]:
+    """(parent, child) pairs of the graph learned with ``graph`` config overrides (one epoch)."""
+    quick = {"training": {"epochs": 1, "polish_steps": 0}, "graph": graph}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the dense-graph warning is expected without safeguards
         model = DeepCausalMMM(config=quick).fit(df[names], df["kpi"], regions=df["region"], dates=df["week"])
     e = model.get_dag_edges()
     return set(zip(e.parent, e.child, strict=True))
+
+
+def parse_size(ap: argparse.ArgumentParser, size: str) -> tuple[int, int, int]:
+    """``--size`` as regions, weeks, channels (at least 4 channels: the true graphs use 3-4)."""
+    try:
+        R, T, C = (int(v) for v in size.split("x"))
+    except ValueError:
+        ap.error(f"--size must look like 40x156x8 (regions x weeks x channels), found {size!r}")
+    if C < 4:
+        ap.error(f"--size needs at least 4 channels (the true graphs use up to 4), found {C}")
+    return R, T, C
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,12 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", default="40x156x8", help="regions x weeks x channels (at least 4 channels)")
     args = ap.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
-    try:
-        R, T, C = (int(v) for v in args.size.split("x"))
-    except ValueError:
-        ap.error(f"--size must look like 40x156x8 (regions x weeks x channels), found {args.size!r}")
-    if C < 4:
-        ap.error(f"--size needs at least 4 channels (3 carry the true edges), found {C}")
+    R, T, C = parse_size(ap, args.size)
     truth = {(f"ch{p}", f"ch{c}") for c, p in EDGES}
     print(f"{R} regions x {T} weeks x {C} channels; "
           "false pairs / true pairs found (of 3), per seed")
@@ -105,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                 res = []
                 for seed in seeds:
                     df, names = simulate(seed, budget, edges, R, T, C)
-                    got = learned_pairs(df, names, safeguards)
+                    got = learned_pairs(df, names, {"regional_cycles": safeguards, "shared_driver": safeguards})
                     true = truth if edges else set()
                     res.append(f"{len(got - true)}/{len(got & true)}" if edges else f"{len(got)}")
                 cells.append(" ".join(res))

@@ -35,12 +35,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 
 import numpy as np
 import pandas as pd
-
-from deepcausalmmm import DeepCausalMMM
+from graph_confounding import add_edges, learned_pairs, panel_frame, parse_size  # same panel form and fit
 
 TRIANGLE = {(1, 0): 0.5, (2, 0): 0.4, (2, 1): 0.3}  # (child, parent): weight in typical-activity units
 GRAPHS = {"chain": {(1, 0): 0.5, (2, 1): 0.5, (3, 2): 0.5}, "collider": {(2, 0): 0.5, (2, 1): 0.4}}
@@ -76,32 +74,9 @@ def simulate(seed: int, design: str, R: int, T: int, C: int) -> tuple[pd.DataFra
     if design == "dropout":
         for c in range(3, C):
             exo[rng.random(R) < 0.4, :, c] = 0.0
-    typical = exo.mean(axis=(0, 1))
     edges = GRAPHS.get(design, TRIANGLE)
-    x = exo.copy()
-    for c in range(C):  # parents have lower indices: one pass in index order
-        for (child, parent), w in edges.items():
-            if child == c:
-                x[:, :, c] += w * typical[c] / typical[parent] * x[:, :, parent]
-    mean = x.mean(axis=(0, 1))
-    kpi = (size[:, None] * 1000 * (1 + 0.05 * np.sin(2 * np.pi * t / 52.18))
-           + (x / np.where(mean > 0, mean, 1)).sum(-1) * size[:, None] * 30
-           + rng.normal(0, 0.05, (R, T)) * size[:, None] * 1000)
-    names = [f"ch{c}" for c in range(C)]
-    df = pd.DataFrame({"region": np.repeat(np.arange(R), T), "week": np.tile(t, R)})
-    for c, n in enumerate(names):
-        df[n] = x[:, :, c].reshape(-1)
-    df["kpi"] = kpi.reshape(-1)
+    df, names = panel_frame(add_edges(exo, edges), size, rng)
     return df, names, {(f"ch{p}", f"ch{c}") for c, p in edges}
-
-
-def learned_pairs(df: pd.DataFrame, names: list[str], equal_cv: bool) -> set[tuple[str, str]]:
-    quick = {"training": {"epochs": 1, "polish_steps": 0}, "graph": {"equal_cv": equal_cv}}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = DeepCausalMMM(config=quick).fit(df[names], df["kpi"], regions=df["region"], dates=df["week"])
-    e = model.get_dag_edges()
-    return set(zip(e.parent, e.child, strict=True))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,12 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [d for d in designs if d not in DESIGNS]
     if unknown:
         ap.error(f"--designs: unknown {unknown}; choose from {', '.join(DESIGNS)}")
-    try:
-        R, T, C = (int(v) for v in args.size.split("x"))
-    except ValueError:
-        ap.error(f"--size must look like 40x156x8 (regions x weeks x channels), found {args.size!r}")
-    if C < 4:
-        ap.error(f"--size needs at least 4 channels (the chain uses 4), found {C}")
+    R, T, C = parse_size(ap, args.size)
     print(f"{R} regions x {T} weeks x {C} channels; false pairs / true pairs found, per seed")
     width = max(24, 6 * len(seeds) + 8)
     print(f"{'design':<17} {'defaults':<{width}} {'equal_cv off':<{width}}")
@@ -130,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             res, false, found, total = [], 0, 0, 0
             for seed in seeds:
                 df, names, truth = simulate(seed, design, R, T, C)
-                got = learned_pairs(df, names, equal_cv)
+                got = learned_pairs(df, names, {"equal_cv": equal_cv})
                 res.append(f"{len(got - truth)}/{len(got & truth)}")
                 false, found, total = false + len(got - truth), found + len(got & truth), total + len(truth)
             cells.append(" ".join(res) + f"  ({false}; {found}/{total})")
