@@ -633,3 +633,56 @@ def test_gaussian_activity_is_oriented_by_equal_cv(tmp_path):
         reversed_without += len({(c, p) for p, c in zip(off.parent, off.child, strict=True)} & truth)
     assert found >= 17 and reversed_with <= 1 and assumed >= 15
     assert reversed_without >= 6
+
+
+def test_tie_break_decides_each_linked_group_and_checks_its_assumption():
+    """Ten unsettled edges (more than ``TIE_BREAK_MAX``) on ten separate pairs: each pair is its
+    own group and all ten reversed edges of a Gaussian equal-CV panel come back to the true
+    direction (scored as one group, no single flip from all-reversed raises the common-CV
+    likelihood, so a one-edge-at-a-time search stayed there). When the implied CVs are far
+    apart (the parents' CV three times the children's), the rule says its assumption fails
+    and leaves the graph as it was. More than ``TIE_BREAK_MAX`` edges in one group are
+    searched one at a time (a chain of ten)."""
+    from deepcausalmmm.components.graph import TIE_BREAK_MAX, _tie_break
+
+    rng = np.random.default_rng(0)
+    n, k = 20_000, 10
+    assert k > TIE_BREAK_MAX
+
+    def panel(cv_parent: float, cv_child: float) -> np.ndarray:
+        parent = 1 + cv_parent * rng.normal(size=(n, k))
+        child = 0.6 * (1 + cv_child * rng.normal(size=(n, k))) + 0.4 * parent
+        return np.column_stack([parent - 1, child - child.mean(axis=0)])  # columns 0..9 cause 10..19
+
+    reversed_graph = np.zeros((2 * k, 2 * k))
+    for i in range(k):
+        reversed_graph[k + i, i] = 0.5  # child -> parent, as a weak score might have left it
+    edges = [(k + i, i) for i in range(k)]
+    W, applied = _tie_break(reversed_graph, panel(0.2, 0.2), edges)
+    assert sorted(applied) == sorted(edges)
+    for i in range(k):
+        assert W[i, k + i] == 0.5 and W[k + i, i] == 0.0
+    W, applied = _tie_break(reversed_graph, panel(0.6, 0.2), edges)
+    assert applied == []
+    np.testing.assert_array_equal(W, reversed_graph)
+    # a chain 0 -> 1 -> ... -> 10 (one group of ten edges), given with its first edge reversed
+    e = 1 + 0.2 * rng.normal(size=(n, k + 1))
+    x = [e[:, 0]]
+    for c in range(1, k + 1):
+        x.append(0.6 * e[:, c] + 0.4 * x[-1])
+    Y = np.column_stack([v - v.mean() for v in x])
+    chain = np.zeros((k + 1, k + 1))
+    for c in range(1, k + 1):
+        chain[c - 1, c] = 0.5
+    start = chain.copy()
+    start[0, 1], start[1, 0] = 0.0, 0.5
+    W, applied = _tie_break(start, Y, [(c - 1, c) for c in range(1, k + 1)])
+    assert len(applied) == k
+    np.testing.assert_array_equal(W, chain)
+    # a cycle among other channels does not block a group's search: with channels 1 -> 2 -> 3
+    # -> 1 (a cycle the score left, broken only later), the first pair still comes back
+    Y = panel(0.2, 0.2)
+    cyclic = reversed_graph.copy()
+    cyclic[1, 2] = cyclic[2, 3] = cyclic[3, 1] = 0.3
+    W, applied = _tie_break(cyclic, Y, [(k, 0)])
+    assert applied == [(k, 0)] and W[0, k] == 0.5 and W[k, 0] == 0.0

@@ -12,10 +12,11 @@ then thresholded. On standardised data least squares cannot tell an edge's
 direction, so each kept contemporaneous edge is oriented by a pairwise
 non-Gaussian likelihood-ratio score (Hyvarinen & Smith 2013) unless roots,
 required or forbidden edges fix it. Where that score is unsettled over region
-resamples (near-Gaussian activity), directions are chosen jointly by an
-equal-variance rule (Peters & Buhlmann 2014) in relative units: the
-orientation under which every channel's exogenous part has the same
-coefficient of variation fits best. The result is checked acyclic (weakest
+resamples (near-Gaussian activity), directions are chosen per linked group
+of channels by an equal-variance rule (Peters & Buhlmann 2014) in relative
+units: the orientation under which every channel's exogenous part has the
+same coefficient of variation fits best, kept only if the CVs it implies are
+alike. The result is checked acyclic (weakest
 cycle edges dropped) and refit by unpenalised least squares on the kept edges. It runs on
 within-region, de-trended, de-seasonalised activity: with three or more
 regions, each week's cross-region mean is removed per channel (national
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import expm
 from scipy.optimize import linprog, minimize
+from scipy.sparse.csgraph import connected_components
 
 __all__ = [
     "ChannelGraph",
@@ -437,11 +439,30 @@ def equal_cv_loglik(Y: np.ndarray, parents: dict[int, list[int]]) -> float:
     return float(-len(cv2) / 2 * np.log(np.mean(cv2)) - logs)
 
 
-def _tie_break(W0: np.ndarray, Y: np.ndarray, ambiguous: list[tuple[int, int]]) -> tuple[np.ndarray, bool]:
-    """Re-decide the direction of ``ambiguous`` same-week edges by :func:`equal_cv_loglik`.
+def _tie_break(
+    W0: np.ndarray, Y: np.ndarray, ambiguous: list[tuple[int, int]]
+) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Re-decide the direction of ``ambiguous`` same-week edges by :func:`equal_cv_loglik`,
+    one linked group of channels at a time (:func:`_orient_group`); returns the graph and the
+    edges whose direction the rule set."""
+    W = W0.copy()
+    _, label = connected_components((W0 != 0) | (W0.T != 0), directed=False)
+    applied: list[tuple[int, int]] = []
+    for group in sorted({int(label[i]) for i, _ in ambiguous}):
+        edges = [e for e in ambiguous if label[e[0]] == group]
+        W, ok = _orient_group(W, Y, edges, np.flatnonzero(label == group))
+        applied += edges if ok else []
+    return W, applied
 
-    Every acyclic combination of their directions is scored (the rest of the
-    graph as it stands) when there are at most ``TIE_BREAK_MAX`` of them, else
+
+def _orient_group(
+    W0: np.ndarray, Y: np.ndarray, ambiguous: list[tuple[int, int]], members: np.ndarray
+) -> tuple[np.ndarray, bool]:
+    """Directions of the unsettled edges of one linked group of channels (``members``).
+
+    Every combination of their directions that leaves the group acyclic is
+    scored (the rest of the graph as it stands; other groups' cycles are
+    broken later, see :func:`_break_cycles`) when there are at most ``TIE_BREAK_MAX`` of them, else
     one edge at a time, most settled first. The best combination is kept if
     the exogenous CVs it implies (:func:`implied_cvs`) are alike, the largest
     within ``CV_SPREAD_MAX`` (1.25) times the smallest; else the data
@@ -456,7 +477,7 @@ def _tie_break(W0: np.ndarray, Y: np.ndarray, ambiguous: list[tuple[int, int]]) 
         for (i, j), f in zip(ambiguous, flips, strict=True):
             a, b = (j, i) if f else (i, j)
             W[a, b], W[b, a] = weight[(i, j)], 0.0
-        if topological_order(W) is None:
+        if topological_order(W[np.ix_(members, members)]) is None:
             return -np.inf
         return equal_cv_loglik(Y, {n: [int(k) for k in np.flatnonzero(W[:, n])] for n in nodes})
 
@@ -629,7 +650,7 @@ def _learn(
                            key=lambda e: agree[e], reverse=True)
         if ambiguous:
             W0, applied = _tie_break(W0, Y, ambiguous)
-            for i, j in ambiguous if applied else ():
+            for i, j in applied:
                 assumed[i, j] = assumed[j, i] = True
         support[0] = _break_cycles(W0, required) != 0
     keep = np.zeros_like(support)
