@@ -90,9 +90,10 @@ def dag_figure(
             edges += 1
             (x0, y0), (x1, y1) = pos[parent], pos[child]
             d = float(direction.loc[parent, child]) if direction is not None else math.nan
-            label = f"{w:.2f}" if math.isnan(d) else f"{w:.2f} (direction {d:.2f})"
-            if assumed is not None and bool(assumed.loc[parent, child]):
-                label = label[:-1] + ", equal-cv)"
+            note = "" if math.isnan(d) else f"direction {d:.2f}"
+            if note and assumed is not None and bool(assumed.loc[parent, child]):
+                note += ", equal-cv"
+            label = f"{w:.2f} ({note})" if note else f"{w:.2f}"
             at = list(lags.loc[parent, child]) if lags is not None else [0]
             if at != [0]:
                 label += f", lag{'s' if len(at) > 1 else ''} {', '.join(map(str, at))}"
