@@ -20,6 +20,9 @@ ch0 -> ch1 -> ch2 -> ch3 and, for ``collider``, ch0 -> ch2 <- ch1. Designs:
 - ``chain``, ``collider``: Gaussian (CV 0.2) with those graphs;
 - ``flighted root``: Gaussian (CV 0.2), ch0 in national bursts (2-7 weeks
   on or off);
+- ``gaussian budget``: Gaussian (CV 0.2) under a regional budget that moves
+  each region's channels together week to week (log-normal, sd 0.1; each
+  channel's loading 0.3-1.5);
 - ``heavy``: log-normal, sd 0.8; ``units``: channel scales from 10 to 10^7;
   ``ramps``: each channel grows or shrinks (x0.5-x2 over the panel, its own
   rate per region too); ``dropout``: channels 3+ absent from 40% of regions.
@@ -43,7 +46,7 @@ from graph_confounding import add_edges, learned_pairs, panel_frame, parse_size 
 TRIANGLE = {(1, 0): 0.5, (2, 0): 0.4, (2, 1): 0.3}  # (child, parent): weight in typical-activity units
 GRAPHS = {"chain": {(1, 0): 0.5, (2, 1): 0.5, (3, 2): 0.5}, "collider": {(2, 0): 0.5, (2, 1): 0.4}}
 DESIGNS = ("lognormal", "quiet", "mixed", "gaussian", "gaussian unequal", "chain", "collider",
-           "flighted root", "heavy", "units", "ramps", "dropout")
+           "flighted root", "gaussian budget", "heavy", "units", "ramps", "dropout")
 
 
 def simulate(seed: int, design: str, R: int, T: int, C: int) -> tuple[pd.DataFrame, list[str], set]:
@@ -53,7 +56,7 @@ def simulate(seed: int, design: str, R: int, T: int, C: int) -> tuple[pd.DataFra
     size = np.exp(rng.normal(0, 0.8, R))  # [R]
     season = 1 + 0.3 * np.sin(2 * np.pi * t / 52.18)  # [T]
     scale = 10.0 ** rng.uniform(1, 7, C) if design == "units" else rng.uniform(50, 500, C)  # [C]
-    if design in ("gaussian", "gaussian unequal", "chain", "collider", "flighted root"):
+    if design in ("gaussian", "gaussian unequal", "chain", "collider", "flighted root", "gaussian budget"):
         cv = rng.uniform(0.1, 0.4, C) if design == "gaussian unequal" else np.full(C, 0.2)
         noise = np.clip(1 + cv * rng.normal(size=(R, T, C)), 0.05, None)
     else:
@@ -68,6 +71,8 @@ def simulate(seed: int, design: str, R: int, T: int, C: int) -> tuple[pd.DataFra
             on[week : week + length] = rng.random() < 0.6
             week += length
         exo[:, :, 0] *= on[None, :]
+    if design == "gaussian budget":  # a regional budget moving the channels week to week
+        exo *= np.exp(rng.normal(0, 0.1, (R, T))[:, :, None] * rng.uniform(0.3, 1.5, C))
     if design == "ramps":
         rate = rng.uniform(np.log(0.5), np.log(2), C)[None, :] + rng.normal(0, 0.3, (R, C))  # [R,C]
         exo *= np.exp(rate[:, None, :] * (t / T)[None, :, None])
