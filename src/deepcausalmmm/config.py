@@ -298,7 +298,8 @@ class GraphConfig(_Section):
         description="Where the non-Gaussian orientation score leaves a same-week edge's direction "
         "unsettled (under 95% of region resamples agree: near-Gaussian activity), choose the "
         "directions under which every channel's exogenous part varies alike relative to its mean "
-        "(equal coefficients of variation). False: keep the score's direction however weak.",
+        "(equal coefficients of variation), if the CVs they imply are within 1.25 times each "
+        "other. False: keep the score's direction however weak.",
     )
 
     @model_validator(mode="after")

@@ -459,10 +459,12 @@ class DeepCausalMMM(BaseEstimator):
         ``direction_support`` (same-week learned edges only, else NaN): the share
         of region bootstrap resamples whose non-Gaussian orientation score agrees
         with the edge's direction; near 0.5 that score does not tell the direction.
-        ``direction_basis`` says what set it: ``"non-gaussian"`` (the score, support
-        at least 0.95), ``"equal-cv"`` (support below 0.95: the orientation under
-        which the channels' exogenous parts vary most alike relative to their
-        means, an assumption; fix such edges with ``graph.roots``,
+        ``direction_basis`` says what set it: ``"non-gaussian"`` (the score; support
+        at least 0.95, or below where the equal-CV rule's implied CVs were unlike),
+        ``"equal-cv"`` (support below 0.95: the orientation under which the
+        channels' exogenous parts vary most alike relative to their means, kept
+        when those CVs are within 1.25 times each other; an assumption: fix such
+        edges with ``graph.roots``,
         ``graph.forbidden`` or ``graph.required`` when you know better),
         ``"time order"`` (lagged edges) or ``"given"`` (required, roots,
         forbidden or a fixed graph).

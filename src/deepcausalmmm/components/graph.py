@@ -71,9 +71,11 @@ class ChannelGraph:
         the data (lagged edges, required or constrained edges, fixed graphs).
     assumed : ndarray ``[C, C]`` of bool or None
         True for the learned contemporaneous edges whose direction support was
-        below ``DIRECTION_SETTLED`` (0.95), so that their direction was chosen by
+        below ``DIRECTION_SETTLED`` (0.95) and whose direction was then chosen by
         :func:`equal_cv_loglik` (the orientation under which the channels'
-        exogenous parts vary most alike relative to their means) instead.
+        exogenous parts vary most alike relative to their means); False where
+        the CVs that orientation implies were unlike, so the score's direction
+        stayed.
     """
 
     weights: np.ndarray
@@ -473,13 +475,16 @@ def _orient_group(
     weight = {(i, j): W0[i, j] if W0[i, j] != 0 else W0[j, i] for i, j in ambiguous}
     nodes = sorted({n for e in ambiguous for n in e})
 
+    def parents() -> dict[int, list[int]]:
+        return {n: [int(k) for k in np.flatnonzero(W[:, n])] for n in nodes}
+
     def score(flips: Sequence[bool]) -> float:
         for (i, j), f in zip(ambiguous, flips, strict=True):
             a, b = (j, i) if f else (i, j)
             W[a, b], W[b, a] = weight[(i, j)], 0.0
         if topological_order(W[np.ix_(members, members)]) is None:
             return -np.inf
-        return equal_cv_loglik(Y, {n: [int(k) for k in np.flatnonzero(W[:, n])] for n in nodes})
+        return equal_cv_loglik(Y, parents())
 
     current = [W0[i, j] == 0 for i, j in ambiguous]  # True where the edge now runs j -> i
     if len(ambiguous) <= TIE_BREAK_MAX:
@@ -495,7 +500,7 @@ def _orient_group(
             if np.isfinite(max(fits)):
                 best = trial[int(np.argmax(fits))]
     score(best)
-    cv = np.array(list(implied_cvs(Y, {n: [int(k) for k in np.flatnonzero(W[:, n])] for n in nodes}).values()))
+    cv = np.array(list(implied_cvs(Y, parents()).values()))
     if not np.isfinite(cv).all() or cv.max() > CV_SPREAD_MAX * cv.min():
         return W0.copy(), False  # the assumption does not hold here: keep the score's directions
     return W, True
@@ -629,6 +634,7 @@ def _learn(
         allowed[:, r, r] = P > 0  # a root keeps its own persistence
         allowed[0, r, r] = False
     assumed = np.zeros((C, C), dtype=bool)  # same-week pairs oriented by the equal-CV rule
+    agree: dict[tuple[int, int], float] = {}  # direction support of each free same-week edge
     if mode == "fixed":
         assert fixed is not None
         support = allowed & (fixed[None] | np.eye(C, dtype=bool)[None])
@@ -668,7 +674,8 @@ def _learn(
     if mode == "notears":
         for i, j in zip(*np.nonzero(weights[0]), strict=True):
             if allowed[0][i, j] and allowed[0][j, i] and not (required[i, j] or required[j, i]):
-                direction[i, j] = direction_support(Ys[:, i], Ys[:, j], group)
+                e = (int(i), int(j))  # same resamples as before the refit: reuse what was computed
+                direction[i, j] = agree[e] if e in agree else direction_support(Ys[:, i], Ys[:, j], group)
     return weights, direction, assumed & (weights[0] != 0)
 
 
