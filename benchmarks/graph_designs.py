@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/graph_designs.py [--seeds 0,1,2,3] [--designs gaussian,chain,...] [--size 40x156x8]
+    python benchmarks/graph_designs.py [--seeds 0,1,2,3] [--designs gaussian,chain,...] [--size 40x156x8] [--empty]
 
 Each panel has region sizes (log-normal, sd 0.8), a yearly national season and
 per-channel scales; the channels' exogenous activity is drawn per design, and
@@ -25,7 +25,12 @@ ch0 -> ch1 -> ch2 -> ch3 and, for ``collider``, ch0 -> ch2 <- ch1. Designs:
   channel's loading 0.3-1.5);
 - ``heavy``: log-normal, sd 0.8; ``units``: channel scales from 10 to 10^7;
   ``ramps``: each channel grows or shrinks (x0.5-x2 over the panel, its own
-  rate per region too); ``dropout``: channels 3+ absent from 40% of regions.
+  rate per region too); ``dropout``: channels 3+ absent from 40% of regions;
+- ``uniform``: uniform activity within +-35% (lighter tails than Gaussian);
+  ``gamma``: gamma with shape 4 (CV 0.5); ``exponential``: gamma with shape 1
+  (CV 1, many weeks near zero).
+
+``--empty`` drops every true edge (each learned pair is then a false one).
 
 Only the graph is learned (one training epoch). Per seed it prints false
 pairs (parent, child at any lag; a reversed edge counts as one false pair
@@ -46,11 +51,13 @@ from graph_confounding import add_edges, learned_pairs, panel_frame, parse_size 
 TRIANGLE = {(1, 0): 0.5, (2, 0): 0.4, (2, 1): 0.3}  # (child, parent): weight in typical-activity units
 GRAPHS = {"chain": {(1, 0): 0.5, (2, 1): 0.5, (3, 2): 0.5}, "collider": {(2, 0): 0.5, (2, 1): 0.4}}
 DESIGNS = ("lognormal", "quiet", "mixed", "gaussian", "gaussian unequal", "chain", "collider",
-           "flighted root", "gaussian budget", "heavy", "units", "ramps", "dropout")
+           "flighted root", "gaussian budget", "heavy", "units", "ramps", "dropout", "uniform",
+           "gamma", "exponential")
 
 
-def simulate(seed: int, design: str, R: int, T: int, C: int) -> tuple[pd.DataFrame, list[str], set]:
-    """Long table (region, week, channels, kpi), channel names and the true (parent, child) pairs."""
+def simulate(seed: int, design: str, R: int, T: int, C: int, empty: bool = False) -> tuple[pd.DataFrame, list[str], set]:
+    """Long table (region, week, channels, kpi), channel names and the true (parent, child) pairs
+    (none with ``empty``)."""
     rng = np.random.default_rng(seed)
     t = np.arange(T)
     size = np.exp(rng.normal(0, 0.8, R))  # [R]
@@ -59,6 +66,11 @@ def simulate(seed: int, design: str, R: int, T: int, C: int) -> tuple[pd.DataFra
     if design in ("gaussian", "gaussian unequal", "chain", "collider", "flighted root", "gaussian budget"):
         cv = rng.uniform(0.1, 0.4, C) if design == "gaussian unequal" else np.full(C, 0.2)
         noise = np.clip(1 + cv * rng.normal(size=(R, T, C)), 0.05, None)
+    elif design == "uniform":  # sub-Gaussian: flat within +-35%
+        noise = rng.uniform(0.65, 1.35, (R, T, C))
+    elif design in ("gamma", "exponential"):  # skewed, shape 4 (CV 0.5) or 1 (CV 1)
+        shape = 4.0 if design == "gamma" else 1.0
+        noise = rng.gamma(shape, 1 / shape, (R, T, C))
     else:
         sd = {"quiet": 0.1, "heavy": 0.8}.get(design, 0.3)
         sd = rng.uniform(0.1, 0.5, C) if design == "mixed" else np.full(C, sd)
@@ -79,7 +91,7 @@ def simulate(seed: int, design: str, R: int, T: int, C: int) -> tuple[pd.DataFra
     if design == "dropout":
         for c in range(3, C):
             exo[rng.random(R) < 0.4, :, c] = 0.0
-    edges = GRAPHS.get(design, TRIANGLE)
+    edges = {} if empty else GRAPHS.get(design, TRIANGLE)
     df, names = panel_frame(add_edges(exo, edges), size, rng)
     return df, names, {(f"ch{p}", f"ch{c}") for c, p in edges}
 
@@ -89,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="0,1,2,3")
     ap.add_argument("--designs", default=",".join(DESIGNS), help=f"comma-separated, from {', '.join(DESIGNS)}")
     ap.add_argument("--size", default="40x156x8", help="regions x weeks x channels (at least 4 channels)")
+    ap.add_argument("--empty", action="store_true", help="no true edges: every learned pair is false")
     args = ap.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     designs = [d.strip() for d in args.designs.split(",")]
@@ -96,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"--designs: unknown {unknown}; choose from {', '.join(DESIGNS)}")
     R, T, C = parse_size(ap, args.size)
-    print(f"{R} regions x {T} weeks x {C} channels; false pairs / true pairs found, per seed")
+    print(f"{R} regions x {T} weeks x {C} channels{', no true edges' if args.empty else ''}; "
+          "false pairs / true pairs found, per seed")
     width = max(24, 6 * len(seeds) + 8)
     print(f"{'design':<17} {'defaults':<{width}} {'equal_cv off':<{width}}")
     for design in designs:
@@ -104,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         for equal_cv in (True, False):
             res, false, found, total = [], 0, 0, 0
             for seed in seeds:
-                df, names, truth = simulate(seed, design, R, T, C)
+                df, names, truth = simulate(seed, design, R, T, C, args.empty)
                 got = learned_pairs(df, names, {"equal_cv": equal_cv})
                 res.append(f"{len(got - truth)}/{len(got & truth)}")
                 false, found, total = false + len(got - truth), found + len(got & truth), total + len(truth)
