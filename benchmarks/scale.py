@@ -21,6 +21,8 @@ import sys
 
 import numpy as np
 
+from deepcausalmmm import MMMConfig
+
 DEFAULT_SIZES = "50x104x8,200x104x8,500x104x8,500x156x20,1000x156x20,2000x156x20"
 
 CHILD = r"""
@@ -77,9 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         y = np.log([r["s_per_epoch"] for r in rows])
         slope = np.polyfit(x, y, 1)[0]
         print(f"\ngrowth exponent of time per epoch vs regions*weeks*channels: {slope:.2f}")
+    tr = MMMConfig().training
     print("* full_fit_s: seconds per epoch x the most loss evaluations a default fit may make "
-          "(800 Adam epochs + 1.25 x 300 L-BFGS polish steps); a default fit stops Adam "
-          "earlier when the loss plateaus")
+          f"({tr.epochs} Adam epochs + 1.25 x {tr.polish_steps} L-BFGS polish steps); a default "
+          "fit stops Adam earlier when the loss plateaus")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=2)

@@ -222,7 +222,7 @@ class TrainingConfig(_Section):
     optimizer: Literal["adam", "lbfgs"] = "adam"
     lbfgs_steps: int = Field(10, ge=1, le=1000, description="L-BFGS iterations per epoch.")
     polish_steps: int = Field(
-        300,
+        500,
         ge=0,
         le=10_000,
         description="L-BFGS iterations on the full objective after Adam stops (0: none). "
@@ -230,7 +230,10 @@ class TrainingConfig(_Section):
         "moving when the loss plateaus.",
     )
     polish_shapes: bool = Field(
-        False, description="Let the polish also move the trend and seasonal shapes."
+        True,
+        description="Let the polish also move the trend and seasonal shapes (off: they keep "
+        "where Adam stopped, which leaves channels' yearly budget swings in the baseline's "
+        "seasonal shape).",
     )
     max_grad_norm: float = Field(10.0, gt=0.0)
     threads: int = Field(0, ge=0, description="Torch CPU threads (0: all available cores).")

@@ -1152,10 +1152,11 @@ class DeepCausalMMM(BaseEstimator):
     def _polish(cfg: MMMConfig, net: MMMNet, batch: Batch, target: Target, history: History) -> None:
         """Finish with L-BFGS on all weeks (``training.polish_steps``), timed into ``history``.
 
-        Unless ``training.polish_shapes``, the trend and seasonal shapes keep
-        the values Adam stopped at (its early stop smooths them further; on
-        the MMM panel's 16-cutoff sweep, polishing them too made forecasts
-        slightly worse), while levels, channel and control parameters are refined.
+        With ``training.polish_shapes`` (the default) every parameter moves:
+        where Adam stops, the baseline's seasonal shape still holds part of
+        the channels' yearly budget swings, and a polish that cannot move it
+        leaves those channels' effects short (see README, "The model").
+        Without it the trend and seasonal shapes keep the values Adam stopped at.
         """
         start = time.perf_counter()
         frozen = () if cfg.training.polish_shapes else ("baseline.trend", "baseline.season")
