@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/other_simulator.py [--seeds 0,1] [--linear | --flighted [--lagged]] [--empty] [--config '{"regularization": {"l2": 1e-4}}']
+    python benchmarks/other_simulator.py [--seeds 0,1] [--linear | --flighted [--lagged] | --logistic] [--empty] [--config '{"regularization": {"l2": 1e-4}}']
 
 The package's simulator shares design choices with the model (two-stage
 carryover, Hill curves relative to each region's typical activity). This one
@@ -25,6 +25,12 @@ rising trend, a yearly baseline season and a price control (effect -0.5 per
 unit); mediation tv -> search, tv -> social, social -> search (``--empty``
 drops them; ``--lagged`` makes tv -> search act one week later and tv ->
 social two weeks later); noise 6% of the baseline; root tv.
+
+``--logistic`` is a fourth design, written in session 14 the way a
+PyMC-Marketing-style simulation would be: five channels named as in a media
+plan, TV and radio on or off nationally, geometric carryover, a logistic
+saturation on spend relative to population, a temperature control, rows
+shuffled, string regions and dates (see :func:`simulate_logistic`); root TV.
 For each seed it prints the learned edges, total-share errors, the root's
 total-effect error and the media share of KPI, for the model and for the
 mediation-blind baseline (``graph.mode="none"``) fitted in the same run.
@@ -38,6 +44,7 @@ import sys
 
 import numpy as np
 import pandas as pd
+from scipy.signal import lfilter
 
 from deepcausalmmm import DeepCausalMMM
 
@@ -186,6 +193,81 @@ def simulate_flighted(seed: int, empty: bool = False, R: int = 40, T: int = 156,
     return df, list(FLIGHTED), total, contrib.sum() / y.sum(), true_lift
 
 
+LOGISTIC = ["TV Spend", "Paid Search", "Social Media", "Radio", "Print"]
+LOGISTIC_EDGES = {(0, 1): 0.6, (2, 1): 0.3}  # (parent, child): weight in units of mean activity
+
+
+def simulate_logistic(seed: int, empty: bool = False, R: int = 30, T: int = 130, noise: float = 0.05):
+    """The ``--logistic`` design: long table (rows shuffled), names, true totals ``[C]``, media share.
+
+    Five channels named as in a media plan (TV and radio on or off nationally
+    in runs of weeks, search, social and print always on), each with a yearly
+    budget cosine of its own phase, region populations gamma-distributed,
+    region-week noise log-normal (sd 0.25); geometric carryover (0.2-0.6)
+    normalised to keep spend, a logistic saturation ``tanh(lambda z / 2)``
+    (lambda 0.5-2.5) on carried spend relative to the channel's mean spend
+    scaled by the region's population; a growing baseline with a yearly
+    season and a temperature control; mediation TV -> search and
+    social -> search (``--empty`` drops them); noise 5% of the baseline.
+    Regions are strings, weeks are dates (Sundays) and the channel names
+    hold spaces.
+    """
+    rng = np.random.default_rng(seed)
+    C = len(LOGISTIC)
+    pop = rng.gamma(2.0, 1.0, R) + 0.2  # [R]
+    t = np.arange(T)
+    plan = np.empty((T, C))
+    for c, name in enumerate(LOGISTIC):
+        season = 1 + 0.3 * np.cos(2 * np.pi * (t - rng.integers(52)) / 52)  # [T]
+        if name in ("TV Spend", "Radio"):
+            on = np.convolve((rng.random(T) < 0.55).astype(float), np.ones(3) / 3, mode="same") > 0.5
+            plan[:, c] = season * on * rng.uniform(0.7, 1.3, T)
+        else:
+            plan[:, c] = season * np.exp(rng.normal(0.0, 0.2, T))
+    exo = (pop[:, None, None] * plan[None] * np.exp(rng.normal(0.0, 0.25, (R, T, C)))
+           * rng.uniform(1e3, 2e4, C))  # [R,T,C]
+    mean = exo.mean(axis=(0, 1))  # [C]
+    edges = {} if empty else LOGISTIC_EDGES
+
+    def acts(off: int | None = None) -> np.ndarray:
+        x = exo.copy()
+        if off is not None:
+            x[:, :, off] = 0.0
+        for (parent, child), w in edges.items():  # parents (0, 2) come before the child (1)
+            if child != off:
+                x[:, :, child] += w * mean[child] / mean[parent] * x[:, :, parent]
+        return x
+
+    alpha = rng.uniform(0.2, 0.6, C)
+    lam = rng.uniform(0.5, 2.5, C)
+    beta = rng.dirichlet(np.ones(C)) * 0.3  # contribution at mean spend, share of base
+
+    def response(x: np.ndarray) -> np.ndarray:
+        out = np.empty_like(x)
+        for c in range(C):
+            carried = lfilter([1 - alpha[c]], [1, -alpha[c]], x[:, :, c], axis=1)  # [R,T]
+            z = carried / (mean[c] * pop[:, None] / pop.mean())
+            out[:, :, c] = np.tanh(lam[c] * z / 2) / np.tanh(lam[c] / 2)
+        return 1000 * pop[:, None, None] * beta * out  # [R,T,C]
+
+    x = acts()
+    temp = np.sin(2 * np.pi * t / 52)[None, :] + rng.normal(0.0, 0.3, (R, T))  # [R,T]
+    base = 1000 * pop[:, None] * (1 + 0.002 * t + 0.1 * np.sin(2 * np.pi * t / 52 + 0.5))[None, :]
+    base = base + 20 * pop[:, None] * temp
+    contrib = response(x)
+    y = base + contrib.sum(-1) + rng.normal(0.0, noise, (R, T)) * base
+    total = np.array([contrib.sum() - response(acts(off=c)).sum() for c in range(C)])
+    dates = pd.date_range("2021-01-03", periods=T, freq="W-SUN")
+    df = pd.DataFrame({"region": np.repeat([f"geo {i:02d}" for i in range(R)], T),
+                       "week": np.tile(dates, R)})
+    for c, name in enumerate(LOGISTIC):
+        df[name] = x[:, :, c].reshape(-1)
+    df["temperature"] = temp.reshape(-1)
+    df["kpi"] = y.reshape(-1)
+    df = df.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    return df, list(LOGISTIC), total, contrib.sum() / y.sum()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seeds", default="0,1")
@@ -193,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     design.add_argument("--linear", action="store_true", help="linear responses instead of saturating")
     design.add_argument("--flighted", action="store_true",
                     help="the third design: flighted and always-on channels (see above)")
+    design.add_argument("--logistic", action="store_true",
+                        help="the fourth design: five named channels, logistic saturation (see above)")
     ap.add_argument("--empty", action="store_true", help="no edges among activities")
     ap.add_argument("--lagged", action="store_true",
                     help="with --flighted: tv -> search one week later, tv -> social two weeks later")
@@ -205,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.flighted:
             df, names, total, media_share, _ = simulate_flighted(seed, empty=args.empty, lagged=args.lagged)
             controls = df[["price"]]
+        elif args.logistic:
+            df, names, total, media_share = simulate_logistic(seed, empty=args.empty)
+            controls = df[["temperature"]]
         else:
             df, names, total, media_share = simulate(seed, args.linear, empty=args.empty)
             controls = None

@@ -344,3 +344,31 @@ def test_predict_without_dates_warns_unless_it_replays_the_fit():
         ahead = model.predict(head[sim.channels], regions=head["region"].to_numpy(), dates=week + 30)
     np.testing.assert_array_equal(first, inside)
     assert not np.allclose(ahead, inside)
+
+
+def test_default_threads_follow_the_cores_the_process_may_use(small_sim, monkeypatch):
+    """``training.threads`` 0 trains on as many threads as the process's affinity mask allows
+    (a container pinned to one core gets one thread, not the machine's count), and the
+    caller's torch thread setting is restored afterwards."""
+    import deepcausalmmm.estimator as est
+
+    if not hasattr(est.os, "sched_getaffinity"):
+        pytest.skip("this OS has no CPU affinity mask; available_cores falls back to os.cpu_count()")
+    seen: list[int] = []
+    real = torch.set_num_threads
+
+    def record(n: int) -> None:
+        seen.append(n)
+        real(n)
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(est.os, "sched_getaffinity", lambda pid: {0})
+    monkeypatch.setattr(est.torch, "set_num_threads", record)
+    assert est.available_cores() == 1
+    DeepCausalMMM(config=FAST).fit(small_sim.X, small_sim.y, regions=small_sim.regions,
+                                   dates=small_sim.dates)
+    assert seen == [1, before]  # trained on 1 thread, then the caller's setting back
+    seen.clear()
+    DeepCausalMMM(config={**FAST, "training": {**FAST.get("training", {}), "threads": 2}}).fit(
+        small_sim.X, small_sim.y, regions=small_sim.regions, dates=small_sim.dates)
+    assert seen == [2, before]

@@ -236,7 +236,13 @@ class TrainingConfig(_Section):
         "seasonal shape).",
     )
     max_grad_norm: float = Field(10.0, gt=0.0)
-    threads: int = Field(0, ge=0, description="Torch CPU threads (0: all available cores).")
+    threads: int = Field(
+        0,
+        ge=0,
+        description="Torch CPU threads (0: every core this process may run on). Fits run side by "
+        "side on the same cores should use 1 each: threads that wait on each other's cores made "
+        "two concurrent 2-thread fits on 2 cores about 5 times slower.",
+    )
 
 
 class DataConfig(_Section):

@@ -191,7 +191,7 @@ class DeepCausalMMM(BaseEstimator):
         graph_start = time.perf_counter()
         graph = self._learn_graph(cfg, panel, scaler)
         graph_seconds = time.perf_counter() - graph_start
-        threads = cfg.training.threads or os.cpu_count() or 1
+        threads = cfg.training.threads or available_cores()
         old_threads = torch.get_num_threads()
         torch.set_num_threads(threads)
         try:
@@ -1439,6 +1439,15 @@ class DeepCausalMMM(BaseEstimator):
 
 
 WEAK_TEST = 0.3  # a lift test whose standard error is above 30% of its lift pins a channel little
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one, e.g. a
+    container limited to some cores), else the machine's count; at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # macOS and Windows have no affinity mask here
+        return os.cpu_count() or 1
 
 
 def _warn_weak_tests(cfg: MMMConfig, lifts: LiftTests, channels: Sequence[str]) -> None:
