@@ -122,3 +122,29 @@ def test_7_contributions_only_from_own_channel(fitted, small_sim):
     for c in ["channel_1", "channel_2"]:
         np.testing.assert_array_equal(other[c].to_numpy(), base[c].to_numpy())
     assert not np.allclose(other["channel_3"], base["channel_3"])
+
+
+def test_row_order_and_label_types_do_not_change_the_fit(small_sim):
+    """The same panel given as shuffled long rows, with regions under other names, fits the
+    same model: the grid is built from the labels, not from row order (regions are kept in
+    order of first appearance, so only float summation order differs); tables and
+    predictions come back keyed by the caller's labels and in the caller's row order."""
+    cfg = {"training": {"epochs": 40, "polish_steps": 0}}
+    kw = dict(regions=small_sim.regions, dates=small_sim.dates, controls=small_sim.control_frame)
+    a = DeepCausalMMM(config=cfg).fit(small_sim.X, small_sim.y, **kw)
+    perm = np.random.default_rng(0).permutation(len(small_sim.y))
+    names = {r: f"Region {r.upper()}" for r in np.unique(small_sim.regions)}
+    shuffled = dict(regions=np.array([names[r] for r in small_sim.regions])[perm],
+                    dates=pd.DatetimeIndex(small_sim.dates)[perm],
+                    controls=small_sim.control_frame.iloc[perm].reset_index(drop=True))
+    X = small_sim.X.iloc[perm].reset_index(drop=True)
+    b = DeepCausalMMM(config=cfg).fit(X, small_sim.y[perm], **shuffled)
+    assert b.regions_ != a.regions_  # a different region order inside the model
+    ca = a.get_channel_contributions()
+    cb = b.get_channel_contributions()
+    assert list(cb.index.get_level_values(0)[:3]) == list(shuffled["regions"][:3])  # caller's rows
+    cb = cb.rename(index={v: k for k, v in names.items()}, level=0).loc[ca.index]
+    np.testing.assert_allclose(cb.to_numpy(), ca.to_numpy(), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(b.predict(X, **shuffled), a.predict(small_sim.X, **kw)[perm],
+                               rtol=1e-4, atol=1e-3)
+    pd.testing.assert_frame_equal(b.get_channel_effects(), a.get_channel_effects(), rtol=1e-4)
