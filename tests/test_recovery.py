@@ -111,3 +111,75 @@ def test_fit_cli_writes_bootstrap_intervals_and_plan(tmp_path, capsys):
     plan = pd.read_csv(tmp_path / "o" / "budget_plan.csv", index_col=0)
     assert plan["optimal_spend"].sum() == pytest.approx(plan["spend"].sum(), rel=1e-6)
     assert plan["n_boot"].eq(2).all() and plan["gain_share_positive"].between(0, 1).all()
+
+
+def test_predict_cli_forecasts_with_a_saved_model(tmp_path, capsys):
+    """``fit`` on the first 50 weeks, then ``predict`` with its model file on all 60: the rows
+    match the API's decomposition of the same rows (replayed weeks and forecast weeks alike)."""
+    import json
+
+    from .conftest import FAST
+
+    sim = simulate_panel(4, 60, 2, seed=5)
+    data = sim.data
+    weeks = sorted(data["date"].unique())
+    train = data[data["date"] < weeks[50]]
+    (tmp_path / "fast.json").write_text(json.dumps(FAST))
+    train.to_csv(tmp_path / "train.csv", index=False)
+    data.to_csv(tmp_path / "all.csv", index=False)
+    assert main(["fit", str(tmp_path / "train.csv"), "--target", "kpi", "--channels",
+                 "channel_1,channel_2", "--controls", "price,promo", "--date", "date", "--region",
+                 "region", "--config", str(tmp_path / "fast.json"), "--out", str(tmp_path / "o")]) == 0
+    model_file = str(tmp_path / "o" / "model.safetensors")
+    out = tmp_path / "p" / "pred.csv"
+    assert main(["predict", model_file, str(tmp_path / "all.csv"), "--date", "date", "--region",
+                 "region", "--out", str(out)]) == 0
+    got = pd.read_csv(out)
+    assert len(got) == len(data)
+    model = DeepCausalMMM.load(model_file)
+    again = pd.read_csv(tmp_path / "all.csv")
+    want = model.get_channel_contributions(again[["channel_1", "channel_2"]],
+                                           regions=again["region"].to_numpy(),
+                                           dates=again["date"].to_numpy(),
+                                           controls=again[["price", "promo"]])
+    np.testing.assert_allclose(got["prediction"].to_numpy(), want["prediction"].to_numpy(), rtol=1e-9)
+    # forecast weeks carry over from the fitted history: beyond week 50 they are not a refit
+    late = pd.to_datetime(got["date"]) >= pd.Timestamp(weeks[50])
+    assert late.sum() == 4 * 10 and np.isfinite(got.loc[late, "prediction"]).all()
+    capsys.readouterr()
+    # errors: a missing channel column, no --date, a file that is not a model
+    again.drop(columns=["channel_2"]).to_csv(tmp_path / "bad.csv", index=False)
+    assert main(["predict", model_file, str(tmp_path / "bad.csv"), "--date", "date", "--region",
+                 "region", "--out", str(tmp_path / "x.csv")]) == 2
+    assert "channel_2" in capsys.readouterr().err and not (tmp_path / "x.csv").exists()
+    assert main(["predict", model_file, str(tmp_path / "all.csv"), "--region", "region",
+                 "--out", str(tmp_path / "x.csv")]) == 2
+    assert "--date" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "all.csv"), str(tmp_path / "all.csv"), "--date", "date",
+                 "--out", str(tmp_path / "x.csv")]) == 2
+    assert "model file" in capsys.readouterr().err and not (tmp_path / "x.csv").exists()
+
+
+def test_backtest_cli_matches_the_api(tmp_path, capsys):
+    import json
+
+    from .conftest import FAST
+
+    sim = simulate_panel(4, 60, 2, seed=6)
+    sim.data.to_csv(tmp_path / "d.csv", index=False)
+    (tmp_path / "fast.json").write_text(json.dumps(FAST))
+    out = tmp_path / "bt.csv"
+    assert main(["backtest", str(tmp_path / "d.csv"), "--target", "kpi", "--channels",
+                 "channel_1,channel_2", "--date", "date", "--region", "region", "--config",
+                 str(tmp_path / "fast.json"), "--n-splits", "2", "--horizon", "8", "--out", str(out)]) == 0
+    assert "naive last-value forecast at" in capsys.readouterr().out
+    got = pd.read_csv(out)
+    want = DeepCausalMMM(config=FAST).backtest(
+        sim.data[["channel_1", "channel_2"]], sim.data["kpi"].to_numpy(),
+        regions=sim.data["region"].to_numpy(), dates=sim.data["date"].to_numpy(), n_splits=2, horizon=8)
+    assert len(got) == 2 and got["cutoff"].is_monotonic_increasing
+    np.testing.assert_allclose(got["wape_pct"], want["wape_pct"], rtol=1e-9)
+    np.testing.assert_allclose(got["naive_wape_pct"], want["naive_wape_pct"], rtol=1e-9)
+    assert main(["backtest", str(tmp_path / "d.csv"), "--target", "sales", "--channels", "channel_1",
+                 "--out", str(tmp_path / "x.csv")]) == 2
+    assert "sales" in capsys.readouterr().err and not (tmp_path / "x.csv").exists()

@@ -1,4 +1,4 @@
-"""Command line: ``deepcausalmmm demo`` and ``deepcausalmmm fit``.
+"""Command line: ``deepcausalmmm demo``, ``fit``, ``predict`` and ``backtest``.
 
 Examples::
 
@@ -6,6 +6,10 @@ Examples::
     deepcausalmmm fit data.csv --target kpi --date date --region region \\
         --channels tv,search --controls price --config config.yaml --out outputs/run \\
         --lift-tests experiments.csv
+    deepcausalmmm predict outputs/run/model.safetensors plan.csv --date date --region region \\
+        --out outputs/run/predictions.csv
+    deepcausalmmm backtest data.csv --target kpi --date date --region region \\
+        --channels tv,search --controls price --n-splits 3 --horizon 13 --out outputs/backtest.csv
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from .estimator import DeepCausalMMM
-from .exceptions import ConfigError, DataError
+from .exceptions import ConfigError, DataError, ModelFileError
 
 __all__ = ["main", "write_outputs", "read_lift_tests", "parse_graph"]
 
@@ -176,6 +180,67 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _columns(df: pd.DataFrame, names: Sequence[str], what: str, path: str) -> None:
+    missing = [c for c in names if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"{path} lacks the {what} column(s) {missing}; its columns are {list(df.columns)}. "
+            "Name them as in the data the model was fitted on"
+        )
+
+
+def _predict(args: argparse.Namespace) -> int:
+    model = DeepCausalMMM.load(args.model)
+    df = pd.read_csv(args.data)
+    _columns(df, model.channels_, "channel", args.data)
+    _columns(df, model.controls_, "control", args.data)
+    _columns(df, [c for c in (args.date, args.region) if c], "date/region", args.data)
+    if args.date is None:
+        raise DataError(
+            "predict needs --date, the column of each row's week, and none was given: rows are "
+            "placed on the fitted timelines by their dates, and dates after the fit are forecasts. "
+            "Add --date COLUMN"
+        )
+    table = model.get_channel_contributions(
+        df[model.channels_],
+        regions=df[args.region].to_numpy() if args.region else None,
+        dates=df[args.date].to_numpy(),
+        controls=df[model.controls_] if model.controls_ else None,
+    )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out)
+    end = pd.Index(model.panel_.dates)[-1]
+    end = end.date() if isinstance(end, pd.Timestamp) else end
+    print(f"predicted {len(table)} rows ({table['prediction'].sum():,.1f} KPI in all; the fit ends "
+          f"{end}, later rows are forecasts); wrote {out.resolve()}")
+    return 0
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    df = pd.read_csv(args.data)
+    channels = [c for c in args.channels.split(",") if c]
+    controls = [c for c in (args.controls or "").split(",") if c]
+    _columns(df, [args.target, *channels, *controls, *(c for c in (args.date, args.region) if c)],
+             "named", args.data)
+    model = DeepCausalMMM(config=args.config, random_state=args.seed)
+    result = model.backtest(
+        df[channels], df[args.target].to_numpy(),
+        regions=df[args.region].to_numpy() if args.region else None,
+        dates=df[args.date].to_numpy() if args.date else None,
+        controls=df[controls] if controls else None,
+        n_splits=args.n_splits, horizon=args.horizon,
+    )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result.to_csv(out, index=False)
+    print(result.round({c: 4 for c in result.select_dtypes("number").columns}).to_string(index=False))
+    wins = int((result["wape_pct"] < result["naive_wape_pct"]).sum())
+    print(f"holdout WAPE below the naive last-value forecast at {wins} of {len(result)} cutoffs; "
+          f"wrote {out.resolve()}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``deepcausalmmm`` command."""
     parser = argparse.ArgumentParser(prog="deepcausalmmm", description=__doc__,
@@ -209,10 +274,31 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "(0: none; each replicate is a full refit)")
     fit.add_argument("--out", default="outputs/fit")
     fit.set_defaults(func=_fit)
+    pred = sub.add_parser("predict", help="decompose and forecast the rows of a CSV with a saved model")
+    pred.add_argument("model", help="a model file written by fit (model.safetensors)")
+    pred.add_argument("data", help="CSV with the model's channel and control columns")
+    pred.add_argument("--date", default=None, help="column of each row's week (required)")
+    pred.add_argument("--region", default=None)
+    pred.add_argument("--out", default="outputs/predictions.csv")
+    pred.set_defaults(func=_predict)
+    back = sub.add_parser("backtest", help="rolling-origin refits, each scored beside the naive "
+                          "last-value forecast")
+    back.add_argument("data")
+    back.add_argument("--target", required=True)
+    back.add_argument("--channels", required=True, help="comma-separated column names")
+    back.add_argument("--controls", default=None, help="comma-separated column names")
+    back.add_argument("--date", default=None)
+    back.add_argument("--region", default=None)
+    back.add_argument("--config", default=None, help="YAML/JSON config file")
+    back.add_argument("--seed", type=int, default=0)
+    back.add_argument("--n-splits", type=int, default=3, help="cutoffs (each a full refit)")
+    back.add_argument("--horizon", type=int, default=13, help="weeks forecast after each cutoff")
+    back.add_argument("--out", default="outputs/backtest.csv")
+    back.set_defaults(func=_backtest)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (DataError, ConfigError, FileNotFoundError) as exc:
+    except (DataError, ConfigError, FileNotFoundError, ModelFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
