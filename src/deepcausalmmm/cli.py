@@ -241,6 +241,19 @@ def _backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_arguments(cmd: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The long CSV, its named columns, the config file and the seed (``fit``, ``backtest``)."""
+    cmd.add_argument("data")
+    cmd.add_argument("--target", required=True)
+    cmd.add_argument("--channels", required=True, help="comma-separated column names")
+    cmd.add_argument("--controls", default=None, help="comma-separated column names")
+    cmd.add_argument("--date", default=None)
+    cmd.add_argument("--region", default=None)
+    cmd.add_argument("--config", default=None, help="YAML/JSON config file")
+    cmd.add_argument("--seed", type=int, default=0)
+    return cmd
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``deepcausalmmm`` command."""
     parser = argparse.ArgumentParser(prog="deepcausalmmm", description=__doc__,
@@ -257,18 +270,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="true channel graph of the simulated panel, parent>child:weight[:lag] "
                       f"comma-separated, or none (default {DEMO_GRAPH})")
     demo.set_defaults(func=_demo)
-    fit = sub.add_parser("fit", help="fit a long CSV (one row per region and date)")
-    fit.add_argument("data")
-    fit.add_argument("--target", required=True)
-    fit.add_argument("--channels", required=True, help="comma-separated column names")
-    fit.add_argument("--controls", default=None, help="comma-separated column names")
-    fit.add_argument("--date", default=None)
-    fit.add_argument("--region", default=None)
-    fit.add_argument("--config", default=None, help="YAML/JSON config file")
+    fit = _data_arguments(sub.add_parser("fit", help="fit a long CSV (one row per region and date)"))
     fit.add_argument("--lift-tests", default=None,
                      help="CSV of geo experiments to calibrate to: channel,start,end,lift,lift_se"
                      "[,regions as label;label;...]")
-    fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--n-boot", type=int, default=0,
                      help="region-bootstrap refits for effect_intervals.csv and budget_plan.csv "
                      "(0: none; each replicate is a full refit)")
@@ -281,16 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     pred.add_argument("--region", default=None)
     pred.add_argument("--out", default="outputs/predictions.csv")
     pred.set_defaults(func=_predict)
-    back = sub.add_parser("backtest", help="rolling-origin refits, each scored beside the naive "
-                          "last-value forecast")
-    back.add_argument("data")
-    back.add_argument("--target", required=True)
-    back.add_argument("--channels", required=True, help="comma-separated column names")
-    back.add_argument("--controls", default=None, help="comma-separated column names")
-    back.add_argument("--date", default=None)
-    back.add_argument("--region", default=None)
-    back.add_argument("--config", default=None, help="YAML/JSON config file")
-    back.add_argument("--seed", type=int, default=0)
+    back = _data_arguments(sub.add_parser(
+        "backtest", help="rolling-origin refits, each scored beside the naive last-value forecast"))
     back.add_argument("--n-splits", type=int, default=3, help="cutoffs (each a full refit)")
     back.add_argument("--horizon", type=int, default=13, help="weeks forecast after each cutoff")
     back.add_argument("--out", default="outputs/backtest.csv")
