@@ -109,6 +109,17 @@ def test_prediction_errors(fitted, small_sim):
     with pytest.raises(DataError, match="must lie on the fitted grid"):
         fitted.predict(X.iloc[:1], regions=small_sim.regions[:1],
                        dates=[pd.Timestamp("2000-01-03")], controls=small_sim.control_frame.iloc[:1])
+    # the message names a date off the grid and how many are off
+    dates = pd.DatetimeIndex(small_sim.dates[:3]) + pd.Timedelta(days=2)
+    with pytest.raises(DataError, match=rf"found {dates[0]} \(3 date\(s\) off it\)"):
+        fitted.predict(X.iloc[:3], regions=small_sim.regions[:3], dates=dates,
+                       controls=small_sim.control_frame.iloc[:3])
+    with pytest.raises(DataError, match="same kind as in fit \\(datetimes\\)"):
+        fitted.predict(X.iloc[:3], regions=small_sim.regions[:3], dates=[0, 1, 2],
+                       controls=small_sim.control_frame.iloc[:3])
+    with pytest.raises(DataError, match="pass the same control columns"):
+        fitted.predict(X.iloc[:3], regions=small_sim.regions[:3], dates=small_sim.dates[:3],
+                       controls=small_sim.control_frame.iloc[:3, :1])
 
 
 def test_config_errors_through_fit(small_sim):

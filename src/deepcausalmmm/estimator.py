@@ -923,7 +923,10 @@ class DeepCausalMMM(BaseEstimator):
         if regions is not None:
             unknown = [r for r in regions if r not in self.regions_]
             if unknown:
-                raise DataError(f"`regions` {unknown[:5]} were not in the fitted data")
+                raise DataError(
+                    f"`regions` {unknown[:5]} were not in the fitted data; name fitted regions "
+                    f"(e.g. {self.regions_[:3]}), or None for all"
+                )
             keep &= np.isin(np.asarray(self.regions_, dtype=object), np.asarray(regions, dtype=object))[:, None]
         if period is not None:
             start, end = period

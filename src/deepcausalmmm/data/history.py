@@ -24,7 +24,8 @@ def align_to_fit(fit: Panel, new: Panel) -> tuple[np.ndarray, np.ndarray]:
     if unknown:
         raise DataError(
             f"`regions` {unknown[:5]} were not in the fitted data; the model only predicts "
-            f"fitted regions ({len(fit.regions)} of them, e.g. {fit.regions[:3]})"
+            f"fitted regions ({len(fit.regions)} of them, e.g. {fit.regions[:3]}). Drop those rows, "
+            "or refit with them"
         )
     missing = [c for c in fit.channels if c not in new.channels]
     extra = [c for c in new.channels if c not in fit.channels]
@@ -34,18 +35,28 @@ def align_to_fit(fit: Panel, new: Panel) -> tuple[np.ndarray, np.ndarray]:
             f"unexpected {extra}"
         )
     if sorted(new.controls) != sorted(fit.controls):
-        raise DataError(f"`controls` must match the fitted controls {fit.controls}, found {new.controls}")
+        raise DataError(
+            f"`controls` must match the fitted controls {fit.controls}, found {new.controls}; pass "
+            "the same control columns as in fit"
+        )
     fit_dates = fit.dates
     if isinstance(fit_dates, pd.DatetimeIndex) != isinstance(new.dates, pd.DatetimeIndex):
-        raise DataError("`dates` must be of the same kind as in fit (datetimes vs integer periods)")
+        kind = "datetimes" if isinstance(fit_dates, pd.DatetimeIndex) else "integer periods"
+        raise DataError(
+            f"`dates` must be of the same kind as in fit ({kind}), found {new.dates[:1].tolist()}; "
+            f"pass {kind} like the fit's {fit_dates[:2].tolist()}"
+        )
     if len(fit_dates) > 1:
         pos = np.asarray((new.dates - fit_dates[0]) / (fit_dates[1] - fit_dates[0]), dtype=float)
     else:
         pos = np.zeros(len(new.dates))
-    if (pos < 0).any() or not np.allclose(pos, np.round(pos)):
+    off = (pos < 0) | ~np.isclose(pos, np.round(pos))  # [T']
+    if off.any():
+        step = fit_dates[1] - fit_dates[0] if len(fit_dates) > 1 else "none"
         raise DataError(
-            f"`dates` must lie on the fitted grid ({fit_dates[0]} onwards, same spacing); "
-            f"found {new.dates[0]}"
+            f"`dates` must lie on the fitted grid ({fit_dates[0]} onwards, every {step}); found "
+            f"{new.dates[int(np.argmax(off))]} ({int(off.sum())} date(s) off it). Use the fit's "
+            "dates, continued at the same spacing for forecasts"
         )
     return np.asarray([fit.regions.index(r) for r in new.regions]), np.round(pos).astype(int)
 
