@@ -268,6 +268,9 @@ def test_seasonality_needs_a_full_cycle():
             regional=False)
         gates = short_fit.net_.carryover.gates(national)  # [S,T,C]
     torch.testing.assert_close(gates, gates[:, :1].expand_as(gates))
+    # barely one cycle (55 weeks, 1.05 periods) is under the default 1.1: no yearly shape yet
+    barely = DeepCausalMMM(config=fast).fit(*args(simulate_panel(3, 55, 2, seed=1)))
+    assert barely.config_.baseline.fourier_order == 0 and barely.config_.baseline.knot_spacing == 2
     long_fit = DeepCausalMMM(config=fast).fit(*args(long))
     assert long_fit.config_.baseline.fourier_order == 2
     assert long_fit.config_.carryover.context_scale == 0.5

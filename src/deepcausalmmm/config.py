@@ -157,11 +157,13 @@ class BaselineConfig(_Section):
     fourier_order: int = Field(2, ge=0, le=10)
     period: float = Field(52.1775, gt=1.0, description="Seasonality period in time steps.")
     min_season_cycles: float = Field(
-        1.0,
+        1.1,
         ge=0.0,
         description="Fit the Fourier seasonality, and let the calendar GRU move the carryover "
         "gates, only when the fitted weeks span at least this many periods (less than one "
-        "cycle cannot separate a yearly shape from the trend); 0 always fits them.",
+        "cycle cannot separate a yearly shape from the trend, and barely one (52-57 weeks of "
+        "weekly data) hardly does: the weeks seen twice are all that tie the shape's level to the "
+        "trend); 0 always fits them.",
     )
     short_knot_spacing: int = Field(
         2,
