@@ -218,6 +218,10 @@ def test_backtest_refits_per_cutoff_and_reports_naive(small_sim):
     with pytest.raises(DataError, match="leaves 0 training weeks"):
         model.backtest(small_sim.X, small_sim.y, small_sim.regions, small_sim.dates,
                        n_splits=6, horizon=10)
+    for bad, name in (({"n_splits": 0}, "n_splits"), ({"horizon": 0}, "horizon"),
+                      ({"horizon": 2.5}, "horizon")):
+        with pytest.raises(DataError, match=rf"`{name}` must be a positive whole number"):
+            model.backtest(small_sim.X, small_sim.y, small_sim.regions, small_sim.dates, **bad)
 
 
 def test_region_without_kpi_weight_warns(small_sim):

@@ -33,8 +33,15 @@ def rolling_cutoffs(n_weeks: int, n_splits: int, horizon: int, min_train: int) -
     Raises
     ------
     ValueError
-        If the earliest cutoff would leave fewer than ``min_train`` training weeks.
+        If ``n_splits`` or ``horizon`` is not a positive integer, or the earliest
+        cutoff would leave fewer than ``min_train`` training weeks.
     """
+    for name, value in (("n_splits", n_splits), ("horizon", horizon)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(
+                f"`{name}` must be a positive whole number of {'cutoffs' if name == 'n_splits' else 'weeks'}, "
+                f"found {value!r}; e.g. backtest(..., n_splits=3, horizon=13)"
+            )
     cutoffs = [n_weeks - horizon * (i + 1) for i in range(n_splits)][::-1]
     if not cutoffs or cutoffs[0] < min_train:
         raise ValueError(
