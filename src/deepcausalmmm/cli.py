@@ -168,8 +168,7 @@ def _fit(args: argparse.Namespace) -> int:
     if args.n_boot == 1 or args.n_boot < 0:
         raise DataError(f"--n-boot must be 0 (no intervals) or at least 2, found {args.n_boot}")
     df = pd.read_csv(args.data)
-    channels = [c for c in args.channels.split(",") if c]
-    controls = [c for c in (args.controls or "").split(",") if c]
+    channels, controls = _names(args.channels), _names(args.controls)
     lift_tests = read_lift_tests(args.lift_tests, df, args.region) if args.lift_tests else None
     model = DeepCausalMMM(config=args.config, random_state=args.seed)
     model.fit_frame(df, target=args.target, channels=channels, date=args.date, region=args.region,
@@ -178,6 +177,11 @@ def _fit(args: argparse.Namespace) -> int:
     print(model.contribution_summary().round(4).to_string())
     print(f"wrote {len(files)} files to {Path(args.out).resolve()}")
     return 0
+
+
+def _names(arg: str | None) -> list[str]:
+    """Column names from a comma-separated option (none for an absent one)."""
+    return [c for c in (arg or "").split(",") if c]
 
 
 def _columns(df: pd.DataFrame, names: Sequence[str], what: str, path: str) -> None:
@@ -190,17 +194,17 @@ def _columns(df: pd.DataFrame, names: Sequence[str], what: str, path: str) -> No
 
 
 def _predict(args: argparse.Namespace) -> int:
-    model = DeepCausalMMM.load(args.model)
-    df = pd.read_csv(args.data)
-    _columns(df, model.channels_, "channel", args.data)
-    _columns(df, model.controls_, "control", args.data)
-    _columns(df, [c for c in (args.date, args.region) if c], "date/region", args.data)
     if args.date is None:
         raise DataError(
             "predict needs --date, the column of each row's week, and none was given: rows are "
             "placed on the fitted timelines by their dates, and dates after the fit are forecasts. "
             "Add --date COLUMN"
         )
+    model = DeepCausalMMM.load(args.model)
+    df = pd.read_csv(args.data)
+    _columns(df, model.channels_, "channel", args.data)
+    _columns(df, model.controls_, "control", args.data)
+    _columns(df, [c for c in (args.date, args.region) if c], "date/region", args.data)
     table = model.get_channel_contributions(
         df[model.channels_],
         regions=df[args.region].to_numpy() if args.region else None,
@@ -219,8 +223,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _backtest(args: argparse.Namespace) -> int:
     df = pd.read_csv(args.data)
-    channels = [c for c in args.channels.split(",") if c]
-    controls = [c for c in (args.controls or "").split(",") if c]
+    channels, controls = _names(args.channels), _names(args.controls)
     _columns(df, [args.target, *channels, *controls, *(c for c in (args.date, args.region) if c)],
              "named", args.data)
     model = DeepCausalMMM(config=args.config, random_state=args.seed)

@@ -43,9 +43,9 @@ def rolling_cutoffs(n_weeks: int, n_splits: int, horizon: int, min_train: int) -
                 f"found {value!r}; e.g. backtest(..., n_splits=3, horizon=13)"
             )
     cutoffs = [n_weeks - horizon * (i + 1) for i in range(n_splits)][::-1]
-    if not cutoffs or cutoffs[0] < min_train:
+    if cutoffs[0] < min_train:
         raise ValueError(
-            f"`n_splits`={n_splits} with `horizon`={horizon} leaves {cutoffs[0] if cutoffs else 0} "
+            f"`n_splits`={n_splits} with `horizon`={horizon} leaves {max(cutoffs[0], 0)} "
             f"training weeks before the first cutoff; at least {min_train} are needed. "
             "Use fewer splits or a shorter horizon"
         )

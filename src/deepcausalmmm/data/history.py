@@ -50,11 +50,11 @@ def align_to_fit(fit: Panel, new: Panel) -> tuple[np.ndarray, np.ndarray]:
         pos = np.asarray((new.dates - fit_dates[0]) / (fit_dates[1] - fit_dates[0]), dtype=float)
     else:
         pos = np.zeros(len(new.dates))
-    off = (pos < 0) | ~np.isclose(pos, np.round(pos))  # [T']
+    off = (pos < 0) | ~np.isclose(pos, np.round(pos))  # [T'] (never with a one-week fit: pos is 0)
     if off.any():
-        step = fit_dates[1] - fit_dates[0] if len(fit_dates) > 1 else "none"
         raise DataError(
-            f"`dates` must lie on the fitted grid ({fit_dates[0]} onwards, every {step}); found "
+            f"`dates` must lie on the fitted grid ({fit_dates[0]} onwards, every "
+            f"{fit_dates[1] - fit_dates[0]}); found "
             f"{new.dates[int(np.argmax(off))]} ({int(off.sum())} date(s) off it). Use the fit's "
             "dates, continued at the same spacing for forecasts"
         )
