@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/graph_designs.py [--seeds 0,1,2,3] [--designs gaussian,chain,...] [--size 40x156x8] [--empty]
+        [--against equal_cv|negative_edges]
 
 Each panel has region sizes (log-normal, sd 0.8), a yearly national season and
 per-channel scales; the channels' exogenous activity is drawn per design, and
@@ -26,6 +27,10 @@ ch0 -> ch1 -> ch2 -> ch3 and, for ``collider``, ch0 -> ch2 <- ch1. Designs:
 - ``heavy``: log-normal, sd 0.8; ``units``: channel scales from 10 to 10^7;
   ``ramps``: each channel grows or shrinks (x0.5-x2 over the panel, its own
   rate per region too); ``dropout``: channels 3+ absent from 40% of regions;
+- ``reallocated``: each region's weekly budget (log-normal, sd 0.1) split
+  among the channels by shares drawn every week (Dirichlet, concentration 3
+  per channel: a share varies by about half its mean), so that money one
+  channel gets another loses (negative correlations between channels);
 - ``uniform``: uniform activity within +-35% (lighter tails than Gaussian);
   ``gamma``: gamma with shape 4 (CV 0.5); ``exponential``: gamma with shape 1
   (CV 1, many weeks near zero).
@@ -36,7 +41,8 @@ Only the graph is learned (one training epoch). Per seed it prints false
 pairs (parent, child at any lag; a reversed edge counts as one false pair
 and one missed) / true pairs found, with the defaults and, in the same run,
 with ``graph.equal_cv: false`` (the non-Gaussian score alone orients
-same-week edges).
+same-week edges) or, with ``--against negative_edges``, with
+``graph.negative_edges: true`` (edges of either sign).
 """
 
 from __future__ import annotations
@@ -50,9 +56,11 @@ from graph_confounding import add_edges, learned_pairs, panel_frame, parse_size 
 
 TRIANGLE = {(1, 0): 0.5, (2, 0): 0.4, (2, 1): 0.3}  # (child, parent): weight in typical-activity units
 GRAPHS = {"chain": {(1, 0): 0.5, (2, 1): 0.5, (3, 2): 0.5}, "collider": {(2, 0): 0.5, (2, 1): 0.4}}
+AGAINST = {"equal_cv": ("equal_cv off", {"equal_cv": False}),
+           "negative_edges": ("negative_edges on", {"negative_edges": True})}
 DESIGNS = ("lognormal", "quiet", "mixed", "gaussian", "gaussian unequal", "chain", "collider",
-           "flighted root", "gaussian budget", "heavy", "units", "ramps", "dropout", "uniform",
-           "gamma", "exponential")
+           "flighted root", "gaussian budget", "reallocated", "heavy", "units", "ramps", "dropout",
+           "uniform", "gamma", "exponential")
 
 
 def simulate(seed: int, design: str, R: int, T: int, C: int, empty: bool = False) -> tuple[pd.DataFrame, list[str], set]:
@@ -68,6 +76,11 @@ def simulate(seed: int, design: str, R: int, T: int, C: int, empty: bool = False
         noise = np.clip(1 + cv * rng.normal(size=(R, T, C)), 0.05, None)
     elif design == "uniform":  # sub-Gaussian: flat within +-35%
         noise = rng.uniform(0.65, 1.35, (R, T, C))
+    elif design == "reallocated":  # weekly shares of a regional budget: a zero-sum split
+        mean_share = rng.uniform(0.5, 2, C)
+        mean_share /= mean_share.sum()
+        shares = rng.dirichlet(3.0 * C * mean_share, size=(R, T))  # [R,T,C]
+        noise = rng.lognormal(0, 0.1, (R, T))[:, :, None] * shares / mean_share
     elif design in ("gamma", "exponential"):  # skewed, shape 4 (CV 0.5) or 1 (CV 1)
         shape = 4.0 if design == "gamma" else 1.0
         noise = rng.gamma(shape, 1 / shape, (R, T, C))
@@ -102,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--designs", default=",".join(DESIGNS), help=f"comma-separated, from {', '.join(DESIGNS)}")
     ap.add_argument("--size", default="40x156x8", help="regions x weeks x channels (at least 4 channels)")
     ap.add_argument("--empty", action="store_true", help="no true edges: every learned pair is false")
+    ap.add_argument("--against", default="equal_cv", choices=sorted(AGAINST),
+                    help="the graph setting flipped in the second column")
     args = ap.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     designs = [d.strip() for d in args.designs.split(",")]
@@ -112,14 +127,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{R} regions x {T} weeks x {C} channels{', no true edges' if args.empty else ''}; "
           "false pairs / true pairs found, per seed")
     width = max(24, 6 * len(seeds) + 8)
-    print(f"{'design':<17} {'defaults':<{width}} {'equal_cv off':<{width}}")
+    label, flipped = AGAINST[args.against]
+    print(f"{'design':<17} {'defaults':<{width}} {label:<{width}}")
     for design in designs:
         cells = []
-        for equal_cv in (True, False):
+        for graph in ({}, flipped):
             res, false, found, total = [], 0, 0, 0
             for seed in seeds:
                 df, names, truth = simulate(seed, design, R, T, C, args.empty)
-                got = learned_pairs(df, names, {"equal_cv": equal_cv})
+                got = learned_pairs(df, names, graph)
                 res.append(f"{len(got - truth)}/{len(got & truth)}")
                 false, found, total = false + len(got - truth), found + len(got & truth), total + len(truth)
             cells.append(" ".join(res) + f"  ({false}; {found}/{total})")

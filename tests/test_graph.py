@@ -686,3 +686,72 @@ def test_tie_break_decides_each_linked_group_and_checks_its_assumption():
     cyclic[1, 2] = cyclic[2, 3] = cyclic[3, 1] = 0.3
     W, applied = _tie_break(cyclic, Y, [(k, 0)])
     assert applied == [(k, 0)] and W[0, k] == 0.5 and W[k, 0] == 0.0
+
+
+def _reallocated_panel(seed: int, R: int = 20, T: int = 104, C: int = 6, edge: float = 0.0):
+    """Each region's weekly budget split among the channels by shares drawn every week
+    (Dirichlet, concentration 3 per channel): money one channel gets, the others lose. With
+    ``edge``, channel_2's activity gains ``edge`` x channel_0's (typical-activity units).
+    Returns X ``[R*T, C]``, y and the fit keywords."""
+    rng = np.random.default_rng(seed)
+    size = np.exp(rng.normal(0, 0.8, R))
+    mean_share = rng.uniform(0.5, 2, C)
+    mean_share /= mean_share.sum()
+    shares = rng.dirichlet(3.0 * C * mean_share, size=(R, T))  # [R,T,C]
+    X = size[:, None, None] * rng.lognormal(0, 0.1, (R, T))[:, :, None] * shares / mean_share
+    X = X * rng.uniform(50, 500, C)
+    X[:, :, 2] += edge * X[:, :, 2].mean() / X[:, :, 0].mean() * X[:, :, 0]
+    y = size[:, None] * (1000 + 30 * (X / X.mean(axis=(0, 1))).sum(-1)) * rng.normal(1, 0.03, (R, T))
+    kw = dict(regions=np.repeat(np.arange(R), T), dates=np.tile(np.arange(T), R))
+    return X.reshape(R * T, C), y.reshape(-1), kw
+
+
+def test_budget_moved_between_channels_creates_no_edges():
+    """Channels that trade a region's budget week to week correlate negatively. That is the
+    planner's choice, not one channel's activity driving another's, and learned edges are
+    positive (``graph.negative_edges`` False): no edge, while a real edge in the same panel is
+    found alone. With negative edges allowed, the trades read as several negative edges."""
+    quick = {"training": {"epochs": 1, "polish_steps": 0}}
+    X, y, kw = _reallocated_panel(0)
+    assert DeepCausalMMM(config=quick).fit(X, y, **kw).get_dag_edges().empty
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the dense-graph warning may fire
+        signed = DeepCausalMMM(config={**quick, "graph": {"negative_edges": True}}).fit(X, y, **kw)
+    e = signed.get_dag_edges()
+    assert len(e) >= 2 and (e.weight < 0).all()
+    X2, y2, kw2 = _reallocated_panel(0, edge=0.6)
+    e2 = DeepCausalMMM(config=quick).fit(X2, y2, **kw2).get_dag_edges()
+    assert set(zip(e2.parent, e2.child, strict=True)) == {("channel_0", "channel_2")}
+    assert (e2.weight > 0).all()
+
+
+def test_negative_edges_are_learned_only_when_allowed():
+    """A channel whose activity falls when another's rises (weight -0.5) is an edge only with
+    ``graph.negative_edges``; the positive edge in the same panel is found either way, and an
+    edge the user requires keeps the sign the data give."""
+    rng = np.random.default_rng(3)
+    R, T, C = 20, 104, 5
+    size = np.exp(rng.normal(0, 0.8, R))
+    X = size[:, None, None] * rng.lognormal(0, 0.3, (R, T, C)) * rng.uniform(50, 500, C)
+    typical = X.mean(axis=(0, 1))
+    X[:, :, 1] += 0.5 * typical[1] / typical[0] * X[:, :, 0]
+    m3 = X[:, :, 3].mean(axis=1, keepdims=True)  # [R,1]: a level that keeps activity positive
+    X[:, :, 3] += m3 - 0.5 * typical[3] / typical[2] * X[:, :, 2]
+    assert (X > 0).mean() > 0.999
+    X = np.maximum(X, 1.0)
+    y = size[:, None] * (1000 + 30 * (X / X.mean(axis=(0, 1))).sum(-1)) * rng.normal(1, 0.03, (R, T))
+    kw = dict(regions=np.repeat(np.arange(R), T), dates=np.tile(np.arange(T), R))
+    quick = {"training": {"epochs": 1, "polish_steps": 0}}
+
+    def edges(graph: dict) -> dict[tuple[str, str], float]:
+        e = DeepCausalMMM(config={**quick, "graph": graph}).fit(X.reshape(-1, C), y.reshape(-1), **kw)
+        d = e.get_dag_edges()
+        return {(p, c): w for p, c, w in zip(d.parent, d.child, d.weight, strict=True)}
+
+    default = edges({})
+    assert set(default) == {("channel_0", "channel_1")} and default[("channel_0", "channel_1")] > 0
+    signed = edges({"negative_edges": True})
+    assert set(signed) == {("channel_0", "channel_1"), ("channel_2", "channel_3")}
+    assert signed[("channel_2", "channel_3")] < 0
+    required = edges({"required": [("channel_2", "channel_3")]})
+    assert required[("channel_2", "channel_3")] < 0

@@ -312,6 +312,13 @@ class GraphConfig(_Section):
         "(equal coefficients of variation), if the CVs they imply are within 1.25 times each "
         "other. False: keep the score's direction however weak.",
     )
+    negative_edges: bool = Field(
+        False,
+        description="Allow learned edges with negative weights (one channel's activity lowering "
+        "another's). Off: channels that trade budget week to week (a region's spend moved "
+        "between them) correlate negatively, which is a planner's choice, not influence, and "
+        "would otherwise read as edges. Required and fixed edges take the sign the data give.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> GraphConfig:

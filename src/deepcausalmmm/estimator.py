@@ -1178,7 +1178,7 @@ class DeepCausalMMM(BaseEstimator):
                 required=edge_mask(ch, g.required), roots=tuple(ch.index(c) for c in g.roots),
                 fixed=edge_mask(ch, g.edges) if g.mode == "fixed" else None, min_t=g.min_t,
                 own_lags=g.own_lags, cycle_test=g.regional_cycles, shared_driver=g.shared_driver,
-                equal_cv=g.equal_cv,
+                equal_cv=g.equal_cv, negative_edges=g.negative_edges,
             )
         except ValueError as exc:  # e.g. required edges that form a cycle
             raise ConfigError(f"config section 'graph': {exc}") from None

@@ -275,11 +275,14 @@ def notears(
     max_iter: int = 100,
     h_tol: float = 1e-8,
     rho_max: float = 1e16,
+    signed: np.ndarray | None = None,
 ) -> np.ndarray:
     """NOTEARS with lags: weights ``[L+1, C, C]`` on standardised data.
 
     ``X`` is ``[N, C*(L+1)]`` (lag 0 first), ``Y`` is ``[N, C]``; ``allowed``
     ``[L+1, C, C]`` masks the admissible edges (False gives a (0, 0) bound).
+    ``signed`` ``[L+1, C, C]`` marks the admissible entries that may be
+    negative (default: all); the others are bounded below by 0.
     """
     N, C = Y.shape
     P = X.shape[1]
@@ -300,7 +303,8 @@ def notears(
         return obj, np.concatenate([flat + lambda1, -flat + lambda1])
 
     mask = allowed.reshape(P, C).reshape(-1)
-    bounds = [(0.0, 0.0) if not m else (0.0, None) for m in mask] * 2
+    neg = mask & (signed.reshape(-1) if signed is not None else True)
+    bounds = [(0.0, None) if m else (0.0, 0.0) for m in mask] + [(0.0, None) if m else (0.0, 0.0) for m in neg]
     w = np.zeros(2 * P * C)
     rho, alpha, h = 1.0, 0.0, np.inf
     for _ in range(max_iter):
@@ -506,15 +510,21 @@ def _orient_group(
     return W, True
 
 
-def _refit(X: np.ndarray, Y: np.ndarray, support: np.ndarray, keep: np.ndarray, min_t: float) -> np.ndarray:
+def _refit(
+    X: np.ndarray, Y: np.ndarray, support: np.ndarray, keep: np.ndarray, min_t: float,
+    signed: np.ndarray | None = None,
+) -> np.ndarray:
     """Unpenalised least squares of each child on its parents: ``[L+1,C,C]``.
 
     Parents whose coefficient has ``|t| < min_t`` are dropped one at a time
     (weakest first) unless ``keep`` marks them (required edges, persistence).
+    Where ``signed`` ``[L+1,C,C]`` is False, a negative coefficient is dropped
+    first (most negative t first), whatever its t.
     """
     Lp1, C, _ = support.shape
     flat_support = support.reshape(Lp1 * C, C)
     flat_keep = keep.reshape(Lp1 * C, C)
+    flat_signed = np.ones_like(flat_support) if signed is None else signed.reshape(Lp1 * C, C)
     N = len(Y)
     W = np.zeros((Lp1 * C, C))
     for j in range(C):
@@ -525,8 +535,10 @@ def _refit(X: np.ndarray, Y: np.ndarray, support: np.ndarray, keep: np.ndarray, 
             resid = Y[:, j] - A @ coef
             sigma2 = float(resid @ resid) / max(N - len(parents), 1)
             cov = sigma2 * np.linalg.pinv(A.T @ A)
-            t = np.abs(coef) / np.sqrt(np.maximum(np.diag(cov), 1e-300))
-            weak = [k for k in np.argsort(t) if t[k] < min_t and not flat_keep[parents[k], j]]
+            t = coef / np.sqrt(np.maximum(np.diag(cov), 1e-300))
+            free = [k for k in range(len(parents)) if not flat_keep[parents[k], j]]
+            weak = sorted((k for k in free if t[k] < 0 and not flat_signed[parents[k], j]), key=lambda k: t[k])
+            weak += [k for k in np.argsort(np.abs(t)) if abs(t[k]) < min_t and k in free and k not in weak]
             if not weak:
                 W[parents, j] = coef
                 break
@@ -552,6 +564,7 @@ def learn_graph(
     cycle_test: bool = True,
     shared_driver: bool = True,
     equal_cv: bool = True,
+    negative_edges: bool = False,
 ) -> ChannelGraph:
     """Learn (``mode="notears"``) or estimate (``"fixed"``) the channel graph.
 
@@ -565,8 +578,11 @@ def learn_graph(
     ``shared_driver`` learns a second graph without a driver every channel
     shares (:func:`remove_shared_driver`) and keeps the sparser. ``equal_cv``
     orients same-week edges the non-Gaussian score leaves unsettled by
-    :func:`equal_cv_loglik`. Returns weights in region-scaled activity units,
-    lags 0..``max_lag``.
+    :func:`equal_cv_loglik`. Learned edges have positive weights unless
+    ``negative_edges`` (a negative link between activities is budget
+    substitution, not influence); required and fixed edges keep whichever sign
+    the data give. Returns weights in region-scaled activity units, lags
+    0..``max_lag``.
     """
     R, T, C = scaled.shape
     L = max_lag
@@ -594,7 +610,8 @@ def learn_graph(
         L = P
     act = prepare_activity(scaled, observed, phase, cycle_test=cycle_test)
     Y, X, group = _design(act, observed, P)
-    spec = (group, P, L, lambda1, threshold, forbidden, required, roots, fixed, min_t, mode, equal_cv)
+    spec = (group, P, L, lambda1, threshold, forbidden, required, roots, fixed, min_t, mode, equal_cv,
+            negative_edges)
     weights, direction, assumed = _learn(Y, X, *spec)
     if mode == "notears":
         # A driver every channel shares (a regional budget) links every pair alike. When the
@@ -615,7 +632,7 @@ def learn_graph(
 def _learn(
     Y: np.ndarray, X: np.ndarray, group: np.ndarray, P: int, L: int, lambda1: float, threshold: float,
     forbidden: np.ndarray, required: np.ndarray, roots: tuple[int, ...], fixed: np.ndarray | None,
-    min_t: float, mode: str, equal_cv: bool,
+    min_t: float, mode: str, equal_cv: bool, negative_edges: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Weights ``[L+1,C,C]`` (region-scaled units), direction support and the same-week edges
     oriented by the equal-CV rule (``[C,C]`` bool), from the lagged design (targets ``Y``
@@ -633,6 +650,11 @@ def _learn(
         allowed[:, :, r] = False
         allowed[:, r, r] = P > 0  # a root keeps its own persistence
         allowed[0, r, r] = False
+    # entries that may be negative: own persistence (lagged diagonal), required edges, or all
+    signed = np.zeros((P + 1, C, C), dtype=bool) | np.eye(C, dtype=bool)[None] | required[None]
+    signed[0][np.diag_indices(C)] = False
+    if negative_edges or mode == "fixed":
+        signed[:] = True
     assumed = np.zeros((C, C), dtype=bool)  # same-week pairs oriented by the equal-CV rule
     agree: dict[tuple[int, int], float] = {}  # direction support of each free same-week edge
     if mode == "fixed":
@@ -641,6 +663,15 @@ def _learn(
         support[0][np.diag_indices(C)] = False
     else:
         W = notears(Xs, Ys, P, lambda1, allowed)
+        negative = (W < -threshold) & allowed & ~signed
+        if negative.any():
+            # Learned again with the sign constraint, and the two supports joined: the constrained
+            # run finds positive edges that negative ones stood in for, while the L1 and
+            # acyclicity terms can leave a true positive edge negative in the free run (-0.06
+            # where the refit gives 0.23) and out of the constrained one. The unpenalised refit
+            # decides the sign and drops every edge left negative.
+            positive = notears(Xs, Ys, P, lambda1, allowed, signed=signed)
+            W = np.where(np.abs(W) > threshold, W, positive)
         support = (np.abs(W) > threshold) & allowed
         # own persistence (lagged diagonal) is kept so it cannot masquerade as cross edges
         for lag in range(1, P + 1):
@@ -665,7 +696,7 @@ def _learn(
         keep[lag][np.diag_indices(C)] = True
     if mode == "fixed":
         keep = support.copy()
-    Ws = _refit(Xs, Ys, support, keep, min_t)[: L + 1]  # standardised units; persistence beyond L dropped
+    Ws = _refit(Xs, Ys, support, keep, min_t, signed)[: L + 1]  # standardised units; persistence beyond L dropped
     ratio = sd[None, :] / sd[:, None]  # [C,C]: sd_child / sd_parent
     weights = Ws * ratio[None]
     for lag in range(L + 1):
