@@ -13,6 +13,7 @@ from deepcausalmmm.components.graph import (
     acyclicity,
     direction_support,
     equal_cv_loglik,
+    notears,
     orientation_score,
     topological_order,
 )
@@ -755,3 +756,29 @@ def test_negative_edges_are_learned_only_when_allowed():
     assert signed[("channel_2", "channel_3")] < 0
     required = edges({"required": [("channel_2", "channel_3")]})
     assert required[("channel_2", "channel_3")] < 0
+
+
+def test_notears_sign_bounds_known_answer():
+    """Two standardised channels with y1 = -0.6 y0 + noise. Free NOTEARS finds the negative
+    weight (near the least-squares -0.6, shrunk by the L1); with the weight bounded at 0 it
+    learns nothing, while an entry left signed (own persistence, an AR(1) coefficient of
+    -0.5) keeps its negative value."""
+    rng = np.random.default_rng(0)
+    N = 4000
+    y0 = rng.normal(size=N)
+    y1 = -0.6 * y0 + 0.8 * rng.normal(size=N)
+    Y = np.column_stack([y0, y1])
+    allowed = np.ones((1, 2, 2), dtype=bool)
+    allowed[0][np.diag_indices(2)] = False
+    free = notears(Y, Y, 0, 0.02, allowed)
+    assert free[0, 0, 1] == pytest.approx(-0.6, abs=0.05) or free[0, 1, 0] == pytest.approx(-0.6, abs=0.05)
+    bounded = notears(Y, Y, 0, 0.02, allowed, signed=np.zeros((1, 2, 2), dtype=bool))
+    assert (bounded >= 0).all() and np.abs(bounded).max() < 1e-6
+    ar = np.empty(N)
+    ar[0] = 0.0
+    for t in range(1, N):
+        ar[t] = -0.5 * ar[t - 1] + rng.normal()
+    X = np.column_stack([ar[1:], ar[:-1]])  # [N-1, C*(L+1)] with C = 1, L = 1: lag 0 then lag 1
+    own = np.array([[[False]], [[True]]])  # only the lag-1 diagonal is admissible
+    w = notears(X, ar[1:, None], 1, 0.02, own, signed=own)
+    assert w[1, 0, 0] == pytest.approx(-0.5, abs=0.05)
