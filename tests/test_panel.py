@@ -98,6 +98,30 @@ def test_mismatched_lengths():
         build_panel(df[["tv"]], df["kpi"], df["region"], df["date"], df[["price"]].iloc[:-1])
 
 
+def test_pandas_inputs_whose_index_reorders_x_are_refused():
+    """Rows are matched by position. A pandas `y` (or regions, dates, controls, weights) holding
+    `X`'s index labels in another order would pair every row with another row's value: refused,
+    naming the argument, a mismatched row and the fix. An index that differs only in its labels
+    (one side reset) is matched by position, with a warning; the panel equals the arrays'."""
+    df = frame()
+    shuffled = df.sample(frac=1.0, random_state=0)
+    cases = {"y": dict(y=shuffled["kpi"]), "regions": dict(regions=shuffled["region"]),
+             "dates": dict(dates=shuffled["date"]), "controls": dict(controls=shuffled[["price"]]),
+             "sample_weight": dict(sample_weight=shuffled["kpi"] * 0 + 1)}
+    for name, kw in cases.items():
+        args = {**dict(y=df["kpi"], regions=df["region"], dates=df["date"], controls=df[["price"]]), **kw}
+        with pytest.raises(DataError, match=rf"`{name}` has the same index labels as `X` in a "
+                           rf"different order \(row 0: `X` has label 0, `{name}` has \d+\).*"
+                           rf"{name}\.loc\[X\.index\]"):
+            build_panel(df[["tv", "search"]], **args)
+    reset = df["kpi"].copy()
+    reset.index = reset.index + 1000
+    with pytest.warns(UserWarning, match="`y`'s index differs from `X`'s; rows are matched by position"):
+        p = build_panel(df[["tv", "search"]], reset, df["region"], df["date"])
+    q = build_panel(df[["tv", "search"]], df["kpi"].to_numpy(), df["region"], df["date"])
+    np.testing.assert_array_equal(p.y, q.y)
+
+
 def test_non_numeric_column():
     df = frame()
     df["tv"] = df["tv"].astype(str)

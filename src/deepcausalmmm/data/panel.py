@@ -108,6 +108,36 @@ def _as_frame(values: ArrayLike, name: str, prefix: str) -> pd.DataFrame:
     return pd.DataFrame(arr, columns=[f"{prefix}_{i}" for i in range(arr.shape[1])])
 
 
+def _check_index(X: Any, other: Any, name: str) -> None:
+    """Rows are matched by position; refuse pandas inputs whose index orders ``X``'s labels differently.
+
+    When ``X`` and ``other`` are both pandas objects of the same length and
+    hold the same index labels in a different order, matching them by
+    position would pair each row of ``X`` with another row's value. With
+    different labels (e.g. one index reset) position is what was meant, but
+    a warning says so.
+    """
+    if not isinstance(X, (pd.DataFrame, pd.Series)) or not isinstance(other, (pd.DataFrame, pd.Series)):
+        return
+    a, b = X.index, other.index
+    if len(a) != len(b) or a.equals(b):
+        return
+    if a.is_unique and b.is_unique and set(a) == set(b):
+        i = int(np.argmax(np.asarray(a) != np.asarray(b)))
+        la, lb = (v.item() if isinstance(v, np.generic) else v for v in (a[i], b[i]))
+        raise DataError(
+            f"`{name}` has the same index labels as `X` in a different order (row {i}: `X` has "
+            f"label {la!r}, `{name}` has {lb!r}); rows are matched by position, so pass "
+            f"`{name}.loc[X.index]` to match them by label, or `.to_numpy()` if the order is right"
+        )
+    warnings.warn(
+        f"`{name}`'s index differs from `X`'s; rows are matched by position (as arrays), not by "
+        "index label",
+        UserWarning,
+        stacklevel=4,
+    )
+
+
 def _as_vector(values: ArrayLike, name: str) -> np.ndarray:
     if isinstance(values, pd.DataFrame):
         if values.shape[1] != 1:
@@ -260,6 +290,9 @@ def build_panel(
     if isinstance(X, np.ndarray) and X.ndim == 3:
         return _from_cube(X, y, regions, dates, controls, sample_weight, purpose, min_weeks, nonnegative)
 
+    for other, other_name in ((y, "y"), (regions, "regions"), (dates, "dates"), (sample_weight, "sample_weight"),
+                              (controls, "controls")):
+        _check_index(X, other, other_name)
     frame = _as_frame(X, "X", "channel")
     n = len(frame)
     if n == 0:
