@@ -51,6 +51,16 @@ def test_demo_cli_writes_outputs(tmp_path, capsys):
     assert "true channel graph: channel_1 -> channel_2 (weight 0.5, lag 0), channel_1 -> channel_3" in printed
     assert "learned channel graph:" in printed and "true_mediated" in printed
     ident = pd.read_csv(out / "identification.csv", index_col=0)
+    model = DeepCausalMMM.load(out / "model.safetensors")
+    effects = pd.read_csv(out / "effects.csv", index_col=0)
+    pd.testing.assert_frame_equal(effects, model.get_channel_effects(), check_dtype=False, check_names=False)
+    np.testing.assert_allclose(effects["total"], effects["direct"] + effects["mediated"], rtol=1e-9)
+    edges = pd.read_csv(out / "dag_edges.csv")
+    pd.testing.assert_frame_equal(edges, model.get_dag_edges(), check_dtype=False)
+    curves = pd.read_csv(out / "response_curves.csv")
+    assert set(curves["channel"]) == set(model.channels_)
+    at_one = curves[np.isclose(curves["multiplier"], 1.0)].set_index("channel")["response"]
+    np.testing.assert_allclose(at_one[effects.index], effects["total"], rtol=1e-6)  # x1 = the total effect
     assert ident["level"].tolist() == ["extrapolated", "observed", "extrapolated"]  # always-on: odd
     assert re.search(r"^channel_1 .* extrapolated$", printed, re.M)  # the share table's level column
     assert re.search(r"^channel_2 .* observed$", printed, re.M)
