@@ -724,6 +724,11 @@ def test_budget_moved_between_channels_creates_no_edges():
     e2 = DeepCausalMMM(config=quick).fit(X2, y2, **kw2).get_dag_edges()
     assert set(zip(e2.parent, e2.child, strict=True)) == {("channel_0", "channel_2")}
     assert (e2.weight > 0).all()
+    # the sign-bounded second NOTEARS run keeps the graph independent of the channel order
+    frame = pd.DataFrame(X2, columns=[f"channel_{i}" for i in range(X2.shape[1])])
+    order = ["channel_4", "channel_2", "channel_5", "channel_0", "channel_3", "channel_1"]
+    e3 = DeepCausalMMM(config=quick).fit(frame[order], y2, **kw2).get_dag_edges()
+    pd.testing.assert_frame_equal(e3.reset_index(drop=True), e2.reset_index(drop=True))
 
 
 def test_negative_edges_are_learned_only_when_allowed():
