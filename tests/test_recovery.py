@@ -46,12 +46,12 @@ def test_demo_cli_writes_outputs(tmp_path, capsys):
     assert {"baseline", "controls", "prediction"} <= set(table.columns)
     assert (out / "contributions.html").read_text().count("plotly") > 0
     assert "<h2>Effects under intervention</h2>" in (out / "report.html").read_text()
-    assert DeepCausalMMM.load(out / "model.safetensors").channels_ == ["channel_1", "channel_2", "channel_3"]
+    model = DeepCausalMMM.load(out / "model.safetensors")
+    assert model.channels_ == ["channel_1", "channel_2", "channel_3"]
     # the default demo panel has a mediation graph: the truth is printed beside what was learned
     assert "true channel graph: channel_1 -> channel_2 (weight 0.5, lag 0), channel_1 -> channel_3" in printed
     assert "learned channel graph:" in printed and "true_mediated" in printed
     ident = pd.read_csv(out / "identification.csv", index_col=0)
-    model = DeepCausalMMM.load(out / "model.safetensors")
     effects = pd.read_csv(out / "effects.csv", index_col=0)
     pd.testing.assert_frame_equal(effects, model.get_channel_effects(), check_dtype=False, check_names=False)
     np.testing.assert_allclose(effects["total"], effects["direct"] + effects["mediated"], rtol=1e-9)
