@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/causal_recovery.py [--seeds 0,1,2] [--regions 40] [--weeks 156] [--channels 8] \
-        [--config '{"regularization": {"coefficient_prior": "marginal"}}']
+        [--kernel 0.5] [--config '{"regularization": {"coefficient_prior": "marginal"}}']
 
 For each seed, a panel with mediation edges (channel_1 -> channel_3,
 channel_2 -> channel_3, channel_1 -> channel_2: think tv -> search,
@@ -11,6 +11,9 @@ social -> search, tv -> social) and one without edges. Prints edge F1,
 false edges on the empty graph, total-effect share errors, the root
 channel's total-effect error, and the same figures for the mediation-blind
 baseline (the same model with ``graph.mode="none"``, fitted in this run).
+``--kernel DECAY`` spreads each edge's weight over lags 0-7 with geometric
+decay (a child takes in its parents' activity over several weeks, e.g. search
+following TV's build-up), ``w (1 - d) d^l / (1 - d^8)`` at lag ``l``.
 ``--config`` applies JSON config overrides to every fit (default: none).
 """
 
@@ -28,6 +31,13 @@ from deepcausalmmm.datasets import simulate_panel
 
 GRAPH = [("channel_1", "channel_3", 0.6), ("channel_2", "channel_3", 0.5), ("channel_1", "channel_2", 0.4)]
 ROOT = "channel_1"
+KERNEL_LAGS = 8
+
+
+def kernel_graph(decay: float) -> list[tuple[str, str, float, int]]:
+    """:data:`GRAPH` with each edge's weight spread over lags 0..7, geometric ``decay``."""
+    norm = (1 - decay) / (1 - decay**KERNEL_LAGS)
+    return [(p, c, w * norm * decay**lag, lag) for p, c, w in GRAPH for lag in range(KERNEL_LAGS)]
 
 
 def fit(sim, mode: str, over: dict | None = None) -> tuple[DeepCausalMMM, float]:
@@ -53,14 +63,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--weeks", type=int, default=156)
     ap.add_argument("--channels", type=int, default=8)
     ap.add_argument("--noise", type=float, default=0.06)
+    ap.add_argument("--kernel", type=float, default=None, metavar="DECAY",
+                    help="spread each edge over lags 0-7 with this geometric decay (0 < DECAY < 1)")
     ap.add_argument("--config", default="{}", help="JSON config overrides for every fit")
     args = ap.parse_args(argv)
+    if args.kernel is not None and not 0 < args.kernel < 1:
+        ap.error(f"--kernel must be a decay between 0 and 1 (exclusive), found {args.kernel}")
+    graph = GRAPH if args.kernel is None else kernel_graph(args.kernel)
     over = json.loads(args.config)
     seeds = [int(s) for s in args.seeds.split(",")]
     truth_edges = {(p, c) for p, c, _ in GRAPH}
     rows = []
     for seed in seeds:
-        sim = simulate_panel(args.regions, args.weeks, args.channels, seed=seed, noise=args.noise, graph=GRAPH)
+        sim = simulate_panel(args.regions, args.weeks, args.channels, seed=seed, noise=args.noise, graph=graph)
         ours, t_ours = fit(sim, "notears", over)
         blind, t_blind = fit(sim, "none", over)
         f1, false, missed = edge_f1(ours, truth_edges)

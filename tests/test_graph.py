@@ -828,3 +828,34 @@ def test_rescale_matches_a_week_by_week_pass(seed):
             assert (got >= 0).all()
             clamped += int(((got == 0) & (factors[None, None, :] != 0)).sum())
     assert clamped > 0  # children that lost more than they had stop at zero
+
+
+def test_a_parent_lost_behind_a_reversed_edge_is_learned_again(monkeypatch):
+    """Mediation through a lag kernel (each child takes in its parents' activity over 6 weeks,
+    geometric decay 0.5, as channel_1 -> channel_2 -> channel_3 and channel_1 -> channel_3):
+    NOTEARS's first run makes channel_3 a source (channel_3 -> channel_1, channel_3 -> channel_2)
+    and, with channel_3 carrying channel_1's activity, leaves channel_1 -> channel_2 out at every
+    lag. The orientation score turns the edges round; the second run, with every oriented edge's
+    reverse forbidden, finds the lost parent, and the learned pairs are exactly the truth."""
+    import deepcausalmmm.components.graph as graph_module
+
+    d, K = 0.5, 6
+    base = [("channel_1", "channel_3", 0.6), ("channel_2", "channel_3", 0.5), ("channel_1", "channel_2", 0.4)]
+    kernel = [(p, c, w * (1 - d) * d**lag / (1 - d**K), lag) for p, c, w in base for lag in range(K)]
+    sim = simulate_panel(30, 104, 4, seed=2, graph=kernel)
+    runs: list[np.ndarray] = []
+    real = graph_module.notears
+
+    def recorded(*args, **kwargs):
+        runs.append(real(*args, **kwargs))
+        return runs[-1]
+
+    monkeypatch.setattr(graph_module, "notears", recorded)
+    quick = {"training": {"epochs": 1, "polish_steps": 0}}
+    model = DeepCausalMMM(config=quick).fit(sim.X, sim.y, regions=sim.regions, dates=sim.dates)
+    e = model.get_dag_edges()
+    assert set(zip(e.parent, e.child, strict=True)) == {(p, c) for p, c, _ in base}
+    # first run: channel_3 -> channel_1 and channel_3 -> channel_2, and channel_1 -> channel_2
+    # at no lag; second run: the reverses forbidden, channel_1 -> channel_2 at some lag
+    assert runs[0][0, 2, 0] > 0.05 and runs[0][0, 2, 1] > 0.05 and (runs[0][:, 0, 1] < 0.05).all()
+    assert len(runs) == 2 and (runs[1][:, 0, 1] > 0.05).any() and runs[1][0, 2, :2].max() == 0

@@ -276,13 +276,16 @@ def notears(
     h_tol: float = 1e-8,
     rho_max: float = 1e16,
     signed: np.ndarray | None = None,
+    start: np.ndarray | None = None,
 ) -> np.ndarray:
     """NOTEARS with lags: weights ``[L+1, C, C]`` on standardised data.
 
     ``X`` is ``[N, C*(L+1)]`` (lag 0 first), ``Y`` is ``[N, C]``; ``allowed``
     ``[L+1, C, C]`` masks the admissible edges (False gives a (0, 0) bound).
     ``signed`` ``[L+1, C, C]`` marks the admissible entries that may be
-    negative (default: all); the others are bounded below by 0.
+    negative (default: all); the others are bounded below by 0. ``start``
+    ``[L+1, C, C]``: weights to start from (e.g. an earlier run's), clipped to
+    the bounds; default 0.
     """
     N, C = Y.shape
     P = X.shape[1]
@@ -306,6 +309,9 @@ def notears(
     neg = mask & (signed.reshape(-1) if signed is not None else True)
     bounds = [(0.0, None) if m else (0.0, 0.0) for m in mask] + [(0.0, None) if m else (0.0, 0.0) for m in neg]
     w = np.zeros(2 * P * C)
+    if start is not None:
+        w0 = np.asarray(start, dtype=float).reshape(-1)
+        w = np.concatenate([np.where(mask, np.maximum(w0, 0.0), 0.0), np.where(neg, np.maximum(-w0, 0.0), 0.0)])
     rho, alpha, h = 1.0, 0.0, np.inf
     for _ in range(max_iter):
         while rho < rho_max:
@@ -320,6 +326,25 @@ def notears(
         if h <= h_tol or rho >= rho_max:
             break
     return unpack(w).reshape(max_lag + 1, C, C)
+
+
+def _notears_signed(
+    Xs: np.ndarray, Ys: np.ndarray, P: int, lambda1: float, allowed: np.ndarray, signed: np.ndarray,
+    threshold: float,
+) -> np.ndarray:
+    """:func:`notears` with every entry free, learned again with the entries outside ``signed``
+    bounded at 0 when the free run gives one of them below ``-threshold``; the two joined."""
+    W = notears(Xs, Ys, P, lambda1, allowed)
+    negative = (W < -threshold) & allowed & ~signed
+    if negative.any():
+        # Learned again with the sign constraint, and the two supports joined: the constrained
+        # run finds positive edges that negative ones stood in for, while the L1 and
+        # acyclicity terms can leave a true positive edge negative in the free run (-0.06
+        # where the refit gives 0.23) and out of the constrained one. The unpenalised refit
+        # decides the sign and drops every edge left negative.
+        positive = notears(Xs, Ys, P, lambda1, allowed, signed=signed)
+        W = np.where(np.abs(W) > threshold, W, positive)
+    return W
 
 
 def _standardise(v: np.ndarray) -> np.ndarray:
@@ -662,16 +687,7 @@ def _learn(
         support = allowed & (fixed[None] | np.eye(C, dtype=bool)[None])
         support[0][np.diag_indices(C)] = False
     else:
-        W = notears(Xs, Ys, P, lambda1, allowed)
-        negative = (W < -threshold) & allowed & ~signed
-        if negative.any():
-            # Learned again with the sign constraint, and the two supports joined: the constrained
-            # run finds positive edges that negative ones stood in for, while the L1 and
-            # acyclicity terms can leave a true positive edge negative in the free run (-0.06
-            # where the refit gives 0.23) and out of the constrained one. The unpenalised refit
-            # decides the sign and drops every edge left negative.
-            positive = notears(Xs, Ys, P, lambda1, allowed, signed=signed)
-            W = np.where(np.abs(W) > threshold, W, positive)
+        W = _notears_signed(Xs, Ys, P, lambda1, allowed, signed, threshold)
         support = (np.abs(W) > threshold) & allowed
         # own persistence (lagged diagonal) is kept so it cannot masquerade as cross edges
         for lag in range(1, P + 1):
@@ -680,6 +696,23 @@ def _learn(
         W0 = np.where(support[0], W[0], 0.0)
         W0 = np.where(required & (W0 == 0), 1e-6, W0)
         W0 = _orient(W0, Ys, allowed[0], required)
+        flipped = (W0 != 0) & (support[0].T) & ~support[0]
+        if flipped.any():
+            # NOTEARS had these same-week edges the other way round, and with them it may have
+            # explained a true parent's share of a child through that child's child (the parent
+            # tv, its children search and social, social -> search learned as search -> social:
+            # tv -> social then looks redundant). Learned again with every oriented edge's
+            # reverse forbidden; the supports are joined, new same-week edges oriented alike.
+            again_allowed = allowed.copy()
+            again_allowed[0] &= ~(W0.T != 0)
+            # from the first result; sign-bounded at once where the first run needed the bounds
+            bounded = ((W < -threshold) & allowed & ~signed).any()
+            W2 = notears(Xs, Ys, P, lambda1, again_allowed, signed=signed if bounded else None, start=W)
+            extra = (np.abs(W2) > threshold) & again_allowed & ~support
+            extra[0] &= (W0 == 0) & (W0.T == 0)
+            support |= extra
+            if extra[0].any():
+                W0 = _orient(np.where(extra[0], W2[0], W0), Ys, allowed[0], required)
         free = [(int(i), int(j)) for i, j in zip(*np.nonzero(W0), strict=True)
                 if allowed[0][i, j] and allowed[0][j, i] and not (required[i, j] or required[j, i])]
         agree = {e: direction_support(Ys[:, e[0]], Ys[:, e[1]], group) for e in free}
