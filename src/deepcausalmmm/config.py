@@ -279,6 +279,14 @@ class GraphConfig(_Section):
         "at least max_lag), so that a channel's own dynamics, e.g. multi-week flights, cannot pass "
         "for a lagged influence of another channel whose activity tracks them.",
     )
+    lag_min_t: float = Field(
+        2.0,
+        ge=0.0,
+        description="A learned edge's other lags (1..max_lag) need |t| >= lag_min_t in the "
+        "least-squares refit while one of its lags has |t| >= min_t: a parent whose influence "
+        "spreads over weeks (a lag kernel) keeps its later, weaker weeks. Set it to min_t to "
+        "judge every lag alone.",
+    )
     lambda1: float = Field(0.02, ge=0.0, description="NOTEARS L1 weight (standardised activity).")
     threshold: float = Field(
         0.05, ge=0.0, description="Edges with |standardised weight| below this are dropped."

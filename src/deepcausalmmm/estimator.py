@@ -1177,6 +1177,7 @@ class DeepCausalMMM(BaseEstimator):
                 lambda1=g.lambda1, threshold=g.threshold, forbidden=edge_mask(ch, g.forbidden),
                 required=edge_mask(ch, g.required), roots=tuple(ch.index(c) for c in g.roots),
                 fixed=edge_mask(ch, g.edges) if g.mode == "fixed" else None, min_t=g.min_t,
+                lag_min_t=g.lag_min_t,
                 own_lags=g.own_lags, cycle_test=g.regional_cycles, shared_driver=g.shared_driver,
                 equal_cv=g.equal_cv, negative_edges=g.negative_edges,
             )

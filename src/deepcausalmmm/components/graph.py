@@ -571,6 +571,66 @@ def _refit(
     return W.reshape(Lp1, C, C)
 
 
+def _complete_lags(
+    X: np.ndarray, Y: np.ndarray, W: np.ndarray, allowed: np.ndarray, keep: np.ndarray, L: int,
+    lag_t: float, signed: np.ndarray,
+) -> np.ndarray:
+    """``W`` ``[P+1,C,C]`` with the learned pairs' other lags 1..``L`` added where their
+    coefficient has ``|t| >= lag_t`` (refit with the entries of ``W`` and ``keep`` kept).
+
+    The pairs are decided by :func:`_refit` at ``min_t``; a lag kernel spreads a pair's
+    influence over weeks whose weights are each too weak for ``min_t`` (decay 0.5 gives lag 1
+    half the same-week weight), and those weeks are part of the same edge.
+    """
+    C = W.shape[1]
+    pair = (W[: L + 1] != 0).any(axis=0) & ~np.eye(C, dtype=bool)  # [C,C]
+    if not pair.any():
+        return W
+    candidate = W != 0
+    candidate[1 : L + 1] |= pair[None] & allowed[1 : L + 1]
+    return _refit(X, Y, candidate, keep | (W != 0), lag_t, signed)
+
+
+def _kernel_weights(
+    X: np.ndarray, Y: np.ndarray, W: np.ndarray, signed: np.ndarray, lag_t: float | None = None
+) -> np.ndarray:
+    """Cross-channel weights ``[L+1,C,C]`` of the kept edges of ``W`` estimated again without
+    the children's own past: each child on its parents' activity at the kept lags alone.
+
+    With its own past in the equation, a child's lagged parent weights describe the parent's
+    influence given the child's previous weeks, which already hold the parent's earlier
+    influence: a same-week edge then shows lagged weights of the opposite sign to the child's
+    own persistence (negative persistence, positive lagged weights), and a lag kernel shows
+    only its part that the persistence does not carry. Interventions pass a change on through
+    the cross-channel weights alone, so they need each lag's whole influence, which is what
+    the regression on the parents alone estimates (the exogenous part of a child is
+    independent of its parents). Entries outside ``signed`` that come out negative are dropped
+    one at a time (most negative first) and the rest estimated again.
+    """
+    Lp1, C, _ = W.shape
+    out = np.zeros_like(W)
+    flat = W.reshape(Lp1 * C, C)
+    flat_signed = signed[:Lp1].reshape(Lp1 * C, C)
+    N = len(Y)
+    for j in range(C):
+        parents = [k for k in np.flatnonzero(flat[:, j]) if k % C != j]
+        while parents:
+            A = X[:, parents]
+            coef, *_ = np.linalg.lstsq(A, Y[:, j], rcond=None)
+            resid = Y[:, j] - A @ coef
+            cov = float(resid @ resid) / max(N - len(parents), 1) * np.linalg.pinv(A.T @ A)
+            t = coef / np.sqrt(np.maximum(np.diag(cov), 1e-300))
+            source = np.array(parents) % C
+            bad = [k for k in range(len(parents)) if coef[k] < 0 and not flat_signed[parents[k], j]]
+            if lag_t is not None:  # weak lags go, but never a pair's last one (the pair is decided)
+                bad += [k for k in range(len(parents)) if abs(t[k]) < lag_t and (source == source[k]).sum() > 1]
+            if not bad:
+                out.reshape(Lp1 * C, C)[parents, j] = coef
+                break
+            parents.pop(min(bad, key=lambda k: (coef[k] >= 0, abs(t[k]))))
+    return out
+
+
 def learn_graph(
     scaled: np.ndarray,
     observed: np.ndarray,
@@ -585,6 +645,7 @@ def learn_graph(
     roots: tuple[int, ...],
     fixed: np.ndarray | None = None,
     min_t: float = 4.0,
+    lag_min_t: float | None = None,
     own_lags: int = 0,
     cycle_test: bool = True,
     shared_driver: bool = True,
@@ -595,7 +656,9 @@ def learn_graph(
 
     ``forbidden``/``required``/``fixed`` are ``[C,C]`` boolean masks over
     parent -> child at any lag. Kept edges whose refit coefficient has
-    ``|t| < min_t`` are pruned. Each channel's own past up to
+    ``|t| < min_t`` are pruned; a learned pair's other lags 1..``max_lag`` are
+    candidates too and need ``|t| >= lag_min_t`` beside a lag of the pair
+    with ``|t| >= min_t`` (None: ``min_t``). Each channel's own past up to
     ``max(max_lag, own_lags)`` weeks is always in its equation (persistence,
     never an edge), so that a channel's own dynamics cannot pass for an
     influence of another channel's lagged activity that tracks them.
@@ -636,7 +699,7 @@ def learn_graph(
     act = prepare_activity(scaled, observed, phase, cycle_test=cycle_test)
     Y, X, group = _design(act, observed, P)
     spec = (group, P, L, lambda1, threshold, forbidden, required, roots, fixed, min_t, mode, equal_cv,
-            negative_edges)
+            negative_edges, lag_min_t)
     weights, direction, assumed = _learn(Y, X, *spec)
     if mode == "notears":
         # A driver every channel shares (a regional budget) links every pair alike. When the
@@ -657,7 +720,7 @@ def learn_graph(
 def _learn(
     Y: np.ndarray, X: np.ndarray, group: np.ndarray, P: int, L: int, lambda1: float, threshold: float,
     forbidden: np.ndarray, required: np.ndarray, roots: tuple[int, ...], fixed: np.ndarray | None,
-    min_t: float, mode: str, equal_cv: bool, negative_edges: bool = False,
+    min_t: float, mode: str, equal_cv: bool, negative_edges: bool = False, lag_min_t: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Weights ``[L+1,C,C]`` (region-scaled units), direction support and the same-week edges
     oriented by the equal-CV rule (``[C,C]`` bool), from the lagged design (targets ``Y``
@@ -729,7 +792,12 @@ def _learn(
         keep[lag][np.diag_indices(C)] = True
     if mode == "fixed":
         keep = support.copy()
-    Ws = _refit(Xs, Ys, support, keep, min_t, signed)[: L + 1]  # standardised units; persistence beyond L dropped
+    Ws = _refit(Xs, Ys, support, keep, min_t, signed)
+    lag_t = lag_min_t if mode == "notears" else None
+    if lag_t is not None:
+        Ws = _complete_lags(Xs, Ys, Ws, allowed, keep, L, lag_t, signed)
+    Ws = Ws[: L + 1]  # standardised units; persistence beyond L dropped
+    Ws = _kernel_weights(Xs, Ys, Ws, signed, lag_t)  # each lag's whole influence (interventions)
     ratio = sd[None, :] / sd[:, None]  # [C,C]: sd_child / sd_parent
     weights = Ws * ratio[None]
     for lag in range(L + 1):
