@@ -209,6 +209,8 @@ def test_graph_config_errors(small_sim):
                                         "required": [["channel_1", "channel_2"]]}}).fit(small_sim.X, small_sim.y)
     with pytest.raises(ConfigError, match="needs graph.edges"):
         DeepCausalMMM(config={"graph": {"mode": "fixed"}}).fit(small_sim.X, small_sim.y)
+    with pytest.raises(ConfigError, match=r"'graph.lag_min_t': Input should be greater than or equal to 0 \(found -1"):
+        DeepCausalMMM(config={"graph": {"lag_min_t": -1}}).fit(small_sim.X, small_sim.y)
 
 
 def test_spend_argument_sets_roi(mediated):
