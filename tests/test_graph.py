@@ -869,6 +869,12 @@ def test_a_parent_lost_behind_a_reversed_edge_is_learned_again(monkeypatch):
     lags = e.groupby(["parent", "child"]).lag.apply(set)
     assert all(1 in v for v in lags)
     assert lags[("channel_1", "channel_3")] == lags[("channel_2", "channel_3")] == {0, 1, 2}
+    # channel order does not change the graph, second run and lag completion included
+    flipped = DeepCausalMMM(config=quick).fit(sim.X[sim.X.columns[::-1]], sim.y, regions=sim.regions,
+                                              dates=sim.dates).get_dag_edges()
+    key = ["parent", "child", "lag"]
+    pd.testing.assert_frame_equal(flipped.sort_values(key).reset_index(drop=True)[[*key, "weight"]],
+                                  e.sort_values(key).reset_index(drop=True)[[*key, "weight"]], rtol=1e-6)
 
 
 def test_a_learned_pair_keeps_its_weaker_lags_and_no_pair_is_added():
