@@ -27,6 +27,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from scipy.signal import lfilter
 
 from deepcausalmmm import DeepCausalMMM
 
@@ -56,16 +57,21 @@ def simulate(seed: int, budget: str, edges: bool, R: int, T: int, C: int) -> tup
     return panel_frame(add_edges(exo, EDGES if edges else {}), size, rng)
 
 
-def add_edges(exo: np.ndarray, edges: dict[tuple[int, int], float]) -> np.ndarray:
+def add_edges(exo: np.ndarray, edges: dict[tuple[int, int], float], decay: float = 0.0) -> np.ndarray:
     """Observed activity ``[R,T,C]``: each child's exogenous part plus
     ``w * typical_child / typical_parent`` times each parent's activity (``edges``:
-    (child, parent) -> w; parents have lower indices, so one pass in index order)."""
+    (child, parent) -> w; parents have lower indices, so one pass in index order). With
+    ``decay`` > 0 the parent's activity passes through a geometric lag kernel of unit sum
+    (``(1 - decay) decay^l`` at lag ``l``) instead of acting in the same week."""
     typical = exo.mean(axis=(0, 1))
     x = exo.copy()
     for c in range(x.shape[2]):
         for (child, parent), w in edges.items():
             if child == c:
-                x[:, :, c] += w * typical[c] / typical[parent] * x[:, :, parent]
+                source = x[:, :, parent]
+                if decay > 0:
+                    source = lfilter([1 - decay], [1, -decay], source, axis=1)
+                x[:, :, c] += w * typical[c] / typical[parent] * source
     return x
 
 

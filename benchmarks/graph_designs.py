@@ -33,7 +33,10 @@ ch0 -> ch1 -> ch2 -> ch3 and, for ``collider``, ch0 -> ch2 <- ch1. Designs:
   channel gets another loses (negative correlations between channels);
 - ``uniform``: uniform activity within +-35% (lighter tails than Gaussian);
   ``gamma``: gamma with shape 4 (CV 0.5); ``exponential``: gamma with shape 1
-  (CV 1, many weeks near zero).
+  (CV 1, many weeks near zero);
+- ``kernel``, ``long kernel``: log-normal (sd 0.3), each child taking in its
+  parents' activity through a geometric lag kernel of unit sum, decay 0.5
+  (mean lag 1 week) or 0.8 (4 weeks), instead of in the same week.
 
 ``--empty`` drops every true edge (each learned pair is then a false one).
 
@@ -60,7 +63,8 @@ AGAINST = {"equal_cv": ("equal_cv off", {"equal_cv": False}),
            "negative_edges": ("negative_edges on", {"negative_edges": True})}
 DESIGNS = ("lognormal", "quiet", "mixed", "gaussian", "gaussian unequal", "chain", "collider",
            "flighted root", "gaussian budget", "reallocated", "heavy", "units", "ramps", "dropout",
-           "uniform", "gamma", "exponential")
+           "uniform", "gamma", "exponential", "kernel", "long kernel")
+KERNEL_DECAY = {"kernel": 0.5, "long kernel": 0.8}
 
 
 def simulate(seed: int, design: str, R: int, T: int, C: int, empty: bool = False) -> tuple[pd.DataFrame, list[str], set]:
@@ -105,7 +109,8 @@ def simulate(seed: int, design: str, R: int, T: int, C: int, empty: bool = False
         for c in range(3, C):
             exo[rng.random(R) < 0.4, :, c] = 0.0
     edges = {} if empty else GRAPHS.get(design, TRIANGLE)
-    df, names = panel_frame(add_edges(exo, edges), size, rng)
+    x = add_edges(exo, edges, KERNEL_DECAY[design]) if design in KERNEL_DECAY else add_edges(exo, edges)
+    df, names = panel_frame(x, size, rng)
     return df, names, {(f"ch{p}", f"ch{c}") for c, p in edges}
 
 
