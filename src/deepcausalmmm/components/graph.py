@@ -656,9 +656,11 @@ def learn_graph(
 
     ``forbidden``/``required``/``fixed`` are ``[C,C]`` boolean masks over
     parent -> child at any lag. Kept edges whose refit coefficient has
-    ``|t| < min_t`` are pruned; a learned pair's other lags 1..``max_lag`` are
-    candidates too and need ``|t| >= lag_min_t`` beside a lag of the pair
-    with ``|t| >= min_t`` (None: ``min_t``). Each channel's own past up to
+    ``|t| < min_t`` are pruned; then a learned pair's other lags 1..``max_lag``
+    are added where ``|t| >= lag_min_t`` (:func:`_complete_lags`; None: none
+    added), and the kept edges' weights are estimated again from the parents'
+    activity alone (:func:`_kernel_weights`), the weights interventions
+    need. Each channel's own past up to
     ``max(max_lag, own_lags)`` weeks is always in its equation (persistence,
     never an edge), so that a channel's own dynamics cannot pass for an
     influence of another channel's lagged activity that tracks them.
