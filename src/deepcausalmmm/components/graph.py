@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.linalg import expm
-from scipy.optimize import linprog, minimize
+from scipy.optimize import Bounds, linprog, minimize
 from scipy.sparse.csgraph import connected_components
 
 __all__ = [
@@ -307,7 +307,10 @@ def notears(
 
     mask = allowed.reshape(P, C).reshape(-1)
     neg = mask & (signed.reshape(-1) if signed is not None else True)
-    bounds = [(0.0, None) if m else (0.0, 0.0) for m in mask] + [(0.0, None) if m else (0.0, 0.0) for m in neg]
+    # positive and negative parts both >= 0; entries not allowed pinned to 0 (one Bounds object,
+    # converted once, not per minimisation)
+    upper = np.concatenate([np.where(mask, np.inf, 0.0), np.where(neg, np.inf, 0.0)])
+    bounds = Bounds(np.zeros_like(upper), upper)
     w = np.zeros(2 * P * C)
     if start is not None:
         w0 = np.asarray(start, dtype=float).reshape(-1)
