@@ -282,10 +282,10 @@ class GraphConfig(_Section):
     lag_min_t: float = Field(
         2.0,
         ge=0.0,
-        description="A learned edge's other lags (1..max_lag) need |t| >= lag_min_t in the "
-        "least-squares refit while one of its lags has |t| >= min_t: a parent whose influence "
-        "spreads over weeks (a lag kernel) keeps its later, weaker weeks. Set it to min_t to "
-        "judge every lag alone.",
+        description="Once a pair of channels is an edge (some lag with |t| >= min_t), its other "
+        "lags (1..max_lag) are kept where |t| >= lag_min_t: a parent whose influence spreads "
+        "over weeks (a lag kernel) keeps its later, weaker weeks. No pair is added. Set it to "
+        "min_t to judge every lag alone.",
     )
     lambda1: float = Field(0.02, ge=0.0, description="NOTEARS L1 weight (standardised activity).")
     threshold: float = Field(

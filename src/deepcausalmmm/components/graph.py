@@ -334,12 +334,13 @@ def notears(
 def _notears_signed(
     Xs: np.ndarray, Ys: np.ndarray, P: int, lambda1: float, allowed: np.ndarray, signed: np.ndarray,
     threshold: float,
-) -> np.ndarray:
+) -> tuple[np.ndarray, bool]:
     """:func:`notears` with every entry free, learned again with the entries outside ``signed``
-    bounded at 0 when the free run gives one of them below ``-threshold``; the two joined."""
+    bounded at 0 when the free run gives one of them below ``-threshold``; the two joined, and
+    whether the bounded run was needed."""
     W = notears(Xs, Ys, P, lambda1, allowed)
-    negative = (W < -threshold) & allowed & ~signed
-    if negative.any():
+    bounded = bool(((W < -threshold) & allowed & ~signed).any())
+    if bounded:
         # Learned again with the sign constraint, and the two supports joined: the constrained
         # run finds positive edges that negative ones stood in for, while the L1 and
         # acyclicity terms can leave a true positive edge negative in the free run (-0.06
@@ -347,7 +348,7 @@ def _notears_signed(
         # decides the sign and drops every edge left negative.
         positive = notears(Xs, Ys, P, lambda1, allowed, signed=signed)
         W = np.where(np.abs(W) > threshold, W, positive)
-    return W
+    return W, bounded
 
 
 def _standardise(v: np.ndarray) -> np.ndarray:
@@ -538,6 +539,15 @@ def _orient_group(
     return W, True
 
 
+def _ols_t(A: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares coefficients of ``y`` on the columns of ``A`` and their t values."""
+    coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+    resid = y - A @ coef
+    sigma2 = float(resid @ resid) / max(len(y) - A.shape[1], 1)
+    cov = sigma2 * np.linalg.pinv(A.T @ A)
+    return coef, coef / np.sqrt(np.maximum(np.diag(cov), 1e-300))
+
+
 def _refit(
     X: np.ndarray, Y: np.ndarray, support: np.ndarray, keep: np.ndarray, min_t: float,
     signed: np.ndarray | None = None,
@@ -553,17 +563,11 @@ def _refit(
     flat_support = support.reshape(Lp1 * C, C)
     flat_keep = keep.reshape(Lp1 * C, C)
     flat_signed = np.ones_like(flat_support) if signed is None else signed.reshape(Lp1 * C, C)
-    N = len(Y)
     W = np.zeros((Lp1 * C, C))
     for j in range(C):
         parents = list(np.flatnonzero(flat_support[:, j]))
         while parents:
-            A = X[:, parents]
-            coef, *_ = np.linalg.lstsq(A, Y[:, j], rcond=None)
-            resid = Y[:, j] - A @ coef
-            sigma2 = float(resid @ resid) / max(N - len(parents), 1)
-            cov = sigma2 * np.linalg.pinv(A.T @ A)
-            t = coef / np.sqrt(np.maximum(np.diag(cov), 1e-300))
+            coef, t = _ols_t(X[:, parents], Y[:, j])
             free = [k for k in range(len(parents)) if not flat_keep[parents[k], j]]
             weak = sorted((k for k in free if t[k] < 0 and not flat_signed[parents[k], j]), key=lambda k: t[k])
             weak += [k for k in np.argsort(np.abs(t)) if abs(t[k]) < min_t and k in free and k not in weak]
@@ -607,22 +611,18 @@ def _kernel_weights(
     only its part that the persistence does not carry. Interventions pass a change on through
     the cross-channel weights alone, so they need each lag's whole influence, which is what
     the regression on the parents alone estimates (the exogenous part of a child is
-    independent of its parents). Entries outside ``signed`` that come out negative are dropped
-    one at a time (most negative first) and the rest estimated again.
+    independent of its parents). One entry at a time is dropped and the rest estimated again:
+    first entries outside ``signed`` that come out negative, then, with ``lag_t``, lags with
+    ``|t| < lag_t`` (never a pair's last one: the pair was decided before), weakest first.
     """
     Lp1, C, _ = W.shape
     out = np.zeros_like(W)
     flat = W.reshape(Lp1 * C, C)
     flat_signed = signed[:Lp1].reshape(Lp1 * C, C)
-    N = len(Y)
     for j in range(C):
         parents = [k for k in np.flatnonzero(flat[:, j]) if k % C != j]
         while parents:
-            A = X[:, parents]
-            coef, *_ = np.linalg.lstsq(A, Y[:, j], rcond=None)
-            resid = Y[:, j] - A @ coef
-            cov = float(resid @ resid) / max(N - len(parents), 1) * np.linalg.pinv(A.T @ A)
-            t = coef / np.sqrt(np.maximum(np.diag(cov), 1e-300))
+            coef, t = _ols_t(X[:, parents], Y[:, j])
             source = np.array(parents) % C
             bad = [k for k in range(len(parents)) if coef[k] < 0 and not flat_signed[parents[k], j]]
             if lag_t is not None:  # weak lags go, but never a pair's last one (the pair is decided)
@@ -755,7 +755,7 @@ def _learn(
         support = allowed & (fixed[None] | np.eye(C, dtype=bool)[None])
         support[0][np.diag_indices(C)] = False
     else:
-        W = _notears_signed(Xs, Ys, P, lambda1, allowed, signed, threshold)
+        W, bounded = _notears_signed(Xs, Ys, P, lambda1, allowed, signed, threshold)
         support = (np.abs(W) > threshold) & allowed
         # own persistence (lagged diagonal) is kept so it cannot masquerade as cross edges
         for lag in range(1, P + 1):
@@ -774,7 +774,6 @@ def _learn(
             again_allowed = allowed.copy()
             again_allowed[0] &= ~(W0.T != 0)
             # from the first result; sign-bounded at once where the first run needed the bounds
-            bounded = ((W < -threshold) & allowed & ~signed).any()
             W2 = notears(Xs, Ys, P, lambda1, again_allowed, signed=signed if bounded else None, start=W)
             extra = (np.abs(W2) > threshold) & again_allowed & ~support
             extra[0] &= (W0 == 0) & (W0.T == 0)
