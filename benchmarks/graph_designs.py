@@ -109,8 +109,7 @@ def simulate(seed: int, design: str, R: int, T: int, C: int, empty: bool = False
         for c in range(3, C):
             exo[rng.random(R) < 0.4, :, c] = 0.0
     edges = {} if empty else GRAPHS.get(design, TRIANGLE)
-    x = add_edges(exo, edges, KERNEL_DECAY[design]) if design in KERNEL_DECAY else add_edges(exo, edges)
-    df, names = panel_frame(x, size, rng)
+    df, names = panel_frame(add_edges(exo, edges, KERNEL_DECAY.get(design, 0.0)), size, rng)
     return df, names, {(f"ch{p}", f"ch{c}") for c, p in edges}
 
 
