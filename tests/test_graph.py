@@ -793,6 +793,46 @@ def test_notears_sign_bounds_known_answer():
     assert w[1, 0, 0] == pytest.approx(-0.5, abs=0.05)
 
 
+def test_cross_product_regressions_match_least_squares():
+    """The pruning loops' regressions from cross-products give the least-squares coefficients
+    and the textbook t values, and the minimum-norm solution when a column repeats another."""
+    from deepcausalmmm.components.graph import _CrossProducts
+
+    rng = np.random.default_rng(1)
+    N = 500
+    X = rng.normal(size=(N, 4))
+    Y = np.column_stack([X @ [0.5, -0.2, 0.0, 0.1] + rng.normal(size=N), rng.normal(size=N)])
+    cp = _CrossProducts(X, Y)
+    coef, t = cp.ols_t([0, 1, 3], 0)
+    A = X[:, [0, 1, 3]]
+    expect, *_ = np.linalg.lstsq(A, Y[:, 0], rcond=None)
+    resid = Y[:, 0] - A @ expect
+    se = np.sqrt(resid @ resid / (N - 3) * np.diag(np.linalg.inv(A.T @ A)))
+    np.testing.assert_allclose(coef, expect, rtol=1e-9)
+    np.testing.assert_allclose(t, expect / se, rtol=1e-7)
+    twin = _CrossProducts(np.column_stack([X[:, 0], X[:, 0]]), Y)
+    coef2, _ = twin.ols_t([0, 1], 0)  # a repeated column: the coefficient split evenly
+    np.testing.assert_allclose(coef2, np.linalg.lstsq(X[:, [0, 0]], Y[:, 0], rcond=None)[0], rtol=1e-7)
+
+
+def test_pair_moments_give_the_pairwise_score_and_support_both_ways():
+    """One set of moments per channel pair serves both directions: the cached score and
+    bootstrap support equal :func:`orientation_score` and :func:`direction_support`."""
+    from deepcausalmmm.components.graph import _PairMoments
+
+    rng = np.random.default_rng(2)
+    groups = np.repeat(np.arange(30), 40)
+    cause = rng.lognormal(0, 0.5, size=1200)
+    effect = 0.6 * cause + rng.lognormal(0, 0.5, size=1200)
+    Z = np.column_stack([cause, effect, rng.normal(size=1200)])
+    pairs = _PairMoments(Z, groups)
+    for i, j in [(0, 1), (1, 0), (2, 1), (1, 2)]:
+        assert pairs.score(i, j) == orientation_score(Z[:, i], Z[:, j])
+        assert pairs.support(i, j) == direction_support(Z[:, i], Z[:, j], groups)
+    assert pairs.score(0, 1) > 0 > pairs.score(1, 0)
+    assert len(pairs.cache) == 2  # one entry per unordered pair
+
+
 def _rescale_week_by_week(scaled, W, factors, where):
     """Reference for :func:`rescale`: one week at a time, channels in the graph's order."""
     R, T, C = scaled.shape

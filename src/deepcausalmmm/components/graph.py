@@ -29,11 +29,13 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy.linalg import expm
 from scipy.optimize import Bounds, linprog, minimize
 from scipy.sparse.csgraph import connected_components
+from threadpoolctl import threadpool_limits
 
 __all__ = [
     "ChannelGraph",
@@ -290,9 +292,19 @@ def notears(
     N, C = Y.shape
     P = X.shape[1]
     XtX, XtY, YtY = X.T @ X / N, X.T @ Y / N, float((Y * Y).sum()) / N  # [P,P], [P,C]
+    mask = allowed.reshape(P, C).reshape(-1)
+    neg = mask & (signed.reshape(-1) if signed is not None else True)
+    # Only admissible entries are optimised: the positive parts where allowed, the negative parts
+    # where also signed (each >= 0); the rest stay 0. Pinning them with (0, 0) bounds instead
+    # gives the same minimiser at up to twice the cost (lags beyond max_lag hold persistence only).
+    pos_idx, neg_idx = np.flatnonzero(mask), np.flatnonzero(neg)
+    n_pos = len(pos_idx)
 
     def unpack(w: np.ndarray) -> np.ndarray:
-        return (w[: P * C] - w[P * C :]).reshape(P, C)
+        flat = np.zeros(P * C)
+        flat[pos_idx] = w[:n_pos]
+        flat[neg_idx] -= w[n_pos:]
+        return flat.reshape(P, C)
 
     def objective(w: np.ndarray, rho: float, alpha: float) -> tuple[float, np.ndarray]:
         Wf = unpack(w)  # [P,C]
@@ -303,18 +315,13 @@ def notears(
         g = g_loss.copy()
         g[:C] += (rho * h + alpha) * g_h
         flat = g.reshape(-1)
-        return obj, np.concatenate([flat + lambda1, -flat + lambda1])
+        return obj, np.concatenate([flat[pos_idx] + lambda1, -flat[neg_idx] + lambda1])
 
-    mask = allowed.reshape(P, C).reshape(-1)
-    neg = mask & (signed.reshape(-1) if signed is not None else True)
-    # positive and negative parts both >= 0; entries not allowed pinned to 0 (one Bounds object,
-    # converted once, not per minimisation)
-    upper = np.concatenate([np.where(mask, np.inf, 0.0), np.where(neg, np.inf, 0.0)])
-    bounds = Bounds(np.zeros_like(upper), upper)
-    w = np.zeros(2 * P * C)
+    bounds = Bounds(np.zeros(n_pos + len(neg_idx)), np.full(n_pos + len(neg_idx), np.inf))
+    w = np.zeros(n_pos + len(neg_idx))
     if start is not None:
         w0 = np.asarray(start, dtype=float).reshape(-1)
-        w = np.concatenate([np.where(mask, np.maximum(w0, 0.0), 0.0), np.where(neg, np.maximum(-w0, 0.0), 0.0)])
+        w = np.concatenate([np.maximum(w0[pos_idx], 0.0), np.maximum(-w0[neg_idx], 0.0)])
     rho, alpha, h = 1.0, 0.0, np.inf
     for _ in range(max_iter):
         while rho < rho_max:
@@ -390,6 +397,15 @@ def orientation_score(x: np.ndarray, y: np.ndarray) -> float:
     return float(_score_from_moments(_moment_rows(x, y).mean(axis=0)))
 
 
+@lru_cache(maxsize=8)
+def _region_draws(G: int, n_boot: int, seed: int) -> np.ndarray:
+    """How often each of ``G`` regions is drawn in each of ``n_boot`` resamples ``[B,G]`` (the same
+    for every edge of a panel, so drawn once; read-only)."""
+    draws = np.random.default_rng(seed).multinomial(G, np.full(G, 1.0 / G), size=n_boot).astype(float)
+    draws.flags.writeable = False
+    return draws
+
+
 def direction_support(
     x: np.ndarray, y: np.ndarray, groups: np.ndarray, n_boot: int = 200, seed: int = 0
 ) -> float:
@@ -399,17 +415,53 @@ def direction_support(
     once, so each resample costs one small matrix product.
     """
     rows = _moment_rows(x, y)  # [N,8]
+    return _support_from_sums(_region_sums(rows, groups), groups, n_boot, seed)
+
+
+def _region_sums(rows: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Moment rows ``[N,8]`` summed per region ``[G,8]``."""
     G = int(groups.max()) + 1
-    sums = np.zeros((G, rows.shape[1]))
-    np.add.at(sums, groups, rows)
+    return np.column_stack([np.bincount(groups, weights=col, minlength=G) for col in rows.T])
+
+
+def _support_from_sums(sums: np.ndarray, groups: np.ndarray, n_boot: int = 200, seed: int = 0) -> float:
+    """:func:`direction_support` from the pair's moments summed per region ``[G,8]``."""
+    G = sums.shape[0]
     counts = np.bincount(groups, minlength=G).astype(float)  # [G]
-    rng = np.random.default_rng(seed)
-    draws = rng.multinomial(G, np.full(G, 1.0 / G), size=n_boot).astype(float)  # [B,G]
+    draws = _region_draws(G, n_boot, seed)  # [B,G]
     m = (draws @ sums) / np.maximum(draws @ counts, 1.0)[:, None]  # [B,8]
     return float(np.mean(_score_from_moments(m) > 0))
 
 
-def _orient(W0: np.ndarray, Z: np.ndarray, allowed: np.ndarray, required: np.ndarray) -> np.ndarray:
+class _PairMoments:
+    """The mean moments (:func:`_moment_rows`) of channel pairs of ``Z`` ``[N,C]`` and their sums
+    per region, computed once per pair: the orientation and its region bootstrap read the same
+    moments. Only ``[G+1, 8]`` numbers are kept per pair, never the rows."""
+
+    SWAP = [2, 3, 0, 1, 6, 7, 4, 5]  # the moments of (y, x) from those of (x, y)
+
+    def __init__(self, Z: np.ndarray, groups: np.ndarray) -> None:
+        self.Z, self.groups = Z, groups
+        self.cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    def _moments(self, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+        a, b = min(i, j), max(i, j)
+        if (a, b) not in self.cache:
+            rows = _moment_rows(self.Z[:, a], self.Z[:, b])
+            self.cache[a, b] = rows.mean(axis=0), _region_sums(rows, self.groups)
+        mean, sums = self.cache[a, b]
+        return (mean, sums) if i < j else (mean[self.SWAP], sums[:, self.SWAP])
+
+    def score(self, i: int, j: int) -> float:
+        """:func:`orientation_score` of channel ``i`` -> ``j``."""
+        return float(_score_from_moments(self._moments(i, j)[0]))
+
+    def support(self, i: int, j: int) -> float:
+        """:func:`direction_support` of channel ``i`` -> ``j`` over the regions ``groups``."""
+        return _support_from_sums(self._moments(i, j)[1], self.groups)
+
+
+def _orient(W0: np.ndarray, pairs: _PairMoments, allowed: np.ndarray, required: np.ndarray) -> np.ndarray:
     """Re-orient contemporaneous edges by :func:`orientation_score` where both directions are allowed."""
     W = W0.copy()
     C = W.shape[0]
@@ -424,7 +476,7 @@ def _orient(W0: np.ndarray, Z: np.ndarray, allowed: np.ndarray, required: np.nda
                     W[i, j], W[j, i] = W[j, i], 0.0
                 continue
             w = W[i, j] if W[i, j] != 0 else W[j, i]
-            if orientation_score(Z[:, i], Z[:, j]) >= 0:
+            if pairs.score(i, j) >= 0:
                 W[i, j], W[j, i] = w, 0.0
             else:
                 W[i, j], W[j, i] = 0.0, w
@@ -434,15 +486,17 @@ def _orient(W0: np.ndarray, Z: np.ndarray, allowed: np.ndarray, required: np.nda
 def _exogenous(Y: np.ndarray, parents: dict[int, list[int]]) -> dict[int, tuple[float, float]]:
     """Each node's exogenous (residual standard deviation, mean) under ``parents``; see
     :func:`implied_cvs`."""
+    N = len(Y)
+    mean, cross = Y.mean(axis=0), Y.T @ Y / N  # [C], [C,C]: one pass over the rows for all nodes
     out = {}
     for n, pa in parents.items():
-        y = Y[:, n]
-        share = 1.0
+        m1, m2, share = mean[n], cross[n, n], 1.0  # residual's mean and mean square
         if pa:
-            beta, *_ = np.linalg.lstsq(Y[:, pa], y, rcond=None)
-            y = y - Y[:, pa] @ beta
+            beta = np.linalg.pinv(cross[np.ix_(pa, pa)]) @ cross[pa, n]
+            m1 -= float(mean[pa] @ beta)
+            m2 -= float(2 * beta @ cross[pa, n] - beta @ cross[np.ix_(pa, pa)] @ beta)
             share = 1.0 - float(beta.sum())
-        out[n] = (float(y.std()), share)
+        out[n] = (float(np.sqrt(max(m2 - m1 * m1, 0.0))), share)
     return out
 
 
@@ -539,13 +593,26 @@ def _orient_group(
     return W, True
 
 
-def _ols_t(A: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares coefficients of ``y`` on the columns of ``A`` and their t values."""
-    coef, *_ = np.linalg.lstsq(A, y, rcond=None)
-    resid = y - A @ coef
-    sigma2 = float(resid @ resid) / max(len(y) - A.shape[1], 1)
-    cov = sigma2 * np.linalg.pinv(A.T @ A)
-    return coef, coef / np.sqrt(np.maximum(np.diag(cov), 1e-300))
+class _CrossProducts:
+    """``X'X``, ``X'Y`` and ``Y'Y`` of a design ``X`` ``[N,K]`` and targets ``Y`` ``[N,C]``, so
+    that each of the many small regressions of the pruning loops costs a ``k x k`` solve, not a
+    pass over the ``N`` rows."""
+
+    def __init__(self, X: np.ndarray, Y: np.ndarray) -> None:
+        self.n = len(Y)
+        self.xx, self.xy, self.yy = X.T @ X, X.T @ Y, (Y * Y).sum(axis=0)
+
+    def ols_t(self, cols: Sequence[int] | Sequence[np.integer], j: int) -> tuple[np.ndarray, np.ndarray]:
+        """Least-squares coefficients of target ``j`` on the design columns ``cols`` and their
+        t values (the minimum-norm solution where the columns are collinear)."""
+        idx = np.asarray(cols, dtype=int)
+        G = self.xx[np.ix_(idx, idx)]
+        b = self.xy[idx, j]
+        inv = np.linalg.pinv(G)
+        coef = inv @ b
+        rss = max(float(self.yy[j] - 2 * coef @ b + coef @ G @ coef), 0.0)
+        sigma2 = rss / max(self.n - len(cols), 1)
+        return coef, coef / np.sqrt(np.maximum(sigma2 * np.diag(inv), 1e-300))
 
 
 def _refit(
@@ -564,10 +631,11 @@ def _refit(
     flat_keep = keep.reshape(Lp1 * C, C)
     flat_signed = np.ones_like(flat_support) if signed is None else signed.reshape(Lp1 * C, C)
     W = np.zeros((Lp1 * C, C))
+    cp = _CrossProducts(X, Y)
     for j in range(C):
         parents = list(np.flatnonzero(flat_support[:, j]))
         while parents:
-            coef, t = _ols_t(X[:, parents], Y[:, j])
+            coef, t = cp.ols_t(parents, j)
             free = [k for k in range(len(parents)) if not flat_keep[parents[k], j]]
             weak = sorted((k for k in free if t[k] < 0 and not flat_signed[parents[k], j]), key=lambda k: t[k])
             weak += [k for k in np.argsort(np.abs(t)) if abs(t[k]) < min_t and k in free and k not in weak]
@@ -619,10 +687,11 @@ def _kernel_weights(
     out = np.zeros_like(W)
     flat = W.reshape(Lp1 * C, C)
     flat_signed = signed[:Lp1].reshape(Lp1 * C, C)
+    cp = _CrossProducts(X[:, : Lp1 * C], Y)
     for j in range(C):
         parents = [k for k in np.flatnonzero(flat[:, j]) if k % C != j]
         while parents:
-            coef, t = _ols_t(X[:, parents], Y[:, j])
+            coef, t = cp.ols_t(parents, j)
             source = np.array(parents) % C
             bad = [k for k in range(len(parents)) if coef[k] < 0 and not flat_signed[parents[k], j]]
             if lag_t is not None:  # weak lags go, but never a pair's last one (the pair is decided)
@@ -677,49 +746,52 @@ def learn_graph(
     the data give. Returns weights in region-scaled activity units, lags
     0..``max_lag``.
     """
-    R, T, C = scaled.shape
-    L = max_lag
-    if mode == "none" or C < 2:
-        return ChannelGraph.empty(C, L)
-    P = max(L, own_lags)  # lags in the design; beyond L only a channel's own (persistence)
-    while P > 0 and _residual_dof(observed, P, C) < MIN_DOF:  # short panels: fewer lags
-        P -= 1
-    if _residual_dof(observed, P, C) < MIN_DOF and mode == "notears":
-        warnings.warn(
-            f"graph: {R} regions x {T} weeks are too few region-weeks to learn a graph among {C} "
-            f"channels (each channel's equation needs {MIN_DOF} residual degrees of freedom); no "
-            "edges are learned. Give the structure with graph.mode='fixed', or more data",
-            UserWarning,
-            stacklevel=4,
-        )
-        return ChannelGraph.empty(C, L)
-    if P < L:
-        warnings.warn(
-            f"graph: {R} regions x {T} weeks are too few region-weeks for lags up to {L} among {C} "
-            f"channels; edges are learned at lags 0..{P} only (graph.max_lag)",
-            UserWarning,
-            stacklevel=4,
-        )
-        L = P
-    act = prepare_activity(scaled, observed, phase, cycle_test=cycle_test)
-    Y, X, group = _design(act, observed, P)
-    spec = (group, P, L, lambda1, threshold, forbidden, required, roots, fixed, min_t, mode, equal_cv,
-            negative_edges, lag_min_t)
-    weights, direction, assumed = _learn(Y, X, *spec)
-    if mode == "notears":
-        # A driver every channel shares (a regional budget) links every pair alike. When the
-        # data show one, the graph learned without it is kept if it is the sparser one (on
-        # real panels channels can share several drivers, and taking out one factor can
-        # create as many links as it removes).
-        adjusted = remove_shared_driver(X, C) if shared_driver else None
-        if adjusted is not None:
-            again = _learn(adjusted[:, :C], adjusted, *spec)
-            if _linked_pairs(again[0], required) < _linked_pairs(weights, required):
-                weights, direction, assumed = again
-        message = dense_graph_message(weights, required)
-        if message:
-            warnings.warn(f"graph: {message}", UserWarning, stacklevel=4)
-    return ChannelGraph(weights, tuple(roots), direction, assumed)
+    # Small dense algebra (NOTEARS on a C(L+1) x C problem, many k x k regressions): BLAS threads
+    # cost more in synchronisation than they save (MMM panel: 1.6 s on two threads, 1.1 s on one).
+    with threadpool_limits(limits=1, user_api="blas"):
+        R, T, C = scaled.shape
+        L = max_lag
+        if mode == "none" or C < 2:
+            return ChannelGraph.empty(C, L)
+        P = max(L, own_lags)  # lags in the design; beyond L only a channel's own (persistence)
+        while P > 0 and _residual_dof(observed, P, C) < MIN_DOF:  # short panels: fewer lags
+            P -= 1
+        if _residual_dof(observed, P, C) < MIN_DOF and mode == "notears":
+            warnings.warn(
+                f"graph: {R} regions x {T} weeks are too few region-weeks to learn a graph among {C} "
+                f"channels (each channel's equation needs {MIN_DOF} residual degrees of freedom); no "
+                "edges are learned. Give the structure with graph.mode='fixed', or more data",
+                UserWarning,
+                stacklevel=4,
+            )
+            return ChannelGraph.empty(C, L)
+        if P < L:
+            warnings.warn(
+                f"graph: {R} regions x {T} weeks are too few region-weeks for lags up to {L} among {C} "
+                f"channels; edges are learned at lags 0..{P} only (graph.max_lag)",
+                UserWarning,
+                stacklevel=4,
+            )
+            L = P
+        act = prepare_activity(scaled, observed, phase, cycle_test=cycle_test)
+        Y, X, group = _design(act, observed, P)
+        spec = (group, P, L, lambda1, threshold, forbidden, required, roots, fixed, min_t, mode, equal_cv,
+                negative_edges, lag_min_t)
+        weights, direction, assumed = _learn(Y, X, *spec)
+        if mode == "notears":
+            # A driver every channel shares (a regional budget) links every pair alike. When the
+            # data show one, the graph learned without it is kept if it is the sparser one (on
+            # real panels channels can share several drivers, and taking out one factor can
+            # create as many links as it removes).
+            adjusted = remove_shared_driver(X, C) if shared_driver else None
+            if adjusted is not None:
+                again = _learn(adjusted[:, :C], adjusted, *spec)
+                if _linked_pairs(again[0], required) < _linked_pairs(weights, required):
+                    weights, direction, assumed = again
+            message = dense_graph_message(weights, required)
+            if message:
+                warnings.warn(f"graph: {message}", UserWarning, stacklevel=4)
+        return ChannelGraph(weights, tuple(roots), direction, assumed)
 
 
 def _learn(
@@ -763,7 +835,8 @@ def _learn(
         support[0] |= required & allowed[0]  # required edges are contemporaneous
         W0 = np.where(support[0], W[0], 0.0)
         W0 = np.where(required & (W0 == 0), 1e-6, W0)
-        W0 = _orient(W0, Ys, allowed[0], required)
+        pairs = _PairMoments(Ys, group)
+        W0 = _orient(W0, pairs, allowed[0], required)
         flipped = (W0 != 0) & (support[0].T) & ~support[0]
         if flipped.any():
             # NOTEARS had these same-week edges the other way round, and with them it may have
@@ -779,10 +852,10 @@ def _learn(
             extra[0] &= (W0 == 0) & (W0.T == 0)
             support |= extra
             if extra[0].any():
-                W0 = _orient(np.where(extra[0], W2[0], W0), Ys, allowed[0], required)
+                W0 = _orient(np.where(extra[0], W2[0], W0), pairs, allowed[0], required)
         free = [(int(i), int(j)) for i, j in zip(*np.nonzero(W0), strict=True)
                 if allowed[0][i, j] and allowed[0][j, i] and not (required[i, j] or required[j, i])]
-        agree = {e: direction_support(Ys[:, e[0]], Ys[:, e[1]], group) for e in free}
+        agree = {e: pairs.support(*e) for e in free}
         ambiguous = sorted((e for e in free if equal_cv and agree[e] < DIRECTION_SETTLED),
                            key=lambda e: agree[e], reverse=True)
         if ambiguous:
@@ -811,7 +884,7 @@ def _learn(
         for i, j in zip(*np.nonzero(weights[0]), strict=True):
             if allowed[0][i, j] and allowed[0][j, i] and not (required[i, j] or required[j, i]):
                 e = (int(i), int(j))  # same resamples as before the refit: reuse what was computed
-                direction[i, j] = agree[e] if e in agree else direction_support(Ys[:, i], Ys[:, j], group)
+                direction[i, j] = agree[e] if e in agree else pairs.support(*e)
     return weights, direction, assumed & (weights[0] != 0)
 
 
