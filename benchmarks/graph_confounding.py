@@ -57,21 +57,30 @@ def simulate(seed: int, budget: str, edges: bool, R: int, T: int, C: int) -> tup
     return panel_frame(add_edges(exo, EDGES if edges else {}), size, rng)
 
 
-def add_edges(exo: np.ndarray, edges: dict[tuple[int, int], float], decay: float = 0.0) -> np.ndarray:
+def add_edges(
+    exo: np.ndarray, edges: dict[tuple[int, int], float], decay: float = 0.0, multiplicative: bool = False
+) -> np.ndarray:
     """Observed activity ``[R,T,C]``: each child's exogenous part plus
     ``w * typical_child / typical_parent`` times each parent's activity (``edges``:
     (child, parent) -> w; parents have lower indices, so one pass in index order). With
     ``decay`` > 0 the parent's activity passes through a geometric lag kernel of unit sum
-    (``(1 - decay) decay^l`` at lag ``l``) instead of acting in the same week."""
+    (``(1 - decay) decay^l`` at lag ``l``) instead of acting in the same week. With
+    ``multiplicative`` each child's exogenous part is instead multiplied by
+    ``1 + w * parent / parent's regional mean`` for each parent (a lift in proportion)."""
     typical = exo.mean(axis=(0, 1))
     x = exo.copy()
     for c in range(x.shape[2]):
+        lift = np.ones(x.shape[:2])
         for (child, parent), w in edges.items():
             if child == c:
                 source = x[:, :, parent]
                 if decay > 0:
                     source = lfilter([1 - decay], [1, -decay], source, axis=1)
-                x[:, :, c] += w * typical[c] / typical[parent] * source
+                if multiplicative:
+                    lift += w * source / source.mean(axis=1, keepdims=True)
+                else:
+                    x[:, :, c] += w * typical[c] / typical[parent] * source
+        x[:, :, c] *= lift
     return x
 
 

@@ -37,6 +37,9 @@ ch0 -> ch1 -> ch2 -> ch3 and, for ``collider``, ch0 -> ch2 <- ch1. Designs:
 - ``kernel``, ``long kernel``: log-normal (sd 0.3), each child taking in its
   parents' activity through a geometric lag kernel of unit sum, decay 0.5
   (mean lag 1 week) or 0.8 (4 weeks), instead of in the same week.
+- ``multiplicative``: log-normal (sd 0.3), each child's exogenous part
+  multiplied by ``1 + w * parent / parent's regional mean`` for each parent
+  (a lift in proportion, "TV raises search by w") instead of an added part.
 
 ``--empty`` drops every true edge (each learned pair is then a false one).
 
@@ -63,7 +66,7 @@ AGAINST = {"equal_cv": ("equal_cv off", {"equal_cv": False}),
            "negative_edges": ("negative_edges on", {"negative_edges": True})}
 DESIGNS = ("lognormal", "quiet", "mixed", "gaussian", "gaussian unequal", "chain", "collider",
            "flighted root", "gaussian budget", "reallocated", "heavy", "units", "ramps", "dropout",
-           "uniform", "gamma", "exponential", "kernel", "long kernel")
+           "uniform", "gamma", "exponential", "kernel", "long kernel", "multiplicative")
 KERNEL_DECAY = {"kernel": 0.5, "long kernel": 0.8}
 
 
@@ -109,7 +112,8 @@ def simulate(seed: int, design: str, R: int, T: int, C: int, empty: bool = False
         for c in range(3, C):
             exo[rng.random(R) < 0.4, :, c] = 0.0
     edges = {} if empty else GRAPHS.get(design, TRIANGLE)
-    df, names = panel_frame(add_edges(exo, edges, KERNEL_DECAY.get(design, 0.0)), size, rng)
+    x = add_edges(exo, edges, KERNEL_DECAY.get(design, 0.0), multiplicative=design == "multiplicative")
+    df, names = panel_frame(x, size, rng)
     return df, names, {(f"ch{p}", f"ch{c}") for c, p in edges}
 
 
