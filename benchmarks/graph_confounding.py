@@ -58,29 +58,31 @@ def simulate(seed: int, budget: str, edges: bool, R: int, T: int, C: int) -> tup
 
 
 def add_edges(
-    exo: np.ndarray, edges: dict[tuple[int, int], float], decay: float = 0.0, multiplicative: bool = False
+    exo: np.ndarray, edges: dict[tuple[int, int], float], decay: float = 0.0, form: str = "additive"
 ) -> np.ndarray:
     """Observed activity ``[R,T,C]``: each child's exogenous part plus
     ``w * typical_child / typical_parent`` times each parent's activity (``edges``:
     (child, parent) -> w; parents have lower indices, so one pass in index order). With
     ``decay`` > 0 the parent's activity passes through a geometric lag kernel of unit sum
-    (``(1 - decay) decay^l`` at lag ``l``) instead of acting in the same week. With
-    ``multiplicative`` each child's exogenous part is instead multiplied by
-    ``1 + w * parent / parent's regional mean`` for each parent (a lift in proportion)."""
+    (``(1 - decay) decay^l`` at lag ``l``) instead of acting in the same week. ``form``
+    "lift": each child's exogenous part is instead multiplied by ``1 + w * parent / parent's
+    regional mean`` for each parent (a lift in proportion); "power": by ``(parent / parent's
+    regional mean)^w`` (linear in logs)."""
     typical = exo.mean(axis=(0, 1))
     x = exo.copy()
     for c in range(x.shape[2]):
-        lift = np.ones(x.shape[:2])
         for (child, parent), w in edges.items():
             if child == c:
                 source = x[:, :, parent]
                 if decay > 0:
                     source = lfilter([1 - decay], [1, -decay], source, axis=1)
-                if multiplicative:
-                    lift += w * source / source.mean(axis=1, keepdims=True)
+                relative = source / np.maximum(source.mean(axis=1, keepdims=True), 1e-12)
+                if form == "lift":
+                    x[:, :, c] *= 1 + w * relative
+                elif form == "power":
+                    x[:, :, c] *= relative**w
                 else:
                     x[:, :, c] += w * typical[c] / typical[parent] * source
-        x[:, :, c] *= lift
     return x
 
 

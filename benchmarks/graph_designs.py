@@ -39,7 +39,10 @@ ch0 -> ch1 -> ch2 -> ch3 and, for ``collider``, ch0 -> ch2 <- ch1. Designs:
   (mean lag 1 week) or 0.8 (4 weeks), instead of in the same week.
 - ``multiplicative``: log-normal (sd 0.3), each child's exogenous part
   multiplied by ``1 + w * parent / parent's regional mean`` for each parent
-  (a lift in proportion, "TV raises search by w") instead of an added part.
+  (a lift in proportion, "TV raises search by w") instead of an added part;
+  ``multiplicative flighted``: the same with ch0 in national bursts (as
+  ``flighted root``); ``power``: multiplied by ``(parent / parent's
+  regional mean)^w`` (linear in logs).
 
 ``--empty`` drops every true edge (each learned pair is then a false one).
 
@@ -66,7 +69,9 @@ AGAINST = {"equal_cv": ("equal_cv off", {"equal_cv": False}),
            "negative_edges": ("negative_edges on", {"negative_edges": True})}
 DESIGNS = ("lognormal", "quiet", "mixed", "gaussian", "gaussian unequal", "chain", "collider",
            "flighted root", "gaussian budget", "reallocated", "heavy", "units", "ramps", "dropout",
-           "uniform", "gamma", "exponential", "kernel", "long kernel", "multiplicative")
+           "uniform", "gamma", "exponential", "kernel", "long kernel", "multiplicative", "multiplicative flighted",
+           "power")
+FORM = {"multiplicative": "lift", "multiplicative flighted": "lift", "power": "power"}
 KERNEL_DECAY = {"kernel": 0.5, "long kernel": 0.8}
 
 
@@ -96,7 +101,7 @@ def simulate(seed: int, design: str, R: int, T: int, C: int, empty: bool = False
         sd = rng.uniform(0.1, 0.5, C) if design == "mixed" else np.full(C, sd)
         noise = rng.lognormal(0, sd, (R, T, C))
     exo = size[:, None, None] * season[None, :, None] * noise * scale  # [R,T,C]
-    if design == "flighted root":
+    if design in ("flighted root", "multiplicative flighted"):
         on, week = np.zeros(T), 0
         while week < T:
             length = int(rng.integers(2, 8))
@@ -112,7 +117,7 @@ def simulate(seed: int, design: str, R: int, T: int, C: int, empty: bool = False
         for c in range(3, C):
             exo[rng.random(R) < 0.4, :, c] = 0.0
     edges = {} if empty else GRAPHS.get(design, TRIANGLE)
-    x = add_edges(exo, edges, KERNEL_DECAY.get(design, 0.0), multiplicative=design == "multiplicative")
+    x = add_edges(exo, edges, KERNEL_DECAY.get(design, 0.0), FORM.get(design, "additive"))
     df, names = panel_frame(x, size, rng)
     return df, names, {(f"ch{p}", f"ch{c}") for c, p in edges}
 

@@ -318,7 +318,9 @@ class GraphConfig(_Section):
         "unsettled (under 95% of region resamples agree: near-Gaussian activity), choose the "
         "directions under which every channel's exogenous part varies alike relative to its mean "
         "(equal coefficients of variation), if the CVs they imply are within 1.25 times each "
-        "other. False: keep the score's direction however weak.",
+        "other; where they are not, the same on log activity (channels that lift each other in "
+        "proportion), re-deciding the group's settled same-week edges too. False: keep the "
+        "score's direction however weak.",
     )
     negative_edges: bool = Field(
         False,

@@ -27,7 +27,7 @@ linear trend and yearly Fourier terms are regressed out.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -528,25 +528,57 @@ def equal_cv_loglik(Y: np.ndarray, parents: dict[int, list[int]]) -> float:
     return float(-len(cv2) / 2 * np.log(np.mean(cv2)) - logs)
 
 
+def log_residual_sds(Z: np.ndarray, parents: dict[int, list[int]]) -> dict[int, float]:
+    """Each node's residual standard deviation in log activity ``Z`` ``[N,K]`` (within-region,
+    de-trended logs) given its same-week ``parents`` (node -> parents): under a multiplicative
+    structural model the log of a node's exogenous part, whose standard deviation is about its
+    coefficient of variation."""
+    out = {}
+    for n, pa in parents.items():
+        y = Z[:, n]
+        if pa:
+            beta, *_ = np.linalg.lstsq(Z[:, pa], y, rcond=None)
+            y = y - Z[:, pa] @ beta
+        out[n] = float(y.std())
+    return out
+
+
+def equal_log_variance_loglik(Z: np.ndarray, parents: dict[int, list[int]]) -> float:
+    """Per-row Gaussian log-likelihood of ``parents`` in log activity ``Z`` when every node's
+    exogenous part has the same variance there (:func:`log_residual_sds`): the equal-CV
+    assumption of :func:`equal_cv_loglik` for channels that lift each other in proportion
+    (a child's activity its exogenous part times a factor of its parents') instead of adding
+    to each other. Less the constant ``K / 2``."""
+    sds = np.array(list(log_residual_sds(Z, parents).values()))
+    return float(-len(sds) / 2 * np.log(np.mean(sds**2)))
+
+
+LogRows = Callable[[np.ndarray], "np.ndarray | None"]
+
+
 def _tie_break(
-    W0: np.ndarray, Y: np.ndarray, ambiguous: list[tuple[int, int]]
+    W0: np.ndarray, Y: np.ndarray, ambiguous: list[tuple[int, int]], log_rows: LogRows | None = None,
+    free: Sequence[tuple[int, int]] = (),
 ) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Re-decide the direction of ``ambiguous`` same-week edges by :func:`equal_cv_loglik`,
-    one linked group of channels at a time (:func:`_orient_group`); returns the graph and the
-    edges whose direction the rule set."""
+    one linked group of channels at a time (:func:`_orient_group`; ``free``: every same-week
+    edge whose direction is not constrained, for its log-activity step); returns the graph and
+    the edges whose direction the rule set."""
     W = W0.copy()
     _, label = connected_components((W0 != 0) | (W0.T != 0), directed=False)
     applied: list[tuple[int, int]] = []
     for group in sorted({int(label[i]) for i, _ in ambiguous}):
         edges = [e for e in ambiguous if label[e[0]] == group]
-        W, ok = _orient_group(W, Y, edges, np.flatnonzero(label == group))
-        applied += edges if ok else []
+        settled = [e for e in free if label[e[0]] == group and e not in edges]
+        W, done = _orient_group(W, Y, edges, np.flatnonzero(label == group), log_rows, settled)
+        applied += done
     return W, applied
 
 
 def _orient_group(
-    W0: np.ndarray, Y: np.ndarray, ambiguous: list[tuple[int, int]], members: np.ndarray
-) -> tuple[np.ndarray, bool]:
+    W0: np.ndarray, Y: np.ndarray, ambiguous: list[tuple[int, int]], members: np.ndarray,
+    log_rows: LogRows | None = None, settled: Sequence[tuple[int, int]] = (),
+) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Directions of the unsettled edges of one linked group of channels (``members``).
 
     Every combination of their directions that leaves the group acyclic is
@@ -554,10 +586,49 @@ def _orient_group(
     broken later, see :func:`_break_cycles`) when there are at most ``TIE_BREAK_MAX`` of them, else
     one edge at a time, most settled first. The best combination is kept if
     the exogenous CVs it implies (:func:`implied_cvs`) are alike, the largest
-    within ``CV_SPREAD_MAX`` (1.25) times the smallest; else the data
-    contradict the assumption and ``W0`` is returned. Returns the graph and
-    whether the rule was applied.
+    within ``CV_SPREAD_MAX`` (1.25) times the smallest.
+
+    Where they are not, the channels may lift each other in proportion (a
+    child's activity its exogenous part times a factor of its parents'): the
+    product makes a child the more skewed channel, which the non-Gaussian
+    score reads as a cause, so the score's directions are no evidence there.
+    The same search then runs on log activity (``log_rows(members)``: the
+    group's within-region, de-trended log activity ``[N, len(members)]``, or
+    None where some member is too often at 0) by
+    :func:`equal_log_variance_loglik`, over the unsettled edges and the
+    ``settled`` ones (the group's other unconstrained same-week edges), unless
+    one of them is negative (substitution, not a lift), and its best is kept if
+    the log residual standard deviations are alike by the same bound; else the
+    data contradict the assumption and ``W0`` is returned.
+    Returns the graph and the edges whose direction the rule set.
     """
+    W, ok = _search_directions(W0, ambiguous, members, lambda pa: equal_cv_loglik(Y, pa),
+                               lambda pa: implied_cvs(Y, pa))
+    if ok:
+        return W, list(ambiguous)
+    edges = [*ambiguous, *settled]
+    if log_rows is None or any(W0[i, j] + W0[j, i] < 0 for i, j in edges):
+        return W, []  # a negative edge is substitution, not a lift
+    Z = log_rows(members)
+    if Z is None:
+        return W, []
+    local = {int(m): k for k, m in enumerate(members)}  # channel -> column of Z
+
+    def to_local(parents: dict[int, list[int]]) -> dict[int, list[int]]:
+        return {local[n]: [local[k] for k in pa] for n, pa in parents.items()}
+
+    W, ok = _search_directions(W0, edges, members, lambda pa: equal_log_variance_loglik(Z, to_local(pa)),
+                               lambda pa: log_residual_sds(Z, to_local(pa)))
+    return W, edges if ok else []
+
+
+def _search_directions(
+    W0: np.ndarray, ambiguous: list[tuple[int, int]], members: np.ndarray,
+    loglik: Callable[[dict[int, list[int]]], float], spread: Callable[[dict[int, list[int]]], dict[int, float]],
+) -> tuple[np.ndarray, bool]:
+    """The search of :func:`_orient_group` under one likelihood (``loglik`` of node -> same-week
+    parents) and its check (``spread``: each node's implied exogenous CV or log standard
+    deviation, alike within ``CV_SPREAD_MAX``)."""
     W = W0.copy()
     weight = {(i, j): W0[i, j] if W0[i, j] != 0 else W0[j, i] for i, j in ambiguous}
     nodes = sorted({n for e in ambiguous for n in e})
@@ -571,7 +642,7 @@ def _orient_group(
             W[a, b], W[b, a] = weight[(i, j)], 0.0
         if topological_order(W[np.ix_(members, members)]) is None:
             return -np.inf
-        return equal_cv_loglik(Y, parents())
+        return loglik(parents())
 
     current = [W0[i, j] == 0 for i, j in ambiguous]  # True where the edge now runs j -> i
     if len(ambiguous) <= TIE_BREAK_MAX:
@@ -587,7 +658,7 @@ def _orient_group(
             if np.isfinite(max(fits)):
                 best = trial[int(np.argmax(fits))]
     score(best)
-    cv = np.array(list(implied_cvs(Y, parents()).values()))
+    cv = np.array(list(spread(parents()).values()))
     if not np.isfinite(cv).all() or cv.max() > CV_SPREAD_MAX * cv.min():
         return W0.copy(), False  # the assumption does not hold here: keep the score's directions
     return W, True
@@ -740,7 +811,8 @@ def learn_graph(
     ``shared_driver`` learns a second graph without a driver every channel
     shares (:func:`remove_shared_driver`) and keeps the sparser. ``equal_cv``
     orients same-week edges the non-Gaussian score leaves unsettled by
-    :func:`equal_cv_loglik`. Learned edges have positive weights unless
+    :func:`equal_cv_loglik`, or where the levels contradict it by
+    :func:`equal_log_variance_loglik` on log activity (:func:`_orient_group`). Learned edges have positive weights unless
     ``negative_edges`` (a negative link between activities is budget
     substitution, not influence); required and fixed edges keep whichever sign
     the data give. Returns weights in region-scaled activity units, lags
@@ -775,8 +847,18 @@ def learn_graph(
             L = P
         act = prepare_activity(scaled, observed, phase, cycle_test=cycle_test)
         Y, X, group = _design(act, observed, P)
+        def log_rows(members: np.ndarray) -> np.ndarray | None:
+            """The members' within-region, de-trended log activity over the cells where each is
+            positive (None when that is under half the observed cells: channels often dark)."""
+            sub = scaled[..., members]
+            pos = observed & (sub > 0).all(axis=2)
+            if pos.sum() < 0.5 * observed.sum():
+                return None
+            logs = np.log(np.where(pos[..., None], sub, 1.0))
+            return prepare_activity(logs, pos, phase, cycle_test=cycle_test)[pos]
+
         spec = (group, P, L, lambda1, threshold, forbidden, required, roots, fixed, min_t, mode, equal_cv,
-                negative_edges, lag_min_t)
+                negative_edges, lag_min_t, log_rows)
         weights, direction, assumed = _learn(Y, X, *spec)
         if mode == "notears":
             # A driver every channel shares (a regional budget) links every pair alike. When the
@@ -798,6 +880,7 @@ def _learn(
     Y: np.ndarray, X: np.ndarray, group: np.ndarray, P: int, L: int, lambda1: float, threshold: float,
     forbidden: np.ndarray, required: np.ndarray, roots: tuple[int, ...], fixed: np.ndarray | None,
     min_t: float, mode: str, equal_cv: bool, negative_edges: bool = False, lag_min_t: float | None = None,
+    log_rows: LogRows | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Weights ``[L+1,C,C]`` (region-scaled units), direction support and the same-week edges
     oriented by the equal-CV rule (``[C,C]`` bool), from the lagged design (targets ``Y``
@@ -859,7 +942,7 @@ def _learn(
         ambiguous = sorted((e for e in free if equal_cv and agree[e] < DIRECTION_SETTLED),
                            key=lambda e: agree[e], reverse=True)
         if ambiguous:
-            W0, applied = _tie_break(W0, Y, ambiguous)
+            W0, applied = _tie_break(W0, Y, ambiguous, log_rows, free)
             for i, j in applied:
                 assumed[i, j] = assumed[j, i] = True
         support[0] = _break_cycles(W0, required) != 0
