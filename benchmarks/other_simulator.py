@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/other_simulator.py [--seeds 0,1] [--linear | --flighted [--lagged] | --logistic] [--empty] [--config '{"regularization": {"l2": 1e-4}}']
+    python benchmarks/other_simulator.py [--seeds 0,1] [--linear | --flighted [--lagged] [--lift] | --logistic] [--empty] [--config '{"regularization": {"l2": 1e-4}}']
 
 The package's simulator shares design choices with the model (two-stage
 carryover, Hill curves relative to each region's typical activity). This one
@@ -24,7 +24,9 @@ saturation 0.5-2, slope 1-2) on activity relative to each region's mean; a
 rising trend, a yearly baseline season and a price control (effect -0.5 per
 unit); mediation tv -> search, tv -> social, social -> search (``--empty``
 drops them; ``--lagged`` makes tv -> search act one week later and tv ->
-social two weeks later); noise 6% of the baseline; root tv.
+social two weeks later; ``--lift`` makes each a lift in proportion, the child's
+activity its own part times ``1 + w * parent / parent's regional mean``);
+noise 6% of the baseline; root tv.
 
 ``--logistic`` is a fourth design, written in session 14 the way a
 PyMC-Marketing-style simulation would be: five channels named as in a media
@@ -113,7 +115,7 @@ FLIGHTED_LAGS = {(1, 0): 1, (2, 0): 2}  # --lagged: (child, parent) -> weeks; tv
 
 
 def simulate_flighted(seed: int, empty: bool = False, R: int = 40, T: int = 156, noise: float = 0.06,
-                      lagged: bool = False):
+                      lagged: bool = False, lift: bool = False):
     """The ``--flighted`` design: long table, names, true totals ``[C]``, true media share, and
     ``true_lift(channel, regions, start, end)``: the KPI lost over those region-weeks when the
     channel is switched off in them (its induced activity in children removed too)."""
@@ -139,6 +141,7 @@ def simulate_flighted(seed: int, empty: bool = False, R: int = 40, T: int = 156,
     typical = exo.mean(axis=(0, 1))  # [C]
     edges = {} if empty else FLIGHTED_EDGES
     lags = FLIGHTED_LAGS if lagged else {}
+    parent_mean: dict[int, np.ndarray] = {}  # --lift: each parent's observed regional mean [R,1]
 
     def acts(off: int | None = None, cells: np.ndarray | None = None) -> np.ndarray:
         """Activity with channel ``off`` switched off in ``cells`` ``[R,T]`` (default: all)."""
@@ -148,7 +151,12 @@ def simulate_flighted(seed: int, empty: bool = False, R: int = 40, T: int = 156,
                 if child == c:
                     lag = lags.get((child, parent), 0)
                     src = np.concatenate([np.zeros((R, lag)), x[:, : T - lag, parent]], axis=1)  # [R,T]
-                    x[:, :, c] += w * typical[c] / typical[parent] * src
+                    if lift:  # the child's activity raised in proportion: 1 + w x parent / its mean
+                        x[:, :, c] *= 1 + w * src / parent_mean[parent]
+                    else:
+                        x[:, :, c] += w * typical[c] / typical[parent] * src
+            if off is None and lift:
+                parent_mean[c] = x[:, :, c].mean(axis=1, keepdims=True)
             if c == off:
                 x[:, :, c] = 0.0 if cells is None else np.where(cells, 0.0, x[:, :, c])
         return x
@@ -280,14 +288,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--empty", action="store_true", help="no edges among activities")
     ap.add_argument("--lagged", action="store_true",
                     help="with --flighted: tv -> search one week later, tv -> social two weeks later")
+    ap.add_argument("--lift", action="store_true",
+                    help="with --flighted: a child's activity is raised in proportion, its own part "
+                    "times 1 + w x parent / parent's regional mean, instead of an added part")
     ap.add_argument("--config", default="{}", help="JSON config overrides for both fits")
     args = ap.parse_args(argv)
     if args.lagged and not args.flighted:
         ap.error("--lagged needs --flighted")
+    if args.lift and not args.flighted:
+        ap.error("--lift needs --flighted")
     over = json.loads(args.config)
     for seed in (int(s) for s in args.seeds.split(",")):
         if args.flighted:
-            df, names, total, media_share, _ = simulate_flighted(seed, empty=args.empty, lagged=args.lagged)
+            df, names, total, media_share, _ = simulate_flighted(seed, empty=args.empty, lagged=args.lagged,
+                                                                 lift=args.lift)
             controls = df[["price"]]
         elif args.logistic:
             df, names, total, media_share = simulate_logistic(seed, empty=args.empty)

@@ -197,6 +197,14 @@ def regional_cycles(a: np.ndarray, observed: np.ndarray, phase: np.ndarray) -> b
     return bool(f_dist.sf(F, extra * groups, dof) < CYCLE_P)
 
 
+def _nanmean(a: np.ndarray, axis: int) -> np.ndarray:
+    """``np.nanmean(a, axis, keepdims=True)`` (the same sums), 0 where every value is NaN and
+    without the warning (weeks no region observes, e.g. log activity of a channel dark
+    nationally)."""
+    count = (~np.isnan(a)).sum(axis=axis, keepdims=True)
+    return np.nansum(a, axis=axis, keepdims=True) / np.maximum(count, 1)
+
+
 def prepare_activity(
     scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray, cycle_test: bool = True
 ) -> np.ndarray:
@@ -221,13 +229,13 @@ def prepare_activity(
     R, T, C = scaled.shape
     a = np.where(observed[:, :, None], scaled, np.nan)  # [R,T,C]
     if R >= 3:
-        a = a - np.nanmean(a, axis=0, keepdims=True)  # remove each week's cross-region mean
+        a = a - _nanmean(a, axis=0)  # remove each week's cross-region mean
     cycles = cycle_test and regional_cycles(a, observed, phase)
     D = smooth_basis(T, phase, harmonics=CYCLE_HARMONICS if cycles else 2)  # [T,J]
     for r in range(R):
         ok = observed[r]
         if ok.sum() <= D.shape[1]:
-            a[r] = np.where(ok[:, None], a[r] - np.nanmean(a[r], axis=0), np.nan)
+            a[r] = np.where(ok[:, None], a[r] - _nanmean(a[r], axis=0), np.nan)
             continue
         coef, *_ = np.linalg.lstsq(D[ok], a[r, ok], rcond=None)  # [J,C]
         a[r] = a[r] - D @ coef
