@@ -250,7 +250,8 @@ def test_plot_dag_shows_weighted_edges_and_roots(mediated):
 def test_cyclic_required_edges_are_a_config_error(small_sim):
     cycle = [["channel_1", "channel_2"], ["channel_2", "channel_3"], ["channel_3", "channel_1"]]
     with pytest.raises(ConfigError, match="required edges form a cycle"):
-        DeepCausalMMM(config={"graph": {"required": cycle}}).fit(small_sim.X, small_sim.y)
+        DeepCausalMMM(config={"graph": {"required": cycle}}).fit(small_sim.X, small_sim.y,
+                                                                 regions=small_sim.regions)
 
 
 def test_regional_budget_cycles_create_no_edges():
@@ -364,9 +365,35 @@ def test_too_short_panels_learn_no_graph_and_say_so():
     assert model.get_dag_edges().empty
     # two regions of 30 weeks: enough for lags 0..1, not 2
     sim = simulate_panel(2, 30, 3, seed=1)
-    with pytest.warns(UserWarning, match=r"lags 0\.\.1 only"):
+    with pytest.warns(UserWarning, match=r"lags 0\.\.1 only"), pytest.warns(UserWarning, match="with 2 region"):
         model = DeepCausalMMM(config=quick).fit(sim.X, sim.y, regions=sim.regions, dates=sim.dates)
     assert model.graph_model_.weights.shape == (2, 3, 3)
+
+
+def test_simulator_graph_names_unknown_channels():
+    """A simulator edge naming a channel that does not exist (the channels are named from
+    channel_1) or a position out of range says which edge, what exists and how to fix it;
+    positions work like names."""
+    with pytest.raises(ValueError, match=r"unknown channel 'channel_0'.*channel_1.*positions 0\.\.1"):
+        simulate_panel(4, 20, 2, seed=0, graph=[("channel_0", "channel_1", 0.5)])
+    with pytest.raises(ValueError, match=r"position 2 is outside 0\.\.1"):
+        simulate_panel(4, 20, 2, seed=0, graph=[(0, 2, 0.5)])
+    by_name = simulate_panel(4, 20, 2, seed=0, graph=[("channel_1", "channel_2", 0.5)])
+    by_position = simulate_panel(4, 20, 2, seed=0, graph=[(0, 1, 0.5)])
+    pd.testing.assert_frame_equal(by_name.data, by_position.data)
+
+
+def test_a_national_series_warns_that_its_graph_is_a_hypothesis():
+    """One region keeps each week's national pattern (here the simulator's per-channel cycles of
+    8-30 weeks) in the activity: the fit says the learned edges are hypotheses and how to give
+    the structure; without graph learning it says nothing of the kind."""
+    sim = simulate_panel(1, 104, 3, seed=0)
+    quick = {"training": {"epochs": 5, "polish_steps": 0}}
+    with pytest.warns(UserWarning, match=r"with 1 region\(s\).*hypotheses.*graph\.mode='fixed'"):
+        DeepCausalMMM(config=quick).fit(sim.X, sim.y, dates=sim.dates)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        DeepCausalMMM(config={**quick, "graph": {"mode": "none"}}).fit(sim.X, sim.y, dates=sim.dates)
 
 
 def test_residual_degrees_of_freedom_known_answers():

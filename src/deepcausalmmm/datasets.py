@@ -289,10 +289,26 @@ def _parse_edges(graph: Sequence[tuple[Any, ...]] | None, channels: list[str]) -
             raise ValueError(f"graph edge {edge!r} must be (parent, child, weight) or (parent, child, weight, lag)")
         parent, child, weight = edge[:3]
         lag = int(edge[3]) if len(edge) == 4 else 0
-        i = channels.index(parent) if isinstance(parent, str) else int(parent)
-        j = channels.index(child) if isinstance(child, str) else int(child)
+        i, j = (_channel_index(node, channels, edge) for node in (parent, child))
         out.append((i, j, float(weight), lag))
     return out
+
+
+def _channel_index(node: Any, channels: list[str], edge: tuple[Any, ...]) -> int:
+    """Position of an edge's channel, given by name or by position."""
+    if isinstance(node, str):
+        if node not in channels:
+            raise ValueError(
+                f"graph edge {edge!r}: unknown channel {node!r}; the simulated channels are "
+                f"{channels} (named from channel_1), or give positions 0..{len(channels) - 1}"
+            )
+        return channels.index(node)
+    if not 0 <= int(node) < len(channels):
+        raise ValueError(
+            f"graph edge {edge!r}: channel position {node!r} is outside 0..{len(channels) - 1} "
+            f"for {len(channels)} channels; give a position in that range or a name from {channels}"
+        )
+    return int(node)
 
 
 def _apply_graph(

@@ -853,6 +853,17 @@ def learn_graph(
                 stacklevel=4,
             )
             L = P
+        if R < 3 and mode == "notears":
+            warnings.warn(
+                f"graph: with {R} region(s) each week's national pattern (budget seasons, flight "
+                "plans, channels' own cycles) stays in the activity the graph is learned from, and "
+                "channels that merely share a calendar can be linked, mostly at lags 1-2 (simulated "
+                "national panels without true edges: 4 false pairs over 8 panels of 156 weeks x 8 "
+                "channels). Read the learned edges as hypotheses; give the structure with "
+                "graph.roots, graph.forbidden or graph.mode='fixed', or fit regional data",
+                UserWarning,
+                stacklevel=4,
+            )
         act = prepare_activity(scaled, observed, phase, cycle_test=cycle_test)
         Y, X, group = _design(act, observed, P)
         def log_rows(members: np.ndarray) -> np.ndarray | None:
