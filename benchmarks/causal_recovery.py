@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/causal_recovery.py [--seeds 0,1,2] [--regions 40] [--weeks 156] [--channels 8] \
-        [--kernel 0.5] [--config '{"regularization": {"coefficient_prior": "marginal"}}']
+        [--kernel 0.5] [--lift] [--config '{"regularization": {"coefficient_prior": "marginal"}}']
 
 For each seed, a panel with mediation edges (channel_1 -> channel_3,
 channel_2 -> channel_3, channel_1 -> channel_2: think tv -> search,
@@ -14,6 +14,9 @@ baseline (the same model with ``graph.mode="none"``, fitted in this run).
 ``--kernel DECAY`` spreads each edge's weight over lags 0-7 with geometric
 decay (a child takes in its parents' activity over several weeks, e.g. search
 following TV's build-up), ``w (1 - d) d^l / (1 - d^8)`` at lag ``l``.
+``--lift`` makes each edge a lift in proportion (``simulate_panel(...,
+mediation="lift")``: the child's activity times ``1 + w x parent / parent's
+regional mean`` instead of an added part).
 ``--config`` applies JSON config overrides to every fit (default: none).
 """
 
@@ -65,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--noise", type=float, default=0.06)
     ap.add_argument("--kernel", type=float, default=None, metavar="DECAY",
                     help="spread each edge over lags 0-7 with this geometric decay (0 < DECAY < 1)")
+    ap.add_argument("--lift", action="store_true",
+                    help="edges lift the child in proportion instead of adding to it")
     ap.add_argument("--config", default="{}", help="JSON config overrides for every fit")
     args = ap.parse_args(argv)
     if args.kernel is not None and not 0 < args.kernel < 1:
@@ -75,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     truth_edges = {(p, c) for p, c, _ in GRAPH}
     rows = []
     for seed in seeds:
-        sim = simulate_panel(args.regions, args.weeks, args.channels, seed=seed, noise=args.noise, graph=graph)
+        sim = simulate_panel(args.regions, args.weeks, args.channels, seed=seed, noise=args.noise, graph=graph,
+                             mediation="lift" if args.lift else "additive")
         ours, t_ours = fit(sim, "notears", over)
         blind, t_blind = fit(sim, "none", over)
         f1, false, missed = edge_f1(ours, truth_edges)

@@ -383,6 +383,28 @@ def test_simulator_graph_names_unknown_channels():
     pd.testing.assert_frame_equal(by_name.data, by_position.data)
 
 
+def test_simulator_lifts_in_proportion_known_answer():
+    """``mediation="lift"``: the (always-on) child's activity is its own activity (the panel without the edge)
+    times 1 + w x parent / the parent's regional mean, now or ``lag`` weeks later; the parent's
+    total effect then holds a mediated part, the child's does not."""
+    plain = simulate_panel(6, 40, 3, seed=5)
+    lifted = simulate_panel(6, 40, 3, seed=5, graph=[("channel_1", "channel_3", 0.4)], mediation="lift")
+    p = plain.data.pivot(index="region", columns="date", values="channel_1").to_numpy()
+    ratio = (lifted.data.pivot(index="region", columns="date", values="channel_3")
+             / plain.data.pivot(index="region", columns="date", values="channel_3")).to_numpy()
+    np.testing.assert_allclose(ratio, 1 + 0.4 * p / p.mean(axis=1, keepdims=True), rtol=1e-12)
+    lagged = simulate_panel(6, 40, 3, seed=5, graph=[(0, 2, 0.4, 2)], mediation="lift")
+    ratio = (lagged.data.pivot(index="region", columns="date", values="channel_3")
+             / plain.data.pivot(index="region", columns="date", values="channel_3")).to_numpy()
+    np.testing.assert_allclose(ratio[:, 2:], 1 + 0.4 * p[:, :-2] / p.mean(axis=1, keepdims=True), rtol=1e-12)
+    np.testing.assert_allclose(ratio[:, :2], 1.0)
+    effects = lifted.truth_effects
+    assert effects.loc["channel_1", "mediated"] > 0.05 * effects.loc["channel_1", "total"]
+    assert effects.loc["channel_3", "mediated"] == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="`mediation` must be 'additive' or 'lift', found 'product'"):
+        simulate_panel(6, 40, 3, seed=5, mediation="product")
+
+
 def test_a_national_series_warns_that_its_graph_is_a_hypothesis():
     """One region keeps each week's national pattern (here the simulator's per-channel cycles of
     8-30 weeks) in the activity: the fit says the learned edges are hypotheses and how to give

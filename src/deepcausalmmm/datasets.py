@@ -126,6 +126,7 @@ def simulate_panel(
     start: str = "2023-01-02",
     zero_channels: tuple[int, ...] = (),
     graph: Sequence[tuple[Any, ...]] | None = None,
+    mediation: str = "additive",
 ) -> SimulatedPanel:
     """Simulate a panel with known contributions.
 
@@ -149,6 +150,12 @@ def simulate_panel(
         activity ``lag`` weeks earlier, in units of each channel's typical
         regional activity. Must be acyclic at lag 0. Truth effects
         (``truth_effects``) are computed by simulating do(channel = 0).
+    mediation : {"additive", "lift"}
+        How an edge acts: ``"additive"`` adds the induced activity as above;
+        ``"lift"`` multiplies the child's activity by ``1 + weight`` x the
+        parent's activity (``lag`` weeks earlier) over its observed regional
+        mean, a lift in proportion ("TV raises search by 30% in a typical
+        week"; the means stay fixed under interventions).
 
     Returns
     -------
@@ -159,6 +166,8 @@ def simulate_panel(
             f"simulate_panel needs n_regions >= 1, n_weeks >= 8, n_channels >= 1; found "
             f"{n_regions}, {n_weeks}, {n_channels}"
         )
+    if mediation not in ("additive", "lift"):
+        raise ValueError(f"`mediation` must be 'additive' or 'lift', found {mediation!r}")
     if not 0 <= media_share < 0.9:
         raise ValueError(f"`media_share` must be in [0, 0.9), found {media_share}")
     rng = np.random.default_rng(seed)
@@ -198,7 +207,13 @@ def simulate_panel(
     typical = np.where(typical > 0, typical, 1.0)
     edges = _parse_edges(graph, channels)
     exogenous = spend.copy()
-    spend = _apply_graph(exogenous, edges, typical)
+    spend = _apply_graph(exogenous, edges, typical, lift=mediation == "lift")
+    observed_means = spend.mean(axis=1)  # [R,C]: a lift's reference level, fixed under interventions
+
+    def apply(do: int | None = None, where: np.ndarray | None = None) -> np.ndarray:
+        if mediation == "lift":
+            return _apply_graph(exogenous, edges, typical, do, where, lift=True, means=observed_means)
+        return _apply_graph(exogenous, edges, typical, do, where)
 
     # Truth parameters.
     g1 = rng.uniform(0.2, 0.7, C)
@@ -256,7 +271,7 @@ def simulate_panel(
     truth.index = pd.MultiIndex.from_arrays([rr, dd], names=[REGION, DATE])
     totals = np.zeros(C)
     for c in range(C):
-        totals[c] = (contrib - unit * saturated(_apply_graph(exogenous, edges, typical, do=c))).sum()
+        totals[c] = (contrib - unit * saturated(apply(do=c))).sum()
     direct = contrib.sum(axis=(0, 1))
     truth_effects = pd.DataFrame(
         {"total": totals, "direct": direct, "mediated": totals - direct,
@@ -264,7 +279,7 @@ def simulate_panel(
         index=pd.Index(channels, name="channel"),
     )
     def lift(channel: int, cells: np.ndarray) -> float:
-        off = _apply_graph(exogenous, edges, typical, do=channel, where=cells)
+        off = apply(do=channel, where=cells)
         return float(((contrib - unit * saturated(off)).sum(-1) * cells).sum())
 
     params = {
@@ -317,12 +332,16 @@ def _apply_graph(
     typical: np.ndarray,
     do: int | None = None,
     where: np.ndarray | None = None,
+    lift: bool = False,
+    means: np.ndarray | None = None,
 ) -> np.ndarray:
     """Add induced activity along ``edges`` (children after parents), ``[R,T,C]``.
 
     ``do``: a channel set to 0 (with its induced part) before its children are
     computed, in the cells of ``where`` ``[R,T]`` (None: everywhere).
     Edges at any lag must be acyclic as a whole (the simulator's restriction).
+    ``lift``: each edge multiplies the child by ``1 + w x parent / parent's regional mean``
+    instead, the means ``[R,C]`` given (interventions) or, by default, the parent's own.
     """
     spend = exogenous.copy()
     C = spend.shape[2]
@@ -342,9 +361,13 @@ def _apply_graph(
             if jj != j:
                 continue
             parent = spend[:, :, i]
+            mean = (parent.mean(axis=1) if means is None else means[:, i])[:, None]  # [R,1]
             if lag:
                 parent = np.concatenate([np.zeros_like(parent[:, :lag]), parent[:, :-lag]], axis=1)
-            spend[:, :, j] += w * typical[j] / typical[i] * parent
+            if lift:
+                spend[:, :, j] *= 1 + w * parent / np.where(mean > 0, mean, 1.0)
+            else:
+                spend[:, :, j] += w * typical[j] / typical[i] * parent
         if j == do:
             spend[:, :, j] = 0.0 if where is None else np.where(where, 0.0, spend[:, :, j])
     return spend
