@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/lift_calibration.py [--seeds 0,1,2] [--tests-per-channel 1] [--se 0.1] [--flighted [--empty]] [--channels a,b]
+        [--config '{"calibration": {"tested_prior": 0.3}}']
 
 Same panels as ``causal_recovery.py`` (40 regions x 156 weeks x 8 channels,
 edges channel_1 -> channel_2 -> channel_3, channel_1 -> channel_3). For
@@ -24,6 +25,7 @@ e.g. the always-on ones: ``--channels search,social,display,email``.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -101,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--flighted", action="store_true", help="other_simulator.py's flighted design")
     ap.add_argument("--empty", action="store_true", help="with --flighted: no edges among channels")
     ap.add_argument("--channels", default="", help="test only these channels (comma-separated)")
+    ap.add_argument("--config", default="{}", help="JSON config overrides for both fits")
     args = ap.parse_args(argv)
+    over = json.loads(args.config)
     if args.empty and not args.flighted:
         ap.error("--empty needs --flighted")
     rows = []
@@ -117,9 +121,9 @@ def main(argv: list[str] | None = None) -> int:
                             test_channels)
         kw = dict(regions=sim.regions, dates=sim.dates, controls=sim.control_frame)
         t0 = time.perf_counter()
-        plain = DeepCausalMMM().fit(sim.X, sim.y, **kw)
+        plain = DeepCausalMMM(config=over).fit(sim.X, sim.y, **kw)
         t1 = time.perf_counter()
-        calibrated = DeepCausalMMM().fit(sim.X, sim.y, lift_tests=tests.drop(columns="true_lift"), **kw)
+        calibrated = DeepCausalMMM(config=over).fit(sim.X, sim.y, lift_tests=tests.drop(columns="true_lift"), **kw)
         t2 = time.perf_counter()
         z_plain = plain.lift_test_report(tests.drop(columns="true_lift"))["z"].abs()
         report = calibrated.lift_test_report()
