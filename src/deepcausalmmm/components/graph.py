@@ -50,6 +50,9 @@ __all__ = [
     "orientation_score",
     "direction_support",
     "equal_cv_loglik",
+    "equal_log_variance_loglik",
+    "implied_cvs",
+    "log_residual_sds",
 ]
 
 
