@@ -16,7 +16,9 @@ resamples (near-Gaussian activity), directions are chosen per linked group
 of channels by an equal-variance rule (Peters & Buhlmann 2014) in relative
 units: the orientation under which every channel's exogenous part has the
 same coefficient of variation fits best, kept only if the CVs it implies are
-alike. The result is checked acyclic (weakest
+alike; where they are not, the same rule on log activity (equal log
+variances), for channels that lift each other in proportion, re-deciding the
+group's settled edges too. The result is checked acyclic (weakest
 cycle edges dropped) and refit by unpenalised least squares on the kept edges. It runs on
 within-region, de-trended, de-seasonalised activity: with three or more
 regions, each week's cross-region mean is removed per channel (national
