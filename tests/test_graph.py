@@ -941,6 +941,29 @@ def test_pair_moments_give_the_pairwise_score_and_support_both_ways():
     assert len(pairs.cache) == 2  # one entry per unordered pair
 
 
+def test_plans_evaluated_together_equal_plans_one_at_a_time(mediated, monkeypatch):
+    """Budget plans and response-curve points go through the graph and the network together
+    (``rescale`` with ``[B,C]`` factors, the network over B copies of the regions, in chunks):
+    each plan's KPI equals evaluating it alone, chunk boundaries included."""
+    import deepcausalmmm.estimator as est
+
+    _, model = mediated
+    scaled = model._activity()
+    keep = model._cells(None, None)
+    where = model._cells(None, None, observed=False)
+    idx = np.arange(len(model.channels_))
+    rng = np.random.default_rng(0)
+    plans = rng.uniform(0.0, 1.6, (5, len(idx)))
+    alone = [model._plan_kpi(scaled, idx, m, keep, where) for m in plans]
+    np.testing.assert_allclose(model._plan_kpis(scaled, idx, plans, keep, where), alone, rtol=1e-6)
+    monkeypatch.setattr(est, "BATCH_CELLS", 2 * scaled.size)  # chunks of 2 plans: 2 + 2 + 1
+    np.testing.assert_allclose(model._plan_kpis(scaled, idx, plans, keep, where), alone, rtol=1e-6)
+    W = model.graph_model_.weights
+    both = rescale(scaled, model.graph_model_, plans, where)
+    for b in range(len(plans)):
+        np.testing.assert_allclose(both[b], _rescale_week_by_week(scaled, W, plans[b], where), rtol=1e-12, atol=1e-12)
+
+
 def _rescale_week_by_week(scaled, W, factors, where):
     """Reference for :func:`rescale`: one week at a time, channels in the graph's order."""
     R, T, C = scaled.shape

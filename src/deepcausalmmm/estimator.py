@@ -50,6 +50,10 @@ from .training import (
 __all__ = ["DeepCausalMMM"]
 
 
+FD_STEP = 1e-3  # finite-difference step of the budget plan's gradient, in multiplier units
+BATCH_CELLS = 4_000_000  # activity cells (plans x regions x weeks x channels) evaluated at once
+
+
 class DeepCausalMMM(BaseEstimator):
     """Marketing mix model: additive, identifiable, with GRU-shaped carryover.
 
@@ -728,11 +732,10 @@ class DeepCausalMMM(BaseEstimator):
         for name in names:
             c = self.channels_.index(name)
             spend = float(np.where(keep, self.spend_[:, :, c], 0.0).sum())
-            kpi = []
-            for m in grid:
-                media_kpi = self._media_kpi(intervene(scaled, self.graph_model_, c, where, factor=float(m)))
-                kpi.append(float(np.where(keep, media_kpi, 0.0).sum()))
-            response = np.asarray(kpi) - kpi[0]  # grid[0] == 0
+            factors = np.ones((len(grid), len(self.channels_)))
+            factors[:, c] = grid  # the channel at each multiplier, the others as observed
+            kpi = self._scaled_kpis(scaled, factors, keep, where)
+            response = kpi - kpi[0]  # grid[0] == 0
             spent = grid * spend
             marginal = np.gradient(response, spent) if spend > 0 else np.full(len(grid), np.nan)
             for m, s_, r_, mr in zip(grid, spent, response, marginal, strict=True):
@@ -851,11 +854,19 @@ class DeepCausalMMM(BaseEstimator):
         def objective(m: np.ndarray) -> float:
             return -(kpi(m) - base) / norm
 
+        def gradient(m: np.ndarray) -> np.ndarray:
+            """Forward differences of step 1e-3 in each multiplier (backward where the step
+            would leave the bounds), every plan through one pass of the graph and the network."""
+            step = np.where(m + FD_STEP <= hi, FD_STEP, -FD_STEP)  # [k]
+            plans = np.vstack([m, m + np.diag(step)])  # [k+1, k]
+            values = self._plan_kpis(scaled, idx, plans, keep, where)
+            return -(values[1:] - values[0]) / step / norm
+
         x0 = np.clip(np.full(len(idx), target / current), lo, hi)
         res = minimize(
-            objective, x0, method="SLSQP", bounds=[(lo, hi)] * len(idx),
+            objective, x0, jac=gradient, method="SLSQP", bounds=[(lo, hi)] * len(idx),
             constraints=[{"type": "eq", "fun": lambda m: float(m @ spend - target) / current}],
-            options={"maxiter": 200, "ftol": 1e-10, "eps": 1e-3},
+            options={"maxiter": 200, "ftol": 1e-10},
         )
         m_opt = np.clip(res.x, lo, hi)
         gain = -objective(m_opt) * norm
@@ -891,6 +902,27 @@ class DeepCausalMMM(BaseEstimator):
             factors[off] = 0.0
         activity = rescale(scaled, self.graph_model_, factors, where)  # [R,T,C]
         return float(np.where(keep, self._media_kpi(activity), 0.0).sum())
+
+    def _plan_kpis(
+        self, scaled: np.ndarray, idx: np.ndarray, ms: np.ndarray, keep: np.ndarray, where: np.ndarray
+    ) -> np.ndarray:
+        """:meth:`_plan_kpi` for several multiplier vectors ``ms`` ``[B,k]`` at once ``[B]``."""
+        factors = np.ones((len(ms), len(self.channels_)))
+        factors[:, idx] = ms
+        return self._scaled_kpis(scaled, factors, keep, where)
+
+    def _scaled_kpis(
+        self, scaled: np.ndarray, factors: np.ndarray, keep: np.ndarray, where: np.ndarray
+    ) -> np.ndarray:
+        """Media KPI over ``keep`` for each row of channel ``factors`` ``[B,C]`` applied in ``where``
+        through the graph ``[B]``: the plans go through the graph and the network together, in
+        chunks of at most ``BATCH_CELLS`` activity cells."""
+        size = max(1, BATCH_CELLS // scaled.size)
+        out = []
+        for start in range(0, len(factors), size):
+            activity = rescale(scaled, self.graph_model_, factors[start : start + size], where)  # [b,R,T,C]
+            out.append(np.where(keep[None], self._media_kpi(activity), 0.0).sum(axis=(1, 2)))
+        return np.concatenate(out)
 
     def _total_kpi(self, keep: np.ndarray) -> float:
         """Modelled KPI (all parts) over the ``[R,T]`` cells ``keep``."""
@@ -952,9 +984,20 @@ class DeepCausalMMM(BaseEstimator):
         return self.panel_.media / self.scaler_.media_scale[:, None, :]
 
     def _media_kpi(self, activity: np.ndarray) -> np.ndarray:
-        """``[R,T]`` KPI from all channels with region-scaled ``activity`` swapped in."""
-        media = activity * self.scaler_.media_scale[:, None, :]
-        return self._fitted_parts(media)["channels"].sum(axis=-1)
+        """``[R,T]`` KPI from all channels with region-scaled ``activity`` ``[R,T,C]`` swapped in;
+        ``[B,R,T]`` for ``B`` activities ``[B,R,T,C]`` at once (one pass of the network over
+        ``B`` copies of the regions)."""
+        if activity.ndim == 3:
+            media = activity * self.scaler_.media_scale[:, None, :]
+            return self._fitted_parts(media)["channels"].sum(axis=-1)
+        p = self.panel_
+        B, (R, T, C) = len(activity), p.shape
+        region_idx = np.tile(np.arange(R), B)
+        media = (activity * self.scaler_.media_scale[None, :, None, :]).reshape(B * R, T, C)
+        batch = self._batch(self.config_, p, self.scaler_, self.knots_, region_idx, media,
+                            np.tile(p.control_values, (B, 1, 1)), np.arange(T, dtype=float))
+        channels = self._run_net(batch).channels.double().cpu().numpy()  # [B*R,T,C], the channels only
+        return (channels * self.scaler_.y_scale[region_idx][:, None, None]).sum(axis=-1).reshape(B, R, T)
 
     def plot_response_curves(self, **kwargs: Any) -> go.Figure:
         """Response (KPI) against spend per channel, from :meth:`get_response_curves` (plotly figure)."""

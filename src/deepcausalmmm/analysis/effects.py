@@ -52,23 +52,36 @@ def rescale(scaled: np.ndarray, graph: ChannelGraph, factors: np.ndarray, where:
     in a parent's activity changes the part it induces in its children (now
     or with lags, also after the cells) by the graph's linear rule, never
     below zero. With one factor different from 1 this is :func:`intervene`.
+    ``factors`` ``[B,C]`` (several plans at once) gives ``[B,R,T,C]``, each
+    plan as if alone: one pass over the weeks serves them all.
     """
+    F = np.asarray(factors, dtype=float)
+    single = F.ndim == 1
+    F = F[None] if single else F  # [B,C]
+    B = len(F)
     R, T, C = scaled.shape
     W = graph.weights  # [L+1,C,C]
     L = W.shape[0] - 1
     order = topological_order(W[0])
     if order is None:
         raise ValueError("the channel graph's contemporaneous part has a cycle")
-    f = np.where(np.asarray(where, dtype=bool)[:, :, None], np.asarray(factors, dtype=float)[None, None, :], 1.0)
+    f = np.where(np.asarray(where, dtype=bool)[None, :, :, None], F[:, None, None, :], 1.0)  # [B,R,T,C]
     if not np.any(W):
-        return scaled * f
-    delta = np.zeros_like(scaled)  # [R,T,C]
+        out = scaled[None] * f
+        return out[0] if single else out
+    # week-major and channel-major, plans and regions along the last axis: each week's channel is
+    # one contiguous row of B*R cells, so a week costs a few array operations for every plan
+    N = B * R
+    a = np.ascontiguousarray(np.broadcast_to(scaled[None], (B, R, T, C)).transpose(2, 3, 0, 1)).reshape(T, C, N)
+    fw = np.ascontiguousarray(f.transpose(2, 3, 0, 1)).reshape(T, C, N)
+    delta = np.zeros((T, C, N))
     for t in range(T):
-        lagged = np.zeros((R, C))
+        lagged = np.zeros((C, N))
         for lag in range(1, min(L, t) + 1):
-            lagged += delta[:, t - lag, :] @ W[lag]  # [R,C] @ [C,C] -> [R,C]
+            lagged += W[lag].T @ delta[t - lag]  # [C,C] @ [C,N]: what each child gets from parents' past
         for j in order:
-            induced = lagged[:, j] + delta[:, t, :] @ W[0][:, j]  # [R] change passed down by parents
-            d = (f[:, t, j] - 1.0) * scaled[:, t, j] + f[:, t, j] * induced
-            delta[:, t, j] = np.maximum(d, -scaled[:, t, j])
-    return scaled + delta
+            induced = lagged[j] + W[0][:, j] @ delta[t]  # [N] change passed down by parents
+            d = (fw[t, j] - 1.0) * a[t, j] + fw[t, j] * induced
+            delta[t, j] = np.maximum(d, -a[t, j])
+    out = scaled[None] + delta.reshape(T, C, B, R).transpose(2, 3, 0, 1)
+    return out[0] if single else out
