@@ -663,6 +663,33 @@ def test_equal_log_variance_loglik_known_answer():
     assert cvs[1] > 1.25 * cvs[0]
 
 
+def test_log_step_stays_out_of_groups_it_cannot_judge():
+    """The equal-CV rule's log step leaves the score's directions alone where the group has a
+    negative edge (substitution, not a lift; the log activity is not even read) or a member dark
+    in most weeks (no log activity), and applies where neither holds."""
+    from deepcausalmmm.components.graph import _orient_group
+
+    rng = np.random.default_rng(4)
+    n = 20_000
+    x = rng.lognormal(0, 0.3, n)
+    y = rng.lognormal(0, 0.3, n) * (1 + 0.5 * x / x.mean())
+    Y = np.column_stack([x / x.mean() - 1, y / y.mean() - 1])  # levels: the equal-CV check fails
+    Z = np.column_stack([np.log(x), np.log(y)])
+    Z -= Z.mean(axis=0)
+    W0 = np.array([[0.0, 0.0], [0.4, 0.0]])  # the score's reversed direction, y -> x
+    members = np.array([0, 1])
+
+    def unread(_: np.ndarray) -> np.ndarray:
+        raise AssertionError("log activity read for a group with a negative edge")
+
+    W, applied = _orient_group(-W0, Y, [(1, 0)], members, unread)
+    assert applied == [] and W[1, 0] == -0.4
+    W, applied = _orient_group(W0, Y, [(1, 0)], members, lambda m: None)
+    assert applied == [] and W[1, 0] == 0.4
+    W, applied = _orient_group(W0, Y, [(1, 0)], members, lambda m: Z[:, m])
+    assert applied == [(1, 0)] and W[0, 1] == 0.4 and W[1, 0] == 0.0
+
+
 def _multiplicative_triangle(seed: int, R: int = 40, T: int = 104, C: int = 5):
     """Log-normal activity (sd 0.3) in which each child's exogenous part is multiplied by
     ``1 + w * parent / parent's regional mean`` (ch0 -> ch1, ch0 -> ch2, ch1 -> ch2)."""
