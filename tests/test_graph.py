@@ -690,6 +690,30 @@ def test_log_step_stays_out_of_groups_it_cannot_judge():
     assert applied == [(1, 0)] and W[0, 1] == 0.4 and W[1, 0] == 0.0
 
 
+def test_log_links_known_answer():
+    """The log step's link search: a pair the levels left unlinked whose logs are related
+    (log y = 0.3 log x + noise) is returned with its positive log coefficient; an unrelated pair,
+    a pair already linked and a pair with a forbidden direction are not."""
+    from deepcausalmmm.components.graph import _log_links
+
+    rng = np.random.default_rng(5)
+    n = 3000
+    lx = rng.normal(0, 0.3, n)
+    ly = 0.3 * lx + rng.normal(0, 0.3, n)
+    lz = rng.normal(0, 0.3, n)
+    Z = np.column_stack([lx, ly, lz, 0.5 * lx + rng.normal(0, 0.3, n)])
+    members = np.array([0, 1, 2, 3])
+    W0 = np.zeros((4, 4))
+    W0[0, 3] = 0.5  # 0 -> 3 already linked in levels
+    allowed = np.ones((4, 4), dtype=bool)
+    np.fill_diagonal(allowed, False)
+    links = _log_links(Z, W0, members, allowed, 4.0)
+    assert [(i, j) for i, j, _ in links] == [(0, 1)]
+    assert links[0][2] == pytest.approx(0.3, abs=0.03)
+    allowed[1, 0] = False  # only 0 -> 1 allowed: the pair's direction is constrained, not searched
+    assert _log_links(Z, W0, members, allowed, 4.0) == []
+
+
 def _multiplicative_triangle(seed: int, R: int = 40, T: int = 104, C: int = 5):
     """Log-normal activity (sd 0.3) in which each child's exogenous part is multiplied by
     ``1 + w * parent / parent's regional mean`` (ch0 -> ch1, ch0 -> ch2, ch1 -> ch2)."""

@@ -571,7 +571,7 @@ LogRows = Callable[[np.ndarray], "np.ndarray | None"]
 
 def _tie_break(
     W0: np.ndarray, Y: np.ndarray, ambiguous: list[tuple[int, int]], log_rows: LogRows | None = None,
-    free: Sequence[tuple[int, int]] = (),
+    free: Sequence[tuple[int, int]] = (), allowed0: np.ndarray | None = None, min_t: float = 4.0,
 ) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Re-decide the direction of ``ambiguous`` same-week edges by :func:`equal_cv_loglik`,
     one linked group of channels at a time (:func:`_orient_group`; ``free``: every same-week
@@ -583,7 +583,7 @@ def _tie_break(
     for group in sorted({int(label[i]) for i, _ in ambiguous}):
         edges = [e for e in ambiguous if label[e[0]] == group]
         settled = [e for e in free if label[e[0]] == group and e not in edges]
-        W, done = _orient_group(W, Y, edges, np.flatnonzero(label == group), log_rows, settled)
+        W, done = _orient_group(W, Y, edges, np.flatnonzero(label == group), log_rows, settled, allowed0, min_t)
         applied += done
     return W, applied
 
@@ -591,6 +591,7 @@ def _tie_break(
 def _orient_group(
     W0: np.ndarray, Y: np.ndarray, ambiguous: list[tuple[int, int]], members: np.ndarray,
     log_rows: LogRows | None = None, settled: Sequence[tuple[int, int]] = (),
+    allowed0: np.ndarray | None = None, min_t: float = 4.0,
 ) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Directions of the unsettled edges of one linked group of channels (``members``).
 
@@ -608,11 +609,13 @@ def _orient_group(
     The same search then runs on log activity (``log_rows(members)``: the
     group's within-region, de-trended log activity ``[N, len(members)]``, or
     None where some member is too often at 0) by
-    :func:`equal_log_variance_loglik`, over the unsettled edges and the
-    ``settled`` ones (the group's other unconstrained same-week edges), unless
-    one of them is negative (substitution, not a lift), and its best is kept if
-    the log residual standard deviations are alike by the same bound; else the
-    data contradict the assumption and ``W0`` is returned.
+    :func:`equal_log_variance_loglik`, over the unsettled edges, the
+    ``settled`` ones (the group's other unconstrained same-week edges) and the
+    pairs the levels left unlinked that the logs link (:func:`_log_links`,
+    ``|t| >= min_t``, both directions ``allowed0``), unless one of the edges is
+    negative (substitution, not a lift), and its best is kept if the log
+    residual standard deviations are alike by the same bound; else the data
+    contradict the assumption and ``W0`` is returned.
     Returns the graph and the edges whose direction the rule set.
     """
     W, ok = _search_directions(W0, ambiguous, members, lambda pa: equal_cv_loglik(Y, pa),
@@ -630,9 +633,39 @@ def _orient_group(
     def to_local(parents: dict[int, list[int]]) -> dict[int, list[int]]:
         return {local[n]: [local[k] for k in pa] for n, pa in parents.items()}
 
-    W, ok = _search_directions(W0, edges, members, lambda pa: equal_log_variance_loglik(Z, to_local(pa)),
+    W1 = W0.copy()
+    if allowed0 is not None:
+        for i, j, w in _log_links(Z, W0, members, allowed0, min_t):
+            W1[i, j] = w
+            edges.append((i, j))
+    W, ok = _search_directions(W1, edges, members, lambda pa: equal_log_variance_loglik(Z, to_local(pa)),
                                lambda pa: log_residual_sds(Z, to_local(pa)))
-    return W, edges if ok else []
+    return (W, edges) if ok else (W0.copy(), [])
+
+
+def _log_links(
+    Z: np.ndarray, W0: np.ndarray, members: np.ndarray, allowed0: np.ndarray, min_t: float
+) -> list[tuple[int, int, float]]:
+    """Same-week pairs of a group that the levels left unlinked and its log activity ``Z`` links:
+    ``(i, j, coefficient)`` where the log regression of ``j`` on ``i`` and ``j``'s parents in the
+    group gives ``i`` a positive coefficient with ``|t| >= min_t`` (a lift of a child that is
+    often dark shows in its active weeks, which the levels dilute)."""
+    out = []
+    local = {int(m): k for k, m in enumerate(members)}
+    for a, i in enumerate(members):
+        for j in members[a + 1 :]:
+            i, j = int(i), int(j)
+            if W0[i, j] or W0[j, i] or not (allowed0[i, j] and allowed0[j, i]):
+                continue
+            cols = [local[i]] + [local[int(k)] for k in np.flatnonzero(W0[:, j]) if int(k) in local]
+            A, y = Z[:, cols], Z[:, local[j]]
+            coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+            resid = y - A @ coef
+            sigma2 = float(resid @ resid) / max(len(y) - len(cols), 1)
+            t = coef[0] / np.sqrt(max(sigma2 * np.linalg.pinv(A.T @ A)[0, 0], 1e-300))
+            if coef[0] > 0 and t >= min_t:
+                out.append((i, j, float(coef[0])))
+    return out
 
 
 def _search_directions(
@@ -873,10 +906,10 @@ def learn_graph(
         Y, X, group = _design(act, observed, P)
         def log_rows(members: np.ndarray) -> np.ndarray | None:
             """The members' within-region, de-trended log activity over the cells where each is
-            positive (None when that is under half the observed cells: channels often dark)."""
+            positive (None when that is under a quarter of the observed cells)."""
             sub = scaled[..., members]
             pos = observed & (sub > 0).all(axis=2)
-            if pos.sum() < 0.5 * observed.sum():
+            if pos.sum() < 0.25 * observed.sum():
                 return None
             logs = np.log(np.where(pos[..., None], sub, 1.0))
             return prepare_activity(logs, pos, phase, cycle_test=cycle_test)[pos]
@@ -966,7 +999,7 @@ def _learn(
         ambiguous = sorted((e for e in free if equal_cv and agree[e] < DIRECTION_SETTLED),
                            key=lambda e: agree[e], reverse=True)
         if ambiguous:
-            W0, applied = _tie_break(W0, Y, ambiguous, log_rows, free)
+            W0, applied = _tie_break(W0, Y, ambiguous, log_rows, free, allowed[0] & ~required.T, min_t)
             for i, j in applied:
                 assumed[i, j] = assumed[j, i] = True
         support[0] = _break_cycles(W0, required) != 0
