@@ -845,8 +845,8 @@ class DeepCausalMMM(BaseEstimator):
             )
         scaled = self._activity()  # [R,T,C]
 
-        def kpi(m: np.ndarray, off: int | None = None) -> float:
-            return self._plan_kpi(scaled, idx, m, keep, where, off)
+        def kpi(m: np.ndarray) -> float:
+            return self._plan_kpi(scaled, idx, m, keep, where)
 
         base = kpi(np.ones(len(idx)))
         norm = max(abs(base), 1e-12)
@@ -874,9 +874,13 @@ class DeepCausalMMM(BaseEstimator):
             m_opt, gain = np.ones(len(idx)), 0.0
 
         def response(m: np.ndarray) -> np.ndarray:
-            """``[k]`` each chosen channel's KPI against switching it off, at multipliers ``m``."""
-            total = kpi(m)
-            return np.array([total - kpi(m, off=int(c)) for c in idx])
+            """``[k]`` each chosen channel's KPI against switching it off, at multipliers ``m``
+            (the plan and its k switch-offs through the graph and the network together)."""
+            factors = np.ones((len(idx) + 1, len(self.channels_)))
+            factors[:, idx] = m
+            factors[np.arange(1, len(idx) + 1), idx] = 0.0
+            values = self._scaled_kpis(scaled, factors, keep, where)
+            return values[0] - values[1:]
 
         table = pd.DataFrame(
             {"spend": spend, "optimal_spend": m_opt * spend, "multiplier": m_opt,
@@ -891,17 +895,11 @@ class DeepCausalMMM(BaseEstimator):
         return table
 
     def _plan_kpi(
-        self, scaled: np.ndarray, idx: np.ndarray, m: np.ndarray, keep: np.ndarray, where: np.ndarray,
-        off: int | None = None,
+        self, scaled: np.ndarray, idx: np.ndarray, m: np.ndarray, keep: np.ndarray, where: np.ndarray
     ) -> float:
-        """Media KPI over ``keep`` with channels ``idx`` at multipliers ``m`` in ``where``
-        (channel ``off`` at 0), induced activity moving through the graph."""
-        factors = np.ones(len(self.channels_))
-        factors[idx] = m
-        if off is not None:
-            factors[off] = 0.0
-        activity = rescale(scaled, self.graph_model_, factors, where)  # [R,T,C]
-        return float(np.where(keep, self._media_kpi(activity), 0.0).sum())
+        """Media KPI over ``keep`` with channels ``idx`` at multipliers ``m`` in ``where``,
+        induced activity moving through the graph."""
+        return float(self._plan_kpis(scaled, idx, np.asarray(m, dtype=float)[None], keep, where)[0])
 
     def _plan_kpis(
         self, scaled: np.ndarray, idx: np.ndarray, ms: np.ndarray, keep: np.ndarray, where: np.ndarray
@@ -940,7 +938,8 @@ class DeepCausalMMM(BaseEstimator):
             keep = refit._cells(None, period)
             where = refit._cells(None, period, observed=False)
             scaled = refit._activity()
-            gain = refit._plan_kpi(scaled, idx, m, keep, where) - refit._plan_kpi(scaled, idx, np.ones(len(idx)), keep, where)
+            plan, observed = refit._plan_kpis(scaled, idx, np.vstack([m, np.ones(len(idx))]), keep, where)
+            gain = plan - observed
             gains[b] = gain / refit._total_kpi(keep)
         lo, hi = np.percentile(gains, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
         return {"gain_lo": float(lo), "gain_hi": float(hi), "gain_share_positive": float((gains > 0).mean()),
@@ -988,8 +987,7 @@ class DeepCausalMMM(BaseEstimator):
         ``[B,R,T]`` for ``B`` activities ``[B,R,T,C]`` at once (one pass of the network over
         ``B`` copies of the regions)."""
         if activity.ndim == 3:
-            media = activity * self.scaler_.media_scale[:, None, :]
-            return self._fitted_parts(media)["channels"].sum(axis=-1)
+            return self._media_kpi(activity[None])[0]
         p = self.panel_
         B, (R, T, C) = len(activity), p.shape
         region_idx = np.tile(np.arange(R), B)

@@ -296,7 +296,7 @@ def notears(
     """NOTEARS with lags: weights ``[L+1, C, C]`` on standardised data.
 
     ``X`` is ``[N, C*(L+1)]`` (lag 0 first), ``Y`` is ``[N, C]``; ``allowed``
-    ``[L+1, C, C]`` masks the admissible edges (False gives a (0, 0) bound).
+    ``[L+1, C, C]`` masks the admissible edges (the others are not optimised and stay 0).
     ``signed`` ``[L+1, C, C]`` marks the admissible entries that may be
     negative (default: all); the others are bounded below by 0. ``start``
     ``[L+1, C, C]``: weights to start from (e.g. an earlier run's), clipped to
@@ -545,15 +545,8 @@ def log_residual_sds(Z: np.ndarray, parents: dict[int, list[int]]) -> dict[int, 
     """Each node's residual standard deviation in log activity ``Z`` ``[N,K]`` (within-region,
     de-trended logs) given its same-week ``parents`` (node -> parents): under a multiplicative
     structural model the log of a node's exogenous part, whose standard deviation is about its
-    coefficient of variation."""
-    out = {}
-    for n, pa in parents.items():
-        y = Z[:, n]
-        if pa:
-            beta, *_ = np.linalg.lstsq(Z[:, pa], y, rcond=None)
-            y = y - Z[:, pa] @ beta
-        out[n] = float(y.std())
-    return out
+    coefficient of variation (the residual standard deviation of :func:`_exogenous`)."""
+    return {n: sd for n, (sd, _) in _exogenous(Z, parents).items()}
 
 
 def equal_log_variance_loglik(Z: np.ndarray, parents: dict[int, list[int]]) -> float:
@@ -608,7 +601,7 @@ def _orient_group(
     score reads as a cause, so the score's directions are no evidence there.
     The same search then runs on log activity (``log_rows(members)``: the
     group's within-region, de-trended log activity ``[N, len(members)]``, or
-    None where some member is too often at 0) by
+    None where the members are active together in under a quarter of the cells) by
     :func:`equal_log_variance_loglik`, over the unsettled edges, the
     ``settled`` ones (the group's other unconstrained same-week edges) and the
     pairs the levels left unlinked that the logs link (:func:`_log_links`,
@@ -658,12 +651,8 @@ def _log_links(
             if W0[i, j] or W0[j, i] or not (allowed0[i, j] and allowed0[j, i]):
                 continue
             cols = [local[i]] + [local[int(k)] for k in np.flatnonzero(W0[:, j]) if int(k) in local]
-            A, y = Z[:, cols], Z[:, local[j]]
-            coef, *_ = np.linalg.lstsq(A, y, rcond=None)
-            resid = y - A @ coef
-            sigma2 = float(resid @ resid) / max(len(y) - len(cols), 1)
-            t = coef[0] / np.sqrt(max(sigma2 * np.linalg.pinv(A.T @ A)[0, 0], 1e-300))
-            if coef[0] > 0 and t >= min_t:
+            coef, t = _CrossProducts(Z[:, cols], Z[:, [local[j]]]).ols_t(range(len(cols)), 0)
+            if coef[0] > 0 and t[0] >= min_t:
                 out.append((i, j, float(coef[0])))
     return out
 
@@ -904,15 +893,19 @@ def learn_graph(
             )
         act = prepare_activity(scaled, observed, phase, cycle_test=cycle_test)
         Y, X, group = _design(act, observed, P)
+        prepared_logs: dict[tuple[int, ...], np.ndarray | None] = {}  # both learns ask for the same groups
+
         def log_rows(members: np.ndarray) -> np.ndarray | None:
             """The members' within-region, de-trended log activity over the cells where each is
             positive (None when that is under a quarter of the observed cells)."""
-            sub = scaled[..., members]
-            pos = observed & (sub > 0).all(axis=2)
-            if pos.sum() < 0.25 * observed.sum():
-                return None
-            logs = np.log(np.where(pos[..., None], sub, 1.0))
-            return prepare_activity(logs, pos, phase, cycle_test=cycle_test)[pos]
+            key = tuple(int(m) for m in members)
+            if key not in prepared_logs:
+                sub = scaled[..., members]
+                pos = observed & (sub > 0).all(axis=2)
+                logs = np.log(np.where(pos[..., None], sub, 1.0))
+                prepared_logs[key] = (None if pos.sum() < 0.25 * observed.sum()
+                                      else prepare_activity(logs, pos, phase, cycle_test=cycle_test)[pos])
+            return prepared_logs[key]
 
         spec = (group, P, L, lambda1, threshold, forbidden, required, roots, fixed, min_t, mode, equal_cv,
                 negative_edges, lag_min_t, log_rows)
