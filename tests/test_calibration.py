@@ -229,3 +229,22 @@ def test_bootstrap_replicates_carry_the_lift_tests(sim):
     assert model._replicate_tests(np.array([3, 4, 5, 5, 4, 3]), per_region) is None  # none drawn
     draw, refit = next(model._bootstrap_refits(1, random_state=0))
     assert refit.lift_tests_ is not None and len(refit.lift_tests_) == 1
+
+
+def test_lift_test_measures_a_constant_channel(sim, tmp_path):
+    # A flat weekly fee shows nothing in the data (fixed at 0 without a test); a geo test on it
+    # sets its level, and a saved model keeps it free.
+    kw = _kw(sim)
+    X = sim.X.assign(sponsorship=1000.0)
+    dates = np.unique(sim.dates)
+    regions = list(dict.fromkeys(sim.regions))[:3]
+    tests = pd.DataFrame([{"channel": "sponsorship", "start": dates[20], "end": dates[31], "regions": regions,
+                           "lift": 5000.0, "lift_se": 250.0}])
+    with pytest.warns(UserWarning, match="sponsorship"):
+        model = DeepCausalMMM(config=FAST).fit(X, sim.y, lift_tests=tests, **kw)
+    assert model.get_channel_effects().loc["sponsorship", "total"] > 0
+    assert model.lift_tests_["model_lift"].iloc[0] == pytest.approx(5000.0, rel=0.3)
+    path = tmp_path / "m.safetensors"
+    model.save(path)
+    again = DeepCausalMMM.load(path)
+    np.testing.assert_allclose(again.predict(X, **kw), model.predict(X, **kw), rtol=1e-6)

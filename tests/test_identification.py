@@ -11,15 +11,16 @@ from deepcausalmmm.exceptions import DataError
 
 def test_identification_table_known_answers():
     R, T = 2, 10
-    media = np.zeros((R, T, 4))
-    media[:, :, 0] = [[1.0] * T, [5.0] * T]  # always on, flat: floor 1, no dark weeks
+    media = np.zeros((R, T, 5))
+    media[:, :, 0] = np.tile([1.0, 1.25], T // 2) * [[1.0], [5.0]]  # always on: floor 0.89, no dark weeks
+    media[:, :, 4] = [[1.0] * T, [5.0] * T]  # the same every week of each region: nothing to see
     media[:, :, 1] = np.tile([0.0, 2.0], T // 2)  # on/off: half the weeks dark
     media[0, :, 2] = np.r_[np.full(8, 1.0), 0.0, 1.0]  # one dark week in region 0; region 1 never active
     observed = np.ones((R, T), dtype=bool)
     observed[1, :2] = False  # unobserved cells do not count
     media[1, :2, 0] = 1000.0  # (they would otherwise move region 1's mean and floor)
-    out = identification_table(media, observed, ["a", "b", "c", "d"], threshold=0.3, lift_tested=["b"])
-    assert out.loc["a", "activity_floor"] == pytest.approx(1.0)
+    out = identification_table(media, observed, ["a", "b", "c", "d", "e"], threshold=0.3, lift_tested=["b"])
+    assert out.loc["a", "activity_floor"] == pytest.approx(1 / 1.125)
     assert out.loc["a", "dark_share"] == 0.0
     assert out.loc["a", "level"] == "extrapolated"
     assert out.loc["b", "activity_floor"] == 0.0
@@ -29,7 +30,8 @@ def test_identification_table_known_answers():
     assert out.loc["c", "dark_share"] == pytest.approx(0.1)
     assert out.loc["c", "activity_floor"] == pytest.approx(np.quantile(np.r_[np.full(9, 10 / 9), 0.0], 0.1))
     assert out.loc["d", "level"] == "no activity" and np.isnan(out.loc["d", "activity_floor"])
-    assert out["lift_tested"].tolist() == [False, True, False, False]
+    assert out.loc["e", "level"] == "no variation" and out.loc["e", "activity_floor"] == 1.0
+    assert out["lift_tested"].tolist() == [False, True, False, False, False]
 
 
 def test_always_on_channels_are_flagged_on_the_simulator(fitted):

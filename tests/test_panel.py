@@ -199,6 +199,54 @@ def test_integer_periods_stay_periods(dates):
     assert not isinstance(flat.dates, pd.DatetimeIndex) and flat.dates[0] == 100
 
 
+def test_pandas_periods_read_as_their_first_day():
+    df = frame(n_weeks=12)
+    weeks = df["date"].dt.to_period("W-SUN")  # Monday-Sunday weeks
+    p = panel_of(df.assign(date=weeks))
+    assert isinstance(p.dates, pd.DatetimeIndex)
+    assert list(p.dates) == list(pd.date_range("2024-01-01", periods=12, freq="7D"))
+    daily = build_panel(np.ones((6, 1)), np.ones(6), dates=pd.period_range("2024-01-01", periods=6, freq="D"))
+    assert daily.dates[1] == pd.Timestamp("2024-01-02")
+
+
+def test_time_zone_aware_dates_are_read_as_their_calendar_dates():
+    df = frame(n_weeks=12)
+    aware = df["date"].dt.tz_localize("America/New_York")
+    p = panel_of(df.assign(date=aware))
+    assert p.dates.tz is None and p.dates[0] == pd.Timestamp("2024-01-01")
+    model = DeepCausalMMM(config={"training": {"epochs": 5, "polish_steps": 0}})
+    model.fit(df[["tv", "search"]], df["kpi"], regions=df["region"], dates=aware)
+    later = df.assign(date=df["date"] + pd.Timedelta(weeks=12))  # naive dates continue an aware fit
+    assert np.isfinite(model.predict(later[["tv", "search"]], regions=later["region"], dates=later["date"])).all()
+
+
+def test_static_channels_known_answers():
+    from deepcausalmmm.data import static_channels
+
+    media = np.ones((2, 6, 5))
+    media[1, :, 1] = 7.0  # a constant of its own per region: still no week-to-week variation
+    media[0, 3, 2] = 2.0  # varies in one region only: its effect shows there
+    media[:, :, 3] = 0.0  # never active: a zero channel, not a static one
+    media[1, 0, 4] = 50.0  # differs only in a week no one observed
+    observed = np.ones((2, 6), dtype=bool)
+    observed[1, 0] = False
+    np.testing.assert_array_equal(static_channels(media, observed), [True, True, False, False, True])
+
+
+def test_constant_channel_is_fixed_at_zero_with_a_warning(small_sim):
+    X = small_sim.X.assign(sponsorship=2500.0)
+    kw = dict(regions=small_sim.regions, dates=small_sim.dates)
+    with pytest.warns(UserWarning, match=r"\['sponsorship'\] have the same activity in every observed week"):
+        model = DeepCausalMMM(config={"training": {"epochs": 40, "polish_steps": 0}}).fit(X, small_sim.y, **kw)
+    contrib = model.get_channel_contributions()
+    assert (contrib["sponsorship"] == 0).all() and (contrib["channel_1"] > 0).any()
+    effects = model.get_channel_effects()
+    assert effects.loc["sponsorship", "total"] == 0 and effects.loc["sponsorship", "total_share"] == 0
+    assert model.get_identification().loc["sponsorship", "level"] == "no variation"
+    assert "sponsorship" not in model.optimize_budget().index  # left as observed
+    assert "sponsorship" in model.optimize_budget(channels=["channel_1", "sponsorship"]).index
+
+
 def test_stale_cells_flag_filled_gaps_only():
     from deepcausalmmm.data import stale_cells
 

@@ -32,7 +32,7 @@ from .components.temporal import (
 )
 from .config import MMMConfig, build_config
 from .data.history import align_to_fit, extend_history
-from .data.panel import ArrayLike, Panel, build_panel, stale_cells
+from .data.panel import ArrayLike, Panel, build_panel, stale_cells, static_channels
 from .data.scaling import PanelScaler
 from .exceptions import ConfigError, DataError
 from .model import Batch, Decomposition, MMMNet
@@ -364,8 +364,10 @@ class DeepCausalMMM(BaseEstimator):
         -------
         DataFrame indexed by channel: ``activity_floor``, ``dark_share``
         (region-weeks at or below 5% of the region's mean), ``level``
-        (``"observed"``, ``"extrapolated"`` or ``"no activity"``) and
-        ``lift_tested`` (a lift test on the channel was given to ``fit``).
+        (``"observed"``, ``"extrapolated"``, ``"no variation"``: the same activity in
+        every week of each region, so nothing shows its effect and its contribution is fixed
+        at 0 unless a lift test measures it, or ``"no activity"``) and ``lift_tested`` (a lift
+        test on the channel was given to ``fit``).
 
         Raises
         ------
@@ -769,7 +771,9 @@ class DeepCausalMMM(BaseEstimator):
             Total spend of the chosen channels over the selected cells; default:
             what they spent (a pure reallocation).
         channels : list of str, optional
-            Channels to reallocate (default all with spend); the others stay as observed.
+            Channels to reallocate (default all with spend, except channels whose effect
+            is fixed at 0 because their activity never varies: ``level`` "no variation" in
+            :meth:`get_identification`); the others stay as observed.
         bounds : (low, high)
             Multiplier range per channel, ``0 <= low < high``.
         regions, period
@@ -812,9 +816,10 @@ class DeepCausalMMM(BaseEstimator):
         keep = self._cells(regions, period)
         where = self._cells(regions, period, observed=False)
         spend_all = np.where(keep[:, :, None], self.spend_, 0.0).sum(axis=(0, 1))  # [C]
+        free = self.net_.free.cpu().numpy() > 0  # [C]: False where the effect is fixed at 0
         names = self._check_channels(
-            [c for c, s_ in zip(self.channels_, spend_all, strict=True) if s_ > 0] if channels is None
-            else list(channels)
+            [c for c, s_, f in zip(self.channels_, spend_all, free, strict=True) if s_ > 0 and f]
+            if channels is None else list(channels)
         )
         idx = np.array([self.channels_.index(c) for c in names])
         spend = spend_all[idx]
@@ -1254,8 +1259,11 @@ class DeepCausalMMM(BaseEstimator):
     def _make_net(cfg: MMMConfig, panel: Panel, n_knots: int, lifts: LiftTests | None = None) -> MMMNet:
         sign = {"+": 1, "-": -1}
         prior = np.ones(len(panel.channels))
+        # channels without week-to-week variation show no effect; fixed at 0 unless a test measures it
+        fixed = static_channels(panel.media, panel.observed)
         if lifts is not None and cfg.calibration.weight > 0:  # a tested channel's level is measured
             prior[np.unique(lifts.channel)] = cfg.calibration.tested_prior
+            fixed[np.unique(lifts.channel)] = False
         return MMMNet(
             n_regions=len(panel.regions),
             n_channels=len(panel.channels),
@@ -1267,6 +1275,7 @@ class DeepCausalMMM(BaseEstimator):
             negative_mask=[c in cfg.coefficients.negative_channels for c in panel.channels],
             control_signs=[sign.get(cfg.controls.signs.get(k, ""), 0) for k in panel.controls],
             prior_weight=prior.tolist(),
+            fixed_zero=fixed.tolist(),
         )
 
     @staticmethod

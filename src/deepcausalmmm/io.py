@@ -155,7 +155,12 @@ def load_model(cls: Any, path: Path) -> Any:
             weight=arr["panel.weight"], row_index=arr["panel.row_index"],
         )
         knots = arr["knots"]
-        net = cls._make_net(cfg, panel, len(knots))
+        stored = json.loads(meta.get("lift_tests", "null"))
+        try:
+            lifts = parse_lift_tests(pd.DataFrame(stored), channels, regions, panel.dates) if stored else None
+        except DataError as exc:
+            raise ModelFileError(f"model file '{path}' holds lift tests that do not fit its panel ({exc})") from None
+        net = cls._make_net(cfg, panel, len(knots), lifts)
         net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")}, strict=True)
         net.eval()
         hist_d = json.loads(meta["history"])
@@ -179,14 +184,7 @@ def load_model(cls: Any, path: Path) -> Any:
     model.graph_seconds_ = 0.0
     model._set_graph_frames()
     model._set_forecast_anchor()
-    model.lift_tests_ = None
-    stored = json.loads(meta.get("lift_tests", "null"))
-    if stored:
-        try:
-            lifts = parse_lift_tests(pd.DataFrame(stored), channels, regions, panel.dates)
-        except DataError as exc:
-            raise ModelFileError(f"model file '{path}' holds lift tests that do not fit its panel ({exc})") from None
-        model.lift_tests_ = model._lift_report(lifts)
+    model.lift_tests_ = None if lifts is None else model._lift_report(lifts)
     return model
 
 

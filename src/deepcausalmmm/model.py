@@ -59,6 +59,7 @@ class MMMNet(nn.Module):
     negative: Tensor  # [C] buffer: channels allowed a signed effect
     control_signs: Tensor  # [K] buffer: +1, -1 or 0 (free)
     prior_weight: Tensor  # [C] buffer: multiplier on each channel's coefficient prior
+    free: Tensor  # [C] buffer: 1, or 0 for channels whose coefficient is fixed at 0
 
     def __init__(
         self,
@@ -72,6 +73,7 @@ class MMMNet(nn.Module):
         negative_mask: list[bool] | None = None,
         control_signs: list[int] | None = None,
         prior_weight: list[float] | None = None,
+        fixed_zero: list[bool] | None = None,
     ) -> None:
         super().__init__()
         co, sa, ef, cf = config.carryover, config.saturation, config.effectiveness, config.coefficients
@@ -111,6 +113,10 @@ class MMMNet(nn.Module):
         # with a lift test). Used only while fitting, so not saved with the weights.
         weight = torch.tensor(prior_weight or [1.0] * n_channels, dtype=torch.float32)
         self.register_buffer("prior_weight", weight, persistent=False)
+        # Channels whose effect the data cannot show (no variation within any region, no lift
+        # test): coefficient fixed at 0. Derived from the panel, so not saved with the weights.
+        free = [0.0 if z else 1.0 for z in (fixed_zero or [False] * n_channels)]
+        self.register_buffer("free", torch.tensor(free, dtype=torch.float32), persistent=False)
 
     # -- parameters in interpretable form -------------------------------------------------
     def coefficient_bound(self) -> Tensor:
@@ -123,7 +129,7 @@ class MMMNet(nn.Module):
         """Channel coefficients ``[C]``: in (0, bound), or (-bound, bound) where allowed."""
         pos = torch.sigmoid(self.beta_raw)
         signed = torch.tanh(self.beta_raw)
-        return self.coefficient_bound() * torch.where(self.negative, signed, pos)
+        return self.coefficient_bound() * torch.where(self.negative, signed, pos) * self.free
 
     def gamma(self) -> Tensor:
         """Control coefficients ``[K]`` with the configured signs."""

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ..data.panel import static_channels
+
 __all__ = ["identification_table", "EXTRAPOLATED_FLOOR"]
 
 DARK = 0.05  # activity at or below 5% of the region's mean counts as a dark week
@@ -51,10 +53,13 @@ def identification_table(
     region's mean activity. ``dark_share``: the share of those region-weeks
     at or below 5% of the region's mean. ``level``: ``"observed"`` (the
     data reach down to low activity), ``"extrapolated"`` (they do not: the
-    channel's contribution rests on the curve's shape) or ``"no activity"``.
+    channel's contribution rests on the curve's shape), ``"no variation"`` (the same activity
+    every week of each region: nothing shows its effect, which is fixed at 0 unless a lift test
+    measures it) or ``"no activity"``.
     """
     rows = []
     tested = set(lift_tested)
+    static = static_channels(media, observed)  # [C]
     obs = observed.astype(bool)  # [R,T]
     n_obs = obs.sum(axis=1)  # [R]
     for c, name in enumerate(channels):
@@ -68,6 +73,8 @@ def identification_table(
         floor = float(np.quantile(rel, QUANTILE))
         dark = float(np.mean(rel <= DARK))
         level = "extrapolated" if floor >= threshold else "observed"
+        if static[c]:
+            level = "no variation"
         rows.append((floor, dark, level, name in tested))
     out = pd.DataFrame(rows, index=pd.Index(list(channels), name="channel"),
                        columns=["activity_floor", "dark_share", "level", "lift_tested"])

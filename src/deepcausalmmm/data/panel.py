@@ -222,6 +222,8 @@ def _regular_grid(dates: pd.Index) -> pd.Index:
 
 def _parse_dates(raw: np.ndarray) -> pd.Index:
     idx = pd.Index(raw).infer_objects()  # an object array of ints is integer periods, not ns
+    if isinstance(idx.dtype, pd.PeriodDtype):  # pandas periods (e.g. weeks): each one's first day
+        idx = idx.to_timestamp(how="start")
     if pd.api.types.is_integer_dtype(idx):
         return idx.astype(np.int64)
     if pd.api.types.is_float_dtype(idx):
@@ -240,6 +242,8 @@ def _parse_dates(raw: np.ndarray) -> pd.Index:
         ) from None
     if parsed.hasnans:
         raise DataError("`dates` contain missing values (NaT); every row needs a date")
+    if parsed.tz is not None:  # the calendar week is what counts: keep wall time, drop the zone
+        parsed = parsed.tz_localize(None)
     return parsed.as_unit("ns")
 
 
@@ -448,6 +452,16 @@ def build_panel(
                 UserWarning,
                 stacklevel=3,
             )
+        flat = [channels[c] for c in np.flatnonzero(static_channels(media, observed))]
+        if flat:
+            warnings.warn(
+                f"channel(s) {flat} have the same activity in every observed week of each region "
+                "(no week-to-week variation anywhere); the data cannot show their effect, which a "
+                "region's baseline would absorb just as well, so their contribution is fixed at 0. "
+                "A lift test for the channel (fit(lift_tests=...)) measures it instead",
+                UserWarning,
+                stacklevel=3,
+            )
     return Panel(
         regions=region_labels,
         dates=grid,
@@ -460,6 +474,21 @@ def build_panel(
         weight=weight,
         row_index=np.stack([r_of_row, t_of_row], axis=1),
     )
+
+
+def static_channels(media: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """``[C]`` bool: channels active somewhere whose activity never changes within a region
+    over its observed weeks (a flat fee booked every week, or a per-region constant). Their
+    effect is not identified: a region's baseline absorbs any level they could carry."""
+    obs = observed.astype(bool)[..., None]  # [R,T,1]
+    hi = np.where(obs, media, -np.inf).max(axis=1)  # [R,C]
+    lo = np.where(obs, media, np.inf).min(axis=1)  # [R,C]
+    seen = obs.any(axis=1)  # [R,1]
+    spread = np.where(seen, hi - lo, 0.0)  # [R,C]
+    size = np.where(seen, np.maximum(np.abs(hi), np.abs(lo)), 0.0)  # [R,C]
+    varies = (spread > 1e-9 * np.maximum(size, 1e-300)).any(axis=0)  # [C]
+    active = (np.where(obs, media, 0.0) != 0).any(axis=(0, 1))  # [C]
+    return active & ~varies
 
 
 def stale_cells(y: np.ndarray, media: np.ndarray, observed: np.ndarray) -> np.ndarray:
