@@ -127,6 +127,27 @@ def test_no_edges_without_a_true_graph():
     assert len(model.get_dag_edges()) <= 1
 
 
+@pytest.mark.parametrize("seed", [1, 3])
+def test_stopped_feeds_filled_with_dark_weeks_do_not_link_channels(seed):
+    # Three regions' feeds stop after week 30 and the grid is completed with media 0 (how the MMM
+    # panel is completed). Those all-dark weeks are a switch every channel shares: before session
+    # 18 they linked 3-8 edges without a true graph (and 34 pairs on the MMM panel). The graph
+    # must be the one of the ragged panel without those rows: the true edge alone.
+    sim = simulate_panel(20, 104, 5, seed=seed, graph=[("channel_1", "channel_3", 0.6)])
+    regions, weeks = np.asarray(sim.regions), np.tile(np.arange(104), 20)
+    stopped = np.isin(regions, np.unique(regions)[:3]) & (weeks >= 30)
+    X = sim.X.copy()
+    X.loc[stopped] = 0.0
+    quick = {"training": {"epochs": 1, "polish_steps": 0}}
+    filled = DeepCausalMMM(config=quick).fit(X, sim.y, regions=sim.regions, dates=sim.dates)
+    keep = ~stopped
+    ragged = DeepCausalMMM(config=quick).fit(X[keep], np.asarray(sim.y)[keep], regions=regions[keep],
+                                             dates=np.asarray(sim.dates)[keep])
+    edges = filled.get_dag_edges()
+    assert set(zip(edges.parent, edges.child, strict=True)) == {("channel_1", "channel_3")}
+    np.testing.assert_allclose(filled.graph_model_.weights, ragged.graph_model_.weights, atol=1e-9)
+
+
 def test_channel_order_does_not_change_the_graph(mediated):
     sim, model = mediated
     order = ["channel_4", "channel_3", "channel_1", "channel_2"]

@@ -860,6 +860,15 @@ def learn_graph(
         L = max_lag
         if mode == "none" or C < 2:
             return ChannelGraph.empty(C, L)
+        # A region-week without activity in any channel is a gap in the feed (a completed grid's
+        # filled weeks, media set to 0) or every channel switched off at once: a switch all
+        # channels share, not one channel driving another. The graph is learned from the weeks
+        # with some activity, each region's activity relative to its mean over those weeks (a
+        # region dark for most of its weeks would otherwise weigh in at many times its size).
+        observed = observed & (scaled != 0).any(axis=2)
+        mean = (np.where(observed[:, :, None], scaled, 0.0).sum(axis=1)
+                / np.maximum(observed.sum(axis=1), 1)[:, None])  # [R,C]
+        scaled = scaled / np.where(mean > 0, mean, 1.0)[:, None, :]
         P = max(L, own_lags)  # lags in the design; beyond L only a channel's own (persistence)
         while P > 0 and _residual_dof(observed, P, C) < MIN_DOF:  # short panels: fewer lags
             P -= 1
