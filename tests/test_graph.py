@@ -384,11 +384,34 @@ def test_too_short_panels_learn_no_graph_and_say_so():
     with pytest.warns(UserWarning, match=r"3 regions x 10 weeks are too few.*no edges.*mode='fixed'"):
         model = DeepCausalMMM(config=quick).fit(sim.X, sim.y, regions=sim.regions, dates=sim.dates)
     assert model.get_dag_edges().empty
-    # two regions of 30 weeks: enough for lags 0..1, not 2
-    sim = simulate_panel(2, 30, 3, seed=1)
+    # two regions of 39 weeks: enough for lags 0..1, not 2 (each region's 8 slow terms taken too)
+    sim = simulate_panel(2, 39, 3, seed=1)
     with pytest.warns(UserWarning, match=r"lags 0\.\.1 only"), pytest.warns(UserWarning, match="with 2 region"):
         model = DeepCausalMMM(config=quick).fit(sim.X, sim.y, regions=sim.regions, dates=sim.dates)
     assert model.graph_model_.weights.shape == (2, 3, 3)
+
+
+def test_absorbed_dof_known_answers():
+    from deepcausalmmm.components.graph import absorbed_dof
+
+    observed = np.ones((4, 10), dtype=bool)
+    assert absorbed_dof(observed, 3) == 10 + 4 * 3 - 3  # week means, regional terms, overlap
+    observed[0, 2:] = False  # a region with 2 cells keeps only its mean
+    observed[:, 9] = False  # a week no region observes takes nothing
+    assert absorbed_dof(observed, 3) == 9 + 1 + 3 * 3 - 3
+    assert absorbed_dof(np.ones((2, 10), dtype=bool), 3) == 2 * 3  # under 3 regions: no week means
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_small_panels_with_many_channels_learn_no_false_edges(seed):
+    # 10 regions x 104 weeks x 20 channels, no true edges. The preparation takes a mean per week
+    # and each region's 13 slow terms (221 of 1,040 cells per channel, net of the national terms
+    # both hold); t values over all cells overstated the evidence and gave 2 false pairs on each
+    # of these seeds before session 18.
+    sim = simulate_panel(10, 104, 20, seed=seed)
+    quick = {"training": {"epochs": 1, "polish_steps": 0}}
+    model = DeepCausalMMM(config=quick).fit(sim.X, sim.y, regions=sim.regions, dates=sim.dates)
+    assert model.get_dag_edges().empty
 
 
 def test_simulator_graph_names_unknown_channels():
@@ -707,7 +730,7 @@ def test_log_step_stays_out_of_groups_it_cannot_judge():
     assert applied == [] and W[1, 0] == -0.4
     W, applied = _orient_group(W0, Y, [(1, 0)], members, lambda m: None)
     assert applied == [] and W[1, 0] == 0.4
-    W, applied = _orient_group(W0, Y, [(1, 0)], members, lambda m: Z[:, m])
+    W, applied = _orient_group(W0, Y, [(1, 0)], members, lambda m: (Z[:, m], 0))
     assert applied == [(1, 0)] and W[0, 1] == 0.4 and W[1, 0] == 0.0
 
 

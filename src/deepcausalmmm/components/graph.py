@@ -213,7 +213,29 @@ def _nanmean(a: np.ndarray, axis: int) -> np.ndarray:
 def prepare_activity(
     scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray, cycle_test: bool = True
 ) -> np.ndarray:
-    """Within-region, de-trended, de-seasonalised activity ``[R,T,C]``.
+    """Within-region, de-trended, de-seasonalised activity ``[R,T,C]`` (see :func:`_prepare`)."""
+    return _prepare(scaled, observed, phase, cycle_test)[0]
+
+
+def absorbed_dof(observed: np.ndarray, n_basis: int) -> int:
+    """Degrees of freedom the preparation takes from each channel's series: one per week
+    observed somewhere (its cross-region mean, with 3 or more regions) and ``n_basis``
+    slow-movement terms per region (its mean alone where it has no more cells than that), less
+    the ``n_basis`` national terms both of those hold. A residual variance over the cells
+    without them understates the noise: on 5 regions x 60 weeks over a third of the cells."""
+    R = observed.shape[0]
+    n_r = observed.sum(axis=1)  # [R]
+    regional = int(np.where(n_r > n_basis, n_basis, np.minimum(n_r, 1)).sum())
+    if R < 3:
+        return regional
+    return max(int(observed.any(axis=0).sum()) + regional - n_basis, 0)
+
+
+def _prepare(
+    scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray, cycle_test: bool = True
+) -> tuple[np.ndarray, int]:
+    """Within-region, de-trended, de-seasonalised activity ``[R,T,C]``, and the degrees of
+    freedom that took from each channel (:func:`absorbed_dof`).
 
     Each week's cross-region mean is removed (national budget seasons, bursts
     and launches that move every region's channels together), then every
@@ -244,7 +266,7 @@ def prepare_activity(
             continue
         coef, *_ = np.linalg.lstsq(D[ok], a[r, ok], rcond=None)  # [J,C]
         a[r] = a[r] - D @ coef
-    return np.nan_to_num(a, nan=0.0)
+    return np.nan_to_num(a, nan=0.0), absorbed_dof(observed, D.shape[1])
 
 
 DIRECTION_SETTLED = 0.95  # direction support at which the non-Gaussian orientation is taken as settled
@@ -559,7 +581,7 @@ def equal_log_variance_loglik(Z: np.ndarray, parents: dict[int, list[int]]) -> f
     return float(-len(sds) / 2 * np.log(np.mean(sds**2)))
 
 
-LogRows = Callable[[np.ndarray], "np.ndarray | None"]
+LogRows = Callable[[np.ndarray], "tuple[np.ndarray, int] | None"]  # rows and absorbed dof
 
 
 def _tie_break(
@@ -600,8 +622,8 @@ def _orient_group(
     product makes a child the more skewed channel, which the non-Gaussian
     score reads as a cause, so the score's directions are no evidence there.
     The same search then runs on log activity (``log_rows(members)``: the
-    group's within-region, de-trended log activity ``[N, len(members)]``, or
-    None where the members are active together in under a quarter of the cells) by
+    group's within-region, de-trended log activity ``[N, len(members)]`` with the degrees of
+    freedom its preparation took, or None where the members are active together in under a quarter of the cells) by
     :func:`equal_log_variance_loglik`, over the unsettled edges, the
     ``settled`` ones (the group's other unconstrained same-week edges) and the
     pairs the levels left unlinked that the logs link (:func:`_log_links`,
@@ -618,9 +640,10 @@ def _orient_group(
     edges = [*ambiguous, *settled]
     if log_rows is None or any(W0[i, j] + W0[j, i] < 0 for i, j in edges):
         return W, []  # a negative edge is substitution, not a lift
-    Z = log_rows(members)
-    if Z is None:
+    prepared = log_rows(members)
+    if prepared is None:
         return W, []
+    Z, absorbed = prepared
     local = {int(m): k for k, m in enumerate(members)}  # channel -> column of Z
 
     def to_local(parents: dict[int, list[int]]) -> dict[int, list[int]]:
@@ -628,7 +651,7 @@ def _orient_group(
 
     W1 = W0.copy()
     if allowed0 is not None:
-        for i, j, w in _log_links(Z, W0, members, allowed0, min_t):
+        for i, j, w in _log_links(Z, W0, members, allowed0, min_t, absorbed):
             W1[i, j] = w
             edges.append((i, j))
     W, ok = _search_directions(W1, edges, members, lambda pa: equal_log_variance_loglik(Z, to_local(pa)),
@@ -637,7 +660,8 @@ def _orient_group(
 
 
 def _log_links(
-    Z: np.ndarray, W0: np.ndarray, members: np.ndarray, allowed0: np.ndarray, min_t: float
+    Z: np.ndarray, W0: np.ndarray, members: np.ndarray, allowed0: np.ndarray, min_t: float,
+    absorbed: int = 0,
 ) -> list[tuple[int, int, float]]:
     """Same-week pairs of a group that the levels left unlinked and its log activity ``Z`` links:
     ``(i, j, coefficient)`` where the log regression of ``j`` on ``i`` and ``j``'s parents in the
@@ -651,7 +675,7 @@ def _log_links(
             if W0[i, j] or W0[j, i] or not (allowed0[i, j] and allowed0[j, i]):
                 continue
             cols = [local[i]] + [local[int(k)] for k in np.flatnonzero(W0[:, j]) if int(k) in local]
-            coef, t = _CrossProducts(Z[:, cols], Z[:, [local[j]]]).ols_t(range(len(cols)), 0)
+            coef, t = _CrossProducts(Z[:, cols], Z[:, [local[j]]], absorbed).ols_t(range(len(cols)), 0)
             if coef[0] > 0 and t[0] >= min_t:
                 out.append((i, j, float(coef[0])))
     return out
@@ -702,10 +726,11 @@ def _search_directions(
 class _CrossProducts:
     """``X'X``, ``X'Y`` and ``Y'Y`` of a design ``X`` ``[N,K]`` and targets ``Y`` ``[N,C]``, so
     that each of the many small regressions of the pruning loops costs a ``k x k`` solve, not a
-    pass over the ``N`` rows."""
+    pass over the ``N`` rows. ``absorbed``: degrees of freedom the rows' preparation already
+    took (:func:`absorbed_dof`), left out of the residual variance behind the t values."""
 
-    def __init__(self, X: np.ndarray, Y: np.ndarray) -> None:
-        self.n = len(Y)
+    def __init__(self, X: np.ndarray, Y: np.ndarray, absorbed: int = 0) -> None:
+        self.n = len(Y) - absorbed
         self.xx, self.xy, self.yy = X.T @ X, X.T @ Y, (Y * Y).sum(axis=0)
 
     def ols_t(self, cols: Sequence[int] | Sequence[np.integer], j: int) -> tuple[np.ndarray, np.ndarray]:
@@ -723,7 +748,7 @@ class _CrossProducts:
 
 def _refit(
     X: np.ndarray, Y: np.ndarray, support: np.ndarray, keep: np.ndarray, min_t: float,
-    signed: np.ndarray | None = None,
+    signed: np.ndarray | None = None, absorbed: int = 0,
 ) -> np.ndarray:
     """Unpenalised least squares of each child on its parents: ``[L+1,C,C]``.
 
@@ -737,7 +762,7 @@ def _refit(
     flat_keep = keep.reshape(Lp1 * C, C)
     flat_signed = np.ones_like(flat_support) if signed is None else signed.reshape(Lp1 * C, C)
     W = np.zeros((Lp1 * C, C))
-    cp = _CrossProducts(X, Y)
+    cp = _CrossProducts(X, Y, absorbed)
     for j in range(C):
         parents = list(np.flatnonzero(flat_support[:, j]))
         while parents:
@@ -754,7 +779,7 @@ def _refit(
 
 def _complete_lags(
     X: np.ndarray, Y: np.ndarray, W: np.ndarray, allowed: np.ndarray, keep: np.ndarray, L: int,
-    lag_t: float, signed: np.ndarray,
+    lag_t: float, signed: np.ndarray, absorbed: int = 0,
 ) -> np.ndarray:
     """``W`` ``[P+1,C,C]`` with the learned pairs' other lags 1..``L`` added where their
     coefficient has ``|t| >= lag_t`` (refit with the entries of ``W`` and ``keep`` kept).
@@ -769,11 +794,12 @@ def _complete_lags(
         return W
     candidate = W != 0
     candidate[1 : L + 1] |= pair[None] & allowed[1 : L + 1]
-    return _refit(X, Y, candidate, keep | (W != 0), lag_t, signed)
+    return _refit(X, Y, candidate, keep | (W != 0), lag_t, signed, absorbed)
 
 
 def _kernel_weights(
-    X: np.ndarray, Y: np.ndarray, W: np.ndarray, signed: np.ndarray, lag_t: float | None = None
+    X: np.ndarray, Y: np.ndarray, W: np.ndarray, signed: np.ndarray, lag_t: float | None = None,
+    absorbed: int = 0,
 ) -> np.ndarray:
     """Cross-channel weights ``[L+1,C,C]`` of the kept edges of ``W`` estimated again without
     the children's own past: each child on its parents' activity at the kept lags alone.
@@ -793,7 +819,7 @@ def _kernel_weights(
     out = np.zeros_like(W)
     flat = W.reshape(Lp1 * C, C)
     flat_signed = signed[:Lp1].reshape(Lp1 * C, C)
-    cp = _CrossProducts(X[:, : Lp1 * C], Y)
+    cp = _CrossProducts(X[:, : Lp1 * C], Y, absorbed)
     for j in range(C):
         parents = [k for k in np.flatnonzero(flat[:, j]) if k % C != j]
         while parents:
@@ -870,9 +896,11 @@ def learn_graph(
                 / np.maximum(observed.sum(axis=1), 1)[:, None])  # [R,C]
         scaled = scaled / np.where(mean > 0, mean, 1.0)[:, None, :]
         P = max(L, own_lags)  # lags in the design; beyond L only a channel's own (persistence)
-        while P > 0 and _residual_dof(observed, P, C) < MIN_DOF:  # short panels: fewer lags
+        # the preparation's week means and regional slow terms take degrees of freedom too
+        taken = absorbed_dof(observed, smooth_basis(T, phase).shape[1])
+        while P > 0 and _residual_dof(observed, P, C) - taken < MIN_DOF:  # short panels: fewer lags
             P -= 1
-        if _residual_dof(observed, P, C) < MIN_DOF and mode == "notears":
+        if _residual_dof(observed, P, C) - taken < MIN_DOF and mode == "notears":
             warnings.warn(
                 f"graph: {R} regions x {T} weeks are too few region-weeks to learn a graph among {C} "
                 f"channels (each channel's equation needs {MIN_DOF} residual degrees of freedom); no "
@@ -900,24 +928,28 @@ def learn_graph(
                 UserWarning,
                 stacklevel=4,
             )
-        act = prepare_activity(scaled, observed, phase, cycle_test=cycle_test)
+        act, absorbed = _prepare(scaled, observed, phase, cycle_test=cycle_test)
         Y, X, group = _design(act, observed, P)
-        prepared_logs: dict[tuple[int, ...], np.ndarray | None] = {}  # both learns ask for the same groups
+        prepared_logs: dict[tuple[int, ...], tuple[np.ndarray, int] | None] = {}  # both learns ask alike
 
-        def log_rows(members: np.ndarray) -> np.ndarray | None:
+        def log_rows(members: np.ndarray) -> tuple[np.ndarray, int] | None:
             """The members' within-region, de-trended log activity over the cells where each is
-            positive (None when that is under a quarter of the observed cells)."""
+            positive, with the degrees of freedom that took (None when those cells are under a
+            quarter of the observed cells)."""
             key = tuple(int(m) for m in members)
             if key not in prepared_logs:
                 sub = scaled[..., members]
                 pos = observed & (sub > 0).all(axis=2)
                 logs = np.log(np.where(pos[..., None], sub, 1.0))
-                prepared_logs[key] = (None if pos.sum() < 0.25 * observed.sum()
-                                      else prepare_activity(logs, pos, phase, cycle_test=cycle_test)[pos])
+                if pos.sum() < 0.25 * observed.sum():
+                    prepared_logs[key] = None
+                else:
+                    z, taken_logs = _prepare(logs, pos, phase, cycle_test=cycle_test)
+                    prepared_logs[key] = (z[pos], taken_logs)
             return prepared_logs[key]
 
         spec = (group, P, L, lambda1, threshold, forbidden, required, roots, fixed, min_t, mode, equal_cv,
-                negative_edges, lag_min_t, log_rows)
+                negative_edges, lag_min_t, log_rows, absorbed)
         weights, direction, assumed = _learn(Y, X, *spec)
         if mode == "notears":
             # A driver every channel shares (a regional budget) links every pair alike. When the
@@ -939,11 +971,12 @@ def _learn(
     Y: np.ndarray, X: np.ndarray, group: np.ndarray, P: int, L: int, lambda1: float, threshold: float,
     forbidden: np.ndarray, required: np.ndarray, roots: tuple[int, ...], fixed: np.ndarray | None,
     min_t: float, mode: str, equal_cv: bool, negative_edges: bool = False, lag_min_t: float | None = None,
-    log_rows: LogRows | None = None,
+    log_rows: LogRows | None = None, absorbed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Weights ``[L+1,C,C]`` (region-scaled units), direction support and the same-week edges
     oriented by the equal-CV rule (``[C,C]`` bool), from the lagged design (targets ``Y``
-    ``[N,C]`` in region-scaled units, ``X`` ``[N,C*(P+1)]``, region of each row ``group``)."""
+    ``[N,C]`` in region-scaled units, ``X`` ``[N,C*(P+1)]``, region of each row ``group``;
+    ``absorbed``: degrees of freedom the preparation took, out of the t values' variance)."""
     C = Y.shape[1]
     sd = Y.std(axis=0)
     sd = np.where(sd > 1e-12, sd, 1.0)  # [C]
@@ -1011,12 +1044,12 @@ def _learn(
         keep[lag][np.diag_indices(C)] = True
     if mode == "fixed":
         keep = support.copy()
-    Ws = _refit(Xs, Ys, support, keep, min_t, signed)
+    Ws = _refit(Xs, Ys, support, keep, min_t, signed, absorbed)
     lag_t = lag_min_t if mode == "notears" else None
     if lag_t is not None:
-        Ws = _complete_lags(Xs, Ys, Ws, allowed, keep, L, lag_t, signed)
+        Ws = _complete_lags(Xs, Ys, Ws, allowed, keep, L, lag_t, signed, absorbed)
     Ws = Ws[: L + 1]  # standardised units; persistence beyond L dropped
-    Ws = _kernel_weights(Xs, Ys, Ws, signed, lag_t)  # each lag's whole influence (interventions)
+    Ws = _kernel_weights(Xs, Ys, Ws, signed, lag_t, absorbed)  # each lag's whole influence (interventions)
     ratio = sd[None, :] / sd[:, None]  # [C,C]: sd_child / sd_parent
     weights = Ws * ratio[None]
     for lag in range(L + 1):
