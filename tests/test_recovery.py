@@ -100,6 +100,31 @@ def test_fit_cli_reports_bad_input(tmp_path, capsys):
     assert "negative" in capsys.readouterr().err
 
 
+def test_fit_cli_spend_columns_and_weights(tmp_path, capsys):
+    from .conftest import FAST
+
+    sim = simulate_panel(4, 40, 2, seed=5)
+    data = sim.data.copy()
+    data["channel_1_cost"] = 3.0 * data["channel_1"]  # impressions at 3 per unit
+    data["w"] = 1.0
+    path = tmp_path / "d.csv"
+    data.to_csv(path, index=False)
+    cfg = tmp_path / "fast.json"
+    cfg.write_text(__import__("json").dumps(FAST))
+    args = ["fit", str(path), "--target", "kpi", "--channels", "channel_1,channel_2", "--date", "date",
+            "--region", "region", "--config", str(cfg), "--weight", "w"]
+    assert main([*args, "--spend", "channel_1=channel_1_cost", "--out", str(tmp_path / "o")]) == 0
+    effects = pd.read_csv(tmp_path / "o" / "effects.csv", index_col=0)
+    assert effects.loc["channel_1", "spend"] == pytest.approx(3.0 * data["channel_1"].sum())
+    assert effects.loc["channel_2", "spend"] == pytest.approx(data["channel_2"].sum())
+    assert effects.loc["channel_1", "roi"] == pytest.approx(effects.loc["channel_1", "total"] / effects.loc["channel_1", "spend"])
+    capsys.readouterr()
+    assert main([*args, "--spend", "channel_1:channel_1_cost", "--out", str(tmp_path / "bad")]) == 2
+    assert "channel=column pairs" in capsys.readouterr().err
+    assert main([*args, "--spend", "tv=channel_1_cost", "--out", str(tmp_path / "bad")]) == 2
+    assert "not among the channels" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
 def test_fit_cli_writes_bootstrap_intervals_and_plan(tmp_path, capsys):
     import json
 

@@ -5,7 +5,7 @@ Examples::
     deepcausalmmm demo --out outputs/demo
     deepcausalmmm fit data.csv --target kpi --date date --region region \\
         --channels tv,search --controls price --config config.yaml --out outputs/run \\
-        --lift-tests experiments.csv
+        --lift-tests experiments.csv --spend tv=tv_spend
     deepcausalmmm predict outputs/run/model.safetensors plan.csv --date date --region region \\
         --out outputs/run/predictions.csv
     deepcausalmmm backtest data.csv --target kpi --date date --region region \\
@@ -176,13 +176,28 @@ def _fit(args: argparse.Namespace) -> int:
     df = pd.read_csv(args.data)
     channels, controls = _names(args.channels), _names(args.controls)
     lift_tests = read_lift_tests(args.lift_tests, df, args.region) if args.lift_tests else None
+    spend = _spend_map(args.spend)
     model = DeepCausalMMM(config=args.config, random_state=args.seed)
     model.fit_frame(df, target=args.target, channels=channels, date=args.date, region=args.region,
-                    controls=controls or None, lift_tests=lift_tests)
+                    controls=controls or None, weight=args.weight, lift_tests=lift_tests, spend=spend)
     files = write_outputs(model, Path(args.out), n_boot=args.n_boot)
     print(model.contribution_summary().round(4).to_string())
     print(f"wrote {len(files)} files to {Path(args.out).resolve()}")
     return 0
+
+
+def _spend_map(arg: str | None) -> dict[str, str]:
+    """``--spend tv=tv_spend,search=search_cost`` as {channel: spend column}."""
+    out: dict[str, str] = {}
+    for item in _names(arg):
+        channel, sep, column = item.partition("=")
+        if not (sep and channel and column):
+            raise DataError(
+                f"--spend takes channel=column pairs separated by commas, e.g. tv=tv_spend, found "
+                f"{item!r}"
+            )
+        out[channel] = column
+    return out
 
 
 def _names(arg: str | None) -> list[str]:
@@ -283,6 +298,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     fit.add_argument("--lift-tests", default=None,
                      help="CSV of geo experiments to calibrate to: channel,start,end,lift,lift_se"
                      "[,regions as label;label;...]")
+    fit.add_argument("--spend", default=None,
+                     help="channels measured in impressions: channel=spend_column pairs, "
+                     "comma-separated (ROI and budget plans then use money)")
+    fit.add_argument("--weight", default=None,
+                     help="column of loss weights per row (0: KPI ignored; e.g. 0.1 for filled gaps)")
     fit.add_argument("--n-boot", type=int, default=0,
                      help="region-bootstrap refits for effect_intervals.csv and budget_plan.csv "
                      "(0: none; each replicate is a full refit)")

@@ -240,6 +240,7 @@ class DeepCausalMMM(BaseEstimator):
         weight: str | None = None,
         config_overrides: Mapping[str, Any] | None = None,
         lift_tests: pd.DataFrame | None = None,
+        spend: Mapping[str, str] | None = None,
         **config_kwargs: Any,
     ) -> DeepCausalMMM:
         """Fit from one long DataFrame with named columns.
@@ -254,8 +255,24 @@ class DeepCausalMMM(BaseEstimator):
             Column names of channels and controls.
         lift_tests : DataFrame, optional
             Geo experiments to calibrate to (see :meth:`fit`).
+        spend : dict, optional
+            Channel -> column holding its spend, for channels measured in impressions
+            (ROI and budget plans then use money; see ``spend`` in :meth:`fit`).
+
+        Raises
+        ------
+        DataError
+            For missing columns, or ``spend`` keys that are not among ``channels``.
         """
-        cols = [target, *channels, *(controls or []), *(c for c in (date, region, weight) if c)]
+        spend = dict(spend or {})
+        unknown = [c for c in spend if c not in channels]
+        if unknown:
+            raise DataError(
+                f"`spend` names {unknown}, which are not among the channels {list(channels)}; map "
+                "each impressions channel to its spend column, e.g. {'tv': 'tv_spend'}"
+            )
+        cols = [target, *channels, *(controls or []), *(c for c in (date, region, weight) if c),
+                *spend.values()]
         missing = [c for c in cols if c not in df.columns]
         if missing:
             raise DataError(
@@ -269,6 +286,7 @@ class DeepCausalMMM(BaseEstimator):
             controls=df[list(controls)] if controls else None,
             sample_weight=df[weight].to_numpy() if weight else None,
             config_overrides=config_overrides,
+            spend=pd.DataFrame({c: df[col].to_numpy() for c, col in spend.items()}) if spend else None,
             lift_tests=lift_tests,
             **config_kwargs,
         )
