@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/other_simulator.py [--seeds 0,1] [--linear | --flighted [--lagged] [--lift] | --logistic] [--empty] [--config '{"regularization": {"l2": 1e-4}}']
+    python benchmarks/other_simulator.py [--seeds 0,1] [--linear | --flighted [--lagged] [--lift] | --logistic | --holidays [--holiday-control]] [--empty] [--config '{"regularization": {"l2": 1e-4}}']
 
 The package's simulator shares design choices with the model (two-stage
 carryover, Hill curves relative to each region's typical activity). This one
@@ -33,6 +33,12 @@ PyMC-Marketing-style simulation would be: five channels named as in a media
 plan, TV and radio on or off nationally, geometric carryover, a logistic
 saturation on spend relative to population, a temperature control, rows
 shuffled, string regions and dates (see :func:`simulate_logistic`); root TV.
+``--holidays`` is a fifth design, written in session 18 the way a Robyn-style
+simulation might be: eight named channels with regional intensities of their
+own, mediation through lag kernels, response per head of population, and two
+holiday weeks a year that lift the KPI; the model gets only the price
+control unless ``--holiday-control`` adds the holiday weeks (see
+:func:`simulate_holidays`); root tv.
 For each seed it prints the learned edges, total-share errors, the root's
 total-effect error and the media share of KPI, for the model and for the
 mediation-blind baseline (``graph.mode="none"``) fitted in the same run.
@@ -276,6 +282,99 @@ def simulate_logistic(seed: int, empty: bool = False, R: int = 30, T: int = 130,
     return df, list(LOGISTIC), total, contrib.sum() / y.sum()
 
 
+HOLIDAY_NAMES = ["tv", "radio", "search", "social", "display", "video", "email", "affiliate"]
+HOLIDAY_FLIGHTED = ("tv", "radio", "video")
+# (parent, child): weight in typical-activity units and the kernel over lags 0, 1, ...
+HOLIDAY_EDGES = {("tv", "search"): (0.5, (0.6, 0.3, 0.1)), ("social", "search"): (0.3, (1.0,)),
+                 ("tv", "social"): (0.25, (0.5, 0.5))}
+HOLIDAY_ORDER = ("tv", "radio", "video", "display", "email", "affiliate", "social", "search")
+
+
+def simulate_holidays(seed: int, empty: bool = False, R: int = 40, T: int = 156, noise: float = 0.07,
+                      holidays: bool = True):
+    """The ``--holidays`` design: long table (with a 0/1 ``holiday`` column), names, true
+    totals ``[C]`` and the true media share.
+
+    Eight named channels (tv, radio and video in bursts of 2-6 weeks with gaps of 1-5, the rest
+    always on), each with a yearly budget season of its own phase and a regional intensity of
+    its own (log-normal, sd 0.3), region populations log-normal (sd 0.7), week-to-week noise
+    log-normal (sd 0.25); mediation through lag kernels (tv -> search over lags 0-2,
+    social -> search, tv -> social over lags 0-1; ``--empty`` drops them); geometric carryover
+    (0.2-0.75) and a Hill curve (half saturation 0.6-1.8, slope 0.8-2.2) on carried activity
+    per head of population; a trend, a yearly season, a price control and, unless
+    ``holidays`` is False, the baseline up 25% and 40% in weeks 47-48 of every year.
+    """
+    rng = np.random.default_rng(seed)
+    C = len(HOLIDAY_NAMES)
+    pop = rng.lognormal(0.0, 0.7, R)  # [R]
+    t = np.arange(T)
+    plan = np.empty((T, C))
+    for c, name in enumerate(HOLIDAY_NAMES):
+        season = 1 + 0.35 * np.sin(2 * np.pi * t / 52.18 + rng.uniform(0, 2 * np.pi))
+        if name in HOLIDAY_FLIGHTED:
+            on, k = np.zeros(T), 0
+            while k < T:
+                k += int(rng.integers(1, 6))
+                n = int(rng.integers(2, 7))
+                on[k:k + n] = 1.0
+                k += n
+            plan[:, c] = season * on
+        else:
+            plan[:, c] = season * rng.lognormal(0.0, 0.2, T)
+    intensity = rng.lognormal(0.0, 0.3, (R, C))
+    exo = (pop[:, None, None] * intensity[:, None, :] * plan[None] * rng.lognormal(0.0, 0.25, (R, T, C))
+           * rng.uniform(1e3, 5e4, C))  # [R,T,C]
+    typical = exo.mean(axis=(0, 1))
+    edges = {} if empty else HOLIDAY_EDGES
+
+    def acts(off: int | None = None) -> np.ndarray:
+        x = exo.copy()
+        for name in HOLIDAY_ORDER:
+            c = HOLIDAY_NAMES.index(name)
+            for (parent, child), (w, kernel) in edges.items():
+                if child == name:
+                    p = HOLIDAY_NAMES.index(parent)
+                    x[:, :, c] += w * typical[c] / typical[p] * lfilter(kernel, [1.0], x[:, :, p], axis=1)
+            if off == c:
+                x[:, :, c] = 0.0
+        return x
+
+    decay = rng.uniform(0.2, 0.75, C)
+    half = rng.uniform(0.6, 1.8, C)
+    slope = rng.uniform(0.8, 2.2, C)
+    beta = rng.dirichlet(np.full(C, 2.0)) * 0.3
+
+    def carry(a: np.ndarray) -> np.ndarray:
+        return np.stack([lfilter([1.0], [1.0, -decay[c]], a[:, :, c], axis=1) for c in range(C)], axis=-1)
+
+    x = acts()
+    norm = carry(x).mean(axis=(0, 1))  # [C], fixed by the observed activity
+
+    def response(a: np.ndarray) -> np.ndarray:
+        rel = carry(a) / (norm * (pop / pop.mean())[:, None, None])
+        h = rel**slope / (rel**slope + half**slope)
+        return pop[:, None, None] * 1000 * beta * h * (1 + half**slope)  # [R,T,C]
+
+    holiday = np.zeros(T)
+    if holidays:
+        for week in range(47, T, 52):
+            holiday[week:week + 2] = (0.25, 0.4)[: len(holiday[week:week + 2])]
+    base = pop[:, None] * 1000 * (1 + 0.15 * t / T + 0.1 * np.sin(2 * np.pi * t / 52.18) + holiday)[None, :]
+    price = 1 + 0.03 * rng.standard_normal((R, T)).cumsum(axis=1) / np.sqrt(T)
+    base = base - pop[:, None] * 1000 * 0.8 * (price - 1)
+    contrib = response(x)
+    y = base + contrib.sum(-1) + rng.normal(0.0, noise, (R, T)) * base
+    total = np.array([contrib.sum() - response(acts(off=c)).sum() for c in range(C)])
+    df = pd.DataFrame({"region": np.repeat([f"DMA{r:03d}" for r in range(R)], T),
+                       "week": np.tile(pd.date_range("2022-01-03", periods=T, freq="W-MON"), R)})
+    for c, name in enumerate(HOLIDAY_NAMES):
+        df[name] = x[:, :, c].reshape(-1)
+    df["price"] = price.reshape(-1)
+    df["holiday"] = np.tile((holiday > 0).astype(float), R)
+    df["kpi"] = y.reshape(-1)
+    return df, list(HOLIDAY_NAMES), total, contrib.sum() / y.sum()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seeds", default="0,1")
@@ -285,6 +384,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="the third design: flighted and always-on channels (see above)")
     design.add_argument("--logistic", action="store_true",
                         help="the fourth design: five named channels, logistic saturation (see above)")
+    design.add_argument("--holidays", action="store_true",
+                        help="the fifth design: eight named channels, lag-kernel mediation, two "
+                        "holiday weeks a year (see above)")
+    ap.add_argument("--holiday-control", action="store_true",
+                    help="with --holidays: give the model the holiday weeks as a 0/1 control")
     ap.add_argument("--empty", action="store_true", help="no edges among activities")
     ap.add_argument("--lagged", action="store_true",
                     help="with --flighted: tv -> search one week later, tv -> social two weeks later")
@@ -297,6 +401,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--lagged needs --flighted")
     if args.lift and not args.flighted:
         ap.error("--lift needs --flighted")
+    if args.holiday_control and not args.holidays:
+        ap.error("--holiday-control needs --holidays")
     over = json.loads(args.config)
     for seed in (int(s) for s in args.seeds.split(",")):
         if args.flighted:
@@ -306,6 +412,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.logistic:
             df, names, total, media_share = simulate_logistic(seed, empty=args.empty)
             controls = df[["temperature"]]
+        elif args.holidays:
+            df, names, total, media_share = simulate_holidays(seed, empty=args.empty)
+            controls = df[["price", "holiday"] if args.holiday_control else ["price"]]
         else:
             df, names, total, media_share = simulate(seed, args.linear, empty=args.empty)
             controls = None
