@@ -129,8 +129,9 @@ def test_no_edges_without_a_true_graph():
 
 @pytest.mark.parametrize("seed", [1, 3])
 def test_stopped_feeds_filled_with_dark_weeks_do_not_link_channels(seed):
-    # Three regions' feeds stop after week 30 and the grid is completed with media 0 (how the MMM
-    # panel is completed). Those all-dark weeks are a switch every channel shares: before session
+    # Three regions' feeds stop after week 30 and the grid is completed with media 0 and the last
+    # KPI carried forward (how the MMM panel is completed). Those filled weeks, every channel
+    # dark at once, are a switch every channel shares: before session
     # 18 they linked 3-8 edges without a true graph (and 34 pairs on the MMM panel). The graph
     # must be the one of the ragged panel without those rows: the true edge alone.
     sim = simulate_panel(20, 104, 5, seed=seed, graph=[("channel_1", "channel_3", 0.6)])
@@ -138,14 +139,53 @@ def test_stopped_feeds_filled_with_dark_weeks_do_not_link_channels(seed):
     stopped = np.isin(regions, np.unique(regions)[:3]) & (weeks >= 30)
     X = sim.X.copy()
     X.loc[stopped] = 0.0
+    y = pd.Series(np.where(stopped, np.nan, np.asarray(sim.y))).groupby(regions).ffill().to_numpy()
     quick = {"training": {"epochs": 1, "polish_steps": 0}}
-    filled = DeepCausalMMM(config=quick).fit(X, sim.y, regions=sim.regions, dates=sim.dates)
+    filled = DeepCausalMMM(config=quick).fit(X, y, regions=sim.regions, dates=sim.dates)
     keep = ~stopped
-    ragged = DeepCausalMMM(config=quick).fit(X[keep], np.asarray(sim.y)[keep], regions=regions[keep],
+    ragged = DeepCausalMMM(config=quick).fit(X[keep], y[keep], regions=regions[keep],
                                              dates=np.asarray(sim.dates)[keep])
     edges = filled.get_dag_edges()
     assert set(zip(edges.parent, edges.child, strict=True)) == {("channel_1", "channel_3")}
     np.testing.assert_allclose(filled.graph_model_.weights, ragged.graph_model_.weights, atol=1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_regions_pausing_every_channel_do_not_link_channels(seed):
+    # Every channel off together in 30% of region-weeks (a region pausing its media; the KPI is
+    # real, so these are not filled gaps): a switch all channels share. Before session 18 it
+    # linked 3-5 pairs on each of these panels without true edges; the graph learned without
+    # those weeks is the sparser and is kept.
+    sim = simulate_panel(30, 104, 5, seed=seed)
+    X = sim.X.copy()
+    X.loc[np.random.default_rng(seed).random(len(X)) < 0.3] = 0.0
+    model = DeepCausalMMM(config={"training": {"epochs": 1, "polish_steps": 0}}).fit(
+        X, sim.y, regions=sim.regions, dates=sim.dates)
+    assert model.get_dag_edges().empty
+
+
+def test_weeks_dark_by_chance_keep_the_graph_weights_unbiased():
+    # Three flighted channels (each on in 60% of region-weeks, independently) and the triangle:
+    # weeks where all three are dark occur by chance (6%) and are data. Leaving them out (as
+    # filled gaps are) selects on the outcome: ch0 -> ch1 came out 0.27 against 0.33 true.
+    rng = np.random.default_rng(0)
+    R, T = 40, 156
+    size = np.exp(rng.normal(0, 0.8, R))
+    exo = size[:, None, None] * rng.lognormal(0, 0.3, (R, T, 3)) * rng.uniform(50, 500, 3)
+    exo *= rng.random((R, T, 3)) < 0.6
+    typ = exo.mean(axis=(0, 1))
+    x = exo.copy()
+    x[..., 1] += 0.5 * typ[1] / typ[0] * x[..., 0]
+    x[..., 2] += 0.4 * typ[2] / typ[0] * x[..., 0] + 0.3 * typ[2] / typ[1] * x[..., 1]
+    names = ["ch0", "ch1", "ch2"]
+    df = pd.DataFrame(x.reshape(-1, 3), columns=names)
+    df["region"], df["week"] = np.repeat(np.arange(R), T), np.tile(np.arange(T), R)
+    kpi = (size[:, None] * 1000 + (x / typ).sum(-1) * size[:, None] * 30
+           + rng.normal(0, 50, (R, T)) * size[:, None])
+    model = DeepCausalMMM(config={"training": {"epochs": 1, "polish_steps": 0}}).fit(
+        df[names], kpi.reshape(-1), regions=df["region"], dates=df["week"])
+    # true weight in region-mean units: 0.5 x (1 / 1.5), the child's mean holding 1.5 parts
+    assert model.graph_.loc["ch0", "ch1"] == pytest.approx(1 / 3, abs=0.02)
 
 
 def test_channel_order_does_not_change_the_graph(mediated):

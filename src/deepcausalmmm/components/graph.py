@@ -32,6 +32,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from scipy.linalg import expm
@@ -876,9 +877,56 @@ def learn_graph(
     :func:`equal_log_variance_loglik` on log activity (:func:`_orient_group`). Learned edges have positive weights unless
     ``negative_edges`` (a negative link between activities is budget
     substitution, not influence); required and fixed edges keep whichever sign
-    the data give. Returns weights in region-scaled activity units, lags
-    0..``max_lag``.
+    the data give. Region-weeks dark in every channel are either chance (channels
+    flighted on their own) or a switch all channels share (a region pausing its media), which
+    links every pair alike; where there are any, the graph is learned with and without them and
+    the sparser kept (leaving them out always would select on the outcome: weights of channels
+    that are all flighted came out 18% low). Returns weights in region-scaled activity units,
+    lags 0..``max_lag``.
     """
+    kw: dict[str, Any] = dict(
+        mode=mode, max_lag=max_lag, lambda1=lambda1, threshold=threshold, forbidden=forbidden,
+        required=required, roots=roots, fixed=fixed, min_t=min_t, lag_min_t=lag_min_t, own_lags=own_lags,
+        cycle_test=cycle_test, shared_driver=shared_driver, equal_cv=equal_cv, negative_edges=negative_edges,
+    )
+    dark = observed & ~(scaled != 0).any(axis=2)  # [R,T]
+    if mode != "notears" or not dark.any() or scaled.shape[2] < 2:
+        return _learn_graph_on(scaled, observed, phase, **kw)
+    graphs = []  # with the dark weeks, then without them; each with the warnings it gave
+    for cells in (observed, observed & ~dark):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            graphs.append((_learn_graph_on(scaled, cells, phase, **kw), caught))
+    (with_dark, said), (without, said_without) = graphs
+    if _linked_pairs(without.weights, required) < _linked_pairs(with_dark.weights, required):
+        with_dark, said = without, said_without
+    for w in said:
+        warnings.warn(w.message, w.category, stacklevel=4)
+    return with_dark
+
+
+def _learn_graph_on(
+    scaled: np.ndarray,
+    observed: np.ndarray,
+    phase: np.ndarray,
+    *,
+    mode: str,
+    max_lag: int,
+    lambda1: float,
+    threshold: float,
+    forbidden: np.ndarray,
+    required: np.ndarray,
+    roots: tuple[int, ...],
+    fixed: np.ndarray | None = None,
+    min_t: float = 4.0,
+    lag_min_t: float | None = None,
+    own_lags: int = 0,
+    cycle_test: bool = True,
+    shared_driver: bool = True,
+    equal_cv: bool = True,
+    negative_edges: bool = False,
+) -> ChannelGraph:
+    """:func:`learn_graph` on the cells ``observed`` (see there)."""
     # Small dense algebra (NOTEARS on a C(L+1) x C problem, many k x k regressions): BLAS threads
     # cost more in synchronisation than they save (MMM panel: 1.6 s on two threads, 1.1 s on one).
     with threadpool_limits(limits=1, user_api="blas"):
@@ -886,12 +934,9 @@ def learn_graph(
         L = max_lag
         if mode == "none" or C < 2:
             return ChannelGraph.empty(C, L)
-        # A region-week without activity in any channel is a gap in the feed (a completed grid's
-        # filled weeks, media set to 0) or every channel switched off at once: a switch all
-        # channels share, not one channel driving another. The graph is learned from the weeks
-        # with some activity, each region's activity relative to its mean over those weeks (a
-        # region dark for most of its weeks would otherwise weigh in at many times its size).
-        observed = observed & (scaled != 0).any(axis=2)
+        # Each region's activity relative to its mean over the cells used: the caller leaves out
+        # filled gaps (a completed grid's weeks after a feed stops, media set to 0), and a
+        # region dark for most of its weeks would otherwise weigh in at many times its size.
         mean = (np.where(observed[:, :, None], scaled, 0.0).sum(axis=1)
                 / np.maximum(observed.sum(axis=1), 1)[:, None])  # [R,C]
         scaled = scaled / np.where(mean > 0, mean, 1.0)[:, None, :]
@@ -906,7 +951,7 @@ def learn_graph(
                 f"channels (each channel's equation needs {MIN_DOF} residual degrees of freedom); no "
                 "edges are learned. Give the structure with graph.mode='fixed', or more data",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
             return ChannelGraph.empty(C, L)
         if P < L:
@@ -914,7 +959,7 @@ def learn_graph(
                 f"graph: {R} regions x {T} weeks are too few region-weeks for lags up to {L} among {C} "
                 f"channels; edges are learned at lags 0..{P} only (graph.max_lag)",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
             L = P
         if R < 3 and mode == "notears":
@@ -926,7 +971,7 @@ def learn_graph(
                 "channels). Read the learned edges as hypotheses; give the structure with "
                 "graph.roots, graph.forbidden or graph.mode='fixed', or fit regional data",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
         act, absorbed = _prepare(scaled, observed, phase, cycle_test=cycle_test)
         Y, X, group = _design(act, observed, P)
@@ -963,7 +1008,7 @@ def learn_graph(
                     weights, direction, assumed = again
             message = dense_graph_message(weights, required)
             if message:
-                warnings.warn(f"graph: {message}", UserWarning, stacklevel=4)
+                warnings.warn(f"graph: {message}", UserWarning, stacklevel=5)
         return ChannelGraph(weights, tuple(roots), direction, assumed)
 
 
