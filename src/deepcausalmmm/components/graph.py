@@ -32,7 +32,6 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 from scipy.linalg import expm
@@ -884,19 +883,16 @@ def learn_graph(
     that are all flighted came out 18% low). Returns weights in region-scaled activity units,
     lags 0..``max_lag``.
     """
-    kw: dict[str, Any] = dict(
-        mode=mode, max_lag=max_lag, lambda1=lambda1, threshold=threshold, forbidden=forbidden,
-        required=required, roots=roots, fixed=fixed, min_t=min_t, lag_min_t=lag_min_t, own_lags=own_lags,
-        cycle_test=cycle_test, shared_driver=shared_driver, equal_cv=equal_cv, negative_edges=negative_edges,
-    )
+    opt = _GraphOptions(mode, max_lag, lambda1, threshold, forbidden, required, roots, fixed, min_t,
+                        lag_min_t, own_lags, cycle_test, shared_driver, equal_cv, negative_edges)
     dark = observed & ~(scaled != 0).any(axis=2)  # [R,T]
     if mode != "notears" or not dark.any() or scaled.shape[2] < 2:
-        return _learn_graph_on(scaled, observed, phase, **kw)
+        return _learn_graph_on(scaled, observed, phase, opt)
     graphs = []  # with the dark weeks, then without them; each with the warnings it gave
     for cells in (observed, observed & ~dark):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            graphs.append((_learn_graph_on(scaled, cells, phase, **kw), caught))
+            graphs.append((_learn_graph_on(scaled, cells, phase, opt), caught))
     (with_dark, said), (without, said_without) = graphs
     if _linked_pairs(without.weights, required) < _linked_pairs(with_dark.weights, required):
         with_dark, said = without, said_without
@@ -905,28 +901,33 @@ def learn_graph(
     return with_dark
 
 
-def _learn_graph_on(
-    scaled: np.ndarray,
-    observed: np.ndarray,
-    phase: np.ndarray,
-    *,
-    mode: str,
-    max_lag: int,
-    lambda1: float,
-    threshold: float,
-    forbidden: np.ndarray,
-    required: np.ndarray,
-    roots: tuple[int, ...],
-    fixed: np.ndarray | None = None,
-    min_t: float = 4.0,
-    lag_min_t: float | None = None,
-    own_lags: int = 0,
-    cycle_test: bool = True,
-    shared_driver: bool = True,
-    equal_cv: bool = True,
-    negative_edges: bool = False,
-) -> ChannelGraph:
+@dataclass(frozen=True)
+class _GraphOptions:
+    """The options of :func:`learn_graph`, passed on to each of its learns."""
+
+    mode: str
+    max_lag: int
+    lambda1: float
+    threshold: float
+    forbidden: np.ndarray
+    required: np.ndarray
+    roots: tuple[int, ...]
+    fixed: np.ndarray | None
+    min_t: float
+    lag_min_t: float | None
+    own_lags: int
+    cycle_test: bool
+    shared_driver: bool
+    equal_cv: bool
+    negative_edges: bool
+
+
+def _learn_graph_on(scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray, opt: _GraphOptions) -> ChannelGraph:
     """:func:`learn_graph` on the cells ``observed`` (see there)."""
+    mode, max_lag, lambda1, threshold = opt.mode, opt.max_lag, opt.lambda1, opt.threshold
+    forbidden, required, roots, fixed = opt.forbidden, opt.required, opt.roots, opt.fixed
+    min_t, lag_min_t, own_lags, cycle_test = opt.min_t, opt.lag_min_t, opt.own_lags, opt.cycle_test
+    shared_driver, equal_cv, negative_edges = opt.shared_driver, opt.equal_cv, opt.negative_edges
     # Small dense algebra (NOTEARS on a C(L+1) x C problem, many k x k regressions): BLAS threads
     # cost more in synchronisation than they save (MMM panel: 1.6 s on two threads, 1.1 s on one).
     with threadpool_limits(limits=1, user_api="blas"):
