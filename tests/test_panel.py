@@ -247,6 +247,20 @@ def test_constant_channel_is_fixed_at_zero_with_a_warning(small_sim):
     assert "sponsorship" in model.optimize_budget(channels=["channel_1", "sponsorship"]).index
 
 
+def test_filled_gaps_are_not_measured_activity():
+    # A completed grid: region r1's feed stops after week 5, its media set to 0 and its KPI
+    # carried forward. Those weeks are not data: a flat fee is still a flat fee there.
+    df = frame(n_regions=2, n_weeks=12).assign(fee=100.0)
+    stop = (df["region"] == "r1") & (df["date"] >= df["date"].unique()[6])
+    df.loc[stop, ["tv", "search", "fee"]] = 0.0
+    df.loc[stop, "kpi"] = np.nan
+    df["kpi"] = df.groupby("region")["kpi"].ffill()
+    with pytest.warns(UserWarning, match=r"\['fee'\] have the same activity"):
+        p = build_panel(df[["tv", "search", "fee"]], df["kpi"], df["region"], df["date"])
+    assert p.observed.all() and p.measured().sum() == 24 - 6
+    assert not p.measured()[1, 6:].any()
+
+
 def test_stale_cells_flag_filled_gaps_only():
     from deepcausalmmm.data import stale_cells
 

@@ -401,7 +401,7 @@ class DeepCausalMMM(BaseEstimator):
         lifts = getattr(self, "lift_tests_", None)
         tested = [] if lifts is None else list(lifts["channel"].unique())
         p = self.panel_
-        return identification_table(p.media, p.observed, self.channels_, float(threshold), tested)
+        return identification_table(p.media, p.measured(), self.channels_, float(threshold), tested)
 
     def backtest(
         self,
@@ -1237,15 +1237,12 @@ class DeepCausalMMM(BaseEstimator):
         # Filled gaps (every channel 0 and the KPI repeating a neighbour's: a completed grid's
         # weeks after a feed stops) are not activity. Every channel is dark in them at once, a
         # switch all channels share, which links every pair alike: the MMM panel's 301 filled
-        # cells at week 96 (1.6%) gave 34 linked pairs, 3 without them. Weeks that are merely
-        # dark everywhere stay: leaving out every such week selects on the outcome and biases
-        # the weights of channels that are all flighted (-18% on a simulated triangle).
-        observed = panel.observed
-        if panel.y is not None:
-            observed = observed & ~stale_cells(panel.y, panel.media, panel.observed)
+        # cells at week 96 (1.6%) gave 34 linked pairs, 3 without them (Panel.measured). Other
+        # weeks dark in every channel are learned both ways by learn_graph: leaving them out
+        # always selects on the outcome (weights of all-flighted channels 18% low).
         try:
             return learn_graph(
-                scaler.media(panel.media, np.arange(R)), observed,
+                scaler.media(panel.media, np.arange(R)), panel.measured(),
                 season_phase(panel.dates, cfg.baseline.period), mode=g.mode, max_lag=g.max_lag,
                 lambda1=g.lambda1, threshold=g.threshold, forbidden=edge_mask(ch, g.forbidden),
                 required=edge_mask(ch, g.required), roots=tuple(ch.index(c) for c in g.roots),
@@ -1287,7 +1284,7 @@ class DeepCausalMMM(BaseEstimator):
         sign = {"+": 1, "-": -1}
         prior = np.ones(len(panel.channels))
         # channels without week-to-week variation show no effect; fixed at 0 unless a test measures it
-        fixed = static_channels(panel.media, panel.observed)
+        fixed = static_channels(panel.media, panel.measured())
         if lifts is not None and cfg.calibration.weight > 0:  # a tested channel's level is measured
             prior[np.unique(lifts.channel)] = cfg.calibration.tested_prior
             fixed[np.unique(lifts.channel)] = False

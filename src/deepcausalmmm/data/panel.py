@@ -72,6 +72,13 @@ class Panel:
         """(R, T, C)."""
         return self.media.shape  # type: ignore[return-value]
 
+    def measured(self) -> np.ndarray:
+        """``[R,T]`` observed cells that are not filled gaps (:func:`stale_cells`): the cells
+        whose activity is data, for the channel graph and what the data identify."""
+        if self.y is None:
+            return self.observed
+        return self.observed & ~stale_cells(self.y, self.media, self.observed)
+
 
 # ---------------------------------------------------------------------------
 # helpers
@@ -452,7 +459,8 @@ def build_panel(
                 UserWarning,
                 stacklevel=3,
             )
-        flat = [channels[c] for c in np.flatnonzero(static_channels(media, observed))]
+        measured = observed if ygrid is None else observed & ~stale_cells(ygrid, media, observed)
+        flat = [channels[c] for c in np.flatnonzero(static_channels(media, measured))]
         if flat:
             warnings.warn(
                 f"channel(s) {flat} have the same activity in every observed week of each region "
