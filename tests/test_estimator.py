@@ -51,6 +51,7 @@ def test_fit_returns_self_and_params(small_sim):
     lambda m, s: m.contribution_summary(),
     lambda m, s: m.plot_contributions(),
     lambda m, s: m.plot_dag(),
+    lambda m, s: m.get_unexplained_weeks(),
     lambda m, s: m.save("unused.safetensors"),
 ])
 def test_not_fitted_errors(call, small_sim):
@@ -390,3 +391,22 @@ def test_default_threads_follow_the_cores_the_process_may_use(small_sim, monkeyp
     DeepCausalMMM(config={**FAST, "training": {**FAST.get("training", {}), "threads": 2}}).fit(
         small_sim.X, small_sim.y, regions=small_sim.regions, dates=small_sim.dates)
     assert seen == [2, before]
+
+
+def test_unexplained_weeks_find_an_event_the_model_was_not_told_about():
+    from .conftest import FAST
+
+    sim = simulate_panel(8, 80, 3, seed=6)
+    weeks = np.tile(np.arange(80), 8)
+    y = np.asarray(sim.y, dtype=float) * np.where(np.isin(weeks, [40, 41]), 1.3, 1.0)  # a two-week event
+    model = DeepCausalMMM(config=FAST).fit(sim.X, y, regions=sim.regions, dates=sim.dates)
+    found = model.get_unexplained_weeks()
+    dates = np.unique(np.asarray(sim.dates))
+    assert set(found.index[:2]) == set(dates[[40, 41]])
+    assert (found["z"].iloc[:2] > 5).all() and (found["residual_pct"].iloc[:2] > 10).all()
+    # with the event as a control the fit explains it
+    control = pd.DataFrame({"event": np.isin(weeks, [40, 41]).astype(float)})
+    told = DeepCausalMMM(config=FAST).fit(sim.X, y, regions=sim.regions, dates=sim.dates, controls=control)
+    assert not set(told.get_unexplained_weeks().index) & set(dates[[40, 41]])
+    with pytest.raises(DataError, match=r"`threshold` must be a positive number"):
+        model.get_unexplained_weeks(threshold=0)

@@ -45,7 +45,10 @@ def test_demo_cli_writes_outputs(tmp_path, capsys):
     table = pd.read_csv(out / "contributions.csv", index_col=[0, 1])
     assert {"baseline", "controls", "prediction"} <= set(table.columns)
     assert (out / "contributions.html").read_text().count("plotly") > 0
-    assert "<h2>Effects under intervention</h2>" in (out / "report.html").read_text()
+    report = (out / "report.html").read_text()
+    assert "<h2>Effects under intervention</h2>" in report and "<h2>Weeks the model does not explain</h2>" in report
+    unexplained = pd.read_csv(out / "unexplained_weeks.csv", index_col=0)
+    assert list(unexplained.columns) == ["kpi", "prediction", "residual", "residual_pct", "z"]
     model = DeepCausalMMM.load(out / "model.safetensors")
     assert model.channels_ == ["channel_1", "channel_2", "channel_3"]
     # the default demo panel has a mediation graph: the truth is printed beside what was learned

@@ -356,6 +356,57 @@ class DeepCausalMMM(BaseEstimator):
         kpi = float(np.nansum(np.where(self.panel_.observed, self.panel_.y, 0.0)))
         return summarize_contributions(table, self.channels_, kpi)
 
+    def get_unexplained_weeks(self, threshold: float = 3.0) -> pd.DataFrame:
+        """Weeks whose national KPI the fit misses far more than it usually does.
+
+        A week that lifts or drops the KPI everywhere (a holiday, a promotion, an outage) and
+        that the model is not told about is credited to whichever channels ran then; these
+        are the candidates for an event control (a 0/1 column in ``controls``).
+
+        Parameters
+        ----------
+        threshold : float
+            Robust z of the national residual (its distance from the median residual in units
+            of 1.4826 median absolute deviations) at or above which a week is listed.
+
+        Returns
+        -------
+        DataFrame indexed by ``date``, largest ``|z|`` first: ``kpi`` and ``prediction``
+        (summed over the regions' measured cells: observed, not filled gaps, weight above 0),
+        ``residual``, ``residual_pct`` (of the KPI) and ``z``. Empty when no week reaches the
+        threshold.
+
+        Raises
+        ------
+        DataError
+            If ``threshold`` is not a positive number.
+        """
+        check_is_fitted(self, "net_")
+        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not threshold > 0:
+            raise DataError(
+                f"`threshold` must be a positive number (a robust z), found {threshold!r}; e.g. "
+                "get_unexplained_weeks(threshold=3.0)"
+            )
+        p = self.panel_
+        assert p.y is not None  # a fitted panel always holds the KPI
+        parts = self._fitted_parts(p.media)  # [R,T,*] KPI units
+        prediction = parts["baseline"] + parts["channels"].sum(-1) + parts["controls"].sum(-1)  # [R,T]
+        cells = p.measured() & (p.weight > 0)  # [R,T]
+        kpi = np.where(cells, p.y, 0.0).sum(axis=0)  # [T]
+        fit = np.where(cells, prediction, 0.0).sum(axis=0)  # [T]
+        weeks = cells.any(axis=0)  # [T]
+        residual = kpi - fit
+        centre = float(np.median(residual[weeks]))
+        spread = 1.4826 * float(np.median(np.abs(residual[weeks] - centre)))
+        z = (residual - centre) / max(spread, 1e-12 * max(float(np.abs(kpi).max()), 1.0))
+        table = pd.DataFrame(
+            {"kpi": kpi, "prediction": fit, "residual": residual,
+             "residual_pct": 100 * residual / np.where(kpi != 0, np.abs(kpi), 1.0), "z": z},
+            index=pd.Index(p.dates, name="date"),
+        )[weeks]
+        out = table[np.abs(table["z"]) >= float(threshold)]
+        return out.iloc[np.argsort(-np.abs(out["z"].to_numpy()), kind="stable")]
+
     def get_identification(self, threshold: float = EXTRAPOLATED_FLOOR) -> pd.DataFrame:
         """Per channel: whether the data observe its level or the curve's shape supplies it.
 

@@ -63,7 +63,8 @@ def write_report(model: Any, path: Path) -> Path:
 
     Sections: the panel and the fit, channel contributions, effects under
     intervention with ROI, what the data identify (channels whose level is
-    extrapolated from the curve's shape), the channel graph, response curves, a budget
+    extrapolated from the curve's shape), weeks the model does not explain
+    (candidates for event controls), the channel graph, response curves, a budget
     reallocation at the same total spend, and lift tests when the model has
     them. Plotly's script is embedded once, so the
     file opens offline.
@@ -84,6 +85,7 @@ def write_report(model: Any, path: Path) -> Path:
     summary = model.contribution_summary()
     effects = model.get_channel_effects()
     identification = model.get_identification(EXTRAPOLATED_FLOOR)
+    unexplained = model.get_unexplained_weeks()
     edges = model.get_dag_edges()
     curves = model.get_response_curves()
     esc = html.escape
@@ -120,6 +122,12 @@ def write_report(model: Any, path: Path) -> Path:
         "variation) shows nothing at all; its effect is fixed at 0 unless a lift test measures it."
         "</p>",
         _table(identification),
+        "<h2>Weeks the model does not explain</h2>",
+        "<p class='note'>Weeks whose national KPI the fit misses far more than usual (robust z of "
+        "the national residual at or above 3). A holiday, promotion or outage that moves the KPI "
+        "everywhere and is not among the controls is credited to whichever channels ran then; "
+        "give such events as controls (a 0/1 column each).</p>",
+        _table(unexplained.round(3)) if len(unexplained) else "<p>None.</p>",
         "<h2>Channel graph</h2>",
         _dense_note(model),
         _table(edges) if len(edges) else "<p>No edges among channels were learned.</p>",
