@@ -389,8 +389,7 @@ class DeepCausalMMM(BaseEstimator):
             )
         p = self.panel_
         assert p.y is not None  # a fitted panel always holds the KPI
-        parts = self._fitted_parts(p.media)  # [R,T,*] KPI units
-        prediction = parts["baseline"] + parts["channels"].sum(-1) + parts["controls"].sum(-1)  # [R,T]
+        prediction = self._fitted_prediction()  # [R,T]
         cells = p.measured() & (p.weight > 0)  # [R,T]
         kpi = np.where(cells, p.y, 0.0).sum(axis=0)  # [T]
         fit = np.where(cells, prediction, 0.0).sum(axis=0)  # [T]
@@ -998,9 +997,7 @@ class DeepCausalMMM(BaseEstimator):
 
     def _total_kpi(self, keep: np.ndarray) -> float:
         """Modelled KPI (all parts) over the ``[R,T]`` cells ``keep``."""
-        parts = self._fitted_parts(self.panel_.media)
-        total = parts["baseline"] + parts["channels"].sum(-1) + parts["controls"].sum(-1)  # [R,T]
-        return float(np.where(keep, total, 0.0).sum())
+        return float(np.where(keep, self._fitted_prediction(), 0.0).sum())
 
     def _plan_robustness(
         self, idx: np.ndarray, m: np.ndarray, period: tuple[Any, Any] | None, n_boot: int, level: float,
@@ -1120,6 +1117,11 @@ class DeepCausalMMM(BaseEstimator):
         frame["model_lift"] = model
         frame["z"] = (model - lifts.lift) / lifts.se
         return frame
+
+    def _fitted_prediction(self) -> np.ndarray:
+        """``[R,T]`` the model's KPI (baseline + channels + controls) on the fitted panel."""
+        parts = self._fitted_parts(self.panel_.media)
+        return parts["baseline"] + parts["channels"].sum(axis=-1) + parts["controls"].sum(axis=-1)
 
     def _fitted_parts(self, media: np.ndarray) -> dict[str, np.ndarray]:
         """Decomposition (KPI units, ``[R,T,*]``) of the fitted panel with ``media`` swapped in."""
@@ -1430,9 +1432,7 @@ class DeepCausalMMM(BaseEstimator):
         """
         p = self.panel_
         assert p.y is not None
-        parts = self._fitted_parts(p.media)
-        fitted = parts["baseline"] + parts["channels"].sum(axis=2) + parts["controls"].sum(axis=2)  # [R,T]
-        resid = np.where(p.observed, p.y - fitted, np.nan)  # [R,T]
+        resid = np.where(p.observed, p.y - self._fitted_prediction(), np.nan)  # [R,T]
         weight = self._loss_weights(self.config_, p, self.scaler_)  # [R,T]
         self.residual_persistence_ = residual_persistence(resid / self.scaler_.y_scale[:, None], weight)
         T = p.observed.shape[1]

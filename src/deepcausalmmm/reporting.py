@@ -75,8 +75,7 @@ def write_report(model: Any, path: Path) -> Path:
     h = model.history_
     y = p.y
     assert y is not None
-    parts_kpi = model._fitted_parts(p.media)  # [R,T,*] KPI units
-    prediction = parts_kpi["baseline"] + parts_kpi["channels"].sum(-1) + parts_kpi["controls"].sum(-1)
+    prediction = model._fitted_prediction()  # [R,T] KPI units
     obs = p.observed
     err = np.where(obs, prediction - y, 0.0)
     wape = float(np.abs(err).sum() / np.abs(np.where(obs, y, 0.0)).sum() * 100)

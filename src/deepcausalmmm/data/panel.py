@@ -465,8 +465,8 @@ def build_panel(
             warnings.warn(
                 f"channel(s) {flat} have the same activity in every observed week of each region "
                 "(no week-to-week variation anywhere); the data cannot show their effect, which a "
-                "region's baseline would absorb just as well, so their contribution is fixed at 0. "
-                "A lift test for the channel (fit(lift_tests=...)) measures it instead",
+                "region's baseline would absorb just as well, so their contribution is fixed at 0 "
+                "unless fit gets a lift test for them (fit(lift_tests=...)), which measures it",
                 UserWarning,
                 stacklevel=3,
             )
