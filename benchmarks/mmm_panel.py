@@ -152,6 +152,11 @@ def explain(df: pd.DataFrame, media: list[str], controls: list[str], cutoff: int
     print(f"\nchannel graph: {out['graph_pairs']} parent-child pairs ({out['graph_edges']} edges with their "
           f"lags), weights summing to {out['graph_weight_sum']:.2f}, learned in {out['graph_seconds']:.2f} s; "
           f"mediated effects {out['mediated_share_of_total'] * 100:.1f}% of the channels' total effects")
+    unexplained = model.get_unexplained_weeks()
+    out["unexplained_weeks"] = {int(k): round(float(z), 2) for k, z in unexplained["z"].items()}
+    print(f"\nweeks the fit misses far more than usual (get_unexplained_weeks, |z| >= 3): "
+          f"{len(unexplained)}")
+    print(unexplained.round(2).to_string() if len(unexplained) else "none")
     t0 = time.perf_counter()
     plan = model.optimize_budget()
     seconds = time.perf_counter() - t0
@@ -206,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--explain", action="store_true",
                     help="after the split: where the holdout squared error sits (largest cells, R^2 "
                     "without single-week spikes), the channel graph (pairs, weights, seconds, mediated "
-                    "share of total effects) and a budget reallocation of the fitted model")
+                    "share of total effects), the weeks the fit misses far more than usual and a budget "
+                    "reallocation of the fitted model")
     ap.add_argument("--intervals", type=int, default=0, metavar="N",
                     help="after the split: get_effect_intervals and optimize_budget with N "
                     "region-bootstrap refits each (slow: 2 N fits)")

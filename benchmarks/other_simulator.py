@@ -431,6 +431,10 @@ def main(argv: list[str] | None = None) -> int:
                         f"{np.abs(err).max():.2f} pp; root total error {root:.1f}%; media share "
                         f"of KPI {kpi_share:.3f}; errors {np.round(err, 1).tolist()}")
             if mode == "notears":
+                unexplained = model.get_unexplained_weeks()
+                line.append(f"  weeks the fit misses (|z| >= 3): {len(unexplained)}" + "".join(
+                    f", {pd.Timestamp(d).date() if isinstance(d, pd.Timestamp) else d} (z {z:.1f})"
+                    for d, z in unexplained["z"].head(6).items()))
                 edges = model.get_dag_edges()
                 line.append("  learned edges " + ", ".join(
                     f"{p}->{c} (lag {lag}" + ("" if pd.isna(s) else f", support {s:.2f}") + ")"
