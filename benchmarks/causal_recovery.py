@@ -3,7 +3,8 @@
 Usage::
 
     python benchmarks/causal_recovery.py [--seeds 0,1,2] [--regions 40] [--weeks 156] [--channels 8] \
-        [--kernel 0.5] [--lift] [--config '{"regularization": {"coefficient_prior": "marginal"}}']
+        [--kernel 0.5] [--lift] [--config '{"regularization": {"coefficient_prior": "marginal"}}'] \
+        [--device cuda]
 
 For each seed, a panel with mediation edges (channel_1 -> channel_3,
 channel_2 -> channel_3, channel_1 -> channel_2: think tv -> search,
@@ -43,9 +44,9 @@ def kernel_graph(decay: float) -> list[tuple[str, str, float, int]]:
     return [(p, c, w * norm * decay**lag, lag) for p, c, w in GRAPH for lag in range(KERNEL_LAGS)]
 
 
-def fit(sim, mode: str, over: dict | None = None) -> tuple[DeepCausalMMM, float]:
+def fit(sim, mode: str, over: dict | None = None, device: str = "cpu") -> tuple[DeepCausalMMM, float]:
     over = over or {}
-    model = DeepCausalMMM(config={**over, "graph": {**over.get("graph", {}), "mode": mode}})
+    model = DeepCausalMMM(config={**over, "graph": {**over.get("graph", {}), "mode": mode}}, device=device)
     start = time.perf_counter()
     model.fit(sim.X, sim.y, regions=sim.regions, dates=sim.dates, controls=sim.control_frame)
     return model, time.perf_counter() - start
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lift", action="store_true",
                     help="edges lift the child in proportion instead of adding to it")
     ap.add_argument("--config", default="{}", help="JSON config overrides for every fit")
+    ap.add_argument("--device", default="cpu", help='torch device for every fit ("cpu", "cuda")')
     args = ap.parse_args(argv)
     if args.kernel is not None and not 0 < args.kernel < 1:
         ap.error(f"--kernel must be a decay between 0 and 1 (exclusive), found {args.kernel}")
@@ -82,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     for seed in seeds:
         sim = simulate_panel(args.regions, args.weeks, args.channels, seed=seed, noise=args.noise, graph=graph,
                              mediation="lift" if args.lift else "additive")
-        ours, t_ours = fit(sim, "notears", over)
-        blind, t_blind = fit(sim, "none", over)
+        ours, t_ours = fit(sim, "notears", over, args.device)
+        blind, t_blind = fit(sim, "none", over, args.device)
         f1, false, missed = edge_f1(ours, truth_edges)
         true_share = sim.truth_effects["total_share"]
         e_ours = ours.get_channel_effects()
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         root_ours = abs(e_ours.loc[ROOT, "total"] / true_root - 1) * 100
         root_blind = abs(e_blind.loc[ROOT, "total"] / true_root - 1) * 100
         empty = simulate_panel(args.regions, args.weeks, args.channels, seed=seed + 100, noise=args.noise)
-        m_empty, _ = fit(empty, "notears", over)
+        m_empty, _ = fit(empty, "notears", over, args.device)
         n_false_empty = len(m_empty.get_dag_edges())
         rows.append((seed, f1, n_false_empty, err_ours.mean(), err_ours.max(), err_blind.mean(),
                      err_blind.max(), root_ours, root_blind, ours.graph_seconds_, t_ours, t_blind))
