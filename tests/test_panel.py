@@ -88,6 +88,67 @@ def test_irregular_dates():
         panel_of(df)
 
 
+def test_calendar_months_and_quarters_are_a_grid():
+    """Month starts (or ends) are a grid although their spacing in days varies; a month a region
+    lacks is masked, quarters step 3 months, and a date off the month anchor is irregular."""
+    from deepcausalmmm.data.history import extend_grid, grid_positions, grid_spacing
+
+    df = frame(n_weeks=14)
+    months = pd.date_range("2023-11-01", periods=14, freq="MS")
+    df["date"] = np.tile(months, 2)
+    df = df.drop(index=3)  # region r0 lacks 2024-02-01
+    p = panel_of(df)
+    assert list(p.dates) == list(months) and not p.observed[0, 3] and p.observed[1, 3]
+    ends = panel_of(df.assign(date=df["date"] + pd.offsets.MonthEnd(0)))
+    assert ends.dates[2] == pd.Timestamp("2024-01-31") and ends.dates[4] == pd.Timestamp("2024-03-31")
+    periods = panel_of(df.assign(date=df["date"].dt.to_period("M")))
+    assert list(periods.dates) == list(months)
+    quarters = pd.date_range("2020-01-01", periods=10, freq="QS")
+    q = build_panel(np.arange(1.0, 10.0)[:, None], np.ones(9), dates=quarters.delete(4))
+    assert list(q.dates) == list(quarters) and not q.observed[0, 4]
+    assert grid_spacing(q.dates) == "3 month(s), at month starts"
+    # positions on the grid continue both ways; off the month anchor is fractional (off the grid)
+    later = pd.DatetimeIndex(["2019-10-01", "2022-07-01", "2023-01-01", "2022-07-15"])
+    np.testing.assert_allclose(grid_positions(q.dates, later), [-1, 10, 12, 10.5])
+    assert list(extend_grid(q.dates, 12)[-2:]) == [pd.Timestamp("2022-07-01"), pd.Timestamp("2022-10-01")]
+    assert extend_grid(ends.dates, 16)[-1] == pd.Timestamp("2025-02-28")
+    weekly = panel_of(frame())  # a fixed spacing stays a fixed spacing
+    assert weekly.dates[1] - weekly.dates[0] == pd.Timedelta(days=7)
+    mixed = df.copy()
+    mixed.loc[mixed.index[5], "date"] = pd.Timestamp("2024-04-15")
+    with pytest.raises(DataError, match="`dates` are irregular.*calendar months"):
+        panel_of(mixed)
+    with pytest.raises(DataError, match="month starts whose smallest spacing is 2 month"):
+        build_panel(np.arange(1.0, 4.0)[:, None], np.ones(3),
+                    dates=pd.DatetimeIndex(["2024-01-01", "2024-03-01", "2024-06-01"]))
+
+
+def test_monthly_fit_is_the_integer_period_fit_with_period_12():
+    """With the calendar-dependent parts off (no Fourier terms, no graph), a fit on month starts is
+    the fit on period numbers 0, 1, ... with a 12-period year, and forecasts continue the months."""
+    from deepcausalmmm.datasets import simulate_panel
+
+    from .conftest import FAST
+
+    sim = simulate_panel(4, 30, 2, seed=3)
+    week_index = {d: i for i, d in enumerate(sorted(sim.data["date"].unique()))}
+    step = sim.data["date"].map(week_index).to_numpy()
+    months = pd.date_range("2021-01-01", periods=30, freq="MS")[step]
+    cfg = {**FAST, "baseline": {"fourier_order": 0}, "graph": {"mode": "none"}}
+    train = step < 24
+    X, y, reg = sim.X[train], sim.y[train], sim.regions[train]
+    by_month = DeepCausalMMM(config=cfg, random_state=0).fit(X, y, regions=reg, dates=months[train])
+    by_step = DeepCausalMMM(config={**cfg, "baseline": {"fourier_order": 0, "period": 12}}, random_state=0)
+    by_step.fit(X, y, regions=reg, dates=step[train])
+    kw = dict(regions=sim.regions[~train])
+    forecast = by_month.predict(sim.X[~train], dates=months[~train], **kw)
+    np.testing.assert_allclose(forecast, by_step.predict(sim.X[~train], dates=step[~train], **kw), rtol=1e-6)
+    assert np.isfinite(forecast).all()
+    with pytest.raises(DataError, match="every 1 month\\(s\\), at month starts"):  # a date off the grid
+        one = step == 24
+        by_month.predict(sim.X[one], regions=sim.regions[one], dates=months[one] + pd.Timedelta(days=3))
+
+
 def test_mismatched_lengths():
     df = frame()
     with pytest.raises(DataError, match=r"`y` has 19 values but `X` has 20 rows"):

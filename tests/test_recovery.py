@@ -190,12 +190,50 @@ def test_predict_cli_forecasts_with_a_saved_model(tmp_path, capsys):
     assert main(["predict", model_file, str(tmp_path / "bad.csv"), "--date", "date", "--region",
                  "region", "--out", str(tmp_path / "x.csv")]) == 2
     assert "channel_2" in capsys.readouterr().err and not (tmp_path / "x.csv").exists()
-    assert main(["predict", model_file, str(tmp_path / "all.csv"), "--region", "region",
+    # without --date the file's 'date' column is used (and said so); a file without one is an error
+    assert main(["predict", model_file, str(tmp_path / "all.csv"), "--out", str(tmp_path / "auto.csv")]) == 0
+    err = capsys.readouterr().err
+    assert "--date not given: using" in err and "column 'date'" in err and "column 'region'" in err
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "auto.csv")["prediction"], got["prediction"], rtol=1e-9)
+    again.rename(columns={"date": "week"}).to_csv(tmp_path / "week.csv", index=False)
+    assert main(["predict", model_file, str(tmp_path / "week.csv"), "--region", "region",
                  "--out", str(tmp_path / "x.csv")]) == 2
-    assert "--date" in capsys.readouterr().err
+    assert "--date" in capsys.readouterr().err and not (tmp_path / "x.csv").exists()
     assert main(["predict", str(tmp_path / "all.csv"), str(tmp_path / "all.csv"), "--date", "date",
                  "--out", str(tmp_path / "x.csv")]) == 2
     assert "model file" in capsys.readouterr().err and not (tmp_path / "x.csv").exists()
+
+
+def test_fit_cli_finds_date_and_region_columns(tmp_path, capsys):
+    """Without --date/--region, a regional file's 'date' and 'region' columns are used (rather than
+    reading every row as one national series in file order), and stderr says so; a file without
+    them is one national series, also said."""
+    import json
+
+    from .conftest import FAST
+
+    sim = simulate_panel(3, 30, 2, seed=8)
+    data = sim.data.rename(columns={"date": "Date"})  # any case
+    data.to_csv(tmp_path / "d.csv", index=False)
+    (tmp_path / "fast.json").write_text(json.dumps(FAST))
+    base = ["fit", str(tmp_path / "d.csv"), "--target", "kpi", "--channels", "channel_1,channel_2",
+            "--config", str(tmp_path / "fast.json")]
+    assert main([*base, "--out", str(tmp_path / "auto")]) == 0
+    err = capsys.readouterr().err
+    assert "using" in err and "column 'Date'" in err and "column 'region'" in err
+    assert main([*base, "--date", "Date", "--region", "region", "--out", str(tmp_path / "named")]) == 0
+    auto = DeepCausalMMM.load(tmp_path / "auto" / "model.safetensors")
+    named = DeepCausalMMM.load(tmp_path / "named" / "model.safetensors")
+    assert auto.panel_.regions == named.panel_.regions == sorted(sim.data["region"].unique())
+    assert len(auto.panel_.dates) == 30
+    pd.testing.assert_frame_equal(auto.get_channel_effects(), named.get_channel_effects())
+    capsys.readouterr()
+    national = sim.data[sim.data["region"] == sim.data["region"].iloc[0]].drop(columns=["region", "date"])
+    national.to_csv(tmp_path / "n.csv", index=False)
+    assert main(["fit", str(tmp_path / "n.csv"), "--target", "kpi", "--channels", "channel_1,channel_2",
+                 "--config", str(tmp_path / "fast.json"), "--out", str(tmp_path / "nat")]) == 0
+    err = capsys.readouterr().err
+    assert "no 'date' column: rows are read as consecutive weeks" in err and "one national series" in err
 
 
 def test_backtest_cli_matches_the_api(tmp_path, capsys):

@@ -177,6 +177,7 @@ def _fit(args: argparse.Namespace) -> int:
     if args.n_boot == 1 or args.n_boot < 0:
         raise DataError(f"--n-boot must be 0 (no intervals) or at least 2, found {args.n_boot}")
     df = pd.read_csv(args.data)
+    _label_columns(args, df, args.data)
     channels, controls = _names(args.channels), _names(args.controls)
     lift_tests = read_lift_tests(args.lift_tests, df, args.region) if args.lift_tests else None
     spend = _spend_map(args.spend)
@@ -203,6 +204,28 @@ def _spend_map(arg: str | None) -> dict[str, str]:
     return out
 
 
+def _label_columns(args: argparse.Namespace, df: pd.DataFrame, path: str) -> None:
+    """Fill an omitted ``--date`` / ``--region`` with the file's column of that name (any case).
+
+    Without them every row would be one national series in file order, which for a
+    regional file silently strings the regions' weeks together. Says on stderr what it chose.
+    """
+    for option, meaning in (("date", "each row's week"), ("region", "each row's region")):
+        if getattr(args, option) is not None:
+            continue
+        found = [c for c in df.columns if str(c).strip().lower() == option]
+        if len(found) == 1:
+            setattr(args, option, found[0])
+            print(f"--{option} not given: using {path}'s column '{found[0]}' as {meaning} "
+                  f"(pass --{option} COLUMN to choose another)", file=sys.stderr)
+        elif option == "date":
+            print(f"--date not given and {path} has no 'date' column: rows are read as consecutive "
+                  "weeks in file order (pass --date COLUMN if the file has dates)", file=sys.stderr)
+        else:
+            print(f"--region not given and {path} has no 'region' column: all rows are one "
+                  "national series (pass --region COLUMN for regional data)", file=sys.stderr)
+
+
 def _names(arg: str | None) -> list[str]:
     """Column names from a comma-separated option (none for an absent one)."""
     return [c for c in (arg or "").split(",") if c]
@@ -218,14 +241,15 @@ def _columns(df: pd.DataFrame, names: Sequence[str], what: str, path: str) -> No
 
 
 def _predict(args: argparse.Namespace) -> int:
+    df = pd.read_csv(args.data)
+    _label_columns(args, df, args.data)
     if args.date is None:
         raise DataError(
-            "predict needs --date, the column of each row's week, and none was given: rows are "
-            "placed on the fitted timelines by their dates, and dates after the fit are forecasts. "
-            "Add --date COLUMN"
+            f"predict needs --date, the column of each row's week, and none was given ({args.data} "
+            "has no 'date' column either): rows are placed on the fitted timelines by their dates, "
+            "and dates after the fit are forecasts. Add --date COLUMN"
         )
     model = DeepCausalMMM.load(args.model)
-    df = pd.read_csv(args.data)
     _columns(df, model.channels_, "channel", args.data)
     _columns(df, model.controls_, "control", args.data)
     _columns(df, [c for c in (args.date, args.region) if c], "date/region", args.data)
@@ -247,6 +271,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _backtest(args: argparse.Namespace) -> int:
     df = pd.read_csv(args.data)
+    _label_columns(args, df, args.data)
     channels, controls = _names(args.channels), _names(args.controls)
     _columns(df, [args.target, *channels, *controls, *(c for c in (args.date, args.region) if c)],
              "named", args.data)

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import DataError
-from .panel import Panel
+from .panel import Panel, month_anchor, month_grid, month_number
 
-__all__ = ["align_to_fit", "extend_history"]
+__all__ = ["align_to_fit", "extend_history", "extend_grid", "grid_positions", "grid_spacing"]
 
 
 def align_to_fit(fit: Panel, new: Panel) -> tuple[np.ndarray, np.ndarray]:
@@ -47,18 +47,52 @@ def align_to_fit(fit: Panel, new: Panel) -> tuple[np.ndarray, np.ndarray]:
             f"pass {kind} like the fit's {fit_dates[:2].tolist()}"
         )
     if len(fit_dates) > 1:
-        pos = np.asarray((new.dates - fit_dates[0]) / (fit_dates[1] - fit_dates[0]), dtype=float)
+        pos = grid_positions(fit_dates, new.dates)
     else:
         pos = np.zeros(len(new.dates))
     off = (pos < 0) | ~np.isclose(pos, np.round(pos))  # [T'] (never with a one-week fit: pos is 0)
     if off.any():
         raise DataError(
             f"`dates` must lie on the fitted grid ({fit_dates[0]} onwards, every "
-            f"{fit_dates[1] - fit_dates[0]}); found "
+            f"{grid_spacing(fit_dates)}); found "
             f"{new.dates[int(np.argmax(off))]} ({int(off.sum())} date(s) off it). Use the fit's "
             "dates, continued at the same spacing for forecasts"
         )
     return np.asarray([fit.regions.index(r) for r in new.regions]), np.round(pos).astype(int)
+
+
+def grid_spacing(grid: pd.Index) -> str:
+    """The spacing of a fitted grid (two or more dates), in words."""
+    if isinstance(grid, pd.DatetimeIndex):
+        anchor = month_anchor(grid)
+        if anchor is not None:
+            months = int(np.ptp(month_number(grid[:2])))
+            return f"{months} month(s), at month {anchor}s"
+    return str(grid[1] - grid[0])
+
+
+def grid_positions(grid: pd.Index, dates: pd.Index) -> np.ndarray:
+    """Position of each of ``dates`` on ``grid`` (two or more dates) continued both ways ``[T']``;
+    a date off the grid gets a fractional position."""
+    if isinstance(grid, pd.DatetimeIndex) and isinstance(dates, pd.DatetimeIndex):
+        anchor = month_anchor(grid)
+        if anchor is not None:
+            step = float(np.ptp(month_number(grid[:2])))
+            on_anchor = dates.is_month_start if anchor == "start" else dates.is_month_end
+            pos = (month_number(dates) - month_number(grid[:1])[0]) / step
+            exact = np.asarray(on_anchor, dtype=bool) & np.asarray(dates == dates.normalize(), dtype=bool)
+            return np.where(exact, pos, pos + 0.5).astype(float)  # off the month anchor: off the grid
+    return np.asarray((dates - grid[0]) / (grid[1] - grid[0]), dtype=float)
+
+
+def extend_grid(grid: pd.Index, periods: int) -> pd.Index:
+    """``grid`` (two or more dates) continued to ``periods`` dates at its spacing."""
+    if isinstance(grid, pd.DatetimeIndex):
+        anchor = month_anchor(grid)
+        if anchor is not None:
+            return month_grid(grid[0], periods, int(np.ptp(month_number(grid[:2]))), anchor)
+        return pd.DatetimeIndex(pd.date_range(grid[0], periods=periods, freq=grid[1] - grid[0]))
+    return pd.Index(grid[0] + int(grid[1] - grid[0]) * np.arange(periods), dtype=np.int64)
 
 
 def extend_history(
@@ -74,10 +108,7 @@ def extend_history(
     T_fit = len(fit.dates)
     T = max(T_fit, int(pos.max()) + 1)
     if T_fit > 1:
-        step = fit.dates[1] - fit.dates[0]
-        grid = (pd.DatetimeIndex(pd.date_range(fit.dates[0], periods=T, freq=step))
-                if isinstance(fit.dates, pd.DatetimeIndex)
-                else pd.Index(fit.dates[0] + int(step) * np.arange(T), dtype=np.int64))
+        grid = extend_grid(fit.dates, T)
     else:
         grid = fit.dates
     ch_order = [new.channels.index(c) for c in fit.channels]

@@ -201,11 +201,51 @@ def _check_finite(
         )
 
 
+MONTH_MIN_DAYS = 28  # dates at least this far apart, all month starts (or all month ends): a monthly grid
+
+
+def month_anchor(dates: pd.DatetimeIndex) -> str | None:
+    """``"start"`` / ``"end"`` when ``dates`` (two or more, at midnight, at least 28 days apart) are
+    all month starts / all month ends: a grid of calendar months (or quarters), whose spacing in
+    days varies. ``None`` otherwise (a fixed spacing such as weekly)."""
+    uniq = dates.unique().sort_values()
+    if len(uniq) < 2 or (uniq != uniq.normalize()).any() or np.diff(uniq.asi8).min() < MONTH_MIN_DAYS * 86_400 * 10**9:
+        return None
+    if bool(uniq.is_month_start.all()):
+        return "start"
+    if bool(uniq.is_month_end.all()):
+        return "end"
+    return None
+
+
+def month_number(dates: pd.DatetimeIndex) -> np.ndarray:
+    """Calendar months since year 0 ``[T]`` (January 2024 -> 2024 * 12)."""
+    return np.asarray(dates.year, dtype=np.int64) * 12 + np.asarray(dates.month, dtype=np.int64) - 1
+
+
+def month_grid(start: pd.Timestamp, periods: int, months: int, anchor: str) -> pd.DatetimeIndex:
+    """``periods`` dates from ``start``, every ``months`` calendar months, at month starts or ends."""
+    offset = pd.offsets.MonthBegin(months) if anchor == "start" else pd.offsets.MonthEnd(months)
+    return pd.DatetimeIndex(pd.date_range(start, periods=periods, freq=offset))
+
+
 def _regular_grid(dates: pd.Index) -> pd.Index:
     uniq = dates.unique().sort_values()
     if len(uniq) == 1:
         return uniq
     if isinstance(uniq, pd.DatetimeIndex):
+        anchor = month_anchor(uniq)
+        if anchor is not None:  # calendar months or quarters: steps counted in months
+            months = month_number(uniq)
+            step = int(np.diff(months).min())
+            off = (months - months[0]) % step
+            if (off != 0).any():
+                raise DataError(
+                    f"`dates` are irregular: month {anchor}s whose smallest spacing is {step} month(s) "
+                    f"but {_fmt_date(uniq[np.flatnonzero(off)[0]])} is off that grid; dates must lie on "
+                    "a regular grid (every month, every quarter, every week...)"
+                )
+            return month_grid(uniq[0], int((months[-1] - months[0]) // step) + 1, step, anchor)
         diffs = np.diff(uniq.asi8)
         step = int(diffs.min())
         off = (uniq.asi8 - uniq.asi8[0]) % step
@@ -213,7 +253,8 @@ def _regular_grid(dates: pd.Index) -> pd.Index:
             raise DataError(
                 f"`dates` are irregular: the smallest spacing is {pd.Timedelta(step)} but "
                 f"{_fmt_date(uniq[np.flatnonzero(off)[0]])} is off that grid; dates must lie on a "
-                "regular weekly (or other fixed) grid, e.g. all Mondays"
+                "regular grid: a fixed spacing (e.g. all Mondays, or every day) or calendar months "
+                "(all month starts, or all month ends)"
             )
         return pd.DatetimeIndex(pd.date_range(uniq[0], uniq[-1], freq=pd.Timedelta(step)))
     vals = np.asarray(uniq, dtype=np.int64)
