@@ -1229,3 +1229,85 @@ def test_a_learned_pair_keeps_its_weaker_lags_and_no_pair_is_added():
     W[1, 1, 1] = -0.5
     kernel = _kernel_weights(X2, Y2, W, np.zeros((2, 2, 2), dtype=bool), lag_t=2.0)
     assert abs(kernel[0, 0, 1] - 0.5) < 0.05 and kernel[1, 0, 1] == 0 and kernel[1, 1, 1] == 0
+
+
+def _national_panel(seed: int, edge: float, R: int = 20, T: int = 104, C: int = 4):
+    """channel_0 bought nationally: flights of 2-6 weeks, the same relative pattern in every
+    region (its activity is the region's size times the national plan, no regional noise); the
+    other channels vary by region and week (log-normal, sd 0.3) around national plans of their
+    own. With ``edge``, channel_1 gains ``edge`` x channel_0 (typical-activity units). Returns
+    X ``[R*T, C]``, y, the fit keywords and the true weight in region-scaled units."""
+    rng = np.random.default_rng(seed)
+    size = np.exp(rng.normal(0, 0.8, R))
+    plan = np.exp(rng.normal(0, 0.2, (T, C)))  # [T,C] national week-to-week plans
+    on = np.zeros(T)
+    week = 0
+    while week < T:
+        length = int(rng.integers(2, 7))
+        on[week:week + length] = rng.random() < 0.5
+        week += length
+    plan[:, 0] = on * rng.uniform(0.7, 1.3, T)
+    noise = rng.lognormal(0, 0.3, (R, T, C))
+    noise[:, :, 0] = 1.0
+    X = size[:, None, None] * plan[None] * noise * rng.uniform(50, 500, C)  # [R,T,C]
+    typical = X.mean(axis=(0, 1))
+    X[:, :, 1] += edge * typical[1] / typical[0] * X[:, :, 0]
+    # the weight in each region's own units (activity over its regional mean), averaged
+    truth = float(np.mean(edge * typical[1] / typical[0] * X[:, :, 0].mean(axis=1) / X[:, :, 1].mean(axis=1)))
+    y = size[:, None] * (1000 + 30 * (X / X.mean(axis=(0, 1))).sum(-1)) * rng.normal(1, 0.03, (R, T))
+    kw = dict(regions=np.repeat(np.arange(R), T), dates=np.tile(np.arange(T), R))
+    return X.reshape(R * T, C), y.reshape(-1), kw, truth
+
+
+def test_national_channels_known_answer():
+    """A channel whose movements are the same in every region (national TV scaled to each
+    region) keeps none of them once each week's cross-region mean is removed; one with
+    regional noise keeps most."""
+    from deepcausalmmm.components.graph import _prepare, national_channels
+
+    X, _, _, _ = _national_panel(0, 0.0)
+    scaled = X.reshape(20, 104, 4) / X.reshape(20, 104, 4).mean(axis=1, keepdims=True)
+    observed = np.ones((20, 104), dtype=bool)
+    phase = np.arange(104) / 52.1775
+    act, _ = _prepare(scaled, observed, phase)
+    full, _ = _prepare(scaled, observed, phase, week_means=False)
+    assert national_channels(act, full, observed).tolist() == [True, False, False, False]
+
+
+def test_edges_out_of_a_national_channel_are_learned_from_the_national_series(tmp_path):
+    """The regional activity holds nothing of a channel bought nationally, so before session
+    19 its edge to a regional child was never learned and a required one came out with weight
+    1e-19. Its edges are now learned from the national series, marked 'national', with the
+    true weight; none on the same panel without the edge; with ``graph.national`` False none are
+    learned but a required one is still estimated there."""
+    quick = {"training": {"epochs": 1, "polish_steps": 0}}
+    X, y, kw, truth = _national_panel(1, 0.5)
+    model = DeepCausalMMM(config=quick).fit(X, y, **kw)
+    e = model.get_dag_edges()
+    assert set(zip(e.parent, e.child, strict=True)) == {("channel_0", "channel_1")}
+    assert (e.direction_basis == "national").all()
+    assert e.weight.sum() == pytest.approx(truth, rel=0.15)
+    assert model.graph_model_.national.tolist() == [True, False, False, False]
+    eff = model.get_channel_effects()
+    assert eff.loc["channel_0", "mediated"] > 0 and eff.loc["channel_2", "mediated"] == 0
+    path = model.save(tmp_path / "m.safetensors")
+    pd.testing.assert_frame_equal(DeepCausalMMM.load(path).get_dag_edges(), e)
+    X0, y0, kw0, _ = _national_panel(1, 0.0)
+    assert DeepCausalMMM(config=quick).fit(X0, y0, **kw0).get_dag_edges().empty
+    off = {**quick, "graph": {"national": False}}
+    assert DeepCausalMMM(config=off).fit(X, y, **kw).get_dag_edges().empty
+    required = DeepCausalMMM(config={**quick, "graph": {"national": False, "required": [("channel_0", "channel_1")]}})
+    r = required.fit(X, y, **kw).get_dag_edges()
+    assert set(zip(r.parent, r.child, strict=True)) == {("channel_0", "channel_1")}
+    assert r.loc[r.lag == 0, "weight"].iloc[0] == pytest.approx(truth, rel=0.15)
+    assert (r.direction_basis == "given").all()
+
+
+def test_national_channels_on_too_few_weeks_say_so():
+    """With too few weeks for the national series, no edges out of a national channel are
+    learned, and the warning names it."""
+    quick = {"training": {"epochs": 1, "polish_steps": 0}}
+    X, y, kw, _ = _national_panel(2, 0.5, R=30, T=40)
+    with pytest.warns(UserWarning, match=r"\['channel_0'\] are bought nationally.*graph.required"):
+        e = DeepCausalMMM(config=quick).fit(X, y, **kw).get_dag_edges()
+    assert e.empty

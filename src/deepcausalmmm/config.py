@@ -322,6 +322,16 @@ class GraphConfig(_Section):
         "proportion), re-deciding the group's settled same-week edges too. False: keep the "
         "score's direction however weak.",
     )
+    national: bool = Field(
+        True,
+        description="Learn the edges out of channels bought nationally (under 5% of their "
+        "de-trended movements differ between regions, e.g. national TV) from the national "
+        "week-to-week series, to channels with regional movements; the regional activity the "
+        "rest of the graph is learned from holds nothing of such a channel. A plan that moves "
+        "channels together nationally looks the same as influence there: get_dag_edges marks "
+        "these edges ('national'). False: none learned; required or fixed edges that involve a "
+        "national channel are estimated from the national series either way.",
+    )
     negative_edges: bool = Field(
         False,
         description="Allow learned edges with negative weights (one channel's activity lowering "

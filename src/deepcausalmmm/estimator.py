@@ -540,13 +540,20 @@ class DeepCausalMMM(BaseEstimator):
         when those CVs are within 1.25 times each other; an assumption: fix such
         edges with ``graph.roots``,
         ``graph.forbidden`` or ``graph.required`` when you know better),
-        ``"time order"`` (lagged edges) or ``"given"`` (required, roots,
-        forbidden or a fixed graph).
+        ``"time order"`` (lagged edges), ``"national"`` (an edge out of a channel
+        bought nationally, learned from the week-to-week national series at any lag,
+        where a plan that moves channels together looks the same as influence; see
+        ``graph.national``) or ``"given"`` (required, roots, forbidden or a fixed graph).
         """
         check_is_fitted(self, "graph_model_")
         g = self.graph_model_
+        gc = self.config_.graph
+        given = {(self.channels_.index(p), self.channels_.index(c))
+                 for p, c in (*gc.required, *(gc.edges if gc.mode == "fixed" else ()))}
 
         def basis(i: int, j: int, lag: int) -> str:
+            if g.national is not None and (g.national[i] or g.national[j]) and (i, j) not in given:
+                return "national"
             if lag > 0:
                 return "time order"
             if g.direction is None or np.isnan(g.direction[i, j]):
@@ -1302,7 +1309,8 @@ class DeepCausalMMM(BaseEstimator):
                 fixed=edge_mask(ch, g.edges) if g.mode == "fixed" else None, min_t=g.min_t,
                 lag_min_t=g.lag_min_t,
                 own_lags=g.own_lags, cycle_test=g.regional_cycles, shared_driver=g.shared_driver,
-                equal_cv=g.equal_cv, negative_edges=g.negative_edges,
+                equal_cv=g.equal_cv, negative_edges=g.negative_edges, national=g.national,
+                names=ch,
             )
         except ValueError as exc:  # e.g. required edges that form a cycle
             raise ConfigError(f"config section 'graph': {exc}") from None

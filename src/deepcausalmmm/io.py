@@ -67,6 +67,7 @@ def save_model(model: Any, path: Path) -> Path:
         "graph.weights": model.graph_model_.weights,
         "graph.direction": _direction_array(model.graph_model_),
         "graph.assumed": _assumed_array(model.graph_model_),
+        "graph.national": _national_array(model.graph_model_),
         "panel.spend": model.spend_,
         **model.scaler_.to_arrays(),
     }
@@ -180,7 +181,8 @@ def load_model(cls: Any, path: Path) -> Any:
     roots = json.loads(meta["graph_roots"])
     model.spend_ = arr["panel.spend"]
     model.graph_model_ = ChannelGraph(arr["graph.weights"], tuple(channels.index(c) for c in roots),
-                                      arr.get("graph.direction"), _assumed_from(arr.get("graph.assumed")))
+                                      arr.get("graph.direction"), _assumed_from(arr.get("graph.assumed")),
+                                      _national_from(arr.get("graph.national")))
     model.graph_seconds_ = 0.0
     model._set_graph_frames()
     model._set_forecast_anchor()
@@ -214,6 +216,19 @@ def _direction_array(graph: ChannelGraph) -> np.ndarray:
 def _assumed_array(graph: ChannelGraph) -> np.ndarray:
     C = graph.n_channels
     return (graph.assumed if graph.assumed is not None else np.zeros((C, C), dtype=bool)).astype(np.uint8)
+
+
+def _national_array(graph: ChannelGraph) -> np.ndarray:
+    C = graph.n_channels
+    return (graph.national if graph.national is not None else np.zeros(C, dtype=bool)).astype(np.uint8)
+
+
+def _national_from(stored: np.ndarray | None) -> np.ndarray | None:
+    """The channels bought nationally (absent from files saved before session 19; none marked)."""
+    if stored is None:
+        return None
+    marks = np.asarray(stored).astype(bool)
+    return marks if marks.any() else None
 
 
 def _assumed_from(stored: np.ndarray | None) -> np.ndarray | None:
