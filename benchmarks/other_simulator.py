@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/other_simulator.py [--seeds 0,1] [--linear | --flighted [--lagged] [--lift] | --logistic | --holidays [--holiday-control]] [--empty] [--config '{"regularization": {"l2": 1e-4}}']
+    python benchmarks/other_simulator.py [--seeds 0,1] [--linear | --flighted [--lagged] [--lift] | --logistic | --holidays [--holiday-control]] [--national] [--empty] [--config '{"regularization": {"l2": 1e-4}}']
 
 The package's simulator shares design choices with the model (two-stage
 carryover, Hill curves relative to each region's typical activity). This one
@@ -39,6 +39,9 @@ own, mediation through lag kernels, response per head of population, and two
 holiday weeks a year that lift the KPI; the model gets only the price
 control unless ``--holiday-control`` adds the holiday weeks (see
 :func:`simulate_holidays`); root tv.
+``--national`` (with ``--flighted`` or ``--logistic``) buys tv and radio
+nationally: the same relative plan in every region, no region-week
+variation (the graph then learns their edges from the national series).
 For each seed it prints the learned edges, total-share errors, the root's
 total-effect error and the media share of KPI, for the model and for the
 mediation-blind baseline (``graph.mode="none"``) fitted in the same run.
@@ -121,15 +124,17 @@ FLIGHTED_LAGS = {(1, 0): 1, (2, 0): 2}  # --lagged: (child, parent) -> weeks; tv
 
 
 def simulate_flighted(seed: int, empty: bool = False, R: int = 40, T: int = 156, noise: float = 0.06,
-                      lagged: bool = False, lift: bool = False):
+                      lagged: bool = False, lift: bool = False, national_buys: bool = False):
     """The ``--flighted`` design: long table, names, true totals ``[C]``, true media share, and
     ``true_lift(channel, regions, start, end)``: the KPI lost over those region-weeks when the
-    channel is switched off in them (its induced activity in children removed too)."""
+    channel is switched off in them (its induced activity in children removed too).
+    ``national_buys``: tv and radio bought nationally (no region-week variation; the same draws
+    otherwise)."""
     rng = np.random.default_rng(seed)
     C = len(FLIGHTED)
     size = np.exp(rng.normal(0.0, 0.8, R))  # [R]
     t = np.arange(T)
-    national = np.empty((T, C))
+    plan = np.empty((T, C))
     for c in range(C):
         season = 1 + 0.4 * np.sin(2 * np.pi * t / 52.18 + rng.uniform(0, 2 * np.pi))  # [T]
         if FLIGHTED[c] in ("tv", "video", "radio", "ooh"):
@@ -139,11 +144,13 @@ def simulate_flighted(seed: int, empty: bool = False, R: int = 40, T: int = 156,
                 n = int(rng.integers(3, 9))  # burst length
                 on[k:k + n] = rng.uniform(0.6, 1.4)
                 k += n
-            national[:, c] = season * on
+            plan[:, c] = season * on
         else:
-            national[:, c] = season * rng.lognormal(0.0, 0.15, T)
-    exo = (size[:, None, None] * national[None] * rng.lognormal(0.0, 0.3, (R, T, C))
-           * rng.uniform(50, 500, C))  # [R,T,C]
+            plan[:, c] = season * rng.lognormal(0.0, 0.15, T)
+    regional = rng.lognormal(0.0, 0.3, (R, T, C))  # [R,T,C]
+    if national_buys:
+        regional[:, :, [FLIGHTED.index("tv"), FLIGHTED.index("radio")]] = 1.0
+    exo = size[:, None, None] * plan[None] * regional * rng.uniform(50, 500, C)  # [R,T,C]
     typical = exo.mean(axis=(0, 1))  # [C]
     edges = {} if empty else FLIGHTED_EDGES
     lags = FLIGHTED_LAGS if lagged else {}
@@ -211,7 +218,8 @@ LOGISTIC = ["TV Spend", "Paid Search", "Social Media", "Radio", "Print"]
 LOGISTIC_EDGES = {(0, 1): 0.6, (2, 1): 0.3}  # (parent, child): weight in units of mean activity
 
 
-def simulate_logistic(seed: int, empty: bool = False, R: int = 30, T: int = 130, noise: float = 0.05):
+def simulate_logistic(seed: int, empty: bool = False, R: int = 30, T: int = 130, noise: float = 0.05,
+                      national_buys: bool = False):
     """The ``--logistic`` design: long table (rows shuffled), names, true totals ``[C]``, media share.
 
     Five channels named as in a media plan (TV and radio on or off nationally
@@ -224,7 +232,8 @@ def simulate_logistic(seed: int, empty: bool = False, R: int = 30, T: int = 130,
     season and a temperature control; mediation TV -> search and
     social -> search (``--empty`` drops them); noise 5% of the baseline.
     Regions are strings, weeks are dates (Sundays) and the channel names
-    hold spaces.
+    hold spaces. ``national_buys``: TV and radio bought nationally (no
+    region-week noise; the same draws otherwise).
     """
     rng = np.random.default_rng(seed)
     C = len(LOGISTIC)
@@ -238,8 +247,10 @@ def simulate_logistic(seed: int, empty: bool = False, R: int = 30, T: int = 130,
             plan[:, c] = season * on * rng.uniform(0.7, 1.3, T)
         else:
             plan[:, c] = season * np.exp(rng.normal(0.0, 0.2, T))
-    exo = (pop[:, None, None] * plan[None] * np.exp(rng.normal(0.0, 0.25, (R, T, C)))
-           * rng.uniform(1e3, 2e4, C))  # [R,T,C]
+    regional = np.exp(rng.normal(0.0, 0.25, (R, T, C)))  # [R,T,C]
+    if national_buys:
+        regional[:, :, [LOGISTIC.index("TV Spend"), LOGISTIC.index("Radio")]] = 1.0
+    exo = pop[:, None, None] * plan[None] * regional * rng.uniform(1e3, 2e4, C)  # [R,T,C]
     mean = exo.mean(axis=(0, 1))  # [C]
     edges = {} if empty else LOGISTIC_EDGES
 
@@ -395,8 +406,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lift", action="store_true",
                     help="with --flighted: a child's activity is raised in proportion, its own part "
                     "times 1 + w x parent / parent's regional mean, instead of an added part")
+    ap.add_argument("--national", action="store_true",
+                    help="with --flighted or --logistic: tv and radio bought nationally (the same "
+                    "relative plan in every region, no region-week variation)")
     ap.add_argument("--config", default="{}", help="JSON config overrides for both fits")
     args = ap.parse_args(argv)
+    if args.national and not (args.flighted or args.logistic):
+        ap.error("--national needs --flighted or --logistic")
     if args.lagged and not args.flighted:
         ap.error("--lagged needs --flighted")
     if args.lift and not args.flighted:
@@ -407,10 +423,11 @@ def main(argv: list[str] | None = None) -> int:
     for seed in (int(s) for s in args.seeds.split(",")):
         if args.flighted:
             df, names, total, media_share, _ = simulate_flighted(seed, empty=args.empty, lagged=args.lagged,
-                                                                 lift=args.lift)
+                                                                 lift=args.lift, national_buys=args.national)
             controls = df[["price"]]
         elif args.logistic:
-            df, names, total, media_share = simulate_logistic(seed, empty=args.empty)
+            df, names, total, media_share = simulate_logistic(seed, empty=args.empty,
+                                                              national_buys=args.national)
             controls = df[["temperature"]]
         elif args.holidays:
             df, names, total, media_share = simulate_holidays(seed, empty=args.empty)
@@ -431,6 +448,10 @@ def main(argv: list[str] | None = None) -> int:
                         f"{np.abs(err).max():.2f} pp; root total error {root:.1f}%; media share "
                         f"of KPI {kpi_share:.3f}; errors {np.round(err, 1).tolist()}")
             if mode == "notears":
+                national = getattr(model.graph_model_, "national", None)  # None before session 19
+                if national is not None:
+                    line.append("  bought nationally (edges learned from the national series): "
+                                + ", ".join(c for c, f in zip(names, national, strict=True) if f))
                 unexplained = model.get_unexplained_weeks()
                 line.append(f"  weeks the fit misses (|z| >= 3): {len(unexplained)}" + "".join(
                     f", {pd.Timestamp(d).date() if isinstance(d, pd.Timestamp) else d} (z {z:.1f})"

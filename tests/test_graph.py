@@ -1290,6 +1290,9 @@ def test_edges_out_of_a_national_channel_are_learned_from_the_national_series(tm
     assert model.graph_model_.national.tolist() == [True, False, False, False]
     eff = model.get_channel_effects()
     assert eff.loc["channel_0", "mediated"] > 0 and eff.loc["channel_2", "mediated"] == 0
+    fig = model.plot_dag()
+    assert list(fig.data[0].marker.symbol) == ["diamond", "circle", "circle", "circle"]
+    assert [a.text for a in fig.layout.annotations if a.text] == [f"{e.weight.iloc[0]:.2f} (national)"]
     path = model.save(tmp_path / "m.safetensors")
     pd.testing.assert_frame_equal(DeepCausalMMM.load(path).get_dag_edges(), e)
     X0, y0, kw0, _ = _national_panel(1, 0.0)

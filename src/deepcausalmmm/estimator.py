@@ -1148,7 +1148,7 @@ class DeepCausalMMM(BaseEstimator):
     def plot_dag(self) -> go.Figure:
         """The channel graph the model holds (plotly figure, not shown); edges acting after a
         lag say so in their label (``lag 1``), edges oriented by the equal-CV rule say
-        ``equal-cv``."""
+        ``equal-cv``; channels bought nationally are diamonds and their edges say ``national``."""
         check_is_fitted(self, "graph_")
         g = self.graph_model_
         direction = None
@@ -1160,7 +1160,9 @@ class DeepCausalMMM(BaseEstimator):
         assumed = None
         if g.assumed is not None:
             assumed = pd.DataFrame(g.assumed, index=self.channels_, columns=self.channels_)
-        return dag_figure(self.graph_, self.graph_roots_, direction=direction, lags=lags, assumed=assumed)
+        national = [] if g.national is None else [c for c, f in zip(self.channels_, g.national, strict=True) if f]
+        return dag_figure(self.graph_, self.graph_roots_, direction=direction, lags=lags, assumed=assumed,
+                          national=national)
 
     def save_report(self, path: str | Path) -> Path:
         """Write one self-contained HTML report (opens offline); returns the path.

@@ -56,6 +56,7 @@ def dag_figure(
     direction: pd.DataFrame | None = None,
     lags: pd.DataFrame | None = None,
     assumed: pd.DataFrame | None = None,
+    national: Sequence[str] = (),
 ) -> go.Figure:
     """Channel graph on a circle; arrows parent -> child labelled with their weight.
 
@@ -73,8 +74,11 @@ def dag_figure(
         edge is same-week only.
     assumed : DataFrame of bool, channels x channels, optional
         Edges whose direction the equal-CV rule chose (labelled ``equal-cv``).
+    national : channels bought nationally (drawn as diamonds); their edges, learned
+        from the national series, are labelled ``national``.
     """
     names = list(adjacency.index)
+    national_set = set(national)
     n = len(names)
     pos = {
         name: (math.cos(2 * math.pi * i / max(n, 1)), math.sin(2 * math.pi * i / max(n, 1)))
@@ -93,6 +97,8 @@ def dag_figure(
             note = "" if math.isnan(d) else f"direction {d:.2f}"
             if note and assumed is not None and bool(assumed.loc[parent, child]):
                 note += ", equal-cv"
+            if parent in national_set or child in national_set:
+                note = "national"
             label = f"{w:.2f} ({note})" if note else f"{w:.2f}"
             at = list(lags.loc[parent, child]) if lags is not None else [0]
             if at != [0]:
@@ -104,12 +110,15 @@ def dag_figure(
             fig.add_annotation(x=(x0 + x1) / 2, y=(y0 + y1) / 2, text=label, showarrow=False,
                                font={"size": 10}, bgcolor="white")
     root_set = set(roots)
+    symbol = {c: "square" if c in root_set else "diamond" if c in national_set else "circle" for c in names}
     fig.add_trace(
         go.Scatter(
             x=[pos[c][0] for c in names], y=[pos[c][1] for c in names], mode="markers+text",
             text=names, textposition="top center",
-            marker={"size": 18, "symbol": ["square" if c in root_set else "circle" for c in names]},
-            hovertext=[f"{c}{' (root)' if c in root_set else ''}" for c in names], name="channels",
+            marker={"size": 18, "symbol": [symbol[c] for c in names]},
+            hovertext=[f"{c}{' (root)' if c in root_set else ''}"
+                       f"{' (bought nationally)' if c in national_set else ''}" for c in names],
+            name="channels",
         )
     )
     label = title or (f"Channel graph: {edges} edge(s)" if edges else
