@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/causal_recovery.py [--seeds 0,1,2] [--regions 40] [--weeks 156] [--channels 8] \
         [--kernel 0.5] [--lift] [--config '{"regularization": {"coefficient_prior": "marginal"}}'] \
-        [--device cuda]
+        [--national] [--device cuda]
 
 For each seed, a panel with mediation edges (channel_1 -> channel_3,
 channel_2 -> channel_3, channel_1 -> channel_2: think tv -> search,
@@ -18,6 +18,9 @@ following TV's build-up), ``w (1 - d) d^l / (1 - d^8)`` at lag ``l``.
 ``--lift`` makes each edge a lift in proportion (``simulate_panel(...,
 mediation="lift")``: the child's activity times ``1 + w x parent / parent's
 regional mean`` instead of an added part).
+``--national`` buys the root channel_1 nationally (the same plan in every
+region, no region-week variation), so its edges are learned from the
+national series.
 ``--config`` applies JSON config overrides to every fit (default: none).
 """
 
@@ -72,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lift", action="store_true",
                     help="edges lift the child in proportion instead of adding to it")
     ap.add_argument("--config", default="{}", help="JSON config overrides for every fit")
+    ap.add_argument("--national", action="store_true",
+                    help="the root channel_1 bought nationally (the same plan in every region, no "
+                    "region-week variation; simulate_panel(national=...))")
     ap.add_argument("--device", default="cpu", help='torch device for every fit ("cpu", "cuda")')
     args = ap.parse_args(argv)
     if args.kernel is not None and not 0 < args.kernel < 1:
@@ -83,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for seed in seeds:
         sim = simulate_panel(args.regions, args.weeks, args.channels, seed=seed, noise=args.noise, graph=graph,
-                             mediation="lift" if args.lift else "additive")
+                             mediation="lift" if args.lift else "additive",
+                             national=(ROOT,) if args.national else ())
         ours, t_ours = fit(sim, "notears", over, args.device)
         blind, t_blind = fit(sim, "none", over, args.device)
         f1, false, missed = edge_f1(ours, truth_edges)
@@ -95,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         true_root = sim.truth_effects.loc[ROOT, "total"]
         root_ours = abs(e_ours.loc[ROOT, "total"] / true_root - 1) * 100
         root_blind = abs(e_blind.loc[ROOT, "total"] / true_root - 1) * 100
-        empty = simulate_panel(args.regions, args.weeks, args.channels, seed=seed + 100, noise=args.noise)
+        empty = simulate_panel(args.regions, args.weeks, args.channels, seed=seed + 100, noise=args.noise,
+                               national=(ROOT,) if args.national else ())
         m_empty, _ = fit(empty, "notears", over, args.device)
         n_false_empty = len(m_empty.get_dag_edges())
         rows.append((seed, f1, n_false_empty, err_ours.mean(), err_ours.max(), err_blind.mean(),

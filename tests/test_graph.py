@@ -467,6 +467,21 @@ def test_simulator_graph_names_unknown_channels():
     pd.testing.assert_frame_equal(by_name.data, by_position.data)
 
 
+def test_simulator_buys_channels_nationally_on_request():
+    """``simulate_panel(national=...)``: the channel's activity over each region's size is one
+    national plan (always-on or flighted), the other channels are the draws without it, and an
+    unknown channel says so."""
+    base = simulate_panel(6, 30, 3, seed=4)
+    nat = simulate_panel(6, 30, 3, seed=4, national=("channel_1", 1))
+    for c in ("channel_1", "channel_2"):
+        per_size = nat.data[c].to_numpy().reshape(6, 30) / nat.params["region_size"][:, None]
+        np.testing.assert_allclose(per_size, np.broadcast_to(per_size[0], (6, 30)), rtol=1e-12)
+    assert (nat.data["channel_2"] == 0).any()  # still flighted
+    pd.testing.assert_series_equal(nat.data["channel_3"], base.data["channel_3"])
+    with pytest.raises(ValueError, match=r"`national` entry 'tv': unknown channel 'tv'"):
+        simulate_panel(4, 20, 2, seed=0, national=("tv",))
+
+
 def test_simulator_lifts_in_proportion_known_answer():
     """``mediation="lift"``: the (always-on) child's activity is its own activity (the panel without the edge)
     times 1 + w x parent / the parent's regional mean, now or ``lag`` weeks later; the parent's
@@ -1231,11 +1246,12 @@ def test_a_learned_pair_keeps_its_weaker_lags_and_no_pair_is_added():
     assert abs(kernel[0, 0, 1] - 0.5) < 0.05 and kernel[1, 0, 1] == 0 and kernel[1, 1, 1] == 0
 
 
-def _national_panel(seed: int, edge: float, R: int = 20, T: int = 104, C: int = 4):
+def _national_panel(seed: int, edge: float, R: int = 20, T: int = 104, C: int = 4, smooth: bool = False):
     """channel_0 bought nationally: flights of 2-6 weeks, the same relative pattern in every
     region (its activity is the region's size times the national plan, no regional noise); the
     other channels vary by region and week (log-normal, sd 0.3) around national plans of their
-    own. With ``edge``, channel_1 gains ``edge`` x channel_0 (typical-activity units). Returns
+    own. With ``edge``, channel_1 gains ``edge`` x channel_0 (typical-activity units); ``smooth``
+    makes channel_0's plan a smooth cycle (and adds another to channel_1's). Returns
     X ``[R*T, C]``, y, the fit keywords and the true weight in region-scaled units."""
     rng = np.random.default_rng(seed)
     size = np.exp(rng.normal(0, 0.8, R))
@@ -1247,6 +1263,10 @@ def _national_panel(seed: int, edge: float, R: int = 20, T: int = 104, C: int = 
         on[week:week + length] = rng.random() < 0.5
         week += length
     plan[:, 0] = on * rng.uniform(0.7, 1.3, T)
+    if smooth:  # a smooth national cycle for channel_0, and one of its own for channel_1
+        t = np.arange(T)
+        plan[:, 0] = 1 + 0.3 * np.sin(2 * np.pi * t / 11 + rng.uniform(0, 6))
+        plan[:, 1] *= 1 + 0.3 * np.sin(2 * np.pi * t / 17 + rng.uniform(0, 6))
     noise = rng.lognormal(0, 0.3, (R, T, C))
     noise[:, :, 0] = 1.0
     X = size[:, None, None] * plan[None] * noise * rng.uniform(50, 500, C)  # [R,T,C]
@@ -1304,6 +1324,25 @@ def test_edges_out_of_a_national_channel_are_learned_from_the_national_series(tm
     assert set(zip(r.parent, r.child, strict=True)) == {("channel_0", "channel_1")}
     assert r.loc[r.lag == 0, "weight"].iloc[0] == pytest.approx(truth, rel=0.15)
     assert (r.direction_basis == "given").all()
+
+
+def test_smooth_national_plans_learn_no_edges_and_say_so():
+    """Two smooth cycles correlate by coincidence over a few years of weeks: a national channel
+    whose plan its own past weeks predict (the package's simulator's always-on plans bought
+    nationally gave a false edge on 2 of 12 panels before this rule) learns no edges, and the
+    warning names it; a flighted plan's share left unexplained is above the bound."""
+    from deepcausalmmm.components.graph import NATIONAL_INNOVATION, national_innovation
+
+    quick = {"training": {"epochs": 1, "polish_steps": 0}}
+    t = np.arange(104)
+    cycle = 1 + 0.3 * np.sin(2 * np.pi * t / 17)
+    flights = (np.sin(2 * np.pi * t / 9) > 0) * np.random.default_rng(0).uniform(0.7, 1.3, 104)
+    shares = national_innovation(np.column_stack([cycle, flights]), np.ones(104, dtype=bool), 4)
+    assert shares[0] < 1e-6 and shares[1] > NATIONAL_INNOVATION
+    for seed in (0, 1, 2):
+        X, y, kw, _ = _national_panel(seed, 0.0, smooth=True)
+        with pytest.warns(UserWarning, match=r"\['channel_0'\] are bought nationally on smooth plans"):
+            assert DeepCausalMMM(config=quick).fit(X, y, **kw).get_dag_edges().empty
 
 
 def test_national_channels_on_too_few_weeks_say_so():

@@ -127,6 +127,7 @@ def simulate_panel(
     zero_channels: tuple[int, ...] = (),
     graph: Sequence[tuple[Any, ...]] | None = None,
     mediation: str = "additive",
+    national: Sequence[Any] = (),
 ) -> SimulatedPanel:
     """Simulate a panel with known contributions.
 
@@ -156,6 +157,10 @@ def simulate_panel(
         parent's activity (``lag`` weeks earlier) over its observed regional
         mean, a lift in proportion ("TV raises search by 30% in a typical
         week"; the means stay fixed under interventions).
+    national : channels (names like ``"channel_1"`` or 0-based indices) bought
+        nationally: the same relative plan in every region (its activity is the
+        region's size times the national plan, with no region-week variation and
+        no regional dropout), like national TV. The draws are the same as without.
 
     Returns
     -------
@@ -185,6 +190,7 @@ def simulate_panel(
     # Spend: shared budget season, channel-specific flights, regional noise.
     budget = 1 + 0.35 * np.sin(2 * np.pi * (t / 52.0) + rng.uniform(0, 2 * np.pi))  # [T]
     spend = np.zeros((R, T, C))
+    bought_nationally = {_channel_index(node, channels, f"`national` entry {node!r}") for node in national}
     for c in range(C):
         base = rng.uniform(50, 500)
         own = 1 + 0.25 * np.sin(2 * np.pi * t / rng.uniform(8, 30) + rng.uniform(0, 6))  # [T]
@@ -200,7 +206,11 @@ def simulate_panel(
         else:
             pattern = np.ones((R, T))
         level = base * size[:, None] * budget[None, :] * own[None, :]  # [R,T]
-        spend[:, :, c] = level * pattern * rng.lognormal(0, 0.35, (R, T))
+        regional_noise = rng.lognormal(0, 0.35, (R, T))
+        if c in bought_nationally:
+            pattern = np.broadcast_to(on[None, :], (R, T)) if c % 2 == 1 else pattern
+            regional_noise = np.ones((R, T))
+        spend[:, :, c] = level * pattern * regional_noise
     for c in zero_channels:
         spend[:, :, c] = 0.0
     typical = np.array([spend[:, :, c].mean() for c in range(C)])
@@ -304,23 +314,23 @@ def _parse_edges(graph: Sequence[tuple[Any, ...]] | None, channels: list[str]) -
             raise ValueError(f"graph edge {edge!r} must be (parent, child, weight) or (parent, child, weight, lag)")
         parent, child, weight = edge[:3]
         lag = int(edge[3]) if len(edge) == 4 else 0
-        i, j = (_channel_index(node, channels, edge) for node in (parent, child))
+        i, j = (_channel_index(node, channels, f"graph edge {edge!r}") for node in (parent, child))
         out.append((i, j, float(weight), lag))
     return out
 
 
-def _channel_index(node: Any, channels: list[str], edge: tuple[Any, ...]) -> int:
-    """Position of an edge's channel, given by name or by position."""
+def _channel_index(node: Any, channels: list[str], where: str) -> int:
+    """Position of a channel given by name or by position (``where``: what named it, for errors)."""
     if isinstance(node, str):
         if node not in channels:
             raise ValueError(
-                f"graph edge {edge!r}: unknown channel {node!r}; the simulated channels are "
+                f"{where}: unknown channel {node!r}; the simulated channels are "
                 f"{channels} (named from channel_1), or give positions 0..{len(channels) - 1}"
             )
         return channels.index(node)
     if not 0 <= int(node) < len(channels):
         raise ValueError(
-            f"graph edge {edge!r}: channel position {node!r} is outside 0..{len(channels) - 1} "
+            f"{where}: channel position {node!r} is outside 0..{len(channels) - 1} "
             f"for {len(channels)} channels; give a position in that range or a name from {channels}"
         )
     return int(node)
