@@ -63,6 +63,21 @@ def test_report_cautions_about_a_dense_learned_graph(tmp_path):
     assert "set graph.mode=&#x27;none&#x27;" in text  # the fix, escaped like every other text
 
 
+def test_report_names_channels_bought_nationally(tmp_path):
+    """A panel whose channel_0 is one national plan: the report's graph section names it and
+    says where its edges come from; a panel without one says nothing of the kind."""
+    from .test_graph import _national_panel
+
+    X, y, kw, _ = _national_panel(1, 0.5)
+    model = DeepCausalMMM(config=FAST).fit(X, y, **kw)
+    text = model.save_report(tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "Bought nationally (the same plan in every region): channel_0." in text
+    assert "<td>national</td>" in text  # the edge's direction_basis in the edge table
+    X0, y0, kw0 = X.reshape(20, 104, 4)[:, :, 1:].reshape(-1, 3), y, kw
+    plain = DeepCausalMMM(config=FAST).fit(X0, y0, **kw0)
+    assert "Bought nationally" not in plain.save_report(tmp_path / "p.html").read_text(encoding="utf-8")
+
+
 def test_report_lists_lift_tests(small_sim, tmp_path):
     dates = np.unique(small_sim.dates)
     tests = pd.DataFrame([{"channel": "channel_2", "start": dates[10], "end": dates[20],

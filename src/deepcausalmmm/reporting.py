@@ -49,6 +49,20 @@ def _figure(fig: go.Figure, first: bool) -> str:
     return pio.to_html(fig, full_html=False, include_plotlyjs=first, default_height="480px")
 
 
+def _national_note(model: Any) -> str:
+    """Which channels are bought nationally and what that means for their edges ("" if none)."""
+    national = model.graph_model_.national
+    if national is None or model.config_.graph.mode == "none":
+        return ""
+    names = ", ".join(html.escape(str(c)) for c, f in zip(model.channels_, national, strict=True) if f)
+    return (
+        f"<p class='note'>Bought nationally (the same plan in every region): {names}. Their edges "
+        "(direction_basis national) come from the national week-to-week series, where a plan that "
+        "moves channels together looks the same as influence; edges between two of them, and from "
+        "one on a smooth plan, are not learned. Give known ones with graph.required.</p>"
+    )
+
+
 def _dense_note(model: Any) -> str:
     """A caution when a learned graph links more channel pairs than a tree has ("" otherwise)."""
     if model.config_.graph.mode != "notears":
@@ -129,6 +143,7 @@ def write_report(model: Any, path: Path) -> Path:
         _table(unexplained.round(3)) if len(unexplained) else "<p>None.</p>",
         "<h2>Channel graph</h2>",
         _dense_note(model),
+        _national_note(model),
         _table(edges) if len(edges) else "<p>No edges among channels were learned.</p>",
         _figure(model.plot_dag(), first=False),
         "<h2>Response curves</h2>",
