@@ -1345,6 +1345,21 @@ def test_smooth_national_plans_learn_no_edges_and_say_so():
             assert DeepCausalMMM(config=quick).fit(X, y, **kw).get_dag_edges().empty
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_national_channel_does_not_stop_the_shared_driver_step(seed):
+    """Channels sharing a weekly regional budget, plus one channel bought nationally: the
+    shared-driver step runs on the regional channels (before session 19 the national column's
+    zero regional spread stopped it, and 3-9 false edges came back over 4 panels)."""
+    X, y, kw = _budget_panel(seed, "weekly")
+    rng = np.random.default_rng(seed)
+    size = X.reshape(20, 104, 6)[:, :, 0].mean(axis=1)  # [R]
+    tv = size[:, None] * (1 + 0.5 * (rng.random(104) < 0.5))[None, :]  # [R,T] one national plan
+    model = DeepCausalMMM(config={"training": {"epochs": 1, "polish_steps": 0}})
+    model.fit(np.hstack([X, tv.reshape(-1, 1)]), y, **kw)
+    assert model.graph_model_.national.tolist() == [False] * 6 + [True]
+    assert model.get_dag_edges().empty
+
+
 def test_national_channels_on_too_few_weeks_say_so():
     """With too few weeks for the national series, no edges out of a national channel are
     learned, and the warning names it."""
