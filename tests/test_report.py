@@ -45,6 +45,19 @@ def test_report_sections_and_numbers_come_from_the_model(fitted, report):
     assert text.count("Plotly.newPlot") == 3
     assert "<script src=" not in text  # no external scripts
     assert "Caution:" not in text  # a sparse learned graph needs no caution
+    R, T = len(fitted.regions_), len(fitted.panel_.dates)
+    assert f"<td>{R} regions x {T} weeks x {len(fitted.channels_)} channels" in text
+
+
+def test_report_names_the_data_period():
+    """The panel's step in words: weeks, months, quarters, days, or periods."""
+    from deepcausalmmm.data.history import period_name
+
+    assert period_name(pd.date_range("2024-01-01", periods=5, freq="7D")) == "weeks"
+    assert period_name(pd.date_range("2024-01-31", periods=5, freq=pd.offsets.MonthEnd())) == "months"
+    assert period_name(pd.date_range("2024-01-01", periods=5, freq="QS")) == "quarters"
+    assert period_name(pd.date_range("2024-01-01", periods=5, freq="D")) == "days"
+    assert period_name(pd.Index([0, 1, 2])) == "periods"
 
 
 def test_report_cautions_about_a_dense_learned_graph(tmp_path):

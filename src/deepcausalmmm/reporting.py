@@ -17,6 +17,7 @@ import plotly.io as pio
 from . import __version__
 from .analysis.identification import EXTRAPOLATED_FLOOR
 from .components.graph import dense_graph_message, edge_mask
+from .data.history import period_name
 from .plotting.figures import response_figure
 
 __all__ = ["write_report"]
@@ -110,11 +111,11 @@ def write_report(model: Any, path: Path) -> Path:
         f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}</p>",
         "<h2>Panel and fit</h2>",
         _table(pd.DataFrame({"value": [
-            f"{R} regions x {T} weeks x {C} channels, {len(model.controls_)} controls",
+            f"{R} regions x {T} {period_name(p.dates)} x {C} channels, {len(model.controls_)} controls",
             f"{_when(p.dates[0])} .. {_when(p.dates[-1])}",
             f"{h.seconds:.1f} s ({h.epochs_run} + {h.refit_epochs} epochs, {h.polish_evals} polish steps)",
             f"{r2:.4f}", f"{wape:.2f}%",
-        ]}, index=["panel", "weeks", "fit", "in-sample R^2 (observed cells)", "in-sample WAPE"])),
+        ]}, index=["panel", "dates", "fit", "in-sample R^2 (observed cells)", "in-sample WAPE"])),
         "<h2>Contributions</h2>",
         "<p class='note'>Direct contributions: each channel through its own activity "
         "(baseline + controls + channels = prediction in every cell).</p>",

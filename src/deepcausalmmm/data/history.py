@@ -8,7 +8,7 @@ import pandas as pd
 from ..exceptions import DataError
 from .panel import Panel, month_anchor, month_grid, month_number
 
-__all__ = ["align_to_fit", "extend_history", "extend_grid", "grid_positions", "grid_spacing"]
+__all__ = ["align_to_fit", "extend_history", "extend_grid", "grid_positions", "grid_spacing", "period_name"]
 
 
 def align_to_fit(fit: Panel, new: Panel) -> tuple[np.ndarray, np.ndarray]:
@@ -69,6 +69,17 @@ def grid_spacing(grid: pd.Index) -> str:
             months = int(np.ptp(month_number(grid[:2])))
             return f"{months} month(s), at month {anchor}s"
     return str(grid[1] - grid[0])
+
+
+def period_name(grid: pd.Index) -> str:
+    """What one step of a fitted grid is, in words (plural): "weeks", "months", "quarters",
+    "days" or "periods" (integer periods, or another fixed spacing)."""
+    if len(grid) < 2 or not isinstance(grid, pd.DatetimeIndex):
+        return "periods"
+    if month_anchor(grid) is not None:
+        months = int(np.ptp(month_number(grid[:2])))
+        return {1: "months", 3: "quarters", 12: "years"}.get(months, "periods")
+    return {pd.Timedelta(days=7): "weeks", pd.Timedelta(days=1): "days"}.get(grid[1] - grid[0], "periods")
 
 
 def grid_positions(grid: pd.Index, dates: pd.Index) -> np.ndarray:

@@ -209,7 +209,7 @@ def month_anchor(dates: pd.DatetimeIndex) -> str | None:
     all month starts / all month ends: a grid of calendar months (or quarters), whose spacing in
     days varies. ``None`` otherwise (a fixed spacing such as weekly)."""
     uniq = dates.unique().sort_values()
-    if len(uniq) < 2 or (uniq != uniq.normalize()).any() or np.diff(uniq.asi8).min() < MONTH_MIN_DAYS * 86_400 * 10**9:
+    if len(uniq) < 2 or (uniq != uniq.normalize()).any() or (uniq[1:] - uniq[:-1]).min() < pd.Timedelta(days=MONTH_MIN_DAYS):
         return None
     if bool(uniq.is_month_start.all()):
         return "start"
