@@ -18,7 +18,7 @@ from deepcausalmmm.components.graph import (
     orientation_score,
     topological_order,
 )
-from deepcausalmmm.datasets import simulate_panel
+from deepcausalmmm.datasets import flight_plan, simulate_panel
 
 FAST = {"training": {"epochs": 120, "patience": 30, "polish_steps": 50}}
 EDGE = [("channel_1", "channel_3", 0.8)]
@@ -1256,12 +1256,7 @@ def _national_panel(seed: int, edge: float, R: int = 20, T: int = 104, C: int = 
     rng = np.random.default_rng(seed)
     size = np.exp(rng.normal(0, 0.8, R))
     plan = np.exp(rng.normal(0, 0.2, (T, C)))  # [T,C] national week-to-week plans
-    on = np.zeros(T)
-    week = 0
-    while week < T:
-        length = int(rng.integers(2, 7))
-        on[week:week + length] = rng.random() < 0.5
-        week += length
+    on = flight_plan(rng, T, lengths=(2, 7), p_on=0.5)
     plan[:, 0] = on * rng.uniform(0.7, 1.3, T)
     if smooth:  # a smooth national cycle for channel_0, and one of its own for channel_1
         t = np.arange(T)

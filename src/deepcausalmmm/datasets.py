@@ -19,7 +19,7 @@ import pandas as pd
 
 from .constants import BASELINE, CONTROLS, DATE, PREDICTION, REGION
 
-__all__ = ["SimulatedPanel", "simulate_panel"]
+__all__ = ["SimulatedPanel", "flight_plan", "simulate_panel"]
 
 
 @dataclass(frozen=True)
@@ -195,12 +195,7 @@ def simulate_panel(
         base = rng.uniform(50, 500)
         own = 1 + 0.25 * np.sin(2 * np.pi * t / rng.uniform(8, 30) + rng.uniform(0, 6))  # [T]
         if c % 2 == 1:  # flighted: on/off blocks nationally, some regional dropout
-            on = np.zeros(T)
-            week = 0
-            while week < T:
-                length = int(rng.integers(3, 9))
-                on[week : week + length] = rng.random() < 0.55
-                week += length
+            on = flight_plan(rng, T)
             regional = rng.random((R, T)) > 0.1
             pattern = on[None, :] * regional
         else:
@@ -303,6 +298,17 @@ def simulate_panel(
         "edges": [(channels[i], channels[j], w, lag) for i, j, w, lag in edges],
     }
     return SimulatedPanel(data, channels, controls, truth, params, truth_effects, lift)
+
+
+def flight_plan(rng: np.random.Generator, T: int, lengths: tuple[int, int] = (3, 9), p_on: float = 0.55) -> np.ndarray:
+    """``[T]`` 0/1 flights: runs of ``lengths[0]..lengths[1] - 1`` weeks, each on with probability ``p_on``."""
+    on = np.zeros(T)
+    week = 0
+    while week < T:
+        length = int(rng.integers(*lengths))
+        on[week : week + length] = rng.random() < p_on
+        week += length
+    return on
 
 
 def _parse_edges(graph: Sequence[tuple[Any, ...]] | None, channels: list[str]) -> list[tuple[int, int, float, int]]:

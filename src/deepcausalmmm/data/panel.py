@@ -17,7 +17,7 @@ and the KPI is masked out of the loss (never invented).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -229,6 +229,16 @@ def month_grid(start: pd.Timestamp, periods: int, months: int, anchor: str) -> p
     return pd.DatetimeIndex(pd.date_range(start, periods=periods, freq=offset))
 
 
+def _common_step(values: np.ndarray, message: Callable[[int, int], str]) -> int:
+    """The smallest spacing of sorted integer positions ``values``, which must divide every
+    offset from the first; else a DataError with ``message(step, index of a position off it)``."""
+    step = int(np.diff(values).min())
+    off = (values - values[0]) % step
+    if (off != 0).any():
+        raise DataError(message(step, int(np.flatnonzero(off)[0])))
+    return step
+
+
 def _regular_grid(dates: pd.Index) -> pd.Index:
     uniq = dates.unique().sort_values()
     if len(uniq) == 1:
@@ -237,34 +247,21 @@ def _regular_grid(dates: pd.Index) -> pd.Index:
         anchor = month_anchor(uniq)
         if anchor is not None:  # calendar months or quarters: steps counted in months
             months = month_number(uniq)
-            step = int(np.diff(months).min())
-            off = (months - months[0]) % step
-            if (off != 0).any():
-                raise DataError(
-                    f"`dates` are irregular: month {anchor}s whose smallest spacing is {step} month(s) "
-                    f"but {_fmt_date(uniq[np.flatnonzero(off)[0]])} is off that grid; dates must lie on "
-                    "a regular grid (every month, every quarter, every week...)"
-                )
+            step = _common_step(months, lambda step, i: (
+                f"`dates` are irregular: month {anchor}s whose smallest spacing is {step} month(s) "
+                f"but {_fmt_date(uniq[i])} is off that grid; dates must lie on a regular grid (every "
+                "month, every quarter, every week...)"))
             return month_grid(uniq[0], int((months[-1] - months[0]) // step) + 1, step, anchor)
-        diffs = np.diff(uniq.asi8)
-        step = int(diffs.min())
-        off = (uniq.asi8 - uniq.asi8[0]) % step
-        if (off != 0).any():
-            raise DataError(
-                f"`dates` are irregular: the smallest spacing is {pd.Timedelta(step)} but "
-                f"{_fmt_date(uniq[np.flatnonzero(off)[0]])} is off that grid; dates must lie on a "
-                "regular grid: a fixed spacing (e.g. all Mondays, or every day) or calendar months "
-                "(all month starts, or all month ends)"
-            )
+        step = _common_step(uniq.asi8, lambda step, i: (
+            f"`dates` are irregular: the smallest spacing is {pd.Timedelta(step)} but "
+            f"{_fmt_date(uniq[i])} is off that grid; dates must lie on a regular grid: a fixed "
+            "spacing (e.g. all Mondays, or every day) or calendar months (all month starts, or all "
+            "month ends)"))
         return pd.DatetimeIndex(pd.date_range(uniq[0], uniq[-1], freq=pd.Timedelta(step)))
     vals = np.asarray(uniq, dtype=np.int64)
-    step = int(np.diff(vals).min())
-    off = (vals - vals[0]) % step
-    if (off != 0).any():
-        raise DataError(
-            f"`dates` are irregular: integer periods with step {step} but "
-            f"{vals[np.flatnonzero(off)[0]]} is off that grid; use consecutive period numbers"
-        )
+    step = _common_step(vals, lambda step, i: (
+        f"`dates` are irregular: integer periods with step {step} but {vals[i]} is off that grid; "
+        "use consecutive period numbers"))
     return pd.Index(np.arange(vals[0], vals[-1] + step, step), dtype=np.int64)
 
 
