@@ -313,6 +313,16 @@ def test_cyclic_required_edges_are_a_config_error(small_sim):
     with pytest.raises(ConfigError, match="required edges form a cycle"):
         DeepCausalMMM(config={"graph": {"required": cycle}}).fit(small_sim.X, small_sim.y,
                                                                  regions=small_sim.regions)
+    # a fixed structure too (before session 19 it fitted, and get_channel_effects then failed)
+    with pytest.raises(ConfigError, match=r"graph.edges \(mode='fixed'\) edges form a cycle"):
+        DeepCausalMMM(config={"graph": {"mode": "fixed", "edges": cycle[:1] + [["channel_2", "channel_1"]]}}).fit(
+            small_sim.X, small_sim.y, regions=small_sim.regions)
+    # and required edges whose cycle runs through a channel bought nationally (estimated in the
+    # national pass while the rest are learned regionally)
+    X, y, kw, _ = _national_panel(1, 0.5)
+    ring = [["channel_0", "channel_1"], ["channel_1", "channel_2"], ["channel_2", "channel_0"]]
+    with pytest.raises(ConfigError, match="required edges form a cycle"):
+        DeepCausalMMM(config={"training": {"epochs": 1, "polish_steps": 0}, "graph": {"required": ring}}).fit(X, y, **kw)
 
 
 def test_regional_budget_cycles_create_no_edges():

@@ -950,6 +950,12 @@ def learn_graph(
     channel names for warnings. Returns weights in region-scaled activity units, lags
     0..``max_lag``.
     """
+    for what, mask in (("graph.required", required), ("graph.edges (mode='fixed')", fixed)):
+        if mask is not None and topological_order(mask.astype(float)) is None:
+            raise ValueError(
+                f"{what} edges form a cycle; same-week influence must be acyclic: drop one edge of "
+                "the cycle (or, for a fixed graph, give the structure without it)"
+            )
     opt = _GraphOptions(mode, max_lag, lambda1, threshold, forbidden, required, roots, fixed, min_t,
                         lag_min_t, own_lags, cycle_test, shared_driver, equal_cv, negative_edges, national,
                         tuple(names) if names is not None else None)
@@ -1091,6 +1097,8 @@ def _learn_graph_on(scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray,
                     weights, direction, assumed = again
         if involve.any():
             weights = weights + _national_pass(full, observed, phase, national, national_spec, opt, P, L)
+            # the two passes' same-week edges together could close a cycle: drop its weakest
+            weights[0] = _break_cycles(weights[0], national_spec[1])
         if mode == "notears":
             message = dense_graph_message(weights, national_spec[1])
             if message:
