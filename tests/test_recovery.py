@@ -195,7 +195,7 @@ def test_predict_cli_forecasts_with_a_saved_model(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--date not given: using" in err and "column 'date'" in err and "column 'region'" in err
     np.testing.assert_allclose(pd.read_csv(tmp_path / "auto.csv")["prediction"], got["prediction"], rtol=1e-9)
-    again.rename(columns={"date": "week"}).to_csv(tmp_path / "week.csv", index=False)
+    again.rename(columns={"date": "period"}).to_csv(tmp_path / "week.csv", index=False)
     assert main(["predict", model_file, str(tmp_path / "week.csv"), "--region", "region",
                  "--out", str(tmp_path / "x.csv")]) == 2
     assert "--date" in capsys.readouterr().err and not (tmp_path / "x.csv").exists()
@@ -213,15 +213,15 @@ def test_fit_cli_finds_date_and_region_columns(tmp_path, capsys):
     from .conftest import FAST
 
     sim = simulate_panel(3, 30, 2, seed=8)
-    data = sim.data.rename(columns={"date": "Date"})  # any case
+    data = sim.data.rename(columns={"date": "Week", "region": "geo"})  # any case; week, geo
     data.to_csv(tmp_path / "d.csv", index=False)
     (tmp_path / "fast.json").write_text(json.dumps(FAST))
     base = ["fit", str(tmp_path / "d.csv"), "--target", "kpi", "--channels", "channel_1,channel_2",
             "--config", str(tmp_path / "fast.json")]
     assert main([*base, "--out", str(tmp_path / "auto")]) == 0
     err = capsys.readouterr().err
-    assert "using" in err and "column 'Date'" in err and "column 'region'" in err
-    assert main([*base, "--date", "Date", "--region", "region", "--out", str(tmp_path / "named")]) == 0
+    assert "using" in err and "column 'Week'" in err and "column 'geo'" in err
+    assert main([*base, "--date", "Week", "--region", "geo", "--out", str(tmp_path / "named")]) == 0
     auto = DeepCausalMMM.load(tmp_path / "auto" / "model.safetensors")
     named = DeepCausalMMM.load(tmp_path / "named" / "model.safetensors")
     assert auto.panel_.regions == named.panel_.regions == sorted(sim.data["region"].unique())
@@ -233,7 +233,8 @@ def test_fit_cli_finds_date_and_region_columns(tmp_path, capsys):
     assert main(["fit", str(tmp_path / "n.csv"), "--target", "kpi", "--channels", "channel_1,channel_2",
                  "--config", str(tmp_path / "fast.json"), "--out", str(tmp_path / "nat")]) == 0
     err = capsys.readouterr().err
-    assert "no 'date' column: rows are read as consecutive weeks" in err and "one national series" in err
+    assert "no 'date' or 'week' column: rows are read as consecutive weeks" in err
+    assert "one national series" in err
 
 
 def test_backtest_cli_matches_the_api(tmp_path, capsys):

@@ -205,24 +205,28 @@ def _spend_map(arg: str | None) -> dict[str, str]:
 
 
 def _label_columns(args: argparse.Namespace, df: pd.DataFrame, path: str) -> None:
-    """Fill an omitted ``--date`` / ``--region`` with the file's column of that name (any case).
+    """Fill an omitted ``--date`` / ``--region`` with the file's column named ``date`` (else
+    ``week``) / ``region`` (else ``geo``), in any case.
 
     Without them every row would be one national series in file order, which for a
     regional file silently strings the regions' weeks together. Says on stderr what it chose.
     """
-    for option, meaning in (("date", "each row's week"), ("region", "each row's region")):
+    for option, meaning, names in (("date", "each row's week", ("date", "week")),
+                                   ("region", "each row's region", ("region", "geo"))):
         if getattr(args, option) is not None:
             continue
-        found = [c for c in df.columns if str(c).strip().lower() == option]
+        lowered = {str(c).strip().lower(): c for c in df.columns}
+        found = [lowered[n] for n in names if n in lowered][:1]  # "date" before "week"
         if len(found) == 1:
             setattr(args, option, found[0])
             print(f"--{option} not given: using {path}'s column '{found[0]}' as {meaning} "
                   f"(pass --{option} COLUMN to choose another)", file=sys.stderr)
         elif option == "date":
-            print(f"--date not given and {path} has no 'date' column: rows are read as consecutive "
-                  "weeks in file order (pass --date COLUMN if the file has dates)", file=sys.stderr)
+            print(f"--date not given and {path} has no 'date' or 'week' column: rows are read as "
+                  "consecutive weeks in file order (pass --date COLUMN if the file has dates)",
+                  file=sys.stderr)
         else:
-            print(f"--region not given and {path} has no 'region' column: all rows are one "
+            print(f"--region not given and {path} has no 'region' or 'geo' column: all rows are one "
                   "national series (pass --region COLUMN for regional data)", file=sys.stderr)
 
 
@@ -246,7 +250,7 @@ def _predict(args: argparse.Namespace) -> int:
     if args.date is None:
         raise DataError(
             f"predict needs --date, the column of each row's week, and none was given ({args.data} "
-            "has no 'date' column either): rows are placed on the fitted timelines by their dates, "
+            "has no 'date' or 'week' column either): rows are placed on the fitted timelines by their dates, "
             "and dates after the fit are forecasts. Add --date COLUMN"
         )
     model = DeepCausalMMM.load(args.model)
