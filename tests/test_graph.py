@@ -1288,14 +1288,13 @@ def test_national_channels_known_answer():
     """A channel whose movements are the same in every region (national TV scaled to each
     region) keeps none of them once each week's cross-region mean is removed; one with
     regional noise keeps most."""
-    from deepcausalmmm.components.graph import _prepare, national_channels
+    from deepcausalmmm.components.graph import _prepare_both, national_channels
 
     X, _, _, _ = _national_panel(0, 0.0)
     scaled = X.reshape(20, 104, 4) / X.reshape(20, 104, 4).mean(axis=1, keepdims=True)
     observed = np.ones((20, 104), dtype=bool)
     phase = np.arange(104) / 52.1775
-    act, _ = _prepare(scaled, observed, phase)
-    full, _ = _prepare(scaled, observed, phase, week_means=False)
+    act, _, full = _prepare_both(scaled, observed, phase)
     assert national_channels(act, full, observed).tolist() == [True, False, False, False]
 
 

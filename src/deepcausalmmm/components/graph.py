@@ -239,7 +239,6 @@ def absorbed_dof(observed: np.ndarray, n_basis: int) -> int:
 
 def _prepare(
     scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray, cycle_test: bool = True,
-    week_means: bool = True,
 ) -> tuple[np.ndarray, int]:
     """Within-region, de-trended, de-seasonalised activity ``[R,T,C]``, and the degrees of
     freedom that took from each channel (:func:`absorbed_dof`).
@@ -259,25 +258,34 @@ def _prepare(
     observed : ``[R,T]`` cells that hold data
     phase : ``[T]`` yearly phase in cycles
     cycle_test : run :func:`regional_cycles` (False: two yearly harmonics only)
-    week_means : remove each week's cross-region mean (False: keep national movements, for
-        :func:`national_channels` and the national pass of :func:`learn_graph`)
     """
+    act, absorbed, _ = _prepare_both(scaled, observed, phase, cycle_test, with_full=False)
+    return act, absorbed
+
+
+def _prepare_both(
+    scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray, cycle_test: bool = True,
+    with_full: bool = True,
+) -> tuple[np.ndarray, int, np.ndarray | None]:
+    """:func:`_prepare`'s activity and degrees of freedom, and (``with_full``) the same
+    preparation without the week-mean step ``[R,T,C]``, every region's slow terms the ones
+    chosen for the activity (the national movements kept: :func:`national_channels` and
+    the national pass of :func:`learn_graph`), from the same regressions."""
     R, T, C = scaled.shape
-    a = np.where(observed[:, :, None], scaled, np.nan)  # [R,T,C]
-    if R >= 3 and week_means:
-        a = a - _nanmean(a, axis=0)  # remove each week's cross-region mean
+    a0 = np.where(observed[:, :, None], scaled, np.nan)  # [R,T,C]
+    a = a0 - _nanmean(a0, axis=0) if R >= 3 else a0.copy()  # remove each week's cross-region mean
     cycles = cycle_test and regional_cycles(a, observed, phase)
     D = smooth_basis(T, phase, harmonics=CYCLE_HARMONICS if cycles else 2)  # [T,J]
+    both = np.concatenate([a, a0], axis=2) if with_full else a  # [R,T,C or 2C]
     for r in range(R):
         ok = observed[r]
         if ok.sum() <= D.shape[1]:
-            a[r] = np.where(ok[:, None], a[r] - _nanmean(a[r], axis=0), np.nan)
+            both[r] = np.where(ok[:, None], both[r] - _nanmean(both[r], axis=0), np.nan)
             continue
-        coef, *_ = np.linalg.lstsq(D[ok], a[r, ok], rcond=None)  # [J,C]
-        a[r] = a[r] - D @ coef
-    if not week_means:
-        return np.nan_to_num(a, nan=0.0), int(np.where(observed.sum(axis=1) > D.shape[1], D.shape[1], 1).sum())
-    return np.nan_to_num(a, nan=0.0), absorbed_dof(observed, D.shape[1])
+        coef, *_ = np.linalg.lstsq(D[ok], both[r, ok], rcond=None)  # [J,C or 2C]
+        both[r] = both[r] - D @ coef
+    both = np.nan_to_num(both, nan=0.0)
+    return both[:, :, :C], absorbed_dof(observed, D.shape[1]), (both[:, :, C:] if with_full else None)
 
 
 NATIONAL_SHARE = 0.05  # regional share of a channel's movements under which it counts as bought nationally
@@ -1050,12 +1058,9 @@ def _learn_graph_on(scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray,
                 UserWarning,
                 stacklevel=5,
             )
-        act, absorbed = _prepare(scaled, observed, phase, cycle_test=cycle_test)
-        national = np.zeros(C, dtype=bool)
-        full = act
-        if R >= 3:
-            full, _ = _prepare(scaled, observed, phase, cycle_test=cycle_test, week_means=False)
-            national = national_channels(act, full, observed)
+        act, absorbed, full_or_none = _prepare_both(scaled, observed, phase, cycle_test, with_full=R >= 3)
+        full = act if full_or_none is None else full_or_none
+        national = np.zeros(C, dtype=bool) if full_or_none is None else national_channels(act, full, observed)
         # A channel bought nationally has (next to) nothing left once each week's cross-region
         # mean is removed: its pairs are learned from the national series instead (below).
         involve = (national[:, None] | national[None, :]) & ~np.eye(C, dtype=bool)  # [C,C]
