@@ -1284,6 +1284,41 @@ def _national_panel(seed: int, edge: float, R: int = 20, T: int = 104, C: int = 
     return X.reshape(R * T, C), y.reshape(-1), kw, truth
 
 
+def _control_driven_panel(seed: int, kind: str, edge: float = 0.0, R: int = 30, T: int = 104, C: int = 5):
+    """No influence among channels, but a regional control moves channel_1 and channel_2
+    together (times ``exp(0.5 z)``): ``"promo"`` (0/1 promotion weeks, 15%) or ``"weather"``
+    (a standard normal index); with ``edge``, channel_4 gains ``edge`` x channel_3. Returns X,
+    y and the fit keywords (the control among them)."""
+    rng = np.random.default_rng(seed)
+    size = np.exp(rng.normal(0, 0.8, R))
+    z = (rng.random((R, T)) < 0.15).astype(float) if kind == "promo" else rng.normal(0, 1, (R, T))
+    X = size[:, None, None] * rng.lognormal(0, 0.3, (R, T, C)) * rng.uniform(50, 500, C)
+    X[:, :, 1] *= np.exp(0.5 * z)
+    X[:, :, 2] *= np.exp(0.5 * z)
+    X[:, :, 4] += edge * X[:, :, 4].mean() / X[:, :, 3].mean() * X[:, :, 3]
+    y = size[:, None] * (1000 + 30 * (X / X.mean(axis=(0, 1))).sum(-1) + 50 * z) * rng.normal(1, 0.03, (R, T))
+    kw = dict(regions=np.repeat(np.arange(R), T), dates=np.tile(np.arange(T), R),
+              controls=pd.DataFrame({kind: z.reshape(-1)}))
+    return X.reshape(R * T, C), y.reshape(-1), kw
+
+
+@pytest.mark.parametrize("kind", ["promo", "weather"])
+def test_a_control_that_moves_two_channels_is_not_an_edge(kind):
+    """A regional promotion (or weather) that raises search and social together is their common
+    cause. The graph partials the fit's controls out (with the square of a continuous one):
+    no edge; ignoring them (``graph.adjust_controls`` False, the session-18 graph) links the
+    pair. A true edge in the same kind of panel is still found, alone."""
+    quick = {"training": {"epochs": 1, "polish_steps": 0}}
+    X, y, kw = _control_driven_panel(0, kind)
+    assert DeepCausalMMM(config=quick).fit(X, y, **kw).get_dag_edges().empty
+    ignored = DeepCausalMMM(config={**quick, "graph": {"adjust_controls": False}}).fit(X, y, **kw)
+    e = ignored.get_dag_edges()
+    assert {frozenset(pc) for pc in zip(e.parent, e.child, strict=True)} == {frozenset({"channel_1", "channel_2"})}
+    X2, y2, kw2 = _control_driven_panel(1, kind, edge=0.5)
+    e2 = DeepCausalMMM(config=quick).fit(X2, y2, **kw2).get_dag_edges()
+    assert set(zip(e2.parent, e2.child, strict=True)) == {("channel_3", "channel_4")}
+
+
 def test_national_channels_known_answer():
     """A channel whose movements are the same in every region (national TV scaled to each
     region) keeps none of them once each week's cross-region mean is removed; one with

@@ -332,6 +332,13 @@ class GraphConfig(_Section):
         "these edges ('national'). False: none learned; required or fixed edges that involve a "
         "national channel are estimated from the national series either way.",
     )
+    adjust_controls: bool = Field(
+        True,
+        description="Partial the fit's controls out of the activity the graph is learned from "
+        "(prepared like it): a control that moves two channels together, e.g. a regional "
+        "promotion raising search and social, is a common cause, not influence. False: controls "
+        "are ignored by the graph (as before session 19).",
+    )
     negative_edges: bool = Field(
         False,
         description="Allow learned edges with negative weights (one channel's activity lowering "

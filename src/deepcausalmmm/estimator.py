@@ -1312,7 +1312,7 @@ class DeepCausalMMM(BaseEstimator):
                 lag_min_t=g.lag_min_t,
                 own_lags=g.own_lags, cycle_test=g.regional_cycles, shared_driver=g.shared_driver,
                 equal_cv=g.equal_cv, negative_edges=g.negative_edges, national=g.national,
-                names=ch,
+                names=ch, controls=panel.control_values if g.adjust_controls else None,
             )
         except ValueError as exc:  # e.g. required edges that form a cycle
             raise ConfigError(f"config section 'graph': {exc}") from None

@@ -239,6 +239,7 @@ def absorbed_dof(observed: np.ndarray, n_basis: int) -> int:
 
 def _prepare(
     scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray, cycle_test: bool = True,
+    controls: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """Within-region, de-trended, de-seasonalised activity ``[R,T,C]``, and the degrees of
     freedom that took from each channel (:func:`absorbed_dof`).
@@ -258,34 +259,81 @@ def _prepare(
     observed : ``[R,T]`` cells that hold data
     phase : ``[T]`` yearly phase in cycles
     cycle_test : run :func:`regional_cycles` (False: two yearly harmonics only)
+    controls : ``[R,T,K]`` controls to partial out (see :func:`_prepare_both`)
     """
-    act, absorbed, _ = _prepare_both(scaled, observed, phase, cycle_test, with_full=False)
+    act, absorbed, _ = _prepare_both(scaled, observed, phase, cycle_test, with_full=False, controls=controls)
     return act, absorbed
 
 
 def _prepare_both(
     scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray, cycle_test: bool = True,
-    with_full: bool = True,
+    with_full: bool = True, controls: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int, np.ndarray | None]:
     """:func:`_prepare`'s activity and degrees of freedom, and (``with_full``) the same
     preparation without the week-mean step ``[R,T,C]``, every region's slow terms the ones
     chosen for the activity (the national movements kept: :func:`national_channels` and
-    the national pass of :func:`learn_graph`), from the same regressions."""
+    the national pass of :func:`learn_graph`), from the same regressions.
+
+    ``controls`` ``[R,T,K]`` (the fit's controls: price, promotions, weather...) are prepared
+    alike and partialled out of both (:func:`_partial_out`): a control that moves two channels
+    together (a regional promotion raising search and social) is a common cause, not one
+    channel driving the other. The degrees of freedom count its coefficients."""
     R, T, C = scaled.shape
+    K = 0 if controls is None else controls.shape[2]
     a0 = np.where(observed[:, :, None], scaled, np.nan)  # [R,T,C]
     a = a0 - _nanmean(a0, axis=0) if R >= 3 else a0.copy()  # remove each week's cross-region mean
     cycles = cycle_test and regional_cycles(a, observed, phase)
     D = smooth_basis(T, phase, harmonics=CYCLE_HARMONICS if cycles else 2)  # [T,J]
-    both = np.concatenate([a, a0], axis=2) if with_full else a  # [R,T,C or 2C]
+    parts = [a] + ([a0] if with_full else [])
+    if K:
+        assert controls is not None
+        z0 = np.where(observed[:, :, None], controls, np.nan)  # [R,T,K]
+        parts += [z0 - _nanmean(z0, axis=0) if R >= 3 else z0.copy()] + ([z0] if with_full else [])
+    both = np.concatenate(parts, axis=2)  # [R,T,C (+C) (+K (+K))]
     for r in range(R):
         ok = observed[r]
         if ok.sum() <= D.shape[1]:
             both[r] = np.where(ok[:, None], both[r] - _nanmean(both[r], axis=0), np.nan)
             continue
-        coef, *_ = np.linalg.lstsq(D[ok], both[r, ok], rcond=None)  # [J,C or 2C]
+        coef, *_ = np.linalg.lstsq(D[ok], both[r, ok], rcond=None)  # [J, columns]
         both[r] = both[r] - D @ coef
     both = np.nan_to_num(both, nan=0.0)
-    return both[:, :, :C], absorbed_dof(observed, D.shape[1]), (both[:, :, C:] if with_full else None)
+    act = both[:, :, :C]
+    full = both[:, :, C : 2 * C] if with_full else None
+    if K:
+        z = both[:, :, C * (2 if with_full else 1):]
+        act = _partial_out(act, z[:, :, :K], observed)
+        if full is not None:
+            full = _partial_out(full, z[:, :, K:], observed)
+    return act, absorbed_dof(observed, D.shape[1]) + K, full
+
+
+def _control_terms(controls: np.ndarray | None) -> np.ndarray | None:
+    """The controls ``[R,T,K]`` the graph partials out, with the square of each one that takes
+    more than two values (a control that scales channels, e.g. ``exp(0.5 z)`` of a weather
+    index, moves them together beyond its linear part: 4 false pairs over 4 panels with the
+    linear term alone, 0 with the square); None without controls."""
+    if controls is None or controls.shape[2] == 0:
+        return None
+    terms = [controls]
+    for k in range(controls.shape[2]):
+        v = controls[:, :, k]
+        if len(np.unique(v[np.isfinite(v)])) > 2:
+            centred = v - np.nanmean(v)
+            terms.append((centred * centred)[:, :, None])
+    return np.concatenate(terms, axis=2)
+
+
+def _partial_out(a: np.ndarray, z: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """``a`` ``[R,T,C]`` less its least-squares fit on ``z`` ``[R,T,K]`` over the observed cells
+    (one coefficient per channel and control, pooled over regions and weeks)."""
+    Z = z[observed]  # [N,K]
+    if not len(Z) or not np.any(Z):
+        return a
+    coef, *_ = np.linalg.lstsq(Z, a[observed], rcond=None)  # [K,C]
+    out = a.copy()
+    out[observed] = a[observed] - Z @ coef
+    return out
 
 
 NATIONAL_SHARE = 0.05  # regional share of a channel's movements under which it counts as bought nationally
@@ -926,6 +974,7 @@ def learn_graph(
     negative_edges: bool = False,
     national: bool = True,
     names: Sequence[str] | None = None,
+    controls: np.ndarray | None = None,
 ) -> ChannelGraph:
     """Learn (``mode="notears"``) or estimate (``"fixed"``) the channel graph.
 
@@ -966,7 +1015,8 @@ def learn_graph(
             )
     opt = _GraphOptions(mode, max_lag, lambda1, threshold, forbidden, required, roots, fixed, min_t,
                         lag_min_t, own_lags, cycle_test, shared_driver, equal_cv, negative_edges, national,
-                        tuple(names) if names is not None else None)
+                        tuple(names) if names is not None else None,
+                        _control_terms(controls))
     dark = observed & ~(scaled != 0).any(axis=2)  # [R,T]
     if mode != "notears" or not dark.any() or scaled.shape[2] < 2:
         return _learn_graph_on(scaled, observed, phase, opt)
@@ -1004,6 +1054,7 @@ class _GraphOptions:
     negative_edges: bool
     national: bool = True
     names: tuple[str, ...] | None = None  # channel names for messages (positions when None)
+    controls: np.ndarray | None = None  # [R,T,K] the fit's controls, partialled out
 
 
 def _learn_graph_on(scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray, opt: _GraphOptions) -> ChannelGraph:
@@ -1027,7 +1078,8 @@ def _learn_graph_on(scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray,
         scaled = scaled / np.where(mean > 0, mean, 1.0)[:, None, :]
         P = max(L, own_lags)  # lags in the design; beyond L only a channel's own (persistence)
         # the preparation's week means and regional slow terms take degrees of freedom too
-        taken = absorbed_dof(observed, smooth_basis(T, phase).shape[1])
+        taken = absorbed_dof(observed, smooth_basis(T, phase).shape[1]) + (
+            0 if opt.controls is None else opt.controls.shape[2])
         while P > 0 and _residual_dof(observed, P, C) - taken < MIN_DOF:  # short panels: fewer lags
             P -= 1
         if _residual_dof(observed, P, C) - taken < MIN_DOF and mode == "notears":
@@ -1058,7 +1110,8 @@ def _learn_graph_on(scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray,
                 UserWarning,
                 stacklevel=5,
             )
-        act, absorbed, full_or_none = _prepare_both(scaled, observed, phase, cycle_test, with_full=R >= 3)
+        act, absorbed, full_or_none = _prepare_both(scaled, observed, phase, cycle_test, with_full=R >= 3,
+                                                     controls=opt.controls)
         full = act if full_or_none is None else full_or_none
         national = np.zeros(C, dtype=bool) if full_or_none is None else national_channels(act, full, observed)
         # A channel bought nationally has (next to) nothing left once each week's cross-region
@@ -1083,7 +1136,7 @@ def _learn_graph_on(scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray,
                 if pos.sum() < 0.25 * observed.sum():
                     prepared_logs[key] = None
                 else:
-                    z, taken_logs = _prepare(logs, pos, phase, cycle_test=cycle_test)
+                    z, taken_logs = _prepare(logs, pos, phase, cycle_test=cycle_test, controls=opt.controls)
                     prepared_logs[key] = (z[pos], taken_logs)
             return prepared_logs[key]
 
@@ -1174,7 +1227,8 @@ def _national_pass(
     if n_parents == 0:
         return np.zeros((L + 1, C, C))
     Y, X, group = _design(series, weeks, P)
-    taken = smooth_basis(T, phase).shape[1]  # each region's slow terms, in the national mean too
+    K = 0 if opt.controls is None else opt.controls.shape[2]
+    taken = smooth_basis(T, phase).shape[1] + K  # each region's slow terms, in the national mean too
     dof = len(Y) - n_parents * (L + 1) - P - 1 - taken
     if dof < MIN_DOF:
         names = [opt.names[i] if opt.names else f"#{i}" for i in np.flatnonzero(national)]
