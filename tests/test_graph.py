@@ -1375,7 +1375,8 @@ def test_smooth_national_plans_learn_no_edges_and_say_so():
     quick = {"training": {"epochs": 1, "polish_steps": 0}}
     t = np.arange(104)
     cycle = 1 + 0.3 * np.sin(2 * np.pi * t / 17)
-    flights = (np.sin(2 * np.pi * t / 9) > 0) * np.random.default_rng(0).uniform(0.7, 1.3, 104)
+    rng = np.random.default_rng(0)
+    flights = flight_plan(rng, 104, lengths=(2, 7), p_on=0.5) * rng.uniform(0.7, 1.3, 104)
     shares = national_innovation(np.column_stack([cycle, flights]), np.ones(104, dtype=bool), 4)
     assert shares[0] < 1e-6 and shares[1] > NATIONAL_INNOVATION
     for seed in (0, 1, 2):
