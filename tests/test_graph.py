@@ -1383,6 +1383,13 @@ def test_smooth_national_plans_learn_no_edges_and_say_so():
         X, y, kw, _ = _national_panel(seed, 0.0, smooth=True)
         with pytest.warns(UserWarning, match=r"\['channel_0'\] are bought nationally on smooth plans"):
             assert DeepCausalMMM(config=quick).fit(X, y, **kw).get_dag_edges().empty
+    # a required edge out of such a channel cannot be weighed either (estimates swung from -17 to
+    # +4 on the package's simulator): left at 0, and said
+    X, y, kw, _ = _national_panel(0, 0.5, smooth=True)
+    given = {**quick, "graph": {"required": [("channel_0", "channel_1")]}}
+    with pytest.warns(UserWarning, match=r"given edge\(s\) \['channel_0 -> channel_1'\] leave channels bought"):
+        model = DeepCausalMMM(config=given).fit(X, y, **kw)
+    assert model.get_dag_edges().empty and model.get_channel_effects().loc["channel_0", "mediated"] == 0
 
 
 @pytest.mark.parametrize("seed", [0, 1])

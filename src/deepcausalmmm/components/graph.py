@@ -1204,27 +1204,40 @@ def _national_pass(
     T = observed.shape[1]
     involve = (national[:, None] | national[None, :]) & ~np.eye(C, dtype=bool)
     series, weeks = _national_series(full, observed)
+    moving = national & (national_innovation(series[0], weeks[0], max(P, 1)) >= NATIONAL_INNOVATION)
+    smooth = national & ~moving
+
+    def named(idx: np.ndarray) -> list[str]:
+        return [opt.names[int(i)] if opt.names else f"#{int(i)}" for i in idx]
+
+    given = (fixed if opt.mode == "fixed" and fixed is not None else required) & involve
+    unweighable = given & smooth[:, None]  # given edges out of a smooth national plan
+    if unweighable.any():
+        pairs = [f"{a} -> {b}" for a, b in zip(*(named(ix) for ix in np.nonzero(unweighable)), strict=True)]
+        warnings.warn(
+            f"graph: the given edge(s) {pairs} leave channels bought nationally on smooth plans "
+            f"(their national series follows its own past {max(P, 1)} weeks to within "
+            f"{NATIONAL_INNOVATION:.0%}); the data cannot weigh them (estimates swung from -17 to "
+            "+4 on simulated panels), so they are left at 0 and pass no effect on",
+            UserWarning,
+            stacklevel=6,
+        )
     if opt.mode == "fixed":
-        assert fixed is not None
-        allowed = fixed & involve
+        allowed = given & ~unweighable
     elif opt.national:
-        moving = national & (national_innovation(series[0], weeks[0], max(P, 1)) >= NATIONAL_INNOVATION)
-        smooth = national & ~moving
         if smooth.any():
-            names = [opt.names[i] if opt.names else f"#{i}" for i in np.flatnonzero(smooth)]
             warnings.warn(
-                f"graph: channel(s) {names} are bought nationally on smooth plans (their national "
-                f"series follows its own past {max(P, 1)} weeks to within {NATIONAL_INNOVATION:.0%}): "
-                "too few independent movements to tell their influence on other channels from a "
-                "coincidence of cycles, so no edges from them are learned. Give known ones with "
-                "graph.required",
+                f"graph: channel(s) {named(np.flatnonzero(smooth))} are bought nationally on smooth "
+                f"plans (their national series follows its own past {max(P, 1)} weeks to within "
+                f"{NATIONAL_INNOVATION:.0%}): too few independent movements to tell their influence "
+                "on other channels from a coincidence of cycles, so no edges from them are learned",
                 UserWarning,
                 stacklevel=6,
             )
-        allowed = moving[:, None] & ~national[None, :] & ~forbidden
+        allowed = (moving[:, None] & ~national[None, :] & ~forbidden) | (given & ~unweighable)
     else:
-        allowed = np.zeros((C, C), dtype=bool)
-    allowed = allowed | (required & involve)
+        allowed = given & ~unweighable
+    required = required & ~unweighable
     n_parents = int(allowed.sum(axis=0).max()) if allowed.any() else 0
     if n_parents == 0:
         return np.zeros((L + 1, C, C))
@@ -1247,7 +1260,7 @@ def _national_pass(
     forbid = ~allowed & ~np.eye(C, dtype=bool)
     weights, _, _ = _learn(
         Y, X, group, P, L, opt.lambda1, opt.threshold, forbid, required & involve, opt.roots,
-        None if fixed is None else fixed & involve, opt.min_t, opt.mode, False, opt.negative_edges,
+        None if fixed is None else allowed, opt.min_t, opt.mode, False, opt.negative_edges,
         opt.lag_min_t if opt.mode == "notears" else None, None, taken,
     )
     return np.where(involve[None], weights, 0.0)
