@@ -1004,10 +1004,12 @@ def learn_graph(
     the sparser kept (leaving them out always would select on the outcome: weights of channels
     that are all flighted came out 18% low). Channels bought nationally
     (:func:`national_channels`) have nothing left in the regional activity: their edges are
-    learned (``national``; required and fixed ones always estimated) from the national series
-    by :func:`_national_pass`, and the graph marks them (``ChannelGraph.national``). ``names``:
-    channel names for warnings. Returns weights in region-scaled activity units, lags
-    0..``max_lag``.
+    learned (``national``; required and fixed ones estimated there too, unless the national
+    parent's plan is smooth) from the national series by :func:`_national_pass`, and the graph
+    marks them (``ChannelGraph.national``). ``controls`` ``[R,T,K]``: the fit's controls, with
+    the squares of continuous ones partialled out of the activity (:func:`_prepare_both`; None:
+    none). ``names``: channel names for warnings. Returns weights in region-scaled activity
+    units, lags 0..``max_lag``.
     """
     for what, mask in (("graph.required", required), ("graph.edges (mode='fixed')", fixed)):
         if mask is not None and topological_order(mask.astype(float)) is None:
@@ -1193,9 +1195,11 @@ def _national_pass(
 
     Learned edges (``opt.national``) run from a national channel to a channel with regional
     movements (search responding to national TV), from national channels whose plans move week
-    to week (:func:`national_innovation` at least ``NATIONAL_INNOVATION``); required edges and, in ``fixed`` mode, the
-    given edges that involve a national channel are estimated here whatever their direction and
-    whatever ``opt.national``, since the regional activity holds nothing of a national channel. ``spec``: the caller's forbidden, required and
+    to week (:func:`national_innovation` at least ``NATIONAL_INNOVATION``). Required edges and,
+    in ``fixed`` mode, the given edges that involve a national channel are estimated here
+    whatever their direction and whatever ``opt.national``, since the regional activity holds
+    nothing of a national channel, except those out of a smooth national plan, which the data
+    cannot weigh: left at 0 with a warning. ``spec``: the caller's forbidden, required and
     fixed masks ``[C,C]``. The national series cannot tell a plan that moves channels together
     from influence: get_dag_edges marks these edges (``direction_basis`` ``"national"``).
     """
