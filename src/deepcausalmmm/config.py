@@ -329,8 +329,10 @@ class GraphConfig(_Section):
         "week-to-week series, to channels with regional movements; the regional activity the "
         "rest of the graph is learned from holds nothing of such a channel. A plan that moves "
         "channels together nationally looks the same as influence there: get_dag_edges marks "
-        "these edges ('national'). False: none learned; required or fixed edges that involve a "
-        "national channel are estimated from the national series either way.",
+        "these edges ('national'). Only plans that move week to week are learned from; edges out "
+        "of a smooth national plan are neither learned nor, when given, weighed (left at 0, with "
+        "a warning). False: none learned; required or fixed edges that involve a national "
+        "channel are estimated from the national series either way.",
     )
     adjust_controls: bool = Field(
         True,
