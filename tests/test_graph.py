@@ -1347,6 +1347,9 @@ def test_edges_out_of_a_national_channel_are_learned_from_the_national_series(tm
     assert (e.direction_basis == "national").all()
     assert e.weight.sum() == pytest.approx(truth, rel=0.15)
     assert model.graph_model_.national.tolist() == [True, False, False, False]
+    assert model.get_identification()["bought_nationally"].tolist() == [True, False, False, False]
+    blind = DeepCausalMMM(config={**quick, "graph": {"mode": "none"}}).fit(X, y, **kw)
+    assert blind.get_identification()["bought_nationally"].tolist() == [True, False, False, False]
     eff = model.get_channel_effects()
     assert eff.loc["channel_0", "mediated"] > 0 and eff.loc["channel_2", "mediated"] == 0
     fig = model.plot_dag()

@@ -22,7 +22,7 @@ from .analysis.calibration import LIFT_COLUMNS, LiftTests, parse_lift_tests
 from .analysis.contributions import contributions_frame, summarize_contributions
 from .analysis.effects import intervene, rescale
 from .analysis.identification import EXTRAPOLATED_FLOOR, identification_table
-from .components.graph import ChannelGraph, edge_mask, learn_graph
+from .components.graph import ChannelGraph, bought_nationally, edge_mask, learn_graph
 from .components.temporal import (
     fourier_features,
     make_knots,
@@ -434,8 +434,11 @@ class DeepCausalMMM(BaseEstimator):
         (region-weeks at or below 5% of the region's mean), ``level``
         (``"observed"``, ``"extrapolated"``, ``"no variation"``: the same activity in
         every week of each region, so nothing shows its effect and its contribution is fixed
-        at 0 unless a lift test measures it, or ``"no activity"``) and ``lift_tested`` (a lift
-        test on the channel was given to ``fit``).
+        at 0 unless a lift test measures it, or ``"no activity"``), ``lift_tested`` (a lift
+        test on the channel was given to ``fit``) and ``bought_nationally`` (under 5% of its
+        de-trended movements differ between regions: its effect is seen only through the
+        national week-to-week series, and its edges in the channel graph come from that series;
+        see the README's "Channel graph").
 
         Raises
         ------
@@ -451,7 +454,13 @@ class DeepCausalMMM(BaseEstimator):
         lifts = getattr(self, "lift_tests_", None)
         tested = [] if lifts is None else list(lifts["channel"].unique())
         p = self.panel_
-        return identification_table(p.media, p.measured(), self.channels_, float(threshold), tested)
+        table = identification_table(p.media, p.measured(), self.channels_, float(threshold), tested)
+        national = self.graph_model_.national
+        if national is None and self.config_.graph.mode == "none":  # the graph did not look
+            national = bought_nationally(self.scaler_.media(p.media, np.arange(len(p.regions))),
+                                         p.measured(), season_phase(p.dates, self.config_.baseline.period))
+        table["bought_nationally"] = np.zeros(len(table), dtype=bool) if national is None else np.asarray(national)
+        return table
 
     def backtest(
         self,

@@ -352,6 +352,19 @@ def national_channels(act: np.ndarray, full: np.ndarray, observed: np.ndarray) -
     return (v_full > 1e-12) & (v_act < NATIONAL_SHARE * v_full)
 
 
+def bought_nationally(scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray) -> np.ndarray:
+    """``[C]``: :func:`national_channels` of region-scaled activity ``[R,T,C]`` (none with
+    fewer than 3 regions, where there is no cross-region mean to remove)."""
+    if scaled.shape[0] < 3:
+        return np.zeros(scaled.shape[2], dtype=bool)
+    mean = (np.where(observed[:, :, None], scaled, 0.0).sum(axis=1)
+            / np.maximum(observed.sum(axis=1), 1)[:, None])  # [R,C]
+    scaled = scaled / np.where(mean > 0, mean, 1.0)[:, None, :]
+    act, _, full = _prepare_both(scaled, observed, phase, cycle_test=True)
+    assert full is not None
+    return national_channels(act, full, observed)
+
+
 NATIONAL_INNOVATION = 0.4  # share of a national plan its own past weeks leave unexplained, below which it is smooth
 
 
