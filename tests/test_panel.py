@@ -123,7 +123,7 @@ def test_calendar_months_and_quarters_are_a_grid():
                     dates=pd.DatetimeIndex(["2024-01-01", "2024-03-01", "2024-06-01"]))
 
 
-def test_monthly_fit_is_the_integer_period_fit_with_period_12():
+def test_monthly_fit_is_the_integer_period_fit_with_period_12(tmp_path):
     """With the calendar-dependent parts off (no Fourier terms, no graph), a fit on month starts is
     the fit on period numbers 0, 1, ... with a 12-period year, and forecasts continue the months."""
     from deepcausalmmm.datasets import simulate_panel
@@ -144,6 +144,8 @@ def test_monthly_fit_is_the_integer_period_fit_with_period_12():
     forecast = by_month.predict(sim.X[~train], dates=months[~train], **kw)
     np.testing.assert_allclose(forecast, by_step.predict(sim.X[~train], dates=step[~train], **kw), rtol=1e-6)
     assert np.isfinite(forecast).all()
+    loaded = DeepCausalMMM.load(by_month.save(tmp_path / "monthly.safetensors"))  # the month grid survives
+    np.testing.assert_allclose(loaded.predict(sim.X[~train], dates=months[~train], **kw), forecast, rtol=1e-6)
     with pytest.raises(DataError, match="every 1 month\\(s\\), at month starts"):  # a date off the grid
         one = step == 24
         by_month.predict(sim.X[one], regions=sim.regions[one], dates=months[one] + pd.Timedelta(days=3))
