@@ -53,14 +53,15 @@ def _figure(fig: go.Figure, first: bool) -> str:
 def _national_note(model: Any) -> str:
     """Which channels are bought nationally and what that means for their edges ("" if none)."""
     national = model.graph_model_.national
-    if national is None or model.config_.graph.mode == "none":
+    if national is None:  # none found (or the graph was not learned)
         return ""
     names = ", ".join(html.escape(str(c)) for c, f in zip(model.channels_, national, strict=True) if f)
     return (
         f"<p class='note'>Bought nationally (the same plan in every region): {names}. Their edges "
         "(direction_basis national) come from the national week-to-week series, where a plan that "
         "moves channels together looks the same as influence; edges between two of them, and from "
-        "one on a smooth plan, are not learned. Give known ones with graph.required.</p>"
+        "one on a smooth plan, are not learned. Give known ones with graph.required (an edge out of "
+        "a smooth plan cannot be weighed and stays at 0).</p>"
     )
 
 

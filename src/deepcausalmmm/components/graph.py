@@ -352,15 +352,21 @@ def national_channels(act: np.ndarray, full: np.ndarray, observed: np.ndarray) -
     return (v_full > 1e-12) & (v_act < NATIONAL_SHARE * v_full)
 
 
+def _relative_to_cells(scaled: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """Each region's activity ``[R,T,C]`` over its mean on the cells ``observed`` (the graph leaves
+    out filled gaps, and a region dark for most of its weeks would otherwise weigh in at many
+    times its size)."""
+    mean = (np.where(observed[:, :, None], scaled, 0.0).sum(axis=1)
+            / np.maximum(observed.sum(axis=1), 1)[:, None])  # [R,C]
+    return scaled / np.where(mean > 0, mean, 1.0)[:, None, :]
+
+
 def bought_nationally(scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray) -> np.ndarray:
     """``[C]``: :func:`national_channels` of region-scaled activity ``[R,T,C]`` (none with
     fewer than 3 regions, where there is no cross-region mean to remove)."""
     if scaled.shape[0] < 3:
         return np.zeros(scaled.shape[2], dtype=bool)
-    mean = (np.where(observed[:, :, None], scaled, 0.0).sum(axis=1)
-            / np.maximum(observed.sum(axis=1), 1)[:, None])  # [R,C]
-    scaled = scaled / np.where(mean > 0, mean, 1.0)[:, None, :]
-    act, _, full = _prepare_both(scaled, observed, phase, cycle_test=True)
+    act, _, full = _prepare_both(_relative_to_cells(scaled, observed), observed, phase, cycle_test=True)
     assert full is not None
     return national_channels(act, full, observed)
 
@@ -1087,12 +1093,7 @@ def _learn_graph_on(scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray,
         L = max_lag
         if mode == "none" or C < 2:
             return ChannelGraph.empty(C, L)
-        # Each region's activity relative to its mean over the cells used: the caller leaves out
-        # filled gaps (a completed grid's weeks after a feed stops, media set to 0), and a
-        # region dark for most of its weeks would otherwise weigh in at many times its size.
-        mean = (np.where(observed[:, :, None], scaled, 0.0).sum(axis=1)
-                / np.maximum(observed.sum(axis=1), 1)[:, None])  # [R,C]
-        scaled = scaled / np.where(mean > 0, mean, 1.0)[:, None, :]
+        scaled = _relative_to_cells(scaled, observed)  # each region over its mean on the cells used
         P = max(L, own_lags)  # lags in the design; beyond L only a channel's own (persistence)
         # the preparation's week means and regional slow terms take degrees of freedom too
         taken = absorbed_dof(observed, smooth_basis(T, phase).shape[1]) + (
@@ -1263,9 +1264,8 @@ def _national_pass(
     taken = smooth_basis(T, phase).shape[1] + K  # each region's slow terms, in the national mean too
     dof = len(Y) - n_parents * (L + 1) - P - 1 - taken
     if dof < MIN_DOF:
-        names = [opt.names[i] if opt.names else f"#{i}" for i in np.flatnonzero(national)]
         warnings.warn(
-            f"graph: channel(s) {names} are bought nationally (under "
+            f"graph: channel(s) {named(np.flatnonzero(national))} are bought nationally (under "
             f"{NATIONAL_SHARE:.0%} of their movements differ between regions), so their edges can "
             f"only be learned from the national series, and its {len(Y)} weeks leave {dof} degrees "
             f"of freedom (under {MIN_DOF}): no edges from them are learned. Give known ones with "

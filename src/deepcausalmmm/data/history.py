@@ -61,14 +61,19 @@ def align_to_fit(fit: Panel, new: Panel) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray([fit.regions.index(r) for r in new.regions]), np.round(pos).astype(int)
 
 
+def _month_step(grid: pd.Index) -> tuple[str, int] | None:
+    """``(anchor, months per step)`` of a grid of calendar months (two or more dates, all month
+    starts or all month ends; see :func:`month_anchor`), else None."""
+    if not isinstance(grid, pd.DatetimeIndex):
+        return None
+    anchor = month_anchor(grid)
+    return None if anchor is None else (anchor, int(np.ptp(month_number(grid[:2]))))
+
+
 def grid_spacing(grid: pd.Index) -> str:
     """The spacing of a fitted grid (two or more dates), in words."""
-    if isinstance(grid, pd.DatetimeIndex):
-        anchor = month_anchor(grid)
-        if anchor is not None:
-            months = int(np.ptp(month_number(grid[:2])))
-            return f"{months} month(s), at month {anchor}s"
-    return str(grid[1] - grid[0])
+    months = _month_step(grid)
+    return str(grid[1] - grid[0]) if months is None else f"{months[1]} month(s), at month {months[0]}s"
 
 
 def period_name(grid: pd.Index) -> str:
@@ -76,32 +81,31 @@ def period_name(grid: pd.Index) -> str:
     "days" or "periods" (integer periods, or another fixed spacing)."""
     if len(grid) < 2 or not isinstance(grid, pd.DatetimeIndex):
         return "periods"
-    if month_anchor(grid) is not None:
-        months = int(np.ptp(month_number(grid[:2])))
-        return {1: "months", 3: "quarters", 12: "years"}.get(months, "periods")
+    months = _month_step(grid)
+    if months is not None:
+        return {1: "months", 3: "quarters", 12: "years"}.get(months[1], "periods")
     return {pd.Timedelta(days=7): "weeks", pd.Timedelta(days=1): "days"}.get(grid[1] - grid[0], "periods")
 
 
 def grid_positions(grid: pd.Index, dates: pd.Index) -> np.ndarray:
     """Position of each of ``dates`` on ``grid`` (two or more dates) continued both ways ``[T']``;
     a date off the grid gets a fractional position."""
-    if isinstance(grid, pd.DatetimeIndex) and isinstance(dates, pd.DatetimeIndex):
-        anchor = month_anchor(grid)
-        if anchor is not None:
-            step = float(np.ptp(month_number(grid[:2])))
-            on_anchor = dates.is_month_start if anchor == "start" else dates.is_month_end
-            pos = (month_number(dates) - month_number(grid[:1])[0]) / step
-            exact = np.asarray(on_anchor, dtype=bool) & np.asarray(dates == dates.normalize(), dtype=bool)
-            return np.where(exact, pos, pos + 0.5).astype(float)  # off the month anchor: off the grid
+    months = _month_step(grid)
+    if months is not None and isinstance(dates, pd.DatetimeIndex):
+        anchor, step = months
+        on_anchor = dates.is_month_start if anchor == "start" else dates.is_month_end
+        pos = (month_number(dates) - month_number(grid[:1])[0]) / step
+        exact = np.asarray(on_anchor, dtype=bool) & np.asarray(dates == dates.normalize(), dtype=bool)
+        return np.where(exact, pos, pos + 0.5).astype(float)  # off the month anchor: off the grid
     return np.asarray((dates - grid[0]) / (grid[1] - grid[0]), dtype=float)
 
 
 def extend_grid(grid: pd.Index, periods: int) -> pd.Index:
     """``grid`` (two or more dates) continued to ``periods`` dates at its spacing."""
+    months = _month_step(grid)
+    if months is not None:
+        return month_grid(grid[0], periods, months[1], months[0])
     if isinstance(grid, pd.DatetimeIndex):
-        anchor = month_anchor(grid)
-        if anchor is not None:
-            return month_grid(grid[0], periods, int(np.ptp(month_number(grid[:2]))), anchor)
         return pd.DatetimeIndex(pd.date_range(grid[0], periods=periods, freq=grid[1] - grid[0]))
     return pd.Index(grid[0] + int(grid[1] - grid[0]) * np.arange(periods), dtype=np.int64)
 
