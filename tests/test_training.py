@@ -153,6 +153,30 @@ def test_polish_finishes_what_adam_started():
     assert net.b.item() == pytest.approx(1.0, abs=1e-4)
 
 
+def test_polish_starts_again_when_lbfgs_stops_early(monkeypatch):
+    """L-BFGS can stop long before its step budget (a float32 direction that is not a
+    descent direction; on an H200 a 2000-region fit stopped after 18 evaluations).
+    The polish then starts a fresh L-BFGS run from where it stopped, within the same budget."""
+
+    class StopsAfterOneStep(torch.optim.LBFGS):
+        def __init__(self, params, **kw):
+            kw["max_iter"] = 1
+            super().__init__(params, **kw)
+
+    x, target = line_problem()
+    cfg = build_config(None, {"loss": "mse"})
+    monkeypatch.setattr(torch.optim, "LBFGS", StopsAfterOneStep)
+    one = Line()
+    polish(one, x, target, cfg, steps=1)
+    assert abs(one.a.item() - 3.0) > 0.1  # one run of one step is far from the answer
+    net = Line()
+    evals = polish(net, x, target, cfg, steps=60)
+    assert 60 <= evals <= 75  # runs until the budget of one run (1.25 x 60 evaluations) is spent
+    # one-step runs are steepest descent: slow, but on their way to a = 3, b = 1
+    assert net.a.item() == pytest.approx(3.0, abs=0.05)
+    assert net.b.item() == pytest.approx(1.0, abs=0.05)
+
+
 def test_polish_with_zero_steps_or_at_the_optimum_changes_nothing():
     x, target = line_problem()
     cfg = build_config(None, {"loss": "mse"})
