@@ -141,6 +141,26 @@ def test_estimator_two_phases_with_validation_slice(small_sim):
     np.testing.assert_allclose(parts, table["prediction"], rtol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["mse", "huber"])
+def test_data_loss_resolves_changes_below_float32_rounding(kind):
+    """Near the optimum a polish step lowers the loss by about 1e-7 of itself; a float32
+    sum over a panel's cells cannot see that (it read these changes as 0 or 30-100% off),
+    so the L-BFGS line search found no lower point and stopped. The sum is float64."""
+    g = torch.Generator().manual_seed(0)
+    y = torch.rand(190, 109, generator=g) + 0.5  # float32, a panel's size
+    pred = y + 0.03 * torch.randn(190, 109, generator=g)
+    w = torch.ones_like(y)
+    delta = torch.full((190, 1), 1.0)  # wide Huber threshold: quadratic in every cell
+    base = data_loss(pred, y, w, kind, delta)
+    assert base.dtype == torch.float64
+    for k in range(5):
+        moved = pred.clone()
+        moved[k, 7] = y[k, 7] + (pred[k, 7] - y[k, 7]) * 0.999  # one cell 0.1% closer
+        exact = float(((pred[k, 7].double() - y[k, 7]) ** 2) * (1 - 0.999**2) / y.numel())
+        assert exact < 1e-6 * float(base)
+        assert float(base - data_loss(moved, y, w, kind, delta)) == pytest.approx(exact, rel=1e-4)
+
+
 def test_polish_finishes_what_adam_started():
     x, target = line_problem()
     cfg = build_config(None, {"loss": "mse", "training": {"epochs": 20, "learning_rate": 0.05}})
