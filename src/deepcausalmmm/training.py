@@ -313,13 +313,14 @@ def polish(
             return float(total_loss(net, batch, target, config)[0])
 
     before = current()
-    # L-BFGS also stops when its direction is not a descent direction or its
-    # line search cannot move; float32 rounding in the gradients (on a GPU,
-    # the order of its atomic sums) can cause either long before ``steps``
-    # (an H200 fit of 2000 x 156 x 20 stopped after 18 evaluations). A fresh
-    # optimizer (a new curvature history) then starts again from the point
-    # reached, as long as the last run lowered the loss; all runs share one
-    # budget of ``steps`` iterations and 1.25 x ``steps`` evaluations.
+    # L-BFGS also stops when its line search finds no lower point or its
+    # direction is not a descent direction, which float32 rounding in the
+    # model's gradients can cause long before ``steps``. (With the loss summed
+    # in float32 that happened in most full fits on an H200 and on 2 CPU
+    # threads; see ``data_loss``.) A fresh optimizer (a new curvature history)
+    # then starts again from the point reached, as long as the last run
+    # lowered the loss; all runs share one budget of ``steps`` iterations and
+    # 1.25 x ``steps`` evaluations, so the first run is the single run of before.
     used, level, best = 0, before, start
     budget = steps * 5 // 4  # torch's default max_eval for one run of ``steps`` iterations
     while used < steps and evals < budget - 1:  # a line search needs 2 evaluations
