@@ -316,8 +316,9 @@ def polish(
     # L-BFGS also stops when its line search finds no lower point or its
     # direction is not a descent direction, which float32 rounding in the
     # model's gradients can cause long before ``steps``. (With the loss summed
-    # in float32 that happened in most full fits on an H200 and on 2 CPU
-    # threads; see ``data_loss``.) A fresh optimizer (a new curvature history)
+    # in float32 the line search failed after 18 evaluations in a 2000 x 156 x 20
+    # fit on an H200 and after 90 in a 190 x 109 x 13 fit on 2 CPU threads;
+    # see ``data_loss``.) A fresh optimizer (a new curvature history)
     # then starts again from the point reached, as long as the last run
     # lowered the loss; all runs share one budget of ``steps`` iterations and
     # 1.25 x ``steps`` evaluations, so the first run is the single run of before.
