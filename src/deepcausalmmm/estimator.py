@@ -952,10 +952,14 @@ class DeepCausalMMM(BaseEstimator):
             return -(values[1:] - values[0]) / step / norm
 
         x0 = np.clip(np.full(len(idx), target / current), lo, hi)
+        # ftol 1e-8 of the media KPI: the objective comes from a float32 network. With 1e-10,
+        # on the MMM panel's week-96 fit of session 20 SLSQP reached the plan in 35 iterations
+        # and then took tiny steps until its limit of 200 (18 s, "not converged"); with 1e-9
+        # and 1e-8 it stopped at the same plan and the same gain to 7 digits in 35 (2 s).
         res = minimize(
             objective, x0, jac=gradient, method="SLSQP", bounds=[(lo, hi)] * len(idx),
             constraints=[{"type": "eq", "fun": lambda m: float(m @ spend - target) / current}],
-            options={"maxiter": 200, "ftol": 1e-10},
+            options={"maxiter": 200, "ftol": 1e-8},
         )
         m_opt = np.clip(res.x, lo, hi)
         gain = -objective(m_opt) * norm
