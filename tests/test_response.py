@@ -71,6 +71,23 @@ def test_budget_reallocation_follows_marginal_roi(fitted):
     assert plan["level"].to_dict() == fitted.get_identification()["level"].to_dict()
 
 
+def test_budget_warns_when_the_optimiser_does_not_converge(fitted, monkeypatch):
+    """An optimiser stopped by its iteration limit says so: a warning, and attrs."""
+    import scipy.optimize
+
+    real = scipy.optimize.minimize
+
+    def one_iteration(*args, **kwargs):
+        kwargs["options"] = {**kwargs.get("options", {}), "maxiter": 1}
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(scipy.optimize, "minimize", one_iteration)
+    with pytest.warns(UserWarning, match="SLSQP stopped without converging.*Iteration limit"):
+        plan = fitted.optimize_budget(bounds=(0.5, 1.5))
+    assert not plan.attrs["converged"] and "Iteration limit" in plan.attrs["message"]
+    assert plan["optimal_spend"].sum() == pytest.approx(plan["spend"].sum(), rel=1e-6)
+
+
 def test_bigger_budget_beats_scaling_everything(fitted):
     current = fitted.optimize_budget(bounds=(0.5, 1.5))["spend"].sum()
     plan = fitted.optimize_budget(budget=1.2 * current, bounds=(0.5, 1.5))

@@ -878,7 +878,8 @@ class DeepCausalMMM(BaseEstimator):
         curve, and so the plan's move for it, rests on the curve's assumed
         shape; test before moving much budget into or out of it). ``attrs`` holds
         ``kpi_gain`` (modelled KPI at the optimum minus at observed spend, over
-        the selected cells), ``converged`` and the optimiser's ``message``. When
+        the selected cells), ``converged`` and the optimiser's ``message`` (a
+        ``UserWarning`` says when it did not converge). When
         the observed allocation is feasible and the optimiser ends below it, the
         observed allocation is returned (``kpi_gain`` 0). With ``n_boot``,
         ``attrs`` also holds ``gain_lo`` / ``gain_hi`` (percentile interval at
@@ -963,6 +964,13 @@ class DeepCausalMMM(BaseEstimator):
         )
         m_opt = np.clip(res.x, lo, hi)
         gain = -objective(m_opt) * norm
+        if not res.success:
+            warnings.warn(
+                f"optimize_budget: SLSQP stopped without converging ({res.message}); the plan "
+                f"below is the best point it reached, not a checked optimum. Check attrs['message'], "
+                f"try narrower `bounds` or fewer `channels`",
+                stacklevel=2,
+            )
         if target == current and lo <= 1.0 <= hi and gain < 0:
             m_opt, gain = np.ones(len(idx)), 0.0
 
