@@ -323,7 +323,9 @@ def polish(
     # lowered the loss; all runs share one budget of ``steps`` iterations and
     # 1.25 x ``steps`` evaluations, so the first run is the single run of before.
     used, level, best = 0, before, start
-    budget = steps * 5 // 4  # torch's default max_eval for one run of ``steps`` iterations
+    # torch's default max_eval for one run of ``steps`` iterations; at least one step's
+    # evaluation and one line-search evaluation
+    budget = max(steps * 5 // 4, 2)
     while used < steps and evals < budget - 1:  # a line search needs 2 evaluations
         opt = torch.optim.LBFGS(params, lr=1.0, max_iter=steps - used, max_eval=budget - evals,
                                 history_size=20, line_search_fn="strong_wolfe",
