@@ -1333,6 +1333,27 @@ def test_national_channels_known_answer():
     assert national_channels(act, full, observed).tolist() == [True, False, False, False]
 
 
+def test_bought_nationally_is_checked_when_the_graph_is_not_learned(tmp_path):
+    """Too few region-weeks to learn a graph: get_identification still says which channels
+    are bought nationally (it had reported none unless graph.mode was "none"), also after
+    save/load; a learned graph keeps its own marks, none here."""
+    quick = {"training": {"epochs": 1, "polish_steps": 0}}
+    X, y, kw, _ = _national_panel(0, 0.0, R=3, T=20)
+    with pytest.warns(UserWarning, match="too few region-weeks to learn a graph"):
+        model = DeepCausalMMM(config=quick).fit(X, y, **kw)
+    assert model.graph_model_.national is None  # the graph did not look
+    assert model.get_identification()["bought_nationally"].tolist() == [True, False, False, False]
+    loaded = DeepCausalMMM.load(model.save(tmp_path / "m.safetensors"))
+    assert loaded.graph_model_.national is None
+    assert loaded.get_identification()["bought_nationally"].tolist() == [True, False, False, False]
+    X2, y2, kw2, _ = _national_panel(0, 0.0)
+    X2[:, 0] *= np.random.default_rng(1).lognormal(0, 0.3, len(X2))  # regional movements too
+    regional = DeepCausalMMM(config=quick).fit(X2, y2, **kw2)
+    assert regional.graph_model_.national.tolist() == [False] * 4  # looked, found none
+    loaded = DeepCausalMMM.load(regional.save(tmp_path / "r.safetensors"))
+    assert loaded.graph_model_.national.tolist() == [False] * 4
+
+
 def test_edges_out_of_a_national_channel_are_learned_from_the_national_series(tmp_path):
     """The regional activity holds nothing of a channel bought nationally, so before session
     19 its edge to a regional child was never learned and a required one came out with weight

@@ -456,10 +456,10 @@ class DeepCausalMMM(BaseEstimator):
         p = self.panel_
         table = identification_table(p.media, p.measured(), self.channels_, float(threshold), tested)
         national = self.graph_model_.national
-        if national is None and self.config_.graph.mode == "none":  # the graph did not look
+        if national is None:  # the graph did not look (mode "none", one channel, too few region-weeks)
             national = bought_nationally(self.scaler_.media(p.media, np.arange(len(p.regions))),
                                          p.measured(), season_phase(p.dates, self.config_.baseline.period))
-        table["bought_nationally"] = np.zeros(len(table), dtype=bool) if national is None else np.asarray(national)
+        table["bought_nationally"] = np.asarray(national, dtype=bool)
         return table
 
     def backtest(

@@ -219,16 +219,16 @@ def _assumed_array(graph: ChannelGraph) -> np.ndarray:
 
 
 def _national_array(graph: ChannelGraph) -> np.ndarray:
-    C = graph.n_channels
-    return (graph.national if graph.national is not None else np.zeros(C, dtype=bool)).astype(np.uint8)
+    """``[C]`` marks of the channels bought nationally; empty where the graph did not check."""
+    return (graph.national if graph.national is not None else np.zeros(0, dtype=bool)).astype(np.uint8)
 
 
 def _national_from(stored: np.ndarray | None) -> np.ndarray | None:
-    """The channels bought nationally (absent from files saved before session 19; none marked)."""
-    if stored is None:
+    """The channels bought nationally; None where the graph did not check (an empty array) or the
+    file predates them (session 19)."""
+    if stored is None or np.asarray(stored).size == 0:
         return None
-    marks = np.asarray(stored).astype(bool)
-    return marks if marks.any() else None
+    return np.asarray(stored).astype(bool)
 
 
 def _assumed_from(stored: np.ndarray | None) -> np.ndarray | None:

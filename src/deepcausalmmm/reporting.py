@@ -53,7 +53,7 @@ def _figure(fig: go.Figure, first: bool) -> str:
 def _national_note(model: Any) -> str:
     """Which channels are bought nationally and what that means for their edges ("" if none)."""
     national = model.graph_model_.national
-    if national is None:  # none found (or the graph was not learned)
+    if national is None or not national.any():  # none found (or the graph was not learned)
         return ""
     names = ", ".join(html.escape(str(c)) for c, f in zip(model.channels_, national, strict=True) if f)
     return (

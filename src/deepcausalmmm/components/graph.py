@@ -87,7 +87,8 @@ class ChannelGraph:
         Channels bought nationally (:func:`national_channels`): their edges to
         channels with regional movements were learned from the week-to-week
         national series, where a coordinated media plan looks the same as
-        influence.
+        influence. None where the graph was not learned (``mode="none"``, one
+        channel, too few region-weeks), so nothing was checked.
     """
 
     weights: np.ndarray
@@ -1179,7 +1180,7 @@ def _learn_graph_on(scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray,
             message = dense_graph_message(weights, national_spec[1])
             if message:
                 warnings.warn(f"graph: {message}", UserWarning, stacklevel=5)
-        return ChannelGraph(weights, tuple(roots), direction, assumed, national if national.any() else None)
+        return ChannelGraph(weights, tuple(roots), direction, assumed, national)
 
 
 def _without_shared_driver(X: np.ndarray, C: int, national: np.ndarray) -> np.ndarray | None:
