@@ -138,8 +138,8 @@ def data_loss(pred: Tensor, y: Tensor, weight: Tensor, kind: str, delta: float |
     float32 its line search found no lower point and stopped, after 21 of 500
     steps (90 evaluations) on a 190-region panel with 2 CPU threads but ran all
     500 with 1 (a different summation order), and the two fits' channel shares
-    differed by up to 1.8 percentage points. In float64 both run every step and agree within
-    0.15 points; the cost is one [R,T] cast per evaluation.
+    differed by up to 1.8 percentage points. In float64 both run every step and
+    agree within 0.15 points; the cost is one [R,T] cast per evaluation.
     """
     pred, y, weight = pred.double(), y.double(), weight.double()
     if isinstance(delta, Tensor):
