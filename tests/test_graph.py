@@ -1387,6 +1387,9 @@ def test_edges_out_of_a_national_channel_are_learned_from_the_national_series(tm
     assert set(zip(r.parent, r.child, strict=True)) == {("channel_0", "channel_1")}
     assert r.loc[r.lag == 0, "weight"].iloc[0] == pytest.approx(truth, rel=0.15)
     assert (r.direction_basis == "given").all()
+    # the drawing labels edges as get_dag_edges does: a given edge is not called national
+    labels = [a.text for a in required.plot_dag().layout.annotations if a.text]
+    assert labels and not any("national" in text for text in labels)
 
 
 def test_smooth_national_plans_learn_no_edges_and_say_so():

@@ -1169,7 +1169,8 @@ class DeepCausalMMM(BaseEstimator):
     def plot_dag(self) -> go.Figure:
         """The channel graph the model holds (plotly figure, not shown); edges acting after a
         lag say so in their label (``lag 1``), edges oriented by the equal-CV rule say
-        ``equal-cv``; channels bought nationally are diamonds and their edges say ``national``."""
+        ``equal-cv``; channels bought nationally are diamonds, and edges learned from the national
+        series (``direction_basis`` "national" in :meth:`get_dag_edges`) say ``national``."""
         check_is_fitted(self, "graph_")
         g = self.graph_model_
         direction = None
@@ -1182,8 +1183,11 @@ class DeepCausalMMM(BaseEstimator):
         if g.assumed is not None:
             assumed = pd.DataFrame(g.assumed, index=self.channels_, columns=self.channels_)
         national = [] if g.national is None else [c for c, f in zip(self.channels_, g.national, strict=True) if f]
+        edges = self.get_dag_edges()
+        learned_nationally = edges[edges.direction_basis == "national"]
         return dag_figure(self.graph_, self.graph_roots_, direction=direction, lags=lags, assumed=assumed,
-                          national=national)
+                          national=national,
+                          national_edges=list(zip(learned_nationally.parent, learned_nationally.child, strict=True)))
 
     def save_report(self, path: str | Path) -> Path:
         """Write one self-contained HTML report (opens offline); returns the path.

@@ -57,6 +57,7 @@ def dag_figure(
     lags: pd.DataFrame | None = None,
     assumed: pd.DataFrame | None = None,
     national: Sequence[str] = (),
+    national_edges: Sequence[tuple[str, str]] = (),
 ) -> go.Figure:
     """Channel graph on a circle; arrows parent -> child labelled with their weight.
 
@@ -74,11 +75,12 @@ def dag_figure(
         edge is same-week only.
     assumed : DataFrame of bool, channels x channels, optional
         Edges whose direction the equal-CV rule chose (labelled ``equal-cv``).
-    national : channels bought nationally (drawn as diamonds); their edges, learned
-        from the national series, are labelled ``national``.
+    national : channels bought nationally (drawn as diamonds).
+    national_edges : (parent, child) pairs learned from the national series (labelled
+        ``national``; ``direction_basis`` "national" in ``get_dag_edges``).
     """
     names = list(adjacency.index)
-    national_set = set(national)
+    national_set, national_pairs = set(national), set(national_edges)
     n = len(names)
     pos = {
         name: (math.cos(2 * math.pi * i / max(n, 1)), math.sin(2 * math.pi * i / max(n, 1)))
@@ -97,7 +99,7 @@ def dag_figure(
             note = "" if math.isnan(d) else f"direction {d:.2f}"
             if note and assumed is not None and bool(assumed.loc[parent, child]):
                 note += ", equal-cv"
-            if parent in national_set or child in national_set:
+            if (parent, child) in national_pairs:
                 note = "national"
             label = f"{w:.2f} ({note})" if note else f"{w:.2f}"
             at = list(lags.loc[parent, child]) if lags is not None else [0]
