@@ -148,3 +148,26 @@ def test_row_order_and_label_types_do_not_change_the_fit(small_sim):
     np.testing.assert_allclose(b.predict(X, **shuffled), a.predict(small_sim.X, **kw)[perm],
                                rtol=1e-4, atol=1e-3)
     pd.testing.assert_frame_equal(b.get_channel_effects(), a.get_channel_effects(), rtol=1e-4)
+
+
+def test_units_do_not_change_the_fit():
+    """KPI in dollars or millions, each channel in its own unit (impressions, thousands of
+    spend) and controls shifted and rescaled: the same model, with contributions in the
+    KPI's unit. Shares, the learned graph and the interventions match; ROI moves with the
+    units exactly (KPI unit over each channel's unit)."""
+    sim = simulate_panel(12, 80, 3, seed=5, graph=[("channel_1", "channel_2", 0.6)])
+    kw = dict(regions=sim.regions, dates=sim.dates)
+    a = DeepCausalMMM(config=FAST).fit(sim.X, sim.y, controls=sim.control_frame, **kw)
+    unit = np.array([1e-3, 1.0, 1e4])
+    b = DeepCausalMMM(config=FAST).fit(sim.X * unit, sim.y * 1e6,
+                                       controls=sim.control_frame * 7.0 + 3.0, **kw)
+    assert (a.graph_.to_numpy() != 0).any()  # the edge is learned, so the graph is compared
+    pd.testing.assert_frame_equal(b.graph_, a.graph_, rtol=1e-4, atol=1e-6)
+    ca, cb = a.get_channel_contributions(), b.get_channel_contributions()
+    np.testing.assert_allclose(cb.to_numpy() / 1e6, ca.to_numpy(), rtol=1e-4, atol=1e-4)
+    ea, eb = a.get_channel_effects(), b.get_channel_effects()
+    for col in ["total_share"]:
+        np.testing.assert_allclose(eb[col], ea[col], rtol=1e-4, atol=1e-6)
+    for col in ["total", "direct", "mediated"]:
+        np.testing.assert_allclose(eb[col] / 1e6, ea[col], rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(eb["roi"], ea["roi"] * 1e6 / unit, rtol=1e-4)
