@@ -166,8 +166,7 @@ def test_units_do_not_change_the_fit():
     ca, cb = a.get_channel_contributions(), b.get_channel_contributions()
     np.testing.assert_allclose(cb.to_numpy() / 1e6, ca.to_numpy(), rtol=1e-4, atol=1e-4)
     ea, eb = a.get_channel_effects(), b.get_channel_effects()
-    for col in ["total_share"]:
-        np.testing.assert_allclose(eb[col], ea[col], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(eb["total_share"], ea["total_share"], rtol=1e-4, atol=1e-6)
     for col in ["total", "direct", "mediated"]:
         np.testing.assert_allclose(eb[col] / 1e6, ea[col], rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(eb["roi"], ea["roi"] * 1e6 / unit, rtol=1e-4)

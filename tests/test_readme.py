@@ -36,7 +36,7 @@ def _block(heading: str, lang: str) -> str:
 
 def test_quickstart_runs_as_printed_and_decomposes_exactly():
     ns: dict[str, Any] = {}
-    exec(compile(_block("Quickstart", "python"), "README.md:Quickstart", "exec"), ns)  # noqa: S102
+    exec(compile(_block("Quickstart", "python"), "README.md:Quickstart", "exec"), ns)
     model, contributions, sim = ns["model"], ns["contributions"], ns["sim"]
     channels = list(sim.X.columns)
     assert list(contributions.columns) == [*channels, "baseline", "controls", "prediction"]
