@@ -37,6 +37,23 @@ def test_simulator_truth_is_consistent():
     assert again.data.equals(sim.data)
 
 
+def test_simulator_budget_season_in_phase_with_demand():
+    """``budget_in_phase``: the budget season every channel shares peaks with the KPI's
+    season; the other draws (sizes, curves, noise) are those of the same seed without."""
+    free = simulate_panel(5, 104, 3, seed=2)
+    tied = simulate_panel(5, 104, 3, seed=2, budget_in_phase=True)
+    assert np.corrcoef(tied.params["budget_season"], tied.params["kpi_season"])[0, 1] > 0.9
+    assert abs(np.corrcoef(free.params["budget_season"], free.params["kpi_season"])[0, 1]) < 0.9
+    np.testing.assert_array_equal(tied.params["kpi_season"], free.params["kpi_season"])
+    for key in ("region_size", "half_sat", "slope", "gates"):
+        np.testing.assert_array_equal(tied.params[key], free.params[key])
+    # spend follows the season more closely than at the seed's own phase (channels' own
+    # cycles and flights move it too)
+    corr = [np.corrcoef(sim.data.groupby("date")[sim.channels].sum().sum(axis=1), sim.params["kpi_season"])[0, 1]
+            for sim in (free, tied)]
+    assert corr[1] > corr[0] + 0.5, corr
+
+
 def test_demo_cli_writes_outputs(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--regions", "4", "--weeks", "40", "--channels", "3"]) == 0

@@ -36,7 +36,9 @@ class SimulatedPanel:
         the noise-free ``prediction`` (KPI = prediction + noise).
     params : dict
         True parameters: ``gates`` [C,2], ``half_sat`` [C], ``slope`` [C],
-        ``beta`` [C], ``region_size`` [R], ``control_coef`` [K], ``edges``.
+        ``beta`` [C], ``region_size`` [R], ``control_coef`` [K], ``edges``,
+        ``budget_season`` [T] (the budget multiplier every channel shares) and
+        ``kpi_season`` [T] (the baseline's yearly season, a share of its level).
     truth_effects : DataFrame
         Per channel: ``total`` (KPI lost under do(channel = 0), its induced
         activity in descendants removed), ``direct``, ``mediated``, ``total_share``.
@@ -115,6 +117,10 @@ def _two_stage(x: np.ndarray, g1: float, g2: float) -> np.ndarray:
     return out
 
 
+_YEAR = 52.18  # weeks: the period of the simulated KPI's yearly season
+_SEASON_PHASE = 1.0  # its phase (radians)
+
+
 def simulate_panel(
     n_regions: int = 20,
     n_weeks: int = 104,
@@ -128,6 +134,7 @@ def simulate_panel(
     graph: Sequence[tuple[Any, ...]] | None = None,
     mediation: str = "additive",
     national: Sequence[Any] = (),
+    budget_in_phase: bool = False,
 ) -> SimulatedPanel:
     """Simulate a panel with known contributions.
 
@@ -161,6 +168,11 @@ def simulate_panel(
         nationally: the same relative plan in every region (its activity is the
         region's size times the national plan, with no region-week variation and
         no regional dropout), like national TV. The draws are the same as without.
+    budget_in_phase : bool
+        Put the budget season shared by every channel in phase with the
+        KPI's yearly season (spend peaks when demand does, the usual
+        confounder of media and seasonality) instead of at a random phase.
+        The other draws are the same as without.
 
     Returns
     -------
@@ -189,6 +201,8 @@ def simulate_panel(
 
     # Spend: shared budget season, channel-specific flights, regional noise.
     budget = 1 + 0.35 * np.sin(2 * np.pi * (t / 52.0) + rng.uniform(0, 2 * np.pi))  # [T]
+    if budget_in_phase:  # the KPI season's first harmonic (below)
+        budget = 1 + 0.35 * np.sin(2 * np.pi * t / _YEAR + _SEASON_PHASE)
     spend = np.zeros((R, T, C))
     bought_nationally = {_channel_index(node, channels, f"`national` entry {node!r}") for node in national}
     for c in range(C):
@@ -246,7 +260,7 @@ def simulate_panel(
     contrib = unit * sat  # [R,T,C]
 
     trend = 1 + rng.uniform(-0.1, 0.15) * t / T + rng.normal(0, 0.04, R)[:, None] * t / T  # [R,T]
-    season = 0.08 * np.sin(2 * np.pi * t / 52.18 + 1.0) + 0.03 * np.cos(4 * np.pi * t / 52.18)
+    season = 0.08 * np.sin(2 * np.pi * t / _YEAR + _SEASON_PHASE) + 0.03 * np.cos(4 * np.pi * t / _YEAR)
     baseline = size[:, None] * kpi_unit * (trend + season[None, :])  # [R,T]
 
     price = 10 + np.cumsum(rng.normal(0, 0.1, (R, T)), axis=1)  # [R,T]
@@ -288,6 +302,8 @@ def simulate_panel(
         return float(((contrib - unit * saturated(off)).sum(-1) * cells).sum())
 
     params = {
+        "budget_season": budget,
+        "kpi_season": season,
         "gates": np.stack([g1, g2], axis=1),
         "half_sat": half_sat,
         "slope": slope,
