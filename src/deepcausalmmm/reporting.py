@@ -114,7 +114,7 @@ def write_report(model: Any, path: Path) -> Path:
         _table(pd.DataFrame({"value": [
             f"{R} regions x {T} {period_name(p.dates)} x {C} channels, {len(model.controls_)} controls",
             f"{_when(p.dates[0])} .. {_when(p.dates[-1])}",
-            f"{h.seconds:.1f} s ({h.epochs_run} + {h.refit_epochs} epochs, {h.polish_evals} polish steps)",
+            f"{h.seconds:.1f} s ({h.epochs_run} + {h.refit_epochs} epochs, {h.polish_evals} polish evaluations)",
             f"{r2:.4f}", f"{wape:.2f}%",
         ]}, index=["panel", "dates", "fit", "in-sample R^2 (observed cells)", "in-sample WAPE"])),
         "<h2>Contributions</h2>",
