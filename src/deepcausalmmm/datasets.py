@@ -201,7 +201,7 @@ def simulate_panel(
 
     # Spend: shared budget season, channel-specific flights, regional noise.
     budget = 1 + 0.35 * np.sin(2 * np.pi * (t / 52.0) + rng.uniform(0, 2 * np.pi))  # [T]
-    if budget_in_phase:  # the KPI season's first harmonic (below)
+    if budget_in_phase:  # the KPI season's first harmonic (below); the random phase stays drawn
         budget = 1 + 0.35 * np.sin(2 * np.pi * t / _YEAR + _SEASON_PHASE)
     spend = np.zeros((R, T, C))
     bought_nationally = {_channel_index(node, channels, f"`national` entry {node!r}") for node in national}

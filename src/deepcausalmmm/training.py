@@ -223,8 +223,7 @@ def train(
     scale = 1.0  # L-BFGS sees the loss over its starting value (see ``polish``)
     if lbfgs:
         with torch.no_grad():
-            first = float(total_loss(net, batch, target, config)[0])
-        scale = first if math.isfinite(first) and first > 0 else 1.0
+            scale = _lbfgs_scale(float(total_loss(net, batch, target, config)[0]))
 
     def closure() -> Tensor:
         opt.zero_grad(set_to_none=True)
@@ -269,6 +268,11 @@ def train(
     history.epochs_run = len(history.train_loss)
     history.seconds = time.perf_counter() - start
     return history
+
+
+def _lbfgs_scale(start: float) -> float:
+    """What L-BFGS divides the objective by: its starting value (1 where that is not positive)."""
+    return start if math.isfinite(start) and start > 0 else 1.0
 
 
 def polish(
@@ -326,7 +330,7 @@ def polish(
     # change; no pair was kept and the polish stopped after 4 of 500 steps (a
     # simulated panel whose budget season peaks with the KPI's). Divided by its
     # starting value the objective is of order 1 at any noise level or scale.
-    scale = before if math.isfinite(before) and before > 0 else 1.0
+    scale = _lbfgs_scale(before)
     # L-BFGS also stops when its line search finds no lower point or its
     # direction is not a descent direction, which float32 rounding in the
     # model's gradients can cause long before ``steps``. (With the loss summed
