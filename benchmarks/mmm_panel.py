@@ -6,7 +6,9 @@ Usage::
                                    [--backtest 3] [--sweep 36,40,...,96] [--explain]
                                    [--intervals N] [--config JSON]
 
-Prints one table with the model and the naive floors computed in the same run.
+Prints one table with the model and the naive floors computed in the same run,
+and how many holdout cells the model's 90% forecast intervals
+(``predict_interval``) hold, at the split and at every swept cutoff.
 The issue's targets are for the default configuration; ``--config`` (JSON
 config overrides for every fit) is for comparing settings.
 """
@@ -30,6 +32,7 @@ N_WEEKS = 109
 HOLDOUT = int(N_WEEKS * 0.12)  # 13
 BURN_IN = 6
 FILLED_WEIGHT = 0.1  # BENCHMARK.md: a model may down-weight filled cells
+INTERVAL_LEVEL = 0.9  # forecast intervals (predict_interval) scored beside the point metrics
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mmm_data.csv"
 
 
@@ -95,8 +98,10 @@ def fit_and_score(
         sample_weight=np.where(train["observed"], 1.0, FILLED_WEIGHT),
     )
     fit_s = time.perf_counter() - t0
-    pred_h = model.predict(hold[media], regions=hold["dmacode"].to_numpy(),
-                           dates=hold["weekid"].to_numpy(), controls=hold[controls])
+    band = model.predict_interval(hold[media], regions=hold["dmacode"].to_numpy(),
+                                  dates=hold["weekid"].to_numpy(), controls=hold[controls],
+                                  level=INTERVAL_LEVEL)
+    pred_h = band["prediction"].to_numpy()  # predict's forecast
     scored_train = train[train.weekid >= BURN_IN]
     pred_t = model.predict(scored_train[media], regions=scored_train["dmacode"].to_numpy(),
                            dates=scored_train["weekid"].to_numpy(), controls=scored_train[controls])
@@ -105,6 +110,9 @@ def fit_and_score(
     m["train_r2"] = float(r2_score(scored_train["target_visits"], pred_t))
     m["gap"] = m["train_r2"] - m["pooled_r2"]
     m["fit_s"] = fit_s
+    y_h = hold["target_visits"].to_numpy()
+    m["interval_coverage_pct"] = float(((y_h >= band["lower"]) & (y_h <= band["upper"])).mean() * 100)
+    m["interval_width_pct"] = float((band["upper"] - band["lower"]).sum() / np.abs(y_h).sum() * 100)
     rows["deepcausalmmm"] = m
     for name, pred in naive_forecasts(train, hold).items():
         rows[name] = metrics(hold, pred)
@@ -242,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows, f"holdout weeks {cutoff}..{N_WEEKS - 1} (train 0..{cutoff - 1}), "
                       f"peak memory {peak_mb:.0f} MB, epochs {model.history_.epochs_run}"
                       f"+{model.history_.refit_epochs}")
+    ours = rows["deepcausalmmm"]
+    print(f"\n{INTERVAL_LEVEL:.0%} forecast intervals (predict_interval): holdout cells inside "
+          f"{ours['interval_coverage_pct']:.1f}%, summed width {ours['interval_width_pct']:.1f}% of the KPI")
     summary = model.contribution_summary()
     print(f"\nmedia share of KPI: {summary.share_of_kpi.sum():.3f}; largest channel share of media: {summary.share_of_media.max():.3f}; min contribution: {summary.contribution.min():.1f}"
           )
@@ -262,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         cutoffs = [int(c) for c in args.sweep.split(",")]
         print(f"\ncutoff sweep ({len(cutoffs)} cutoffs, all cells, {HOLDOUT}-week horizon):")
         print(f"{'cutoff':>8s}{'WAPE':>10s}{'naive':>10s}{'nat.MAPE':>10s}{'naive':>10s}"
-              f"{'R^2':>10s}{'naive':>10s}{'fit_s':>8s}{'media':>8s}{'max_ch':>8s}")
+              f"{'R^2':>10s}{'naive':>10s}{'fit_s':>8s}{'media':>8s}{'max_ch':>8s}{'cover':>8s}")
         sweep = []
         for cut in cutoffs:
             r, m = fit_and_score(df, media, controls, cut, HOLDOUT, args.random_state, over)
@@ -274,9 +285,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{cut:8d}{o['wape_pct']:10.2f}{n['wape_pct']:10.2f}{o['national_mape_pct']:10.2f}"
                   f"{n['national_mape_pct']:10.2f}{o['pooled_r2']:10.4f}{n['pooled_r2']:10.4f}"
                   f"{o['fit_s']:8.1f}{o['media_share_of_kpi']:8.3f}"
-                  f"{o['largest_channel_share_of_media']:8.3f}", flush=True)
+                  f"{o['largest_channel_share_of_media']:8.3f}{o['interval_coverage_pct']:8.1f}", flush=True)
         wins = sum(s["ours"]["wape_pct"] < s["naive_last_value"]["wape_pct"] for s in sweep)
-        print(f"WAPE below the naive last value at {wins} of {len(sweep)} cutoffs")
+        print(f"WAPE below the naive last value at {wins} of {len(sweep)} cutoffs; "
+              f"{INTERVAL_LEVEL:.0%} intervals held "
+              f"{np.mean([s['ours']['interval_coverage_pct'] for s in sweep]):.1f}% of the holdout cells "
+              "on average ('cover')")
         result["sweep"] = sweep
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

@@ -15,6 +15,7 @@ from deepcausalmmm.components import (
 )
 from deepcausalmmm.components.temporal import (
     CalendarContext,
+    forecast_error_quantiles,
     make_knots,
     residual_persistence,
     trend_basis,
@@ -156,3 +157,70 @@ def test_residual_persistence_weights_and_missing_cells():
     start[:, :6] = rng.normal(0, 100, (R, 6))
     assert residual_persistence(start, np.ones((R, T))) == pytest.approx(
         residual_persistence(persistent[:, 6:], np.ones((R, T - 6))))
+
+
+def test_forecast_error_quantiles_known_answers():
+    """Scaled pseudo-forecast errors: white noise keeps the normal quantiles at every horizon,
+    an AR(1) residual forecast with its own persistence narrows them by sqrt(1 - phi^(2h)), and a
+    trend that drifts adds its drift (exactly, when the residuals are 0)."""
+    rng = np.random.default_rng(7)
+    R, T = 60, 400
+    w = np.ones((R, T))
+    flat = np.zeros((R, T))
+    probs = np.array([0.05, 0.95])
+    z = 1.6449
+    noise = rng.normal(0, 0.04, (R, T))
+    scale, q = forecast_error_quantiles(noise, w, flat, 0.0, np.array([0, 1, 5]), probs)
+    np.testing.assert_allclose(scale, 0.04, rtol=0.2)  # each region's robust sd
+    np.testing.assert_allclose(q, [[-z, z]] * 3, atol=0.12)
+    phi = 0.7
+    e = np.zeros((R, T))
+    for t in range(1, T):
+        e[:, t] = phi * e[:, t - 1] + rng.normal(0, 0.03, R)
+    _, q = forecast_error_quantiles(e, w, flat, phi, np.array([0, 1, 2, 30]), probs)
+    for row, h in zip(q, [0, 1, 2, 30], strict=True):
+        np.testing.assert_allclose(row, [-z * np.sqrt(1 - phi ** (2 * h)) if h else -z,
+                                         z * np.sqrt(1 - phi ** (2 * h)) if h else z], atol=0.12)
+    # Trend drift with residuals all 0: the scale falls back to 1 and the errors are the drift.
+    slope = np.linspace(0.001, 0.002, R)[:, None]
+    trend = slope * np.arange(T)[None, :]
+    scale, q = forecast_error_quantiles(flat, w, trend, 0.5, np.array([0, 3, 10]), probs)
+    np.testing.assert_array_equal(scale, 1.0)
+    np.testing.assert_allclose(q[0], [0, 0], atol=1e-12)
+    np.testing.assert_allclose(q[1], np.quantile(slope[:, 0] * 3, probs), rtol=1e-9)
+    np.testing.assert_allclose(q[2], np.quantile(slope[:, 0] * 10, probs), rtol=1e-9)
+    # Damped: the forecast continues the last slope damped by d per week, so it misses by
+    # slope * (h - d (1 - d^h) / (1 - d)).
+    d = 0.8
+    _, q = forecast_error_quantiles(flat, w, trend, 0.0, np.array([4]), probs, damping=d)
+    np.testing.assert_allclose(q[0], np.quantile(slope[:, 0] * (4 - d * (1 - d**4) / (1 - d)), probs),
+                               rtol=1e-9)
+
+
+def test_forecast_error_quantiles_scales_weights_and_long_horizons():
+    rng = np.random.default_rng(8)
+    R, T = 40, 200
+    sd = np.where(np.arange(R) < 20, 0.02, 0.08)[:, None]  # half the regions four times as noisy
+    e = rng.normal(0, 1, (R, T)) * sd
+    w = np.ones((R, T))
+    flat = np.zeros((R, T))
+    probs = np.array([0.05, 0.95])
+    scale, q = forecast_error_quantiles(e, w, flat, 0.0, np.array([0]), probs)
+    # Each region's own scale, pulled toward the median by 30 weeks' weight: noisy ones ~3x wider.
+    assert 2.5 < scale[20:].mean() / scale[:20].mean() < 4.0
+    np.testing.assert_allclose(q[0], [-1.645, 1.645], atol=0.15)
+    # Cells with weight 0 are left out: wild values there change nothing.
+    wild = e.copy()
+    wild[:, 100:120] = 50.0
+    w0 = w.copy()
+    w0[:, 100:120] = 0.0
+    s1, q1 = forecast_error_quantiles(wild, w0, flat, 0.0, np.array([0]), probs)
+    s2, q2 = forecast_error_quantiles(np.where(w0 > 0, e, np.nan), w, flat, 0.0, np.array([0]), probs)
+    np.testing.assert_array_equal(s1, s2)
+    np.testing.assert_array_equal(q1, q2)
+    # Horizons past half the usable weeks read the longest such lag; a 12-week fit still answers.
+    _, q_long = forecast_error_quantiles(e, w, flat, 0.0, np.array([97, 500]), probs)
+    np.testing.assert_array_equal(q_long[0], q_long[1])
+    scale, q_short = forecast_error_quantiles(e[:3, :12], w[:3, :12], flat[:3, :12], 0.5,
+                                              np.array([0, 1, 40]), probs)
+    assert np.isfinite(q_short).all() and (q_short[:, 0] < q_short[:, 1]).all()

@@ -216,6 +216,11 @@ def test_backtest_refits_per_cutoff_and_reports_naive(small_sim):
     wape = np.abs(y[:, 52:60] - naive).sum() / np.abs(y[:, 52:60]).sum() * 100
     assert res["naive_wape_pct"].iloc[1] == pytest.approx(wape)
     assert (res["wape_pct"] > 0).all() and res["r2"].notna().all()
+    # The intervals of predict_interval, scored on the same holdout cells.
+    assert res.attrs["level"] == 0.9
+    assert res["coverage_pct"].between(0, 100).all() and (res["interval_width_pct"] > 0).all()
+    with pytest.raises(DataError, match=r"`level` must be in \(0, 1\)"):
+        model.backtest(small_sim.X, small_sim.y, small_sim.regions, small_sim.dates, level=90)
     with pytest.raises(DataError, match="leaves 0 training weeks"):
         model.backtest(small_sim.X, small_sim.y, small_sim.regions, small_sim.dates,
                        n_splits=6, horizon=10)
@@ -410,3 +415,61 @@ def test_unexplained_weeks_find_an_event_the_model_was_not_told_about():
     assert not set(told.get_unexplained_weeks().index) & set(dates[[40, 41]])
     with pytest.raises(DataError, match=r"`threshold` must be a positive number"):
         model.get_unexplained_weeks(threshold=0)
+
+
+def test_interval_metrics_known_answer():
+    from deepcausalmmm.analysis.backtest import interval_metrics
+
+    y = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    lower = y - np.array([[0.5, -0.1, 1.0], [0.0, 1.0, 1.0]])  # the second cell sits above its interval
+    upper = y + 0.5
+    mask = np.array([[True, True, True], [True, True, False]])
+    got = interval_metrics(y, lower, upper, mask)
+    assert got["coverage_pct"] == pytest.approx(80.0)
+    width = (upper - lower)[mask].sum()
+    assert got["interval_width_pct"] == pytest.approx(width / 15.0 * 100)
+
+
+def test_predict_interval_covers_simulated_holdout(tmp_path):
+    """Forecast intervals on a simulated panel (6% noise): the predictions are predict's, the
+    fit's own residuals fall inside at the nominal rate, the holdout close to it, a lower
+    level gives nested narrower bands, and a saved model gives the same intervals."""
+    sim = simulate_panel(20, 104, 4, seed=1)
+    d = sim.data
+    weeks = np.sort(d["date"].unique())
+    tr, ho = d[d["date"] < weeks[84]], d[d["date"] >= weeks[84]]
+    model = DeepCausalMMM(random_state=0).fit(
+        tr[sim.channels], tr["kpi"].to_numpy(), regions=tr["region"].to_numpy(),
+        dates=tr["date"].to_numpy(), controls=tr[sim.controls])
+    kw = dict(regions=ho["region"].to_numpy(), dates=ho["date"].to_numpy(), controls=ho[sim.controls])
+    band = model.predict_interval(ho[sim.channels], **kw, level=0.9)
+    assert band.attrs["level"] == 0.9 and list(band.columns) == [
+        "region", "date", "prediction", "lower", "upper", "horizon"]
+    np.testing.assert_array_equal(band["prediction"], model.predict(ho[sim.channels], **kw))
+    np.testing.assert_array_equal(band["region"], ho["region"])
+    np.testing.assert_array_equal(band["horizon"], np.searchsorted(weeks, ho["date"]) - 83)
+    assert (band["lower"] < band["prediction"]).all() and (band["upper"] > band["prediction"]).all()
+    y = ho["kpi"].to_numpy()
+    covered = ((y >= band["lower"]) & (y <= band["upper"])).mean()
+    assert 0.75 <= covered <= 0.98  # in-sample errors: near, not exactly, the nominal 90%
+    width = band["upper"] - band["lower"]
+    assert width[band["horizon"] == 20].mean() > width[band["horizon"] == 1].mean()
+    half = model.predict_interval(ho[sim.channels], **kw, level=0.5)
+    assert (half["lower"] >= band["lower"]).all() and (half["upper"] <= band["upper"]).all()
+    assert ((y >= half["lower"]) & (y <= half["upper"])).mean() < covered
+    # Fitted rows: horizon 0, and past the burn-in weeks the residuals the quantiles were read
+    # from fall inside at exactly the nominal rate (up to ties).
+    kw_tr = dict(regions=tr["region"].to_numpy(), dates=tr["date"].to_numpy(), controls=tr[sim.controls])
+    fit_band = model.predict_interval(tr[sim.channels], **kw_tr, level=0.9)
+    assert (fit_band["horizon"] == 0).all()
+    late = (np.searchsorted(weeks, tr["date"]) >= 6)
+    y_tr = tr["kpi"].to_numpy()[late]
+    inside = (y_tr >= fit_band["lower"].to_numpy()[late]) & (y_tr <= fit_band["upper"].to_numpy()[late])
+    assert inside.mean() == pytest.approx(0.9, abs=0.003)
+    loaded = DeepCausalMMM.load(model.save(tmp_path / "m.safetensors"))
+    pd.testing.assert_frame_equal(loaded.predict_interval(ho[sim.channels], **kw, level=0.9), band)
+    for bad in (0, 1, 1.5, -0.2, True, "0.9", float("nan")):
+        with pytest.raises(DataError, match=r"`level` must be in \(0, 1\), e.g. 0.9"):
+            model.predict_interval(ho[sim.channels], **kw, level=bad)
+    with pytest.raises(NotFittedError):
+        DeepCausalMMM().predict_interval(ho[sim.channels], **kw)

@@ -201,7 +201,17 @@ def test_predict_cli_forecasts_with_a_saved_model(tmp_path, capsys):
     # forecast weeks carry over from the fitted history: beyond week 50 they are not a refit
     late = pd.to_datetime(got["date"]) >= pd.Timestamp(weeks[50])
     assert late.sum() == 4 * 10 and np.isfinite(got.loc[late, "prediction"]).all()
-    capsys.readouterr()
+    # 90% forecast intervals by default, as predict_interval gives them
+    band = model.predict_interval(again[["channel_1", "channel_2"]], regions=again["region"].to_numpy(),
+                                  dates=again["date"].to_numpy(), controls=again[["price", "promo"]])
+    np.testing.assert_allclose(got[["lower", "upper"]].to_numpy(), band[["lower", "upper"]].to_numpy(),
+                               rtol=1e-9)
+    np.testing.assert_array_equal(got["horizon"], band["horizon"])
+    assert (got.loc[late, "horizon"] > 0).all() and (got.loc[~late, "horizon"] == 0).all()
+    assert "90% intervals in lower/upper" in capsys.readouterr().out
+    assert main(["predict", model_file, str(tmp_path / "all.csv"), "--date", "date", "--region",
+                 "region", "--level", "1.5", "--out", str(tmp_path / "lv.csv")]) == 2
+    assert "`level` must be in (0, 1)" in capsys.readouterr().err and not (tmp_path / "lv.csv").exists()
     # errors: a missing channel column, no --date, a file that is not a model
     again.drop(columns=["channel_2"]).to_csv(tmp_path / "bad.csv", index=False)
     assert main(["predict", model_file, str(tmp_path / "bad.csv"), "--date", "date", "--region",
@@ -274,6 +284,7 @@ def test_backtest_cli_matches_the_api(tmp_path, capsys):
     assert len(got) == 2 and got["cutoff"].is_monotonic_increasing
     np.testing.assert_allclose(got["wape_pct"], want["wape_pct"], rtol=1e-9)
     np.testing.assert_allclose(got["naive_wape_pct"], want["naive_wape_pct"], rtol=1e-9)
+    np.testing.assert_allclose(got["coverage_pct"], want["coverage_pct"], rtol=1e-9)
     assert main(["backtest", str(tmp_path / "d.csv"), "--target", "sales", "--channels", "channel_1",
                  "--out", str(tmp_path / "x.csv")]) == 2
     assert "sales" in capsys.readouterr().err and not (tmp_path / "x.csv").exists()

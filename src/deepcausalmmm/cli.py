@@ -257,19 +257,23 @@ def _predict(args: argparse.Namespace) -> int:
     _columns(df, model.channels_, "channel", args.data)
     _columns(df, model.controls_, "control", args.data)
     _columns(df, [c for c in (args.date, args.region) if c], "date/region", args.data)
-    table = model.get_channel_contributions(
-        df[model.channels_],
-        regions=df[args.region].to_numpy() if args.region else None,
-        dates=df[args.date].to_numpy(),
-        controls=df[model.controls_] if model.controls_ else None,
-    )
+    inputs = {
+        "regions": df[args.region].to_numpy() if args.region else None,
+        "dates": df[args.date].to_numpy(),
+        "controls": df[model.controls_] if model.controls_ else None,
+    }
+    table = model.get_channel_contributions(df[model.channels_], **inputs)
+    band = model.predict_interval(df[model.channels_], **inputs, level=args.level)
+    for col in ("lower", "upper", "horizon"):
+        table[col] = band[col].to_numpy()  # both frames are in input row order
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out)
     end = pd.Index(model.panel_.dates)[-1]
     end = end.date() if isinstance(end, pd.Timestamp) else end
     print(f"predicted {len(table)} rows ({table['prediction'].sum():,.1f} KPI in all; the fit ends "
-          f"{end}, later rows are forecasts); wrote {out.resolve()}")
+          f"{end}, later rows are forecasts, with {args.level:.0%} intervals in lower/upper); "
+          f"wrote {out.resolve()}")
     return 0
 
 
@@ -285,7 +289,7 @@ def _backtest(args: argparse.Namespace) -> int:
         regions=df[args.region].to_numpy() if args.region else None,
         dates=df[args.date].to_numpy() if args.date else None,
         controls=df[controls] if controls else None,
-        n_splits=args.n_splits, horizon=args.horizon,
+        n_splits=args.n_splits, horizon=args.horizon, level=args.level,
     )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -345,12 +349,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     pred.add_argument("data", help="CSV with the model's channel and control columns")
     pred.add_argument("--date", default=None, help="column of each row's week (required)")
     pred.add_argument("--region", default=None)
+    pred.add_argument("--level", type=float, default=0.9,
+                      help="forecast interval level for the lower/upper columns (default 0.9)")
     pred.add_argument("--out", default="outputs/predictions.csv")
     pred.set_defaults(func=_predict)
     back = _data_arguments(sub.add_parser(
         "backtest", help="rolling-origin refits, each scored beside the naive last-value forecast"))
     back.add_argument("--n-splits", type=int, default=3, help="cutoffs (each a full refit)")
     back.add_argument("--horizon", type=int, default=13, help="weeks forecast after each cutoff")
+    back.add_argument("--level", type=float, default=0.9,
+                      help="forecast interval level scored as coverage_pct (default 0.9)")
     back.add_argument("--out", default="outputs/backtest.csv")
     back.set_defaults(func=_backtest)
     args = parser.parse_args(argv)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["forecast_metrics", "rolling_cutoffs", "last_value_forecast"]
+__all__ = ["forecast_metrics", "interval_metrics", "rolling_cutoffs", "last_value_forecast"]
 
 
 def forecast_metrics(y: np.ndarray, pred: np.ndarray, mask: np.ndarray) -> dict[str, float]:
@@ -24,6 +24,19 @@ def forecast_metrics(y: np.ndarray, pred: np.ndarray, mask: np.ndarray) -> dict[
         "wape_pct": float(np.abs(yy - pp).sum() / np.abs(yy).sum() * 100),
         "r2": 1 - ss_res / ss_tot if ss_tot > 0 else float("nan"),
         "national_mape_pct": float(np.mean(np.abs(nat_y[keep] - nat_p[keep]) / np.abs(nat_y[keep])) * 100),
+    }
+
+
+def interval_metrics(y: np.ndarray, lower: np.ndarray, upper: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    """Interval scores over the cells of ``[R,H]`` arrays where ``mask`` is true.
+
+    Returns ``coverage_pct`` (cells with ``lower <= y <= upper``) and
+    ``interval_width_pct`` (sum of ``upper - lower`` over sum of ``|y|``).
+    """
+    yy, lo, hi = y[mask], lower[mask], upper[mask]
+    return {
+        "coverage_pct": float(((yy >= lo) & (yy <= hi)).mean() * 100),
+        "interval_width_pct": float((hi - lo).sum() / np.abs(yy).sum() * 100),
     }
 
 

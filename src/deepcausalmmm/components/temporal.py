@@ -8,6 +8,8 @@
   slope.
 * :func:`residual_persistence`: week-to-week persistence of the fit's
   residuals, with which a forecast lets the last fitted week's residual fade.
+* :func:`forecast_error_quantiles`: quantiles of in-sample pseudo-forecast
+  errors per horizon, for forecast intervals.
 * :class:`Baseline`: per-region level + trend + seasonality, with region
   deviations from shared shapes (shrunk by the loss).
 * :class:`CalendarContext`: one GRU over calendar features and controls
@@ -29,6 +31,7 @@ __all__ = [
     "make_knots",
     "trend_basis",
     "residual_persistence",
+    "forecast_error_quantiles",
     "Baseline",
     "CalendarContext",
     "Effectiveness",
@@ -169,6 +172,98 @@ def residual_persistence(resid: np.ndarray, weight: np.ndarray, burn_in: int = R
     if not den > 0:
         return 0.0
     return float(np.clip((w * prev * nxt).sum() / den, 0.0, 0.99))
+
+
+INTERVAL_SHRINK = 30.0  # weeks' worth of the regions' median scale each region's own scale is pulled toward
+MIN_ERRORS = 20  # fewest pseudo-forecast errors a horizon's quantiles are read from
+
+
+def forecast_error_quantiles(
+    resid: np.ndarray,
+    weight: np.ndarray,
+    trend: np.ndarray,
+    persistence: float,
+    horizons: np.ndarray,
+    probs: np.ndarray,
+    damping: float | None = None,
+    burn_in: int = RESIDUAL_BURN_IN,
+    shrink: float = INTERVAL_SHRINK,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-region error scale ``[R]`` and pseudo-forecast error quantiles ``[H,P]``.
+
+    ``resid`` ``[R,T]`` are the fit's residuals and ``trend`` ``[R,T]`` its
+    fitted trend, both in region-relative units; ``weight`` ``[R,T]`` the loss
+    weights (cells at 0 are left out). A forecast holds the trend at its last
+    fitted value (or, with ``damping``, continues its last slope damped by
+    ``damping`` per week) and lets the last residual fade by ``persistence``
+    per week (0 when forecasts do not start from it). Made from an in-sample
+    week ``t``, such a forecast would have missed week ``t + h`` by::
+
+        e[t+h] + (trend[t+h] - trend at t+h as forecast from t) - persistence**h * e[t]
+
+    so the errors hold the trend's own drift, which in-sample residuals do not.
+    Horizon 0 is the residual itself (rows within the fitted period). Each
+    region's errors are divided by its robust residual scale (1.4826 times the
+    median absolute deviation, shrunk toward the regions' median scale with
+    ``shrink`` weeks' weight, so that a region with few weeks is not given a
+    scale of its own) and pooled over regions. Horizons longer than half the
+    usable weeks read the longest such lag; a horizon with fewer than
+    ``MIN_ERRORS`` errors reads the next shorter one (down to the residuals).
+
+    Returns
+    -------
+    scale : ndarray ``[R]``
+        Each region's error scale in region-relative units (1 where its
+        residuals and the pooled scale are all 0).
+    quantiles : ndarray ``[H,P]``
+        Quantiles ``probs`` of the scaled errors at each of ``horizons``
+        (NaN where no residual is usable at all).
+    """
+    resid = np.asarray(resid, dtype=float)
+    weight = np.asarray(weight, dtype=float)
+    trend = np.asarray(trend, dtype=float)
+    slope = np.diff(trend, axis=1, prepend=trend[:, :1])  # [R,T] each week's trend change (0 first)
+    if resid.shape[1] - burn_in >= 8:
+        resid, weight, trend, slope = (a[:, burn_in:] for a in (resid, weight, trend, slope))
+    e = np.where((weight > 0) & np.isfinite(resid), resid, np.nan)  # [R,T]
+    n = np.isfinite(e).sum(axis=1)  # [R]
+    has = n > 0
+    med = np.full(len(e), np.nan)
+    mad = np.zeros(len(e))
+    if has.any():
+        med[has] = np.nanmedian(e[has], axis=1)
+        mad[has] = 1.4826 * np.nanmedian(np.abs(e[has] - med[has, None]), axis=1)
+    pool = float(np.median(mad[has])) if has.any() else 0.0
+    scale = np.sqrt((n * mad**2 + shrink * pool**2) / (n + shrink))  # [R]
+    scale = np.where(scale > 0, scale, 1.0)
+    T = e.shape[1]
+    longest = max(1, T // 2)
+
+    def errors(h: int) -> np.ndarray:
+        if h == 0:
+            out = e
+        else:
+            if damping is None:
+                drift = trend[:, h:] - trend[:, :-h]
+            else:
+                drift = trend[:, h:] - trend[:, :-h] - slope[:, :-h] * damping * (1 - damping**h) / (1 - damping)
+            out = e[:, h:] + drift - persistence**h * e[:, :-h]  # [R,T-h]
+        z = (out / scale[:, None]).ravel()
+        return z[np.isfinite(z)]
+
+    cache: dict[int, np.ndarray] = {}
+    q = np.full((len(horizons), len(probs)), np.nan)
+    for i, h in enumerate(np.asarray(horizons, dtype=int)):
+        lag = int(min(max(h, 0), longest, T - 1))
+        while True:
+            if lag not in cache:
+                cache[lag] = errors(lag)
+            if len(cache[lag]) >= MIN_ERRORS or lag == 0:
+                break
+            lag -= 1
+        if len(cache[lag]):
+            q[i] = np.quantile(cache[lag], probs)
+    return scale, q
 
 
 class CalendarContext(nn.Module):
