@@ -55,6 +55,9 @@ def test_cuda_effects_and_save_load_to_cpu(pair, tmp_path):
     loaded = DeepCausalMMM.load(path)
     assert next(loaded.net_.parameters()).device.type == "cpu"
     np.testing.assert_allclose(loaded.predict(sim.X, **kw), gpu.predict(sim.X, **kw), rtol=1e-4, atol=1e-3)
+    # Forecast intervals read the trend from the model wherever it lives.
+    band_gpu, band_cpu = gpu.predict_interval(sim.X, **kw), loaded.predict_interval(sim.X, **kw)
+    np.testing.assert_allclose(band_gpu[["lower", "upper"]], band_cpu[["lower", "upper"]], rtol=1e-4, atol=1e-3)
 
 
 def test_cuda_fit_with_lift_tests_matches_cpu(pair):
