@@ -32,6 +32,7 @@ from .components.temporal import (
     trend_basis,
 )
 from .config import MMMConfig, build_config
+from .constants import DATE, REGION
 from .data.history import align_to_fit, extend_history
 from .data.panel import ArrayLike, Panel, build_panel, stale_cells, static_channels
 from .data.scaling import PanelScaler
@@ -382,8 +383,8 @@ class DeepCausalMMM(BaseEstimator):
         unit = scale[fit_r] * self.scaler_.y_scale[fit_r]  # [N] KPI units per scaled error
         pred = table["prediction"].to_numpy()
         out = pd.DataFrame({
-            "region": table.index.get_level_values("region"),
-            "date": table.index.get_level_values("date"),
+            REGION: table.index.get_level_values(REGION),
+            DATE: table.index.get_level_values(DATE),
             "prediction": pred,
             "lower": pred + q[at, 0] * unit,
             "upper": pred + q[at, 1] * unit,
@@ -394,11 +395,10 @@ class DeepCausalMMM(BaseEstimator):
 
     def _interval_quantiles(self, horizons: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per fitted region its error scale ``[R]``, and error quantiles ``[H,P]`` (see ``predict_interval``)."""
-        p, cfg = self.panel_, self.config_
-        assert p.y is not None
-        resid = np.where(p.observed, p.y - self._fitted_prediction(), np.nan) / self.scaler_.y_scale[:, None]
-        weight = self._loss_weights(cfg, p, self.scaler_)  # [R,T]
-        R, T = p.observed.shape
+        cfg = self.config_
+        resid, weight = self._fit_residuals()  # [R,T]
+        resid = resid / self.scaler_.y_scale[:, None]  # region-relative units
+        R, T = self.panel_.observed.shape
         basis = trend_basis(np.arange(T, dtype=float), self.knots_)  # [T,J] within the fit
         device = next(self.net_.parameters()).device
         with torch.no_grad():
@@ -1565,9 +1565,7 @@ class DeepCausalMMM(BaseEstimator):
         Recomputed from the fitted state on load, so saved files do not hold it.
         """
         p = self.panel_
-        assert p.y is not None
-        resid = np.where(p.observed, p.y - self._fitted_prediction(), np.nan)  # [R,T]
-        weight = self._loss_weights(self.config_, p, self.scaler_)  # [R,T]
+        resid, weight = self._fit_residuals()  # [R,T] KPI units, [R,T]
         self.residual_persistence_ = residual_persistence(resid / self.scaler_.y_scale[:, None], weight)
         T = p.observed.shape[1]
         last = T - 1 - np.argmax(p.observed[:, ::-1], axis=1)  # [R] last observed week
@@ -1575,6 +1573,13 @@ class DeepCausalMMM(BaseEstimator):
         has = p.observed.any(axis=1)
         self._anchor_week = np.where(has, last, T - 1)  # [R]
         self._anchor_resid = np.where(has, resid[rows, last], 0.0)  # [R] KPI units
+
+    def _fit_residuals(self) -> tuple[np.ndarray, np.ndarray]:
+        """``[R,T]`` the fit's residuals in KPI units (NaN on unobserved cells) and its loss weights."""
+        p = self.panel_
+        assert p.y is not None
+        resid = np.where(p.observed, p.y - self._fitted_prediction(), np.nan)
+        return resid, self._loss_weights(self.config_, p, self.scaler_)
 
     def _anchor_forecast(self, parts: dict[str, np.ndarray], reg_idx: np.ndarray,
                          r: np.ndarray, tt: np.ndarray) -> None:
