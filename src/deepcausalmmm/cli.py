@@ -262,8 +262,7 @@ def _predict(args: argparse.Namespace) -> int:
         "dates": df[args.date].to_numpy(),
         "controls": df[model.controls_] if model.controls_ else None,
     }
-    table = model.get_channel_contributions(df[model.channels_], **inputs)
-    band = model.predict_interval(df[model.channels_], **inputs, level=args.level)
+    table, band = model._decompose_with_intervals(df[model.channels_], **inputs, level=args.level)
     for col in ("lower", "upper", "horizon"):
         table[col] = band[col].to_numpy()  # both frames are in input row order
     out = Path(args.out)

@@ -372,6 +372,18 @@ class DeepCausalMMM(BaseEstimator):
         DataError
             If ``level`` is not in (0, 1).
         """
+        return self._decompose_with_intervals(X, regions, dates, controls, level)[1]
+
+    def _decompose_with_intervals(
+        self,
+        X: ArrayLike,
+        regions: ArrayLike | None,
+        dates: ArrayLike | None,
+        controls: ArrayLike | Sequence[str] | None,
+        level: float,
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The rows' decomposition (as :meth:`get_channel_contributions`) and their
+        :meth:`predict_interval` frame, from one forward pass (the CLI's ``predict``)."""
         _check_level(level)
         table, _, (fit_r, tt) = self._decompose_rows(X, regions, dates, controls)
         T = len(self.panel_.dates)
@@ -391,7 +403,7 @@ class DeepCausalMMM(BaseEstimator):
             "horizon": horizon.astype(int),
         })
         out.attrs["level"] = float(level)
-        return out
+        return table, out
 
     def _interval_quantiles(self, horizons: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per fitted region its error scale ``[R]``, and error quantiles ``[H,P]`` (see ``predict_interval``)."""
