@@ -1,5 +1,7 @@
 """The panel contract: layouts accepted, and a clear error for each kind of bad input."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -59,7 +61,9 @@ def test_nan_and_inf(col):
     df.loc[12, col] = np.nan
     name = {"tv": "X", "price": "controls", "kpi": "y"}[col]
     shown = "y" if col == "kpi" else col
-    with pytest.raises(DataError, match=rf"`{name}` column '{shown}' has 1 NaN.*region 'r1', dates 2024-01-15"):
+    fix = {"tv": "missing spend is usually 0", "price": "carry the last known value forward",
+           "kpi": "`sample_weight` 0"}[col]  # the fix fits the argument
+    with pytest.raises(DataError, match=rf"`{name}` column '{shown}' has 1 NaN.*region 'r1', dates 2024-01-15.*{fix}"):
         panel_of(df)
     df.loc[12, col] = np.inf
     with pytest.raises(DataError, match="infinite"):
@@ -213,6 +217,22 @@ def test_all_zero_channel_warns():
     df = frame()
     df["search"] = 0.0
     with pytest.warns(UserWarning, match=r"channel\(s\) \['search'\] are zero in every row"):
+        panel_of(df)
+
+
+def test_region_with_kpi_zero_in_every_fitted_week_warns():
+    df = frame(n_regions=3)
+    df.loc[df.region == "r1", "kpi"] = 0.0
+    with pytest.warns(UserWarning, match=r"1 region\(s\) \(\['r1'\]\) have KPI 0 in every fitted week"):
+        panel_of(df)
+    # a zero KPI only in weeks the fit ignores (weight 0), or in some weeks, is not flagged
+    df = frame(n_regions=3)
+    r1 = (df.region == "r1").to_numpy()
+    df.loc[r1 & (df.date < "2024-02-01"), "kpi"] = 0.0
+    weight = np.where(r1 & (df.date < "2024-02-01"), 0.0, 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        panel_of(df, sample_weight=weight)
         panel_of(df)
 
 

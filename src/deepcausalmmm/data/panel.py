@@ -184,6 +184,14 @@ def _check_numeric(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     return frame.astype(float) if frame.shape[1] else frame
 
 
+_FINITE_FIX = {  # what to do about a NaN/infinite value, per argument
+    "X": "fill them (missing spend is usually 0) or drop the rows",
+    "controls": "fill them (e.g. carry the last known value forward) or drop the rows",
+    "y": "drop those rows, or keep them with any finite KPI value and `sample_weight` 0 "
+         "(the fit then ignores their KPI while media still carry over)",
+}
+
+
 def _check_finite(
     values: np.ndarray, columns: Sequence[str], name: str, reg: np.ndarray, dts: np.ndarray
 ) -> None:
@@ -196,8 +204,7 @@ def _check_finite(
         kind = "NaN" if np.isnan(values[rows[0], j]) else "infinite"
         raise DataError(
             f"`{name}` column '{columns[j]}' has {len(rows)} {kind}/non-finite value(s) "
-            f"({_where(region, dts[in_region])}); fill or drop them before fitting "
-            "(missing spend is usually 0)"
+            f"({_where(region, dts[in_region])}); {_FINITE_FIX[name]}"
         )
 
 
@@ -497,6 +504,18 @@ def build_panel(
                 UserWarning,
                 stacklevel=3,
             )
+        if ygrid is not None:
+            counted = observed & (weight > 0)  # [R,T] cells whose KPI the fit uses
+            dead = [region_labels[r] for r in range(R)
+                    if counted[r].any() and not np.any(ygrid[r][counted[r]] != 0)]
+            if dead:
+                warnings.warn(
+                    f"{len(dead)} region(s) ({dead[:5]}) have KPI 0 in every fitted week; the fit still credits "
+                    "their media with effects, offset by a negative baseline, and counts them in "
+                    "totals and shares. If the KPI is not recorded there, drop those regions' rows",
+                    UserWarning,
+                    stacklevel=3,
+                )
         measured = observed if ygrid is None else observed & ~stale_cells(ygrid, media, observed)
         flat = [channels[c] for c in np.flatnonzero(static_channels(media, measured))]
         if flat:
