@@ -46,12 +46,24 @@ def test_response_curves_restricted_and_plotted(fitted, small_sim):
         ({"channels": ["radio"]}, r"\['radio'\] are not fitted channels"),
         ({"multipliers": [-1.0, 1.0]}, "must be finite numbers >= 0"),
         ({"regions": ["nowhere"]}, "were not in the fitted data"),
-        ({"period": ("2030-01-01", "2030-02-01")}, "contains no fitted dates"),
+        ({"period": ("2030-01-01", "2030-02-01")}, "contains no fitted dates; the fit covers 2023-01-02.."),
+        ({"period": "2023"}, r"must be a \(start, end\) pair of dates.*found '2023'; e.g. period=\('2023-01-02'"),
+        ({"period": ("2023-01-02", "someday")}, "is not a pair of dates"),
     ],
 )
 def test_response_curve_errors(fitted, kwargs, message):
     with pytest.raises(DataError, match=message):
         fitted.get_response_curves(**kwargs)
+
+
+def test_single_labels_mean_one_channel_or_region(fitted, small_sim):
+    """A bare label is that one channel or region, not a sequence of its characters."""
+    region = small_sim.regions[0]
+    one = fitted.get_response_curves("channel_1", [1.0], regions=region)
+    listed = fitted.get_response_curves(["channel_1"], [1.0], regions=[region])
+    assert one.equals(listed) and set(one["channel"]) == {"channel_1"}
+    np.testing.assert_allclose(fitted.get_channel_effects(regions=region)["total"],
+                               fitted.get_channel_effects(regions=[region])["total"])
 
 
 def test_budget_reallocation_follows_marginal_roi(fitted):
@@ -123,6 +135,9 @@ def test_budget_plan_robustness_under_bootstrap(fitted):
         ({"n_boot": 2, "regions": ["geo_000"]}, "cannot be combined with `regions`"),
         ({"budget": 1e12}, "cannot be met with multipliers"),
         ({"bounds": (1.2, 0.8)}, "0 <= low < high"),
+        ({"bounds": 1.5}, r"must be \(low, high\).*found 1.5; e.g. bounds=\(0.5, 1.5\)"),
+        ({"bounds": ("half", 1.5)}, "`bounds` must be a number, found 'half'"),
+        ({"budget": "lots"}, "`budget` must be a number, found 'lots'"),
         ({"channels": ["radio"]}, r"\['radio'\] are not fitted channels"),
     ],
 )

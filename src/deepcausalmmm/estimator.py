@@ -7,7 +7,7 @@ import numbers
 import os
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -707,10 +707,11 @@ class DeepCausalMMM(BaseEstimator):
 
         Parameters
         ----------
-        regions : list, optional
+        regions : list or one label, optional
             Restrict to these fitted regions.
         period : (start, end), optional
-            Restrict to dates in ``[start, end]``; counterfactuals still use the full history.
+            Restrict to dates in ``[start, end]`` (both included); counterfactuals still use
+            the full history.
         by_region : bool
             One row per (region, channel) instead of per channel.
         """
@@ -917,7 +918,7 @@ class DeepCausalMMM(BaseEstimator):
             negative or non-finite multipliers.
         """
         check_is_fitted(self, "graph_model_")
-        names = self._check_channels(list(self.channels_) if channels is None else list(channels))
+        names = self._check_channels(list(self.channels_) if channels is None else _as_list(channels))
         grid = np.linspace(0.0, 2.0, 9) if multipliers is None else np.asarray(multipliers, dtype=float)
         if grid.ndim != 1 or not np.all(np.isfinite(grid)) or np.any(grid < 0):
             raise DataError(f"`multipliers` must be finite numbers >= 0, found {list(np.ravel(grid))}")
@@ -1015,7 +1016,7 @@ class DeepCausalMMM(BaseEstimator):
         free = self.net_.free.cpu().numpy() > 0  # [C]: False where the effect is fixed at 0
         names = self._check_channels(
             [c for c, s_, f in zip(self.channels_, spend_all, free, strict=True) if s_ > 0 and f]
-            if channels is None else list(channels)
+            if channels is None else _as_list(channels)
         )
         idx = np.array([self.channels_.index(c) for c in names])
         spend = spend_all[idx]
@@ -1024,11 +1025,11 @@ class DeepCausalMMM(BaseEstimator):
                 f"`channels` {[c for c, s_ in zip(names, spend, strict=True) if s_ <= 0]} have no spend in the "
                 "selected cells; leave them out"
             )
-        lo, hi = (float(b) for b in bounds)
+        lo, hi = _as_number_pair(bounds)
         if not (np.isfinite(lo) and np.isfinite(hi) and 0 <= lo < hi):
             raise DataError(f"`bounds` must be (low, high) with 0 <= low < high, found {bounds}")
         current = float(spend.sum())
-        target = current if budget is None else float(budget)
+        target = current if budget is None else _as_number(budget, "budget")
         if not (np.isfinite(target) and lo * current - 1e-9 <= target <= hi * current + 1e-9):
             raise DataError(
                 f"`budget` {budget} cannot be met with multipliers in {bounds}: the chosen channels "
@@ -1162,6 +1163,7 @@ class DeepCausalMMM(BaseEstimator):
         p = self.panel_
         keep = p.observed.copy() if observed else np.ones(p.observed.shape, dtype=bool)  # [R,T]
         if regions is not None:
+            regions = _as_list(regions)
             unknown = [r for r in regions if r not in self.regions_]
             if unknown:
                 raise DataError(
@@ -1170,13 +1172,23 @@ class DeepCausalMMM(BaseEstimator):
                 )
             keep &= np.isin(np.asarray(self.regions_, dtype=object), np.asarray(regions, dtype=object))[:, None]
         if period is not None:
-            start, end = period
             dates = p.dates
+            example = f"({_fmt(dates[0])!r}, {_fmt(dates[-1])!r})"
+            if isinstance(period, (str, bytes)) or not hasattr(period, "__len__") or len(period) != 2:
+                raise DataError(f"`period` must be a (start, end) pair of dates, both included, found "
+                                f"{period!r}; e.g. period={example}")
+            start, end = period
             if isinstance(dates, pd.DatetimeIndex):
-                start, end = pd.Timestamp(start), pd.Timestamp(end)
+                try:
+                    start, end = pd.Timestamp(start), pd.Timestamp(end)
+                except (TypeError, ValueError) as exc:
+                    raise DataError(f"`period` {period!r} is not a pair of dates ({exc}); "
+                                    f"e.g. period={example}") from None
             keep &= ((dates >= start) & (dates <= end))[None, :]
             if not keep.any():
-                raise DataError(f"`period` {period} contains no fitted dates ({dates[0]}..{dates[-1]})")
+                raise DataError(f"`period` {period} contains no fitted dates; the fit covers "
+                                f"{_fmt(dates[0])}..{_fmt(dates[-1])}: give (start, end) with start <= end "
+                                f"overlapping it, e.g. period={example}")
         return keep
 
     def _check_channels(self, names: list[str]) -> list[str]:
@@ -1720,6 +1732,36 @@ class DeepCausalMMM(BaseEstimator):
 
 
 WEAK_TEST = 0.3  # a lift test whose standard error is above 30% of its lift pins a channel little
+
+
+def _as_list(values: Any) -> list[Any]:
+    """A list of labels from a list-like, or a one-label list from a single label (``"tv"``, ``501``)."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        return [values]
+    return list(values)
+
+
+def _fmt(value: Any) -> Any:
+    """A date as ``YYYY-MM-DD`` (other labels as they are), for messages."""
+    return value.strftime("%Y-%m-%d") if isinstance(value, pd.Timestamp) else value
+
+
+def _as_number(value: object, name: str) -> float:
+    """``value`` as a float, or a ``DataError`` naming the argument."""
+    if isinstance(value, bool):
+        raise DataError(f"`{name}` must be a number, found {value!r}")
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise DataError(f"`{name}` must be a number, found {value!r}") from None
+
+
+def _as_number_pair(bounds: object) -> tuple[float, float]:
+    """``(low, high)`` multipliers as floats, or a ``DataError``."""
+    if isinstance(bounds, (str, bytes)) or not hasattr(bounds, "__len__") or len(bounds) != 2:
+        raise DataError(f"`bounds` must be (low, high) with 0 <= low < high, found {bounds!r}; "
+                        "e.g. bounds=(0.5, 1.5)")
+    return _as_number(bounds[0], "bounds"), _as_number(bounds[1], "bounds")  # type: ignore[index]
 
 
 def _check_level(level: object) -> None:
