@@ -118,6 +118,24 @@ def test_fit_cli_reports_bad_input(tmp_path, capsys):
                  "--date", "date", "--region", "region", "--out", str(tmp_path / "o")])
     assert code == 2
     assert "negative" in capsys.readouterr().err
+    args = ["--date", "date", "--region", "region", "--out", str(tmp_path / "o2")]
+    # a misspelt column is named against the file's header before any fitting
+    assert main(["fit", str(path), "--target", "kpi", "--channels", "channel_1,chanel_2", *args]) == 2
+    err = capsys.readouterr().err
+    assert "lacks the named column(s) ['chanel_2']" in err and "--channels" in err
+    # a missing or unreadable file is a clear error (status 2), not a traceback
+    assert main(["fit", str(tmp_path / "none.csv"), "--target", "kpi", "--channels", "channel_1", *args]) == 2
+    assert "data file" in capsys.readouterr().err
+    (tmp_path / "broken.csv").write_text('a,b\n1,2,3,4\n"x')
+    assert main(["fit", str(tmp_path / "broken.csv"), "--target", "kpi", "--channels", "channel_1", *args]) == 2
+    assert "could not be read as CSV" in capsys.readouterr().err
+    # a KPI column holding text says what it found
+    data = sim.data.astype({"kpi": str})
+    data.loc[3, "kpi"] = "12 units"
+    data.to_csv(path, index=False)
+    assert main(["fit", str(path), "--target", "kpi", "--channels", "channel_1", *args]) == 2
+    assert "`y` must be numeric (one KPI value per row), found e.g. '12 units'" in capsys.readouterr().err
+    assert not (tmp_path / "o2").exists()  # nothing written by a failed fit
 
 
 def test_fit_cli_spend_columns_and_weights(tmp_path, capsys):

@@ -69,13 +69,26 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0) -> list[Path
     return files
 
 
+def _read_csv(path: str, what: str) -> pd.DataFrame:
+    """A CSV file as a DataFrame, or a ``DataError`` saying what is wrong with the path or file."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{what} file '{path}' {'is not a file' if p.exists() else 'does not exist'}; "
+                        "pass the path of a CSV file")
+    try:
+        return pd.read_csv(p)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{what} file '{path}' could not be read as CSV ({exc}); "
+                        "pass a comma-separated file with a header row") from None
+
+
 def read_lift_tests(path: str, df: pd.DataFrame, region: str | None) -> pd.DataFrame:
     """Lift tests from a CSV: ``channel,start,end,lift,lift_se[,regions]``.
 
     ``regions`` lists region labels separated by ``;`` (empty: all regions);
     labels are matched to the data's region column as text.
     """
-    tests = pd.read_csv(path)
+    tests = _read_csv(path, "lift-test")
     if "regions" in tests.columns:
         labels = {} if region is None else {str(v): v for v in pd.unique(df[region])}
 
@@ -176,11 +189,14 @@ def _demo(args: argparse.Namespace) -> int:
 def _fit(args: argparse.Namespace) -> int:
     if args.n_boot == 1 or args.n_boot < 0:
         raise DataError(f"--n-boot must be 0 (no intervals) or at least 2, found {args.n_boot}")
-    df = pd.read_csv(args.data)
+    df = _read_csv(args.data, "data")
     _label_columns(args, df, args.data)
     channels, controls = _names(args.channels), _names(args.controls)
-    lift_tests = read_lift_tests(args.lift_tests, df, args.region) if args.lift_tests else None
     spend = _spend_map(args.spend)
+    named = [args.target, *channels, *controls, *spend.values(),
+             *(c for c in (args.date, args.region, args.weight) if c)]
+    _columns(df, named, "named", args.data)
+    lift_tests = read_lift_tests(args.lift_tests, df, args.region) if args.lift_tests else None
     model = DeepCausalMMM(config=args.config, random_state=args.seed)
     model.fit_frame(df, target=args.target, channels=channels, date=args.date, region=args.region,
                     controls=controls or None, weight=args.weight, lift_tests=lift_tests, spend=spend)
@@ -240,12 +256,14 @@ def _columns(df: pd.DataFrame, names: Sequence[str], what: str, path: str) -> No
     if missing:
         raise DataError(
             f"{path} lacks the {what} column(s) {missing}; its columns are {list(df.columns)}. "
-            "Name them as in the data the model was fitted on"
+            + ("Check the column options (--target, --channels, --controls, --date, --region, "
+               "--weight, --spend) against the file's header" if what == "named" else
+               "Name them as in the data the model was fitted on")
         )
 
 
 def _predict(args: argparse.Namespace) -> int:
-    df = pd.read_csv(args.data)
+    df = _read_csv(args.data, "data")
     _label_columns(args, df, args.data)
     if args.date is None:
         raise DataError(
@@ -277,7 +295,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _backtest(args: argparse.Namespace) -> int:
-    df = pd.read_csv(args.data)
+    df = _read_csv(args.data, "data")
     _label_columns(args, df, args.data)
     channels, controls = _names(args.channels), _names(args.controls)
     _columns(df, [args.target, *channels, *controls, *(c for c in (args.date, args.region) if c)],

@@ -474,7 +474,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     """
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"config file '{p}' does not exist; pass the path of a YAML or JSON file")
+        what = "is not a file" if p.exists() else "does not exist"
+        raise ConfigError(f"config file '{p}' {what}; pass the path of a YAML or JSON file")
     text = p.read_text()
     try:
         if p.suffix.lower() in {".yaml", ".yml"}:

@@ -90,6 +90,14 @@ def _fmt_date(d: Any) -> str:
     return str(d)
 
 
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def _where(region: Any, dates: Sequence[Any]) -> str:
     ds = sorted(dates)
     span = _fmt_date(ds[0]) if len(ds) == 1 else f"{_fmt_date(ds[0])}..{_fmt_date(ds[-1])}"
@@ -386,7 +394,9 @@ def build_panel(
         try:
             yv = yv.astype(float)
         except (TypeError, ValueError):
-            raise DataError("`y` must be numeric (one KPI value per row)") from None
+            bad = next(v for v in yv if not _is_number(v))
+            raise DataError(f"`y` must be numeric (one KPI value per row), found e.g. {bad!r}; "
+                            "convert it with pd.to_numeric and fix or drop the rows that fail") from None
     elif purpose == "fit":
         raise DataError("`y` is required to fit: pass the KPI, one value per row of `X`")
 
