@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from deepcausalmmm import DeepCausalMMM
 from deepcausalmmm.exceptions import DataError
+
+from .conftest import FAST
 
 
 def test_response_curve_hits_zero_and_the_total_effect(fitted):
@@ -54,6 +57,16 @@ def test_response_curves_restricted_and_plotted(fitted, small_sim):
 def test_response_curve_errors(fitted, kwargs, message):
     with pytest.raises(DataError, match=message):
         fitted.get_response_curves(**kwargs)
+
+
+def test_budget_without_spend_in_the_chosen_cells_says_so(small_sim):
+    X = small_sim.X.copy()
+    dark = small_sim.regions[0]
+    X.loc[np.asarray(small_sim.regions) == dark] = 0.0  # one region where no channel ran
+    model = DeepCausalMMM(config=FAST).fit(X, small_sim.y, regions=small_sim.regions, dates=small_sim.dates)
+    with pytest.raises(DataError, match=rf"no channel has spend .* \(regions '{dark}'.*choose regions or a period"):
+        model.optimize_budget(regions=dark)
+    assert len(model.optimize_budget()) == len(model.channels_)
 
 
 def test_single_labels_mean_one_channel_or_region(fitted, small_sim):

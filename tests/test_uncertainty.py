@@ -46,3 +46,22 @@ def test_intervals_widen_with_noise_and_are_ordered():
 def test_interval_arguments(fitted, kwargs, message):
     with pytest.raises(DataError, match=message):
         fitted.get_effect_intervals(**kwargs)
+
+
+def test_a_national_series_has_no_region_bootstrap(tmp_path, capsys):
+    """One region: every replicate would be the same fit, so zero-width intervals; refused up front."""
+    sim = simulate_panel(1, 60, 2, seed=3)
+    model = DeepCausalMMM(config=FAST).fit(sim.X, sim.y, dates=sim.dates)
+    for call in (lambda: model.get_effect_intervals(n_boot=3), lambda: model.optimize_budget(n_boot=3)):
+        with pytest.raises(DataError, match=r"`n_boot`: .* this fit has 1 \(a national series\)"):
+            call()
+    assert model.optimize_budget().attrs["converged"]  # without n_boot the plan still works
+    from deepcausalmmm.cli import main
+
+    path = tmp_path / "national.csv"
+    sim.data.drop(columns="region").to_csv(path, index=False)
+    out = tmp_path / "o"
+    assert main(["fit", str(path), "--target", "kpi", "--channels", "channel_1,channel_2", "--date", "date",
+                 "--n-boot", "2", "--out", str(out)]) == 2
+    assert "--n-boot 2 needs regional data" in capsys.readouterr().err
+    assert not out.exists()  # refused before fitting: no partial outputs

@@ -196,6 +196,11 @@ def _fit(args: argparse.Namespace) -> int:
     named = [args.target, *channels, *controls, *spend.values(),
              *(c for c in (args.date, args.region, args.weight) if c)]
     _columns(df, named, "named", args.data)
+    if args.n_boot and (args.region is None or df[args.region].nunique() < 2):
+        raise DataError(
+            f"--n-boot {args.n_boot} needs regional data: region-bootstrap intervals redraw regions, "
+            f"and {args.data} has one series. Pass --region COLUMN, or leave out --n-boot"
+        )
     lift_tests = read_lift_tests(args.lift_tests, df, args.region) if args.lift_tests else None
     model = DeepCausalMMM(config=args.config, random_state=args.seed)
     model.fit_frame(df, target=args.target, channels=channels, date=args.date, region=args.region,

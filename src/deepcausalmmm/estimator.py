@@ -782,12 +782,13 @@ class DeepCausalMMM(BaseEstimator):
         Raises
         ------
         DataError
-            If ``n_boot < 2`` or ``level`` is not in (0, 1).
+            If ``n_boot < 2``, ``level`` is not in (0, 1) or the fit has one region.
         """
         check_is_fitted(self, "graph_model_")
         if int(n_boot) < 2:
             raise DataError(f"`n_boot` must be at least 2 (replicates to spread), found {n_boot}")
         _check_level(level)
+        self._check_bootstrap_regions()
         start = time.perf_counter()
         p = self.panel_
         C = p.shape[2]
@@ -817,6 +818,15 @@ class DeepCausalMMM(BaseEstimator):
             out[f"{name}_sd"] = np.nanstd(reps, axis=0, ddof=1)
         out.attrs.update({"n_boot": int(n_boot), "level": level, "seconds": time.perf_counter() - start})
         return out
+
+    def _check_bootstrap_regions(self) -> None:
+        """Raise ``DataError`` for a fit with one region: a region bootstrap has nothing to redraw."""
+        if len(self.regions_) < 2:
+            raise DataError(
+                f"`n_boot`: region-bootstrap replicates redraw the fitted regions, and this fit has "
+                f"{len(self.regions_)} (a national series), so every replicate would be the same fit "
+                "and the intervals would have zero width. Fit regional data, or leave out n_boot"
+            )
 
     def _bootstrap_refits(self, n_boot: int, random_state: int) -> Iterator[tuple[np.ndarray, DeepCausalMMM]]:
         """``(draw [R], refit)`` per replicate: refits on regions drawn with replacement.
@@ -1014,10 +1024,15 @@ class DeepCausalMMM(BaseEstimator):
         where = self._cells(regions, period, observed=False)
         spend_all = np.where(keep[:, :, None], self.spend_, 0.0).sum(axis=(0, 1))  # [C]
         free = self.net_.free.cpu().numpy() > 0  # [C]: False where the effect is fixed at 0
-        names = self._check_channels(
-            [c for c, s_, f in zip(self.channels_, spend_all, free, strict=True) if s_ > 0 and f]
-            if channels is None else _as_list(channels)
-        )
+        if channels is None:
+            channels = [c for c, s_, f in zip(self.channels_, spend_all, free, strict=True) if s_ > 0 and f]
+            if not channels:
+                raise DataError(
+                    "no channel has spend (and an effect the fit could estimate) in the selected cells "
+                    f"(regions {regions!r}, period {period!r}), so there is no budget to reallocate; "
+                    "choose regions or a period where the channels ran"
+                )
+        names = self._check_channels(_as_list(channels))
         idx = np.array([self.channels_.index(c) for c in names])
         spend = spend_all[idx]
         if np.any(spend <= 0):
@@ -1040,6 +1055,7 @@ class DeepCausalMMM(BaseEstimator):
             raise DataError(f"`n_boot` must be 0 (no robustness check) or at least 2, found {n_boot}")
         if n_boot:
             _check_level(level)
+            self._check_bootstrap_regions()
         if n_boot and regions is not None:
             raise DataError(
                 "`n_boot` cannot be combined with `regions`: bootstrap replicates redraw the regions; "
