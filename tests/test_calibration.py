@@ -162,7 +162,7 @@ def test_lift_tests_survive_save_and_load(sim, tmp_path):
          "holds no fitted week"),
         (lambda t: t.assign(start=t.end, end=t.start), "is after 'end'"),
         (lambda t: t.iloc[:0], "has no rows"),
-        (lambda t: t.to_dict("records"), "must be a DataFrame"),
+        (lambda t: "experiments.csv", "must be a DataFrame"),
     ],
 )
 def test_bad_lift_tests_name_the_problem_and_change_nothing(fitted, small_sim, change, message):
@@ -173,6 +173,12 @@ def test_bad_lift_tests_name_the_problem_and_change_nothing(fitted, small_sim, c
     with pytest.raises(DataError, match=message):
         fitted.lift_test_report(change(good))
     assert fitted.get_channel_contributions().equals(before)
+
+
+def test_lift_tests_as_records(fitted, small_sim):
+    """A list of dicts, one per test, is read as the DataFrame it spells."""
+    good = _geo_test(small_sim)
+    pd.testing.assert_frame_equal(fitted.lift_test_report(good.to_dict("records")), fitted.lift_test_report(good))
 
 
 def test_report_without_tests_says_how_to_get_one(fitted):

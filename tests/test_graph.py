@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deepcausalmmm import ConfigError, DeepCausalMMM
+from deepcausalmmm import ConfigError, DataError, DeepCausalMMM
 from deepcausalmmm.analysis.effects import intervene, rescale
 from deepcausalmmm.components.graph import (
     ChannelGraph,
@@ -286,6 +286,15 @@ def test_spend_argument_sets_roi(mediated):
     with pytest.raises(Exception, match=r"`spend` columns \['radio'\] are not channels"):
         DeepCausalMMM().fit(sim.X, sim.y, regions=sim.regions, dates=sim.dates,
                             spend=pd.DataFrame({"radio": np.ones(len(sim.X))}))
+    # errors in spend name `spend` (not `X` or `regions`, which it is aligned with)
+    bad = spend.copy()
+    bad.iloc[5, 0] = -2.0
+    for frame, message in ((bad, r"`spend` column 'channel_2' has 1 negative or NaN/infinite value\(s\) "
+                                 r"\(first in row 5: -2.0\)"),
+                           (spend.iloc[:10], r"`spend` has 10 rows but `X` has \d+; pass one spend row per row"),
+                           ({"channel_2": spend["channel_2"]}, r"`spend` must be a DataFrame .*found dict")):
+        with pytest.raises(DataError, match=message):
+            DeepCausalMMM().fit(sim.X, sim.y, regions=sim.regions, dates=sim.dates, spend=frame)
 
 
 def test_graph_survives_save_load(mediated, tmp_path):

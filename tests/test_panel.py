@@ -256,6 +256,18 @@ def test_fit_reports_negative_spend_via_estimator():
         DeepCausalMMM().fit(df[["tv", "search"]], df["kpi"], regions=df["region"], dates=df["date"])
 
 
+def test_sample_weights_must_leave_something_to_fit():
+    df = frame()
+    with pytest.raises(DataError, match=r"`sample_weight` is 0 for every row, so the fit has no KPI"):
+        panel_of(df, sample_weight=np.zeros(len(df)))
+    w = np.ones(len(df))
+    w[4] = -0.5
+    with pytest.raises(DataError, match=r"found -0.5 in row 4; use 0 for rows whose KPI the fit should ignore"):
+        panel_of(df, sample_weight=w)
+    # predictions need no weights at all
+    assert build_panel(df[["tv", "search"]], None, df["region"], df["date"], purpose="predict").y is None
+
+
 def test_date_column_inside_X_is_rejected():
     df = frame()
     with pytest.raises(DataError, match=r"`X` column\(s\) \['date'\] hold dates, not activity; pass them as `dates=`"):

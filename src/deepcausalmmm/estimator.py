@@ -145,7 +145,7 @@ class DeepCausalMMM(BaseEstimator):
         spend : DataFrame, optional
             Spend per row for channels whose ``X`` values are impressions (columns
             named like channels); used for ROI. Channels not given use ``X``.
-        lift_tests : DataFrame, optional
+        lift_tests : DataFrame or list of dicts, optional
             Geo experiments to calibrate to, one row per test: ``channel``,
             ``start``, ``end`` (inclusive, same kind of value as ``dates``),
             ``lift`` (KPI lost over the test's regions and weeks with the channel
@@ -1489,12 +1489,30 @@ class DeepCausalMMM(BaseEstimator):
         if spend is None:
             return grid
         if not isinstance(spend, pd.DataFrame):
-            raise DataError("`spend` must be a DataFrame whose columns are channel names")
+            raise DataError(f"`spend` must be a DataFrame whose columns are channel names, found {type(spend).__name__}; "
+                            "e.g. spend=pd.DataFrame({\"tv\": tv_cost}) with one row per row of `X`")
         unknown = [c for c in spend.columns if c not in panel.channels]
         if unknown:
             raise DataError(
                 f"`spend` columns {unknown} are not channels; name spend columns like the channels "
                 f"{panel.channels}"
+            )
+        n = len(panel.row_index)  # rows of X
+        if len(spend) != n:
+            raise DataError(f"`spend` has {len(spend)} rows but `X` has {n}; pass one spend row per row "
+                            "of `X`, in the same order")
+        try:
+            values = spend.to_numpy(dtype=float)  # [N,k]
+        except (TypeError, ValueError):
+            raise DataError("`spend` must hold numbers (money spent per row and channel)") from None
+        bad = ~np.isfinite(values) | (values < 0)  # [N,k]
+        if bad.any():
+            j = int(np.argmax(bad.any(axis=0)))
+            rows = np.flatnonzero(bad[:, j])
+            raise DataError(
+                f"`spend` column {spend.columns[j]!r} has {len(rows)} negative or NaN/infinite value(s) "
+                f"(first in row {rows[0]}: {values[rows[0], j]}); spend must be finite and >= 0 "
+                "(0 where nothing was spent)"
             )
         sp = build_panel(spend, None, regions, dates, purpose="predict")
         if sp.shape[:2] != panel.shape[:2] or list(sp.regions) != list(panel.regions):

@@ -10,13 +10,14 @@ says it induced in other channels), summed over the same cells.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..data.panel import fmt_date
 from ..exceptions import DataError
 
 __all__ = ["LiftTests", "parse_lift_tests", "LIFT_COLUMNS"]
@@ -69,6 +70,8 @@ def parse_lift_tests(
         or regions, a window with no fitted weeks or ``start`` after ``end``,
         a non-finite lift, or a standard error that is not positive.
     """
+    if isinstance(tests, (list, tuple)) and tests and all(isinstance(t, Mapping) for t in tests):
+        tests = pd.DataFrame(list(tests))  # one dict per test, as records
     if not isinstance(tests, pd.DataFrame):
         raise DataError(
             f"`lift_tests` must be a DataFrame with columns {list(LIFT_COLUMNS)} (and optionally "
@@ -101,14 +104,14 @@ def parse_lift_tests(
         except (TypeError, ValueError) as exc:
             raise DataError(
                 f"{where}: 'start'/'end' ({row['start']!r}, {row['end']!r}) cannot be compared with "
-                f"the fitted dates ({dates[0]!r}..{dates[-1]!r}): {exc}; use the same kind of value as `dates`"
+                f"the fitted dates ({fmt_date(dates[0])}..{fmt_date(dates[-1])}): {exc}; use the same kind of value as `dates`"
             ) from None
         if start > end:
             raise DataError(f"{where}: 'start' {row['start']!r} is after 'end' {row['end']!r}; swap them")
         if not in_window.any():
             raise DataError(
                 f"{where}: the window {row['start']!r}..{row['end']!r} holds no fitted week "
-                f"({dates[0]!r}..{dates[-1]!r}); a lift test must fall inside the fitted period"
+                f"({fmt_date(dates[0])}..{fmt_date(dates[-1])}); a lift test must fall inside the fitted period"
             )
         wk[i] = in_window
         listed = _region_list(row["regions"]) if "regions" in tests.columns else None

@@ -84,7 +84,7 @@ class Panel:
 # helpers
 
 
-def _fmt_date(d: Any) -> str:
+def fmt_date(d: Any) -> str:
     if isinstance(d, (pd.Timestamp, np.datetime64)):
         return pd.Timestamp(d).strftime("%Y-%m-%d")
     return str(d)
@@ -100,7 +100,7 @@ def _is_number(value: Any) -> bool:
 
 def _where(region: Any, dates: Sequence[Any]) -> str:
     ds = sorted(dates)
-    span = _fmt_date(ds[0]) if len(ds) == 1 else f"{_fmt_date(ds[0])}..{_fmt_date(ds[-1])}"
+    span = fmt_date(ds[0]) if len(ds) == 1 else f"{fmt_date(ds[0])}..{fmt_date(ds[-1])}"
     return f"region '{region}', dates {span}"
 
 
@@ -264,12 +264,12 @@ def _regular_grid(dates: pd.Index) -> pd.Index:
             months = month_number(uniq)
             step = _common_step(months, lambda step, i: (
                 f"`dates` are irregular: month {anchor}s whose smallest spacing is {step} month(s) "
-                f"but {_fmt_date(uniq[i])} is off that grid; dates must lie on a regular grid (every "
+                f"but {fmt_date(uniq[i])} is off that grid; dates must lie on a regular grid (every "
                 "month, every quarter, every week...)"))
             return month_grid(uniq[0], int((months[-1] - months[0]) // step) + 1, step, anchor)
         step = _common_step(uniq.asi8, lambda step, i: (
             f"`dates` are irregular: the smallest spacing is {pd.Timedelta(step)} but "
-            f"{_fmt_date(uniq[i])} is off that grid; dates must lie on a regular grid: a fixed "
+            f"{fmt_date(uniq[i])} is off that grid; dates must lie on a regular grid: a fixed "
             "spacing (e.g. all Mondays, or every day) or calendar months (all month starts, or all "
             "month ends)"))
         return pd.DatetimeIndex(pd.date_range(uniq[0], uniq[-1], freq=pd.Timedelta(step)))
@@ -456,7 +456,12 @@ def build_panel(
                 f"`sample_weight` has {len(wv)} values but `X` has {n} rows; pass one weight per row"
             )
         if not np.isfinite(wv).all() or (wv < 0).any():
-            raise DataError("`sample_weight` must be finite and >= 0 for every row")
+            i = int(np.flatnonzero(~np.isfinite(wv) | (wv < 0))[0])
+            raise DataError(f"`sample_weight` must be finite and >= 0 for every row, found {wv[i]} in row "
+                            f"{i}; use 0 for rows whose KPI the fit should ignore, 1 for ordinary rows")
+        if purpose == "fit" and not (wv > 0).any():
+            raise DataError("`sample_weight` is 0 for every row, so the fit has no KPI to learn from; "
+                            "give the rows to fit a positive weight (1 for ordinary rows)")
 
     key = pd.DataFrame({"r": r_of_row, "d": dts})
     dup = key.duplicated(keep=False).to_numpy()
