@@ -1,6 +1,8 @@
 """The estimator's public API and its sklearn-style contract."""
 
 import copy
+import os
+import stat
 import warnings
 
 import numpy as np
@@ -193,6 +195,19 @@ def test_failed_save_keeps_previous_file(fitted, tmp_path, monkeypatch):
         fitted.save(path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+
+
+def test_saved_files_get_plain_file_permissions(fitted, tmp_path):
+    """Written through a temporary file, but readable as a plain new file would be (not mkstemp's 0600)."""
+    old = os.umask(0o022)
+    try:
+        model = fitted.save(tmp_path / "m.safetensors")
+        report = fitted.save_report(tmp_path / "r.html")
+    finally:
+        os.umask(old)
+    for path in (model, report):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors", "r.html"]
 
 
 def test_plots_describe_results(fitted):

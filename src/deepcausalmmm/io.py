@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -95,16 +97,37 @@ def save_model(model: Any, path: Path) -> Path:
              "seconds": h.seconds}
         ),
     }
+    with atomic_path(path, ".safetensors") as tmp:
+        save_file(tensors, tmp, metadata=meta)
+    return path
+
+
+@contextmanager
+def atomic_path(path: Path, suffix: str) -> Iterator[str]:
+    """A temporary file beside ``path`` to write; when the block succeeds it replaces ``path``.
+
+    A failed write leaves ``path`` as it was and no temporary file behind. The
+    result gets the permissions of a plain new file (0666 less the umask), not
+    the owner-only 0600 of :func:`tempfile.mkstemp`, so a report or model file
+    others could read before stays readable.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".safetensors")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=suffix)
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata=meta)
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return path
+
+
+def _umask() -> int:
+    """The process's file-creation mask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def load_model(cls: Any, path: Path) -> Any:

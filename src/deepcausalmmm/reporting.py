@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import html
-import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from . import __version__
 from .analysis.identification import EXTRAPOLATED_FLOOR
 from .components.graph import dense_graph_message, edge_mask
 from .data.history import period_name
+from .io import atomic_path
 from .plotting.figures import response_figure
 
 __all__ = ["write_report"]
@@ -172,13 +171,6 @@ def write_report(model: Any, path: Path) -> Path:
                   "<p class='note'>Experiments the model was calibrated to; z = (model - measured) / se.</p>",
                   _table(shown)]
     parts.append("</body></html>")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".html")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write("\n".join(parts))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path, ".html") as tmp:
+        Path(tmp).write_text("\n".join(parts), encoding="utf-8")
     return path
