@@ -488,3 +488,23 @@ def test_predict_interval_covers_simulated_holdout(tmp_path):
             model.predict_interval(ho[sim.channels], **kw, level=bad)
     with pytest.raises(NotFittedError):
         DeepCausalMMM().predict_interval(ho[sim.channels], **kw)
+
+
+def test_unnamed_arrays_predict_in_fitted_column_order(fitted, small_sim):
+    """A plain array for X (and controls) is read in the fitted column order."""
+    rows = slice(0, 12)
+    X = small_sim.X.iloc[rows]
+    kw = {"regions": small_sim.regions[rows], "dates": small_sim.dates[rows]}
+    ctrl = small_sim.control_frame.iloc[rows][fitted.controls_]
+    by_name = fitted.predict(X, controls=ctrl, **kw)
+    np.testing.assert_array_equal(fitted.predict(X.to_numpy(), controls=ctrl.to_numpy(), **kw), by_name)
+    with pytest.raises(DataError, match=r"`X` has 2 column\(s\) but the model was fitted on 3 channels"):
+        fitted.predict(X.to_numpy()[:, :2], controls=ctrl, **kw)
+    with pytest.raises(DataError, match=r"`controls` has 1 column\(s\) but the model was fitted on 2 controls"):
+        fitted.predict(X, controls=ctrl.to_numpy()[:, :1], **kw)
+
+
+def test_fit_frame_refuses_the_target_as_an_input(small_sim):
+    with pytest.raises(DataError, match="the target column 'kpi' is also among the channels"):
+        DeepCausalMMM().fit_frame(small_sim.data, target="kpi", channels=["channel_1", "kpi"],
+                                  date="date", region="region")

@@ -280,6 +280,14 @@ class DeepCausalMMM(BaseEstimator):
             raise DataError(
                 f"`df` lacks column(s) {missing}; available columns: {list(df.columns)}"
             )
+        roles = {"channels": list(channels), "controls": list(controls or []),
+                 "date/region/weight": [c for c in (date, region, weight) if c]}
+        for role, names in roles.items():
+            if target in names:
+                raise DataError(
+                    f"the target column {target!r} is also among the {role} {names}; the KPI cannot "
+                    f"explain itself. Drop {target!r} from the {role}"
+                )
         return self.fit(
             df[list(channels)],
             df[target].to_numpy(),
@@ -1720,6 +1728,7 @@ class DeepCausalMMM(BaseEstimator):
     ) -> tuple[pd.DataFrame, Panel, tuple[np.ndarray, np.ndarray]]:
         """Decomposition of input rows, their panel, and per row its fitted region and grid position."""
         check_is_fitted(self, "net_")
+        X, controls = self._name_columns(X, controls)
         new = build_panel(X, None, regions, dates, controls, purpose="predict")
         reg_idx, pos = align_to_fit(self.panel_, new)
         grid, media, ctrl = extend_history(self.panel_, new, reg_idx, pos)
@@ -1736,6 +1745,26 @@ class DeepCausalMMM(BaseEstimator):
             parts["baseline"][r, tt], parts["channels"][r, tt], parts["controls"][r, tt],
         )
         return table, new, (reg_idx[r], tt)
+
+    def _name_columns(
+        self, X: ArrayLike, controls: ArrayLike | Sequence[str] | None
+    ) -> tuple[ArrayLike, ArrayLike | Sequence[str] | None]:
+        """Unnamed 2-D arrays as DataFrames with the fitted channel / control names (columns in fit order)."""
+        def named(values: Any, names: list[str], what: str) -> Any:
+            if not isinstance(values, np.ndarray) or values.ndim != 2:
+                return values
+            if values.shape[1] != len(names):
+                raise DataError(
+                    f"`{what}` has {values.shape[1]} column(s) but the model was fitted on {len(names)} "
+                    f"{'channels' if what == 'X' else 'controls'} {names}; pass them in that order (or a "
+                    "DataFrame with those column names)"
+                )
+            return pd.DataFrame(values, columns=names)
+
+        out_controls = controls
+        if isinstance(controls, np.ndarray):
+            out_controls = named(controls, list(self.controls_), "controls")
+        return named(X, list(self.channels_), "X"), out_controls
 
     def _continue_fills(
         self,
