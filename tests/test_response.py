@@ -59,6 +59,27 @@ def test_response_curve_errors(fitted, kwargs, message):
         fitted.get_response_curves(**kwargs)
 
 
+def test_budget_bounds_per_channel(fitted):
+    """A dict of bounds: a channel held at (1, 1) keeps its spend; the others share the budget."""
+    free = fitted.optimize_budget(bounds=(0.5, 1.5))
+    held = free["multiplier"].idxmax()  # the channel the free plan grows most
+    plan = fitted.optimize_budget(bounds={held: (1.0, 1.0)})
+    assert plan.loc[held, "multiplier"] == pytest.approx(1.0, abs=1e-9)
+    assert plan["optimal_spend"].sum() == pytest.approx(plan["spend"].sum(), rel=1e-6)
+    others = plan.drop(index=held)["multiplier"]
+    assert others.between(0.5 - 1e-9, 1.5 + 1e-9).all()  # the default range for channels not named
+    assert plan.attrs["kpi_gain"] <= free.attrs["kpi_gain"] + 1e-9 * abs(free.attrs["kpi_gain"])
+    # a budget the per-channel bounds cannot reach names their range
+    spend = plan["spend"]
+    top = spend[held] + 1.5 * spend.drop(index=held).sum()
+    with pytest.raises(DataError, match=rf"must lie in \[.*, {top:,.2f}\]"):
+        fitted.optimize_budget(budget=1.01 * top, bounds={held: (1.0, 1.0)})
+    # an asymmetric range for one channel is respected
+    wide = fitted.optimize_budget(bounds={held: (0.9, 3.0)})
+    assert 0.9 - 1e-9 <= wide.loc[held, "multiplier"] <= 3.0 + 1e-9
+    assert wide.attrs["kpi_gain"] >= free.attrs["kpi_gain"] - 1e-6 * abs(free.attrs["kpi_gain"])
+
+
 def test_budget_without_spend_in_the_chosen_cells_says_so(small_sim):
     X = small_sim.X.copy()
     dark = small_sim.regions[0]
@@ -147,7 +168,12 @@ def test_budget_plan_robustness_under_bootstrap(fitted):
         ({"n_boot": 2, "level": 1.5}, r"in \(0, 1\)"),
         ({"n_boot": 2, "regions": ["geo_000"]}, "cannot be combined with `regions`"),
         ({"budget": 1e12}, "cannot be met with multipliers"),
-        ({"bounds": (1.2, 0.8)}, "0 <= low < high"),
+        ({"bounds": (1.2, 0.8)}, "0 <= low <= high"),
+        ({"bounds": (1.0, 1.0)}, "low < high for at least one channel"),
+        ({"bounds": {"radio": (0.5, 2.0)}}, r"`bounds` names \['radio'\], which are not among the channels"),
+        ({"bounds": {"channel_1": (2.0,)}}, r"`bounds\['channel_1'\]` must be \(low, high\)"),
+        ({"bounds": {"channel_1": (1.0, 1.0), "channel_2": (1.0, 1.0)}, "channels": ["channel_1", "channel_2"]},
+         "low < high for at least one channel"),
         ({"bounds": 1.5}, r"must be \(low, high\).*found 1.5; e.g. bounds=\(0.5, 1.5\)"),
         ({"bounds": ("half", 1.5)}, "`bounds` must be a number, found 'half'"),
         ({"budget": "lots"}, "`budget` must be a number, found 'lots'"),

@@ -963,7 +963,7 @@ class DeepCausalMMM(BaseEstimator):
         self,
         budget: float | None = None,
         channels: Sequence[str] | None = None,
-        bounds: tuple[float, float] = (0.5, 1.5),
+        bounds: tuple[float, float] | Mapping[str, tuple[float, float]] = (0.5, 1.5),
         regions: Sequence[Any] | None = None,
         period: tuple[Any, Any] | None = None,
         n_boot: int = 0,
@@ -988,8 +988,11 @@ class DeepCausalMMM(BaseEstimator):
             Channels to reallocate (default all with spend, except channels whose effect
             is fixed at 0 because their activity never varies: ``level`` "no variation" in
             :meth:`get_identification`); the others stay as observed.
-        bounds : (low, high)
-            Multiplier range per channel, ``0 <= low < high``.
+        bounds : (low, high) or dict
+            Multiplier range, ``0 <= low <= high`` with ``low < high`` for at least one
+            channel: one pair for every channel, or ``{channel: (low, high)}`` for
+            some of the chosen channels (the rest keep ``(0.5, 1.5)``); ``(1, 1)``
+            holds a channel at its observed spend.
         regions, period
             Restrict the cells as in :meth:`get_channel_effects`.
         n_boot, level, random_state
@@ -1021,7 +1024,8 @@ class DeepCausalMMM(BaseEstimator):
         Raises
         ------
         DataError
-            For unknown channels, channels without spend, bad bounds, a budget
+            For unknown channels, channels without spend, bad bounds or bounds for
+            channels that are not reallocated, a budget
             outside what the bounds allow, ``n_boot`` of 1 or below 0, ``level``
             outside (0, 1), or ``n_boot`` with ``regions``.
         """
@@ -1048,15 +1052,14 @@ class DeepCausalMMM(BaseEstimator):
                 f"`channels` {[c for c, s_ in zip(names, spend, strict=True) if s_ <= 0]} have no spend in the "
                 "selected cells; leave them out"
             )
-        lo, hi = _as_number_pair(bounds)
-        if not (np.isfinite(lo) and np.isfinite(hi) and 0 <= lo < hi):
-            raise DataError(f"`bounds` must be (low, high) with 0 <= low < high, found {bounds}")
+        lo, hi = _channel_bounds(bounds, names)  # [k], [k]
         current = float(spend.sum())
         target = current if budget is None else _as_number(budget, "budget")
-        if not (np.isfinite(target) and lo * current - 1e-9 <= target <= hi * current + 1e-9):
+        low_total, high_total = float(lo @ spend), float(hi @ spend)
+        if not (np.isfinite(target) and low_total - 1e-9 * current <= target <= high_total + 1e-9 * current):
             raise DataError(
                 f"`budget` {budget} cannot be met with multipliers in {bounds}: the chosen channels "
-                f"spent {current:,.2f}, so the budget must lie in [{lo * current:,.2f}, {hi * current:,.2f}]"
+                f"spent {current:,.2f}, so the budget must lie in [{low_total:,.2f}, {high_total:,.2f}]"
             )
         n_boot = int(n_boot)
         if n_boot == 1 or n_boot < 0:
@@ -1088,13 +1091,13 @@ class DeepCausalMMM(BaseEstimator):
             values = self._plan_kpis(scaled, idx, plans, keep, where)
             return -(values[1:] - values[0]) / step / norm
 
-        x0 = np.clip(np.full(len(idx), target / current), lo, hi)
+        x0 = _feasible_start(lo, hi, spend, target)
         # ftol 1e-8 of the media KPI: the objective comes from a float32 network. With 1e-10,
         # on the MMM panel's week-96 fit of session 20 SLSQP reached the plan in 35 iterations
         # and then took tiny steps until its limit of 200 (18 s, "not converged"); with 1e-9
         # and 1e-8 it stopped at the same plan and the same gain to 7 digits in 35 (2 s).
         res = minimize(
-            objective, x0, jac=gradient, method="SLSQP", bounds=[(lo, hi)] * len(idx),
+            objective, x0, jac=gradient, method="SLSQP", bounds=list(zip(lo, hi, strict=True)),
             constraints=[{"type": "eq", "fun": lambda m: float(m @ spend - target) / current}],
             options={"maxiter": 200, "ftol": 1e-8},
         )
@@ -1107,7 +1110,7 @@ class DeepCausalMMM(BaseEstimator):
                 f"try narrower `bounds` or fewer `channels`",
                 stacklevel=2,
             )
-        if target == current and lo <= 1.0 <= hi and gain < 0:
+        if target == current and np.all((lo <= 1.0) & (1.0 <= hi)) and gain < 0:
             m_opt, gain = np.ones(len(idx)), 0.0
 
         def response(m: np.ndarray) -> np.ndarray:
@@ -1819,12 +1822,50 @@ def _as_number(value: object, name: str) -> float:
         raise DataError(f"`{name}` must be a number, found {value!r}") from None
 
 
-def _as_number_pair(bounds: object) -> tuple[float, float]:
-    """``(low, high)`` multipliers as floats, or a ``DataError``."""
+def _as_number_pair(bounds: object, name: str) -> tuple[float, float]:
+    """``(low, high)`` multipliers as floats, or a ``DataError`` naming ``name``."""
     if isinstance(bounds, (str, bytes)) or not hasattr(bounds, "__len__") or len(bounds) != 2:
-        raise DataError(f"`bounds` must be (low, high) with 0 <= low < high, found {bounds!r}; "
+        raise DataError(f"`{name}` must be (low, high) with 0 <= low <= high, found {bounds!r}; "
                         "e.g. bounds=(0.5, 1.5)")
-    return _as_number(bounds[0], "bounds"), _as_number(bounds[1], "bounds")  # type: ignore[index]
+    return _as_number(bounds[0], name), _as_number(bounds[1], name)  # type: ignore[index]
+
+
+def _channel_bounds(bounds: object, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``[k]`` low and high multipliers for channels ``names`` from one pair or a dict of pairs."""
+    default = (0.5, 1.5)
+    if isinstance(bounds, Mapping):
+        unknown = [c for c in bounds if c not in names]
+        if unknown:
+            raise DataError(
+                f"`bounds` names {unknown}, which are not among the channels reallocated {names}; "
+                "give bounds for those channels only (name others in `channels` to reallocate them)"
+            )
+        pairs = [_as_number_pair(bounds.get(c, default), f"bounds[{c!r}]") for c in names]
+    else:
+        pairs = [_as_number_pair(bounds, "bounds")] * len(names)
+    lo, hi = (np.array(v, dtype=float) for v in zip(*pairs, strict=True))
+    bad = ~(np.isfinite(lo) & np.isfinite(hi) & (lo >= 0) & (lo <= hi))
+    if bad.any() or not (lo < hi).any():
+        raise DataError(
+            f"`bounds` must be (low, high) with 0 <= low <= high, and low < high for at least one "
+            f"channel, found {bounds}; e.g. bounds=(0.5, 1.5) or bounds={{'tv': (1, 1), 'search': (0.8, 2)}}"
+        )
+    return lo, hi
+
+
+def _feasible_start(lo: np.ndarray, hi: np.ndarray, spend: np.ndarray, target: float) -> np.ndarray:
+    """``[k]`` multipliers within the bounds spending ``target``: one common multiplier, clipped.
+
+    Total spend at ``clip(s, lo, hi)`` rises with ``s``, so a bisection finds ``s``.
+    """
+    a, b = float(lo.min()), float(hi.max())
+    for _ in range(100):
+        s = 0.5 * (a + b)
+        if np.clip(s, lo, hi) @ spend < target:
+            a = s
+        else:
+            b = s
+    return np.clip(0.5 * (a + b), lo, hi)
 
 
 def _check_level(level: object) -> None:
