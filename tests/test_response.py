@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from deepcausalmmm import DeepCausalMMM
@@ -183,3 +184,32 @@ def test_budget_plan_robustness_under_bootstrap(fitted):
 def test_budget_errors(fitted, kwargs, message):
     with pytest.raises(DataError, match=message):
         fitted.optimize_budget(**kwargs)
+
+
+def test_optimize_cli_matches_the_api(fitted, small_sim, tmp_path, capsys):
+    from deepcausalmmm.cli import main
+
+    model_file = str(fitted.save(tmp_path / "m.safetensors"))
+    out = tmp_path / "plan.csv"
+    assert main(["optimize", model_file, "--bounds", "0.7:1.3", "--channel-bounds", "channel_1=1:1",
+                 "--out", str(out)]) == 0
+    plan = pd.read_csv(out, index_col="channel")
+    api = fitted.optimize_budget(bounds={"channel_1": (1, 1), "channel_2": (0.7, 1.3), "channel_3": (0.7, 1.3)})
+    np.testing.assert_allclose(plan["multiplier"], api["multiplier"], rtol=1e-6, atol=1e-9)
+    assert plan.loc["channel_1", "multiplier"] == pytest.approx(1.0)
+    assert plan["kpi_gain"].iloc[0] == pytest.approx(api.attrs["kpi_gain"], rel=1e-6)
+    # a region and a period, as the API's
+    region, dates = small_sim.regions[0], np.unique(small_sim.dates)
+    start, end = (pd.Timestamp(d).strftime("%Y-%m-%d") for d in (dates[10], dates[40]))
+    assert main(["optimize", model_file, "--regions", region, "--start", start, "--end", end,
+                 "--out", str(out)]) == 0
+    api = fitted.optimize_budget(regions=[region], period=(start, end))
+    np.testing.assert_allclose(pd.read_csv(out, index_col="channel")["multiplier"], api["multiplier"], rtol=1e-6)
+    # bad ranges and unknown channels: status 2, a message, no file
+    capsys.readouterr()
+    for args, message in ((["--bounds", "1.5"], "--bounds takes LOW:HIGH"),
+                          (["--channel-bounds", "radio=1:1"], "`bounds` names ['radio']"),
+                          (["--channel-bounds", "channel_1"], "--channel-bounds takes channel=LOW:HIGH")):
+        bad = tmp_path / "bad.csv"
+        assert main(["optimize", model_file, *args, "--out", str(bad)]) == 2
+        assert message in capsys.readouterr().err and not bad.exists()

@@ -1,4 +1,4 @@
-"""Command line: ``deepcausalmmm demo``, ``fit``, ``predict`` and ``backtest``.
+"""Command line: ``deepcausalmmm demo``, ``fit``, ``predict``, ``optimize`` and ``backtest``.
 
 Examples::
 
@@ -8,6 +8,8 @@ Examples::
         --lift-tests experiments.csv --spend tv=tv_spend
     deepcausalmmm predict outputs/run/model.safetensors plan.csv --date date --region region \\
         --out outputs/run/predictions.csv
+    deepcausalmmm optimize outputs/run/model.safetensors --bounds 0.5:1.5 \\
+        --channel-bounds tv=1:1,search=0.8:2 --out outputs/run/plan.csv
     deepcausalmmm backtest data.csv --target kpi --date date --region region \\
         --channels tv,search --controls price --n-splits 3 --horizon 13 --out outputs/backtest.csv
 """
@@ -299,6 +301,59 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _range(text: str, option: str) -> tuple[float, float]:
+    """``LOW:HIGH`` as two floats, or a ``DataError`` naming ``option``."""
+    low, sep, high = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return float(low), float(high)
+    except ValueError:
+        raise DataError(f"{option} takes LOW:HIGH multipliers, e.g. 0.5:1.5, found {text!r}") from None
+
+
+def _integer(value: object, option: str) -> int:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise DataError(f"{option} must be a period number like the fit's dates, found {value!r}") from None
+
+
+def _optimize(args: argparse.Namespace) -> int:
+    model = DeepCausalMMM.load(args.model)
+    common = _range(args.bounds, "--bounds")
+    per: dict[str, tuple[float, float]] = {}
+    for item in _names(args.channel_bounds):
+        channel, sep, text = item.partition("=")
+        if not (sep and channel):
+            raise DataError(f"--channel-bounds takes channel=LOW:HIGH pairs separated by commas, "
+                            f"e.g. tv=1:1,search=0.8:2, found {item!r}")
+        per[channel] = _range(text, f"--channel-bounds {channel}")
+    dates = pd.Index(model.panel_.dates)
+    labels = {str(r): r for r in model.regions_}
+    regions = [labels.get(r.strip(), r.strip()) for r in args.regions.split(";") if r.strip()] if args.regions else None
+    period = None
+    if args.start or args.end:
+        start, end = args.start or dates[0], args.end or dates[-1]
+        if not isinstance(dates, pd.DatetimeIndex):  # integer periods
+            start, end = _integer(start, "--start"), _integer(end, "--end")
+        period = (start, end)
+    names = model._budget_channels(_names(args.channels) or None, regions, period)
+    bounds = {**{c: common for c in names}, **per} if per else common
+    plan = model.optimize_budget(budget=args.budget, channels=names, bounds=bounds, regions=regions,
+                                 period=period, n_boot=args.n_boot, level=args.level)
+    for key in ("kpi_gain", "kpi_gain_fraction", "gain_lo", "gain_hi", "gain_share_positive", "n_boot"):
+        if key in plan.attrs:
+            plan[key] = plan.attrs[key]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plan.to_csv(out)
+    print(plan.round(4).to_string())
+    print(f"modelled KPI gain {plan.attrs['kpi_gain']:,.1f} (the model's forecast, not a measurement); "
+          f"wrote {out.resolve()}")
+    return 0
+
+
 def _backtest(args: argparse.Namespace) -> int:
     df = _read_csv(args.data, "data")
     _label_columns(args, df, args.data)
@@ -375,6 +430,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="forecast interval level for the lower/upper columns (default 0.9)")
     pred.add_argument("--out", default="outputs/predictions.csv")
     pred.set_defaults(func=_predict)
+    opt = sub.add_parser("optimize", help="reallocate budget across channels with a saved model")
+    opt.add_argument("model", help="a model file written by fit (model.safetensors)")
+    opt.add_argument("--budget", type=float, default=None,
+                     help="total spend of the chosen channels (default: what they spent)")
+    opt.add_argument("--channels", default=None, help="comma-separated channels to reallocate")
+    opt.add_argument("--bounds", default="0.5:1.5", help="LOW:HIGH multiplier range (default 0.5:1.5)")
+    opt.add_argument("--channel-bounds", default=None,
+                     help="per-channel ranges, channel=LOW:HIGH comma-separated (1:1 holds a channel)")
+    opt.add_argument("--regions", default=None, help="regions to plan for, separated by ';' (default all)")
+    opt.add_argument("--start", default=None, help="first date of the planned period (default: the fit's)")
+    opt.add_argument("--end", default=None, help="last date of the planned period (default: the fit's)")
+    opt.add_argument("--n-boot", type=int, default=0,
+                     help="region-bootstrap refits scoring the plan (0: none; each is a full refit)")
+    opt.add_argument("--level", type=float, default=0.9, help="interval level for the refits' gains")
+    opt.add_argument("--out", default="outputs/budget_plan.csv")
+    opt.set_defaults(func=_optimize)
     back = _data_arguments(sub.add_parser(
         "backtest", help="rolling-origin refits, each scored beside the naive last-value forecast"))
     back.add_argument("--n-splits", type=int, default=3, help="cutoffs (each a full refit)")

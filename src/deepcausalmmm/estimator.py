@@ -1035,16 +1035,7 @@ class DeepCausalMMM(BaseEstimator):
         keep = self._cells(regions, period)
         where = self._cells(regions, period, observed=False)
         spend_all = np.where(keep[:, :, None], self.spend_, 0.0).sum(axis=(0, 1))  # [C]
-        free = self.net_.free.cpu().numpy() > 0  # [C]: False where the effect is fixed at 0
-        if channels is None:
-            channels = [c for c, s_, f in zip(self.channels_, spend_all, free, strict=True) if s_ > 0 and f]
-            if not channels:
-                raise DataError(
-                    "no channel has spend (and an effect the fit could estimate) in the selected cells "
-                    f"(regions {regions!r}, period {period!r}), so there is no budget to reallocate; "
-                    "choose regions or a period where the channels ran"
-                )
-        names = self._check_channels(_as_list(channels))
+        names = self._budget_channels(channels, regions, period)
         idx = np.array([self.channels_.index(c) for c in names])
         spend = spend_all[idx]
         if np.any(spend <= 0):
@@ -1133,6 +1124,26 @@ class DeepCausalMMM(BaseEstimator):
             table.attrs.update(self._plan_robustness(idx, m_opt, period, n_boot, level, random_state))
             table.attrs["kpi_gain_fraction"] = gain / self._total_kpi(keep)
         return table
+
+    def _budget_channels(
+        self, channels: Sequence[str] | str | None, regions: Sequence[Any] | None,
+        period: tuple[Any, Any] | None,
+    ) -> list[str]:
+        """The channels :meth:`optimize_budget` reallocates: ``channels`` checked, or by default
+        every channel with spend in the selected cells whose effect the fit could estimate."""
+        if channels is not None:
+            return self._check_channels(_as_list(channels))
+        keep = self._cells(regions, period)
+        spend_all = np.where(keep[:, :, None], self.spend_, 0.0).sum(axis=(0, 1))  # [C]
+        free = self.net_.free.cpu().numpy() > 0  # [C]: False where the effect is fixed at 0
+        names = [c for c, s_, f in zip(self.channels_, spend_all, free, strict=True) if s_ > 0 and f]
+        if not names:
+            raise DataError(
+                "no channel has spend (and an effect the fit could estimate) in the selected cells "
+                f"(regions {regions!r}, period {period!r}), so there is no budget to reallocate; "
+                "choose regions or a period where the channels ran"
+            )
+        return names
 
     def _plan_kpi(
         self, scaled: np.ndarray, idx: np.ndarray, m: np.ndarray, keep: np.ndarray, where: np.ndarray
