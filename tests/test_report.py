@@ -24,7 +24,8 @@ def report(fitted, tmp_path_factory):
 def test_report_sections_and_numbers_come_from_the_model(fitted, report):
     _, text = report
     for section in ["Panel and fit", "Contributions", "Effects under intervention",
-                    "What the data identify", "Channel graph", "Response curves", "Budget reallocation"]:
+                    "What the data identify", "Channel graph", "Response curves", "Channel parameters",
+                    "Budget reallocation"]:
         assert f"<h2>{section}</h2>" in text
     assert "<h2>Lift tests</h2>" not in text  # fitted without experiments
     effects = fitted.get_channel_effects()
@@ -38,6 +39,10 @@ def test_report_sections_and_numbers_come_from_the_model(fitted, report):
         assert f"<td>{ident.loc[c, 'activity_floor']:,.3f}</td>" in text
     # listed in the identification table and again in the budget plan's level column
     assert text.count("<td>extrapolated</td>") == 2 * (ident["level"] == "extrapolated").sum() > 0
+    params = fitted.get_channel_parameters()
+    for c in fitted.channels_:  # the parameters table shows the API's figures too
+        assert f"<td>{params.loc[c, 'half_saturation']:,.3f}</td>" in text
+        assert f"<td>{params.loc[c, 'mean_lag']:,.3f}</td>" in text
     plan = fitted.optimize_budget()
     assert f"modelled gain {plan.attrs['kpi_gain']:,.0f}" in text
     # plotly.js is embedded once, so the file opens offline

@@ -33,8 +33,9 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0) -> list[Path
     """Write the HTML report, contributions, summary, figures, the model file, the
     identification table (:meth:`DeepCausalMMM.get_identification`), the effects under
     intervention (``effects.csv``, :meth:`DeepCausalMMM.get_channel_effects`), the learned graph's
-    edges (``dag_edges.csv``), the response curves (``response_curves.csv``) and the weeks the
-    fit misses far more than usual (``unexplained_weeks.csv``) into ``out``.
+    edges (``dag_edges.csv``), the response curves (``response_curves.csv``), the weeks the
+    fit misses far more than usual (``unexplained_weeks.csv``) and the fitted channel parameters
+    (``channel_parameters.csv``, :meth:`DeepCausalMMM.get_channel_parameters`) into ``out``.
 
     With ``n_boot >= 2`` also ``effect_intervals.csv`` (:meth:`DeepCausalMMM.get_effect_intervals`)
     and ``budget_plan.csv`` (:meth:`DeepCausalMMM.optimize_budget` with its bootstrap
@@ -52,11 +53,12 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0) -> list[Path
     model.save(files[5])
     model.get_identification().to_csv(files[6])
     files += [out / "effects.csv", out / "dag_edges.csv", out / "response_curves.csv",
-              out / "unexplained_weeks.csv"]
+              out / "unexplained_weeks.csv", out / "channel_parameters.csv"]
     model.get_channel_effects().to_csv(files[7])
     model.get_dag_edges().to_csv(files[8], index=False)
     model.get_response_curves().to_csv(files[9], index=False)
     model.get_unexplained_weeks().to_csv(files[10])
+    model.get_channel_parameters().to_csv(files[11])
     if getattr(model, "lift_tests_", None) is not None:
         files.append(out / "lift_tests.csv")
         model.lift_test_report().to_csv(files[-1], index=False)

@@ -22,6 +22,7 @@ from .analysis.calibration import LIFT_COLUMNS, LiftTests, parse_lift_tests
 from .analysis.contributions import contributions_frame, summarize_contributions
 from .analysis.effects import intervene, rescale
 from .analysis.identification import EXTRAPOLATED_FLOOR, identification_table
+from .components.carryover import carryover_kernel
 from .components.graph import ChannelGraph, bought_nationally, edge_mask, learn_graph
 from .components.temporal import (
     forecast_error_quantiles,
@@ -898,6 +899,117 @@ class DeepCausalMMM(BaseEstimator):
             rows.append({"channel": row.channel, "start": row.start, "end": row.end, "regions": copies,
                          "lift": row.lift * factor, "lift_se": row.lift_se * factor})
         return pd.DataFrame(rows) if rows else None
+
+    def get_carryover(self) -> pd.DataFrame:
+        """Each channel's carryover (adstock) as weights per lag.
+
+        ``w[lag, c]`` is the share of one week's activity in channel ``c`` that
+        reaches its response curve ``lag`` weeks later: the model saturates the
+        carried activity ``sum_l w_l x_(t-l)`` (in units of the region's typical
+        activity). With constant gates (the default, ``carryover.context_scale``
+        0) the weights are the same from every week; with calendar-moved gates
+        they are averaged over the fitted weeks from which an impulse can be
+        followed. The weights sum to at most 1: the cut at ``carryover.max_lag``
+        drops a tail.
+
+        Returns
+        -------
+        DataFrame
+            Index ``lag`` (0 to ``carryover.max_lag``, or to the number of fitted
+            weeks less one if that is smaller), one column per channel.
+        """
+        check_is_fitted(self, "net_")
+        kernel = self._carryover_kernel()[0]  # [C,T,T]
+        T = kernel.shape[1]
+        lags = range(min(self.config_.carryover.max_lag, T - 1) + 1)
+        # np.diagonal(offset=-lag) holds K[c, s + lag, s] for every start week s
+        weights = np.array([np.diagonal(kernel, offset=-lag, axis1=1, axis2=2).mean(axis=1) for lag in lags])
+        return pd.DataFrame(weights, index=pd.RangeIndex(len(lags), name="lag"),
+                            columns=pd.Index(self.channels_, name="channel"))
+
+    def get_channel_parameters(self, by_region: bool = False) -> pd.DataFrame:
+        """The fitted response of each channel: coefficient, Hill curve and carryover.
+
+        Per channel ``c`` in region ``r`` (see README, "The model")::
+
+            contribution_rt = kpi_scale_r * coefficient_c * region_multiplier_rc
+                              * Hill(carried_rt; half_saturation_c, slope_c)
+            carried_rt = sum_lag w_lag,c * x_r(t-lag),c / typical_activity_rc
+
+        Columns: ``coefficient`` (the curve's ceiling as a share of a region's
+        mean KPI, before the regional multiplier), ``half_saturation`` (carried
+        activity, in multiples of the region's typical weekly activity, at
+        which the curve reaches half its ceiling), ``slope`` (Hill exponent),
+        ``saturation_at_typical`` (the curve's height, as a share of its
+        ceiling, at steady typical activity: above 0.5 the channel is past its
+        half-saturation point), ``decay_stage_1`` ... (each carryover stage's
+        gate, averaged over the fitted weeks: the share of the carried activity
+        kept from one week to the next), ``mean_lag``, ``peak_lag`` and
+        ``weeks_to_90pct`` of the carryover weights (:meth:`get_carryover`),
+        ``carried_share`` (their sum), ``region_multiplier_min`` /
+        ``_max`` (the spread of the regional multipliers) and
+        ``fixed_at_zero`` (a channel without variation, effect fixed at 0).
+        ``attrs["coefficient_bound"]`` is the learned bound on coefficients.
+
+        With ``by_region=True``, one row per (region, channel) instead:
+        ``kpi_scale``, ``typical_activity`` (the channel's mean weekly activity
+        there, in the units of ``X``), ``region_multiplier``, ``coefficient``
+        (with the multiplier), ``half_saturation_activity`` (half-saturation in
+        the units of ``X``) and ``slope``.
+        """
+        check_is_fitted(self, "net_")
+        net = self.net_
+        with torch.no_grad():
+            beta = net.beta().double().cpu().numpy()  # [C]
+            k = net.saturation.half_saturation().double().cpu().numpy()  # [C]
+            slope = net.saturation.slope().double().cpu().numpy()  # [C]
+            mult = torch.exp(net.region_dev).double().cpu().numpy()  # [R,C]
+            bound = float(net.coefficient_bound())
+        if by_region:
+            R, C = mult.shape
+            index = pd.MultiIndex.from_product([self.regions_, self.channels_], names=[REGION, "channel"])
+            return pd.DataFrame({
+                "kpi_scale": np.repeat(self.scaler_.y_scale, C),
+                "typical_activity": self.scaler_.media_scale.reshape(-1),
+                "region_multiplier": mult.reshape(-1),
+                "coefficient": (beta[None, :] * mult).reshape(-1),
+                "half_saturation_activity": (k[None, :] * self.scaler_.media_scale).reshape(-1),
+                "slope": np.tile(slope, R),
+            }, index=index)
+        weights = self.get_carryover().to_numpy()  # [L,C]
+        gates = self._carryover_kernel()[1]  # [S,T,C]
+        lag = np.arange(len(weights))[:, None]  # [L,1]
+        total = weights.sum(axis=0)  # [C]
+        carried = (np.cumsum(weights, axis=0) >= 0.9 * total[None, :])  # [L,C]
+        table = pd.DataFrame({
+            "coefficient": beta,
+            "half_saturation": k,
+            "slope": slope,
+            "saturation_at_typical": 1.0 / (1.0 + (k / np.maximum(total, 1e-12)) ** slope),
+            **{f"decay_stage_{i + 1}": gates[i].mean(axis=0) for i in range(gates.shape[0])},
+            "mean_lag": (weights * lag).sum(axis=0) / np.maximum(total, 1e-12),
+            "peak_lag": weights.argmax(axis=0),
+            "weeks_to_90pct": carried.argmax(axis=0),
+            "carried_share": total,
+            "region_multiplier_min": mult.min(axis=0),
+            "region_multiplier_max": mult.max(axis=0),
+            "fixed_at_zero": net.free.cpu().numpy() == 0,
+        }, index=pd.Index(self.channels_, name="channel"))
+        table.attrs["coefficient_bound"] = bound
+        return table
+
+    def _carryover_kernel(self) -> tuple[np.ndarray, np.ndarray]:
+        """The fitted period's carryover kernel ``[C,T,T]`` and gates ``[S,T,C]``."""
+        p = self.panel_
+        R, T, _ = p.shape
+        batch = self._batch(self.config_, p, self.scaler_, self.knots_, np.arange(R), p.media,
+                            p.control_values, np.arange(T, dtype=float))
+        device = next(self.net_.parameters()).device
+        with torch.no_grad(), full_precision():
+            national, _ = self.net_.contexts(batch.to(device))  # [T,H]
+            gates = self.net_.carryover.gates(national)  # [S,T,C]
+            kernel = carryover_kernel(gates, self.net_.carryover.max_lag)  # [C,T,T]
+        return kernel.double().cpu().numpy(), gates.double().cpu().numpy()
 
     def get_response_curves(
         self,

@@ -138,16 +138,17 @@ class MMMNet(nn.Module):
         return torch.where(s == 0, self.gamma_raw, s * sp)
 
     # -- forward ---------------------------------------------------------------------------
-    def forward(self, batch: Batch) -> Decomposition:
-        """Decompose the KPI for ``batch`` (scaled units)."""
-        regional: Tensor | None
+    def contexts(self, batch: Batch) -> tuple[Tensor, Tensor | None]:
+        """The national context ``[T,H]`` (it shifts the carryover gates) and the regional one
+        ``[R,T,H]`` (effectiveness; None when that is off)."""
         if self.effectiveness is None and self.carryover.context_scale == 0:
             # nothing reads the context: constant gates, no effectiveness (same result, no GRU run)
-            national, regional = batch.calendar.new_zeros(batch.calendar.shape[0], self.context.gru.hidden_size), None
-        else:
-            national, regional = self.context(
-                batch.calendar, batch.controls, regional=self.effectiveness is not None
-            )  # [T,H], [R,T,H] or None
+            return batch.calendar.new_zeros(batch.calendar.shape[0], self.context.gru.hidden_size), None
+        return self.context(batch.calendar, batch.controls, regional=self.effectiveness is not None)
+
+    def forward(self, batch: Batch) -> Decomposition:
+        """Decompose the KPI for ``batch`` (scaled units)."""
+        national, regional = self.contexts(batch)  # [T,H], [R,T,H] or None
         carried = self.carryover(batch.media, national)  # [R,T,C] -> [R,T,C]
         sat = self.saturation(carried)  # [R,T,C]
         scale = self.beta()[None, :] * torch.exp(self.region_dev[batch.region_idx])  # [R,C]

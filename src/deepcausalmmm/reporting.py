@@ -73,6 +73,10 @@ def _dense_note(model: Any) -> str:
     return f"<p class='note'><b>Caution:</b> {html.escape(message)}.</p>" if message else ""
 
 
+_PARAMETER_COLUMNS = ["coefficient", "half_saturation", "slope", "saturation_at_typical", "mean_lag",
+                      "peak_lag", "weeks_to_90pct"]
+
+
 def write_report(model: Any, path: Path) -> Path:
     """Write ``model``'s report to ``path`` atomically; return the path.
 
@@ -152,6 +156,13 @@ def write_report(model: Any, path: Path) -> Path:
         "against the channel switched off; the diamond marks the observed spend.</p>",
         _figure(response_figure(curves), first=False),
         _table(curves[curves["multiplier"].isin([0.5, 1.0, 1.5])].set_index(["channel", "multiplier"])),
+        "<h2>Channel parameters</h2>",
+        "<p class='note'>The fitted response of each channel: coefficient (the curve's ceiling as a "
+        "share of a region's mean KPI), half-saturation (carried activity, in multiples of the "
+        "region's typical weekly activity, at half the ceiling), Hill slope, how saturated the "
+        "channel is at steady typical activity, and its carryover: mean and peak lag and the weeks "
+        "until 90% of a week's activity has acted.</p>",
+        _table(model.get_channel_parameters()[_PARAMETER_COLUMNS].round(3)),
     ]
     if np.any(model.spend_ > 0):
         plan = model.optimize_budget()
