@@ -508,3 +508,16 @@ def test_fit_frame_refuses_the_target_as_an_input(small_sim):
     with pytest.raises(DataError, match="the target column 'kpi' is also among the channels"):
         DeepCausalMMM().fit_frame(small_sim.data, target="kpi", channels=["channel_1", "kpi"],
                                   date="date", region="region")
+
+
+def test_verbose_fit_reports_its_phases(small_sim, capsys):
+    model = DeepCausalMMM(config=FAST, verbose=True).fit(small_sim.X, small_sim.y, regions=small_sim.regions,
+                                                          dates=small_sim.dates)
+    out = capsys.readouterr().out
+    assert "panel: 6 regions x 60 weeks x 3 channels, 0 controls; device cpu" in out
+    assert "channel graph (notears):" in out and "Adam epoch     0  loss" in out
+    assert "validation" not in out  # no weeks held out by default, so no validation loss to show
+    h = model.history_
+    assert f"fit: {h.epochs_run} + {h.refit_epochs} Adam epochs, {h.polish_evals} polish evaluations" in out
+    DeepCausalMMM(config=FAST).fit(small_sim.X, small_sim.y, regions=small_sim.regions, dates=small_sim.dates)
+    assert capsys.readouterr().out == ""  # quiet by default

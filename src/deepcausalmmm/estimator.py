@@ -198,6 +198,11 @@ class DeepCausalMMM(BaseEstimator):
         graph_start = time.perf_counter()
         graph = self._learn_graph(cfg, panel, scaler)
         graph_seconds = time.perf_counter() - graph_start
+        R, T, C = panel.shape
+        self._say(f"panel: {R} regions x {T} weeks x {C} channels, {len(panel.controls)} controls; "
+                  f"device {device}")
+        self._say(f"channel graph ({cfg.graph.mode}): {int((graph.weights.sum(axis=0) != 0).sum())} "
+                  f"linked pair(s) in {graph_seconds:.2f} s")
         threads = cfg.training.threads or available_cores()
         old_threads = torch.get_num_threads()
         torch.set_num_threads(threads)
@@ -208,6 +213,8 @@ class DeepCausalMMM(BaseEstimator):
         finally:
             torch.set_num_threads(old_threads)
         net.eval()
+        self._say(f"fit: {history.epochs_run} + {history.refit_epochs} Adam epochs, {history.polish_evals} "
+                  f"polish evaluations, {history.seconds:.1f} s")
         # Commit fitted state only after everything succeeded.
         self.config_ = cfg
         self.panel_ = panel
@@ -1543,7 +1550,7 @@ class DeepCausalMMM(BaseEstimator):
         everything = np.arange(R)
         v = cfg.training.validation_weeks
         use_val = v > 0 and T >= 4 * v
-        callback = _printer() if self.verbose else None
+        callback = _printer(use_val) if self.verbose else None
         knots = make_knots(T - 1, spacing)
         if not use_val:
             net = self._make_net(cfg, panel, len(knots), lifts).to(device)
@@ -1574,6 +1581,11 @@ class DeepCausalMMM(BaseEstimator):
             history.seconds += refit.seconds
         self._polish(cfg, net, batch, target, history)
         return net, knots, history
+
+    def _say(self, message: str) -> None:
+        """Print a progress line when the estimator is ``verbose``."""
+        if self.verbose:
+            print(message, flush=True)
 
     @staticmethod
     def _polish(cfg: MMMConfig, net: MMMNet, batch: Batch, target: Target, history: History) -> None:
@@ -2106,10 +2118,12 @@ def _down_weight_stale(panel: Panel, stale_weight: float) -> Panel:
     return dataclasses.replace(panel, weight=weight)
 
 
-def _printer() -> Any:
+def _printer(use_val: bool) -> Any:
+    """Adam's progress every 50 epochs (the validation loss only where weeks are held out)."""
     def cb(epoch: int, loss: float, val: float) -> None:
         if epoch % 50 == 0:
-            print(f"epoch {epoch:5d}  loss {loss:.6f}  val {val:.6f}")
+            tail = f"  validation {val:.6f}" if use_val else ""
+            print(f"Adam epoch {epoch:5d}  loss {loss:.6f}{tail}", flush=True)
 
     return cb
 
