@@ -149,6 +149,8 @@ def test_save_load_identical(fitted, small_sim, tmp_path):
     assert loaded.get_channel_contributions().equals(fitted.get_channel_contributions())
     assert loaded.config_ == fitted.config_ and loaded.channels_ == fitted.channels_
     assert loaded.history_ == fitted.history_ and loaded.history_.polish_evals > 0
+    pd.testing.assert_frame_equal(loaded.get_channel_parameters(), fitted.get_channel_parameters())
+    pd.testing.assert_frame_equal(loaded.get_carryover(), fitted.get_carryover())
 
 
 def test_load_rejects_corrupt_foreign_and_future_files(fitted, tmp_path):
