@@ -58,6 +58,9 @@ def test_cuda_effects_and_save_load_to_cpu(pair, tmp_path):
     # Forecast intervals read the trend from the model wherever it lives.
     band_gpu, band_cpu = gpu.predict_interval(sim.X, **kw), loaded.predict_interval(sim.X, **kw)
     np.testing.assert_allclose(band_gpu[["lower", "upper"]], band_cpu[["lower", "upper"]], rtol=1e-4, atol=1e-3)
+    # Channel parameters and carryover weights are read from the model on its device.
+    pd.testing.assert_frame_equal(gpu.get_channel_parameters(), loaded.get_channel_parameters(), rtol=1e-5)
+    pd.testing.assert_frame_equal(gpu.get_carryover(), loaded.get_carryover(), rtol=1e-5, atol=1e-8)
 
 
 def test_cuda_fit_with_lift_tests_matches_cpu(pair):
