@@ -394,7 +394,7 @@ def build_panel(
         try:
             yv = yv.astype(float)
         except (TypeError, ValueError):
-            bad = next(v for v in yv if not _is_number(v))
+            bad = next((v for v in yv if not _is_number(v)), yv[0])
             raise DataError(f"`y` must be numeric (one KPI value per row), found e.g. {bad!r}; "
                             "convert it with pd.to_numeric and fix or drop the rows that fail") from None
     elif purpose == "fit":
