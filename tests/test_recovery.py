@@ -59,6 +59,7 @@ def test_demo_cli_writes_outputs(tmp_path, capsys):
     assert main(["demo", "--out", str(out), "--regions", "4", "--weeks", "40", "--channels", "3"]) == 0
     printed = capsys.readouterr().out
     assert "estimated vs simulator truth" in printed
+    assert "carryover and response curves, fitted vs simulator truth" in printed and "true_mean_lag" in printed
     table = pd.read_csv(out / "contributions.csv", index_col=[0, 1])
     assert {"baseline", "controls", "prediction"} <= set(table.columns)
     assert (out / "contributions.html").read_text().count("plotly") > 0

@@ -183,6 +183,16 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"mean absolute error: {table.error_pp.abs().mean():.2f} percentage points")
     print("level 'extrapolated': the channel is always on, so the data never show its response from "
           "zero; its share rests on the curve's assumed shape (get_identification)")
+    fitted = model.get_channel_parameters()
+    gates = sim.params["gates"]  # [C,2] the simulator's two carryover stages
+    curves = pd.DataFrame({
+        "mean_lag": fitted["mean_lag"], "true_mean_lag": (gates / (1 - gates)).sum(axis=1),
+        "half_saturation": fitted["half_saturation"], "true_half_saturation": sim.params["half_sat"],
+        "slope": fitted["slope"], "true_slope": sim.params["slope"],
+    })
+    print("\ncarryover and response curves, fitted vs simulator truth (get_channel_parameters; "
+          "half-saturation in multiples of typical activity):")
+    print(curves.round(2).to_string())
     files = write_outputs(model, Path(args.out))
     print(f"\nwrote {len(files)} files to {Path(args.out).resolve()}:")
     for f in files:
