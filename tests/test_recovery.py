@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deepcausalmmm import DeepCausalMMM
+from deepcausalmmm import DeepCausalMMM, build_config
 from deepcausalmmm.cli import main, parse_graph
 from deepcausalmmm.datasets import simulate_panel
 from deepcausalmmm.exceptions import DataError
@@ -71,6 +71,7 @@ def test_demo_cli_writes_outputs(tmp_path, capsys):
     assert list(unexplained.columns) == ["kpi", "prediction", "residual", "residual_pct", "z"]
     model = DeepCausalMMM.load(out / "model.safetensors")
     assert model.channels_ == ["channel_1", "channel_2", "channel_3"]
+    assert build_config(out / "config.json") == model.config_  # the applied configuration, reusable
     # the default demo panel has a mediation graph: the truth is printed beside what was learned
     assert "true channel graph: channel_1 -> channel_2 (weight 0.5, lag 0), channel_1 -> channel_3" in printed
     assert "learned channel graph:" in printed and "true_mediated" in printed

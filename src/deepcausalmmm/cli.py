@@ -17,6 +17,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,8 +35,9 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0) -> list[Path
     identification table (:meth:`DeepCausalMMM.get_identification`), the effects under
     intervention (``effects.csv``, :meth:`DeepCausalMMM.get_channel_effects`), the learned graph's
     edges (``dag_edges.csv``), the response curves (``response_curves.csv``), the weeks the
-    fit misses far more than usual (``unexplained_weeks.csv``) and the fitted channel parameters
-    (``channel_parameters.csv``, :meth:`DeepCausalMMM.get_channel_parameters`) into ``out``.
+    fit misses far more than usual (``unexplained_weeks.csv``), the fitted channel parameters
+    (``channel_parameters.csv``, :meth:`DeepCausalMMM.get_channel_parameters`) and the
+    configuration the fit applied (``config.json``, usable as ``--config``) into ``out``.
 
     With ``n_boot >= 2`` also ``effect_intervals.csv`` (:meth:`DeepCausalMMM.get_effect_intervals`)
     and ``budget_plan.csv`` (:meth:`DeepCausalMMM.optimize_budget` with its bootstrap
@@ -53,12 +55,13 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0) -> list[Path
     model.save(files[5])
     model.get_identification().to_csv(files[6])
     files += [out / "effects.csv", out / "dag_edges.csv", out / "response_curves.csv",
-              out / "unexplained_weeks.csv", out / "channel_parameters.csv"]
+              out / "unexplained_weeks.csv", out / "channel_parameters.csv", out / "config.json"]
     model.get_channel_effects().to_csv(files[7])
     model.get_dag_edges().to_csv(files[8], index=False)
     model.get_response_curves().to_csv(files[9], index=False)
     model.get_unexplained_weeks().to_csv(files[10])
     model.get_channel_parameters().to_csv(files[11])
+    files[12].write_text(json.dumps(model.config_.to_dict(), indent=2) + "\n", encoding="utf-8")
     if getattr(model, "lift_tests_", None) is not None:
         files.append(out / "lift_tests.csv")
         model.lift_test_report().to_csv(files[-1], index=False)
