@@ -19,8 +19,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -470,11 +472,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     back.add_argument("--out", default="outputs/backtest.csv")
     back.set_defaults(func=_backtest)
     args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except (DataError, ConfigError, FileNotFoundError, ModelFileError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning  # restored on leaving the block
+        try:
+            return int(args.func(args))
+        except (DataError, ConfigError, FileNotFoundError, ModelFileError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """A warning as one ``warning: ...`` line on stderr (no source file and line, which mean
+    nothing to someone running the command)."""
+    print(f"warning: {message}", file=sys.stderr if file is None else file)
 
 
 if __name__ == "__main__":
