@@ -76,3 +76,9 @@ def test_huber_delta_auto_or_positive():
     for bad in (0, -0.1, "median"):
         with pytest.raises(ConfigError, match="huber_delta"):
             build_config(None, {"huber_delta": bad})
+
+
+def test_a_value_and_a_key_inside_it_conflict():
+    with pytest.raises(ConfigError, match=r"'training.epochs' sets a value inside 'training', which another key "
+                                          r"of the same call sets to a value \(5\)"):
+        build_config(None, None, **{"training": 5, "training.epochs": 3})

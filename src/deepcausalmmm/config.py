@@ -459,7 +459,11 @@ def _dotted_to_nested(flat: Mapping[str, Any]) -> dict[str, Any]:
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"config key '{key}' conflicts with a non-section value")
+                raise ConfigError(
+                    f"config key '{key}' sets a value inside '{part}', which another key of the same "
+                    f"call sets to a value ({node!r}), not a section; give '{part}' once, as a section "
+                    "of keys"
+                )
         node[parts[-1]] = value
     return nested
 
