@@ -68,3 +68,12 @@ def test_carryover_weights_are_the_two_stage_geometric_kernel(fitted):
     # untruncated, the mean lag of two geometric stages is g1/(1-g1) + g2/(1-g2); the cut at max_lag
     # (26 weeks here) removes a negligible tail
     assert table.iloc[0]["mean_lag"] == pytest.approx(0.6 / 0.4 + 0.3 / 0.7, rel=1e-3)
+
+
+def test_carryover_plot_draws_the_weights(fitted):
+    fig = fitted.plot_carryover()
+    weights = fitted.get_carryover()
+    assert [t.name for t in fig.data] == fitted.channels_
+    for trace in fig.data:
+        np.testing.assert_allclose(trace.y, weights[trace.name].to_numpy())
+        assert list(trace.x) == list(weights.index)

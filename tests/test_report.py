@@ -47,7 +47,7 @@ def test_report_sections_and_numbers_come_from_the_model(fitted, report):
     assert f"modelled gain {plan.attrs['kpi_gain']:,.0f}" in text
     # plotly.js is embedded once, so the file opens offline
     assert len(re.findall(r"\* plotly\.js v\d", text)) == 1
-    assert text.count("Plotly.newPlot") == 3
+    assert text.count("Plotly.newPlot") == 4  # contributions, graph, response curves, carryover
     assert "<script src=" not in text  # no external scripts
     assert "Caution:" not in text  # a sparse learned graph needs no caution
     R, T = len(fitted.regions_), len(fitted.panel_.dates)
@@ -117,7 +117,7 @@ def test_report_renders_in_headless_chromium(report):
          "--dump-dom", path.as_uri()],
         capture_output=True, text=True, timeout=120,
     ).stdout
-    # Each rendered plotly figure holds SVG layers of class main-svg: three figures drew.
+    # Each rendered plotly figure holds SVG layers of class main-svg: four figures drew.
     plots = re.findall(r'class="plot-container plotly"', dom)
-    assert len(plots) == 3
-    assert dom.count('class="main-svg"') >= 6
+    assert len(plots) == 4
+    assert dom.count('class="main-svg"') >= 8

@@ -39,7 +39,7 @@ from .data.panel import ArrayLike, Panel, build_panel, stale_cells, static_chann
 from .data.scaling import PanelScaler
 from .exceptions import ConfigError, DataError
 from .model import Batch, Decomposition, MMMNet
-from .plotting.figures import contributions_figure, dag_figure, response_figure
+from .plotting.figures import carryover_figure, contributions_figure, dag_figure, response_figure
 from .training import (
     History,
     LiftTerm,
@@ -1375,6 +1375,10 @@ class DeepCausalMMM(BaseEstimator):
                             np.tile(p.control_values, (B, 1, 1)), np.arange(T, dtype=float))
         channels = self._run_net(batch).channels.double().cpu().numpy()  # [B*R,T,C], the channels only
         return (channels * self.scaler_.y_scale[region_idx][:, None, None]).sum(axis=-1).reshape(B, R, T)
+
+    def plot_carryover(self) -> go.Figure:
+        """The carryover weights of :meth:`get_carryover` against lag, a line per channel (plotly figure)."""
+        return carryover_figure(self.get_carryover())
 
     def plot_response_curves(self, **kwargs: Any) -> go.Figure:
         """Response (KPI) against spend per channel, from :meth:`get_response_curves` (plotly figure)."""

@@ -163,6 +163,7 @@ def write_report(model: Any, path: Path) -> Path:
         "channel is at steady typical activity, and its carryover: mean and peak lag and the weeks "
         "until 90% of a week's activity has acted.</p>",
         _table(model.get_channel_parameters()[_PARAMETER_COLUMNS].round(3)),
+        _figure(model.plot_carryover(), first=False),
     ]
     if np.any(model.spend_ > 0):
         plan = model.optimize_budget()

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 
 from ..constants import BASELINE, CONTROLS, DATE, PREDICTION
 
-__all__ = ["contributions_figure", "dag_figure", "response_figure"]
+__all__ = ["carryover_figure", "contributions_figure", "dag_figure", "response_figure"]
 
 
 def contributions_figure(
@@ -148,4 +148,15 @@ def response_figure(curves: pd.DataFrame) -> go.Figure:
                                  hoverinfo="skip"))
     fig.update_layout(title="Response curves (total effect vs spend; diamond: observed spend)",
                       xaxis_title="spend", yaxis_title="KPI response", template="plotly_white")
+    return fig
+
+
+def carryover_figure(weights: pd.DataFrame) -> go.Figure:
+    """Carryover weights against lag, one line per channel (``get_carryover``'s table)."""
+    fig = go.Figure()
+    for name in weights.columns:
+        fig.add_trace(go.Scatter(x=weights.index, y=weights[name], mode="lines+markers", name=str(name),
+                                 hovertemplate="lag %{x} weeks<br>weight %{y:.3f}"))
+    fig.update_layout(title="Carryover: share of one week's activity acting each week after",
+                      xaxis_title="lag (weeks)", yaxis_title="weight", template="plotly_white")
     return fig
