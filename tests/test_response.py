@@ -213,3 +213,35 @@ def test_optimize_cli_matches_the_api(fitted, small_sim, tmp_path, capsys):
         bad = tmp_path / "bad.csv"
         assert main(["optimize", model_file, *args, "--out", str(bad)]) == 2
         assert message in capsys.readouterr().err and not bad.exists()
+
+
+def test_evaluate_plan_known_answers(fitted, small_sim):
+    # keeping every channel as observed changes nothing
+    same = fitted.evaluate_plan({c: 1.0 for c in fitted.channels_})
+    assert same.attrs["kpi_change"] == pytest.approx(0.0, abs=1e-6) and same.attrs["spend_change"] == 0.0
+    np.testing.assert_allclose(same["plan_response"], same["response"])
+    # one channel: the response curve at that multiplier, minus at 1
+    curves = fitted.get_response_curves(["channel_2"], [0.6]).set_index("multiplier")
+    one = fitted.evaluate_plan({"channel_2": 0.6})
+    assert one.attrs["kpi_change"] == pytest.approx(curves.loc[0.6, "response"] - curves.loc[1.0, "response"],
+                                                    rel=1e-6)
+    assert one.loc["channel_2", "plan_spend"] == pytest.approx(0.6 * one.loc["channel_2", "spend"])
+    # the optimiser's plan gains what the optimiser said, in the same cells
+    region = small_sim.regions[0]
+    best = fitted.optimize_budget(regions=[region])
+    check = fitted.evaluate_plan(best["multiplier"].to_dict(), regions=region)
+    assert check.attrs["kpi_change"] == pytest.approx(best.attrs["kpi_gain"], rel=1e-6, abs=1e-6)
+    np.testing.assert_allclose(check["plan_response"], best["optimal_response"], rtol=1e-6)
+    assert check.attrs["spend_change"] == pytest.approx(0.0, abs=1e-6 * best["spend"].sum())
+
+
+@pytest.mark.parametrize("multipliers, message", [
+    ({}, "must be a non-empty dict"),
+    ([("channel_1", 2.0)], "must be a non-empty dict"),
+    ({"radio": 1.2}, r"\['radio'\] are not fitted channels"),
+    ({"channel_1": -0.5}, "must be finite numbers >= 0"),
+    ({"channel_1": "more"}, r"`multipliers\['channel_1'\]` must be a number, found 'more'"),
+])
+def test_evaluate_plan_errors(fitted, multipliers, message):
+    with pytest.raises(DataError, match=message):
+        fitted.evaluate_plan(multipliers)

@@ -1224,13 +1224,7 @@ class DeepCausalMMM(BaseEstimator):
             m_opt, gain = np.ones(len(idx)), 0.0
 
         def response(m: np.ndarray) -> np.ndarray:
-            """``[k]`` each chosen channel's KPI against switching it off, at multipliers ``m``
-            (the plan and its k switch-offs through the graph and the network together)."""
-            factors = np.ones((len(idx) + 1, len(self.channels_)))
-            factors[:, idx] = m
-            factors[np.arange(1, len(idx) + 1), idx] = 0.0
-            values = self._scaled_kpis(scaled, factors, keep, where)
-            return values[0] - values[1:]
+            return self._channel_responses(scaled, idx, m, keep, where)
 
         table = pd.DataFrame(
             {"spend": spend, "optimal_spend": m_opt * spend, "multiplier": m_opt,
@@ -1243,6 +1237,82 @@ class DeepCausalMMM(BaseEstimator):
             table.attrs.update(self._plan_robustness(idx, m_opt, period, n_boot, level, random_state))
             table.attrs["kpi_gain_fraction"] = gain / self._total_kpi(keep)
         return table
+
+    def evaluate_plan(
+        self,
+        multipliers: Mapping[str, float],
+        regions: Sequence[Any] | None = None,
+        period: tuple[Any, Any] | None = None,
+    ) -> pd.DataFrame:
+        """What the model says a spend plan does: named channels scaled, the rest as observed.
+
+        A what-if for several channels at once ("cut TV by 20% and raise
+        search by 30%"): each named channel's activity is multiplied by its
+        multiplier in the selected regions and weeks, all at once, with induced
+        activity moving through the channel graph as in :meth:`optimize_budget`
+        (for one channel this is :meth:`get_response_curves` at that
+        multiplier). Spend scales with the multiplier.
+
+        Parameters
+        ----------
+        multipliers : dict
+            ``{channel: multiplier}``, each finite and ``>= 0`` (0 switches the
+            channel off, 1 keeps it as observed).
+        regions, period
+            Restrict the cells as in :meth:`get_channel_effects`.
+
+        Returns
+        -------
+        DataFrame indexed by the named channels: ``spend``, ``plan_spend``,
+        ``multiplier``, ``response`` and ``plan_response`` (each channel's
+        modelled KPI against switching it off, as observed and under the plan).
+        ``attrs``: ``kpi_change`` (modelled KPI under the plan minus as
+        observed, over the selected cells), ``kpi_change_fraction`` (of the
+        modelled KPI there) and ``spend_change``. The model's forecast, not a
+        measurement; see ``level`` in :meth:`get_identification` for channels
+        whose curves rest on their assumed shape.
+
+        Raises
+        ------
+        DataError
+            For an empty or non-dict ``multipliers``, unknown channels, negative
+            or non-finite multipliers, unknown regions or a period without fitted dates.
+        """
+        check_is_fitted(self, "graph_model_")
+        if not isinstance(multipliers, Mapping) or not multipliers:
+            raise DataError(f"`multipliers` must be a non-empty dict {{channel: multiplier}}, found "
+                            f"{multipliers!r}; e.g. evaluate_plan({{'tv': 0.8, 'search': 1.3}})")
+        names = self._check_channels(list(multipliers))
+        m = np.array([_as_number(multipliers[c], f"multipliers[{c!r}]") for c in names])
+        if not np.all(np.isfinite(m) & (m >= 0)):
+            raise DataError(f"`multipliers` must be finite numbers >= 0, found {dict(multipliers)}")
+        idx = np.array([self.channels_.index(c) for c in names])
+        keep = self._cells(regions, period)  # [R,T] cells scored
+        where = self._cells(regions, period, observed=False)  # [R,T] cells where channels are scaled
+        spend = np.where(keep[:, :, None], self.spend_, 0.0).sum(axis=(0, 1))[idx]  # [k]
+        scaled = self._activity()
+        plan, observed = self._plan_kpis(scaled, idx, np.vstack([m, np.ones(len(idx))]), keep, where)
+        table = pd.DataFrame(
+            {"spend": spend, "plan_spend": m * spend, "multiplier": m,
+             "response": self._channel_responses(scaled, idx, np.ones(len(idx)), keep, where),
+             "plan_response": self._channel_responses(scaled, idx, m, keep, where)},
+            index=pd.Index(names, name="channel"),
+        )
+        table.attrs.update({"kpi_change": float(plan - observed),
+                            "kpi_change_fraction": float(plan - observed) / self._total_kpi(keep),
+                            "spend_change": float(((m - 1) * spend).sum())})
+        return table
+
+    def _channel_responses(
+        self, scaled: np.ndarray, idx: np.ndarray, m: np.ndarray, keep: np.ndarray, where: np.ndarray
+    ) -> np.ndarray:
+        """``[k]`` each of channels ``idx``'s KPI against switching it off, with those channels at
+        multipliers ``m`` (the plan and its k switch-offs through the graph and the network together)."""
+        factors = np.ones((len(idx) + 1, len(self.channels_)))
+        factors[:, idx] = m
+        factors[np.arange(1, len(idx) + 1), idx] = 0.0
+        values = self._scaled_kpis(scaled, factors, keep, where)
+        return values[0] - values[1:]
 
     def _budget_channels(
         self, channels: Sequence[str] | str | None, regions: Sequence[Any] | None,
