@@ -205,11 +205,19 @@ def test_optimize_cli_matches_the_api(fitted, small_sim, tmp_path, capsys):
                  "--out", str(out)]) == 0
     api = fitted.optimize_budget(regions=[region], period=(start, end))
     np.testing.assert_allclose(pd.read_csv(out, index_col="channel")["multiplier"], api["multiplier"], rtol=1e-6)
+    # --plan scores a plan of one's own instead of optimising
+    assert main(["optimize", model_file, "--plan", "channel_1=0.8,channel_3=1.3", "--out", str(out)]) == 0
+    scored = pd.read_csv(out, index_col="channel")
+    api = fitted.evaluate_plan({"channel_1": 0.8, "channel_3": 1.3})
+    np.testing.assert_allclose(scored["plan_response"], api["plan_response"], rtol=1e-9)
+    assert scored["kpi_change"].iloc[0] == pytest.approx(api.attrs["kpi_change"], rel=1e-9)
     # bad ranges and unknown channels: status 2, a message, no file
     capsys.readouterr()
     for args, message in ((["--bounds", "1.5"], "--bounds takes LOW:HIGH"),
                           (["--channel-bounds", "radio=1:1"], "`bounds` names ['radio']"),
-                          (["--channel-bounds", "channel_1"], "--channel-bounds takes channel=LOW:HIGH")):
+                          (["--channel-bounds", "channel_1"], "--channel-bounds takes channel=LOW:HIGH"),
+                          (["--plan", "channel_1:0.8"], "--plan takes channel=MULTIPLIER pairs"),
+                          (["--plan", "radio=0.8"], "['radio'] are not fitted channels")):
         bad = tmp_path / "bad.csv"
         assert main(["optimize", model_file, *args, "--out", str(bad)]) == 2
         assert message in capsys.readouterr().err and not bad.exists()

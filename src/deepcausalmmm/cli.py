@@ -355,19 +355,36 @@ def _optimize(args: argparse.Namespace) -> int:
         if not isinstance(dates, pd.DatetimeIndex):  # integer periods
             start, end = _integer(start, "--start"), _integer(end, "--end")
         period = (start, end)
-    names = model._budget_channels(_names(args.channels) or None, regions, period)
-    bounds = {**{c: common for c in names}, **per} if per else common
-    plan = model.optimize_budget(budget=args.budget, channels=names, bounds=bounds, regions=regions,
-                                 period=period, n_boot=args.n_boot, level=args.level)
-    for key in ("kpi_gain", "kpi_gain_fraction", "gain_lo", "gain_hi", "gain_share_positive", "n_boot"):
+    if args.plan:
+        own: dict[str, float] = {}
+        for item in _names(args.plan):
+            channel, sep, text = item.partition("=")
+            try:
+                if not (sep and channel):
+                    raise ValueError
+                own[channel] = float(text)
+            except ValueError:
+                raise DataError(f"--plan takes channel=MULTIPLIER pairs separated by commas, e.g. "
+                                f"tv=0.8,search=1.3, found {item!r}") from None
+        plan = model.evaluate_plan(own, regions=regions, period=period)
+        keys: tuple[str, ...] = ("kpi_change", "kpi_change_fraction", "spend_change")
+        gain = plan.attrs["kpi_change"]
+    else:
+        names = model._budget_channels(_names(args.channels) or None, regions, period)
+        bounds = {**{c: common for c in names}, **per} if per else common
+        plan = model.optimize_budget(budget=args.budget, channels=names, bounds=bounds, regions=regions,
+                                     period=period, n_boot=args.n_boot, level=args.level)
+        keys = ("kpi_gain", "kpi_gain_fraction", "gain_lo", "gain_hi", "gain_share_positive", "n_boot")
+        gain = plan.attrs["kpi_gain"]
+    for key in keys:
         if key in plan.attrs:
             plan[key] = plan.attrs[key]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     plan.to_csv(out)
     print(plan.round(4).to_string())
-    print(f"modelled KPI gain {plan.attrs['kpi_gain']:,.1f} (the model's forecast, not a measurement); "
-          f"wrote {out.resolve()}")
+    print(f"modelled KPI {'change' if args.plan else 'gain'} {gain:,.1f} (the model's forecast, not a "
+          f"measurement); wrote {out.resolve()}")
     return 0
 
 
@@ -455,6 +472,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     opt.add_argument("--bounds", default="0.5:1.5", help="LOW:HIGH multiplier range (default 0.5:1.5)")
     opt.add_argument("--channel-bounds", default=None,
                      help="per-channel ranges, channel=LOW:HIGH comma-separated (1:1 holds a channel)")
+    opt.add_argument("--plan", default=None,
+                     help="score this plan instead of optimising: channel=MULTIPLIER pairs, comma-separated "
+                     "(e.g. tv=0.8,search=1.3; other channels as observed)")
     opt.add_argument("--regions", default=None, help="regions to plan for, separated by ';' (default all)")
     opt.add_argument("--start", default=None, help="first date of the planned period (default: the fit's)")
     opt.add_argument("--end", default=None, help="last date of the planned period (default: the fit's)")
