@@ -356,6 +356,12 @@ def _optimize(args: argparse.Namespace) -> int:
             start, end = _integer(start, "--start"), _integer(end, "--end")
         period = (start, end)
     if args.plan:
+        unused = [name for name, value in (("--budget", args.budget), ("--channels", args.channels),
+                                           ("--channel-bounds", args.channel_bounds), ("--n-boot", args.n_boot))
+                  if value]
+        if unused or args.bounds != "0.5:1.5":
+            raise DataError(f"--plan scores the given multipliers as they are, so {unused or ['--bounds']} "
+                            "do not apply; drop them, or drop --plan to optimise")
         own: dict[str, float] = {}
         for item in _names(args.plan):
             channel, sep, text = item.partition("=")
