@@ -943,6 +943,12 @@ class DeepCausalMMM(BaseEstimator):
                               * Hill(carried_rt; half_saturation_c, slope_c)
             carried_rt = sum_lag w_lag,c * x_r(t-lag),c / typical_activity_rc
 
+        exactly with the defaults (constant carryover gates, effectiveness
+        off). With ``carryover.context_scale > 0`` the weights ``w`` are
+        averages over the fitted weeks, and with ``effectiveness.enabled`` a
+        time-varying multiplier in ``[effectiveness.low, high]`` scales each
+        contribution too; the formula is then approximate.
+
         Columns: ``coefficient`` (the curve's ceiling as a share of a region's
         mean KPI, before the regional multiplier), ``half_saturation`` (carried
         activity, in multiples of the region's typical weekly activity, at
