@@ -523,3 +523,13 @@ def test_verbose_fit_reports_its_phases(small_sim, capsys):
     assert f"fit: {h.epochs_run} + {h.refit_epochs} Adam epochs, {h.polish_evals} polish evaluations" in out
     DeepCausalMMM(config=FAST).fit(small_sim.X, small_sim.y, regions=small_sim.regions, dates=small_sim.dates)
     assert capsys.readouterr().out == ""  # quiet by default
+
+
+def test_score_is_r2_of_predict(fitted, small_sim):
+    from sklearn.metrics import r2_score
+
+    kw = dict(regions=small_sim.regions, dates=small_sim.dates, controls=small_sim.control_frame)
+    pred = fitted.predict(small_sim.X, **kw)
+    assert fitted.score(small_sim.X, small_sim.y, **kw) == pytest.approx(r2_score(small_sim.y, pred), rel=1e-12)
+    with pytest.raises(DataError, match=r"`y` has 10 values but `X` has"):
+        fitted.score(small_sim.X, np.asarray(small_sim.y)[:10], **kw)

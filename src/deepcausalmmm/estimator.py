@@ -347,6 +347,29 @@ class DeepCausalMMM(BaseEstimator):
                 )
         return table["prediction"].to_numpy()
 
+    def score(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        regions: ArrayLike | None = None,
+        dates: ArrayLike | None = None,
+        controls: ArrayLike | Sequence[str] | None = None,
+        sample_weight: ArrayLike | None = None,
+    ) -> float:
+        """R^2 of :meth:`predict` on the given rows (scikit-learn's ``score``; pooled over rows).
+
+        Rows after the fitted period are forecasts, as in :meth:`predict`. For
+        forecast accuracy beside a naive floor, see :meth:`backtest`.
+        """
+        from sklearn.metrics import r2_score
+
+        pred = self.predict(X, regions, dates, controls)
+        target = np.asarray(y, dtype=float).reshape(-1)
+        if target.shape != pred.shape:
+            raise DataError(f"`y` has {target.size} values but `X` has {pred.size} rows; pass one KPI value "
+                            "per row of `X`")
+        return float(r2_score(target, pred, sample_weight=sample_weight))
+
     def predict_interval(
         self,
         X: ArrayLike,
