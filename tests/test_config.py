@@ -82,3 +82,18 @@ def test_a_value_and_a_key_inside_it_conflict():
     with pytest.raises(ConfigError, match=r"'training.epochs' sets a value inside 'training', which another key "
                                           r"of the same call sets to a value \(5\)"):
         build_config(None, None, **{"training": 5, "training.epochs": 3})
+
+
+def test_config_command_writes_the_defaults_to_edit(tmp_path, capsys):
+    from deepcausalmmm.cli import main
+
+    for name in ("c.yaml", "c.json"):
+        assert main(["config", "--out", str(tmp_path / name)]) == 0
+        assert build_config(tmp_path / name) == MMMConfig()  # the defaults, reread as they were written
+    # merged over a file of one's own
+    (tmp_path / "mine.json").write_text(json.dumps({"training": {"epochs": 300}}))
+    assert main(["config", "--config", str(tmp_path / "mine.json"), "--out", str(tmp_path / "m.yaml")]) == 0
+    assert build_config(tmp_path / "m.yaml").training.epochs == 300
+    assert main(["config", "--out", str(tmp_path / "c.txt")]) == 2
+    assert "--out must end in .yaml, .yml or .json" in capsys.readouterr().err
+    assert not (tmp_path / "c.txt").exists()

@@ -1,4 +1,4 @@
-"""Command line: ``deepcausalmmm demo``, ``fit``, ``predict``, ``optimize`` and ``backtest``.
+"""Command line: ``deepcausalmmm demo``, ``fit``, ``predict``, ``optimize``, ``config`` and ``backtest``.
 
 Examples::
 
@@ -394,6 +394,26 @@ def _optimize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config(args: argparse.Namespace) -> int:
+    """Write the default configuration (or ``--config`` merged over it) as YAML or JSON."""
+    from .config import build_config
+
+    cfg = build_config(args.config).to_dict()
+    out = Path(args.out)
+    if out.suffix.lower() not in {".yaml", ".yml", ".json"}:
+        raise DataError(f"--out must end in .yaml, .yml or .json, found {out.name!r}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".json":
+        out.write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
+    else:
+        import yaml
+
+        out.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    print(f"wrote the {'merged' if args.config else 'default'} configuration to {out.resolve()}; edit it "
+          "and pass it to fit or backtest with --config (keys and defaults: README, 'Configuration')")
+    return 0
+
+
 def _backtest(args: argparse.Namespace) -> int:
     df = _read_csv(args.data, "data")
     _label_columns(args, df, args.data)
@@ -489,6 +509,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     opt.add_argument("--level", type=float, default=0.9, help="interval level for the refits' gains")
     opt.add_argument("--out", default="outputs/budget_plan.csv")
     opt.set_defaults(func=_optimize)
+    conf = sub.add_parser("config", help="write the default configuration to a file to edit")
+    conf.add_argument("--config", default=None, help="a config file to merge over the defaults first")
+    conf.add_argument("--out", default="config.yaml", help="YAML (.yaml/.yml) or JSON (.json) file")
+    conf.set_defaults(func=_config)
     back = _data_arguments(sub.add_parser(
         "backtest", help="rolling-origin refits, each scored beside the naive last-value forecast"))
     back.add_argument("--n-splits", type=int, default=3, help="cutoffs (each a full refit)")
