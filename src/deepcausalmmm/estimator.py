@@ -949,13 +949,16 @@ class DeepCausalMMM(BaseEstimator):
             weeks less one if that is smaller), one column per channel.
         """
         check_is_fitted(self, "net_")
-        kernel = self._carryover_kernel()[0]  # [C,T,T]
+        weights = self._carryover_weights(self._carryover_kernel()[0])  # [L,C]
+        return pd.DataFrame(weights, index=pd.RangeIndex(len(weights), name="lag"),
+                            columns=pd.Index(self.channels_, name="channel"))
+
+    def _carryover_weights(self, kernel: np.ndarray) -> np.ndarray:
+        """``[L,C]`` the mean weight per lag of a carryover kernel ``[C,T,T]`` over start weeks."""
         T = kernel.shape[1]
         lags = range(min(self.config_.carryover.max_lag, T - 1) + 1)
         # np.diagonal(offset=-lag) holds K[c, s + lag, s] for every start week s
-        weights = np.array([np.diagonal(kernel, offset=-lag, axis1=1, axis2=2).mean(axis=1) for lag in lags])
-        return pd.DataFrame(weights, index=pd.RangeIndex(len(lags), name="lag"),
-                            columns=pd.Index(self.channels_, name="channel"))
+        return np.array([np.diagonal(kernel, offset=-lag, axis1=1, axis2=2).mean(axis=1) for lag in lags])
 
     def get_channel_parameters(self, by_region: bool = False) -> pd.DataFrame:
         """The fitted response of each channel: coefficient, Hill curve and carryover.
@@ -1012,8 +1015,8 @@ class DeepCausalMMM(BaseEstimator):
                 "half_saturation_activity": (k[None, :] * self.scaler_.media_scale).reshape(-1),
                 "slope": np.tile(slope, R),
             }, index=index)
-        weights = self.get_carryover().to_numpy()  # [L,C]
-        gates = self._carryover_kernel()[1]  # [S,T,C]
+        kernel, gates = self._carryover_kernel()  # [C,T,T], [S,T,C]
+        weights = self._carryover_weights(kernel)  # [L,C]
         lag = np.arange(len(weights))[:, None]  # [L,1]
         total = weights.sum(axis=0)  # [C]
         carried = (np.cumsum(weights, axis=0) >= 0.9 * total[None, :])  # [L,C]
