@@ -217,6 +217,7 @@ def test_optimize_cli_matches_the_api(fitted, small_sim, tmp_path, capsys):
                           (["--channel-bounds", "radio=1:1"], "`bounds` names ['radio']"),
                           (["--channel-bounds", "channel_1"], "--channel-bounds takes channel=LOW:HIGH"),
                           (["--plan", "channel_1:0.8"], "--plan takes channel=MULTIPLIER pairs"),
+                          (["--plan", "channel_1=lots"], "--plan channel_1 must be a number, found 'lots'"),
                           (["--plan", "radio=0.8"], "['radio'] are not fitted channels"),
                           (["--plan", "channel_1=0.8", "--budget", "5"], "['--budget'] do not apply")):
         bad = tmp_path / "bad.csv"

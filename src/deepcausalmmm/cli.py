@@ -211,7 +211,7 @@ def _fit(args: argparse.Namespace) -> int:
     df = _read_csv(args.data, "data")
     _label_columns(args, df, args.data)
     channels, controls = _names(args.channels), _names(args.controls)
-    spend = _spend_map(args.spend)
+    spend = _pairs(args.spend, "--spend", "channel=column", "tv=tv_spend")
     named = [args.target, *channels, *controls, *spend.values(),
              *(c for c in (args.date, args.region, args.weight) if c)]
     _columns(df, named, "named", args.data)
@@ -230,17 +230,14 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _spend_map(arg: str | None) -> dict[str, str]:
-    """``--spend tv=tv_spend,search=search_cost`` as {channel: spend column}."""
+def _pairs(arg: str | None, option: str, form: str, example: str) -> dict[str, str]:
+    """``key=value,key=value`` (``--spend``, ``--channel-bounds``, ``--plan``) as {key: value text}."""
     out: dict[str, str] = {}
     for item in _names(arg):
-        channel, sep, column = item.partition("=")
-        if not (sep and channel and column):
-            raise DataError(
-                f"--spend takes channel=column pairs separated by commas, e.g. tv=tv_spend, found "
-                f"{item!r}"
-            )
-        out[channel] = column
+        key, sep, value = item.partition("=")
+        if not (sep and key and value):
+            raise DataError(f"{option} takes {form} pairs separated by commas, e.g. {example}, found {item!r}")
+        out[key] = value
     return out
 
 
@@ -329,23 +326,19 @@ def _range(text: str, option: str) -> tuple[float, float]:
         raise DataError(f"{option} takes LOW:HIGH multipliers, e.g. 0.5:1.5, found {text!r}") from None
 
 
-def _integer(value: object, option: str) -> int:
+def _number(value: object, option: str, kind: type = float, what: str = "a number") -> Any:
+    """``value`` as ``kind`` (float or int), or a ``DataError`` naming ``option``."""
     try:
-        return int(value)  # type: ignore[call-overload]
+        return kind(value)
     except (TypeError, ValueError):
-        raise DataError(f"{option} must be a period number like the fit's dates, found {value!r}") from None
+        raise DataError(f"{option} must be {what}, found {value!r}") from None
 
 
 def _optimize(args: argparse.Namespace) -> int:
     model = DeepCausalMMM.load(args.model)
     common = _range(args.bounds, "--bounds")
-    per: dict[str, tuple[float, float]] = {}
-    for item in _names(args.channel_bounds):
-        channel, sep, text = item.partition("=")
-        if not (sep and channel):
-            raise DataError(f"--channel-bounds takes channel=LOW:HIGH pairs separated by commas, "
-                            f"e.g. tv=1:1,search=0.8:2, found {item!r}")
-        per[channel] = _range(text, f"--channel-bounds {channel}")
+    per = {channel: _range(text, f"--channel-bounds {channel}") for channel, text in
+           _pairs(args.channel_bounds, "--channel-bounds", "channel=LOW:HIGH", "tv=1:1,search=0.8:2").items()}
     dates = pd.Index(model.panel_.dates)
     labels = {str(r): r for r in model.regions_}
     regions = [labels.get(r.strip(), r.strip()) for r in args.regions.split(";") if r.strip()] if args.regions else None
@@ -353,7 +346,8 @@ def _optimize(args: argparse.Namespace) -> int:
     if args.start or args.end:
         start, end = args.start or dates[0], args.end or dates[-1]
         if not isinstance(dates, pd.DatetimeIndex):  # integer periods
-            start, end = _integer(start, "--start"), _integer(end, "--end")
+            what = "a period number like the fit's dates"
+            start, end = _number(start, "--start", int, what), _number(end, "--end", int, what)
         period = (start, end)
     if args.plan:
         unused = [name for name, value in (("--budget", args.budget), ("--channels", args.channels),
@@ -362,16 +356,8 @@ def _optimize(args: argparse.Namespace) -> int:
         if unused or args.bounds != "0.5:1.5":
             raise DataError(f"--plan scores the given multipliers as they are, so {unused or ['--bounds']} "
                             "do not apply; drop them, or drop --plan to optimise")
-        own: dict[str, float] = {}
-        for item in _names(args.plan):
-            channel, sep, text = item.partition("=")
-            try:
-                if not (sep and channel):
-                    raise ValueError
-                own[channel] = float(text)
-            except ValueError:
-                raise DataError(f"--plan takes channel=MULTIPLIER pairs separated by commas, e.g. "
-                                f"tv=0.8,search=1.3, found {item!r}") from None
+        own = {channel: _number(text, f"--plan {channel}") for channel, text in
+               _pairs(args.plan, "--plan", "channel=MULTIPLIER", "tv=0.8,search=1.3").items()}
         plan = model.evaluate_plan(own, regions=regions, period=period)
         keys: tuple[str, ...] = ("kpi_change", "kpi_change_fraction", "spend_change")
         gain = plan.attrs["kpi_change"]
