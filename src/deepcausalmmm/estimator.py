@@ -35,7 +35,7 @@ from .components.temporal import (
 from .config import MMMConfig, build_config
 from .constants import DATE, REGION
 from .data.history import align_to_fit, extend_history
-from .data.panel import ArrayLike, Panel, build_panel, stale_cells, static_channels
+from .data.panel import ArrayLike, Panel, build_panel, fmt_date, stale_cells, static_channels
 from .data.scaling import PanelScaler
 from .exceptions import ConfigError, DataError
 from .model import Batch, Decomposition, MMMNet
@@ -1255,12 +1255,11 @@ class DeepCausalMMM(BaseEstimator):
         if target == current and np.all((lo <= 1.0) & (1.0 <= hi)) and gain < 0:
             m_opt, gain = np.ones(len(idx)), 0.0
 
-        def response(m: np.ndarray) -> np.ndarray:
-            return self._channel_responses(scaled, idx, m, keep, where)
-
+        _, (observed, optimal) = self._channel_responses(scaled, idx, np.vstack([np.ones(len(idx)), m_opt]),
+                                                         keep, where)
         table = pd.DataFrame(
             {"spend": spend, "optimal_spend": m_opt * spend, "multiplier": m_opt,
-             "response": response(np.ones(len(idx))), "optimal_response": response(m_opt),
+             "response": observed, "optimal_response": optimal,
              "level": self.get_identification()["level"].reindex(names).to_numpy()},
             index=pd.Index(names, name="channel"),
         )
@@ -1323,11 +1322,11 @@ class DeepCausalMMM(BaseEstimator):
         where = self._cells(regions, period, observed=False)  # [R,T] cells where channels are scaled
         spend = np.where(keep[:, :, None], self.spend_, 0.0).sum(axis=(0, 1))[idx]  # [k]
         scaled = self._activity()
-        plan, observed = self._plan_kpis(scaled, idx, np.vstack([m, np.ones(len(idx))]), keep, where)
+        (observed, plan), (response, plan_response) = self._channel_responses(
+            scaled, idx, np.vstack([np.ones(len(idx)), m]), keep, where)
         table = pd.DataFrame(
             {"spend": spend, "plan_spend": m * spend, "multiplier": m,
-             "response": self._channel_responses(scaled, idx, np.ones(len(idx)), keep, where),
-             "plan_response": self._channel_responses(scaled, idx, m, keep, where)},
+             "response": response, "plan_response": plan_response},
             index=pd.Index(names, name="channel"),
         )
         table.attrs.update({"kpi_change": float(plan - observed),
@@ -1336,15 +1335,17 @@ class DeepCausalMMM(BaseEstimator):
         return table
 
     def _channel_responses(
-        self, scaled: np.ndarray, idx: np.ndarray, m: np.ndarray, keep: np.ndarray, where: np.ndarray
-    ) -> np.ndarray:
-        """``[k]`` each of channels ``idx``'s KPI against switching it off, with those channels at
-        multipliers ``m`` (the plan and its k switch-offs through the graph and the network together)."""
-        factors = np.ones((len(idx) + 1, len(self.channels_)))
-        factors[:, idx] = m
-        factors[np.arange(1, len(idx) + 1), idx] = 0.0
-        values = self._scaled_kpis(scaled, factors, keep, where)
-        return values[0] - values[1:]
+        self, scaled: np.ndarray, idx: np.ndarray, ms: np.ndarray, keep: np.ndarray, where: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """For plans ``ms`` ``[B,k]`` (channels ``idx`` at those multipliers): the media KPI ``[B]``
+        and each channel's KPI against switching it off ``[B,k]``, every plan and its k switch-offs
+        through the graph and the network together."""
+        B, k = ms.shape
+        factors = np.ones((B, k + 1, len(self.channels_)))
+        factors[:, :, idx] = ms[:, None, :]
+        factors[:, np.arange(1, k + 1), idx] = 0.0
+        values = self._scaled_kpis(scaled, factors.reshape(B * (k + 1), -1), keep, where).reshape(B, k + 1)
+        return values[:, 0], values[:, :1] - values[:, 1:]
 
     def _budget_channels(
         self, channels: Sequence[str] | str | None, regions: Sequence[Any] | None,
@@ -1432,7 +1433,8 @@ class DeepCausalMMM(BaseEstimator):
             keep &= np.isin(np.asarray(self.regions_, dtype=object), np.asarray(regions, dtype=object))[:, None]
         if period is not None:
             dates = p.dates
-            example = f"({_fmt(dates[0])!r}, {_fmt(dates[-1])!r})"
+            is_time = isinstance(dates, pd.DatetimeIndex)  # else integer periods
+            example = repr(tuple(fmt_date(d) if is_time else int(d) for d in (dates[0], dates[-1])))
             if isinstance(period, (str, bytes)) or not hasattr(period, "__len__") or len(period) != 2:
                 raise DataError(f"`period` must be a (start, end) pair of dates, both included, found "
                                 f"{period!r}; e.g. period={example}")
@@ -1446,7 +1448,7 @@ class DeepCausalMMM(BaseEstimator):
             keep &= ((dates >= start) & (dates <= end))[None, :]
             if not keep.any():
                 raise DataError(f"`period` {period} contains no fitted dates; the fit covers "
-                                f"{_fmt(dates[0])}..{_fmt(dates[-1])}: give (start, end) with start <= end "
+                                f"{fmt_date(dates[0])}..{fmt_date(dates[-1])}: give (start, end) with start <= end "
                                 f"overlapping it, e.g. period={example}")
         return keep
 
@@ -2046,11 +2048,6 @@ def _as_list(values: Any) -> list[Any]:
     if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
         return [values]
     return list(values)
-
-
-def _fmt(value: Any) -> Any:
-    """A date as ``YYYY-MM-DD`` (other labels as they are), for messages."""
-    return value.strftime("%Y-%m-%d") if isinstance(value, pd.Timestamp) else value
 
 
 def _as_number(value: object, name: str) -> float:
