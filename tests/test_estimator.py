@@ -533,3 +533,7 @@ def test_score_is_r2_of_predict(fitted, small_sim):
     assert fitted.score(small_sim.X, small_sim.y, **kw) == pytest.approx(r2_score(small_sim.y, pred), rel=1e-12)
     with pytest.raises(DataError, match=r"`y` has 10 values but `X` has"):
         fitted.score(small_sim.X, np.asarray(small_sim.y)[:10], **kw)
+    y = np.asarray(small_sim.y, dtype=float).copy()
+    y[3] = np.nan
+    with pytest.raises(DataError, match=r"`y` has 1 NaN/infinite value\(s\); score only rows with a measured KPI"):
+        fitted.score(small_sim.X, y, **kw)

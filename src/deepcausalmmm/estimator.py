@@ -364,7 +364,13 @@ class DeepCausalMMM(BaseEstimator):
         from sklearn.metrics import r2_score
 
         pred = self.predict(X, regions, dates, controls)
-        target = np.asarray(y, dtype=float).reshape(-1)
+        try:
+            target = np.asarray(y, dtype=float).reshape(-1)
+        except (TypeError, ValueError):
+            raise DataError("`y` must be numeric, one KPI value per row of `X`") from None
+        if not np.isfinite(target).all():
+            raise DataError(f"`y` has {int((~np.isfinite(target)).sum())} NaN/infinite value(s); score only "
+                            "rows with a measured KPI")
         if target.shape != pred.shape:
             raise DataError(f"`y` has {target.size} values but `X` has {pred.size} rows; pass one KPI value "
                             "per row of `X`")
