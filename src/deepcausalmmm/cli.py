@@ -334,9 +334,12 @@ def _number(value: object, option: str, kind: type = float, what: str = "a numbe
         raise DataError(f"{option} must be {what}, found {value!r}") from None
 
 
+DEFAULT_BOUNDS = "0.5:1.5"  # optimize_budget's default multiplier range, as --bounds
+
+
 def _optimize(args: argparse.Namespace) -> int:
     model = DeepCausalMMM.load(args.model)
-    common = _range(args.bounds, "--bounds")
+    common = _range(args.bounds or DEFAULT_BOUNDS, "--bounds")
     per = {channel: _range(text, f"--channel-bounds {channel}") for channel, text in
            _pairs(args.channel_bounds, "--channel-bounds", "channel=LOW:HIGH", "tv=1:1,search=0.8:2").items()}
     dates = pd.Index(model.panel_.dates)
@@ -351,11 +354,11 @@ def _optimize(args: argparse.Namespace) -> int:
         period = (start, end)
     if args.plan:
         unused = [name for name, value in (("--budget", args.budget), ("--channels", args.channels),
-                                           ("--channel-bounds", args.channel_bounds), ("--n-boot", args.n_boot))
-                  if value]
-        if unused or args.bounds != "0.5:1.5":
-            raise DataError(f"--plan scores the given multipliers as they are, so {unused or ['--bounds']} "
-                            "do not apply; drop them, or drop --plan to optimise")
+                                           ("--bounds", args.bounds), ("--channel-bounds", args.channel_bounds),
+                                           ("--n-boot", args.n_boot)) if value]
+        if unused:
+            raise DataError(f"--plan scores the given multipliers as they are, so {unused} do not apply; "
+                            "drop them, or drop --plan to optimise")
         own = {channel: _number(text, f"--plan {channel}") for channel, text in
                _pairs(args.plan, "--plan", "channel=MULTIPLIER", "tv=0.8,search=1.3").items()}
         plan = model.evaluate_plan(own, regions=regions, period=period)
@@ -481,7 +484,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     opt.add_argument("--budget", type=float, default=None,
                      help="total spend of the chosen channels (default: what they spent)")
     opt.add_argument("--channels", default=None, help="comma-separated channels to reallocate")
-    opt.add_argument("--bounds", default="0.5:1.5", help="LOW:HIGH multiplier range (default 0.5:1.5)")
+    opt.add_argument("--bounds", default=None, help=f"LOW:HIGH multiplier range (default {DEFAULT_BOUNDS})")
     opt.add_argument("--channel-bounds", default=None,
                      help="per-channel ranges, channel=LOW:HIGH comma-separated (1:1 holds a channel)")
     opt.add_argument("--plan", default=None,
