@@ -521,8 +521,8 @@ def build_panel(
             )
         if ygrid is not None:
             counted = observed & (weight > 0)  # [R,T] cells whose KPI the fit uses
-            dead = [region_labels[r] for r in range(R)
-                    if counted[r].any() and not np.any(ygrid[r][counted[r]] != 0)]
+            zero = counted.any(axis=1) & ~(counted & (ygrid != 0)).any(axis=1)  # [R]
+            dead = [region_labels[r] for r in np.flatnonzero(zero)]
             if dead:
                 warnings.warn(
                     f"{len(dead)} region(s) ({dead[:5]}) have KPI 0 in every fitted week; the fit still credits "
