@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/other_simulator.py [--seeds 0,1] [--linear | --flighted [--lagged] [--lift] | --logistic | --holidays [--holiday-control]] [--national] [--empty] [--config '{"regularization": {"l2": 1e-4}}']
+    python benchmarks/other_simulator.py [--seeds 0,1] [--linear | --flighted [--lagged] [--lift] [--multiplicative] | --logistic | --holidays [--holiday-control]] [--national] [--empty] [--config '{"regularization": {"l2": 1e-4}}']
 
 The package's simulator shares design choices with the model (two-stage
 carryover, Hill curves relative to each region's typical activity). This one
@@ -26,7 +26,9 @@ unit); mediation tv -> search, tv -> social, social -> search (``--empty``
 drops them; ``--lagged`` makes tv -> search act one week later and tv ->
 social two weeks later; ``--lift`` makes each a lift in proportion, the child's
 activity its own part times ``1 + w * parent / parent's regional mean``);
-noise 6% of the baseline; root tv.
+noise 6% of the baseline; root tv. ``--multiplicative`` makes the KPI the
+baseline times ``exp`` of the summed responses (a log-scale model, in which a
+channel's effect moves with the baseline and channels interact).
 
 ``--logistic`` is a fourth design, written in session 14 the way a
 PyMC-Marketing-style simulation would be: five channels named as in a media
@@ -124,12 +126,17 @@ FLIGHTED_LAGS = {(1, 0): 1, (2, 0): 2}  # --lagged: (child, parent) -> weeks; tv
 
 
 def simulate_flighted(seed: int, empty: bool = False, R: int = 40, T: int = 156, noise: float = 0.06,
-                      lagged: bool = False, lift: bool = False, national_buys: bool = False):
+                      lagged: bool = False, lift: bool = False, national_buys: bool = False,
+                      multiplicative: bool = False):
     """The ``--flighted`` design: long table, names, true totals ``[C]``, true media share, and
     ``true_lift(channel, regions, start, end)``: the KPI lost over those region-weeks when the
     channel is switched off in them (its induced activity in children removed too).
     ``national_buys``: tv and radio bought nationally (no region-week variation; the same draws
-    otherwise)."""
+    otherwise). ``multiplicative``: the KPI is the baseline times ``exp`` of the summed channel
+    responses (a log-scale model, as Meridian's and Robyn's multiplicative options), so a channel's
+    effect in KPI units moves with the baseline's trend, season and price, and channels interact:
+    the true totals (each from its own do(channel = 0)) then sum to more than the media part of the
+    KPI. The same draws otherwise."""
     rng = np.random.default_rng(seed)
     C = len(FLIGHTED)
     size = np.exp(rng.normal(0.0, 0.8, R))  # [R]
@@ -196,9 +203,16 @@ def simulate_flighted(seed: int, empty: bool = False, R: int = 40, T: int = 156,
     price = 1 + 0.05 * rng.standard_normal((R, T)).cumsum(axis=1) / np.sqrt(T)  # [R,T]
     base = size[:, None] * 1000 * (1 + 0.1 * t / T + 0.08 * np.sin(2 * np.pi * t / 52.18 + 1.0))[None, :]
     base = base - size[:, None] * 1000 * 0.5 * (price - 1)
-    contrib = response(x)
-    y = base + contrib.sum(-1) + rng.normal(0, noise, (R, T)) * base
-    total = np.array([contrib.sum() - response(acts(off=c)).sum() for c in range(C)])
+
+    def media(a: np.ndarray) -> np.ndarray:
+        """The KPI's media part ``[R,T]`` under activity ``a``."""
+        if multiplicative:  # the same responses as log-scale effects (relative to the region's size)
+            return base * np.expm1(response(a).sum(-1) / (size[:, None] * 1000))
+        return response(a).sum(-1)
+
+    contrib = media(x)  # [R,T]
+    y = base + contrib + rng.normal(0, noise, (R, T)) * base
+    total = np.array([contrib.sum() - media(acts(off=c)).sum() for c in range(C)])
     df = pd.DataFrame({"region": np.repeat(np.arange(R), T), "week": np.tile(t, R)})
     for c, n in enumerate(FLIGHTED):
         df[n] = x[:, :, c].reshape(-1)
@@ -208,8 +222,8 @@ def simulate_flighted(seed: int, empty: bool = False, R: int = 40, T: int = 156,
     def true_lift(channel: str, regions: list[int], start: int, end: int) -> float:
         cells = np.zeros((R, T), dtype=bool)
         cells[np.ix_(np.asarray(regions), np.arange(start, end + 1))] = True
-        off = response(acts(FLIGHTED.index(channel), cells))
-        return float((contrib - off).sum(-1)[cells].sum())
+        off = media(acts(FLIGHTED.index(channel), cells))
+        return float((contrib - off)[cells].sum())
 
     return df, list(FLIGHTED), total, contrib.sum() / y.sum(), true_lift
 
@@ -406,6 +420,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lift", action="store_true",
                     help="with --flighted: a child's activity is raised in proportion, its own part "
                     "times 1 + w x parent / parent's regional mean, instead of an added part")
+    ap.add_argument("--multiplicative", action="store_true",
+                    help="with --flighted: the KPI is the baseline times exp(summed responses), "
+                    "a log-scale model in which channels interact")
     ap.add_argument("--national", action="store_true",
                     help="with --flighted or --logistic: tv and radio bought nationally (the same "
                     "relative plan in every region, no region-week variation)")
@@ -417,13 +434,16 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--lagged needs --flighted")
     if args.lift and not args.flighted:
         ap.error("--lift needs --flighted")
+    if args.multiplicative and not args.flighted:
+        ap.error("--multiplicative needs --flighted")
     if args.holiday_control and not args.holidays:
         ap.error("--holiday-control needs --holidays")
     over = json.loads(args.config)
     for seed in (int(s) for s in args.seeds.split(",")):
         if args.flighted:
             df, names, total, media_share, _ = simulate_flighted(seed, empty=args.empty, lagged=args.lagged,
-                                                                 lift=args.lift, national_buys=args.national)
+                                                                 lift=args.lift, national_buys=args.national,
+                                                                 multiplicative=args.multiplicative)
             controls = df[["price"]]
         elif args.logistic:
             df, names, total, media_share = simulate_logistic(seed, empty=args.empty,
