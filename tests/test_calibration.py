@@ -11,7 +11,7 @@ import torch
 
 from deepcausalmmm import DeepCausalMMM
 from deepcausalmmm.datasets import simulate_panel
-from deepcausalmmm.exceptions import DataError
+from deepcausalmmm.exceptions import ConfigError, DataError
 
 from .conftest import FAST
 
@@ -254,3 +254,116 @@ def test_lift_test_measures_a_constant_channel(sim, tmp_path):
     model.save(path)
     again = DeepCausalMMM.load(path)
     np.testing.assert_allclose(again.predict(X, **kw), model.predict(X, **kw), rtol=1e-6)
+
+
+# ROI priors (calibration.roi_priors): a belief about a channel's whole-panel ROI, weighed as a
+# national lift test over the fitted weeks would be.
+
+FIXED = {"mode": "fixed", "edges": [["channel_1", "channel_2"]]}  # channel_1's total has a mediated part
+
+
+def _roi_fit(sim, priors, **extra):
+    cfg = {**FAST, "calibration": {"roi_priors": priors}, **extra}
+    return DeepCausalMMM(config=cfg).fit(sim.X, sim.y, **_kw(sim))
+
+
+def test_roi_prior_term_is_the_total_effect_per_unit_spend(sim):
+    # Invariant: the loss term's model total is get_channel_effects()["total"], for a channel with
+    # a descendant in the graph (channel_1 -> channel_2: the counterfactual batch) and without.
+    model = _roi_fit(sim, {"channel_1": [1.0, 1.0], "channel_3": [1.0, 1.0]}, graph=FIXED)
+    assert model.graph_.loc["channel_1", "channel_2"] > 0  # the mediated path is exercised
+    cfg, p = model.config_, model.panel_
+    term = model._roi_term(cfg, p, model.scaler_, model.knots_, model.graph_model_, model.spend_,
+                           1.0, torch.device("cpu"))
+    assert term.mediated.tolist() == [True, False]
+    batch = model._batch(cfg, p, model.scaler_, model.knots_, np.arange(len(model.regions_)), p.media,
+                         p.control_values, np.arange(len(p.dates), dtype=float))
+    with torch.no_grad():
+        total = term.model_total(model.net_, model.net_(batch)).numpy()
+    effects = model.get_channel_effects()
+    np.testing.assert_allclose(total, effects.loc[["channel_1", "channel_3"], "total"], rtol=1e-4)
+    np.testing.assert_allclose(term.target.numpy(), effects.loc[["channel_1", "channel_3"], "spend"])
+
+
+def test_a_precise_roi_prior_sets_the_fitted_roi(sim):
+    plain = DeepCausalMMM(config={**FAST, "graph": FIXED}).fit(sim.X, sim.y, **_kw(sim))
+    roi = plain.get_channel_effects()["roi"]
+    # Beliefs far from what the data say (1.6x and 0.6x), 1% standard deviation: the fitted ROI
+    # (total effect per unit spend, mediated part included for channel_1) follows them.
+    priors = {"channel_1": [1.6 * roi["channel_1"], 0.016 * roi["channel_1"]],
+              "channel_3": [0.6 * roi["channel_3"], 0.006 * roi["channel_3"]]}
+    model = _roi_fit(sim, priors, graph=FIXED)
+    assert model.get_channel_effects()["mediated"]["channel_1"] > 0
+    after = model.get_channel_effects()["roi"]
+    for c, (mean, _) in priors.items():
+        assert after[c] == pytest.approx(mean, rel=0.05), c
+    assert model.net_.prior_weight.tolist() == [0.0, 1.0, 0.0]  # their coefficient priors dropped
+    # Bootstrap refits keep the priors: each replicate's ROI stays at the belief.
+    iv = model.get_effect_intervals(n_boot=2)
+    for c, (mean, _) in priors.items():
+        assert iv.loc[c, "roi_lo"] == pytest.approx(mean, rel=0.05) and iv.loc[c, "roi_hi"] == pytest.approx(
+            mean, rel=0.05), c
+    report = model.roi_prior_report()
+    assert list(report.columns) == ["prior_mean", "prior_sd", "roi", "z"]
+    np.testing.assert_allclose(report["roi"], after[["channel_1", "channel_3"]])
+    np.testing.assert_allclose(report["z"], (report["roi"] - report["prior_mean"]) / report["prior_sd"])
+    # A loose prior (sd 10x the mean) leaves the fit nearly where the data put it.
+    loose = _roi_fit(sim, {"channel_1": [1.6 * roi["channel_1"], 16 * roi["channel_1"]]},
+                     regularization={"l2": 0.0})
+    free = DeepCausalMMM(config={**FAST, "regularization": {"l2": 0.0}}).fit(sim.X, sim.y, **_kw(sim))
+    assert loose.get_channel_effects()["roi"]["channel_1"] == pytest.approx(
+        free.get_channel_effects()["roi"]["channel_1"], rel=0.05)
+
+
+def test_roi_priors_survive_save_and_load_and_reach_the_outputs(sim, fitted, tmp_path):
+    model = _roi_fit(sim, {"channel_2": [0.5, 0.1]})
+    loaded = DeepCausalMMM.load(model.save(tmp_path / "roi.safetensors"))
+    assert loaded.config_.calibration.roi_priors == {"channel_2": (0.5, 0.1)}
+    np.testing.assert_allclose(loaded.get_channel_effects()["roi"], model.get_channel_effects()["roi"])
+    pd.testing.assert_frame_equal(loaded.roi_prior_report(), model.roi_prior_report())
+    html = model.save_report(tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "<h2>ROI priors</h2>" in html and "prior_mean" in html
+    with pytest.raises(DataError, match=r"no ROI priors: set config 'calibration.roi_priors'"):
+        fitted.roi_prior_report()
+    assert "<h2>ROI priors</h2>" not in fitted.save_report(tmp_path / "plain.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "priors, error, message",
+    [
+        ({"radio": [1.0, 0.2]}, ConfigError, r"'calibration.roi_priors' names \['radio'\], which are not channels"),
+        ({"channel_1": [-1.0, 0.2]}, ConfigError, r"has mean -1.0; give a finite ROI >= 0"),
+        ({"channel_1": [1.0, 0.0]}, ConfigError, r"has sd 0.0; give a finite standard deviation > 0"),
+        ({"channel_1": [1.0]}, ConfigError, r"calibration.roi_priors.channel_1"),
+        ({"dark": [1.0, 0.2]}, DataError, r"names \['dark'\], whose spend over the fitted weeks is 0"),
+    ],
+)
+def test_bad_roi_priors_name_the_problem_and_change_nothing(fitted, small_sim, priors, error, message):
+    X = small_sim.X.assign(dark=0.0)
+    before = fitted.get_channel_contributions()
+    with pytest.raises(error, match=message), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the all-zero channel's warning
+        fitted.fit(X, small_sim.y, config_overrides={"calibration": {"roi_priors": priors}}, **_kw(small_sim))
+    assert fitted.get_channel_contributions().equals(before)
+
+
+def test_fit_cli_with_roi_priors(sim, tmp_path, capsys):
+    import json
+
+    from deepcausalmmm.cli import main
+
+    data = tmp_path / "d.csv"
+    sim.data.to_csv(data, index=False)
+    cfg = tmp_path / "priors.json"
+    cfg.write_text(json.dumps({**FAST, "calibration": {"roi_priors": {"channel_2": [0.5, 0.1]}}}))
+    args = ["fit", str(data), "--target", "kpi", "--channels", ",".join(sim.channels), "--controls",
+            "price,promo", "--date", "date", "--region", "region", "--config", str(cfg)]
+    assert main([*args, "--out", str(tmp_path / "o")]) == 0
+    report = pd.read_csv(tmp_path / "o" / "roi_priors.csv", index_col="channel")
+    assert report.loc["channel_2", "prior_mean"] == 0.5 and np.isfinite(report.loc["channel_2", "roi"])
+    saved = json.loads((tmp_path / "o" / "config.json").read_text())
+    assert saved["calibration"]["roi_priors"] == {"channel_2": [0.5, 0.1]}
+    cfg.write_text(json.dumps({**FAST, "calibration": {"roi_priors": {"radio": [0.5, 0.1]}}}))
+    assert main([*args, "--out", str(tmp_path / "bad")]) == 2
+    assert "'calibration.roi_priors' names ['radio'], which are not channels" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

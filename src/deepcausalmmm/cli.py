@@ -39,7 +39,8 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0) -> list[Path
     edges (``dag_edges.csv``), the response curves (``response_curves.csv``), the weeks the
     fit misses far more than usual (``unexplained_weeks.csv``), the fitted channel parameters
     (``channel_parameters.csv``, :meth:`DeepCausalMMM.get_channel_parameters`) and the
-    configuration the fit applied (``config.json``, usable as ``--config``) into ``out``.
+    configuration the fit applied (``config.json``, usable as ``--config``) into ``out``, and
+    ``lift_tests.csv`` / ``roi_priors.csv`` when the fit had lift tests / ROI priors.
 
     With ``n_boot >= 2`` also ``effect_intervals.csv`` (:meth:`DeepCausalMMM.get_effect_intervals`)
     and ``budget_plan.csv`` (:meth:`DeepCausalMMM.optimize_budget` with its bootstrap
@@ -67,6 +68,9 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0) -> list[Path
     if getattr(model, "lift_tests_", None) is not None:
         files.append(out / "lift_tests.csv")
         model.lift_test_report().to_csv(files[-1], index=False)
+    if model.config_.calibration.roi_priors:
+        files.append(out / "roi_priors.csv")
+        model.roi_prior_report().to_csv(files[-1])
     if n_boot:
         files.append(out / "effect_intervals.csv")
         model.get_effect_intervals(n_boot=n_boot).to_csv(files[-1])

@@ -11,6 +11,7 @@ naming the key's full path and what is allowed.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -361,7 +362,7 @@ class GraphConfig(_Section):
 
 
 class CalibrationConfig(_Section):
-    """How strongly lift tests (``fit(lift_tests=...)``) pull the model."""
+    """How strongly lift tests (``fit(lift_tests=...)``) pull the model, and ROI priors."""
 
     weight: float = Field(
         1.0, ge=0.0, description="Multiplier on the lift tests' likelihood (1: a test counts as "
@@ -376,6 +377,26 @@ class CalibrationConfig(_Section):
         "keeps the full prior, which weighs about as much as one 10%-precise test on a 40-region, "
         "3-year panel (tested channels then ended up to 3.6 standard errors from their tests).",
     )
+    roi_priors: dict[str, tuple[float, float]] = Field(
+        default_factory=dict,
+        description="Prior belief in channels' ROI, {channel: [mean, sd]}: the channel's total "
+        "effect over the fitted weeks (get_channel_effects()['total'], mediated part included) per "
+        "unit of its spend there (fit(spend=...) or its X values), as a Gaussian measurement of "
+        "that total with standard error sd x spend (weighed as a lift test is). A channel with an "
+        "ROI prior drops its coefficient prior as a lift-tested one does (tested_prior). For "
+        "always-on channels, whose level the data leave to the prior (get_identification()).",
+    )
+
+    @model_validator(mode="after")
+    def _valid_roi_priors(self) -> CalibrationConfig:
+        for channel, (mean, sd) in self.roi_priors.items():
+            if not (math.isfinite(mean) and mean >= 0):
+                raise ValueError(f"calibration.roi_priors['{channel}'] has mean {mean}; give a finite ROI "
+                                 ">= 0 (KPI units per unit of spend)")
+            if not (math.isfinite(sd) and sd > 0):
+                raise ValueError(f"calibration.roi_priors['{channel}'] has sd {sd}; give a finite "
+                                 "standard deviation > 0 (e.g. 0.3 x the mean for a loose prior)")
+        return self
 
 
 class MMMConfig(_Section):

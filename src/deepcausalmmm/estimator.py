@@ -43,6 +43,7 @@ from .plotting.figures import carryover_figure, contributions_figure, dag_figure
 from .training import (
     History,
     LiftTerm,
+    RoiPriorTerm,
     Target,
     full_precision,
     polish,
@@ -189,6 +190,7 @@ class DeepCausalMMM(BaseEstimator):
                 stacklevel=2,
             )
         spend_grid = self._spend_grid(spend, panel, regions, dates)
+        _check_roi_priors(cfg, panel, spend_grid)
         lifts = None
         if lift_tests is not None:
             lifts = parse_lift_tests(lift_tests, panel.channels, panel.regions, panel.dates)
@@ -209,7 +211,7 @@ class DeepCausalMMM(BaseEstimator):
         try:
             with torch.random.fork_rng(devices=[]), full_precision():
                 torch.manual_seed(self.random_state)
-                net, knots, history = self._train(cfg, panel, scaler, device, graph, lifts)
+                net, knots, history = self._train(cfg, panel, scaler, device, graph, lifts, spend_grid)
         finally:
             torch.set_num_threads(old_threads)
         net.eval()
@@ -1522,6 +1524,34 @@ class DeepCausalMMM(BaseEstimator):
         p = self.panel_
         return self._lift_report(parse_lift_tests(lift_tests, self.channels_, self.regions_, p.dates))
 
+    def roi_prior_report(self) -> pd.DataFrame:
+        """The fit's ROI priors (``calibration.roi_priors``) against the fitted ROI, one row per channel.
+
+        ``prior_mean``, ``prior_sd``: the prior; ``roi``: the fitted total effect per unit spend over
+        the fitted weeks (:meth:`get_channel_effects`); ``z`` = (roi - prior_mean) / prior_sd. A
+        prior counts as a measurement of the channel's total effect, weighed as a lift test of that
+        precision, so ``z`` far from 0 means the data disagree with it.
+
+        Raises
+        ------
+        DataError
+            If the model was fitted without ROI priors.
+        """
+        check_is_fitted(self, "net_")
+        priors = self.config_.calibration.roi_priors
+        if not priors:
+            raise DataError(
+                "no ROI priors: set config 'calibration.roi_priors' ({channel: [mean, sd]}) and fit "
+                "again to give the model a belief about a channel's ROI"
+            )
+        roi = self.get_channel_effects()["roi"]
+        frame = pd.DataFrame(
+            [(c, mean, sd, float(roi[c])) for c, (mean, sd) in priors.items()],
+            columns=["channel", "prior_mean", "prior_sd", "roi"],
+        ).set_index("channel")
+        frame["z"] = (frame["roi"] - frame["prior_mean"]) / frame["prior_sd"]
+        return frame
+
     def _lift_by_region(self, lifts: LiftTests) -> np.ndarray:
         """``[N,R]`` the model's lift of each test, per region (0 outside the test's regions)."""
         scaled = self._activity()  # [R,T,C]
@@ -1646,6 +1676,12 @@ class DeepCausalMMM(BaseEstimator):
                 f"config 'graph.required' gives parents to root channel(s) {bad_roots}; drop the "
                 "edge or the root"
             )
+        unknown = [c for c in cfg.calibration.roi_priors if c not in panel.channels]
+        if unknown:
+            raise ConfigError(
+                f"config key 'calibration.roi_priors' names {unknown}, which are not channels; "
+                f"channels are {panel.channels}"
+            )
         unknown = [c for c in cfg.controls.signs if c not in panel.controls]
         if unknown:
             raise ConfigError(
@@ -1655,7 +1691,7 @@ class DeepCausalMMM(BaseEstimator):
 
     def _train(
         self, cfg: MMMConfig, panel: Panel, scaler: PanelScaler, device: torch.device,
-        graph: ChannelGraph, lifts: LiftTests | None = None,
+        graph: ChannelGraph, lifts: LiftTests | None = None, spend: np.ndarray | None = None,
     ) -> tuple[MMMNet, np.ndarray, History]:
         """Two phases: early stopping on the last weeks, then all weeks (see README)."""
         R, T, _ = panel.shape
@@ -1670,7 +1706,7 @@ class DeepCausalMMM(BaseEstimator):
             net = self._make_net(cfg, panel, len(knots), lifts).to(device)
             batch = self._batch(cfg, panel, scaler, knots, everything, panel.media,
                                 panel.control_values, positions).to(device)
-            target = self._target(cfg, panel, scaler, device, 0, knots, graph, lifts)
+            target = self._target(cfg, panel, scaler, device, 0, knots, graph, lifts, spend)
             history = train(net, batch, target, cfg, callback)
             self._polish(cfg, net, batch, target, history)
             return net, knots, history
@@ -1679,7 +1715,7 @@ class DeepCausalMMM(BaseEstimator):
         net = self._make_net(cfg, panel, len(knots1), lifts).to(device)
         batch = self._batch(cfg, panel, scaler, knots1, everything, panel.media,
                             panel.control_values, positions).to(device)
-        history = train(net, batch, self._target(cfg, panel, scaler, device, v, knots1, graph, lifts),
+        history = train(net, batch, self._target(cfg, panel, scaler, device, v, knots1, graph, lifts, spend),
                         cfg, callback)
         # Phase 2: move the trend onto knots spanning all weeks and continue on all of them.
         old_at_new = trend_basis(knots, knots1, cfg.baseline.extrapolation, cfg.baseline.damping)
@@ -1687,7 +1723,7 @@ class DeepCausalMMM(BaseEstimator):
         extra = int(round(cfg.training.refit_epochs_fraction * (history.best_epoch + 1)))
         batch = self._batch(cfg, panel, scaler, knots, everything, panel.media,
                             panel.control_values, positions).to(device)
-        target = self._target(cfg, panel, scaler, device, 0, knots, graph, lifts)
+        target = self._target(cfg, panel, scaler, device, 0, knots, graph, lifts, spend)
         if extra > 0:
             refit = train(net, batch, target, cfg, None,
                           epochs=extra, learning_rate=cfg.training.learning_rate * 0.5)
@@ -1793,6 +1829,9 @@ class DeepCausalMMM(BaseEstimator):
         if lifts is not None and cfg.calibration.weight > 0:  # a tested channel's level is measured
             prior[np.unique(lifts.channel)] = cfg.calibration.tested_prior
             fixed[np.unique(lifts.channel)] = False
+        believed = [panel.channels.index(c) for c in cfg.calibration.roi_priors]  # so is one with a prior
+        prior[believed] = cfg.calibration.tested_prior
+        fixed[believed] = False
         return MMMNet(
             n_regions=len(panel.regions),
             n_channels=len(panel.channels),
@@ -1839,7 +1878,7 @@ class DeepCausalMMM(BaseEstimator):
     def _target(
         cls, cfg: MMMConfig, panel: Panel, scaler: PanelScaler, device: torch.device, v: int,
         knots: np.ndarray | None = None, graph: ChannelGraph | None = None,
-        lifts: LiftTests | None = None,
+        lifts: LiftTests | None = None, spend: np.ndarray | None = None,
     ) -> Target:
         assert panel.y is not None
         R, T, _ = panel.shape
@@ -1852,6 +1891,10 @@ class DeepCausalMMM(BaseEstimator):
         if lifts is not None and cfg.calibration.weight > 0:
             assert knots is not None and graph is not None
             lift = cls._lift_term(cfg, panel, scaler, knots, graph, lifts, float((w > 0).sum()), device)
+        roi = None
+        if cfg.calibration.roi_priors:
+            assert knots is not None and graph is not None and spend is not None
+            roi = cls._roi_term(cfg, panel, scaler, knots, graph, spend, float((w > 0).sum()), device)
         delta = None
         if cfg.huber_delta == "auto":  # here from the float64 KPI; training.with_huber_delta
             # fills in thresholds only for Targets built elsewhere (from their float32 copy)
@@ -1862,6 +1905,7 @@ class DeepCausalMMM(BaseEstimator):
             weight_train=torch.tensor(np.where(val_mask, 0.0, w), dtype=f32, device=device),
             weight_val=torch.tensor(np.where(val_mask, w, 0.0), dtype=f32, device=device),
             lift=lift,
+            roi=roi,
             delta=delta,
         )
 
@@ -1942,6 +1986,45 @@ class DeepCausalMMM(BaseEstimator):
             lift=torch.tensor(lifts.lift, dtype=f32, device=device),
             se=torch.tensor(lifts.se, dtype=f32, device=device),
             weight=cfg.calibration.weight, n_cells=n_cells,
+        )
+
+    @classmethod
+    def _roi_term(
+        cls, cfg: MMMConfig, panel: Panel, scaler: PanelScaler, knots: np.ndarray,
+        graph: ChannelGraph, spend: np.ndarray, n_cells: float, device: torch.device,
+    ) -> RoiPriorTerm:
+        """Each ROI prior's channel, its spend over the observed cells and, for channels with
+        descendants in the graph, their counterfactual inputs (see ``RoiPriorTerm``)."""
+        R, T, _ = panel.shape
+        names = list(cfg.calibration.roi_priors)
+        channel = np.array([panel.channels.index(c) for c in names])  # [P]
+        mean, sd = np.array([cfg.calibration.roi_priors[c] for c in names], dtype=float).T  # [P] each
+        total_spend = np.where(panel.observed[:, :, None], spend, 0.0).sum(axis=(0, 1))[channel]  # [P]
+        mediated = np.array([bool(graph.weights[:, c, :].any()) for c in channel])  # [P]
+        f32 = torch.float32
+        batch, rows, prior = None, np.zeros(0, dtype=int), np.zeros(0, dtype=int)
+        if mediated.any():
+            scale = scaler.media_scale[:, None, :]  # [R,1,C]
+            scaled = panel.media / scale  # [R,T,C]
+            media = []
+            for p in np.flatnonzero(mediated):
+                off = intervene(scaled, graph, int(channel[p]))
+                media.append(np.where(off != scaled, off * scale, panel.media))  # untouched cells exact
+            rows = np.tile(np.arange(R), int(mediated.sum()))  # [M]
+            prior = np.repeat(np.flatnonzero(mediated), R)  # [M]
+            batch = cls._batch(cfg, panel, scaler, knots, rows, np.concatenate(media),
+                               panel.control_values[rows], np.arange(T, dtype=float)).to(device)
+        cells = np.where(panel.observed, scaler.y_scale[:, None], 0.0)  # [R,T]
+        return RoiPriorTerm(
+            channel=torch.tensor(channel, dtype=torch.long, device=device),
+            cells=torch.tensor(cells, dtype=f32, device=device),
+            batch=batch,
+            rows=torch.tensor(rows, dtype=torch.long, device=device),
+            prior=torch.tensor(prior, dtype=torch.long, device=device),
+            mediated=torch.tensor(mediated, device=device),
+            target=torch.tensor(mean * total_spend, dtype=torch.float64, device=device),
+            se=torch.tensor(sd * total_spend, dtype=torch.float64, device=device),
+            n_cells=n_cells,
         )
 
     def _run_net(self, batch: Batch) -> Decomposition:
@@ -2126,6 +2209,18 @@ def available_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # macOS and Windows have no affinity mask here
         return os.cpu_count() or 1
+
+
+def _check_roi_priors(cfg: MMMConfig, panel: Panel, spend: np.ndarray) -> None:
+    """An ROI prior needs spend on the channel in the fitted (observed) weeks."""
+    total = np.where(panel.observed[:, :, None], spend, 0.0).sum(axis=(0, 1))  # [C]
+    none = [c for c in cfg.calibration.roi_priors if not total[panel.channels.index(c)] > 0]
+    if none:
+        raise DataError(
+            f"config key 'calibration.roi_priors' names {none}, whose spend over the fitted weeks is 0, "
+            "so they have no ROI; drop their priors, or pass their spend with fit(spend=...) when "
+            "`X` holds something else"
+        )
 
 
 def _warn_weak_tests(cfg: MMMConfig, lifts: LiftTests, channels: Sequence[str]) -> None:

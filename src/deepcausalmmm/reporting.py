@@ -182,6 +182,12 @@ def write_report(model: Any, path: Path) -> Path:
         parts += ["<h2>Lift tests</h2>",
                   "<p class='note'>Experiments the model was calibrated to; z = (model - measured) / se.</p>",
                   _table(shown)]
+    if model.config_.calibration.roi_priors:
+        parts += ["<h2>ROI priors</h2>",
+                  "<p class='note'>Beliefs about channels' ROI the model was fitted with (calibration."
+                  "roi_priors), each weighed as a measurement of the channel's total effect; roi: the "
+                  "fitted total effect per unit spend; z = (roi - prior_mean) / prior_sd.</p>",
+                  _table(model.roi_prior_report().round(4))]
     parts.append("</body></html>")
     with atomic_path(path, ".html") as tmp:
         Path(tmp).write_text("\n".join(parts), encoding="utf-8")

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from .config import MMMConfig
 
-__all__ = ["Target", "LiftTerm", "History", "data_loss", "total_loss", "train", "polish", "full_precision"]
+__all__ = ["Target", "LiftTerm", "RoiPriorTerm", "History", "data_loss", "total_loss", "train", "polish", "full_precision"]
 
 
 @contextmanager
@@ -82,6 +82,50 @@ class LiftTerm:
         return self.weight * noise_var.detach() / self.n_cells * (z**2).sum()
 
 
+@dataclass(frozen=True)
+class RoiPriorTerm:
+    """ROI priors (``calibration.roi_priors``) as a loss term, weighed as lift tests are.
+
+    Prior ``p`` on channel ``channel[p]`` counts as a measurement of the
+    channel's total effect over the fitted (observed) cells, ``target[p]`` =
+    mean x spend with standard error ``se[p]`` = sd x spend. A channel without
+    descendants in the channel graph has total == direct: its contribution,
+    read from the fitted decomposition at no extra cost. Channels with
+    descendants run in one counterfactual batch over every region (the
+    channel switched off everywhere, the activity it induced removed):
+    ``rows`` are those rows' regions in the fitted batch, ``prior`` the prior
+    each belongs to. ``cells`` ``[R,T]`` converts scaled KPI to KPI units on
+    observed cells (0 elsewhere), as ``get_channel_effects`` sums them.
+    """
+
+    channel: Tensor  # [P] channel index of each prior
+    cells: Tensor  # [R,T] KPI units per scaled unit on observed cells, 0 elsewhere
+    batch: Any  # counterfactual inputs [M,T,...], or None when no prior channel has descendants
+    rows: Tensor  # [M] region row in the fitted batch
+    prior: Tensor  # [M] prior index of each counterfactual row
+    mediated: Tensor  # [P] bool: the channel has descendants (total from the counterfactual)
+    target: Tensor  # [P] prior mean x spend, KPI units
+    se: Tensor  # [P] prior sd x spend
+    n_cells: float  # number of fitted KPI cells (the data term is a mean over them)
+
+    def model_total(self, net: nn.Module, dec: Any) -> Tensor:
+        """``[P]`` each prior channel's total effect over the fitted cells, KPI units (differentiable)."""
+        cells = self.cells.double()
+        direct = (dec.channels[:, :, self.channel].double() * cells[:, :, None]).sum(dim=(0, 1))  # [P]
+        if self.batch is None:
+            return direct
+        observed = dec.channels.sum(dim=-1)  # [R,T]
+        switched_off = net(self.batch).channels.sum(dim=-1)  # [M,T]
+        per_row = ((observed[self.rows] - switched_off).double() * cells[self.rows]).sum(dim=1)  # [M]
+        total = torch.zeros_like(direct).index_add(0, self.prior, per_row)
+        return torch.where(self.mediated, total, direct)
+
+    def penalty(self, net: nn.Module, dec: Any, noise_var: Tensor) -> Tensor:
+        """Gaussian likelihood of the priors on the data term's scale (see ``LiftTerm.penalty``)."""
+        z = (self.model_total(net, dec) - self.target.double()) / self.se.double()
+        return (noise_var.detach().double() / self.n_cells * (z**2).sum()).to(noise_var.dtype)
+
+
 HUBER_K = 1.345  # Huber's constant: 95% efficiency under Gaussian noise
 HUBER_MIN = 0.005  # floor of a region's threshold (scaled units): a near-constant KPI is not all outliers
 
@@ -112,6 +156,7 @@ class Target:
     weight_train: Tensor  # [R,T] loss weight of cells used for fitting
     weight_val: Tensor  # [R,T] loss weight of the temporal validation slice (may be all 0)
     lift: LiftTerm | None = None  # lift tests to calibrate to (fit(lift_tests=...))
+    roi: RoiPriorTerm | None = None  # ROI priors (calibration.roi_priors)
     delta: Tensor | None = None  # [R,1] per-region Huber threshold (None: from config.huber_delta)
 
 
@@ -184,6 +229,8 @@ def total_loss(net: nn.Module, batch: object, target: Target, config: MMMConfig)
     penalty = net.penalty(config, dec)  # type: ignore[operator]
     if target.lift is not None:
         penalty = penalty + target.lift.penalty(net, dec, fit)
+    if target.roi is not None:
+        penalty = penalty + target.roi.penalty(net, dec, fit)
     return fit + penalty, val
 
 
