@@ -75,3 +75,15 @@ def test_cuda_fit_with_lift_tests_matches_cpu(pair):
     assert lifts[1] == pytest.approx(lifts[0], rel=0.02)
     report = fits[1].lift_test_report()
     assert report["model_lift"].iloc[0] == pytest.approx(lifts[1])  # report recomputed on the GPU model
+
+
+def test_cuda_fit_with_roi_priors_matches_cpu(pair):
+    sim, kw, cpu, _ = pair
+    roi = cpu.get_channel_effects()["roi"]
+    cfg = {**FAST, "graph": {"mode": "fixed", "edges": [["channel_1", "channel_2"]]},  # a mediated prior
+           "calibration": {"roi_priors": {"channel_1": [1.4 * roi["channel_1"], 0.02 * roi["channel_1"]],
+                                          "channel_3": [0.7 * roi["channel_3"], 0.01 * roi["channel_3"]]}}}
+    fits = [DeepCausalMMM(config=cfg, device=d).fit(sim.X, sim.y, **kw) for d in ("cpu", "cuda")]
+    reports = [f.roi_prior_report() for f in fits]
+    np.testing.assert_allclose(reports[1]["roi"], reports[0]["roi"], rtol=0.02)
+    np.testing.assert_allclose(reports[1]["roi"], reports[1]["prior_mean"], rtol=0.05)
