@@ -315,6 +315,22 @@ def test_a_precise_roi_prior_sets_the_fitted_roi(sim):
         free.get_channel_effects()["roi"]["channel_1"], rel=0.05)
 
 
+def test_roi_priors_are_per_unit_of_spend_in_bootstrap_refits_too(sim):
+    # channel_3 measured in impressions, its spend 2.5 per impression: the prior is on KPI per unit
+    # of that spend, in the fit and in each bootstrap replicate (which gets the drawn regions' spend).
+    spend = pd.DataFrame({"channel_3": 2.5 * sim.X["channel_3"].to_numpy()})
+    plain = DeepCausalMMM(config=FAST).fit(sim.X, sim.y, spend=spend, **_kw(sim))
+    mean = 1.5 * plain.get_channel_effects()["roi"]["channel_3"]
+    model = DeepCausalMMM(config={**FAST, "calibration": {"roi_priors": {"channel_3": [mean, 0.01 * mean]}}}).fit(
+        sim.X, sim.y, spend=spend, **_kw(sim))
+    effects = model.get_channel_effects()
+    assert effects.loc["channel_3", "spend"] == pytest.approx(spend["channel_3"].sum())
+    assert effects.loc["channel_3", "roi"] == pytest.approx(mean, rel=0.05)
+    iv = model.get_effect_intervals(n_boot=2)
+    assert iv.loc["channel_3", "roi_lo"] == pytest.approx(mean, rel=0.05)
+    assert iv.loc["channel_3", "roi_hi"] == pytest.approx(mean, rel=0.05)
+
+
 def test_roi_priors_survive_save_and_load_and_reach_the_outputs(sim, fitted, tmp_path):
     model = _roi_fit(sim, {"channel_2": [0.5, 0.1]})
     loaded = DeepCausalMMM.load(model.save(tmp_path / "roi.safetensors"))

@@ -892,12 +892,17 @@ class DeepCausalMMM(BaseEstimator):
             X = pd.DataFrame(p.media[draw][rr, tt], columns=self.channels_)
             ctrl = pd.DataFrame(p.control_values[draw][rr, tt], columns=self.controls_) if self.controls_ else None
             tests = None if per_region is None else self._replicate_tests(draw, per_region)
+            config, spend = self.config_.to_dict(), None
+            priors = config["calibration"]["roi_priors"]
+            if priors:  # ROI priors are per unit of spend: the replicate gets the drawn regions' spend
+                spend = pd.DataFrame(self.spend_[draw][rr, tt], columns=self.channels_)
+                config["calibration"]["roi_priors"] = {  # a channel no drawn region spent on has no ROI
+                    c: v for c, v in priors.items() if spend[c].sum() > 0}
             with warnings.catch_warnings():  # the fit itself warned of imprecise tests already
                 warnings.filterwarnings("ignore", message="the most precise lift test", category=UserWarning)
-                refit = DeepCausalMMM(config=self.config_.to_dict(), random_state=random_state + b,
-                                      device=self.device).fit(
+                refit = DeepCausalMMM(config=config, random_state=random_state + b, device=self.device).fit(
                     X, p.y[draw][rr, tt], regions=rr, dates=p.dates[tt], controls=ctrl,
-                    sample_weight=p.weight[draw][rr, tt], lift_tests=tests,
+                    sample_weight=p.weight[draw][rr, tt], spend=spend, lift_tests=tests,
                 )
             yield draw, refit
 
