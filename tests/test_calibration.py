@@ -383,3 +383,12 @@ def test_fit_cli_with_roi_priors(sim, tmp_path, capsys):
     assert main([*args, "--out", str(tmp_path / "bad")]) == 2
     assert "'calibration.roi_priors' names ['radio'], which are not channels" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+    # --roi-priors: the same from the command line, merged over the config file's priors
+    cfg.write_text(json.dumps({**FAST, "calibration": {"roi_priors": {"channel_2": [0.5, 0.1]}}}))
+    assert main([*args, "--roi-priors", "channel_1=0.8:0.2", "--out", str(tmp_path / "o2")]) == 0
+    report = pd.read_csv(tmp_path / "o2" / "roi_priors.csv", index_col="channel")
+    assert report[["prior_mean", "prior_sd"]].to_dict("index") == {
+        "channel_2": {"prior_mean": 0.5, "prior_sd": 0.1}, "channel_1": {"prior_mean": 0.8, "prior_sd": 0.2}}
+    assert main([*args, "--roi-priors", "channel_1=0.8", "--out", str(tmp_path / "bad2")]) == 2
+    assert "--roi-priors channel_1 takes MEAN:SD" in capsys.readouterr().err
+    assert not (tmp_path / "bad2").exists()

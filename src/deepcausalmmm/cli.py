@@ -225,9 +225,12 @@ def _fit(args: argparse.Namespace) -> int:
             f"and {args.data} has one series. Pass --region COLUMN, or leave out --n-boot"
         )
     lift_tests = read_lift_tests(args.lift_tests, df, args.region) if args.lift_tests else None
+    priors = {channel: _mean_sd(text, f"--roi-priors {channel}") for channel, text in
+              _pairs(args.roi_priors, "--roi-priors", "channel=MEAN:SD", "tv=2.0:0.5").items()}
     model = DeepCausalMMM(config=args.config, random_state=args.seed)
     model.fit_frame(df, target=args.target, channels=channels, date=args.date, region=args.region,
-                    controls=controls or None, weight=args.weight, lift_tests=lift_tests, spend=spend)
+                    controls=controls or None, weight=args.weight, lift_tests=lift_tests, spend=spend,
+                    config_overrides={"calibration": {"roi_priors": priors}} if priors else None)
     files = write_outputs(model, Path(args.out), n_boot=args.n_boot)
     print(model.contribution_summary().round(4).to_string())
     print(f"wrote {len(files)} files to {Path(args.out).resolve()}")
@@ -328,6 +331,18 @@ def _range(text: str, option: str) -> tuple[float, float]:
         return float(low), float(high)
     except ValueError:
         raise DataError(f"{option} takes LOW:HIGH multipliers, e.g. 0.5:1.5, found {text!r}") from None
+
+
+def _mean_sd(text: str, option: str) -> list[float]:
+    """``MEAN:SD`` (an ROI prior) as two floats, or a ``DataError`` naming ``option``."""
+    mean, sep, sd = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return [float(mean), float(sd)]
+    except ValueError:
+        raise DataError(f"{option} takes MEAN:SD, an ROI and its standard deviation, e.g. 2.0:0.5, "
+                        f"found {text!r}") from None
 
 
 def _number(value: object, option: str, kind: type = float, what: str = "a number") -> Any:
@@ -467,6 +482,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     fit.add_argument("--spend", default=None,
                      help="channels measured in impressions: channel=spend_column pairs, "
                      "comma-separated (ROI and budget plans then use money)")
+    fit.add_argument("--roi-priors", default=None,
+                     help="ROI priors, channel=MEAN:SD pairs comma-separated (config "
+                     "calibration.roi_priors: total effect per unit of spend, e.g. search=1.8:0.4)")
     fit.add_argument("--weight", default=None,
                      help="column of loss weights per row (0: KPI ignored; e.g. 0.1 for filled gaps)")
     fit.add_argument("--n-boot", type=int, default=0,
