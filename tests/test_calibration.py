@@ -331,6 +331,17 @@ def test_roi_priors_are_per_unit_of_spend_in_bootstrap_refits_too(sim):
     assert iv.loc["channel_3", "roi_hi"] == pytest.approx(mean, rel=0.05)
 
 
+def test_roi_prior_sets_a_constant_channels_level(sim):
+    # A flat weekly fee is fixed at 0 without a measurement; an ROI prior on it frees it and sets
+    # its level (the data have nothing to say against it).
+    X = sim.X.assign(sponsorship=1000.0)
+    cfg = {**FAST, "calibration": {"roi_priors": {"sponsorship": [0.5, 0.05]}}}
+    with pytest.warns(UserWarning, match="sponsorship"):
+        model = DeepCausalMMM(config=cfg).fit(X, sim.y, **_kw(sim))
+    assert not model.get_channel_parameters().loc["sponsorship", "fixed_at_zero"]
+    assert model.roi_prior_report().loc["sponsorship", "roi"] == pytest.approx(0.5, rel=0.1)
+
+
 def test_roi_priors_survive_save_and_load_and_reach_the_outputs(sim, fitted, tmp_path):
     model = _roi_fit(sim, {"channel_2": [0.5, 0.1]})
     loaded = DeepCausalMMM.load(model.save(tmp_path / "roi.safetensors"))
