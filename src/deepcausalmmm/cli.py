@@ -191,7 +191,8 @@ def _demo(args: argparse.Namespace) -> int:
     print(shown.to_string())
     print(f"mean absolute error: {table.error_pp.abs().mean():.2f} percentage points")
     print("level 'extrapolated': the channel is always on, so the data never show its response from "
-          "zero; its share rests on the curve's assumed shape (get_identification)")
+          "zero; its share rests on the curve's assumed shape (get_identification). A lift test "
+          "(fit --lift-tests) or an ROI prior (fit --roi-priors) settles it")
     fitted = model.get_channel_parameters()
     gates = sim.params["gates"]  # [C,2] the simulator's two carryover stages
     curves = pd.DataFrame({
