@@ -298,6 +298,8 @@ def test_a_precise_roi_prior_sets_the_fitted_roi(sim):
     for c, (mean, _) in priors.items():
         assert after[c] == pytest.approx(mean, rel=0.05), c
     assert model.net_.prior_weight.tolist() == [0.0, 1.0, 0.0]  # their coefficient priors dropped
+    assert model.get_identification()["roi_prior"].tolist() == [True, False, True]
+    assert not plain.get_identification()["roi_prior"].any()
     # Bootstrap refits keep the priors: each replicate's ROI stays at the belief.
     iv = model.get_effect_intervals(n_boot=2)
     for c, (mean, _) in priors.items():

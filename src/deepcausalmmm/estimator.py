@@ -573,7 +573,8 @@ class DeepCausalMMM(BaseEstimator):
         (``"observed"``, ``"extrapolated"``, ``"no variation"``: the same activity in
         every week of each region, so nothing shows its effect and its contribution is fixed
         at 0 unless a lift test measures it, or ``"no activity"``), ``lift_tested`` (a lift
-        test on the channel was given to ``fit``) and ``bought_nationally`` (under 5% of its
+        test on the channel was given to ``fit``), ``roi_prior`` (the fit had an ROI prior on it,
+        ``calibration.roi_priors``) and ``bought_nationally`` (under 5% of its
         de-trended movements differ between regions: its effect is seen only through the
         national week-to-week series, and its edges in the channel graph come from that series;
         see the README's "Channel graph").
@@ -597,6 +598,8 @@ class DeepCausalMMM(BaseEstimator):
         if national is None:  # the graph did not look (mode "none", one channel, too few region-weeks)
             national = bought_nationally(self.scaler_.media(p.media, np.arange(len(p.regions))),
                                          p.measured(), season_phase(p.dates, self.config_.baseline.period))
+        table.insert(table.columns.get_loc("lift_tested") + 1, "roi_prior",
+                     [c in self.config_.calibration.roi_priors for c in self.channels_])
         table["bought_nationally"] = np.asarray(national, dtype=bool)
         return table
 

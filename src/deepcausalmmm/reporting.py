@@ -136,7 +136,8 @@ def write_report(model: Any, path: Path) -> Path:
         f"at or above {EXTRAPOLATED_FLOOR:g} of the region's mean at the 10th percentile), the "
         "data show only how the KPI follows its swings around typical activity, and its level "
         "comes from the curve's assumed shape: its contribution, total effect and ROI need a lift "
-        "test to be trusted. A channel with the same activity every week of each region (level: no "
+        "test to be trusted (or, without one, an ROI prior saying what is believed: "
+        "calibration.roi_priors). A channel with the same activity every week of each region (level: no "
         "variation) shows nothing at all; its effect is fixed at 0 unless a lift test measures it."
         "</p>",
         _table(identification),
