@@ -282,6 +282,14 @@ def test_roi_prior_term_is_the_total_effect_per_unit_spend(sim):
         total = term.model_total(model.net_, model.net_(batch)).numpy()
     effects = model.get_channel_effects()
     np.testing.assert_allclose(total, effects.loc[["channel_1", "channel_3"], "total"], rtol=1e-4)
+    # Weighed against the cells discounted for residual persistence: n (1 - rho) / (1 + rho).
+    with torch.no_grad():
+        dec = model.net_(batch)
+        s2 = torch.tensor(0.01, dtype=torch.float64)
+        base, persistent = (float(term.penalty(model.net_, dec, s2, rho)) for rho in (0.0, 0.6))
+    z = (total - term.target.numpy()) / term.se.numpy()
+    assert base == pytest.approx(0.01 / term.n_cells * (z**2).sum(), rel=1e-6)
+    assert persistent == pytest.approx(4.0 * base, rel=1e-9)
     np.testing.assert_allclose(term.target.numpy(), effects.loc[["channel_1", "channel_3"], "spend"])
 
 

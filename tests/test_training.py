@@ -8,7 +8,16 @@ import torch
 from torch import nn
 
 from deepcausalmmm import DeepCausalMMM, build_config
-from deepcausalmmm.training import Target, data_loss, polish, total_loss, train
+from deepcausalmmm.training import (
+    PERSISTENCE_MAX,
+    Target,
+    data_loss,
+    effective_cells,
+    polish,
+    pooled_persistence,
+    total_loss,
+    train,
+)
 
 
 @dataclass
@@ -391,3 +400,40 @@ def test_marginal_prior_lets_a_linear_response_stay_linear():
     assert abs(true_share - 0.30) < 0.01
     assert abs(share["marginal"] - true_share) < 0.5 * abs(share["ceiling"] - true_share)
     assert half_sat["marginal"] > 2 * half_sat["ceiling"]
+
+
+def test_pooled_persistence_reads_the_ar1_coefficient_of_weighted_cells():
+    rng = np.random.default_rng(0)
+    R, T, rho = 50, 200, 0.6
+    e = np.zeros((R, T))
+    for t in range(1, T):
+        e[:, t] = rho * e[:, t - 1] + rng.standard_normal(R)
+    w = np.ones((R, T))
+    got = float(pooled_persistence(torch.tensor(e), torch.tensor(w)))
+    assert got == pytest.approx(rho, abs=0.03)
+    # Cells with weight 0 (not fitted) are left out: garbage there does not move it.
+    spoiled = e.copy()
+    spoiled[:, 100:] = rng.standard_normal((R, T - 100)) * 50
+    w[:, 100:] = 0.0
+    assert float(pooled_persistence(torch.tensor(spoiled), torch.tensor(w))) == pytest.approx(rho, abs=0.04)
+    # Alternating residuals count as 0, near-constant ones at most PERSISTENCE_MAX; all-zero ones 0.
+    alt = np.tile([1.0, -1.0], (R, T // 2))
+    assert float(pooled_persistence(torch.tensor(alt), torch.ones(R, T))) == 0.0
+    walk = np.cumsum(rng.standard_normal((R, T)), axis=1)
+    assert float(pooled_persistence(torch.tensor(walk), torch.ones(R, T))) == PERSISTENCE_MAX
+    assert float(pooled_persistence(torch.zeros(R, T), torch.ones(R, T))) == 0.0
+
+
+def test_effective_cells_is_the_ar1_variance_of_a_mean():
+    # n (1 - rho) / (1 + rho): the variance of the mean of AR(1) series is (1 + rho) / (1 - rho)
+    # times that of independent ones (long series).
+    assert effective_cells(1000.0, 0.0) == 1000.0
+    assert effective_cells(1000.0, 0.6) == pytest.approx(250.0)
+    rng = np.random.default_rng(1)
+    rho, T, n_series = 0.6, 4000, 400
+    x = np.zeros((n_series, T))
+    eps = rng.standard_normal((n_series, T)) * np.sqrt(1 - rho**2)  # unit marginal variance
+    for t in range(1, T):
+        x[:, t] = rho * x[:, t - 1] + eps[:, t]
+    ratio = x.mean(axis=1).var() / (1.0 / T)  # against independent unit-variance cells
+    assert ratio == pytest.approx(T / effective_cells(T, rho), rel=0.15)

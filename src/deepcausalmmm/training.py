@@ -70,16 +70,18 @@ class LiftTerm:
         per_row = ((observed[self.rows, : self.cells.shape[1]] - switched_off) * self.cells).sum(dim=1)  # [M]
         return torch.zeros_like(self.lift).index_add(0, self.test, per_row)
 
-    def penalty(self, net: nn.Module, dec: Any, noise_var: Tensor) -> Tensor:
+    def penalty(self, net: nn.Module, dec: Any, noise_var: Tensor, persistence: Tensor | float = 0.0) -> Tensor:
         """Gaussian lift likelihood on the data term's scale.
 
         The data term is a mean squared (Huber) error, about the noise variance
         ``s2`` of one cell; a measured lift with standard error ``se`` counts as
-        ``s2 / n_cells * ((model - measured) / se)^2``, so one test weighs as
-        much as the data would if it measured the same quantity that precisely.
+        ``s2 / n_eff * ((model - measured) / se)^2``, so one test weighs as
+        much as the data would if they measured the same quantity that
+        precisely. ``n_eff`` is the number of fitted cells discounted for the
+        residuals' persistence ``rho`` (see :func:`effective_cells`).
         """
         z = (self.model_lift(net, dec) - self.lift) / self.se
-        return self.weight * noise_var.detach() / self.n_cells * (z**2).sum()
+        return self.weight * noise_var.detach() / effective_cells(self.n_cells, persistence) * (z**2).sum()
 
 
 @dataclass(frozen=True)
@@ -120,10 +122,39 @@ class RoiPriorTerm:
         total = torch.zeros_like(direct).index_add(0, self.prior, per_row)
         return torch.where(self.mediated, total, direct)
 
-    def penalty(self, net: nn.Module, dec: Any, noise_var: Tensor) -> Tensor:
+    def penalty(self, net: nn.Module, dec: Any, noise_var: Tensor, persistence: Tensor | float = 0.0) -> Tensor:
         """Gaussian likelihood of the priors on the data term's scale (see ``LiftTerm.penalty``)."""
         z = (self.model_total(net, dec) - self.target.double()) / self.se.double()
-        return (noise_var.detach().double() / self.n_cells * (z**2).sum()).to(noise_var.dtype)
+        n_eff = effective_cells(self.n_cells, persistence)
+        return (noise_var.detach().double() / n_eff * (z**2).sum()).to(noise_var.dtype)
+
+
+PERSISTENCE_MAX = 0.95  # the residual persistence counted at most (n_eff at least 1/39 of the cells)
+
+
+def effective_cells(n_cells: float, persistence: Tensor | float) -> Tensor | float:
+    """Fitted cells discounted for residual persistence: ``n (1 - rho) / (1 + rho)``.
+
+    With AR(1) residuals of coefficient ``rho`` the data say about a channel's
+    level (a slowly moving contribution) what ``n (1 - rho) / (1 + rho)``
+    independent cells would: the variance of a mean of such residuals is
+    ``(1 + rho) / (1 - rho)`` times that of independent ones. A lift test or
+    ROI prior is weighed against that, not against every cell as if
+    independent, which on a panel whose residuals persist (the MMM panel: about
+    0.8) let the data outweigh any experiment.
+    """
+    return n_cells * (1 - persistence) / (1 + persistence)
+
+
+def pooled_persistence(err: Tensor, weight: Tensor) -> Tensor:
+    """Pooled AR(1) coefficient ``[]`` of residuals ``err`` ``[R,T]`` over cells with ``weight > 0``,
+    clipped to ``[0, PERSISTENCE_MAX]`` (no gradient)."""
+    with torch.no_grad():
+        e = err.double() * (weight > 0)
+        pair = ((weight[:, 1:] > 0) & (weight[:, :-1] > 0)).double()  # [R,T-1]
+        den = (e[:, :-1] ** 2 * pair).sum()
+        rho = (e[:, 1:] * e[:, :-1] * pair).sum() / den.clamp_min(1e-30)
+        return rho.clamp(0.0, PERSISTENCE_MAX)
 
 
 HUBER_K = 1.345  # Huber's constant: 95% efficiency under Gaussian noise
@@ -227,10 +258,12 @@ def total_loss(net: nn.Module, batch: object, target: Target, config: MMMConfig)
     with torch.no_grad():
         val = data_loss(dec.prediction, target.y, target.weight_val, config.loss, delta)
     penalty = net.penalty(config, dec)  # type: ignore[operator]
-    if target.lift is not None:
-        penalty = penalty + target.lift.penalty(net, dec, fit)
-    if target.roi is not None:
-        penalty = penalty + target.roi.penalty(net, dec, fit)
+    if target.lift is not None or target.roi is not None:
+        rho = pooled_persistence(dec.prediction - target.y, target.weight_train)
+        if target.lift is not None:
+            penalty = penalty + target.lift.penalty(net, dec, fit, rho)
+        if target.roi is not None:
+            penalty = penalty + target.roi.penalty(net, dec, fit, rho)
     return fit + penalty, val
 
 
