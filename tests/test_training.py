@@ -416,6 +416,15 @@ def test_pooled_persistence_reads_the_ar1_coefficient_of_weighted_cells():
     spoiled[:, 100:] = rng.standard_normal((R, T - 100)) * 50
     w[:, 100:] = 0.0
     assert float(pooled_persistence(torch.tensor(spoiled), torch.tensor(w))) == pytest.approx(rho, abs=0.04)
+    # Pairs are weighted as the loss weighs their cells: heavy regions set it.
+    mixed = np.zeros((2 * R, T))
+    for t in range(1, T):
+        mixed[:R, t] = 0.8 * mixed[:R, t - 1] + rng.standard_normal(R)
+        mixed[R:, t] = 0.1 * mixed[R:, t - 1] + rng.standard_normal(R)
+    heavy = np.concatenate([np.full((R, T), 1.0), np.full((R, T), 0.01)])
+    assert float(pooled_persistence(torch.tensor(mixed), torch.tensor(heavy))) == pytest.approx(0.8, abs=0.04)
+    assert float(pooled_persistence(torch.tensor(mixed), torch.tensor(heavy[::-1].copy()))) == pytest.approx(
+        0.1, abs=0.05)
     # Alternating residuals count as 0, near-constant ones at most PERSISTENCE_MAX; all-zero ones 0.
     alt = np.tile([1.0, -1.0], (R, T // 2))
     assert float(pooled_persistence(torch.tensor(alt), torch.ones(R, T))) == 0.0

@@ -147,11 +147,13 @@ def effective_cells(n_cells: float, persistence: Tensor | float) -> Tensor | flo
 
 
 def pooled_persistence(err: Tensor, weight: Tensor) -> Tensor:
-    """Pooled AR(1) coefficient ``[]`` of residuals ``err`` ``[R,T]`` over cells with ``weight > 0``,
-    clipped to ``[0, PERSISTENCE_MAX]`` (no gradient)."""
+    """Pooled AR(1) coefficient ``[]`` of residuals ``err`` ``[R,T]``, clipped to ``[0, PERSISTENCE_MAX]``
+    (no gradient): the least-squares slope of each week's residual on the previous week's, each pair
+    weighted as the loss weighs its cells (the geometric mean of the two ``weight``s; 0 leaves it out)."""
     with torch.no_grad():
-        e = err.double() * (weight > 0)
-        pair = ((weight[:, 1:] > 0) & (weight[:, :-1] > 0)).double()  # [R,T-1]
+        w = weight.double().clamp_min(0.0)
+        e = err.double() * (w > 0)
+        pair = (w[:, 1:] * w[:, :-1]).sqrt()  # [R,T-1]
         den = (e[:, :-1] ** 2 * pair).sum()
         rho = (e[:, 1:] * e[:, :-1] * pair).sum() / den.clamp_min(1e-30)
         return rho.clamp(0.0, PERSISTENCE_MAX)
