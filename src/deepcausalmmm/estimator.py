@@ -161,6 +161,10 @@ class DeepCausalMMM(BaseEstimator):
             so when the channel's most precise test has a standard error above
             30% of its lift). Use it for channels whose level the observational
             data cannot pin, such as always-on channels (:meth:`get_identification`).
+            Without an experiment, config ``calibration.roi_priors`` ({channel: [mean,
+            sd]}) gives a belief about a channel's ROI the same standing
+            (:meth:`roi_prior_report`). Tests and priors are weighed against the
+            fitted cells discounted for the residuals' week-to-week persistence.
         **config_kwargs
             Further overrides by path, e.g. ``training__epochs=200``.
 
