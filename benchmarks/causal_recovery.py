@@ -38,11 +38,15 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 from deepcausalmmm import DeepCausalMMM
 from deepcausalmmm.datasets import simulate_panel
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from other_simulator import draw_roi_priors, roi_against_truth  # noqa: E402
 
 GRAPH = [("channel_1", "channel_3", 0.6), ("channel_2", "channel_3", 0.5), ("channel_1", "channel_2", 0.4)]
 ROOT = "channel_1"
@@ -76,21 +80,16 @@ def prior_line(sim, ours: DeepCausalMMM, over: dict, device: str, seed: int, sd:
     level = ours.get_identification()["level"]
     always_on = [c for c in ours.channels_ if level[c] == "extrapolated"]
     truth = sim.truth_effects
-    true_roi = truth["total"] / ours.get_channel_effects()["spend"]
-    rng = np.random.default_rng(1000 + seed)
-    priors = {}
-    for c in always_on:
-        mean = float(true_roi[c]) * float(np.exp(sd * rng.standard_normal()))
-        priors[c] = [mean, sd * mean]
+    true_roi = (truth["total"] / ours.get_channel_effects()["spend"]).to_dict()
+    priors = draw_roi_priors(true_roi, always_on, sd, seed)
     model, _ = fit(sim, "notears", {**over, "calibration": {**over.get("calibration", {}), "roi_priors": priors}},
                    device)
     effects = model.get_channel_effects()
     err = (effects["total_share"] - truth["total_share"]).abs() * 100
     root = abs(effects.loc[ROOT, "total"] / truth.loc[ROOT, "total"] - 1) * 100
-    off = ", ".join(f"{c} {effects.loc[c, 'roi'] / true_roi[c] - 1:+.0%} (prior {priors[c][0] / true_roi[c] - 1:+.0%})"
-                    for c in always_on)
     return (f"  with ROI priors (sd {sd:.0%}) on {always_on}: share error mean {err.mean():.2f} max "
-            f"{err.max():.2f} pp, root total error {root:.1f}%; fitted ROI vs true: {off}")
+            f"{err.max():.2f} pp, root total error {root:.1f}%; fitted ROI vs true: "
+            f"{roi_against_truth(effects, true_roi, priors)}")
 
 
 def main(argv: list[str] | None = None) -> int:

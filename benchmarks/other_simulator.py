@@ -502,22 +502,33 @@ def _prior_refit(df: pd.DataFrame, names: list[str], controls: pd.DataFrame | No
     first.fit(df[names], df["kpi"], regions=df["region"], dates=df["week"], controls=controls)
     level = first.get_identification()["level"]
     always_on = [c for c in names if level[c] == "extrapolated"]
-    rng = np.random.default_rng(1000 + seed)
     true_roi = {c: float(total[k] / df[c].sum()) for k, c in enumerate(names)}
-    priors = {}
-    for c in always_on:
-        mean = true_roi[c] * float(np.exp(sd * rng.standard_normal()))
-        priors[c] = [mean, sd * mean]
+    priors = draw_roi_priors(true_roi, always_on, sd, seed)
     model = DeepCausalMMM(config={**over, "calibration": {**over.get("calibration", {}), "roi_priors": priors}})
     model.fit(df[names], df["kpi"], regions=df["region"], dates=df["week"], controls=controls)
     effects = model.get_channel_effects()
     err = (effects["total_share"].to_numpy() - share) * 100
     root = abs(effects["total"].to_numpy()[0] / total[0] - 1) * 100
-    off = ", ".join(f"{c} {effects.loc[c, 'roi'] / true_roi[c] - 1:+.0%} (prior {priors[c][0] / true_roi[c] - 1:+.0%})"
-                    for c in always_on)
     return (f"  prior share error mean {np.abs(err).mean():.2f} max {np.abs(err).max():.2f} pp; root total "
             f"error {root:.1f}%; ROI priors (sd {sd:.0%}) on {len(always_on)} always-on channels, fitted ROI "
-            f"vs true: {off}; errors {np.round(err, 1).tolist()}")
+            f"vs true: {roi_against_truth(effects, true_roi, priors)}; errors {np.round(err, 1).tolist()}")
+
+
+def draw_roi_priors(true_roi: dict[str, float], channels: list[str], sd: float, seed: int) -> dict[str, list[float]]:
+    """``--roi-priors``: for each of ``channels`` a prior ``[mean, sd x mean]`` whose mean is its true
+    ROI times ``exp(sd z)``, ``z`` standard normal (seeded by ``seed``), so as wrong as its sd says."""
+    rng = np.random.default_rng(1000 + seed)
+    priors = {}
+    for c in channels:
+        mean = true_roi[c] * float(np.exp(sd * rng.standard_normal()))
+        priors[c] = [mean, sd * mean]
+    return priors
+
+
+def roi_against_truth(effects: pd.DataFrame, true_roi: dict[str, float], priors: dict[str, list[float]]) -> str:
+    """Each prior channel's fitted ROI (``get_channel_effects``) and its prior's mean against the truth."""
+    return ", ".join(f"{c} {effects.loc[c, 'roi'] / true_roi[c] - 1:+.0%} (prior {mean / true_roi[c] - 1:+.0%})"
+                     for c, (mean, _) in priors.items())
 
 
 if __name__ == "__main__":

@@ -226,8 +226,9 @@ def _fit(args: argparse.Namespace) -> int:
             f"and {args.data} has one series. Pass --region COLUMN, or leave out --n-boot"
         )
     lift_tests = read_lift_tests(args.lift_tests, df, args.region) if args.lift_tests else None
-    priors = {channel: _mean_sd(text, f"--roi-priors {channel}") for channel, text in
-              _pairs(args.roi_priors, "--roi-priors", "channel=MEAN:SD", "tv=2.0:0.5").items()}
+    priors = {channel: list(_range(text, f"--roi-priors {channel}",
+                                   "MEAN:SD, an ROI and its standard deviation, e.g. 2.0:0.5"))
+              for channel, text in _pairs(args.roi_priors, "--roi-priors", "channel=MEAN:SD", "tv=2.0:0.5").items()}
     model = DeepCausalMMM(config=args.config, random_state=args.seed)
     model.fit_frame(df, target=args.target, channels=channels, date=args.date, region=args.region,
                     controls=controls or None, weight=args.weight, lift_tests=lift_tests, spend=spend,
@@ -323,27 +324,17 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _range(text: str, option: str) -> tuple[float, float]:
-    """``LOW:HIGH`` as two floats, or a ``DataError`` naming ``option``."""
-    low, sep, high = text.partition(":")
+def _range(text: str, option: str,
+           form: str = "LOW:HIGH multipliers, e.g. 0.5:1.5") -> tuple[float, float]:
+    """``A:B`` as two floats (``--bounds`` LOW:HIGH, ``--roi-priors`` MEAN:SD), or a ``DataError``
+    naming ``option`` and the expected ``form``."""
+    first, sep, second = text.partition(":")
     try:
         if not sep:
             raise ValueError
-        return float(low), float(high)
+        return float(first), float(second)
     except ValueError:
-        raise DataError(f"{option} takes LOW:HIGH multipliers, e.g. 0.5:1.5, found {text!r}") from None
-
-
-def _mean_sd(text: str, option: str) -> list[float]:
-    """``MEAN:SD`` (an ROI prior) as two floats, or a ``DataError`` naming ``option``."""
-    mean, sep, sd = text.partition(":")
-    try:
-        if not sep:
-            raise ValueError
-        return [float(mean), float(sd)]
-    except ValueError:
-        raise DataError(f"{option} takes MEAN:SD, an ROI and its standard deviation, e.g. 2.0:0.5, "
-                        f"found {text!r}") from None
+        raise DataError(f"{option} takes {form}, found {text!r}") from None
 
 
 def _number(value: object, option: str, kind: type = float, what: str = "a number") -> Any:

@@ -778,10 +778,7 @@ class DeepCausalMMM(BaseEstimator):
         observed = self._fitted_parts(p.media)["channels"]  # [R,T,C]
         total = np.zeros((R, C))
         for c in range(C):
-            cf_scaled = intervene(scaled, self.graph_model_, c)
-            # cells the intervention leaves alone keep the observed media exactly, so a channel
-            # without descendants has total == direct (no rounding noise from rescaling)
-            cf_media = np.where(cf_scaled != scaled, cf_scaled * scale, p.media)
+            cf_media = _switched_off(p.media, scaled, scale, self.graph_model_, c)
             diff = np.where(keep[:, :, None], observed - self._fitted_parts(cf_media)["channels"], 0.0)
             # the channel's own change summed as `direct` is, then what its descendants lose
             total[:, c] = diff[:, :, c].sum(axis=1) + np.delete(diff, c, axis=2).sum(axis=(1, 2))
@@ -854,7 +851,7 @@ class DeepCausalMMM(BaseEstimator):
         for b, (draw, refit) in enumerate(self._bootstrap_refits(int(n_boot), random_state)):
             eff = refit.get_channel_effects()
             shares[b] = eff["total_share"].to_numpy()
-            spend = np.where(p.observed[draw][:, :, None], self.spend_[draw], 0.0).sum(axis=(0, 1))  # [C]
+            spend = _observed_spend(p.observed[draw], self.spend_[draw])  # [C]
             safe = np.where(spend > 0, spend, 1.0)
             rois[b] = np.where(spend > 0, eff["total"].to_numpy() / safe, np.nan)
             # KPI per unit multiplier from the refit, over the fitted panel's spend (the refit's
@@ -1205,7 +1202,7 @@ class DeepCausalMMM(BaseEstimator):
         check_is_fitted(self, "graph_model_")
         keep = self._cells(regions, period)
         where = self._cells(regions, period, observed=False)
-        spend_all = np.where(keep[:, :, None], self.spend_, 0.0).sum(axis=(0, 1))  # [C]
+        spend_all = _observed_spend(keep, self.spend_)  # [C]
         names = self._budget_channels(channels, regions, period)
         idx = np.array([self.channels_.index(c) for c in names])
         spend = spend_all[idx]
@@ -1340,7 +1337,7 @@ class DeepCausalMMM(BaseEstimator):
         idx = np.array([self.channels_.index(c) for c in names])
         keep = self._cells(regions, period)  # [R,T] cells scored
         where = self._cells(regions, period, observed=False)  # [R,T] cells where channels are scaled
-        spend = np.where(keep[:, :, None], self.spend_, 0.0).sum(axis=(0, 1))[idx]  # [k]
+        spend = _observed_spend(keep, self.spend_)[idx]  # [k]
         scaled = self._activity()
         (observed, plan), (response, plan_response) = self._channel_responses(
             scaled, idx, np.vstack([np.ones(len(idx)), m]), keep, where)
@@ -1376,7 +1373,7 @@ class DeepCausalMMM(BaseEstimator):
         if channels is not None:
             return self._check_channels(_as_list(channels))
         keep = self._cells(regions, period)
-        spend_all = np.where(keep[:, :, None], self.spend_, 0.0).sum(axis=(0, 1))  # [C]
+        spend_all = _observed_spend(keep, self.spend_)  # [C]
         free = self.net_.free.cpu().numpy() > 0  # [C]: False where the effect is fixed at 0
         names = [c for c, s_, f in zip(self.channels_, spend_all, free, strict=True) if s_ > 0 and f]
         if not names:
@@ -2011,17 +2008,15 @@ class DeepCausalMMM(BaseEstimator):
         names = list(cfg.calibration.roi_priors)
         channel = np.array([panel.channels.index(c) for c in names])  # [P]
         mean, sd = np.array([cfg.calibration.roi_priors[c] for c in names], dtype=float).T  # [P] each
-        total_spend = np.where(panel.observed[:, :, None], spend, 0.0).sum(axis=(0, 1))[channel]  # [P]
+        total_spend = _observed_spend(panel.observed, spend)[channel]  # [P]
         mediated = np.array([bool(graph.weights[:, c, :].any()) for c in channel])  # [P]
         f32 = torch.float32
         batch, rows, prior = None, np.zeros(0, dtype=int), np.zeros(0, dtype=int)
         if mediated.any():
             scale = scaler.media_scale[:, None, :]  # [R,1,C]
             scaled = panel.media / scale  # [R,T,C]
-            media = []
-            for p in np.flatnonzero(mediated):
-                off = intervene(scaled, graph, int(channel[p]))
-                media.append(np.where(off != scaled, off * scale, panel.media))  # untouched cells exact
+            media = [_switched_off(panel.media, scaled, scale, graph, int(channel[p]))
+                     for p in np.flatnonzero(mediated)]
             rows = np.tile(np.arange(R), int(mediated.sum()))  # [M]
             prior = np.repeat(np.flatnonzero(mediated), R)  # [M]
             batch = cls._batch(cfg, panel, scaler, knots, rows, np.concatenate(media),
@@ -2223,9 +2218,24 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def _observed_spend(observed: np.ndarray, spend: np.ndarray) -> np.ndarray:
+    """``[C]`` each channel's spend ``[R,T,C]`` summed over the observed cells ``[R,T]``."""
+    return np.where(observed[:, :, None], spend, 0.0).sum(axis=(0, 1))
+
+
+def _switched_off(media: np.ndarray, scaled: np.ndarray, scale: np.ndarray, graph: ChannelGraph,
+                  channel: int) -> np.ndarray:
+    """Media ``[R,T,C]`` under do(``channel`` = 0) through the graph (:func:`intervene` on the
+    region-scaled activity ``scaled``, rescaled by ``scale`` ``[R,1,C]``). Cells the intervention
+    leaves alone keep ``media`` exactly, so a channel without descendants has total == direct
+    (no rounding noise from rescaling)."""
+    off = intervene(scaled, graph, channel)
+    return np.where(off != scaled, off * scale, media)
+
+
 def _check_roi_priors(cfg: MMMConfig, panel: Panel, spend: np.ndarray) -> None:
     """An ROI prior needs spend on the channel in the fitted (observed) weeks."""
-    total = np.where(panel.observed[:, :, None], spend, 0.0).sum(axis=(0, 1))  # [C]
+    total = _observed_spend(panel.observed, spend)  # [C]
     none = [c for c in cfg.calibration.roi_priors if not total[panel.channels.index(c)] > 0]
     if none:
         raise DataError(
