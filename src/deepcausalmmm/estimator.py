@@ -707,7 +707,9 @@ class DeepCausalMMM(BaseEstimator):
         mean, per unit of the parent's activity (in units of its regional mean).
         ``direction_support`` (same-week learned edges only, else NaN): the share
         of region bootstrap resamples whose non-Gaussian orientation score agrees
-        with the edge's direction; near 0.5 that score does not tell the direction.
+        with the edge's direction (the score on the activity pooled over regions, or,
+        where it is settled the other way, the score on each region's own
+        standardised activity); near 0.5 that score does not tell the direction.
         ``direction_basis`` says what set it: ``"non-gaussian"`` (the score; support
         at least 0.95, or below where the equal-CV rule's implied CVs were unlike),
         ``"equal-cv"`` (support below 0.95: the orientation under which the

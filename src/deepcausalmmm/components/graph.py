@@ -537,13 +537,34 @@ def _standardise(v: np.ndarray) -> np.ndarray:
     return (v - v.mean()) / sd if sd > 0 else v - v.mean()
 
 
-def _moment_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def _standardise_within(v: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """``v`` standardised within each group (its own mean and standard deviation; 0 where a
+    group does not vary)."""
+    n = np.maximum(np.bincount(groups), 1).astype(float)
+    d = v - (np.bincount(groups, weights=v) / n)[groups]
+    sd = np.sqrt(np.bincount(groups, weights=d * d) / n)[groups]
+    return np.divide(d, sd, out=np.zeros_like(d), where=sd > 0)
+
+
+def _moment_rows(x: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
     """Per-row terms ``[N, 8]`` of the negentropies behind :func:`orientation_score`:
-    ``log cosh u`` and ``u exp(-u^2/2)`` for u = x, y, the residual of x -> y and of y -> x."""
-    x, y = _standardise(x), _standardise(y)
-    rho = float(np.mean(x * y))
+    ``log cosh u`` and ``u exp(-u^2/2)`` for u = x, y, the residual of x -> y and of y -> x.
+
+    With ``groups`` (regions) each variable is standardised, and each regression run, within
+    its group: a region's own scales and its own coefficient of one channel on the other."""
+    if groups is None:
+        x, y = _standardise(x), _standardise(y)
+        rho: float | np.ndarray = float(np.mean(x * y))
+        std = _standardise
+    else:
+        x, y = _standardise_within(x, groups), _standardise_within(y, groups)
+        n = np.maximum(np.bincount(groups), 1).astype(float)
+        rho = (np.bincount(groups, weights=x * y) / n)[groups]
+
+        def std(v: np.ndarray) -> np.ndarray:
+            return _standardise_within(v, groups)
     cols = []
-    for u in (x, y, _standardise(y - rho * x), _standardise(x - rho * y)):
+    for u in (x, y, std(y - rho * x), std(x - rho * y)):
         cols += [np.log(np.cosh(u)), u * np.exp(-(u**2) / 2)]
     return np.column_stack(cols)
 
@@ -610,13 +631,24 @@ def _support_from_sums(sums: np.ndarray, groups: np.ndarray, n_boot: int = 200, 
 class _PairMoments:
     """The mean moments (:func:`_moment_rows`) of channel pairs of ``Z`` ``[N,C]`` and their sums
     per region, computed once per pair: the orientation and its region bootstrap read the same
-    moments. Only ``[G+1, 8]`` numbers are kept per pair, never the rows."""
+    moments. Only ``[G+1, 8]`` numbers are kept per pair, never the rows.
+
+    The direction of a pair is the pooled score's (:func:`orientation_score` on ``Z`` as a
+    whole) unless the score on each region's own standardised activity
+    (:func:`_moment_rows` with the regions) is settled the other way (its region-bootstrap
+    support at least ``DIRECTION_SETTLED``). Regions differ in their channel mix: where one
+    region's TV drives a larger part of its search than another's, the pooled child is a
+    mixture of scales, heavier-tailed than its parent, and the pooled score reads it as the
+    cause (docs/graph.md, session 26). The region-standardised score does not replace the
+    pooled one: its bootstrap is tighter, and on Gaussian activity it settled directions that
+    the equal-CV rule gets right."""
 
     SWAP = [2, 3, 0, 1, 6, 7, 4, 5]  # the moments of (y, x) from those of (x, y)
 
     def __init__(self, Z: np.ndarray, groups: np.ndarray) -> None:
         self.Z, self.groups = Z, groups
         self.cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self.regional_cache: dict[tuple[int, int], tuple[float, float]] = {}  # (score, support), a -> b
 
     def _moments(self, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
         a, b = min(i, j), max(i, j)
@@ -626,13 +658,41 @@ class _PairMoments:
         mean, sums = self.cache[a, b]
         return (mean, sums) if i < j else (mean[self.SWAP], sums[:, self.SWAP])
 
-    def score(self, i: int, j: int) -> float:
+    def pooled_score(self, i: int, j: int) -> float:
         """:func:`orientation_score` of channel ``i`` -> ``j``."""
         return float(_score_from_moments(self._moments(i, j)[0]))
 
-    def support(self, i: int, j: int) -> float:
+    def pooled_support(self, i: int, j: int) -> float:
         """:func:`direction_support` of channel ``i`` -> ``j`` over the regions ``groups``."""
         return _support_from_sums(self._moments(i, j)[1], self.groups)
+
+    def regional(self, i: int, j: int) -> tuple[float, float]:
+        """Score and region-bootstrap support of ``i`` -> ``j`` on region-standardised activity."""
+        a, b = min(i, j), max(i, j)
+        if (a, b) not in self.regional_cache:
+            rows = _moment_rows(self.Z[:, a], self.Z[:, b], self.groups)
+            self.regional_cache[a, b] = (float(_score_from_moments(rows.mean(axis=0))),
+                                         _support_from_sums(_region_sums(rows, self.groups), self.groups))
+        score, support = self.regional_cache[a, b]
+        return (score, support) if i < j else (-score, 1.0 - support)
+
+    def _overridden(self, i: int, j: int) -> bool:
+        """Whether the region-standardised score is settled against the pooled one's direction."""
+        forward = self.pooled_score(i, j) >= 0
+        support = self.regional(i, j)[1]
+        return support <= 1.0 - DIRECTION_SETTLED if forward else support >= DIRECTION_SETTLED
+
+    def score(self, i: int, j: int) -> float:
+        """Orientation score of ``i`` -> ``j`` (> 0: i -> j): the pooled one, or the
+        region-standardised one where that overrides it (see the class)."""
+        if not self._overridden(i, j):
+            return self.pooled_score(i, j)
+        magnitude = abs(self.regional(i, j)[0])
+        return -magnitude if self.pooled_score(i, j) >= 0 else magnitude
+
+    def support(self, i: int, j: int) -> float:
+        """Region-bootstrap support of ``i`` -> ``j`` of the score that sets the direction."""
+        return self.regional(i, j)[1] if self._overridden(i, j) else self.pooled_support(i, j)
 
 
 def _orient(W0: np.ndarray, pairs: _PairMoments, allowed: np.ndarray, required: np.ndarray) -> np.ndarray:
