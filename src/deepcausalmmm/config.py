@@ -324,6 +324,16 @@ class GraphConfig(_Section):
         "proportion), re-deciding the group's settled same-week edges too. False: keep the "
         "score's direction however weak.",
     )
+    regional_orientation: bool = Field(
+        True,
+        description="Also compute the non-Gaussian orientation score on each region's own "
+        "standardised activity (its own scales and its own regression of one channel on the "
+        "other), and let it set a same-week edge's direction where it is settled (95% of region "
+        "resamples) against the score on the activity pooled over regions: where regions differ "
+        "in their channel mix, the pooled child is a mixture of scales, heavier-tailed than its "
+        "parent, and the pooled score reads it as the cause. False: the pooled score alone (the "
+        "package up to session 25).",
+    )
     national: bool = Field(
         True,
         description="Learn the edges out of channels bought nationally (under 5% of their "

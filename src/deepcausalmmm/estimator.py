@@ -1784,6 +1784,7 @@ class DeepCausalMMM(BaseEstimator):
                 own_lags=g.own_lags, cycle_test=g.regional_cycles, shared_driver=g.shared_driver,
                 equal_cv=g.equal_cv, negative_edges=g.negative_edges, national=g.national,
                 names=ch, controls=panel.control_values if g.adjust_controls else None,
+                regional_orientation=g.regional_orientation,
             )
         except ValueError as exc:  # e.g. required edges that form a cycle
             raise ConfigError(f"config section 'graph': {exc}") from None

@@ -645,8 +645,8 @@ class _PairMoments:
 
     SWAP = [2, 3, 0, 1, 6, 7, 4, 5]  # the moments of (y, x) from those of (x, y)
 
-    def __init__(self, Z: np.ndarray, groups: np.ndarray) -> None:
-        self.Z, self.groups = Z, groups
+    def __init__(self, Z: np.ndarray, groups: np.ndarray, regional: bool = True) -> None:
+        self.Z, self.groups, self.use_regional = Z, groups, regional
         self.cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         self.regional_cache: dict[tuple[int, int], tuple[float, float]] = {}  # (score, support), a -> b
 
@@ -678,6 +678,8 @@ class _PairMoments:
 
     def _overridden(self, i: int, j: int) -> bool:
         """Whether the region-standardised score is settled against the pooled one's direction."""
+        if not self.use_regional:
+            return False
         forward = self.pooled_score(i, j) >= 0
         support = self.regional(i, j)[1]
         return support <= 1.0 - DIRECTION_SETTLED if forward else support >= DIRECTION_SETTLED
@@ -1057,6 +1059,7 @@ def learn_graph(
     national: bool = True,
     names: Sequence[str] | None = None,
     controls: np.ndarray | None = None,
+    regional_orientation: bool = True,
 ) -> ChannelGraph:
     """Learn (``mode="notears"``) or estimate (``"fixed"``) the channel graph.
 
@@ -1088,8 +1091,9 @@ def learn_graph(
     parent's plan is smooth) from the national series by :func:`_national_pass`, and the graph
     marks them (``ChannelGraph.national``). ``controls`` ``[R,T,K]``: the fit's controls, with
     the squares of continuous ones partialled out of the activity (:func:`_prepare_both`; None:
-    none). ``names``: channel names for warnings. Returns weights in region-scaled activity
-    units, lags 0..``max_lag``.
+    none). ``regional_orientation``: the score on region-standardised activity may set a
+    same-week direction (:class:`_PairMoments`). ``names``: channel names for warnings. Returns
+    weights in region-scaled activity units, lags 0..``max_lag``.
     """
     for what, mask in (("graph.required", required), ("graph.edges (mode='fixed')", fixed)):
         if mask is not None and topological_order(mask.astype(float)) is None:
@@ -1100,7 +1104,7 @@ def learn_graph(
     opt = _GraphOptions(mode, max_lag, lambda1, threshold, forbidden, required, roots, fixed, min_t,
                         lag_min_t, own_lags, cycle_test, shared_driver, equal_cv, negative_edges, national,
                         tuple(names) if names is not None else None,
-                        _control_terms(controls))
+                        _control_terms(controls), regional_orientation)
     dark = observed & ~(scaled != 0).any(axis=2)  # [R,T]
     if mode != "notears" or not dark.any() or scaled.shape[2] < 2:
         return _learn_graph_on(scaled, observed, phase, opt)
@@ -1139,6 +1143,7 @@ class _GraphOptions:
     national: bool = True
     names: tuple[str, ...] | None = None  # channel names for messages (positions when None)
     controls: np.ndarray | None = None  # [R,T,K] the fit's controls, partialled out
+    regional_orientation: bool = True  # the region-standardised score may override (_PairMoments)
 
 
 def _learn_graph_on(scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray, opt: _GraphOptions) -> ChannelGraph:
@@ -1221,7 +1226,7 @@ def _learn_graph_on(scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray,
 
         spec = (group, P, L, lambda1, threshold, forbidden, required, roots, fixed, min_t, mode, equal_cv,
                 negative_edges, lag_min_t, log_rows, absorbed)
-        weights, direction, assumed = _learn(Y, X, *spec)
+        weights, direction, assumed = _learn(Y, X, *spec, regional=opt.regional_orientation)
         if mode == "notears":
             # A driver every channel shares (a regional budget) links every pair alike. When the
             # data show one, the graph learned without it is kept if it is the sparser one (on
@@ -1229,7 +1234,7 @@ def _learn_graph_on(scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray,
             # create as many links as it removes).
             adjusted = _without_shared_driver(X, C, national) if shared_driver else None
             if adjusted is not None:
-                again = _learn(adjusted[:, :C], adjusted, *spec)
+                again = _learn(adjusted[:, :C], adjusted, *spec, regional=opt.regional_orientation)
                 if _linked_pairs(again[0], required) < _linked_pairs(weights, required):
                     weights, direction, assumed = again
         if involve.any():
@@ -1348,12 +1353,14 @@ def _learn(
     Y: np.ndarray, X: np.ndarray, group: np.ndarray, P: int, L: int, lambda1: float, threshold: float,
     forbidden: np.ndarray, required: np.ndarray, roots: tuple[int, ...], fixed: np.ndarray | None,
     min_t: float, mode: str, equal_cv: bool, negative_edges: bool = False, lag_min_t: float | None = None,
-    log_rows: LogRows | None = None, absorbed: int = 0,
+    log_rows: LogRows | None = None, absorbed: int = 0, regional: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Weights ``[L+1,C,C]`` (region-scaled units), direction support and the same-week edges
     oriented by the equal-CV rule (``[C,C]`` bool), from the lagged design (targets ``Y``
     ``[N,C]`` in region-scaled units, ``X`` ``[N,C*(P+1)]``, region of each row ``group``;
-    ``absorbed``: degrees of freedom the preparation took, out of the t values' variance)."""
+    ``absorbed``: degrees of freedom the preparation took, out of the t values' variance;
+    ``regional``: the region-standardised orientation score may override the pooled one,
+    see :class:`_PairMoments`)."""
     C = Y.shape[1]
     sd = Y.std(axis=0)
     sd = np.where(sd > 1e-12, sd, 1.0)  # [C]
@@ -1387,7 +1394,7 @@ def _learn(
         support[0] |= required & allowed[0]  # required edges are contemporaneous
         W0 = np.where(support[0], W[0], 0.0)
         W0 = np.where(required & (W0 == 0), 1e-6, W0)
-        pairs = _PairMoments(Ys, group)
+        pairs = _PairMoments(Ys, group, regional)
         W0 = _orient(W0, pairs, allowed[0], required)
         flipped = (W0 != 0) & (support[0].T) & ~support[0]
         if flipped.any():
