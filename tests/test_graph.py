@@ -1495,6 +1495,10 @@ def test_orientation_holds_when_regions_differ_in_channel_mix(seed):
     assert pairs.regional(0, 1)[1] >= 0.95
     assert pairs.score(0, 1) > 0 > pairs.score(1, 0)
     assert pairs.support(0, 1) >= 0.95 and pairs.support(1, 0) <= 0.05
+    # with two regions a region bootstrap settles nothing: the pooled score is used
+    two = groups < 2
+    few = _PairMoments(np.column_stack([x[two], y[two]]), groups[two])
+    assert few.score(0, 1) == few.pooled_score(0, 1) and few.support(0, 1) == few.pooled_support(0, 1)
     # with alike regions both scores agree and the pooled one is used as before
     x, y, groups = _regional_mix_pair(seed, 0.0)
     pairs = _PairMoments(np.column_stack([x, y]), groups)

@@ -331,8 +331,8 @@ class GraphConfig(_Section):
         "other), and let it set a same-week edge's direction where it is settled (95% of region "
         "resamples) against the score on the activity pooled over regions: where regions differ "
         "in their channel mix, the pooled child is a mixture of scales, heavier-tailed than its "
-        "parent, and the pooled score reads it as the cause. False: the pooled score alone (the "
-        "package up to session 25).",
+        "parent, and the pooled score reads it as the cause. Needs 3 regions or more. False: the "
+        "pooled score alone (the package up to session 25).",
     )
     national: bool = Field(
         True,

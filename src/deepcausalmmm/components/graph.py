@@ -646,7 +646,10 @@ class _PairMoments:
     SWAP = [2, 3, 0, 1, 6, 7, 4, 5]  # the moments of (y, x) from those of (x, y)
 
     def __init__(self, Z: np.ndarray, groups: np.ndarray, regional: bool = True) -> None:
-        self.Z, self.groups, self.use_regional = Z, groups, regional
+        self.Z, self.groups = Z, groups
+        # with fewer than 3 regions a region bootstrap has too few distinct resamples to settle
+        # anything, and the pooled activity still holds each week's national pattern
+        self.use_regional = regional and len(np.unique(groups)) >= 3
         self.cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         self.regional_cache: dict[tuple[int, int], tuple[float, float]] = {}  # (score, support), a -> b
 
