@@ -159,11 +159,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--empty", action="store_true", help="no true edges: every learned pair is false")
     ap.add_argument("--config", default="{}", help="JSON config overrides for every fit")
     args = ap.parse_args(argv)
+    try:
+        seeds = _seeds(args.seeds)
+    except ValueError:
+        ap.error(f"--seeds: expected a list such as 0,3,5 or a range such as 0-69, found {args.seeds!r}")
     over = json.loads(args.config)
     base = {**over, **GRAPH_ONLY} if args.graph_only else over
     totals = {"ours": [0, 0, 0, 0, 0], "pooled": [0, 0, 0, 0, 0]}  # false, reversed, missed, found, true
     share_rows = []
-    for seed in _seeds(args.seeds):
+    for seed in seeds:
         df, names, total, design = simulate(seed, args.empty)
         truth = {(p, c) for p, c, _, _ in design["edges"]}
         start = time.perf_counter()
