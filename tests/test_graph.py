@@ -1107,7 +1107,8 @@ def test_pair_moments_give_the_pairwise_score_and_support_both_ways():
         assert pairs.score(i, j) == orientation_score(Z[:, i], Z[:, j])
         assert pairs.support(i, j) == direction_support(Z[:, i], Z[:, j], groups)
     assert pairs.score(0, 1) > 0 > pairs.score(1, 0)
-    assert len(pairs.cache) == 2  # one entry per unordered pair
+    # one entry per unordered pair for the pooled moments and one for the region-standardised
+    assert sorted(pairs.cache) == [(0, 1, False), (0, 1, True), (1, 2, False), (1, 2, True)]
 
 
 def test_plans_evaluated_together_equal_plans_one_at_a_time(mediated, monkeypatch):

@@ -650,15 +650,16 @@ class _PairMoments:
         # with fewer than 3 regions a region bootstrap has too few distinct resamples to settle
         # anything, and the pooled activity still holds each week's national pattern
         self.use_regional = regional and len(np.unique(groups)) >= 3
-        self.cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-        self.regional_cache: dict[tuple[int, int], tuple[float, float]] = {}  # (score, support), a -> b
+        self.cache: dict[tuple[int, int, bool], tuple[np.ndarray, np.ndarray]] = {}  # a, b, regional
 
-    def _moments(self, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+    def _moments(self, i: int, j: int, regional: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Mean moments ``[8]`` and their sums per region ``[G,8]`` of ``i`` -> ``j``, on the pooled
+        or (``regional``) the region-standardised activity."""
         a, b = min(i, j), max(i, j)
-        if (a, b) not in self.cache:
-            rows = _moment_rows(self.Z[:, a], self.Z[:, b])
-            self.cache[a, b] = rows.mean(axis=0), _region_sums(rows, self.groups)
-        mean, sums = self.cache[a, b]
+        if (a, b, regional) not in self.cache:
+            rows = _moment_rows(self.Z[:, a], self.Z[:, b], self.groups if regional else None)
+            self.cache[a, b, regional] = rows.mean(axis=0), _region_sums(rows, self.groups)
+        mean, sums = self.cache[a, b, regional]
         return (mean, sums) if i < j else (mean[self.SWAP], sums[:, self.SWAP])
 
     def pooled_score(self, i: int, j: int) -> float:
@@ -671,13 +672,8 @@ class _PairMoments:
 
     def regional(self, i: int, j: int) -> tuple[float, float]:
         """Score and region-bootstrap support of ``i`` -> ``j`` on region-standardised activity."""
-        a, b = min(i, j), max(i, j)
-        if (a, b) not in self.regional_cache:
-            rows = _moment_rows(self.Z[:, a], self.Z[:, b], self.groups)
-            self.regional_cache[a, b] = (float(_score_from_moments(rows.mean(axis=0))),
-                                         _support_from_sums(_region_sums(rows, self.groups), self.groups))
-        score, support = self.regional_cache[a, b]
-        return (score, support) if i < j else (-score, 1.0 - support)
+        mean, sums = self._moments(i, j, regional=True)
+        return float(_score_from_moments(mean)), _support_from_sums(sums, self.groups)
 
     def _overridden(self, i: int, j: int) -> bool:
         """Whether the region-standardised score is settled against the pooled one's direction."""
@@ -1228,8 +1224,8 @@ def _learn_graph_on(scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray,
             return prepared_logs[key]
 
         spec = (group, P, L, lambda1, threshold, forbidden, required, roots, fixed, min_t, mode, equal_cv,
-                negative_edges, lag_min_t, log_rows, absorbed)
-        weights, direction, assumed = _learn(Y, X, *spec, regional=opt.regional_orientation)
+                negative_edges, lag_min_t, log_rows, absorbed, opt.regional_orientation)
+        weights, direction, assumed = _learn(Y, X, *spec)
         if mode == "notears":
             # A driver every channel shares (a regional budget) links every pair alike. When the
             # data show one, the graph learned without it is kept if it is the sparser one (on
@@ -1237,7 +1233,7 @@ def _learn_graph_on(scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray,
             # create as many links as it removes).
             adjusted = _without_shared_driver(X, C, national) if shared_driver else None
             if adjusted is not None:
-                again = _learn(adjusted[:, :C], adjusted, *spec, regional=opt.regional_orientation)
+                again = _learn(adjusted[:, :C], adjusted, *spec)
                 if _linked_pairs(again[0], required) < _linked_pairs(weights, required):
                     weights, direction, assumed = again
         if involve.any():
