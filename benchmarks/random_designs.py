@@ -197,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(line), flush=True)
     print()
     for label, (false, reversed_, missed, found, n_true) in totals.items():
-        what = "graph (defaults)" if label == "ours" else "graph.regional_orientation false"
+        what = ("graph (defaults)" if over == {} else "graph (--config)") if label == "ours" \
+            else "graph.regional_orientation false"
         print(f"{what:34s} false pairs {false} ({reversed_} reversed true edges), missed {missed}, "
               f"found {found}/{n_true}")
     if share_rows:
