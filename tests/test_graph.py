@@ -46,6 +46,20 @@ def test_acyclicity_function_and_gradient():
     assert topological_order(dag) == [0, 1, 2] and topological_order(cyc) is None
 
 
+def test_acyclicity_stays_finite_far_from_any_learned_graph():
+    """A line search's far trial step (weights near 180 on a random-design panel) overflowed exp;
+    the capped h stays finite, warns nothing and still grows with a cycle's weights."""
+    rng = np.random.default_rng(0)
+    far = rng.uniform(50, 200, (6, 6))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an overflow RuntimeWarning would fail here
+        h, grad = acyclicity(far)
+    assert np.isfinite(h) and np.isfinite(grad).all() and h > 0
+    cycle = np.zeros((3, 3))
+    cycle[0, 1] = cycle[1, 2] = cycle[2, 0] = 1.0
+    assert 0 < acyclicity(cycle)[0] < acyclicity(2 * cycle)[0] < acyclicity(4 * cycle)[0]
+
+
 @pytest.mark.parametrize("draw", ["lognormal", "uniform", "laplace", "exponential"])
 def test_orientation_holds_for_heavy_and_light_tailed_activity(draw):
     """The direction score must not flip sign between super- and sub-Gaussian disturbances."""
