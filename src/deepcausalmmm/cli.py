@@ -440,14 +440,15 @@ def _backtest(args: argparse.Namespace) -> int:
 
 def _data_arguments(cmd: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The long CSV, its named columns, the config file and the seed (``fit``, ``backtest``)."""
-    cmd.add_argument("data")
-    cmd.add_argument("--target", required=True)
+    cmd.add_argument("data", help="long CSV, one row per region and date")
+    cmd.add_argument("--target", required=True, help="column of the KPI")
     cmd.add_argument("--channels", required=True, help="comma-separated column names")
     cmd.add_argument("--controls", default=None, help="comma-separated column names")
-    cmd.add_argument("--date", default=None)
-    cmd.add_argument("--region", default=None)
+    cmd.add_argument("--date", default=None,
+                     help="column of each row's date or integer period (default: row order within a region)")
+    cmd.add_argument("--region", default=None, help="column of region labels (default: one national series)")
     cmd.add_argument("--config", default=None, help="YAML/JSON config file")
-    cmd.add_argument("--seed", type=int, default=0)
+    cmd.add_argument("--seed", type=int, default=0, help="the model's random_state (default 0)")
     return cmd
 
 
@@ -457,11 +458,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="fit a simulated panel (with a channel graph) and compare with its truth")
-    demo.add_argument("--out", default="outputs/demo")
-    demo.add_argument("--regions", type=int, default=20)
-    demo.add_argument("--weeks", type=int, default=104)
-    demo.add_argument("--channels", type=int, default=5)
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--out", default="outputs/demo", help="folder for the report and tables (default outputs/demo)")
+    demo.add_argument("--regions", type=int, default=20, help="simulated regions (default 20)")
+    demo.add_argument("--weeks", type=int, default=104, help="simulated weeks (default 104)")
+    demo.add_argument("--channels", type=int, default=5, help="simulated channels (default 5)")
+    demo.add_argument("--seed", type=int, default=0, help="the simulator's seed (default 0)")
     demo.add_argument("--config", default=None, help="YAML/JSON config file")
     demo.add_argument("--graph", default=DEMO_GRAPH,
                       help="true channel graph of the simulated panel, parent>child:weight[:lag] "
@@ -482,16 +483,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     fit.add_argument("--n-boot", type=int, default=0,
                      help="region-bootstrap refits for effect_intervals.csv and budget_plan.csv "
                      "(0: none; each replicate is a full refit)")
-    fit.add_argument("--out", default="outputs/fit")
+    fit.add_argument("--out", default="outputs/fit",
+                     help="folder for the model, report and tables (default outputs/fit)")
     fit.set_defaults(func=_fit)
     pred = sub.add_parser("predict", help="decompose and forecast the rows of a CSV with a saved model")
     pred.add_argument("model", help="a model file written by fit (model.safetensors)")
     pred.add_argument("data", help="CSV with the model's channel and control columns")
     pred.add_argument("--date", default=None, help="column of each row's week (required)")
-    pred.add_argument("--region", default=None)
+    pred.add_argument("--region", default=None, help="column of region labels (a national model: none)")
     pred.add_argument("--level", type=float, default=0.9,
                       help="forecast interval level for the lower/upper columns (default 0.9)")
-    pred.add_argument("--out", default="outputs/predictions.csv")
+    pred.add_argument("--out", default="outputs/predictions.csv", help="CSV to write (default outputs/predictions.csv)")
     pred.set_defaults(func=_predict)
     opt = sub.add_parser("optimize", help="reallocate budget across channels with a saved model")
     opt.add_argument("model", help="a model file written by fit (model.safetensors)")
@@ -510,7 +512,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     opt.add_argument("--n-boot", type=int, default=0,
                      help="region-bootstrap refits scoring the plan (0: none; each is a full refit)")
     opt.add_argument("--level", type=float, default=0.9, help="interval level for the refits' gains")
-    opt.add_argument("--out", default="outputs/budget_plan.csv")
+    opt.add_argument("--out", default="outputs/budget_plan.csv", help="CSV to write (default outputs/budget_plan.csv)")
     opt.set_defaults(func=_optimize)
     conf = sub.add_parser("config", help="write the default configuration to a file to edit")
     conf.add_argument("--config", default=None, help="a config file to merge over the defaults first")
@@ -522,7 +524,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     back.add_argument("--horizon", type=int, default=13, help="weeks forecast after each cutoff")
     back.add_argument("--level", type=float, default=0.9,
                       help="forecast interval level scored as coverage_pct (default 0.9)")
-    back.add_argument("--out", default="outputs/backtest.csv")
+    back.add_argument("--out", default="outputs/backtest.csv", help="CSV to write (default outputs/backtest.csv)")
     back.set_defaults(func=_backtest)
     args = parser.parse_args(argv)
     with warnings.catch_warnings():
