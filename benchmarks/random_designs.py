@@ -32,8 +32,11 @@ True total effects come from simulating do(channel = 0) through the graph.
 Per seed it prints the design, false and missed pairs (a reversed edge is
 one of each), and, unless ``--graph-only`` (one training epoch: the graph
 alone, about a second per panel), total-share errors for the model and the
-mediation-blind baseline (``graph.mode="none"``) fitted in the same run.
-In the same run the graph is also learned with ``graph.regional_orientation:
+mediation-blind baseline (``graph.mode="none"``) fitted in the same run,
+with each true parent's total-effect error; at the end, the share errors
+split by what our fit's ``get_identification()`` says of each channel
+(``extrapolated`` always-on channels against ``observed`` ones) and how many
+true parents' total effects are within 15%. In the same run the graph is also learned with ``graph.regional_orientation:
 false`` (the orientation score pooled over regions alone, the package up to
 session 25), and the totals of both are printed at the end.
 """
