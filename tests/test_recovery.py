@@ -314,3 +314,11 @@ def test_backtest_cli_matches_the_api(tmp_path, capsys):
     assert main(["backtest", str(tmp_path / "d.csv"), "--target", "sales", "--channels", "channel_1",
                  "--out", str(tmp_path / "x.csv")]) == 2
     assert "sales" in capsys.readouterr().err and not (tmp_path / "x.csv").exists()
+    base = ["backtest", str(tmp_path / "d.csv"), "--target", "kpi", "--channels", "channel_1",
+            "--out", str(tmp_path / "y.csv")]
+    for flags, named in ((["--n-splits", "0"], "--n-splits"), (["--horizon", "-2"], "--horizon"),
+                         (["--level", "90"], "--level")):
+        assert main([*base, *flags]) == 2
+        err = capsys.readouterr().err
+        assert f"{named} must be" in err and "found" in err and "e.g." in err
+    assert not (tmp_path / "y.csv").exists()

@@ -415,6 +415,13 @@ def _config(args: argparse.Namespace) -> int:
 
 
 def _backtest(args: argparse.Namespace) -> int:
+    for flag, value in (("--n-splits", args.n_splits), ("--horizon", args.horizon)):
+        if value < 1:
+            raise DataError(f"{flag} must be a whole number of at least 1, found {value}; e.g. "
+                            f"--n-splits 3 --horizon 13")
+    if not 0 < args.level < 1:
+        raise DataError(f"--level must be a forecast interval level between 0 and 1, found {args.level}; "
+                        f"e.g. --level 0.9")
     df = _read_csv(args.data, "data")
     _label_columns(args, df, args.data)
     channels, controls = _names(args.channels), _names(args.controls)
