@@ -322,3 +322,7 @@ def test_backtest_cli_matches_the_api(tmp_path, capsys):
         err = capsys.readouterr().err
         assert f"{named} must be" in err and "found" in err and "e.g." in err
     assert not (tmp_path / "y.csv").exists()
+    for command in (["predict", str(tmp_path / "m.safetensors"), str(tmp_path / "d.csv")],
+                    ["optimize", str(tmp_path / "m.safetensors")]):
+        assert main([*command, "--level", "90"]) == 2  # checked before the model file is read
+        assert "--level must be" in capsys.readouterr().err

@@ -419,9 +419,6 @@ def _backtest(args: argparse.Namespace) -> int:
         if value < 1:
             raise DataError(f"{flag} must be a whole number of at least 1, found {value}; e.g. "
                             f"--n-splits 3 --horizon 13")
-    if not 0 < args.level < 1:
-        raise DataError(f"--level must be a forecast interval level between 0 and 1, found {args.level}; "
-                        f"e.g. --level 0.9")
     df = _read_csv(args.data, "data")
     _label_columns(args, df, args.data)
     channels, controls = _names(args.channels), _names(args.controls)
@@ -537,6 +534,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning  # restored on leaving the block
         try:
+            level = getattr(args, "level", None)  # predict, optimize, backtest
+            if level is not None and not 0 < level < 1:
+                raise DataError(f"--level must be an interval level between 0 and 1, found {level}; "
+                                f"e.g. --level 0.9 for 90% intervals")
             return int(args.func(args))
         except (DataError, ConfigError, FileNotFoundError, ModelFileError) as exc:
             print(f"error: {exc}", file=sys.stderr)
