@@ -36,9 +36,10 @@ mediation-blind baseline (``graph.mode="none"``) fitted in the same run,
 with each true parent's total-effect error; at the end, the share errors
 split by what our fit's ``get_identification()`` says of each channel
 (``extrapolated`` always-on channels against ``observed`` ones) and how many
-true parents' total effects are within 15%. In the same run the graph is also learned with ``graph.regional_orientation:
-false`` (the orientation score pooled over regions alone, the package up to
-session 25), and the totals of both are printed at the end.
+true parents' total effects are within 15%. In the same run the graph is
+also learned with ``graph.regional_orientation: false`` (the orientation
+score pooled over regions alone, the package up to session 25), and the
+totals of both are printed at the end.
 """
 
 from __future__ import annotations

@@ -123,8 +123,8 @@ def acyclicity(W: np.ndarray) -> tuple[float, np.ndarray]:
     """``h(W) = tr(exp(W * W)) - d`` and its gradient.
 
     Each entry of ``W * W`` is capped at ``min(25, 500 / d)`` (the gradient is 0 past the cap), so
-    that ``h`` stays finite: an optimiser's trial step far out (standardised weights of 30 and more
-    were tried on a random-design panel) made ``exp`` overflow, with numpy's overflow warnings
+    that ``h`` stays finite: an optimiser's trial step far out (standardised weights near 180, tried
+    by a line search on a random-design panel) made ``exp`` overflow, with numpy's overflow warnings
     reaching the user and a NaN handed to the line search. Weights on standardised activity never
     come near the cap (about 5 in absolute value for up to 20 channels), so ``h`` is unchanged
     wherever a graph is learned.
