@@ -61,7 +61,8 @@ GRAPH_ONLY = {"training": {"epochs": 1, "polish_steps": 0}}
 def simulate(seed: int, empty: bool = False) -> tuple[pd.DataFrame, list[str], np.ndarray, dict]:
     """Long table (region, week, channels, ``ctrl``, ``kpi``), channel names, true total effects
     ``[C]`` and the design (``R``, ``T``, ``C``, ``kinds``, ``noise``, ``edges`` as (parent, child,
-    weight, lag), and per channel the true ``decay``, ``half_saturation``, ``slope`` and ``beta``)."""
+    weight, lag), and per channel the true ``decay``, ``half_saturation``, ``slope``, ``beta`` and
+    ``direct`` effect: its contribution, other channels held as observed)."""
     rng = np.random.default_rng(seed)
     R, T, C = int(rng.choice([20, 40, 80])), int(rng.choice([104, 130, 156])), int(rng.integers(5, 11))
     kinds = [str(k) for k in rng.choice(["always", "flighted", "bursts"], C, p=[0.5, 0.35, 0.15])]
@@ -136,7 +137,8 @@ def simulate(seed: int, empty: bool = False) -> tuple[pd.DataFrame, list[str], n
     df["kpi"] = y.reshape(-1)
     design = {"R": R, "T": T, "C": C, "kinds": kinds, "noise": noise,
               "edges": [(names[p], names[c], w, lag) for p, c, w, lag in edges],
-              "decay": decay, "half_saturation": half, "slope": slope, "beta": beta}
+              "decay": decay, "half_saturation": half, "slope": slope, "beta": beta,
+              "direct": contrib.sum(axis=(0, 1))}
     return df, names, total, design
 
 
