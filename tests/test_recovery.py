@@ -237,7 +237,7 @@ def test_predict_cli_forecasts_with_a_saved_model(tmp_path, capsys):
     assert "90% intervals in lower/upper" in capsys.readouterr().out
     assert main(["predict", model_file, str(tmp_path / "all.csv"), "--date", "date", "--region",
                  "region", "--level", "1.5", "--out", str(tmp_path / "lv.csv")]) == 2
-    assert "`level` must be in (0, 1)" in capsys.readouterr().err and not (tmp_path / "lv.csv").exists()
+    assert "--level must be" in capsys.readouterr().err and not (tmp_path / "lv.csv").exists()
     # errors: a missing channel column, no --date, a file that is not a model
     again.drop(columns=["channel_2"]).to_csv(tmp_path / "bad.csv", index=False)
     assert main(["predict", model_file, str(tmp_path / "bad.csv"), "--date", "date", "--region",
