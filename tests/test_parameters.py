@@ -41,6 +41,14 @@ def test_summary_agrees_with_the_weights_and_regions(fitted):
             np.cumsum(w)[int(row["weeks_to_90pct"]) - 1] if row["weeks_to_90pct"] > 0 else -1)
         h = row["carried_share"] ** row["slope"]
         assert row["saturation_at_typical"] == pytest.approx(h / (h + row["half_saturation"] ** row["slope"]))
+
+        def hill_at(x, row=row):  # the curve at steady activity x times typical
+            v = (x * row["carried_share"]) ** row["slope"]
+            return v / (v + row["half_saturation"] ** row["slope"])
+
+        eps = 1e-6  # elasticity: d log Hill / d log activity at typical activity, by central difference
+        numeric = (np.log(hill_at(1 + eps)) - np.log(hill_at(1 - eps))) / (np.log(1 + eps) - np.log(1 - eps))
+        assert row["elasticity_at_typical"] == pytest.approx(numeric, rel=1e-5)
         mult = per_region.xs(c, level="channel")["region_multiplier"]
         assert row["region_multiplier_min"] == pytest.approx(mult.min())
         assert row["region_multiplier_max"] == pytest.approx(mult.max())

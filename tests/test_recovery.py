@@ -60,6 +60,7 @@ def test_demo_cli_writes_outputs(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "estimated vs simulator truth" in printed
     assert "carryover and response curves, fitted vs simulator truth" in printed and "true_mean_lag" in printed
+    assert "true_elasticity" in printed
     table = pd.read_csv(out / "contributions.csv", index_col=[0, 1])
     assert {"baseline", "controls", "prediction"} <= set(table.columns)
     assert (out / "contributions.html").read_text().count("plotly") > 0

@@ -199,9 +199,14 @@ def _demo(args: argparse.Namespace) -> int:
         "mean_lag": fitted["mean_lag"], "true_mean_lag": (gates / (1 - gates)).sum(axis=1),
         "half_saturation": fitted["half_saturation"], "true_half_saturation": sim.params["half_sat"],
         "slope": fitted["slope"], "true_slope": sim.params["slope"],
+        "elasticity": fitted["elasticity_at_typical"],
+        # the simulator's carried activity is 1 at steady typical activity: Hill there is 1 / (1 + k^s)
+        "true_elasticity": sim.params["slope"] * (1 - 1 / (1 + sim.params["half_sat"] ** sim.params["slope"])),
     })
     print("\ncarryover and response curves, fitted vs simulator truth (get_channel_parameters; "
-          "half-saturation in multiples of typical activity):")
+          "half-saturation in multiples of typical activity; elasticity: per cent change of the "
+          "contribution per per cent of activity at its typical level, which turns an always-on "
+          "channel's marginal effect into its level):")
     print(curves.round(2).to_string())
     files = write_outputs(model, Path(args.out))
     print(f"\nwrote {len(files)} files to {Path(args.out).resolve()}:")

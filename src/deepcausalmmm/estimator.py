@@ -1000,7 +1000,13 @@ class DeepCausalMMM(BaseEstimator):
         which the curve reaches half its ceiling), ``slope`` (Hill exponent),
         ``saturation_at_typical`` (the curve's height, as a share of its
         ceiling, at steady typical activity: above 0.5 the channel is past its
-        half-saturation point), ``decay_stage_1`` ... (each carryover stage's
+        half-saturation point), ``elasticity_at_typical`` (``slope x (1 -
+        saturation_at_typical)``: the per cent change in the contribution per
+        per cent change in steady activity at its typical level; the
+        contribution there is the marginal effect divided by it, so for an
+        always-on channel, whose data show the marginal effect only, it is
+        what turns that into a level, and it comes from the curve's assumed
+        shape: see README, "What the data identify"), ``decay_stage_1`` ... (each carryover stage's
         gate, averaged over the fitted weeks: the share of the carried activity
         kept from one week to the next), ``mean_lag``, ``peak_lag`` and
         ``weeks_to_90pct`` of the carryover weights (:meth:`get_carryover`),
@@ -1039,11 +1045,13 @@ class DeepCausalMMM(BaseEstimator):
         lag = np.arange(len(weights))[:, None]  # [L,1]
         total = weights.sum(axis=0)  # [C]
         carried = (np.cumsum(weights, axis=0) >= 0.9 * total[None, :])  # [L,C]
+        at_typical = 1.0 / (1.0 + (k / np.maximum(total, 1e-12)) ** slope)  # Hill at steady typical activity
         table = pd.DataFrame({
             "coefficient": beta,
             "half_saturation": k,
             "slope": slope,
-            "saturation_at_typical": 1.0 / (1.0 + (k / np.maximum(total, 1e-12)) ** slope),
+            "saturation_at_typical": at_typical,
+            "elasticity_at_typical": slope * (1.0 - at_typical),
             **{f"decay_stage_{i + 1}": gates[i].mean(axis=0) for i in range(gates.shape[0])},
             "mean_lag": (weights * lag).sum(axis=0) / np.maximum(total, 1e-12),
             "peak_lag": weights.argmax(axis=0),

@@ -73,8 +73,8 @@ def _dense_note(model: Any) -> str:
     return f"<p class='note'><b>Caution:</b> {html.escape(message)}.</p>" if message else ""
 
 
-_PARAMETER_COLUMNS = ["coefficient", "half_saturation", "slope", "saturation_at_typical", "mean_lag",
-                      "peak_lag", "weeks_to_90pct"]
+_PARAMETER_COLUMNS = ["coefficient", "half_saturation", "slope", "saturation_at_typical", "elasticity_at_typical",
+                      "mean_lag", "peak_lag", "weeks_to_90pct"]
 
 
 def write_report(model: Any, path: Path) -> Path:
