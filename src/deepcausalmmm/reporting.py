@@ -161,8 +161,10 @@ def write_report(model: Any, path: Path) -> Path:
         "<p class='note'>The fitted response of each channel: coefficient (the curve's ceiling as a "
         "share of a region's mean KPI), half-saturation (carried activity, in multiples of the "
         "region's typical weekly activity, at half the ceiling), Hill slope, how saturated the "
-        "channel is at steady typical activity, and its carryover: mean and peak lag and the weeks "
-        "until 90% of a week's activity has acted.</p>",
+        "channel is at steady typical activity, the elasticity there (per cent change of the "
+        "contribution per per cent of activity: the contribution is the marginal effect divided by "
+        "it, and for an always-on channel it comes from the curve's assumed shape), and its "
+        "carryover: mean and peak lag and the weeks until 90% of a week's activity has acted.</p>",
         _table(model.get_channel_parameters()[_PARAMETER_COLUMNS].round(3)),
         _figure(model.plot_carryover(), first=False),
     ]
