@@ -661,6 +661,7 @@ class _PairMoments:
         # anything, and the pooled activity still holds each week's national pattern
         self.use_regional = regional and len(np.unique(groups)) >= 3
         self.cache: dict[tuple[int, int, bool], tuple[np.ndarray, np.ndarray]] = {}  # a, b, regional
+        self.regional_cache: dict[tuple[int, int], tuple[float, float]] = {}  # i -> j: score, support
 
     def _moments(self, i: int, j: int, regional: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Mean moments ``[8]`` and their sums per region ``[G,8]`` of ``i`` -> ``j``, on the pooled
@@ -681,9 +682,12 @@ class _PairMoments:
         return _support_from_sums(self._moments(i, j)[1], self.groups)
 
     def regional(self, i: int, j: int) -> tuple[float, float]:
-        """Score and region-bootstrap support of ``i`` -> ``j`` on region-standardised activity."""
-        mean, sums = self._moments(i, j, regional=True)
-        return float(_score_from_moments(mean)), _support_from_sums(sums, self.groups)
+        """Score and region-bootstrap support of ``i`` -> ``j`` on region-standardised activity
+        (kept: ``score`` and ``support`` both ask whether it overrides)."""
+        if (i, j) not in self.regional_cache:
+            mean, sums = self._moments(i, j, regional=True)
+            self.regional_cache[i, j] = float(_score_from_moments(mean)), _support_from_sums(sums, self.groups)
+        return self.regional_cache[i, j]
 
     def _overridden(self, i: int, j: int) -> bool:
         """Whether the region-standardised score is settled against the pooled one's direction."""
