@@ -39,7 +39,8 @@ class Panel:
     Attributes
     ----------
     regions : list
-        Region labels, in grid order (first-appearance order of the input).
+        Region labels, in grid order: sorted where the labels sort, else in order of first
+        appearance (3-D input: the cube's order).
     dates : pandas.Index
         The regular time grid ``[T]`` (DatetimeIndex, or integer periods).
     channels, controls : list of str
@@ -411,7 +412,7 @@ def build_panel(
         if pd.isna(pd.Series(reg)).any():
             raise DataError("`regions` contains missing labels; every row needs a region")
 
-    region_labels = list(pd.unique(reg))
+    region_labels = _canonical_order(pd.unique(reg))
     r_of_row = pd.Index(region_labels).get_indexer(reg)
 
     if dates is None:
@@ -554,6 +555,16 @@ def build_panel(
         weight=weight,
         row_index=np.stack([r_of_row, t_of_row], axis=1),
     )
+
+
+def _canonical_order(labels: np.ndarray) -> list[Any]:
+    """Region labels in sorted order where they sort (else first appearance), so that the rows'
+    order never changes a fit: the regions' order sets float sums, the graph's region bootstrap
+    and everything per region."""
+    try:
+        return sorted(labels)
+    except TypeError:  # mixed label types, e.g. 1 and "north"
+        return list(labels)
 
 
 def static_channels(media: np.ndarray, observed: np.ndarray) -> np.ndarray:
