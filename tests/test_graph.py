@@ -10,6 +10,7 @@ from deepcausalmmm import ConfigError, DataError, DeepCausalMMM
 from deepcausalmmm.analysis.effects import intervene, rescale
 from deepcausalmmm.components.graph import (
     ChannelGraph,
+    _refit,
     acyclicity,
     direction_support,
     equal_cv_loglik,
@@ -44,6 +45,39 @@ def test_acyclicity_function_and_gradient():
     bumped[0, 1] += eps
     assert (acyclicity(bumped)[0] - h) / eps == pytest.approx(grad[0, 1], rel=1e-4)
     assert topological_order(dag) == [0, 1, 2] and topological_order(cyc) is None
+
+
+def test_refit_keeps_the_common_factor_of_a_persistent_child():
+    """A same-week edge w into a child whose own part persists (AR(1), a = 0.8), the parent a
+    flight plan (persistent too, as national plans are): with the child's own past in the
+    equation the parent's lag-1 term is near -a w. The refit keeps that term while it judges
+    the same-week t (dropping it first, as negative lagged terms are, kept the edge in 17 of
+    40 draws at a mean weight of 0.39) and reports it as 0."""
+    support = np.zeros((2, 2, 2), dtype=bool)
+    support[0, 0, 1] = support[1, 0, 1] = support[1, 1, 1] = True  # parent now and a week ago, own past
+    keep = np.zeros_like(support)
+    keep[1, 1, 1] = True
+    signed = keep.copy()  # only the child's persistence may be negative
+    kept = []
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        on, week = np.zeros(121), 0
+        while week < 121:  # bursts of 2-8 weeks at their own level, gaps of 2-7
+            length = int(rng.integers(2, 9))
+            on[week : week + length] = rng.uniform(0.6, 1.4)
+            week += length + int(rng.integers(2, 8))
+        own = np.zeros(121)
+        for k in range(1, 121):
+            own[k] = 0.8 * own[k - 1] + rng.normal(0, 0.4)
+        child = own + 0.5 * on
+        Y = np.column_stack([on[1:], child[1:]])
+        X = np.column_stack([Y, on[:-1], child[:-1]])
+        W = _refit(X - X.mean(0), Y - Y.mean(0), support, keep, 4.0, signed)
+        assert W[1, 0, 1] == 0.0  # the common factor is not an edge
+        if W[0, 0, 1] != 0:
+            kept.append(W[0, 0, 1])
+    assert len(kept) >= 36
+    assert abs(np.mean(kept) - 0.5) < 0.05
 
 
 def test_acyclicity_stays_finite_far_from_any_learned_graph():
