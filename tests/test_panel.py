@@ -328,6 +328,36 @@ def test_static_channels_known_answers():
     np.testing.assert_array_equal(static_channels(media, observed), [True, True, False, False, True])
 
 
+def test_twin_channels_known_answers():
+    """Two columns with the same activity relative to each region's mean (a copy, or the
+    same plan in other units with a different factor per region) correlate at 1; channels
+    with movements of their own, flat ones and dark ones are not twins."""
+    from deepcausalmmm.data.panel import twin_channels
+
+    rng = np.random.default_rng(0)
+    base = rng.lognormal(0, 0.3, (4, 30))
+    media = np.stack([base, base * np.array([[2.0], [3.0], [0.5], [9.0]]),  # 1: 0 in other units
+                      rng.lognormal(0, 0.3, (4, 30)),  # 2: its own movements
+                      base + rng.normal(0, 0.05, (4, 30)),  # 3: close to 0, not the same
+                      np.full((4, 30), 5.0), np.zeros((4, 30))], axis=2)  # 4 flat, 5 dark
+    observed = np.ones((4, 30), dtype=bool)
+    twins = twin_channels(media, observed)
+    assert [(a, b) for a, b, _ in twins] == [(0, 1)]
+    assert twins[0][2] == pytest.approx(1.0)
+    observed[:, 10:] = False  # fewer weeks, the same answer
+    assert [(a, b) for a, b, _ in twin_channels(media, observed)] == [(0, 1)]
+
+
+def test_the_same_channel_twice_warns_naming_the_pair(small_sim):
+    X = small_sim.X.assign(tv_impressions=small_sim.X["channel_1"] * 1e3)
+    with pytest.warns(UserWarning, match=r"'channel_1' and 'tv_impressions' \(1\.0000\) move together"):
+        DeepCausalMMM(config={"training": {"epochs": 5, "polish_steps": 0}}).fit(
+            X, small_sim.y, regions=small_sim.regions, dates=small_sim.dates)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no twins: no warning of any kind
+        build_panel(small_sim.X, small_sim.y, regions=small_sim.regions, dates=small_sim.dates)
+
+
 def test_constant_channel_is_fixed_at_zero_with_a_warning(small_sim):
     X = small_sim.X.assign(sponsorship=2500.0)
     kw = dict(regions=small_sim.regions, dates=small_sim.dates)

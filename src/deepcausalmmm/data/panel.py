@@ -543,6 +543,19 @@ def build_panel(
                 UserWarning,
                 stacklevel=3,
             )
+        twins = twin_channels(media, measured)
+        if twins:
+            pairs = ", ".join(f"'{channels[a]}' and '{channels[b]}' ({r:.4f})" for a, b, r in twins[:5])
+            warnings.warn(
+                f"channel pair(s) {pairs} move together in every region (correlation of their "
+                f"activity relative to each region's mean at least {TWIN_CORRELATION}): the data "
+                "cannot tell their effects apart, so the split between them comes from the priors, "
+                "and the learned graph may link them at weight 1, each then counting the other's "
+                "effect in its total. Merge each pair into one column (or drop one) unless they "
+                "are truly different channels bought on the same plan",
+                UserWarning,
+                stacklevel=3,
+            )
     return Panel(
         regions=region_labels,
         dates=grid,
@@ -565,6 +578,28 @@ def _canonical_order(labels: np.ndarray) -> list[Any]:
         return sorted(labels)
     except TypeError:  # mixed label types, e.g. 1 and "north"
         return list(labels)
+
+
+TWIN_CORRELATION = 0.999  # relative-activity correlation from which two channels count as one
+
+
+def twin_channels(media: np.ndarray, observed: np.ndarray) -> list[tuple[int, int, float]]:
+    """Pairs ``(a, b, correlation)`` of channels whose activity relative to each region's mean
+    (over the ``observed`` cells ``[R,T]``) correlates at ``TWIN_CORRELATION`` or more, pooled
+    over regions: the same column given twice, or one channel in two units (spend and
+    impressions at a fixed price). Channels that never vary within a region are left out."""
+    obs = observed.astype(bool)  # [R,T]
+    n = np.maximum(obs.sum(axis=1), 1)[:, None]  # [R,1]
+    mean = np.where(obs[..., None], media, 0.0).sum(axis=1) / n  # [R,C]
+    rel = np.divide(media, mean[:, None, :], out=np.zeros_like(media), where=mean[:, None, :] > 0)
+    dev = (rel - (mean > 0)[:, None, :])[obs]  # [N,C] movements around each region's mean
+    norm = np.sqrt((dev**2).sum(axis=0))  # [C]
+    live = norm > 1e-9 * np.sqrt(max(len(dev), 1))
+    if live.sum() < 2:
+        return []
+    corr = (dev.T @ dev) / np.outer(np.where(live, norm, 1.0), np.where(live, norm, 1.0))  # [C,C]
+    a, b = np.nonzero(np.triu(corr >= TWIN_CORRELATION, k=1) & live[:, None] & live[None, :])
+    return [(int(i), int(j), float(corr[i, j])) for i, j in zip(a, b, strict=True)]
 
 
 def static_channels(media: np.ndarray, observed: np.ndarray) -> np.ndarray:
