@@ -338,7 +338,7 @@ def test_twin_channels_known_answers():
     base = rng.lognormal(0, 0.3, (4, 30))
     media = np.stack([base, base * np.array([[2.0], [3.0], [0.5], [9.0]]),  # 1: 0 in other units
                       rng.lognormal(0, 0.3, (4, 30)),  # 2: its own movements
-                      base + rng.normal(0, 0.05, (4, 30)),  # 3: close to 0, not the same
+                      base + rng.normal(0, 0.05, (4, 30)),  # 3: close to 0 (correlation 0.986), not the same
                       np.full((4, 30), 5.0), np.zeros((4, 30))], axis=2)  # 4 flat, 5 dark
     observed = np.ones((4, 30), dtype=bool)
     twins = twin_channels(media, observed)
