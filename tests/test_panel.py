@@ -351,8 +351,11 @@ def test_twin_channels_known_answers():
 def test_the_same_channel_twice_warns_naming_the_pair(small_sim):
     X = small_sim.X.assign(tv_impressions=small_sim.X["channel_1"] * 1e3)
     with pytest.warns(UserWarning, match=r"'channel_1' and 'tv_impressions' \(1\.0000\) move together"):
-        DeepCausalMMM(config={"training": {"epochs": 5, "polish_steps": 0}}).fit(
+        model = DeepCausalMMM(config={"training": {"epochs": 5, "polish_steps": 0}}).fit(
             X, small_sim.y, regions=small_sim.regions, dates=small_sim.dates)
+    moves = model.get_identification()["moves_with"]
+    assert moves["channel_1"] == "tv_impressions" and moves["tv_impressions"] == "channel_1"
+    assert (moves.drop(["channel_1", "tv_impressions"]) == "").all()
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # no twins: no warning of any kind
         build_panel(small_sim.X, small_sim.y, regions=small_sim.regions, dates=small_sim.dates)

@@ -35,7 +35,7 @@ from .components.temporal import (
 from .config import MMMConfig, build_config
 from .constants import DATE, REGION
 from .data.history import align_to_fit, extend_history
-from .data.panel import ArrayLike, Panel, build_panel, fmt_date, stale_cells, static_channels
+from .data.panel import ArrayLike, Panel, build_panel, fmt_date, stale_cells, static_channels, twin_channels
 from .data.scaling import PanelScaler
 from .exceptions import ConfigError, DataError
 from .model import Batch, Decomposition, MMMNet
@@ -581,7 +581,9 @@ class DeepCausalMMM(BaseEstimator):
         ``calibration.roi_priors``) and ``bought_nationally`` (under 5% of its
         de-trended movements differ between regions: its effect is seen only through the
         national week-to-week series, and its edges in the channel graph come from that series;
-        see the README's "Channel graph").
+        see the README's "Channel graph") and ``moves_with`` (the channels whose activity is the
+        same as this one's up to a factor per region, comma-separated, or ""; ``fit`` warns of
+        them: the data cannot split their effects, see the README's "Data").
 
         Raises
         ------
@@ -605,6 +607,11 @@ class DeepCausalMMM(BaseEstimator):
         table.insert(table.columns.get_loc("lift_tested") + 1, "roi_prior",
                      [c in self.config_.calibration.roi_priors for c in self.channels_])
         table["bought_nationally"] = np.asarray(national, dtype=bool)
+        twins: dict[str, list[str]] = {c: [] for c in self.channels_}
+        for a, b, _ in twin_channels(p.media, p.measured()):
+            twins[self.channels_[a]].append(self.channels_[b])
+            twins[self.channels_[b]].append(self.channels_[a])
+        table["moves_with"] = [", ".join(twins[c]) for c in self.channels_]
         return table
 
     def backtest(

@@ -138,8 +138,10 @@ def write_report(model: Any, path: Path) -> Path:
         "comes from the curve's assumed shape: its contribution, total effect and ROI need a lift "
         "test to be trusted (or, without one, an ROI prior saying what is believed: "
         "calibration.roi_priors). A channel with the same activity every week of each region (level: no "
-        "variation) shows nothing at all; its effect is fixed at 0 unless a lift test measures it."
-        "</p>",
+        "variation) shows nothing at all; its effect is fixed at 0 unless a lift test measures it. "
+        "moves_with names channels whose activity is the same up to a factor per region (one column "
+        "given twice, or spend and impressions of one plan): the data cannot split their effect; "
+        "merge them.</p>",
         _table(identification),
         "<h2>Weeks the model does not explain</h2>",
         "<p class='note'>Weeks whose national KPI the fit misses far more than usual (robust z of "
