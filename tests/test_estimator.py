@@ -106,8 +106,11 @@ def test_prediction_errors(fitted, small_sim):
     with pytest.raises(DataError, match=r"`regions` \['atlantis'\] were not in the fitted data"):
         fitted.predict(X.iloc[:3], regions=["atlantis"] * 3, dates=small_sim.dates[:3],
                        controls=small_sim.control_frame.iloc[:3])
-    with pytest.raises(DataError, match=r"missing \['channel_3'\]"):
+    with pytest.raises(DataError, match=r"missing \['channel_3'\], unexpected \[\]\. Pass the fitted"):
         fitted.predict(X[["channel_1", "channel_2"]], regions=small_sim.regions,
+                       dates=small_sim.dates, controls=small_sim.control_frame)
+    with pytest.raises(DataError, match=r"missing \[\], unexpected \['radio'\]\. Pass the fitted"):
+        fitted.predict(X.assign(radio=1.0), regions=small_sim.regions,
                        dates=small_sim.dates, controls=small_sim.control_frame)
     with pytest.raises(DataError, match="must lie on the fitted grid"):
         fitted.predict(X.iloc[:1], regions=small_sim.regions[:1],

@@ -32,7 +32,8 @@ def align_to_fit(fit: Panel, new: Panel) -> tuple[np.ndarray, np.ndarray]:
     if missing or extra:
         raise DataError(
             f"`X` channels must match the fitted channels {fit.channels}; missing {missing}, "
-            f"unexpected {extra}"
+            f"unexpected {extra}. Pass the fitted channel columns (0 for a channel switched off), "
+            "without the unexpected ones"
         )
     if sorted(new.controls) != sorted(fit.controls):
         raise DataError(
