@@ -54,6 +54,10 @@ def test_out_of_range_and_bad_choice():
         build_config(None, {"loss": "mae"})
     with pytest.raises(ConfigError, match=r"gate_min .* must be < carryover.gate_max"):
         build_config(None, {"carryover": {"gate_min": 0.9, "gate_max": 0.5}})
+    with pytest.raises(ConfigError, match=r"half_sat_min must be < saturation.half_sat_max, found 6.0 and 5.0; e.g."):
+        build_config(None, {"saturation": {"half_sat_min": 6.0}})
+    with pytest.raises(ConfigError, match=r"slope_min must be < saturation.slope_max, found 2.0 and 1.5; e.g."):
+        build_config(None, {"saturation": {"slope_min": 2.0, "slope_max": 1.5}})
 
 
 def test_bad_config_file(tmp_path):

@@ -540,3 +540,5 @@ def test_score_is_r2_of_predict(fitted, small_sim):
     y[3] = np.nan
     with pytest.raises(DataError, match=r"`y` has 1 NaN/infinite value\(s\); score only rows with a measured KPI"):
         fitted.score(small_sim.X, y, **kw)
+    with pytest.raises(DataError, match=r"`y` must be numeric, .* found dtype object; convert it with pd.to_numeric"):
+        fitted.score(small_sim.X, np.array(["n/a"] * len(y), dtype=object), **kw)

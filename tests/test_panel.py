@@ -55,6 +55,18 @@ def test_ragged_panel_is_masked_not_invented():
     assert p.control_values[0, 3, 0] == p.control_values[0, 2, 0]  # forward filled
 
 
+def test_missing_dates_and_region_labels_are_counted():
+    df = frame()
+    dates = df["date"].astype(object).copy()
+    dates.iloc[[2, 5]] = pd.NaT
+    with pytest.raises(DataError, match=r"`dates` contain 2 missing value\(s\) \(NaT\); .* fill them or drop"):
+        panel_of(df.assign(date=dates))
+    regions = df["region"].astype(object).copy()
+    regions.iloc[4] = None
+    with pytest.raises(DataError, match=r"`regions` contains 1 missing label\(s\); .* fill them or drop"):
+        panel_of(df.assign(region=regions))
+
+
 @pytest.mark.parametrize("col", ["tv", "price", "kpi"])
 def test_nan_and_inf(col):
     df = frame()

@@ -118,9 +118,11 @@ class SaturationConfig(_Section):
     @model_validator(mode="after")
     def _ordered(self) -> SaturationConfig:
         if self.half_sat_min >= self.half_sat_max:
-            raise ValueError("saturation.half_sat_min must be < saturation.half_sat_max")
+            raise ValueError(f"saturation.half_sat_min must be < saturation.half_sat_max, found "
+                             f"{self.half_sat_min} and {self.half_sat_max}; e.g. 0.1 and 5.0 (the defaults)")
         if self.slope_min >= self.slope_max:
-            raise ValueError("saturation.slope_min must be < saturation.slope_max")
+            raise ValueError(f"saturation.slope_min must be < saturation.slope_max, found {self.slope_min} "
+                             f"and {self.slope_max}; e.g. 0.5 and 3.0 (the defaults)")
         return self
 
 
@@ -365,7 +367,8 @@ class GraphConfig(_Section):
     def _consistent(self) -> GraphConfig:
         clash = set(self.forbidden) & set(self.required)
         if clash:
-            raise ValueError(f"graph.forbidden and graph.required share {sorted(clash)}")
+            raise ValueError(f"graph.forbidden and graph.required share {sorted(clash)}; keep each pair "
+                             "in one of the two lists")
         if self.mode == "fixed" and not self.edges:
             raise ValueError("graph.mode='fixed' needs graph.edges, a list of [parent, child] pairs")
         return self

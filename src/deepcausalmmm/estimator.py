@@ -373,7 +373,8 @@ class DeepCausalMMM(BaseEstimator):
         try:
             target = np.asarray(y, dtype=float).reshape(-1)
         except (TypeError, ValueError):
-            raise DataError("`y` must be numeric, one KPI value per row of `X`") from None
+            raise DataError(f"`y` must be numeric, one KPI value per row of `X`, found dtype "
+                            f"{np.asarray(y).dtype}; convert it with pd.to_numeric") from None
         if not np.isfinite(target).all():
             raise DataError(f"`y` has {int((~np.isfinite(target)).sum())} NaN/infinite value(s); score only "
                             "rows with a measured KPI")
@@ -846,7 +847,8 @@ class DeepCausalMMM(BaseEstimator):
         """
         check_is_fitted(self, "graph_model_")
         if int(n_boot) < 2:
-            raise DataError(f"`n_boot` must be at least 2 (replicates to spread), found {n_boot}")
+            raise DataError(f"`n_boot` must be at least 2 (replicates to spread), found {n_boot}; "
+                            "e.g. n_boot=20")
         _check_level(level)
         self._check_bootstrap_regions()
         start = time.perf_counter()
@@ -1350,7 +1352,8 @@ class DeepCausalMMM(BaseEstimator):
         names = self._check_channels(list(multipliers))
         m = np.array([_as_number(multipliers[c], f"multipliers[{c!r}]") for c in names])
         if not np.all(np.isfinite(m) & (m >= 0)):
-            raise DataError(f"`multipliers` must be finite numbers >= 0, found {dict(multipliers)}")
+            raise DataError(f"`multipliers` must be finite numbers >= 0, found {dict(multipliers)}; e.g. "
+                            "{'tv': 0.8} for 80% of tv's activity, 0 to switch a channel off")
         idx = np.array([self.channels_.index(c) for c in names])
         keep = self._cells(regions, period)  # [R,T] cells scored
         where = self._cells(regions, period, observed=False)  # [R,T] cells where channels are scaled

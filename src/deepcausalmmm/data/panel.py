@@ -302,7 +302,8 @@ def _parse_dates(raw: np.ndarray) -> pd.Index:
             "integer period numbers"
         ) from None
     if parsed.hasnans:
-        raise DataError("`dates` contain missing values (NaT); every row needs a date")
+        raise DataError(f"`dates` contain {int(parsed.isna().sum())} missing value(s) (NaT); every row "
+                        "needs a date: fill them or drop those rows")
     if parsed.tz is not None:  # the calendar week is what counts: keep wall time, drop the zone
         parsed = parsed.tz_localize(None)
     return parsed.as_unit("ns")
@@ -410,7 +411,8 @@ def build_panel(
                 f"`regions` has {len(reg)} labels but `X` has {n} rows; pass one region label per row"
             )
         if pd.isna(pd.Series(reg)).any():
-            raise DataError("`regions` contains missing labels; every row needs a region")
+            raise DataError(f"`regions` contains {int(pd.isna(pd.Series(reg)).sum())} missing label(s); "
+                            "every row needs a region: fill them or drop those rows")
 
     region_labels = _canonical_order(pd.unique(reg))
     r_of_row = pd.Index(region_labels).get_indexer(reg)
