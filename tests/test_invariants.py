@@ -153,7 +153,8 @@ def test_row_order_and_label_types_do_not_change_the_fit(small_sim):
 
 
 def test_unsortable_region_labels_keep_their_order():
-    """Labels of mixed types do not sort; the grid then keeps their first appearance."""
+    """Labels of mixed types do not sort; the grid then keeps their first appearance. Text
+    labels sort with their numbers read as numbers."""
     from deepcausalmmm.data.panel import build_panel
 
     X = pd.DataFrame({"tv": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]})
@@ -164,6 +165,9 @@ def test_unsortable_region_labels_keep_their_order():
                         dates=[0, 1, 0, 1, 0, 1])
     assert panel.regions == ["a", "b", "c"]
     np.testing.assert_array_equal(panel.y, [[4.0, 5.0], [0.0, 1.0], [2.0, 3.0]])
+    panel = build_panel(X, np.arange(6.0), regions=["DMA 10", "DMA 10", "DMA 2", "DMA 2", "DMA 1", "DMA 1"],
+                        dates=[0, 1, 0, 1, 0, 1])
+    assert panel.regions == ["DMA 1", "DMA 2", "DMA 10"]  # text labels in natural order
 
 
 def test_units_do_not_change_the_fit():

@@ -16,6 +16,7 @@ and the KPI is masked out of the loss (never invented).
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,8 +40,9 @@ class Panel:
     Attributes
     ----------
     regions : list
-        Region labels, in grid order: sorted where the labels sort, else in order of first
-        appearance (3-D input: the cube's order).
+        Region labels, in grid order: sorted (text labels in natural order, "DMA 2" before
+        "DMA 10") where the labels sort, else in order of first appearance (3-D input: the
+        cube's order).
     dates : pandas.Index
         The regular time grid ``[T]`` (DatetimeIndex, or integer periods).
     channels, controls : list of str
@@ -572,14 +574,25 @@ def build_panel(
     )
 
 
+def _natural_key(label: str) -> tuple[tuple[tuple[int, Any], ...], str]:
+    """Sort key of a text label with its digit runs read as numbers ("DMA 2" before "DMA 10"),
+    the label itself breaking ties ("r01" and "r1")."""
+    parts = (p for p in re.split(r"(\d+)", label) if p)
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts), label
+
+
 def _canonical_order(labels: np.ndarray) -> list[Any]:
-    """Region labels in sorted order where they sort (else first appearance), so that the rows'
-    order never changes a fit: the regions' order sets float sums, the graph's region bootstrap
-    and everything per region."""
+    """Region labels sorted (text labels in natural order, "DMA 2" before "DMA 10"), or in
+    order of first appearance where labels of mixed types do not sort, so that the rows' order
+    never changes a fit: the regions' order sets float sums, the graph's region bootstrap and
+    everything per region."""
+    items = list(labels)
     try:
-        return sorted(labels)
+        if all(isinstance(v, str) for v in items):
+            return sorted(items, key=_natural_key)
+        return sorted(items)
     except TypeError:  # mixed label types, e.g. 1 and "north"
-        return list(labels)
+        return items
 
 
 TWIN_CORRELATION = 0.999  # relative-activity correlation from which two channels count as one
