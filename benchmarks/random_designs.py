@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             blind = _fit(df, names, {**over, "graph": {**over.get("graph", {}), "mode": "none"}})
             share = total / total.sum()
             parents = sorted({names.index(p) for p, _, _, _ in design["edges"]})
-            level = ours.get_identification()["level"].to_numpy()
+            level = ours.get_identification()["level"]
             for label, model in (("ours", ours), ("blind", blind)):
                 effects = model.get_channel_effects()
                 err = np.abs(effects["total_share"].to_numpy() - share) * 100
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                 parent_rows += [(label, e) for e in parent_err]
                 level_rows += [(label, lev, e) for lev, e in zip(level, err, strict=True)]
                 if label == "ours":
-                    detail += _channel_detail(ours, effects, names, total, share, design)
+                    detail += _channel_detail(level, _pairs(ours), effects, names, total, share, design)
         print("\n".join(line), flush=True)
     print()
     for label, (false, reversed_, missed, found, n_true) in totals.items():
@@ -243,13 +243,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _channel_detail(model: DeepCausalMMM, effects: pd.DataFrame, names: list[str], total: np.ndarray,
-                    share: np.ndarray, design: dict) -> list[dict]:
+def _channel_detail(level: pd.Series, learned: set[tuple[str, str]], effects: pd.DataFrame, names: list[str],
+                    total: np.ndarray, share: np.ndarray, design: dict) -> list[dict]:
     """Per channel of one panel: our fit's identification level, signed share error, our total
     over the true one, the true curve's elasticity at typical activity and, for a true parent,
     whether every edge out of it was learned and its direct and mediated parts over the truth."""
-    level = model.get_identification()["level"]
-    learned = _pairs(model)
     s, k = design["slope"], design["half_saturation"]
     rows = []
     for c, name in enumerate(names):

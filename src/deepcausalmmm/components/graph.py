@@ -996,7 +996,9 @@ def _refit(
             weak += [k for k in np.argsort(np.abs(t))
                      if abs(t[k]) < min_t and k in free and k not in weak and k not in factor]
             if not weak:
-                W[parents, j] = np.where(np.isin(np.arange(len(parents)), list(factor)), 0.0, coef)
+                coef = np.array(coef)
+                coef[list(factor)] = 0.0
+                W[parents, j] = coef
                 break
             parents.pop(int(weak[0]))
     return W.reshape(Lp1, C, C)
