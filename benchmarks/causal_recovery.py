@@ -30,6 +30,12 @@ identify their effects.
 on the channels our fit marks ``extrapolated``, each centred on the true ROI
 times ``exp(SD z)`` (``z`` standard normal: as wrong as its sd says), and
 prints that fit's share and root errors under the seed's line.
+
+Beside both fits, the oracle (``benchmarks/oracle.py``): least squares given
+every channel's true contribution series (true carryover, curves and
+regional multipliers), estimating one scale per channel and the baseline;
+its share and root errors are what the noise alone leaves when nothing about
+the curves has to be learned.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ from deepcausalmmm import DeepCausalMMM
 from deepcausalmmm.datasets import simulate_panel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from oracle import oracle_totals  # noqa: E402
 from other_simulator import draw_roi_priors, roi_against_truth  # noqa: E402
 
 GRAPH = [("channel_1", "channel_3", 0.6), ("channel_2", "channel_3", 0.5), ("channel_1", "channel_2", 0.4)]
@@ -90,6 +97,18 @@ def prior_line(sim, ours: DeepCausalMMM, over: dict, device: str, seed: int, sd:
     return (f"  with ROI priors (sd {sd:.0%}) on {always_on}: share error mean {err.mean():.2f} max "
             f"{err.max():.2f} pp, root total error {root:.1f}%; fitted ROI vs true: "
             f"{roi_against_truth(effects, true_roi, priors)}")
+
+
+def oracle_errors(sim) -> tuple[float, float, float]:
+    """The oracle's total-share error (mean, max, pp) and the root's total-effect error (%)."""
+    R, C = len(np.unique(sim.regions)), len(sim.channels)
+    T = len(sim.y) // R
+    totals = oracle_totals(sim.y.reshape(R, T), sim.truth[sim.channels].to_numpy().reshape(R, T, C),
+                           sim.truth_paths.to_numpy(), sim.control_frame.to_numpy().reshape(R, T, -1))
+    true = sim.truth_effects["total"].to_numpy()
+    err = np.abs(totals / totals.sum() - true / true.sum()) * 100
+    root = sim.channels.index(ROOT)
+    return float(err.mean()), float(err.max()), float(abs(totals[root] / true[root] - 1) * 100)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,15 +161,17 @@ def main(argv: list[str] | None = None) -> int:
                                national=(ROOT,) if args.national else (), budget_in_phase=args.in_phase)
         m_empty, _ = fit(empty, "notears", over, args.device)
         n_false_empty = len(m_empty.get_dag_edges())
+        o_mean, o_max, o_root = oracle_errors(sim)
         rows.append((seed, f1, n_false_empty, err_ours.mean(), err_ours.max(), err_blind.mean(),
-                     err_blind.max(), root_ours, root_blind, ours.graph_seconds_, t_ours, t_blind))
+                     err_blind.max(), o_mean, o_max, root_ours, root_blind, o_root, ours.graph_seconds_,
+                     t_ours, t_blind))
         print(f"seed {seed}: learned edges {sorted((truth_edges | false) - missed)}; "
               f"false {sorted(false)}; missed {sorted(missed)}", flush=True)
         if args.roi_priors is not None:
             print(prior_line(sim, ours, over, args.device, seed, args.roi_priors), flush=True)
     head = ("seed", "edge_F1", "false_edges_empty", "share_err_mean_pp", "share_err_max_pp",
-            "blind_err_mean_pp", "blind_err_max_pp", "root_err_pct", "blind_root_err_pct",
-            "graph_s", "fit_s", "blind_fit_s")
+            "blind_err_mean_pp", "blind_err_max_pp", "oracle_err_mean_pp", "oracle_err_max_pp",
+            "root_err_pct", "blind_root_err_pct", "oracle_root_pct", "graph_s", "fit_s", "blind_fit_s")
     print("\n" + "".join(f"{h:>19s}" for h in head))
     for r in rows:
         print("".join(f"{v:19.3f}" if isinstance(v, float) else f"{v:19d}" for v in r))

@@ -51,6 +51,10 @@ mediation-blind baseline (``graph.mode="none"``) fitted in the same run.
 on the channels the default fit marks ``extrapolated``, each centred on the
 true ROI times ``exp(SD z)`` (``z`` standard normal, so the prior is as wrong
 as its stated sd ``SD`` x mean).
+Each seed also prints the oracle (``benchmarks/oracle.py``): least squares
+given every channel's true contribution series, estimating one scale per
+channel and the baseline, the noise floor a model that must also learn the
+curves is measured against (not with ``--multiplicative``).
 """
 
 from __future__ import annotations
@@ -58,12 +62,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
 from deepcausalmmm import DeepCausalMMM
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from oracle import oracle_line  # noqa: E402
 
 EDGES = {(1, 0): 0.4, (2, 0): 0.6, (2, 1): 0.5}  # (child, parent): weight, in typical-activity units
 
@@ -82,8 +90,19 @@ def activities(
     return x
 
 
-def simulate(seed: int, linear: bool, R: int = 40, T: int = 156, C: int = 6, empty: bool = False):
-    """Long table, channel names, true total effects ``[C]`` and the true media share of KPI."""
+def record_truth(truth: dict | None, kpi: np.ndarray, contrib: np.ndarray, paths: np.ndarray,
+                 controls: np.ndarray | None) -> None:
+    """Fill ``truth`` (when given) with what :mod:`oracle` needs: the KPI ``[R,T]``, each
+    channel's true contribution ``[R,T,C]``, the paths ``[C,C]`` (row ``c``, column ``j``: the fall
+    in ``j``'s contribution under do(``c`` = 0)) and the controls the model gets ``[R,T,K]``."""
+    if truth is not None:
+        truth.update(kpi=kpi, contrib=contrib, paths=paths, controls=controls)
+
+
+def simulate(seed: int, linear: bool, R: int = 40, T: int = 156, C: int = 6, empty: bool = False,
+             truth: dict | None = None):
+    """Long table, channel names, true total effects ``[C]`` and the true media share of KPI;
+    ``truth`` (a dict, if given) receives the oracle's inputs (:func:`record_truth`)."""
     rng = np.random.default_rng(seed)
     size = np.exp(rng.uniform(0, np.log(10), R))  # [R]
     t = np.arange(T)
@@ -111,8 +130,10 @@ def simulate(seed: int, linear: bool, R: int = 40, T: int = 156, C: int = 6, emp
     base = size[:, None] * 1000 * (1 + 0.05 * np.sin(2 * np.pi * t / 52))[None, :]
     contrib = response(x)
     y = base + contrib.sum(-1) + rng.normal(0, 0.04, (R, T)) * base
-    total = np.array([contrib.sum() - response(activities(exo, typical, off=c, edges=edges)).sum()
-                      for c in range(C)])
+    paths = np.stack([(contrib - response(activities(exo, typical, off=c, edges=edges))).sum(axis=(0, 1))
+                      for c in range(C)])  # [C,C]
+    total = paths.sum(axis=1)
+    record_truth(truth, y, contrib, paths, None)
     names = [f"ch{c}" for c in range(C)]
     df = pd.DataFrame({"region": np.repeat(np.arange(R), T), "week": np.tile(t, R)})
     for c, n in enumerate(names):
@@ -131,7 +152,7 @@ FLIGHTED_LAGS = {(1, 0): 1, (2, 0): 2}  # --lagged: (child, parent) -> weeks; tv
 
 def simulate_flighted(seed: int, empty: bool = False, R: int = 40, T: int = 156, noise: float = 0.06,
                       lagged: bool = False, lift: bool = False, national_buys: bool = False,
-                      multiplicative: bool = False):
+                      multiplicative: bool = False, truth: dict | None = None):
     """The ``--flighted`` design: long table, names, true totals ``[C]``, true media share, and
     ``true_lift(channel, regions, start, end)``: the KPI lost over those region-weeks when the
     channel is switched off in them (its induced activity in children removed too).
@@ -140,7 +161,8 @@ def simulate_flighted(seed: int, empty: bool = False, R: int = 40, T: int = 156,
     responses (a log-scale model, as Meridian's and Robyn's multiplicative options), so a channel's
     effect in KPI units moves with the baseline's trend, season and price, and channels interact:
     the true totals (each from its own do(channel = 0)) then sum to more than the media part of the
-    KPI. The same draws otherwise."""
+    KPI. The same draws otherwise. ``truth`` (a dict, if given) receives the oracle's inputs
+    (:func:`record_truth`; not with ``multiplicative``, whose channel parts do not add up)."""
     rng = np.random.default_rng(seed)
     C = len(FLIGHTED)
     size = np.exp(rng.normal(0.0, 0.8, R))  # [R]
@@ -217,6 +239,10 @@ def simulate_flighted(seed: int, empty: bool = False, R: int = 40, T: int = 156,
     contrib = media(x)  # [R,T]
     y = base + contrib + rng.normal(0, noise, (R, T)) * base
     total = np.array([contrib.sum() - media(acts(off=c)).sum() for c in range(C)])
+    if not multiplicative:
+        parts = response(x)
+        record_truth(truth, y, parts, np.stack([(parts - response(acts(off=c))).sum(axis=(0, 1))
+                                                for c in range(C)]), price[:, :, None])
     df = pd.DataFrame({"region": np.repeat(np.arange(R), T), "week": np.tile(t, R)})
     for c, n in enumerate(FLIGHTED):
         df[n] = x[:, :, c].reshape(-1)
@@ -237,7 +263,7 @@ LOGISTIC_EDGES = {(0, 1): 0.6, (2, 1): 0.3}  # (parent, child): weight in units 
 
 
 def simulate_logistic(seed: int, empty: bool = False, R: int = 30, T: int = 130, noise: float = 0.05,
-                      national_buys: bool = False):
+                      national_buys: bool = False, truth: dict | None = None):
     """The ``--logistic`` design: long table (rows shuffled), names, true totals ``[C]``, media share.
 
     Five channels named as in a media plan (TV and radio on or off nationally
@@ -251,7 +277,9 @@ def simulate_logistic(seed: int, empty: bool = False, R: int = 30, T: int = 130,
     social -> search (``--empty`` drops them); noise 5% of the baseline.
     Regions are strings, weeks are dates (Sundays) and the channel names
     hold spaces. ``national_buys``: TV and radio bought nationally (no
-    region-week noise; the same draws otherwise).
+    region-week noise; the same draws otherwise). ``truth`` (a dict, if given)
+    receives the oracle's inputs (:func:`record_truth`, in region x week
+    order, before the rows are shuffled).
     """
     rng = np.random.default_rng(seed)
     C = len(LOGISTIC)
@@ -299,7 +327,9 @@ def simulate_logistic(seed: int, empty: bool = False, R: int = 30, T: int = 130,
     base = base + 20 * pop[:, None] * temp
     contrib = response(x)
     y = base + contrib.sum(-1) + rng.normal(0.0, noise, (R, T)) * base
-    total = np.array([contrib.sum() - response(acts(off=c)).sum() for c in range(C)])
+    paths = np.stack([(contrib - response(acts(off=c))).sum(axis=(0, 1)) for c in range(C)])  # [C,C]
+    total = paths.sum(axis=1)
+    record_truth(truth, y, contrib, paths, temp[:, :, None])
     dates = pd.date_range("2021-01-03", periods=T, freq="W-SUN")
     df = pd.DataFrame({"region": np.repeat([f"geo {i:02d}" for i in range(R)], T),
                        "week": np.tile(dates, R)})
@@ -320,7 +350,7 @@ HOLIDAY_ORDER = ("tv", "radio", "video", "display", "email", "affiliate", "socia
 
 
 def simulate_holidays(seed: int, empty: bool = False, R: int = 40, T: int = 156, noise: float = 0.07,
-                      holidays: bool = True):
+                      holidays: bool = True, truth: dict | None = None, holiday_control: bool = False):
     """The ``--holidays`` design: long table (with a 0/1 ``holiday`` column), names, true
     totals ``[C]`` and the true media share.
 
@@ -332,6 +362,8 @@ def simulate_holidays(seed: int, empty: bool = False, R: int = 40, T: int = 156,
     (0.2-0.75) and a Hill curve (half saturation 0.6-1.8, slope 0.8-2.2) on carried activity
     per head of population; a trend, a yearly season, a price control and, unless
     ``holidays`` is False, the baseline up 25% and 40% in weeks 47-48 of every year.
+    ``truth`` (a dict, if given) receives the oracle's inputs (:func:`record_truth`), its
+    controls the price and, with ``holiday_control``, the holiday weeks.
     """
     rng = np.random.default_rng(seed)
     C = len(HOLIDAY_NAMES)
@@ -393,7 +425,10 @@ def simulate_holidays(seed: int, empty: bool = False, R: int = 40, T: int = 156,
     base = base - pop[:, None] * 1000 * 0.8 * (price - 1)
     contrib = response(x)
     y = base + contrib.sum(-1) + rng.normal(0.0, noise, (R, T)) * base
-    total = np.array([contrib.sum() - response(acts(off=c)).sum() for c in range(C)])
+    paths = np.stack([(contrib - response(acts(off=c))).sum(axis=(0, 1)) for c in range(C)])  # [C,C]
+    total = paths.sum(axis=1)
+    given = [price] + ([np.broadcast_to((holiday > 0).astype(float), (R, T))] if holiday_control else [])
+    record_truth(truth, y, contrib, paths, np.stack(given, axis=-1))
     df = pd.DataFrame({"region": np.repeat([f"DMA{r:03d}" for r in range(R)], T),
                        "week": np.tile(pd.date_range("2022-01-03", periods=T, freq="W-MON"), R)})
     for c, name in enumerate(HOLIDAY_NAMES):
@@ -448,20 +483,22 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--holiday-control needs --holidays")
     over = json.loads(args.config)
     for seed in (int(s) for s in args.seeds.split(",")):
+        truth: dict = {}
         if args.flighted:
             df, names, total, media_share, _ = simulate_flighted(seed, empty=args.empty, lagged=args.lagged,
                                                                  lift=args.lift, national_buys=args.national,
-                                                                 multiplicative=args.multiplicative)
+                                                                 multiplicative=args.multiplicative, truth=truth)
             controls = df[["price"]]
         elif args.logistic:
             df, names, total, media_share = simulate_logistic(seed, empty=args.empty,
-                                                              national_buys=args.national)
+                                                              national_buys=args.national, truth=truth)
             controls = df[["temperature"]]
         elif args.holidays:
-            df, names, total, media_share = simulate_holidays(seed, empty=args.empty)
+            df, names, total, media_share = simulate_holidays(seed, empty=args.empty, truth=truth,
+                                                              holiday_control=args.holiday_control)
             controls = df[["price", "holiday"] if args.holiday_control else ["price"]]
         else:
-            df, names, total, media_share = simulate(seed, args.linear, empty=args.empty)
+            df, names, total, media_share = simulate(seed, args.linear, empty=args.empty, truth=truth)
             controls = None
         share = total / total.sum()
         line = [f"seed {seed}: true media share of KPI {media_share:.3f}"]
@@ -489,6 +526,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"{p}->{c} (lag {lag}" + ("" if pd.isna(s) else f", support {s:.2f}") + ")"
                     for p, c, lag, s in edges[["parent", "child", "lag", "direction_support"]]
                     .itertuples(index=False)))
+        line.append("  oracle " + (oracle_line(truth["kpi"], truth["contrib"], truth["paths"], truth["controls"])
+                                   if truth else "n/a: the KPI's channel parts do not add up (multiplicative)"))
         if args.roi_priors is not None:
             line.append(_prior_refit(df, names, controls, total, share, over, seed, args.roi_priors))
         print("\n".join(line), flush=True)

@@ -42,7 +42,11 @@ curve's elasticity at typical activity (always-on channels), and the
 parents by level with their direct and mediated parts against the truth. In the same run the graph is
 also learned with ``graph.regional_orientation: false`` (the orientation
 score pooled over regions alone, the package up to session 25), and the
-totals of both are printed at the end.
+totals of both are printed at the end. Beside the two fits, the oracle
+(``benchmarks/oracle.py``: least squares given every channel's true
+contribution series, one scale per channel and the baseline to estimate) is
+scored the same way, its channels grouped by our fit's identification level:
+the noise floor when nothing about the curves has to be learned.
 """
 
 from __future__ import annotations
@@ -51,12 +55,16 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
 from deepcausalmmm import DeepCausalMMM
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from oracle import oracle_totals  # noqa: E402
 
 GRAPH_ONLY = {"training": {"epochs": 1, "polish_steps": 0}}
 
@@ -130,7 +138,8 @@ def simulate(seed: int, empty: bool = False) -> tuple[pd.DataFrame, list[str], n
     contrib = response(x)
     noise = float(rng.uniform(0.04, 0.08))
     y = base + contrib.sum(-1) + rng.normal(0, noise, (R, T)) * base
-    total = np.array([contrib.sum() - response(activity(off=c)).sum() for c in range(C)])
+    paths = np.stack([(contrib - response(activity(off=c))).sum(axis=(0, 1)) for c in range(C)])  # [C,C]
+    total = paths.sum(axis=1)
     names = [f"m{c}" for c in range(C)]
     df = pd.DataFrame({"region": np.repeat(np.arange(R), T),
                        "week": np.tile(pd.date_range("2022-01-02", periods=T, freq="W-SUN"), R)})
@@ -141,7 +150,8 @@ def simulate(seed: int, empty: bool = False) -> tuple[pd.DataFrame, list[str], n
     design = {"R": R, "T": T, "C": C, "kinds": kinds, "noise": noise,
               "edges": [(names[p], names[c], w, lag) for p, c, w, lag in edges],
               "decay": decay, "half_saturation": half, "slope": slope, "beta": beta,
-              "direct": contrib.sum(axis=(0, 1))}
+              "direct": contrib.sum(axis=(0, 1)),
+              "oracle": {"kpi": y, "contrib": contrib, "paths": paths, "controls": ctrl[:, :, None]}}
     return df, names, total, design
 
 
@@ -217,6 +227,15 @@ def main(argv: list[str] | None = None) -> int:
                 level_rows += [(label, lev, e) for lev, e in zip(level, err, strict=True)]
                 if label == "ours":
                     detail += _channel_detail(level, _pairs(ours), effects, names, total, share, design)
+            est = oracle_totals(**design["oracle"])
+            err = np.abs(est / est.sum() - share) * 100
+            parent_err = np.abs(est[parents] / total[parents] - 1) * 100
+            line.append(f"  oracle share error mean {err.mean():.2f} max {err.max():.2f} pp"
+                        + (f"; parents' total error {', '.join(f'{e:.1f}%' for e in parent_err)}"
+                           if parents else ""))
+            share_rows.append(("oracle", err.mean(), err.max()))
+            parent_rows += [("oracle", e) for e in parent_err]
+            level_rows += [("oracle", lev, e) for lev, e in zip(level, err, strict=True)]
         print("\n".join(line), flush=True)
     print()
     for label, (false, reversed_, missed, found, n_true) in totals.items():
@@ -225,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{what:34s} false pairs {false} ({reversed_} reversed true edges), missed {missed}, "
               f"found {found}/{n_true}")
     if share_rows:
-        for label in ("ours", "blind"):
+        for label in ("ours", "blind", "oracle"):
             means = [m for lab, m, _ in share_rows if lab == label]
             maxes = [x for lab, _, x in share_rows if lab == label]
             print(f"{label:6s} share error: mean over panels {np.mean(means):.2f} pp, panels with mean "

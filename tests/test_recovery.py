@@ -37,6 +37,59 @@ def test_simulator_truth_is_consistent():
     assert again.data.equals(sim.data)
 
 
+def test_simulator_truth_paths_split_each_total_by_where_it_lands():
+    """``truth_paths``: row c, column j is the fall in j's own contribution under do(c = 0).
+    Rows sum to the total effects, the diagonal is the direct effects, and a path runs only from
+    a channel to its descendants (here 1 -> 2 -> 3)."""
+    sim = simulate_panel(6, 40, 4, seed=3, graph=[("channel_1", "channel_2", 0.5), ("channel_2", "channel_3", 0.4)])
+    paths, effects = sim.truth_paths, sim.truth_effects
+    assert list(paths.index) == list(paths.columns) == sim.channels
+    np.testing.assert_allclose(paths.sum(axis=1), effects["total"], rtol=1e-12)
+    np.testing.assert_allclose(np.diag(paths), effects["direct"], rtol=1e-12)
+    np.testing.assert_allclose(np.diag(paths), sim.truth[sim.channels].sum(), rtol=1e-12)
+    downstream = {("channel_1", "channel_2"), ("channel_1", "channel_3"), ("channel_2", "channel_3")}
+    for parent in sim.channels:
+        for child in sim.channels:
+            if parent == child:
+                continue
+            if (parent, child) in downstream:
+                assert paths.loc[parent, child] > 0.05 * paths.loc[parent, parent], (parent, child)
+            else:
+                assert paths.loc[parent, child] == 0.0, (parent, child)
+
+
+def test_oracle_reference_recovers_known_scales():
+    """The benchmarks' oracle (least squares given the true contribution series): on a noiseless
+    panel every channel's scale is 1 up to what its baseline form misses (each region's level and
+    trend, two yearly harmonics in proportion to the region's mean KPI), and the totals it reports
+    are the true paths times those scales; on a noisy panel a doubled contribution series comes
+    back at half the scale."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from oracle import oracle_scales, oracle_totals
+
+    def arrays(sim):
+        R, C = len(np.unique(sim.regions)), len(sim.channels)
+        T = len(sim.y) // R
+        return (sim.y.reshape(R, T), sim.truth[sim.channels].to_numpy().reshape(R, T, C),
+                sim.control_frame.to_numpy().reshape(R, T, -1))
+
+    clean = simulate_panel(10, 104, 4, seed=2, noise=0.0, graph=[("channel_1", "channel_3", 0.5)])
+    kpi, contrib, controls = arrays(clean)
+    np.testing.assert_allclose(oracle_scales(kpi, contrib, controls), 1.0, atol=0.005)
+    totals = oracle_totals(kpi, contrib, clean.truth_paths.to_numpy(), controls)
+    np.testing.assert_allclose(totals, clean.truth_effects["total"], rtol=0.005)
+    noisy = simulate_panel(10, 104, 4, seed=2, noise=0.05)
+    kpi, contrib, controls = arrays(noisy)
+    single = oracle_scales(kpi, contrib, controls)
+    doubled = oracle_scales(kpi, contrib * np.array([2.0, 1.0, 1.0, 1.0]), controls)
+    np.testing.assert_allclose(doubled, single / np.array([2.0, 1.0, 1.0, 1.0]), rtol=1e-8)
+    with pytest.raises(ValueError, match=r"kpi must have shape \(10, 104\)"):
+        oracle_scales(kpi[:, :-1], contrib)
+
+
 def test_simulator_budget_season_in_phase_with_demand():
     """``budget_in_phase``: the budget season every channel shares peaks with the KPI's
     season; the other draws (sizes, curves, noise) are those of the same seed without."""

@@ -42,6 +42,13 @@ class SimulatedPanel:
     truth_effects : DataFrame
         Per channel: ``total`` (KPI lost under do(channel = 0), its induced
         activity in descendants removed), ``direct``, ``mediated``, ``total_share``.
+    truth_paths : DataFrame
+        Where each total effect lands: row ``c``, column ``j`` is the fall in channel
+        ``j``'s own contribution under do(``c`` = 0), summed over the panel. Row sums
+        are ``truth_effects["total"]``, the diagonal is ``direct``; off the diagonal,
+        what ``c`` causes through the activity it induces in ``j``. With the true
+        contributions (``truth``) it lets a benchmark score any estimate of the
+        channels' scales, e.g. a least-squares fit that knows every curve.
     """
 
     data: pd.DataFrame
@@ -50,6 +57,7 @@ class SimulatedPanel:
     truth: pd.DataFrame
     params: dict[str, Any] = field(repr=False)
     truth_effects: pd.DataFrame | None = field(default=None, repr=False)
+    truth_paths: pd.DataFrame | None = field(default=None, repr=False)
     _lift: Callable[[int, np.ndarray], float] | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -288,15 +296,16 @@ def simulate_panel(
     truth[CONTROLS] = ctrl_eff.sum(-1).reshape(-1)
     truth[PREDICTION] = clean.reshape(-1)
     truth.index = pd.MultiIndex.from_arrays([rr, dd], names=[REGION, DATE])
-    totals = np.zeros(C)
-    for c in range(C):
-        totals[c] = (contrib - unit * saturated(apply(do=c))).sum()
+    paths = np.stack([(contrib - unit * saturated(apply(do=c))).sum(axis=(0, 1)) for c in range(C)])  # [C,C]
+    totals = paths.sum(axis=1)
     direct = contrib.sum(axis=(0, 1))
     truth_effects = pd.DataFrame(
         {"total": totals, "direct": direct, "mediated": totals - direct,
          "total_share": totals / totals.sum()},
         index=pd.Index(channels, name="channel"),
     )
+    truth_paths = pd.DataFrame(paths, index=pd.Index(channels, name="channel"), columns=channels)
+
     def lift(channel: int, cells: np.ndarray) -> float:
         off = apply(do=channel, where=cells)
         return float(((contrib - unit * saturated(off)).sum(-1) * cells).sum())
@@ -313,7 +322,7 @@ def simulate_panel(
         "control_coef": ctrl_coef,
         "edges": [(channels[i], channels[j], w, lag) for i, j, w, lag in edges],
     }
-    return SimulatedPanel(data, channels, controls, truth, params, truth_effects, lift)
+    return SimulatedPanel(data, channels, controls, truth, params, truth_effects, truth_paths, lift)
 
 
 def flight_plan(rng: np.random.Generator, T: int, lengths: tuple[int, int] = (3, 9), p_on: float = 0.55) -> np.ndarray:
