@@ -52,7 +52,7 @@ from deepcausalmmm import DeepCausalMMM
 from deepcausalmmm.datasets import simulate_panel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from oracle import oracle_totals  # noqa: E402
+from oracle import oracle_totals, share_errors, simulated_inputs  # noqa: E402
 from other_simulator import draw_roi_priors, roi_against_truth  # noqa: E402
 
 GRAPH = [("channel_1", "channel_3", 0.6), ("channel_2", "channel_3", 0.5), ("channel_1", "channel_2", 0.4)]
@@ -101,14 +101,11 @@ def prior_line(sim, ours: DeepCausalMMM, over: dict, device: str, seed: int, sd:
 
 def oracle_errors(sim) -> tuple[float, float, float]:
     """The oracle's total-share error (mean, max, pp) and the root's total-effect error (%)."""
-    R, C = len(np.unique(sim.regions)), len(sim.channels)
-    T = len(sim.y) // R
-    totals = oracle_totals(sim.y.reshape(R, T), sim.truth[sim.channels].to_numpy().reshape(R, T, C),
-                           sim.truth_paths.to_numpy(), sim.control_frame.to_numpy().reshape(R, T, -1))
-    true = sim.truth_effects["total"].to_numpy()
-    err = np.abs(totals / totals.sum() - true / true.sum()) * 100
+    inputs = simulated_inputs(sim)
+    totals = oracle_totals(**inputs)
+    err = np.abs(share_errors(totals, inputs["paths"]))
     root = sim.channels.index(ROOT)
-    return float(err.mean()), float(err.max()), float(abs(totals[root] / true[root] - 1) * 100)
+    return float(err.mean()), float(err.max()), float(abs(totals[root] / inputs["paths"][root].sum() - 1) * 100)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,8 @@ barely moves and its scale is poorly determined).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 YEAR = 52.18  # weeks
@@ -60,13 +62,28 @@ def oracle_totals(kpi: np.ndarray, contrib: np.ndarray, paths: np.ndarray,
     return np.asarray(paths) @ oracle_scales(kpi, contrib, controls)
 
 
+def share_errors(totals: np.ndarray, paths: np.ndarray) -> np.ndarray:
+    """Signed total-share errors ``[C]`` in percentage points of estimated ``totals`` against the
+    truth (the paths' row sums)."""
+    true = np.asarray(paths).sum(axis=1)
+    return (totals / totals.sum() - true / true.sum()) * 100
+
+
+def simulated_inputs(sim: Any) -> dict[str, np.ndarray]:
+    """The oracle's inputs from a :func:`deepcausalmmm.datasets.simulate_panel` panel (its rows
+    run region by region, weeks in order): ``kpi``, ``contrib``, ``paths`` and ``controls``."""
+    R, C = len(np.unique(sim.regions)), len(sim.channels)
+    T = len(sim.y) // R
+    return {"kpi": sim.y.reshape(R, T), "contrib": sim.truth[sim.channels].to_numpy().reshape(R, T, C),
+            "paths": sim.truth_paths.to_numpy(), "controls": sim.control_frame.to_numpy().reshape(R, T, -1)}
+
+
 def oracle_line(kpi: np.ndarray, contrib: np.ndarray, paths: np.ndarray, controls: np.ndarray | None,
                 root: int | None = 0) -> str:
     """One benchmark line: the oracle's total-share errors (and the root's total-effect error)."""
-    true = np.asarray(paths).sum(axis=1)
     est = oracle_totals(kpi, contrib, paths, controls)
-    err = (est / est.sum() - true / true.sum()) * 100
+    err = share_errors(est, paths)
     text = f"share error mean {np.abs(err).mean():.2f} max {np.abs(err).max():.2f} pp"
     if root is not None:
-        text += f"; root total error {abs(est[root] / true[root] - 1) * 100:.1f}%"
+        text += f"; root total error {abs(est[root] / np.sum(paths[root]) - 1) * 100:.1f}%"
     return text + f"; errors {np.round(err, 1).tolist()}"

@@ -91,12 +91,18 @@ def activities(
 
 
 def record_truth(truth: dict | None, kpi: np.ndarray, contrib: np.ndarray, paths: np.ndarray,
-                 controls: np.ndarray | None) -> None:
+                 controls: dict[str, np.ndarray]) -> None:
     """Fill ``truth`` (when given) with what :mod:`oracle` needs: the KPI ``[R,T]``, each
     channel's true contribution ``[R,T,C]``, the paths ``[C,C]`` (row ``c``, column ``j``: the fall
-    in ``j``'s contribution under do(``c`` = 0)) and the controls the model gets ``[R,T,K]``."""
+    in ``j``'s contribution under do(``c`` = 0)) and the design's control columns by name
+    (``[R,T]`` each; :func:`oracle_controls` picks those the model gets)."""
     if truth is not None:
         truth.update(kpi=kpi, contrib=contrib, paths=paths, controls=controls)
+
+
+def oracle_controls(truth: dict, names: list[str]) -> np.ndarray | None:
+    """``[R,T,K]``: the recorded control columns ``names`` (the ones the model is given)."""
+    return np.stack([truth["controls"][n] for n in names], axis=-1) if names else None
 
 
 def simulate(seed: int, linear: bool, R: int = 40, T: int = 156, C: int = 6, empty: bool = False,
@@ -133,7 +139,7 @@ def simulate(seed: int, linear: bool, R: int = 40, T: int = 156, C: int = 6, emp
     paths = np.stack([(contrib - response(activities(exo, typical, off=c, edges=edges))).sum(axis=(0, 1))
                       for c in range(C)])  # [C,C]
     total = paths.sum(axis=1)
-    record_truth(truth, y, contrib, paths, None)
+    record_truth(truth, y, contrib, paths, {})
     names = [f"ch{c}" for c in range(C)]
     df = pd.DataFrame({"region": np.repeat(np.arange(R), T), "week": np.tile(t, R)})
     for c, n in enumerate(names):
@@ -238,11 +244,13 @@ def simulate_flighted(seed: int, empty: bool = False, R: int = 40, T: int = 156,
 
     contrib = media(x)  # [R,T]
     y = base + contrib + rng.normal(0, noise, (R, T)) * base
-    total = np.array([contrib.sum() - media(acts(off=c)).sum() for c in range(C)])
-    if not multiplicative:
-        parts = response(x)
-        record_truth(truth, y, parts, np.stack([(parts - response(acts(off=c))).sum(axis=(0, 1))
-                                                for c in range(C)]), price[:, :, None])
+    if multiplicative:
+        total = np.array([contrib.sum() - media(acts(off=c)).sum() for c in range(C)])
+    else:
+        parts = response(x)  # [R,T,C]
+        paths = np.stack([(parts - response(acts(off=c))).sum(axis=(0, 1)) for c in range(C)])  # [C,C]
+        total = paths.sum(axis=1)
+        record_truth(truth, y, parts, paths, {"price": price})
     df = pd.DataFrame({"region": np.repeat(np.arange(R), T), "week": np.tile(t, R)})
     for c, n in enumerate(FLIGHTED):
         df[n] = x[:, :, c].reshape(-1)
@@ -329,7 +337,7 @@ def simulate_logistic(seed: int, empty: bool = False, R: int = 30, T: int = 130,
     y = base + contrib.sum(-1) + rng.normal(0.0, noise, (R, T)) * base
     paths = np.stack([(contrib - response(acts(off=c))).sum(axis=(0, 1)) for c in range(C)])  # [C,C]
     total = paths.sum(axis=1)
-    record_truth(truth, y, contrib, paths, temp[:, :, None])
+    record_truth(truth, y, contrib, paths, {"temperature": temp})
     dates = pd.date_range("2021-01-03", periods=T, freq="W-SUN")
     df = pd.DataFrame({"region": np.repeat([f"geo {i:02d}" for i in range(R)], T),
                        "week": np.tile(dates, R)})
@@ -350,7 +358,7 @@ HOLIDAY_ORDER = ("tv", "radio", "video", "display", "email", "affiliate", "socia
 
 
 def simulate_holidays(seed: int, empty: bool = False, R: int = 40, T: int = 156, noise: float = 0.07,
-                      holidays: bool = True, truth: dict | None = None, holiday_control: bool = False):
+                      holidays: bool = True, truth: dict | None = None):
     """The ``--holidays`` design: long table (with a 0/1 ``holiday`` column), names, true
     totals ``[C]`` and the true media share.
 
@@ -362,8 +370,7 @@ def simulate_holidays(seed: int, empty: bool = False, R: int = 40, T: int = 156,
     (0.2-0.75) and a Hill curve (half saturation 0.6-1.8, slope 0.8-2.2) on carried activity
     per head of population; a trend, a yearly season, a price control and, unless
     ``holidays`` is False, the baseline up 25% and 40% in weeks 47-48 of every year.
-    ``truth`` (a dict, if given) receives the oracle's inputs (:func:`record_truth`), its
-    controls the price and, with ``holiday_control``, the holiday weeks.
+    ``truth`` (a dict, if given) receives the oracle's inputs (:func:`record_truth`).
     """
     rng = np.random.default_rng(seed)
     C = len(HOLIDAY_NAMES)
@@ -427,8 +434,8 @@ def simulate_holidays(seed: int, empty: bool = False, R: int = 40, T: int = 156,
     y = base + contrib.sum(-1) + rng.normal(0.0, noise, (R, T)) * base
     paths = np.stack([(contrib - response(acts(off=c))).sum(axis=(0, 1)) for c in range(C)])  # [C,C]
     total = paths.sum(axis=1)
-    given = [price] + ([np.broadcast_to((holiday > 0).astype(float), (R, T))] if holiday_control else [])
-    record_truth(truth, y, contrib, paths, np.stack(given, axis=-1))
+    record_truth(truth, y, contrib, paths, {"price": price,
+                                            "holiday": np.broadcast_to((holiday > 0).astype(float), (R, T))})
     df = pd.DataFrame({"region": np.repeat([f"DMA{r:03d}" for r in range(R)], T),
                        "week": np.tile(pd.date_range("2022-01-03", periods=T, freq="W-MON"), R)})
     for c, name in enumerate(HOLIDAY_NAMES):
@@ -494,8 +501,7 @@ def main(argv: list[str] | None = None) -> int:
                                                               national_buys=args.national, truth=truth)
             controls = df[["temperature"]]
         elif args.holidays:
-            df, names, total, media_share = simulate_holidays(seed, empty=args.empty, truth=truth,
-                                                              holiday_control=args.holiday_control)
+            df, names, total, media_share = simulate_holidays(seed, empty=args.empty, truth=truth)
             controls = df[["price", "holiday"] if args.holiday_control else ["price"]]
         else:
             df, names, total, media_share = simulate(seed, args.linear, empty=args.empty, truth=truth)
@@ -526,7 +532,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"{p}->{c} (lag {lag}" + ("" if pd.isna(s) else f", support {s:.2f}") + ")"
                     for p, c, lag, s in edges[["parent", "child", "lag", "direction_support"]]
                     .itertuples(index=False)))
-        line.append("  oracle " + (oracle_line(truth["kpi"], truth["contrib"], truth["paths"], truth["controls"])
+        given = [] if controls is None else list(controls.columns)
+        line.append("  oracle " + (oracle_line(truth["kpi"], truth["contrib"], truth["paths"],
+                                               oracle_controls(truth, given))
                                    if truth else "n/a: the KPI's channel parts do not add up (multiplicative)"))
         if args.roi_priors is not None:
             line.append(_prior_refit(df, names, controls, total, share, over, seed, args.roi_priors))

@@ -58,31 +58,25 @@ def test_simulator_truth_paths_split_each_total_by_where_it_lands():
                 assert paths.loc[parent, child] == 0.0, (parent, child)
 
 
-def test_oracle_reference_recovers_known_scales():
+def test_oracle_reference_recovers_known_scales(monkeypatch):
     """The benchmarks' oracle (least squares given the true contribution series): on a noiseless
     panel every channel's scale is 1 up to what its baseline form misses (each region's level and
     trend, two yearly harmonics in proportion to the region's mean KPI), and the totals it reports
     are the true paths times those scales; on a noisy panel a doubled contribution series comes
     back at half the scale."""
-    import sys
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from oracle import oracle_scales, oracle_totals
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from oracle import oracle_scales, oracle_totals, share_errors, simulated_inputs
 
-    def arrays(sim):
-        R, C = len(np.unique(sim.regions)), len(sim.channels)
-        T = len(sim.y) // R
-        return (sim.y.reshape(R, T), sim.truth[sim.channels].to_numpy().reshape(R, T, C),
-                sim.control_frame.to_numpy().reshape(R, T, -1))
-
-    clean = simulate_panel(10, 104, 4, seed=2, noise=0.0, graph=[("channel_1", "channel_3", 0.5)])
-    kpi, contrib, controls = arrays(clean)
+    clean = simulated_inputs(simulate_panel(10, 104, 4, seed=2, noise=0.0, graph=[("channel_1", "channel_3", 0.5)]))
+    kpi, contrib, controls = clean["kpi"], clean["contrib"], clean["controls"]
     np.testing.assert_allclose(oracle_scales(kpi, contrib, controls), 1.0, atol=0.005)
-    totals = oracle_totals(kpi, contrib, clean.truth_paths.to_numpy(), controls)
-    np.testing.assert_allclose(totals, clean.truth_effects["total"], rtol=0.005)
-    noisy = simulate_panel(10, 104, 4, seed=2, noise=0.05)
-    kpi, contrib, controls = arrays(noisy)
+    totals = oracle_totals(**clean)
+    np.testing.assert_allclose(totals, clean["paths"].sum(axis=1), rtol=0.005)
+    assert np.abs(share_errors(totals, clean["paths"])).max() < 0.1  # pp
+    noisy = simulated_inputs(simulate_panel(10, 104, 4, seed=2, noise=0.05))
+    kpi, contrib, controls = noisy["kpi"], noisy["contrib"], noisy["controls"]
     single = oracle_scales(kpi, contrib, controls)
     doubled = oracle_scales(kpi, contrib * np.array([2.0, 1.0, 1.0, 1.0]), controls)
     np.testing.assert_allclose(doubled, single / np.array([2.0, 1.0, 1.0, 1.0]), rtol=1e-8)
