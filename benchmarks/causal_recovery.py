@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/causal_recovery.py [--seeds 0,1,2] [--regions 40] [--weeks 156] [--channels 8] \
         [--kernel 0.5] [--lift] [--config '{"regularization": {"coefficient_prior": "marginal"}}'] \
-        [--national] [--in-phase] [--device cuda] [--roi-priors 0.2]
+        [--national] [--in-phase] [--device cuda] [--roi-priors 0.2] [--media-share 0.1]
 
 For each seed, a panel with mediation edges (channel_1 -> channel_3,
 channel_2 -> channel_3, channel_1 -> channel_2: think tv -> search,
@@ -25,6 +25,10 @@ national series.
 KPI's yearly season (spend peaks when demand does), so that seasonal demand
 and media move together and only the rest of the channels' movements
 identify their effects.
+``--media-share S`` sets the simulated media's approximate share of the KPI
+(``simulate_panel(media_share=S)``, default 0.3). At the same noise a smaller
+share leaves the data less to identify each channel by: the oracle's errors
+grow about in inverse proportion.
 ``--config`` applies JSON config overrides to every fit (default: none).
 ``--roi-priors SD`` refits each panel with ROI priors (``calibration.roi_priors``)
 on the channels our fit marks ``extrapolated``, each centred on the true ROI
@@ -115,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--weeks", type=int, default=156)
     ap.add_argument("--channels", type=int, default=8)
     ap.add_argument("--noise", type=float, default=0.06)
+    ap.add_argument("--media-share", type=float, default=0.3,
+                    help="approximate share of the KPI driven by media (simulate_panel(media_share=...))")
     ap.add_argument("--kernel", type=float, default=None, metavar="DECAY",
                     help="spread each edge over lags 0-7 with this geometric decay (0 < DECAY < 1)")
     ap.add_argument("--lift", action="store_true",
@@ -132,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
                     "marks `extrapolated`: mean the true ROI times exp(SD z), z standard normal drawn per "
                     "channel and seed, sd SD x that mean; prints a line per seed")
     args = ap.parse_args(argv)
+    if not 0 < args.media_share < 0.9:
+        ap.error(f"--media-share must be in (0, 0.9), found {args.media_share}")
     if args.kernel is not None and not 0 < args.kernel < 1:
         ap.error(f"--kernel must be a decay between 0 and 1 (exclusive), found {args.kernel}")
     graph = GRAPH if args.kernel is None else kernel_graph(args.kernel)
@@ -142,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     for seed in seeds:
         sim = simulate_panel(args.regions, args.weeks, args.channels, seed=seed, noise=args.noise, graph=graph,
                              mediation="lift" if args.lift else "additive",
-                             national=(ROOT,) if args.national else (), budget_in_phase=args.in_phase)
+                             national=(ROOT,) if args.national else (), budget_in_phase=args.in_phase,
+                             media_share=args.media_share)
         ours, t_ours = fit(sim, "notears", over, args.device)
         blind, t_blind = fit(sim, "none", over, args.device)
         f1, false, missed = edge_f1(ours, truth_edges)
@@ -155,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         root_ours = abs(e_ours.loc[ROOT, "total"] / true_root - 1) * 100
         root_blind = abs(e_blind.loc[ROOT, "total"] / true_root - 1) * 100
         empty = simulate_panel(args.regions, args.weeks, args.channels, seed=seed + 100, noise=args.noise,
-                               national=(ROOT,) if args.national else (), budget_in_phase=args.in_phase)
+                               national=(ROOT,) if args.national else (), budget_in_phase=args.in_phase,
+                               media_share=args.media_share)
         m_empty, _ = fit(empty, "notears", over, args.device)
         n_false_empty = len(m_empty.get_dag_edges())
         o_mean, o_max, o_root = oracle_errors(sim)
