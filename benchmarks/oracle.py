@@ -78,12 +78,21 @@ def simulated_inputs(sim: Any) -> dict[str, np.ndarray]:
             "paths": sim.truth_paths.to_numpy(), "controls": sim.control_frame.to_numpy().reshape(R, T, -1)}
 
 
+def oracle_errors(kpi: np.ndarray, contrib: np.ndarray, paths: np.ndarray, controls: np.ndarray | None = None,
+                  roots: list[int] | tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """The oracle's signed total-share errors ``[C]`` (pp) and the total-effect errors (%, absolute)
+    of the channels ``roots`` against the truth (the paths' row sums)."""
+    est = oracle_totals(kpi, contrib, paths, controls)
+    idx = list(roots)
+    true = np.asarray(paths).sum(axis=1)
+    return share_errors(est, paths), np.abs(est[idx] / true[idx] - 1) * 100
+
+
 def oracle_line(kpi: np.ndarray, contrib: np.ndarray, paths: np.ndarray, controls: np.ndarray | None,
                 root: int | None = 0) -> str:
     """One benchmark line: the oracle's total-share errors (and the root's total-effect error)."""
-    est = oracle_totals(kpi, contrib, paths, controls)
-    err = share_errors(est, paths)
+    err, root_err = oracle_errors(kpi, contrib, paths, controls, () if root is None else (root,))
     text = f"share error mean {np.abs(err).mean():.2f} max {np.abs(err).max():.2f} pp"
     if root is not None:
-        text += f"; root total error {abs(est[root] / np.sum(paths[root]) - 1) * 100:.1f}%"
+        text += f"; root total error {root_err[0]:.1f}%"
     return text + f"; errors {np.round(err, 1).tolist()}"

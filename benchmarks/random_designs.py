@@ -64,7 +64,7 @@ from scipy.signal import lfilter
 from deepcausalmmm import DeepCausalMMM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from oracle import oracle_totals, share_errors  # noqa: E402
+from oracle import oracle_errors  # noqa: E402
 
 GRAPH_ONLY = {"training": {"epochs": 1, "polish_steps": 0}}
 
@@ -227,9 +227,8 @@ def main(argv: list[str] | None = None) -> int:
                 level_rows += [(label, lev, e) for lev, e in zip(level, err, strict=True)]
                 if label == "ours":
                     detail += _channel_detail(level, _pairs(ours), effects, names, total, share, design)
-            est = oracle_totals(**design["oracle"])
-            err = np.abs(share_errors(est, design["oracle"]["paths"]))
-            parent_err = np.abs(est[parents] / total[parents] - 1) * 100
+            signed, parent_err = oracle_errors(**design["oracle"], roots=parents)
+            err = np.abs(signed)
             line.append(f"  oracle share error mean {err.mean():.2f} max {err.max():.2f} pp"
                         + (f"; parents' total error {', '.join(f'{e:.1f}%' for e in parent_err)}"
                            if parents else ""))

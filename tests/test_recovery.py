@@ -67,7 +67,7 @@ def test_oracle_reference_recovers_known_scales(monkeypatch):
     from pathlib import Path
 
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from oracle import oracle_scales, oracle_totals, share_errors, simulated_inputs
+    from oracle import oracle_errors, oracle_scales, oracle_totals, share_errors, simulated_inputs
 
     clean = simulated_inputs(simulate_panel(10, 104, 4, seed=2, noise=0.0, graph=[("channel_1", "channel_3", 0.5)]))
     kpi, contrib, controls = clean["kpi"], clean["contrib"], clean["controls"]
@@ -75,6 +75,9 @@ def test_oracle_reference_recovers_known_scales(monkeypatch):
     totals = oracle_totals(**clean)
     np.testing.assert_allclose(totals, clean["paths"].sum(axis=1), rtol=0.005)
     assert np.abs(share_errors(totals, clean["paths"])).max() < 0.1  # pp
+    signed, root_err = oracle_errors(**clean, roots=(0, 2))
+    np.testing.assert_array_equal(signed, share_errors(totals, clean["paths"]))
+    assert root_err.shape == (2,) and (root_err < 0.5).all()  # % of channel_1's and channel_3's totals
     noisy = simulated_inputs(simulate_panel(10, 104, 4, seed=2, noise=0.05))
     kpi, contrib, controls = noisy["kpi"], noisy["contrib"], noisy["controls"]
     single = oracle_scales(kpi, contrib, controls)
