@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/causal_recovery.py [--seeds 0,1,2] [--regions 40] [--weeks 156] [--channels 8] \
         [--kernel 0.5] [--lift] [--config '{"regularization": {"coefficient_prior": "marginal"}}'] \
-        [--national] [--in-phase] [--device cuda] [--roi-priors 0.2] [--media-share 0.1]
+        [--national] [--in-phase] [--device cuda] [--roi-priors 0.2] [--media-share 0.1] [--intervals 20]
 
 For each seed, a panel with mediation edges (channel_1 -> channel_3,
 channel_2 -> channel_3, channel_1 -> channel_2: think tv -> search,
@@ -34,6 +34,11 @@ grow about in inverse proportion.
 on the channels our fit marks ``extrapolated``, each centred on the true ROI
 times ``exp(SD z)`` (``z`` standard normal: as wrong as its sd says), and
 prints that fit's share and root errors under the seed's line.
+``--intervals N`` runs ``get_effect_intervals(n_boot=N)`` (90%) on our fit and
+prints how many of the true total-effect shares its intervals hold, split by
+``get_identification()``'s level (``observed`` / ``extrapolated``), with the
+mean width: the region bootstrap measures sampling variation, not the priors'
+bias, and this shows how far that is from the truth (slow: N refits per seed).
 
 Beside both fits, the oracle (``benchmarks/oracle.py``): least squares given
 every channel's true contribution series (true carryover, curves and
@@ -103,6 +108,22 @@ def prior_line(sim, ours: DeepCausalMMM, over: dict, device: str, seed: int, sd:
             f"{roi_against_truth(effects, true_roi, priors)}")
 
 
+def interval_line(sim, ours: DeepCausalMMM, n_boot: int) -> str:
+    """``--intervals``: how many true total-effect shares ``ours``'s 90% bootstrap intervals hold."""
+    iv = ours.get_effect_intervals(n_boot=n_boot, level=0.9)
+    true = sim.truth_effects["total_share"].reindex(iv.index)
+    held = (iv["total_share_lo"] <= true) & (true <= iv["total_share_hi"])
+    width = (iv["total_share_hi"] - iv["total_share_lo"]) * 100
+    level = ours.get_identification()["level"].reindex(iv.index)
+    parts = [f"{kind} {int(held[level == kind].sum())} of {int((level == kind).sum())}"
+             for kind in ("observed", "extrapolated") if (level == kind).any()]
+    missed = ", ".join(f"{c} {100 * true[c]:.1f} not in [{100 * iv.loc[c, 'total_share_lo']:.1f}, "
+                       f"{100 * iv.loc[c, 'total_share_hi']:.1f}]" for c in iv.index[~held])
+    return (f"  90% intervals ({n_boot} refits, {iv.attrs['seconds']:.0f} s) hold {int(held.sum())} of "
+            f"{len(iv)} true shares ({'; '.join(parts)}), mean width {width.mean():.2f} pp"
+            + (f"; missed: {missed}" if missed else ""))
+
+
 def oracle_figures(sim) -> tuple[float, float, float]:
     """The oracle's total-share error (mean, max, pp) and the root's total-effect error (%)."""
     err, root_err = oracle_errors(**simulated_inputs(sim), roots=(sim.channels.index(ROOT),))
@@ -134,7 +155,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="also refit with an ROI prior (calibration.roi_priors) on every channel our fit "
                     "marks `extrapolated`: mean the true ROI times exp(SD z), z standard normal drawn per "
                     "channel and seed, sd SD x that mean; prints a line per seed")
+    ap.add_argument("--intervals", type=int, default=0, metavar="N",
+                    help="also run get_effect_intervals(n_boot=N) on our fit and print how many true "
+                    "shares the 90%% intervals hold (0: skip; slow, N refits per seed)")
     args = ap.parse_args(argv)
+    if args.intervals < 0 or args.intervals == 1:
+        ap.error(f"--intervals must be 0 (skip) or at least 2 refits, found {args.intervals}")
     if not 0 < args.media_share < 0.9:
         ap.error(f"--media-share must be in (0, 0.9), found {args.media_share}")
     if args.kernel is not None and not 0 < args.kernel < 1:
@@ -173,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
               f"false {sorted(false)}; missed {sorted(missed)}", flush=True)
         if args.roi_priors is not None:
             print(prior_line(sim, ours, over, args.device, seed, args.roi_priors), flush=True)
+        if args.intervals:
+            print(interval_line(sim, ours, args.intervals), flush=True)
     head = ("seed", "edge_F1", "false_edges_empty", "share_err_mean_pp", "share_err_max_pp",
             "blind_err_mean_pp", "blind_err_max_pp", "oracle_err_mean_pp", "oracle_err_max_pp",
             "root_err_pct", "blind_root_err_pct", "oracle_root_pct", "graph_s", "fit_s", "blind_fit_s")

@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/lift_calibration.py [--seeds 0,1,2] [--tests-per-channel 1] [--se 0.1] [--flighted [--empty]] [--channels a,b]
-        [--config '{"calibration": {"tested_prior": 0.3}}']
+        [--config '{"calibration": {"tested_prior": 0.3}}'] [--plan]
 
 Same panels as ``causal_recovery.py`` (40 regions x 156 weeks x 8 channels,
 edges channel_1 -> channel_2 -> channel_3, channel_1 -> channel_3). For
@@ -20,6 +20,12 @@ error for the model fitted without the experiments and with them
 flighted and four always-on channels, root tv; ``--empty`` without its
 edges), and ``--channels`` limits the experiments to the named channels,
 e.g. the always-on ones: ``--channels search,social,display,email``.
+
+``--plan`` also prints, per experiment, what ``plan_lift_test`` on the fit
+without experiments expected before the test was run: the model's lift over
+the true lift, the noise floor ``noise_se`` over the true lift, and (on the
+package's simulator, whose KPI noise is 6% of each cell's baseline) the noise
+floor over the standard error that noise actually leaves on the test's cells.
 """
 
 from __future__ import annotations
@@ -66,6 +72,22 @@ def experiments(sim: Any, per_channel: int, se: float, rng: np.random.Generator,
     return pd.DataFrame(rows)
 
 
+def print_plan(model: DeepCausalMMM, sim: Any, tests: pd.DataFrame) -> None:
+    """``--plan``: ``plan_lift_test`` on the model without experiments, against each test's truth."""
+    plan = model.plan_lift_test(tests[["channel", "start", "end", "regions"]])
+    level = model.get_identification()["level"]
+    truth = getattr(sim, "truth", None)
+    dates, regions = np.asarray(sim.dates), np.asarray(sim.regions)
+    for row, true in zip(plan.itertuples(), tests["true_lift"], strict=True):
+        line = (f"  plan {row.channel} ({level[row.channel]}): model lift {row.model_lift / true:.2f} of the "
+                f"true lift, noise floor {row.noise_se / true:.3f} of it")
+        if truth is not None:  # the package's simulator: noise sd 6% of each cell's baseline
+            cells = (dates >= row.start) & (dates <= row.end) & np.isin(regions, row.regions)
+            noise = np.sqrt(((0.06 * truth["baseline"].to_numpy()[cells]) ** 2).sum())
+            line += f", {row.noise_se / noise:.2f} of the simulated noise's"
+        print(line, flush=True)
+
+
 def score(model: DeepCausalMMM, sim: Any, root_channel: str = ROOT) -> dict[str, float]:
     effects = model.get_channel_effects()
     truth = sim.truth_effects
@@ -104,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--empty", action="store_true", help="with --flighted: no edges among channels")
     ap.add_argument("--channels", default="", help="test only these channels (comma-separated)")
     ap.add_argument("--config", default="{}", help="JSON config overrides for both fits")
+    ap.add_argument("--plan", action="store_true",
+                    help="print plan_lift_test's expectation for each experiment against the truth")
     args = ap.parse_args(argv)
     over = json.loads(args.config)
     if args.empty and not args.flighted:
@@ -125,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         t1 = time.perf_counter()
         calibrated = DeepCausalMMM(config=over).fit(sim.X, sim.y, lift_tests=tests.drop(columns="true_lift"), **kw)
         t2 = time.perf_counter()
+        if args.plan:
+            print_plan(plain, sim, tests)
         z_plain = plain.lift_test_report(tests.drop(columns="true_lift"))["z"].abs()
         report = calibrated.lift_test_report()
         z_cal = report["z"].abs()

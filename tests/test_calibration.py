@@ -413,3 +413,86 @@ def test_fit_cli_with_roi_priors(sim, tmp_path, capsys):
     assert main([*args, "--roi-priors", "channel_1=0.8", "--out", str(tmp_path / "bad2")]) == 2
     assert "--roi-priors channel_1 takes MEAN:SD" in capsys.readouterr().err
     assert not (tmp_path / "bad2").exists()
+
+
+def _plan_tests(model, sim):
+    dates = np.unique(sim.dates)
+    regions = list(dict.fromkeys(sim.regions))
+    return pd.DataFrame(
+        [{"channel": c, "start": dates[20], "end": dates[31], "regions": regions[:3]} for c in model.channels_]
+        + [{"channel": "channel_1", "start": dates[10], "end": dates[50]}]  # national, 41 weeks
+    )
+
+
+def test_planned_lift_is_the_model_lift_and_its_noise_floor_the_simulated_noise(fitted, small_sim):
+    tests = _plan_tests(fitted, small_sim)
+    plan = fitted.plan_lift_test(tests)
+    report = fitted.lift_test_report(tests.assign(lift=1.0, lift_se=1.0))
+    np.testing.assert_allclose(plan["model_lift"], report["model_lift"], rtol=1e-12)
+    assert list(plan["n_regions"]) == [3, 3, 3, 6] and list(plan["weeks"]) == [12, 12, 12, 41]
+    # the simulator's noise: sd 5% of each cell's baseline, independent across cells
+    base = small_sim.truth["baseline"].to_numpy()
+    dates, regions = np.asarray(small_sim.dates), np.asarray(small_sim.regions)
+    for row in plan.itertuples():
+        cells = (dates >= row.start) & (dates <= row.end)
+        if row.regions is not None:
+            cells &= np.isin(regions, row.regions)
+        true_se = np.sqrt(((0.05 * base[cells]) ** 2).sum())
+        assert 0.85 < row.noise_se / true_se < 1.25  # measured 1.06 and 1.01
+    np.testing.assert_allclose(plan["relative_se"], plan["noise_se"] / plan["model_lift"])
+    assert plan.attrs["persistence"] == fitted.residual_persistence_
+
+
+def test_sum_of_ar1_weeks_has_the_planned_variance():
+    from deepcausalmmm.analysis.calibration import sum_variance_factor
+
+    assert sum_variance_factor(8, 0.0) == 8.0
+    assert sum_variance_factor(8, 1.0) == 64.0
+    assert sum_variance_factor(0, 0.5) == 0.0
+    rng = np.random.default_rng(0)
+    rho, w, n = 0.6, 8, 200_000
+    x = np.empty((n, w))
+    x[:, 0] = rng.standard_normal(n)  # stationary start, unit variance
+    for t in range(1, w):
+        x[:, t] = rho * x[:, t - 1] + np.sqrt(1 - rho**2) * rng.standard_normal(n)
+    assert x.sum(axis=1).var() == pytest.approx(sum_variance_factor(w, rho), rel=0.02)
+
+
+def test_weeks_needed_is_the_first_length_that_reaches_the_target(fitted, small_sim):
+    from deepcausalmmm.analysis.calibration import sum_variance_factor, weeks_for_precision
+
+    weekly, var, rho = 100.0, 40_000.0, 0.5
+
+    def rel(w):
+        return np.sqrt(var * sum_variance_factor(w, rho)) / (weekly * w)
+
+    w = weeks_for_precision(weekly, var, rho, 0.2, 500)
+    assert rel(w) <= 0.2 < rel(w - 1)
+    assert np.isnan(weeks_for_precision(weekly, var, rho, 0.2, int(w) - 1))  # not within the limit
+    assert np.isnan(weeks_for_precision(0.0, var, rho, 0.2, 500))  # no lift to measure
+    plan = fitted.plan_lift_test(_plan_tests(fitted, small_sim), target_precision=0.1)
+    assert plan["weeks_needed"].notna().any()
+    for row in plan.itertuples():
+        if np.isfinite(row.weeks_needed):  # the plan's own figures reach the target there, not before
+            weekly_lift = row.model_lift / row.weeks
+            var = (row.noise_se**2) / sum_variance_factor(row.weeks, plan.attrs["persistence"])
+            got = weeks_for_precision(weekly_lift, var, plan.attrs["persistence"], 0.1, len(np.unique(small_sim.dates)))
+            assert got == row.weeks_needed
+
+
+@pytest.mark.parametrize("target", [0, -0.1, float("nan"), True, "20%"])
+def test_bad_target_precision_names_the_argument(fitted, small_sim, target):
+    with pytest.raises(DataError, match="`target_precision` must be a positive number"):
+        fitted.plan_lift_test(_plan_tests(fitted, small_sim), target_precision=target)
+
+
+def test_bad_planned_tests_name_the_problem_and_change_nothing(fitted, small_sim):
+    before = fitted.get_channel_contributions()
+    tests = _plan_tests(fitted, small_sim)
+    with pytest.raises(DataError, match="is not a fitted channel"):
+        fitted.plan_lift_test(tests.assign(channel="radio"))
+    with pytest.raises(DataError, match="are not fitted regions"):
+        fitted.plan_lift_test(tests.assign(regions=[["nowhere"]] * len(tests)))
+    assert fitted.get_channel_contributions().equals(before)
+    assert not hasattr(fitted, "lift_tests_") or fitted.lift_tests_ is None
+    pd.testing.assert_frame_equal(fitted.plan_lift_test(tests.to_dict("records")), fitted.plan_lift_test(tests))

@@ -18,17 +18,25 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from .analysis.calibration import LIFT_COLUMNS, LiftTests, parse_lift_tests
+from .analysis.calibration import (
+    LIFT_COLUMNS,
+    LiftTests,
+    parse_lift_tests,
+    sum_variance_factor,
+    weeks_for_precision,
+)
 from .analysis.contributions import contributions_frame, summarize_contributions
 from .analysis.effects import intervene, rescale
 from .analysis.identification import EXTRAPOLATED_FLOOR, identification_table
 from .components.carryover import carryover_kernel
 from .components.graph import ChannelGraph, bought_nationally, edge_mask, learn_graph
 from .components.temporal import (
+    RESIDUAL_BURN_IN,
     forecast_error_quantiles,
     fourier_features,
     make_knots,
     residual_persistence,
+    robust_region_scale,
     season_phase,
     trend_basis,
 )
@@ -1552,6 +1560,81 @@ class DeepCausalMMM(BaseEstimator):
             return stored.copy()
         p = self.panel_
         return self._lift_report(parse_lift_tests(lift_tests, self.channels_, self.regions_, p.dates))
+
+    def plan_lift_test(self, tests: pd.DataFrame, target_precision: float = 0.2) -> pd.DataFrame:
+        """What a geo lift test would measure and how precisely, before it is run.
+
+        ``tests`` are candidate experiments in the lift-test format without
+        results: ``channel``, ``start``, ``end`` (a window inside the fitted
+        weeks, read as "a test like this, in a period like this") and
+        optionally ``regions`` (missing: national). Per test: ``model_lift``,
+        the KPI the model says the test would lose (as in
+        :meth:`lift_test_report`: the channel switched off in those cells, the
+        activity it induced in other channels removed through the graph);
+        ``noise_se``, the standard error the KPI's own noise leaves on that
+        lift, from each test region's robust residual scale and the
+        residuals' persistence ``rho`` (``residual_persistence_``): a sum of
+        ``w`` weeks of AR(1) noise has variance ``w + 2 sum_k (w - k) rho^k``
+        times one week's; ``relative_se`` = ``noise_se / model_lift``; and
+        ``weeks_needed``, the fewest weeks at which ``relative_se`` reaches
+        ``target_precision`` with the same regions and the window's average
+        weekly lift (NaN when the lift is not positive or not even all fitted
+        weeks would do). Also ``n_regions`` and ``weeks``.
+
+        ``noise_se`` is a floor: a real test reads its counterfactual from
+        control regions or a forecast, whose own error adds to it (about
+        doubling the variance with equally sized test and control groups).
+        ``model_lift`` is the model's belief, and for a channel whose level
+        ``get_identification()`` marks ``extrapolated`` that is what the test
+        is for: a true lift half as large doubles ``relative_se``.
+
+        Raises
+        ------
+        DataError
+            If ``target_precision`` is not a positive number, or a test does
+            not fit the fitted panel (as for :meth:`lift_test_report`).
+        """
+        check_is_fitted(self, "net_")
+        if (
+            isinstance(target_precision, bool)
+            or not isinstance(target_precision, numbers.Real)
+            or not np.isfinite(target_precision)
+            or target_precision <= 0
+        ):
+            raise DataError(
+                f"`target_precision` must be a positive number (the lift's standard error over the "
+                f"lift, e.g. 0.2), found {target_precision!r}"
+            )
+        if isinstance(tests, (list, tuple)) and tests and all(isinstance(x, Mapping) for x in tests):
+            tests = pd.DataFrame(list(tests))
+        if isinstance(tests, pd.DataFrame):
+            # a plan has no results yet: placeholders, so that parsing checks the rest
+            tests = tests.assign(**{c: v for c, v in (("lift", 0.0), ("lift_se", 1.0)) if c not in tests.columns})
+        p = self.panel_
+        lifts = parse_lift_tests(tests, self.channels_, self.regions_, p.dates)
+        by_region = self._lift_by_region(lifts)  # [N,R]
+        resid, weight = self._fit_residuals()  # [R,T] KPI units
+        rel = resid / self.scaler_.y_scale[:, None]
+        burn = RESIDUAL_BURN_IN if rel.shape[1] - RESIDUAL_BURN_IN >= 8 else 0
+        e = np.where(weight[:, burn:] > 0, rel[:, burn:], np.nan)  # [R,T']
+        week_var = (robust_region_scale(e) * self.scaler_.y_scale) ** 2  # [R] one week's noise variance
+        rho = float(self.residual_persistence_)
+        rows = []
+        for i, frame_row in enumerate(lifts.frame.itertuples(index=False)):
+            w = int(lifts.weeks[i].sum())
+            var = float(week_var[lifts.regions[i]].sum())
+            lift = float(by_region[i].sum())
+            se = float(np.sqrt(var * sum_variance_factor(w, rho)))
+            rows.append({
+                "channel": frame_row.channel, "start": frame_row.start, "end": frame_row.end,
+                "regions": frame_row.regions, "n_regions": int(lifts.regions[i].sum()), "weeks": w,
+                "model_lift": lift, "noise_se": se,
+                "relative_se": se / lift if lift > 0 else float("nan"),
+                "weeks_needed": weeks_for_precision(lift / w, var, rho, float(target_precision), p.shape[1]),
+            })
+        out = pd.DataFrame(rows)
+        out.attrs.update({"target_precision": float(target_precision), "persistence": rho})
+        return out
 
     def roi_prior_report(self) -> pd.DataFrame:
         """The fit's ROI priors (``calibration.roi_priors``) against the fitted ROI, one row per channel.

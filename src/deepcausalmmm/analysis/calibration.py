@@ -20,7 +20,7 @@ import pandas as pd
 from ..data.panel import fmt_date
 from ..exceptions import DataError
 
-__all__ = ["LiftTests", "parse_lift_tests", "LIFT_COLUMNS"]
+__all__ = ["LiftTests", "parse_lift_tests", "LIFT_COLUMNS", "sum_variance_factor", "weeks_for_precision"]
 
 LIFT_COLUMNS = ("channel", "start", "end", "lift", "lift_se")
 
@@ -139,3 +139,33 @@ def parse_lift_tests(
             "regions": listed, "lift": float(lift), "lift_se": float(se),
         })
     return LiftTests(pd.DataFrame(rows), chan, reg, wk)
+
+
+def sum_variance_factor(weeks: int, rho: float) -> float:
+    """Variance of a sum of ``weeks`` consecutive AR(1) values with unit variance and coefficient ``rho``.
+
+    ``w + 2 sum_{k=1}^{w-1} (w - k) rho^k``: ``w`` for independent weeks,
+    ``w^2`` as ``rho`` tends to 1 (one shock held over the whole window).
+    """
+    if weeks < 1:
+        return 0.0
+    k = np.arange(1, weeks, dtype=float)
+    return float(weeks + 2.0 * ((weeks - k) * float(rho) ** k).sum())
+
+
+def weeks_for_precision(
+    weekly_lift: float, region_var: float, rho: float, target: float, max_weeks: int
+) -> float:
+    """Fewest weeks (1..``max_weeks``) at which a test's noise floor is ``target`` of its lift, or NaN.
+
+    The lift grows by ``weekly_lift`` per week; its noise standard error is
+    ``sqrt(region_var * sum_variance_factor(w, rho))``, ``region_var`` being
+    the summed weekly noise variance of the test's regions. NaN when the lift
+    is not positive or even ``max_weeks`` weeks fall short.
+    """
+    if not np.isfinite(weekly_lift) or weekly_lift <= 0:
+        return float("nan")
+    for w in range(1, max_weeks + 1):
+        if np.sqrt(region_var * sum_variance_factor(w, rho)) <= target * weekly_lift * w:
+            return float(w)
+    return float("nan")

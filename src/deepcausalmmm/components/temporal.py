@@ -32,6 +32,7 @@ __all__ = [
     "trend_basis",
     "residual_persistence",
     "forecast_error_quantiles",
+    "robust_region_scale",
     "Baseline",
     "CalendarContext",
     "Effectiveness",
@@ -178,6 +179,26 @@ INTERVAL_SHRINK = 30.0  # weeks' worth of the regions' median scale each region'
 MIN_ERRORS = 20  # fewest pseudo-forecast errors a horizon's quantiles are read from
 
 
+def robust_region_scale(e: np.ndarray, shrink: float = INTERVAL_SHRINK) -> np.ndarray:
+    """Each region's robust residual scale ``[R]`` from residuals ``e`` ``[R,T]`` (NaN: not used).
+
+    1.4826 times the median absolute deviation around the region's median,
+    shrunk toward the regions' median scale with ``shrink`` weeks' weight (so
+    that a region with few weeks is not given a scale of its own); 1 where a
+    region's residuals and the pooled scale are all 0.
+    """
+    n = np.isfinite(e).sum(axis=1)  # [R]
+    has = n > 0
+    med = np.full(len(e), np.nan)
+    mad = np.zeros(len(e))
+    if has.any():
+        med[has] = np.nanmedian(e[has], axis=1)
+        mad[has] = 1.4826 * np.nanmedian(np.abs(e[has] - med[has, None]), axis=1)
+    pool = float(np.median(mad[has])) if has.any() else 0.0
+    scale = np.sqrt((n * mad**2 + shrink * pool**2) / (n + shrink))  # [R]
+    return np.where(scale > 0, scale, 1.0)
+
+
 def forecast_error_quantiles(
     resid: np.ndarray,
     weight: np.ndarray,
@@ -226,16 +247,7 @@ def forecast_error_quantiles(
     if resid.shape[1] - burn_in >= 8:
         resid, weight, trend, slope = (a[:, burn_in:] for a in (resid, weight, trend, slope))
     e = np.where((weight > 0) & np.isfinite(resid), resid, np.nan)  # [R,T]
-    n = np.isfinite(e).sum(axis=1)  # [R]
-    has = n > 0
-    med = np.full(len(e), np.nan)
-    mad = np.zeros(len(e))
-    if has.any():
-        med[has] = np.nanmedian(e[has], axis=1)
-        mad[has] = 1.4826 * np.nanmedian(np.abs(e[has] - med[has, None]), axis=1)
-    pool = float(np.median(mad[has])) if has.any() else 0.0
-    scale = np.sqrt((n * mad**2 + shrink * pool**2) / (n + shrink))  # [R]
-    scale = np.where(scale > 0, scale, 1.0)
+    scale = robust_region_scale(e, shrink)  # [R]
     T = e.shape[1]
     longest = max(1, T // 2)
 
