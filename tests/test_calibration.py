@@ -493,6 +493,9 @@ def test_bad_planned_tests_name_the_problem_and_change_nothing(fitted, small_sim
         fitted.plan_lift_test(tests.assign(channel="radio"))
     with pytest.raises(DataError, match="are not fitted regions"):
         fitted.plan_lift_test(tests.assign(regions=[["nowhere"]] * len(tests)))
+    future = pd.Timestamp(np.unique(small_sim.dates)[-1]) + pd.Timedelta(weeks=4)
+    with pytest.raises(DataError, match="holds no fitted week.*to plan a future test, give a past window"):
+        fitted.plan_lift_test(tests.assign(start=future, end=future + pd.Timedelta(weeks=8)))
     assert fitted.get_channel_contributions().equals(before)
     assert not hasattr(fitted, "lift_tests_") or fitted.lift_tests_ is None
     pd.testing.assert_frame_equal(fitted.plan_lift_test(tests.to_dict("records")), fitted.plan_lift_test(tests))

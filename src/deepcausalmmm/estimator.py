@@ -1611,7 +1611,13 @@ class DeepCausalMMM(BaseEstimator):
             # a plan has no results yet: placeholders, so that parsing checks the rest
             tests = tests.assign(**{c: v for c, v in (("lift", 0.0), ("lift_se", 1.0)) if c not in tests.columns})
         p = self.panel_
-        lifts = parse_lift_tests(tests, self.channels_, self.regions_, p.dates)
+        try:
+            lifts = parse_lift_tests(tests, self.channels_, self.regions_, p.dates)
+        except DataError as exc:
+            if "holds no fitted week" not in str(exc):
+                raise
+            raise DataError(f"{exc}; to plan a future test, give a past window of the same length and "
+                            "season (the model replays the test on the weeks it was fitted to)") from None
         by_region = self._lift_by_region(lifts)  # [N,R]
         resid, weight = self._fit_residuals()  # [R,T] KPI units
         rel = resid / self.scaler_.y_scale[:, None]
