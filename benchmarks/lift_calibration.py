@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/lift_calibration.py [--seeds 0,1,2] [--tests-per-channel 1] [--se 0.1] [--flighted [--empty]] [--channels a,b]
+    python benchmarks/lift_calibration.py [--seeds 0,1,2] [--tests-per-channel 1] [--se 0.1 | --se noise] [--flighted [--empty]] [--channels a,b]
         [--config '{"calibration": {"tested_prior": 0.3}}'] [--plan]
 
 Same panels as ``causal_recovery.py`` (40 regions x 156 weeks x 8 channels,
@@ -12,7 +12,10 @@ channel switched off in 10 random regions for 8 random weeks (redrawn while
 the channel is dark in them); the measured
 lift is the simulator's true lift for those cells plus Gaussian noise with
 standard deviation ``--se`` x the true lift, reported with that standard
-error. Prints total-effect share errors and the root channel's total-effect
+error. ``--se noise`` measures each test as precisely as the KPI's noise
+allows instead: standard deviation ``sqrt(2)`` times ``plan_lift_test``'s
+noise floor for the test's cells on the fit without experiments (the test
+cells' own noise and an equally noisy control group's). Prints total-effect share errors and the root channel's total-effect
 error for the model fitted without the experiments and with them
 (``fit(lift_tests=...)``), both fitted in this run.
 
@@ -121,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--tests-per-channel", type=int, default=1)
-    ap.add_argument("--se", type=float, default=0.1, help="measurement noise, fraction of the true lift")
+    ap.add_argument("--se", default="0.1",
+                    help="measurement noise, fraction of the true lift, or 'noise': sqrt(2) x the noise floor "
+                    "plan_lift_test gives the test's cells")
     ap.add_argument("--flighted", action="store_true", help="other_simulator.py's flighted design")
     ap.add_argument("--empty", action="store_true", help="with --flighted: no edges among channels")
     ap.add_argument("--channels", default="", help="test only these channels (comma-separated)")
@@ -130,6 +135,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="print plan_lift_test's expectation for each experiment against the truth")
     args = ap.parse_args(argv)
     over = json.loads(args.config)
+    from_noise = args.se == "noise"
+    try:
+        se = 0.1 if from_noise else float(args.se)
+    except ValueError:
+        ap.error(f"--se must be a fraction of the true lift (e.g. 0.1) or 'noise', found {args.se!r}")
+    if not from_noise and not se > 0:
+        ap.error(f"--se must be positive, found {args.se!r}")
     if args.empty and not args.flighted:
         ap.error("--empty needs --flighted")
     rows = []
@@ -141,12 +153,18 @@ def main(argv: list[str] | None = None) -> int:
         unknown = sorted(set(test_channels) - set(sim.channels))
         if unknown:
             ap.error(f"--channels: unknown {unknown}; the panel's channels are {list(sim.channels)}")
-        tests = experiments(sim, args.tests_per_channel, args.se, np.random.default_rng(1000 + seed),
+        tests = experiments(sim, args.tests_per_channel, se, np.random.default_rng(1000 + seed),
                             test_channels)
         kw = dict(regions=sim.regions, dates=sim.dates, controls=sim.control_frame)
         t0 = time.perf_counter()
         plain = DeepCausalMMM(config=over).fit(sim.X, sim.y, **kw)
         t1 = time.perf_counter()
+        if from_noise:  # as precise as the KPI's noise allows: the test cells' and a control group's
+            floor = plain.plan_lift_test(tests[["channel", "start", "end", "regions"]])["noise_se"].to_numpy()
+            sd = np.sqrt(2.0) * floor
+            noise = np.random.default_rng(2000 + seed).normal(0.0, 1.0, len(tests))
+            tests = tests.assign(lift=tests["true_lift"] + sd * noise, lift_se=sd)
+            t1 = time.perf_counter()
         calibrated = DeepCausalMMM(config=over).fit(sim.X, sim.y, lift_tests=tests.drop(columns="true_lift"), **kw)
         t2 = time.perf_counter()
         if args.plan:
