@@ -499,3 +499,32 @@ def test_bad_planned_tests_name_the_problem_and_change_nothing(fitted, small_sim
     assert fitted.get_channel_contributions().equals(before)
     assert not hasattr(fitted, "lift_tests_") or fitted.lift_tests_ is None
     pd.testing.assert_frame_equal(fitted.plan_lift_test(tests.to_dict("records")), fitted.plan_lift_test(tests))
+
+
+def test_plan_test_cli_writes_the_plan_of_a_saved_model(fitted, small_sim, tmp_path, capsys):
+    from deepcausalmmm.cli import main
+
+    model = fitted.save(tmp_path / "model.safetensors")
+    tests = _plan_tests(fitted, small_sim)
+    csv = tmp_path / "candidates.csv"
+    tests.assign(start=tests["start"].dt.date.astype(str), end=tests["end"].dt.date.astype(str),
+                 regions=tests["regions"].map(lambda r: ";".join(r) if isinstance(r, list) else "")).to_csv(
+        csv, index=False)
+    out = tmp_path / "plan.csv"
+    assert main(["plan-test", str(model), str(csv), "--target-precision", "0.1", "--out", str(out)]) == 0
+    written = pd.read_csv(out)
+    expected = fitted.plan_lift_test(tests, target_precision=0.1)
+    np.testing.assert_allclose(written["model_lift"], expected["model_lift"], rtol=1e-5)
+    np.testing.assert_allclose(written["noise_se"], expected["noise_se"], rtol=1e-5)
+    np.testing.assert_array_equal(written["weeks_needed"], expected["weeks_needed"])
+    assert written["regions"].fillna("").tolist() == [";".join(list(dict.fromkeys(small_sim.regions))[:3])] * 3 + [""]
+    assert "noise_se is the KPI's own noise" in capsys.readouterr().out
+    for bad, message in (("0", "--target-precision must be a positive number"),
+                         ("abc", "--target-precision must be a positive number")):
+        assert main(["plan-test", str(model), str(csv), "--target-precision", bad,
+                     "--out", str(tmp_path / "bad.csv")]) == 2
+        assert message in capsys.readouterr().err
+    pd.read_csv(csv).assign(channel="radio").to_csv(csv, index=False)
+    assert main(["plan-test", str(model), str(csv), "--out", str(tmp_path / "bad.csv")]) == 2
+    assert "'radio' is not a fitted channel" in capsys.readouterr().err
+    assert not (tmp_path / "bad.csv").exists()

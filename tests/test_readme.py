@@ -98,7 +98,7 @@ def _help(*command: str) -> str:
 def test_command_line_block_names_only_accepted_options():
     block = _block("Command line", "bash")
     commands = re.split(r"^deepcausalmmm ", block.replace("\\\n", " "), flags=re.M)[1:]
-    assert [c.split()[0] for c in commands] == ["demo", "fit", "predict", "optimize", "optimize", "config", "backtest"]
+    assert [c.split()[0] for c in commands] == ["demo", "fit", "predict", "optimize", "optimize", "plan-test", "config", "backtest"]
     for command in commands:
         name = command.split()[0]
         accepted = set(re.findall(r"--[a-z][a-z-]*", _help(name)))

@@ -1,4 +1,4 @@
-"""Command line: ``deepcausalmmm demo``, ``fit``, ``predict``, ``optimize``, ``config`` and ``backtest``.
+"""Command line: ``deepcausalmmm demo``, ``fit``, ``predict``, ``optimize``, ``plan-test``, ``config`` and ``backtest``.
 
 Examples::
 
@@ -10,6 +10,8 @@ Examples::
         --out outputs/run/predictions.csv
     deepcausalmmm optimize outputs/run/model.safetensors --bounds 0.5:1.5 \\
         --channel-bounds tv=1:1,search=0.8:2 --out outputs/run/plan.csv
+    deepcausalmmm plan-test outputs/run/model.safetensors candidates.csv --target-precision 0.2 \\
+        --out outputs/run/test_plan.csv
     deepcausalmmm backtest data.csv --target kpi --date date --region region \\
         --channels tv,search --controls price --n-splits 3 --horizon 13 --out outputs/backtest.csv
 """
@@ -24,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .estimator import DeepCausalMMM
@@ -101,9 +104,14 @@ def read_lift_tests(path: str, df: pd.DataFrame, region: str | None) -> pd.DataF
     ``regions`` lists region labels separated by ``;`` (empty: all regions);
     labels are matched to the data's region column as text.
     """
-    tests = _read_csv(path, "lift-test")
+    return _read_tests(path, [] if region is None else list(pd.unique(df[region])), "lift-test")
+
+
+def _read_tests(path: str, region_labels: Sequence[object], what: str) -> pd.DataFrame:
+    """A CSV of (candidate) lift tests, its ``regions`` cells (``a;b;c``) read as lists of labels."""
+    tests = _read_csv(path, what)
     if "regions" in tests.columns:
-        labels = {} if region is None else {str(v): v for v in pd.unique(df[region])}
+        labels = {str(v): v for v in region_labels}
 
         def parse(cell: object) -> list[object] | None:
             if pd.isna(cell) or not str(cell).strip():
@@ -399,6 +407,24 @@ def _optimize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan_test(args: argparse.Namespace) -> int:
+    model = DeepCausalMMM.load(args.model)
+    tests = _read_tests(args.tests, model.regions_, "candidate-test")
+    precision = _number(args.target_precision, "--target-precision", float, "a positive number such as 0.2")
+    if not (np.isfinite(precision) and precision > 0):
+        raise DataError(f"--target-precision must be a positive number such as 0.2 (the lift's standard "
+                        f"error over the lift), found {args.target_precision!r}")
+    plan = model.plan_lift_test(tests, target_precision=precision)
+    plan["regions"] = plan["regions"].map(lambda r: "" if r is None else ";".join(str(x) for x in r))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plan.to_csv(out, index=False)
+    print(plan.round(4).to_string(index=False))
+    print(f"noise_se is the KPI's own noise on each test (a floor: a control group adds its own); "
+          f"model_lift is the model's expectation; wrote {out.resolve()}")
+    return 0
+
+
 def _config(args: argparse.Namespace) -> int:
     """Write the default configuration (or ``--config`` merged over it) as YAML or JSON."""
     from .config import build_config
@@ -523,6 +549,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     opt.add_argument("--level", type=float, default=0.9, help="interval level for the refits' gains")
     opt.add_argument("--out", default="outputs/budget_plan.csv", help="CSV to write (default outputs/budget_plan.csv)")
     opt.set_defaults(func=_optimize)
+    plan = sub.add_parser("plan-test", help="size candidate geo lift tests with a saved model")
+    plan.add_argument("model", help="a model file written by fit (model.safetensors)")
+    plan.add_argument("tests", help="CSV of candidate tests: channel,start,end[,regions] (regions separated by ';')")
+    plan.add_argument("--target-precision", default="0.2",
+                      help="the lift's standard error over the lift to size for (default 0.2)")
+    plan.add_argument("--out", default="outputs/test_plan.csv", help="CSV to write (default outputs/test_plan.csv)")
+    plan.set_defaults(func=_plan_test)
+
     conf = sub.add_parser("config", help="write the default configuration to a file to edit")
     conf.add_argument("--config", default=None, help="a config file to merge over the defaults first")
     conf.add_argument("--out", default="config.yaml", help="YAML (.yaml/.yml) or JSON (.json) file")
