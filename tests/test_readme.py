@@ -65,6 +65,17 @@ def test_forecast_interval_example_runs_as_printed(capsys):
     assert "inside their 90% intervals" in capsys.readouterr().out
 
 
+def test_test_planning_example_runs_as_printed(capsys):
+    ns: dict[str, Any] = {}
+    exec(compile(_block("Planning a test", "python", "###"), "README.md:Planning a test", "exec"), ns)
+    plan, always_on = ns["plan"], ns["always_on"]
+    assert list(plan["channel"]) == always_on and always_on  # one row per always-on channel
+    assert (plan["n_regions"] == 5).all() and (plan["weeks"] == 8).all()
+    np.testing.assert_allclose(plan["relative_se"], plan["noise_se"] / plan["model_lift"])
+    assert plan["noise_se"].nunique() == 1  # same cells, same noise
+    assert "weeks_needed" in capsys.readouterr().out
+
+
 def test_configuration_block_lists_every_default(tmp_path):
     block = _block("Configuration", "yaml")
     documented = yaml.safe_load(block)
