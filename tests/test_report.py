@@ -45,6 +45,17 @@ def test_report_sections_and_numbers_come_from_the_model(fitted, report):
         assert f"<td>{params.loc[c, 'mean_lag']:,.3f}</td>" in text
     plan = fitted.optimize_budget()
     assert f"modelled gain {plan.attrs['kpi_gain']:,.0f}" in text
+    # a candidate experiment per always-on channel, sized by plan_lift_test
+    always_on = list(ident.index[ident["level"] == "extrapolated"])
+    regions, dates = list(fitted.regions_), fitted.panel_.dates
+    planned = fitted.plan_lift_test(pd.DataFrame([
+        {"channel": c, "start": dates[-8], "end": dates[-1], "regions": regions[::2]} for c in always_on]))
+    assert "<h3>Experiments that would settle it</h3>" in text
+    assert f"every second region ({len(regions[::2])} of {len(regions)}) over the last 8 fitted" in text
+    for row in planned.itertuples():
+        assert f"<td>{row.model_lift:,.3f}</td>" in text and f"<td>{row.noise_se:,.3f}</td>" in text
+        needed = f"{int(row.weeks_needed)}" if np.isfinite(row.weeks_needed) else f"more than {len(dates)}"
+        assert f"<td>{row.relative_se:,.3f}</td>\n      <td>{needed}</td>" in text
     # plotly.js is embedded once, so the file opens offline
     assert len(re.findall(r"\* plotly\.js v\d", text)) == 1
     assert text.count("Plotly.newPlot") == 4  # contributions, graph, response curves, carryover
@@ -99,14 +110,21 @@ def test_report_names_channels_bought_nationally(tmp_path):
 def test_report_lists_lift_tests(small_sim, tmp_path):
     dates = np.unique(small_sim.dates)
     tests = pd.DataFrame([{"channel": "channel_2", "start": dates[10], "end": dates[20],
-                           "lift": 5000.0, "lift_se": 1000.0}])
+                           "lift": 5000.0, "lift_se": 1000.0},
+                          {"channel": "channel_1", "start": dates[30], "end": dates[40],  # always on
+                           "lift": 8000.0, "lift_se": 1000.0}])
     model = DeepCausalMMM(config=FAST).fit(small_sim.X, small_sim.y, regions=small_sim.regions,
                                            dates=small_sim.dates, lift_tests=tests)
     text = model.save_report(tmp_path / "r.html").read_text(encoding="utf-8")
     assert "<h2>Lift tests</h2>" in text
     assert f"{model.lift_tests_['model_lift'].iloc[0]:,.3f}" in text
-    assert model.get_identification()["lift_tested"].to_dict() == {
-        "channel_1": False, "channel_2": True, "channel_3": False}
+    ident = model.get_identification()
+    assert ident["lift_tested"].to_dict() == {"channel_1": True, "channel_2": True, "channel_3": False}
+    assert ident["level"].to_dict() == {"channel_1": "extrapolated", "channel_2": "observed",
+                                        "channel_3": "extrapolated"}
+    # the planned experiments cover the untested always-on channel only
+    planned = text.split("<h3>Experiments that would settle it</h3>")[1].split("</table>")[0]
+    assert "<th>channel_3</th>" in planned and "<th>channel_1</th>" not in planned
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="no chromium on PATH to render the report")

@@ -1735,9 +1735,11 @@ class DeepCausalMMM(BaseEstimator):
         """Write one self-contained HTML report (opens offline); returns the path.
 
         Sections: panel and fit (in-sample R^2 and WAPE), contributions with the
-        decomposition figure, effects under intervention with ROI, the channel
-        graph, response curves, a budget reallocation at the same total spend
-        (:meth:`optimize_budget`), and the lift tests when the model has them.
+        decomposition figure, effects under intervention with ROI, what the data
+        identify (with a candidate experiment per untested always-on channel,
+        :meth:`plan_lift_test`), the channel graph, response curves, a budget
+        reallocation at the same total spend (:meth:`optimize_budget`), and the
+        lift tests when the model has them.
         The file is written atomically.
         """
         check_is_fitted(self, "net_")

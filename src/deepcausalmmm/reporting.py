@@ -77,12 +77,51 @@ _PARAMETER_COLUMNS = ["coefficient", "half_saturation", "slope", "saturation_at_
                       "mean_lag", "peak_lag", "weeks_to_90pct"]
 
 
+PLAN_WEEKS = 8  # the report's candidate experiment: the channel off for the last 8 fitted weeks
+
+
+def _test_plan(model: Any, identification: pd.DataFrame) -> list[str]:
+    """A candidate experiment for each untested ``extrapolated`` channel, sized by ``plan_lift_test``.
+
+    The design is the same for every channel: switched off in every second
+    region (label order; all regions of a one-region panel) over the last
+    ``PLAN_WEEKS`` fitted weeks.
+    """
+    todo = identification.index[(identification["level"] == "extrapolated") & ~identification["lift_tested"]]
+    if len(todo) == 0:
+        return []
+    dates = model.panel_.dates
+    weeks = min(PLAN_WEEKS, len(dates))
+    regions = list(model.regions_)
+    chosen = regions[::2] if len(regions) > 1 else None
+    plan = model.plan_lift_test(pd.DataFrame([
+        {"channel": c, "start": dates[-weeks], "end": dates[-1], "regions": chosen} for c in todo
+    ]))
+    shown = plan[["channel", "n_regions", "weeks", "model_lift", "noise_se", "relative_se"]].copy()
+    shown["weeks_needed"] = [
+        f"{int(w)}" if np.isfinite(w) else (f"more than {len(dates)}" if lift > 0 else "n/a")
+        for w, lift in zip(plan["weeks_needed"], plan["model_lift"], strict=True)
+    ]
+    where = f"every second region ({len(regions[::2])} of {len(regions)})" if chosen else "the region"
+    return [
+        "<h3>Experiments that would settle it</h3>",
+        f"<p class='note'>For each always-on channel without a lift test: the channel switched off in "
+        f"{where} over the last {weeks} fitted periods (plan_lift_test). model_lift is what the model "
+        "expects the test to lose, and for these channels the model's level is what the test checks; "
+        "noise_se is the standard error the KPI's own noise leaves on it (a floor: a control group "
+        "adds its own); weeks_needed is how long the same regions would need for a standard error "
+        "of 20% of model_lift (more than the fitted periods: longer than the data show; n/a: no lift).</p>",
+        _table(shown.set_index("channel").round(3)),
+    ]
+
+
 def write_report(model: Any, path: Path) -> Path:
     """Write ``model``'s report to ``path`` atomically; return the path.
 
     Sections: the panel and the fit, channel contributions, effects under
     intervention with ROI, what the data identify (channels whose level is
-    extrapolated from the curve's shape), weeks the model does not explain
+    extrapolated from the curve's shape, with a candidate experiment for each
+    untested one, sized by ``plan_lift_test``), weeks the model does not explain
     (candidates for event controls), the channel graph, response curves, a budget
     reallocation at the same total spend, and lift tests when the model has
     them. Plotly's script is embedded once, so the
@@ -143,6 +182,7 @@ def write_report(model: Any, path: Path) -> Path:
         "given twice, or spend and impressions of one plan): the data cannot split their effect; "
         "merge them.</p>",
         _table(identification),
+        *_test_plan(model, identification),
         "<h2>Weeks the model does not explain</h2>",
         "<p class='note'>Weeks whose national KPI the fit misses far more than usual (robust z of "
         "the national residual at or above 3). A holiday, promotion or outage that moves the KPI "
