@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import resource
 import sys
 import time
@@ -124,7 +125,7 @@ SPIKE = 1.4  # a holdout cell above 1.4 x its DMA's holdout median KPI counts as
 
 def explain(df: pd.DataFrame, media: list[str], controls: list[str], cutoff: int,
             model: DeepCausalMMM) -> dict[str, object]:
-    """Print where the split's squared error sits and a budget reallocation; return the figures."""
+    """Print where the split's squared error sits, a budget reallocation and a test plan; return the figures."""
     train = df[df.weekid < cutoff]
     hold = df[(df.weekid >= cutoff) & (df.weekid < cutoff + HOLDOUT)].copy()
     hold["ours"] = model.predict(hold[media], regions=hold["dmacode"].to_numpy(),
@@ -174,6 +175,18 @@ def explain(df: pd.DataFrame, media: list[str], controls: list[str], cutoff: int
     print(f"\nbudget reallocation at the same total (optimize_budget, {seconds:.1f} s): modelled gain "
           f"{out['budget_gain_pct']:.2f}% of the fitted KPI; multipliers:")
     print(plan["multiplier"].round(3).to_string())
+    regions, dates = list(model.regions_), model.panel_.dates
+    t0 = time.perf_counter()
+    tests = model.plan_lift_test(pd.DataFrame([
+        {"channel": c, "start": dates[-8], "end": dates[-1], "regions": regions[::2]} for c in model.channels_]))
+    seconds = time.perf_counter() - t0
+    tests["level"] = model.get_identification()["level"].reindex(tests["channel"]).to_numpy()
+    tests["channel"] = [m.group(0) if (m := re.search(r"Channel_\d+", c)) else c for c in tests["channel"]]
+    out["test_plan"] = tests[["channel", "level", "model_lift", "relative_se", "weeks_needed"]].to_dict("records")
+    print(f"\ntest plan (plan_lift_test, {seconds:.1f} s): each channel off in every second DMA "
+          f"({len(regions[::2])}) over the last 8 fitted weeks; persistence {tests.attrs['persistence']:.3f}, "
+          f"noise floor {tests['noise_se'].iloc[0]:,.0f}:")
+    print(tests[["channel", "level", "model_lift", "relative_se", "weeks_needed"]].round(3).to_string(index=False))
     return out
 
 
@@ -219,8 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--explain", action="store_true",
                     help="after the split: where the holdout squared error sits (largest cells, R^2 "
                     "without single-week spikes), the channel graph (pairs, weights, seconds, mediated "
-                    "share of total effects), the weeks the fit misses far more than usual and a budget "
-                    "reallocation of the fitted model")
+                    "share of total effects), the weeks the fit misses far more than usual, a budget "
+                    "reallocation of the fitted model and a test plan (plan_lift_test: each channel off in "
+                    "every second DMA over the last 8 fitted weeks)")
     ap.add_argument("--intervals", type=int, default=0, metavar="N",
                     help="after the split: get_effect_intervals and optimize_budget with N "
                     "region-bootstrap refits each (slow: 2 N fits)")

@@ -466,18 +466,29 @@ def test_weeks_needed_is_the_first_length_that_reaches_the_target(fitted, small_
     def rel(w):
         return np.sqrt(var * sum_variance_factor(w, rho)) / (weekly * w)
 
-    w = weeks_for_precision(weekly, var, rho, 0.2, 500)
+    w = weeks_for_precision(rel, 0.2, 500)
     assert rel(w) <= 0.2 < rel(w - 1)
-    assert np.isnan(weeks_for_precision(weekly, var, rho, 0.2, int(w) - 1))  # not within the limit
-    assert np.isnan(weeks_for_precision(0.0, var, rho, 0.2, 500))  # no lift to measure
-    plan = fitted.plan_lift_test(_plan_tests(fitted, small_sim), target_precision=0.1)
+    assert np.isnan(weeks_for_precision(rel, 0.2, int(w) - 1))  # not within the limit
+    assert np.isnan(weeks_for_precision(lambda w: np.inf, 0.2, 500))  # no lift to measure
+    assert weeks_for_precision(rel, 10.0, 500) == 1.0
+    # the plan replays each length: a test of weeks_needed weeks ending in the same week reaches
+    # the target, one a week shorter does not
+    dates = np.unique(small_sim.dates)
+    tests = _plan_tests(fitted, small_sim)
+    plan = fitted.plan_lift_test(tests, target_precision=0.1)
     assert plan["weeks_needed"].notna().any()
     for row in plan.itertuples():
-        if np.isfinite(row.weeks_needed):  # the plan's own figures reach the target there, not before
-            weekly_lift = row.model_lift / row.weeks
-            var = (row.noise_se**2) / sum_variance_factor(row.weeks, plan.attrs["persistence"])
-            got = weeks_for_precision(weekly_lift, var, plan.attrs["persistence"], 0.1, len(np.unique(small_sim.dates)))
-            assert got == row.weeks_needed
+        if not np.isfinite(row.weeks_needed):
+            continue
+        end = int(np.flatnonzero(dates == np.datetime64(row.end))[0])
+        n = int(row.weeks_needed)
+        lengths = [n, n - 1] if n > 1 else [n]
+        again = fitted.plan_lift_test(pd.DataFrame([
+            {"channel": row.channel, "start": dates[end - k + 1], "end": dates[end], "regions": row.regions}
+            for k in lengths]))
+        assert again["relative_se"].iloc[0] <= 0.1
+        if n > 1:
+            assert again["relative_se"].iloc[1] > 0.1
 
 
 @pytest.mark.parametrize("target", [0, -0.1, float("nan"), True, "20%"])

@@ -1577,9 +1577,11 @@ class DeepCausalMMM(BaseEstimator):
         ``w`` weeks of AR(1) noise has variance ``w + 2 sum_k (w - k) rho^k``
         times one week's; ``relative_se`` = ``noise_se / model_lift``; and
         ``weeks_needed``, the fewest weeks at which ``relative_se`` reaches
-        ``target_precision`` with the same regions and the window's average
-        weekly lift (NaN when the lift is not positive or not even all fitted
-        weeks would do). Also ``n_regions`` and ``weeks``.
+        ``target_precision`` for a test in the same regions ending in the same
+        week, its lift replayed for each length (so a channel whose effect
+        builds up over weeks of carryover loses less per week in a short test;
+        NaN when no window up to the start of the fitted weeks would do). Also
+        ``n_regions`` and ``weeks``.
 
         ``noise_se`` is a floor: a real test reads its counterfactual from
         control regions or a forecast, whose own error adds to it (about
@@ -1625,18 +1627,29 @@ class DeepCausalMMM(BaseEstimator):
         e = np.where(weight[:, burn:] > 0, rel[:, burn:], np.nan)  # [R,T']
         week_var = (robust_region_scale(e) * self.scaler_.y_scale) ** 2  # [R] one week's noise variance
         rho = float(self.residual_persistence_)
+        scaled = self._activity()  # [R,T,C]
+        observed = self._media_kpi(scaled)  # [R,T]
         rows = []
         for i, frame_row in enumerate(lifts.frame.itertuples(index=False)):
             w = int(lifts.weeks[i].sum())
             var = float(week_var[lifts.regions[i]].sum())
             lift = float(by_region[i].sum())
             se = float(np.sqrt(var * sum_variance_factor(w, rho)))
+            end = int(np.flatnonzero(lifts.weeks[i])[-1])
+
+            def relative(length: int, i: int = i, var: float = var, end: int = end) -> float:
+                window = np.zeros(p.shape[1], dtype=bool)
+                window[end - length + 1 : end + 1] = True  # the `length` weeks up to the test's last
+                cells = lifts.regions[i][:, None] & window[None, :]  # [R,T]
+                got = float(self._cell_lift(scaled, observed, int(lifts.channel[i]), cells).sum())
+                return float(np.sqrt(var * sum_variance_factor(length, rho))) / got if got > 0 else np.inf
+
             rows.append({
                 "channel": frame_row.channel, "start": frame_row.start, "end": frame_row.end,
                 "regions": frame_row.regions, "n_regions": int(lifts.regions[i].sum()), "weeks": w,
                 "model_lift": lift, "noise_se": se,
                 "relative_se": se / lift if lift > 0 else float("nan"),
-                "weeks_needed": weeks_for_precision(lift / w, var, rho, float(target_precision), p.shape[1]),
+                "weeks_needed": weeks_for_precision(relative, float(target_precision), end + 1),
             })
         out = pd.DataFrame(rows)
         out.attrs.update({"target_precision": float(target_precision), "persistence": rho})
@@ -1676,10 +1689,14 @@ class DeepCausalMMM(BaseEstimator):
         observed = self._media_kpi(scaled)  # [R,T]
         out = np.zeros((len(lifts.frame), observed.shape[0]))
         for i in range(len(out)):
-            cells = lifts.cells(i)  # [R,T]
-            switched_off = self._media_kpi(intervene(scaled, self.graph_model_, int(lifts.channel[i]), cells))
-            out[i] = np.where(cells, observed - switched_off, 0.0).sum(axis=1)
+            out[i] = self._cell_lift(scaled, observed, int(lifts.channel[i]), lifts.cells(i))
         return out
+
+    def _cell_lift(self, scaled: np.ndarray, observed: np.ndarray, channel: int, cells: np.ndarray) -> np.ndarray:
+        """``[R]`` the KPI lost in ``cells`` ``[R,T]`` with ``channel`` switched off there (and the
+        activity it induced removed through the graph); ``observed`` is ``_media_kpi(scaled)``."""
+        switched_off = self._media_kpi(intervene(scaled, self.graph_model_, channel, cells))
+        return np.where(cells, observed - switched_off, 0.0).sum(axis=1)
 
     def _lift_report(self, lifts: LiftTests) -> pd.DataFrame:
         model = self._lift_by_region(lifts).sum(axis=1)  # [N]

@@ -10,7 +10,7 @@ says it induced in other channels), summed over the same cells.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,19 +153,27 @@ def sum_variance_factor(weeks: int, rho: float) -> float:
     return float(weeks + 2.0 * ((weeks - k) * float(rho) ** k).sum())
 
 
-def weeks_for_precision(
-    weekly_lift: float, region_var: float, rho: float, target: float, max_weeks: int
-) -> float:
-    """Fewest weeks (1..``max_weeks``) at which a test's noise floor is ``target`` of its lift, or NaN.
+def weeks_for_precision(relative_se: Callable[[int], float], target: float, max_weeks: int) -> float:
+    """Fewest weeks (1..``max_weeks``) at which ``relative_se(weeks)`` is at most ``target``, or NaN.
 
-    The lift grows by ``weekly_lift`` per week; its noise standard error is
-    ``sqrt(region_var * sum_variance_factor(w, rho))``, ``region_var`` being
-    the summed weekly noise variance of the test's regions. NaN when the lift
-    is not positive or even ``max_weeks`` weeks fall short.
+    ``relative_se`` gives a test's noise standard error over its lift for a
+    window of that many weeks (``inf`` where the lift is not positive). Found by
+    doubling, then bisection: a longer window has more lift and, for
+    non-negative effects, a standard error that grows more slowly, so the
+    ratio falls with the length, up to the activity's own ups and downs.
+    NaN when even ``max_weeks`` weeks fall short.
     """
-    if not np.isfinite(weekly_lift) or weekly_lift <= 0:
+    if max_weeks < 1:
         return float("nan")
-    for w in range(1, max_weeks + 1):
-        if np.sqrt(region_var * sum_variance_factor(w, rho)) <= target * weekly_lift * w:
-            return float(w)
-    return float("nan")
+    lo, hi = 0, 1  # relative_se(lo) > target (lo = 0: nothing run yet)
+    while relative_se(hi) > target:
+        if hi >= max_weeks:
+            return float("nan")
+        lo, hi = hi, min(2 * hi, max_weeks)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if relative_se(mid) <= target:
+            hi = mid
+        else:
+            lo = mid
+    return float(hi)
