@@ -507,6 +507,12 @@ def test_bad_planned_tests_name_the_problem_and_change_nothing(fitted, small_sim
     future = pd.Timestamp(np.unique(small_sim.dates)[-1]) + pd.Timedelta(weeks=4)
     with pytest.raises(DataError, match="holds no fitted week.*to plan a future test, give a past window"):
         fitted.plan_lift_test(tests.assign(start=future, end=future + pd.Timedelta(weeks=8)))
+    with pytest.raises(DataError, match=r"`tests` lacks column\(s\) \['start'\]; a candidate test needs"):
+        fitted.plan_lift_test(tests.drop(columns="start"))
+    with pytest.raises(DataError, match="`tests` must be a DataFrame .* found str"):
+        fitted.plan_lift_test("candidates.csv")
+    with pytest.raises(DataError, match="`tests` row 0: channel 'radio'"):
+        fitted.plan_lift_test(tests.assign(channel="radio"))
     assert fitted.get_channel_contributions().equals(before)
     assert not hasattr(fitted, "lift_tests_") or fitted.lift_tests_ is None
     pd.testing.assert_frame_equal(fitted.plan_lift_test(tests.to_dict("records")), fitted.plan_lift_test(tests))

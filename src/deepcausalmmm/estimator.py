@@ -1609,17 +1609,25 @@ class DeepCausalMMM(BaseEstimator):
             )
         if isinstance(tests, (list, tuple)) and tests and all(isinstance(x, Mapping) for x in tests):
             tests = pd.DataFrame(list(tests))
-        if isinstance(tests, pd.DataFrame):
-            # a plan has no results yet: placeholders, so that parsing checks the rest
-            tests = tests.assign(**{c: v for c, v in (("lift", 0.0), ("lift_se", 1.0)) if c not in tests.columns})
+        needed = ["channel", "start", "end"]
+        if not isinstance(tests, pd.DataFrame):
+            raise DataError(f"`tests` must be a DataFrame (or a list of dicts) with columns {needed} and "
+                            f"optionally 'regions', found {type(tests).__name__}")
+        missing = [c for c in needed if c not in tests.columns]
+        if missing:
+            raise DataError(f"`tests` lacks column(s) {missing}; a candidate test needs {needed}, plus "
+                            "'regions' (a list per row; missing means all regions) for a geo test")
+        # a plan has no results yet: placeholders, so that parsing checks the rest
+        tests = tests.assign(**{c: v for c, v in (("lift", 0.0), ("lift_se", 1.0)) if c not in tests.columns})
         p = self.panel_
         try:
             lifts = parse_lift_tests(tests, self.channels_, self.regions_, p.dates)
         except DataError as exc:
-            if "holds no fitted week" not in str(exc):
-                raise
-            raise DataError(f"{exc}; to plan a future test, give a past window of the same length and "
-                            "season (the model replays the test on the weeks it was fitted to)") from None
+            message = str(exc).replace("`lift_tests`", "`tests`")
+            if "holds no fitted week" in message:
+                message += ("; to plan a future test, give a past window of the same length and season (the "
+                            "model replays the test on the weeks it was fitted to)")
+            raise DataError(message) from None
         by_region = self._lift_by_region(lifts)  # [N,R]
         resid, weight = self._fit_residuals()  # [R,T] KPI units
         rel = resid / self.scaler_.y_scale[:, None]
