@@ -102,7 +102,7 @@ def _test_plan(model: Any, identification: pd.DataFrame) -> list[str]:
         f"{int(w)}" if np.isfinite(w) else (f"more than {len(dates)}" if lift > 0 else "n/a")
         for w, lift in zip(plan["weeks_needed"], plan["model_lift"], strict=True)
     ]
-    where = f"every second region ({len(regions[::2])} of {len(regions)})" if chosen else "the region"
+    where = f"every second region ({len(regions[::2])} of {len(regions)})" if chosen else "the panel's one series"
     return [
         "<h3>Experiments that would settle it</h3>",
         f"<p class='note'>For each always-on channel without a lift test: the channel switched off in "
