@@ -1628,7 +1628,6 @@ class DeepCausalMMM(BaseEstimator):
                 message += ("; to plan a future test, give a past window of the same length and season (the "
                             "model replays the test on the weeks it was fitted to)")
             raise DataError(message) from None
-        by_region = self._lift_by_region(lifts)  # [N,R]
         resid, weight = self._fit_residuals()  # [R,T] KPI units
         rel = resid / self.scaler_.y_scale[:, None]
         burn = RESIDUAL_BURN_IN if rel.shape[1] - RESIDUAL_BURN_IN >= 8 else 0
@@ -1641,7 +1640,7 @@ class DeepCausalMMM(BaseEstimator):
         for i, frame_row in enumerate(lifts.frame.itertuples(index=False)):
             w = int(lifts.weeks[i].sum())
             var = float(week_var[lifts.regions[i]].sum())
-            lift = float(by_region[i].sum())
+            lift = float(self._cell_lift(scaled, observed, int(lifts.channel[i]), lifts.cells(i)).sum())
             se = float(np.sqrt(var * sum_variance_factor(w, rho)))
             end = int(np.flatnonzero(lifts.weeks[i])[-1])
 
