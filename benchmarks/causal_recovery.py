@@ -4,7 +4,8 @@ Usage::
 
     python benchmarks/causal_recovery.py [--seeds 0,1,2] [--regions 40] [--weeks 156] [--channels 8] \
         [--kernel 0.5] [--lift] [--config '{"regularization": {"coefficient_prior": "marginal"}}'] \
-        [--national] [--in-phase] [--device cuda] [--roi-priors 0.2] [--media-share 0.1] [--intervals 20]
+        [--national] [--in-phase] [--device cuda] [--roi-priors 0.2] [--media-share 0.1] [--intervals 20] \
+        [--prior-spread 1.4]
 
 For each seed, a panel with mediation edges (channel_1 -> channel_3,
 channel_2 -> channel_3, channel_1 -> channel_2: think tv -> search,
@@ -37,8 +38,10 @@ prints that fit's share and root errors under the seed's line.
 ``--intervals N`` runs ``get_effect_intervals(n_boot=N)`` (90%) on our fit and
 prints how many of the true total-effect shares its intervals hold, split by
 ``get_identification()``'s level (``observed`` / ``extrapolated``), with the
-mean width: the region bootstrap measures sampling variation, not the priors'
-bias, and this shows how far that is from the truth (slow: N refits per seed).
+mean width (slow: N refits per seed). ``--prior-spread S`` sets how far each
+refit's prior strengths are drawn from the fit's (``get_effect_intervals(
+prior_spread=S)``, default the package's; 0: the region bootstrap's sampling
+variation only, which leaves out the priors' bias).
 
 Beside both fits, the oracle (``benchmarks/oracle.py``): least squares given
 every channel's true contribution series (true carryover, curves and
@@ -59,6 +62,7 @@ import numpy as np
 
 from deepcausalmmm import DeepCausalMMM
 from deepcausalmmm.datasets import simulate_panel
+from deepcausalmmm.estimator import PRIOR_SPREAD
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from oracle import oracle_errors, simulated_inputs  # noqa: E402
@@ -108,9 +112,9 @@ def prior_line(sim, ours: DeepCausalMMM, over: dict, device: str, seed: int, sd:
             f"{roi_against_truth(effects, true_roi, priors)}")
 
 
-def interval_line(sim, ours: DeepCausalMMM, n_boot: int) -> str:
+def interval_line(sim, ours: DeepCausalMMM, n_boot: int, prior_spread: float = PRIOR_SPREAD) -> str:
     """``--intervals``: how many true total-effect shares ``ours``'s 90% bootstrap intervals hold."""
-    iv = ours.get_effect_intervals(n_boot=n_boot, level=0.9)
+    iv = ours.get_effect_intervals(n_boot=n_boot, level=0.9, prior_spread=prior_spread)
     true = sim.truth_effects["total_share"].reindex(iv.index)
     held = (iv["total_share_lo"] <= true) & (true <= iv["total_share_hi"])
     width = (iv["total_share_hi"] - iv["total_share_lo"]) * 100
@@ -158,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--intervals", type=int, default=0, metavar="N",
                     help="also run get_effect_intervals(n_boot=N) on our fit and print how many true "
                     "shares the 90%% intervals hold (0: skip; slow, N refits per seed)")
+    ap.add_argument("--prior-spread", type=float, default=PRIOR_SPREAD, metavar="S",
+                    help="with --intervals: each refit draws its prior strengths (l2, hill_slope) "
+                    f"times exp(S z), z standard normal (get_effect_intervals(prior_spread=S); default "
+                    f"{PRIOR_SPREAD}, the package's; 0: sampling variation only)")
     args = ap.parse_args(argv)
     if args.intervals < 0 or args.intervals == 1:
         ap.error(f"--intervals must be 0 (skip) or at least 2 refits, found {args.intervals}")
@@ -200,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.roi_priors is not None:
             print(prior_line(sim, ours, over, args.device, seed, args.roi_priors), flush=True)
         if args.intervals:
-            print(interval_line(sim, ours, args.intervals), flush=True)
+            print(interval_line(sim, ours, args.intervals, args.prior_spread), flush=True)
     head = ("seed", "edge_F1", "false_edges_empty", "share_err_mean_pp", "share_err_max_pp",
             "blind_err_mean_pp", "blind_err_max_pp", "oracle_err_mean_pp", "oracle_err_max_pp",
             "root_err_pct", "blind_root_err_pct", "oracle_root_pct", "graph_s", "fit_s", "blind_fit_s")

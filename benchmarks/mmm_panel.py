@@ -195,7 +195,8 @@ def intervals(model: DeepCausalMMM, n_boot: int) -> dict[str, object]:
     eff = model.get_effect_intervals(n_boot=n_boot)
     cols = ["total_share", "total_share_lo", "total_share_hi", "marginal_roi", "marginal_roi_lo",
             "marginal_roi_hi"]
-    print(f"\neffect intervals (get_effect_intervals, n_boot {n_boot}, 90%, "
+    print(f"\neffect intervals (get_effect_intervals, n_boot {n_boot}, prior_spread "
+          f"{eff.attrs['prior_spread']}, 90%, "
           f"{eff.attrs['seconds']:.1f} s; marginal ROI in KPI per unit of activity):")
     print(eff[cols].round(4).to_string())
     t0 = time.perf_counter()
@@ -206,6 +207,7 @@ def intervals(model: DeepCausalMMM, n_boot: int) -> dict[str, object]:
           f"{a['kpi_gain_fraction'] * 100:.2f}% of modelled KPI; replicates {a['gain_lo'] * 100:.2f} to "
           f"{a['gain_hi'] * 100:.2f}% (90%), plan ahead in {a['gain_share_positive'] * 100:.0f}% of replicates")
     return {"effect_intervals": eff[cols].to_dict(orient="index"), "effect_seconds": eff.attrs["seconds"],
+            "prior_spread": eff.attrs["prior_spread"],
             "plan_gain_fraction": a["kpi_gain_fraction"], "plan_gain_lo": a["gain_lo"],
             "plan_gain_hi": a["gain_hi"], "plan_share_positive": a["gain_share_positive"],
             "plan_seconds": seconds, "plan_multipliers": plan["multiplier"].round(3).to_dict()}

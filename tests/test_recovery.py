@@ -236,6 +236,9 @@ def test_fit_cli_writes_bootstrap_intervals_and_plan(tmp_path, capsys):
             "--region", "region", "--config", str(cfg)]
     assert main([*args, "--n-boot", "1", "--out", str(tmp_path / "bad")]) == 2
     assert "--n-boot must be 0" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    assert main([*args, "--n-boot", "2", "--prior-spread", "-1", "--out", str(tmp_path / "bad")]) == 2
+    assert "--prior-spread must be a finite number >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()  # refused before fitting
     assert main([*args, "--n-boot", "2", "--out", str(tmp_path / "o")]) == 0
     intervals = pd.read_csv(tmp_path / "o" / "effect_intervals.csv", index_col=0)
     assert list(intervals.index) == ["channel_1", "channel_2"]
@@ -243,6 +246,7 @@ def test_fit_cli_writes_bootstrap_intervals_and_plan(tmp_path, capsys):
     plan = pd.read_csv(tmp_path / "o" / "budget_plan.csv", index_col=0)
     assert plan["optimal_spend"].sum() == pytest.approx(plan["spend"].sum(), rel=1e-6)
     assert plan["n_boot"].eq(2).all() and plan["gain_share_positive"].between(0, 1).all()
+    assert plan["prior_spread"].eq(1.4).all()  # the package default, written beside the figures
 
 
 def test_predict_cli_forecasts_with_a_saved_model(tmp_path, capsys):

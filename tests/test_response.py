@@ -220,7 +220,8 @@ def test_optimize_cli_matches_the_api(fitted, small_sim, tmp_path, capsys):
                           (["--plan", "channel_1=lots"], "--plan channel_1 must be a number, found 'lots'"),
                           (["--plan", "radio=0.8"], "['radio'] are not fitted channels"),
                           (["--plan", "channel_1=0.8", "--budget", "5"], "['--budget'] do not apply"),
-                          (["--plan", "channel_1=0.8", "--bounds", "0.5:1.50"], "['--bounds'] do not apply")):
+                          (["--plan", "channel_1=0.8", "--bounds", "0.5:1.50"], "['--bounds'] do not apply"),
+                          (["--n-boot", "2", "--prior-spread", "nan"], "--prior-spread must be a finite number")):
         bad = tmp_path / "bad.csv"
         assert main(["optimize", model_file, *args, "--out", str(bad)]) == 2
         assert message in capsys.readouterr().err and not bad.exists()

@@ -42,10 +42,41 @@ def test_intervals_widen_with_noise_and_are_ordered():
         assert (table["marginal_roi_hi"] > 0).all() and (table["marginal_roi_sd"] > 0).all()
 
 
-@pytest.mark.parametrize("kwargs, message", [({"n_boot": 1}, "at least 2"), ({"level": 1.5}, r"in \(0, 1\)")])
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n_boot": 1}, "at least 2"), ({"level": 1.5}, r"in \(0, 1\)"),
+    *[({"prior_spread": bad}, r"`prior_spread` must be a finite number >= 0 .* found") for bad in
+      (-0.5, float("nan"), "wide")],
+])
 def test_interval_arguments(fitted, kwargs, message):
     with pytest.raises(DataError, match=message):
         fitted.get_effect_intervals(**kwargs)
+    with pytest.raises(DataError, match=message):  # the budget plan's refits take the same arguments
+        fitted.optimize_budget(**{"n_boot": 2, **kwargs})
+
+
+def test_each_replicate_draws_its_own_prior_strengths(fitted):
+    """prior_spread s: replicate b refits the same drawn regions with l2 and hill_slope times
+    exp(s z_b), reproducibly; s = 0 keeps the fit's priors."""
+    reg = fitted.config_.regularization
+
+    def replicates(spread: float) -> list[tuple[list[int], float, float]]:
+        return [(draw.tolist(), refit.config_.regularization.l2 / reg.l2,
+                 refit.config_.regularization.hill_slope / reg.hill_slope)
+                for draw, refit in fitted._bootstrap_refits(3, 7, spread)]
+
+    plain, spread, again = replicates(0.0), replicates(1.4), replicates(1.4)
+    assert all(l2 == 1.0 and slope == 1.0 for _, l2, slope in plain)
+    assert spread == again  # reproducible from random_state
+    assert [d for d, _, _ in spread] == [d for d, _, _ in plain]  # the same regions are drawn
+    logs = np.log([[l2, slope] for _, l2, slope in spread])  # [3,2] = 1.4 z
+    assert np.all(np.abs(logs) > 1e-6) and np.all(np.abs(logs) < 1.4 * 5)
+    assert len({round(v, 9) for v in logs.ravel()}) == 6  # a draw per prior and replicate
+    # the rest of the configuration is the fit's
+    for _, refit in fitted._bootstrap_refits(2, 7, 1.4):
+        got, want = refit.config_.to_dict(), fitted.config_.to_dict()
+        for key in ("l2", "hill_slope"):
+            got["regularization"].pop(key), want["regularization"].pop(key)
+        assert got == want
 
 
 def test_a_national_series_has_no_region_bootstrap(tmp_path, capsys):

@@ -29,13 +29,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .estimator import DeepCausalMMM
+from .estimator import PRIOR_SPREAD, DeepCausalMMM
 from .exceptions import ConfigError, DataError, ModelFileError
 
 __all__ = ["main", "write_outputs", "read_lift_tests", "parse_graph"]
 
 
-def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0) -> list[Path]:
+def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0, prior_spread: float = PRIOR_SPREAD) -> list[Path]:
     """Write the HTML report, contributions, summary, figures, the model file, the
     identification table (:meth:`DeepCausalMMM.get_identification`), the effects under
     intervention (``effects.csv``, :meth:`DeepCausalMMM.get_channel_effects`), the learned graph's
@@ -47,7 +47,8 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0) -> list[Path
 
     With ``n_boot >= 2`` also ``effect_intervals.csv`` (:meth:`DeepCausalMMM.get_effect_intervals`)
     and ``budget_plan.csv`` (:meth:`DeepCausalMMM.optimize_budget` with its bootstrap
-    robustness figures as extra columns), each costing ``n_boot`` refits.
+    robustness figures as extra columns), each costing ``n_boot`` refits, each refit with its
+    own prior strengths drawn with ``prior_spread``.
     """
     out.mkdir(parents=True, exist_ok=True)
     files = [out / "report.html", out / "contributions.csv", out / "summary.csv",
@@ -76,13 +77,23 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0) -> list[Path
         model.roi_prior_report().to_csv(files[-1])
     if n_boot:
         files.append(out / "effect_intervals.csv")
-        model.get_effect_intervals(n_boot=n_boot).to_csv(files[-1])
-        plan = model.optimize_budget(n_boot=n_boot)
-        for key in ("kpi_gain", "kpi_gain_fraction", "gain_lo", "gain_hi", "gain_share_positive", "n_boot"):
+        model.get_effect_intervals(n_boot=n_boot, prior_spread=prior_spread).to_csv(files[-1])
+        plan = model.optimize_budget(n_boot=n_boot, prior_spread=prior_spread)
+        for key in ("kpi_gain", "kpi_gain_fraction", "gain_lo", "gain_hi", "gain_share_positive", "n_boot",
+                    "prior_spread"):
             plan[key] = plan.attrs[key]
         files.append(out / "budget_plan.csv")
         plan.to_csv(files[-1])
     return files
+
+
+def _prior_spread(value: float) -> float:
+    """``--prior-spread`` checked before any fit: a finite number >= 0."""
+    if not (np.isfinite(value) and value >= 0):
+        raise DataError(f"--prior-spread must be a finite number >= 0 (the sd of each bootstrap refit's log "
+                        f"multiplier on the prior strengths), found {value}; e.g. --prior-spread "
+                        f"{PRIOR_SPREAD}, or 0 for sampling variation only")
+    return value
 
 
 def _read_csv(path: str, what: str) -> pd.DataFrame:
@@ -226,6 +237,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _fit(args: argparse.Namespace) -> int:
     if args.n_boot == 1 or args.n_boot < 0:
         raise DataError(f"--n-boot must be 0 (no intervals) or at least 2, found {args.n_boot}")
+    _prior_spread(args.prior_spread)
     df = _read_csv(args.data, "data")
     _label_columns(args, df, args.data)
     channels, controls = _names(args.channels), _names(args.controls)
@@ -246,7 +258,7 @@ def _fit(args: argparse.Namespace) -> int:
     model.fit_frame(df, target=args.target, channels=channels, date=args.date, region=args.region,
                     controls=controls or None, weight=args.weight, lift_tests=lift_tests, spend=spend,
                     config_overrides={"calibration": {"roi_priors": priors}} if priors else None)
-    files = write_outputs(model, Path(args.out), n_boot=args.n_boot)
+    files = write_outputs(model, Path(args.out), n_boot=args.n_boot, prior_spread=args.prior_spread)
     print(model.contribution_summary().round(4).to_string())
     print(f"wrote {len(files)} files to {Path(args.out).resolve()}")
     return 0
@@ -392,8 +404,10 @@ def _optimize(args: argparse.Namespace) -> int:
         names = model._budget_channels(_names(args.channels) or None, regions, period)
         bounds = {**{c: common for c in names}, **per} if per else common
         plan = model.optimize_budget(budget=args.budget, channels=names, bounds=bounds, regions=regions,
-                                     period=period, n_boot=args.n_boot, level=args.level)
-        keys = ("kpi_gain", "kpi_gain_fraction", "gain_lo", "gain_hi", "gain_share_positive", "n_boot")
+                                     period=period, n_boot=args.n_boot, level=args.level,
+                                     prior_spread=_prior_spread(args.prior_spread))
+        keys = ("kpi_gain", "kpi_gain_fraction", "gain_lo", "gain_hi", "gain_share_positive", "n_boot",
+                "prior_spread")
         gain = plan.attrs["kpi_gain"]
     for key in keys:
         if key in plan.attrs:
@@ -518,6 +532,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     fit.add_argument("--n-boot", type=int, default=0,
                      help="region-bootstrap refits for effect_intervals.csv and budget_plan.csv "
                      "(0: none; each replicate is a full refit)")
+    fit.add_argument("--prior-spread", type=float, default=PRIOR_SPREAD,
+                     help="with --n-boot: sd of each refit's log multiplier on the prior strengths "
+                     f"(default {PRIOR_SPREAD}: 90%% within 0.1-10 times; 0: sampling variation only)")
     fit.add_argument("--out", default="outputs/fit",
                      help="folder for the model, report and tables (default outputs/fit)")
     fit.set_defaults(func=_fit)
@@ -547,6 +564,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     opt.add_argument("--n-boot", type=int, default=0,
                      help="region-bootstrap refits scoring the plan (0: none; each is a full refit)")
     opt.add_argument("--level", type=float, default=0.9, help="interval level for the refits' gains")
+    opt.add_argument("--prior-spread", type=float, default=PRIOR_SPREAD,
+                     help="with --n-boot: sd of each refit's log multiplier on the prior strengths "
+                     f"(default {PRIOR_SPREAD}; 0: sampling variation only)")
     opt.add_argument("--out", default="outputs/budget_plan.csv", help="CSV to write (default outputs/budget_plan.csv)")
     opt.set_defaults(func=_optimize)
     plan = sub.add_parser("plan-test", help="size candidate geo lift tests with a saved model")
