@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/other_simulator.py [--seeds 0,1] [--linear | --flighted [--lagged] [--lift] [--multiplicative] | --logistic | --holidays [--holiday-control]] [--national] [--empty] [--roi-priors SD] [--config '{"regularization": {"l2": 1e-4}}']
+    python benchmarks/other_simulator.py [--seeds 0,1] [--linear | --flighted [--lagged] [--lift] [--multiplicative] | --logistic | --holidays [--holiday-control]] [--national] [--empty] [--roi-priors SD] [--intervals 20 [--prior-spread 1.4]] [--config '{"regularization": {"l2": 1e-4}}']
 
 The package's simulator shares design choices with the model (two-stage
 carryover, Hill curves relative to each region's typical activity). This one
@@ -51,6 +51,9 @@ mediation-blind baseline (``graph.mode="none"``) fitted in the same run.
 on the channels the default fit marks ``extrapolated``, each centred on the
 true ROI times ``exp(SD z)`` (``z`` standard normal, so the prior is as wrong
 as its stated sd ``SD`` x mean).
+``--intervals N`` runs ``get_effect_intervals(n_boot=N, prior_spread=S)``
+(``--prior-spread S``, default the package's) on our fit and prints how many
+true total-effect shares its 90% intervals hold, by identification level.
 Each seed also prints the oracle (``benchmarks/oracle.py``): least squares
 given every channel's true contribution series, estimating one scale per
 channel and the baseline, the noise floor a model that must also learn the
@@ -69,6 +72,7 @@ import pandas as pd
 from scipy.signal import lfilter
 
 from deepcausalmmm import DeepCausalMMM
+from deepcausalmmm.estimator import PRIOR_SPREAD
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from oracle import oracle_line  # noqa: E402
@@ -477,7 +481,15 @@ def main(argv: list[str] | None = None) -> int:
                     "first fit marks `extrapolated` (always-on): mean the true ROI times exp(SD z), z "
                     "standard normal drawn per channel and seed, sd SD x that mean")
     ap.add_argument("--config", default="{}", help="JSON config overrides for both fits")
+    ap.add_argument("--intervals", type=int, default=0, metavar="N",
+                    help="also run get_effect_intervals(n_boot=N) on our fit and print how many true shares "
+                    "its 90%% intervals hold (0: skip; N refits per seed)")
+    ap.add_argument("--prior-spread", type=float, default=PRIOR_SPREAD, metavar="S",
+                    help=f"with --intervals: get_effect_intervals(prior_spread=S) (default {PRIOR_SPREAD}, "
+                    "the package's; 0: sampling variation only)")
     args = ap.parse_args(argv)
+    if args.intervals < 0 or args.intervals == 1:
+        ap.error(f"--intervals must be 0 (skip) or at least 2 refits, found {args.intervals}")
     if args.national and not (args.flighted or args.logistic):
         ap.error("--national needs --flighted or --logistic")
     if args.lagged and not args.flighted:
@@ -518,6 +530,8 @@ def main(argv: list[str] | None = None) -> int:
             line.append(f"  {label:5s} share error mean {np.abs(err).mean():.2f} max "
                         f"{np.abs(err).max():.2f} pp; root total error {root:.1f}%; media share "
                         f"of KPI {kpi_share:.3f}; errors {np.round(err, 1).tolist()}")
+            if mode == "notears" and args.intervals:
+                line.append(_interval_line(model, share, args.intervals, args.prior_spread))
             if mode == "notears":
                 national = getattr(model.graph_model_, "national", None)  # None before session 19
                 if national is not None:
@@ -540,6 +554,19 @@ def main(argv: list[str] | None = None) -> int:
             line.append(_prior_refit(df, names, controls, total, share, over, seed, args.roi_priors))
         print("\n".join(line), flush=True)
     return 0
+
+
+def _interval_line(model: DeepCausalMMM, share: np.ndarray, n_boot: int, prior_spread: float) -> str:
+    """``--intervals``: how many true total-effect shares the fit's 90% intervals hold, by identification."""
+    iv = model.get_effect_intervals(n_boot=n_boot, level=0.9, prior_spread=prior_spread)
+    true = pd.Series(share, index=iv.index)
+    held = (iv["total_share_lo"] <= true) & (true <= iv["total_share_hi"])
+    width = (iv["total_share_hi"] - iv["total_share_lo"]) * 100
+    level = model.get_identification()["level"].reindex(iv.index)
+    parts = [f"{kind} {int(held[level == kind].sum())} of {int((level == kind).sum())}"
+             for kind in ("observed", "extrapolated") if (level == kind).any()]
+    return (f"  90% intervals ({n_boot} refits, prior_spread {prior_spread}, {iv.attrs['seconds']:.0f} s) hold "
+            f"{int(held.sum())} of {len(iv)} true shares ({'; '.join(parts)}), mean width {width.mean():.2f} pp")
 
 
 def _prior_refit(df: pd.DataFrame, names: list[str], controls: pd.DataFrame | None, total: np.ndarray,
