@@ -79,20 +79,26 @@ def test_each_replicate_draws_its_own_prior_strengths(fitted):
         assert got == want
 
 
-def test_a_national_series_has_no_region_bootstrap(tmp_path, capsys):
-    """One region: every replicate would be the same fit, so zero-width intervals; refused up front."""
+def test_a_national_series_has_prior_spread_intervals_only(tmp_path, capsys):
+    """One region: without a prior spread every replicate would be the same fit (zero-width
+    intervals), refused up front; with one, the replicates differ by their priors."""
     sim = simulate_panel(1, 60, 2, seed=3)
     model = DeepCausalMMM(config=FAST).fit(sim.X, sim.y, dates=sim.dates)
-    for call in (lambda: model.get_effect_intervals(n_boot=3), lambda: model.optimize_budget(n_boot=3)):
-        with pytest.raises(DataError, match=r"`n_boot`: .* this fit has 1 \(a national series\)"):
+    for call in (lambda: model.get_effect_intervals(n_boot=3, prior_spread=0),
+                 lambda: model.optimize_budget(n_boot=3, prior_spread=0)):
+        with pytest.raises(DataError, match=r"`n_boot`: .* this fit has 1 \(a national series\), so with "
+                           r"prior_spread=0 .* Give prior_spread > 0"):
             call()
     assert model.optimize_budget().attrs["converged"]  # without n_boot the plan still works
+    iv = model.get_effect_intervals(n_boot=3)  # the default prior spread
+    assert (iv["total_share_hi"] > iv["total_share_lo"]).all() and iv.attrs["prior_spread"] == 1.4
+    assert (iv["total_share_sd"] > 0).all()
     from deepcausalmmm.cli import main
 
     path = tmp_path / "national.csv"
     sim.data.drop(columns="region").to_csv(path, index=False)
     out = tmp_path / "o"
     assert main(["fit", str(path), "--target", "kpi", "--channels", "channel_1,channel_2", "--date", "date",
-                 "--n-boot", "2", "--out", str(out)]) == 2
-    assert "--n-boot 2 needs regional data" in capsys.readouterr().err
+                 "--n-boot", "2", "--prior-spread", "0", "--out", str(out)]) == 2
+    assert "--n-boot 2 with --prior-spread 0 needs regional data" in capsys.readouterr().err
     assert not out.exists()  # refused before fitting: no partial outputs

@@ -245,10 +245,11 @@ def _fit(args: argparse.Namespace) -> int:
     named = [args.target, *channels, *controls, *spend.values(),
              *(c for c in (args.date, args.region, args.weight) if c)]
     _columns(df, named, "named", args.data)
-    if args.n_boot and (args.region is None or df[args.region].nunique() < 2):
+    if args.n_boot and args.prior_spread == 0 and (args.region is None or df[args.region].nunique() < 2):
         raise DataError(
-            f"--n-boot {args.n_boot} needs regional data: region-bootstrap intervals redraw regions, "
-            f"and {args.data} has one series. Pass --region COLUMN, or leave out --n-boot"
+            f"--n-boot {args.n_boot} with --prior-spread 0 needs regional data: region-bootstrap intervals "
+            f"redraw regions, and {args.data} has one series. Pass --region COLUMN, a --prior-spread "
+            "above 0 (each refit with its own prior strengths), or leave out --n-boot"
         )
     lift_tests = read_lift_tests(args.lift_tests, df, args.region) if args.lift_tests else None
     priors = {channel: list(_range(text, f"--roi-priors {channel}",

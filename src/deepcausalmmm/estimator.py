@@ -870,7 +870,9 @@ class DeepCausalMMM(BaseEstimator):
         ------
         DataError
             If ``n_boot < 2``, ``level`` is not in (0, 1), ``prior_spread`` is
-            negative or not finite, or the fit has one region.
+            negative or not finite, or the fit has one region and ``prior_spread``
+            is 0 (a national series has no regions to redraw: its replicates
+            differ by their prior strengths and the fit's randomness only).
         """
         check_is_fitted(self, "graph_model_")
         if int(n_boot) < 2:
@@ -878,7 +880,7 @@ class DeepCausalMMM(BaseEstimator):
                             "e.g. n_boot=20")
         _check_level(level)
         prior_spread = _check_prior_spread(prior_spread)
-        self._check_bootstrap_regions()
+        self._check_bootstrap_regions(prior_spread)
         start = time.perf_counter()
         p = self.panel_
         C = p.shape[2]
@@ -910,13 +912,16 @@ class DeepCausalMMM(BaseEstimator):
                           "seconds": time.perf_counter() - start})
         return out
 
-    def _check_bootstrap_regions(self) -> None:
-        """Raise ``DataError`` for a fit with one region: a region bootstrap has nothing to redraw."""
-        if len(self.regions_) < 2:
+    def _check_bootstrap_regions(self, prior_spread: float) -> None:
+        """Raise ``DataError`` for a fit with one region and no prior spread: every replicate would
+        be the same data with the same priors."""
+        if len(self.regions_) < 2 and prior_spread == 0:
             raise DataError(
                 f"`n_boot`: region-bootstrap replicates redraw the fitted regions, and this fit has "
-                f"{len(self.regions_)} (a national series), so every replicate would be the same fit "
-                "and the intervals would have zero width. Fit regional data, or leave out n_boot"
+                f"{len(self.regions_)} (a national series), so with prior_spread=0 every replicate would be "
+                "the same fit and the intervals would have zero width. Give prior_spread > 0 (each "
+                "replicate refits the series with its own prior strengths), fit regional data, or leave "
+                "out n_boot"
             )
 
     def _bootstrap_refits(
@@ -1282,7 +1287,7 @@ class DeepCausalMMM(BaseEstimator):
         if n_boot:
             _check_level(level)
             prior_spread = _check_prior_spread(prior_spread)
-            self._check_bootstrap_regions()
+            self._check_bootstrap_regions(prior_spread)
         if n_boot and regions is not None:
             raise DataError(
                 "`n_boot` cannot be combined with `regions`: bootstrap replicates redraw the regions; "
