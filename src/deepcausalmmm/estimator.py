@@ -71,6 +71,7 @@ BATCH_CELLS = 4_000_000  # activity cells (plans x regions x weeks x channels) e
 # on the causal panels is in the README ("Uncertainty").
 PRIOR_SPREAD = 1.4
 
+
 class DeepCausalMMM(BaseEstimator):
     """Marketing mix model: additive, identifiable, with GRU-shaped carryover.
 
