@@ -90,7 +90,17 @@ def test_a_national_series_has_prior_spread_intervals_only(tmp_path, capsys):
                            r"prior_spread=0 .* Give prior_spread > 0"):
             call()
     assert model.optimize_budget().attrs["converged"]  # without n_boot the plan still works
-    iv = model.get_effect_intervals(n_boot=3)  # the default prior spread
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = DeepCausalMMM(config=FAST).fit(sim.X, sim.y, dates=sim.dates)
+    assert any(str(w.message).startswith("graph: 1 regions x 60 weeks") for w in caught)  # the fit warns
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        iv = model.get_effect_intervals(n_boot=3)  # the default prior spread
+    assert not [w for w in caught if str(w.message).startswith("graph: ")]  # the refits do not repeat it
+    del again
     assert (iv["total_share_hi"] > iv["total_share_lo"]).all() and iv.attrs["prior_spread"] == 1.4
     assert (iv["total_share_sd"] > 0).all()
     from deepcausalmmm.cli import main

@@ -955,8 +955,11 @@ class DeepCausalMMM(BaseEstimator):
                 spend = pd.DataFrame(self.spend_[draw][rr, tt], columns=self.channels_)
                 config["calibration"]["roi_priors"] = {  # a channel no drawn region spent on has no ROI
                     c: v for c, v in priors.items() if spend[c].sum() > 0}
-            with warnings.catch_warnings():  # the fit itself warned of imprecise tests already
+            # the fit itself warned of imprecise tests and of what its graph could not learn from these
+            # data; n_boot replicates would repeat that n_boot times
+            with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="the most precise lift test", category=UserWarning)
+                warnings.filterwarnings("ignore", message="graph: ", category=UserWarning)
                 refit = DeepCausalMMM(config=config, random_state=random_state + b, device=self.device).fit(
                     X, p.y[draw][rr, tt], regions=rr, dates=p.dates[tt], controls=ctrl,
                     sample_weight=p.weight[draw][rr, tt], spend=spend, lift_tests=tests,
