@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/lift_calibration.py [--seeds 0,1,2] [--tests-per-channel 1] [--se 0.1 | --se noise] [--flighted [--empty]] [--channels a,b]
-        [--config '{"calibration": {"tested_prior": 0.3}}'] [--plan]
+        [--config '{"calibration": {"tested_prior": 0.3}}'] [--plan] [--intervals 20 [--prior-spread 1.4]]
 
 Same panels as ``causal_recovery.py`` (40 regions x 156 weeks x 8 channels,
 edges channel_1 -> channel_2 -> channel_3, channel_1 -> channel_3). For
@@ -29,6 +29,11 @@ without experiments expected before the test was run: the model's lift over
 the true lift, the noise floor ``noise_se`` over the true lift, and (on the
 package's simulator, whose KPI noise is 6% of each cell's baseline) the noise
 floor over the standard error that noise actually leaves on the test's cells.
+
+``--intervals N`` runs ``get_effect_intervals(n_boot=N, prior_spread=S)``
+(``--prior-spread S``, default the package's) on the calibrated fit (each
+refit keeps the tests) and prints how many true total-effect shares its 90%
+intervals hold.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ import torch
 
 from deepcausalmmm import DeepCausalMMM
 from deepcausalmmm.datasets import simulate_panel
+from deepcausalmmm.estimator import PRIOR_SPREAD
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from other_simulator import simulate_flighted  # noqa: E402
@@ -100,6 +106,19 @@ def score(model: DeepCausalMMM, sim: Any, root_channel: str = ROOT) -> dict[str,
     return {"mean_pp": float(err.abs().mean()), "max_pp": float(err.abs().max()), "root_pct": float(root)}
 
 
+def interval_line(model: DeepCausalMMM, sim: Any, n_boot: int, prior_spread: float) -> str:
+    """``--intervals``: how many true total-effect shares the calibrated fit's 90% intervals hold."""
+    iv = model.get_effect_intervals(n_boot=n_boot, level=0.9, prior_spread=prior_spread)
+    true = sim.truth_effects["total_share"].reindex(iv.index)
+    held = (iv["total_share_lo"] <= true) & (true <= iv["total_share_hi"])
+    width = (iv["total_share_hi"] - iv["total_share_lo"]) * 100
+    missed = ", ".join(f"{c} {100 * true[c]:.1f} not in [{100 * iv.loc[c, 'total_share_lo']:.1f}, "
+                       f"{100 * iv.loc[c, 'total_share_hi']:.1f}]" for c in iv.index[~held])
+    return (f"  calibrated fit's 90% intervals ({n_boot} refits, prior_spread {prior_spread}, "
+            f"{iv.attrs['seconds']:.0f} s) hold {int(held.sum())} of {len(iv)} true shares, mean width "
+            f"{width.mean():.2f} pp" + (f"; missed: {missed}" if missed else ""))
+
+
 @dataclass
 class FlightedSim:
     """``other_simulator.simulate_flighted``'s panel in the shape ``experiments``/``score`` read."""
@@ -134,7 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", default="{}", help="JSON config overrides for both fits")
     ap.add_argument("--plan", action="store_true",
                     help="print plan_lift_test's expectation for each experiment against the truth")
+    ap.add_argument("--intervals", type=int, default=0, metavar="N",
+                    help="get_effect_intervals(n_boot=N) on the calibrated fit: how many true shares its "
+                    "90%% intervals hold (0: skip; N refits per seed)")
+    ap.add_argument("--prior-spread", type=float, default=PRIOR_SPREAD, metavar="S",
+                    help=f"with --intervals: prior_spread of the refits (default {PRIOR_SPREAD})")
     args = ap.parse_args(argv)
+    if args.intervals < 0 or args.intervals == 1:
+        ap.error(f"--intervals must be 0 (skip) or at least 2 refits, found {args.intervals}")
     over = json.loads(args.config)
     from_noise = args.se == "noise"
     try:
@@ -192,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  worst-fitted test after calibration: {worst['channel']}, z {worst['z']:.2f}; that "
               f"channel's shared coefficient {coef[0]:.4f} -> {coef[1]:.4f}, the tested regions' mean "
               f"deviation {dev[0]:.4f} -> {dev[1]:.4f}", flush=True)
+        if args.intervals:
+            print(interval_line(calibrated, sim, args.intervals, args.prior_spread), flush=True)
     table = pd.DataFrame(rows).set_index("seed")
     table.loc["mean"] = table.mean()
     with pd.option_context("display.width", 200, "display.max_columns", 20):
