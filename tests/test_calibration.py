@@ -233,7 +233,7 @@ def test_bootstrap_replicates_carry_the_lift_tests(sim):
     assert rep["lift"].iloc[0] == pytest.approx(tests["lift"].iloc[0] * (2 * share[0] + share[2]))
     assert rep["lift_se"].iloc[0] / rep["lift"].iloc[0] == pytest.approx(0.05)
     assert model._replicate_tests(np.array([3, 4, 5, 5, 4, 3]), per_region) is None  # none drawn
-    draw, refit = next(model._bootstrap_refits(1, random_state=0))
+    draw, refit = next(model._bootstrap_refits(1, random_state=0, prior_spread=0.0))
     assert refit.lift_tests_ is not None and len(refit.lift_tests_) == 1
 
 

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .estimator import PRIOR_SPREAD, DeepCausalMMM
+from .estimator import PRIOR_SPREAD, DeepCausalMMM, _check_prior_spread
 from .exceptions import ConfigError, DataError, ModelFileError
 
 __all__ = ["main", "write_outputs", "read_lift_tests", "parse_graph"]
@@ -88,12 +88,12 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0, prior_spread
 
 
 def _prior_spread(value: float) -> float:
-    """``--prior-spread`` checked before any fit: a finite number >= 0."""
-    if not (np.isfinite(value) and value >= 0):
-        raise DataError(f"--prior-spread must be a finite number >= 0 (the sd of each bootstrap refit's log "
-                        f"multiplier on the prior strengths), found {value}; e.g. --prior-spread "
-                        f"{PRIOR_SPREAD}, or 0 for sampling variation only")
-    return value
+    """``--prior-spread`` checked before any fit, by the estimator's own rule, in the flag's words."""
+    try:
+        return _check_prior_spread(value)
+    except DataError as exc:
+        raise DataError(str(exc).replace("`prior_spread`", "--prior-spread")
+                        .replace("prior_spread=", "--prior-spread ")) from None
 
 
 def _read_csv(path: str, what: str) -> pd.DataFrame:

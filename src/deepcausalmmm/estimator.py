@@ -926,7 +926,7 @@ class DeepCausalMMM(BaseEstimator):
             )
 
     def _bootstrap_refits(
-        self, n_boot: int, random_state: int, prior_spread: float = 0.0
+        self, n_boot: int, random_state: int, prior_spread: float
     ) -> Iterator[tuple[np.ndarray, DeepCausalMMM]]:
         """``(draw [R], refit)`` per replicate: refits on regions drawn with replacement.
 
