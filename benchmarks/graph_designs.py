@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/graph_designs.py [--seeds 0,1,2,3] [--designs gaussian,chain,...] [--size 40x156x8] [--empty]
-        [--against equal_cv|negative_edges]
+        [--against equal_cv|negative_edges|dark_weeks]
 
 Each panel has region sizes (log-normal, sd 0.8), a yearly national season and
 per-channel scales; the channels' exogenous activity is drawn per design, and
@@ -43,6 +43,15 @@ ch0 -> ch1 -> ch2 -> ch3 and, for ``collider``, ch0 -> ch2 <- ch1. Designs:
   ``multiplicative flighted``: the same with ch0 in national bursts (as
   ``flighted root``); ``power``: multiplied by ``(parent / parent's
   regional mean)^w`` (linear in logs).
+- ``regional flights``: log-normal (sd 0.3), ch0 (the triangle's root)
+  flighted per region-week, dark in 40% of each region's weeks (a TV or
+  display plan bought region by region), its children always on;
+  ``regional flights lift``: the same with the children lifted in
+  proportion (as ``multiplicative``); ``flighted child lift``: ch2 (the
+  triangle's sink) dark in 40% of the region-weeks and lifted in proportion,
+  so a child is dark whenever its own part is (the pattern that, under added
+  parts, would mark it a parent: ``graph.dark_weeks`` must leave it alone).
+  Compare with ``--against dark_weeks``.
 
 ``--empty`` drops every true edge (each learned pair is then a false one).
 
@@ -66,12 +75,15 @@ from graph_confounding import add_edges, learned_pairs, panel_frame, parse_size 
 TRIANGLE = {(1, 0): 0.5, (2, 0): 0.4, (2, 1): 0.3}  # (child, parent): weight in typical-activity units
 GRAPHS = {"chain": {(1, 0): 0.5, (2, 1): 0.5, (3, 2): 0.5}, "collider": {(2, 0): 0.5, (2, 1): 0.4}}
 AGAINST = {"equal_cv": ("equal_cv off", {"equal_cv": False}),
-           "negative_edges": ("negative_edges on", {"negative_edges": True})}
+           "negative_edges": ("negative_edges on", {"negative_edges": True}),
+           "dark_weeks": ("dark_weeks off", {"dark_weeks": False})}
 DESIGNS = ("lognormal", "quiet", "mixed", "gaussian", "gaussian unequal", "chain", "collider",
            "flighted root", "gaussian budget", "reallocated", "heavy", "units", "ramps", "dropout",
            "uniform", "gamma", "exponential", "kernel", "long kernel", "multiplicative", "multiplicative flighted",
-           "power")
-FORM = {"multiplicative": "lift", "multiplicative flighted": "lift", "power": "power"}
+           "power", "regional flights", "regional flights lift", "flighted child lift")
+FORM = {"multiplicative": "lift", "multiplicative flighted": "lift", "power": "power",
+        "regional flights lift": "lift", "flighted child lift": "lift"}
+DARK = {"regional flights": 0, "regional flights lift": 0, "flighted child lift": 2}  # channel dark in 40% of cells
 KERNEL_DECAY = {"kernel": 0.5, "long kernel": 0.8}
 
 
@@ -113,6 +125,8 @@ def simulate(seed: int, design: str, R: int, T: int, C: int, empty: bool = False
     if design == "ramps":
         rate = rng.uniform(np.log(0.5), np.log(2), C)[None, :] + rng.normal(0, 0.3, (R, C))  # [R,C]
         exo *= np.exp(rate[:, None, :] * (t / T)[None, :, None])
+    if design in DARK:  # flighted per region-week: dark in 40% of each region's weeks
+        exo[:, :, DARK[design]] *= rng.random((R, T)) < 0.6
     if design == "dropout":
         for c in range(3, C):
             exo[rng.random(R) < 0.4, :, c] = 0.0

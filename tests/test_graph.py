@@ -1571,9 +1571,9 @@ def test_learned_direction_from_a_burst_channel_across_unlike_regions():
     X = pd.DataFrame({"email": email.ravel(), "search": search.ravel(), "tv": tv.ravel()})
     y = pd.Series((size * 1000 + 0.1 * search + 0.2 * tv).ravel() * rng.lognormal(0, 0.03, R * T))
 
-    def same_week(regional: bool) -> pd.DataFrame:
+    def same_week(regional: bool, dark: bool = True) -> pd.DataFrame:
         model = DeepCausalMMM(config={"training": {"epochs": 1, "polish_steps": 0},
-                                      "graph": {"regional_orientation": regional}}).fit(
+                                      "graph": {"regional_orientation": regional, "dark_weeks": dark}}).fit(
             X, y, regions=np.repeat(np.arange(R), T), dates=np.tile(weeks, R))
         edges = model.get_dag_edges()
         return edges[edges.lag == 0]
@@ -1581,5 +1581,90 @@ def test_learned_direction_from_a_burst_channel_across_unlike_regions():
     ours = same_week(True)
     assert list(zip(ours.parent, ours.child, strict=True)) == [("email", "search")]
     assert ours.direction_support.iloc[0] >= 0.95
-    pooled = same_week(False)  # the pooled score alone, as up to session 25
+    pooled = same_week(False, dark=False)  # the pooled score alone, as up to session 25
     assert list(zip(pooled.parent, pooled.child, strict=True)) == [("search", "email")]
+    # email is dark in 85% of the weeks search runs: its dark weeks alone set the direction too
+    dark = same_week(False)
+    assert list(zip(dark.parent, dark.child, dark.direction_basis, strict=True)) == [
+        ("email", "search", "dark weeks")]
+
+
+def test_dark_weeks_settle_known_answers():
+    """A parent dark in 40% of the weeks and a child that is its own part plus 0.5 of the
+    parent: the pattern settles parent -> child and never the reverse. The same pattern from a
+    child lifted in proportion (dark whenever its own part is) does not settle it as a parent:
+    the always-on channel does not move with its dark weeks. A child dark while its parent runs
+    breaks the pattern."""
+    from deepcausalmmm.components.graph import dark_weeks_settle
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    flights = rng.random(n) < 0.6
+    parent = flights * rng.gamma(3.0, 1 / 3, n) / 0.6  # mean 1, dark in 40% of the weeks
+    child = rng.lognormal(0, 0.3, n) + 0.5 * parent
+    raw = np.column_stack([parent, child / child.mean()])
+    Y = raw - raw.mean(axis=0)  # no seasons or regions to take out here
+    assert dark_weeks_settle(raw, Y, 0, 1) and not dark_weeks_settle(raw, Y, 1, 0)
+    # always-on b lifting a flighted a in proportion: a is dark while b runs, but b does not move
+    b = rng.lognormal(0, 0.3, n)
+    a = flights * rng.gamma(3.0, 1 / 3, n) * (1 + 0.8 * b / b.mean())
+    raw2 = np.column_stack([a / a.mean(), b / b.mean()])
+    Y2 = raw2 - raw2.mean(axis=0)
+    assert not dark_weeks_settle(raw2, Y2, 0, 1) and not dark_weeks_settle(raw2, Y2, 1, 0)
+    # the child dark in 5% of the parent's active weeks: not a child under added parts
+    broken = raw.copy()
+    broken[(parent > 0) & (rng.random(n) < 0.05), 1] = 0.0
+    assert not dark_weeks_settle(broken, broken - broken.mean(axis=0), 0, 1)
+    # no dark weeks at all: nothing to read
+    on = np.column_stack([child, rng.lognormal(0, 0.3, n)])
+    assert not dark_weeks_settle(on, on - on.mean(axis=0), 0, 1)
+
+
+def _regional_flights_triangle(seed: int, R: int = 20, T: int = 104, C: int = 4):
+    """Log-normal activity (sd 0.3, seasonal, region sizes) with ch0 flighted per region-week (dark
+    in 40% of each region's weeks) and the triangle ch0 -> ch1, ch0 -> ch2, ch1 -> ch2 as added
+    parts: a TV plan bought region by region driving always-on search and social."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(T)
+    size = np.exp(rng.normal(0, 0.8, R))
+    season = 1 + 0.3 * np.sin(2 * np.pi * t / 52.18)
+    exo = size[:, None, None] * season[None, :, None] * rng.uniform(50, 500, C) * rng.lognormal(0, 0.3, (R, T, C))
+    exo[:, :, 0] *= rng.random((R, T)) < 0.6
+    typical = exo.mean(axis=(0, 1))
+    x = exo.copy()
+    for child, parent, w in ((1, 0, 0.5), (2, 0, 0.4), (2, 1, 0.3)):
+        x[:, :, child] += w * typical[child] / typical[parent] * x[:, :, parent]
+    y = size[:, None] * (1000 + 30 * (x / x.mean(axis=(0, 1))).sum(-1)) * rng.normal(1, 0.03, (R, T))
+    kw = dict(regions=np.repeat(np.arange(R), T), dates=np.tile(t, R))
+    return x.reshape(R * T, C), y.reshape(-1), kw
+
+
+def test_a_parent_flighted_region_by_region_is_oriented_by_its_dark_weeks(tmp_path):
+    """The flighted root's exogenous part varies far more than its always-on children's, so the
+    equal-CV and log rules turned the whole triangle round (graph_designs.py "regional flights",
+    20 x 104 x 6: 21 false pairs and 3 of 24 edges found over eight panels without the rule, 0
+    and 24 with it). Its dark weeks orient its edges (basis "dark weeks", kept by save/load and
+    named in the plot), and the child-to-child edge is then decided again with them."""
+    truth = {("channel_0", "channel_1"), ("channel_0", "channel_2"), ("channel_1", "channel_2")}
+    quick = {"training": {"epochs": 1, "polish_steps": 0}}
+    found = reversed_without = 0
+    for seed in range(3):
+        X, y, kw = _regional_flights_triangle(seed)
+        model = DeepCausalMMM(config=quick).fit(X, y, **kw)
+        edges = model.get_dag_edges()
+        same = edges[edges.lag == 0]
+        pairs = set(zip(same.parent, same.child, strict=True))
+        assert pairs <= truth
+        found += len(pairs)
+        by_dark = same[same.direction_basis == "dark weeks"]
+        assert set(zip(by_dark.parent, by_dark.child, strict=True)) == {p for p in pairs if p[0] == "channel_0"}
+        if seed == 0:
+            loaded = DeepCausalMMM.load(model.save(tmp_path / "flights.safetensors"))
+            pd.testing.assert_frame_equal(loaded.get_dag_edges(), edges)
+            labels = [a.text for a in model.plot_dag().layout.annotations if a.text]
+            assert sum("dark weeks" in lab for lab in labels) == len(by_dark) > 0
+        off = DeepCausalMMM(config={**quick, "graph": {"dark_weeks": False}}).fit(X, y, **kw).get_dag_edges()
+        assert (off.direction_basis != "dark weeks").all()
+        reversed_without += len({(c, p) for p, c in zip(off.parent, off.child, strict=True)} & truth)
+    assert found >= 8
+    assert reversed_without >= 3

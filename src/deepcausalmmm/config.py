@@ -326,6 +326,16 @@ class GraphConfig(_Section):
         "proportion), re-deciding the group's settled same-week edges too. False: keep the "
         "score's direction however weak.",
     )
+    dark_weeks: bool = Field(
+        True,
+        description="Let the weeks in which one channel is dark while another runs settle a "
+        "same-week edge's direction: a child is active whenever its parent is (its activity is "
+        "its own part plus what the parent induces), so a channel often dark while the other "
+        "runs is the parent, provided the other's activity also falls in those weeks by about "
+        "what its slope on the first implies (else the first may be a flighted channel the other "
+        "lifts in proportion, and the other rules decide). Overrides the non-Gaussian score and "
+        "the equal-CV rule. False: those rules alone (the package up to session 32).",
+    )
     regional_orientation: bool = Field(
         True,
         description="Also compute the non-Gaussian orientation score on each region's own "

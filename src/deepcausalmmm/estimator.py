@@ -739,6 +739,10 @@ class DeepCausalMMM(BaseEstimator):
         when those CVs are within 1.25 times each other; an assumption: fix such
         edges with ``graph.roots``,
         ``graph.forbidden`` or ``graph.required`` when you know better),
+        ``"dark weeks"`` (the parent is dark in weeks the child runs, never the reverse,
+        and the child's activity moves with those weeks as the edge implies: under the
+        structural model a child is active whenever its parent is; set after the other
+        rules and overriding them, see ``graph.dark_weeks``),
         ``"time order"`` (lagged edges), ``"national"`` (an edge out of a channel
         bought nationally, learned from the week-to-week national series at any lag,
         where a plan that moves channels together looks the same as influence; see
@@ -757,6 +761,8 @@ class DeepCausalMMM(BaseEstimator):
                 return "time order"
             if g.direction is None or np.isnan(g.direction[i, j]):
                 return "given"
+            if g.dark is not None and g.dark[i, j]:
+                return "dark weeks"
             return "equal-cv" if g.assumed is not None and g.assumed[i, j] else "non-gaussian"
 
         rows = [(self.channels_[i], self.channels_[j], lag, w,
@@ -1774,7 +1780,7 @@ class DeepCausalMMM(BaseEstimator):
     def plot_dag(self) -> go.Figure:
         """The channel graph the model holds (plotly figure, not shown); edges acting after a
         lag say so in their label (``lag 1``), edges oriented by the equal-CV rule say
-        ``equal-cv``; channels bought nationally are diamonds, and edges learned from the national
+        ``equal-cv`` and those oriented by their dark weeks ``dark weeks``; channels bought nationally are diamonds, and edges learned from the national
         series (``direction_basis`` "national" in :meth:`get_dag_edges`) say ``national``."""
         check_is_fitted(self, "graph_")
         g = self.graph_model_
@@ -1790,9 +1796,11 @@ class DeepCausalMMM(BaseEstimator):
         national = [] if g.national is None else [c for c, f in zip(self.channels_, g.national, strict=True) if f]
         edges = self.get_dag_edges()
         learned_nationally = edges[edges.direction_basis == "national"]
+        by_dark = edges[edges.direction_basis == "dark weeks"]
         return dag_figure(self.graph_, self.graph_roots_, direction=direction, lags=lags, assumed=assumed,
                           national=national,
-                          national_edges=list(zip(learned_nationally.parent, learned_nationally.child, strict=True)))
+                          national_edges=list(zip(learned_nationally.parent, learned_nationally.child, strict=True)),
+                          dark_edges=list(zip(by_dark.parent, by_dark.child, strict=True)))
 
     def save_report(self, path: str | Path) -> Path:
         """Write one self-contained HTML report (opens offline); returns the path.
@@ -1956,7 +1964,7 @@ class DeepCausalMMM(BaseEstimator):
                 own_lags=g.own_lags, cycle_test=g.regional_cycles, shared_driver=g.shared_driver,
                 equal_cv=g.equal_cv, negative_edges=g.negative_edges, national=g.national,
                 names=ch, controls=panel.control_values if g.adjust_controls else None,
-                regional_orientation=g.regional_orientation,
+                regional_orientation=g.regional_orientation, dark_weeks=g.dark_weeks,
             )
         except ValueError as exc:  # e.g. required edges that form a cycle
             raise ConfigError(f"config section 'graph': {exc}") from None

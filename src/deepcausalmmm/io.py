@@ -70,6 +70,7 @@ def save_model(model: Any, path: Path) -> Path:
         "graph.direction": _direction_array(model.graph_model_),
         "graph.assumed": _assumed_array(model.graph_model_),
         "graph.national": _national_array(model.graph_model_),
+        "graph.dark": _dark_array(model.graph_model_),
         "panel.spend": model.spend_,
         **model.scaler_.to_arrays(),
     }
@@ -205,7 +206,7 @@ def load_model(cls: Any, path: Path) -> Any:
     model.spend_ = arr["panel.spend"]
     model.graph_model_ = ChannelGraph(arr["graph.weights"], tuple(channels.index(c) for c in roots),
                                       arr.get("graph.direction"), _assumed_from(arr.get("graph.assumed")),
-                                      _national_from(arr.get("graph.national")))
+                                      _national_from(arr.get("graph.national")), _dark_from(arr.get("graph.dark")))
     model.graph_seconds_ = 0.0
     model._set_graph_frames()
     model._set_forecast_anchor()
@@ -252,6 +253,16 @@ def _national_from(stored: np.ndarray | None) -> np.ndarray | None:
     if stored is None or np.asarray(stored).size == 0:
         return None
     return np.asarray(stored).astype(bool)
+
+
+def _dark_array(graph: ChannelGraph) -> np.ndarray:
+    C = graph.n_channels
+    return (graph.dark if graph.dark is not None else np.zeros((C, C), dtype=bool)).astype(np.uint8)
+
+
+def _dark_from(stored: np.ndarray | None) -> np.ndarray | None:
+    """The dark-weeks orientation marks (absent from files saved before session 33)."""
+    return None if stored is None else np.asarray(stored).astype(bool)
 
 
 def _assumed_from(stored: np.ndarray | None) -> np.ndarray | None:

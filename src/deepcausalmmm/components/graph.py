@@ -89,6 +89,12 @@ class ChannelGraph:
         national series, where a coordinated media plan looks the same as
         influence. None where the graph was not learned (``mode="none"``, one
         channel, too few region-weeks), so nothing was checked.
+    dark : ndarray ``[C, C]`` of bool or None
+        True for the learned contemporaneous edges whose direction their dark
+        weeks set (:func:`dark_weeks_settle`: the parent is dark in weeks the
+        child runs, never the reverse, and the child's activity moves with the
+        parent's dark weeks as the edge implies). None for files saved before
+        session 33.
     """
 
     weights: np.ndarray
@@ -96,6 +102,7 @@ class ChannelGraph:
     direction: np.ndarray | None = None  # [C,C] support of i -> j over region resamples
     assumed: np.ndarray | None = None  # [C,C] bool: direction from the equal-CV rule
     national: np.ndarray | None = None  # [C] bool: bought nationally; edges from them learned nationally
+    dark: np.ndarray | None = None  # [C,C] bool: direction set by the dark weeks
 
     @property
     def n_channels(self) -> int:
@@ -422,6 +429,71 @@ DIRECTION_SETTLED = 0.95  # direction support at which the non-Gaussian orientat
 TIE_BREAK_MAX = 8  # unsettled same-week edges whose directions are searched jointly
 CV_SPREAD_MAX = 1.25  # largest / smallest implied exogenous CV under which equal CVs are plausible
 MIN_DOF = 50  # residual degrees of freedom each channel's equation needs before edges are learned
+DARK_LEVEL = 0.02  # activity under this share of its region's mean counts as dark
+DARK_SHARE = 0.1  # share of a channel's active cells in which its candidate parent must be dark
+DARK_BREACH = 0.01  # share of the parent's active cells in which its child may be dark
+DARK_SHIFT = 0.5  # the child's shift with the parent's dark weeks, as a share of what its slope implies
+DARK_T = 3.0  # t value that shift needs
+DARK_MIN_CELLS = 30  # cells of each kind (parent dark, parent active) the rule needs
+
+
+def dark_weeks_settle(raw: np.ndarray, Y: np.ndarray, a: int, b: int) -> bool:
+    """Whether the dark weeks settle the same-week edge ``a -> b``.
+
+    Under the structural model each channel's activity is its exogenous part (never negative)
+    plus what its parents induce, so a child ``b`` of ``a`` is active whenever ``a`` is: weeks
+    in which ``a`` is dark while ``b`` runs say nothing against ``a -> b``, but rule out
+    ``b -> a`` (``a`` would carry ``b``'s induced part). The pattern alone also fits ``b``
+    lifting a flighted ``a`` in proportion (a child dark whenever its own exogenous part is),
+    so the edge is settled only where ``b`` also moves with ``a``'s dark weeks as ``a -> b``
+    implies: ``b``'s mean (``Y``: within-region, de-trended activity rows ``[N,C]``) differs
+    between ``a``'s active and dark weeks by at least ``DARK_SHIFT`` of what its slope on ``a``
+    over the active weeks predicts, with ``|t| >= DARK_T``. ``raw`` ``[N,C]``: the same rows'
+    activity over each region's mean (darkness is read there)."""
+    a_on, b_on = raw[:, a] > DARK_LEVEL, raw[:, b] > DARK_LEVEL
+    off = ~a_on & b_on  # a dark while b runs
+    n_on, n_off = int(a_on.sum()), int(off.sum())
+    if n_off < max(DARK_SHARE * b_on.sum(), DARK_MIN_CELLS) or n_on < DARK_MIN_CELLS:
+        return False
+    if (a_on & ~b_on).sum() > DARK_BREACH * n_on:
+        return False
+    ya, yb = Y[:, a], Y[:, b]
+    ya_on, yb_on = ya[a_on], yb[a_on]
+    var_on = float(ya_on.var())
+    if var_on <= 1e-12:
+        return False
+    slope = float(np.mean((ya_on - ya_on.mean()) * (yb_on - yb_on.mean()))) / var_on
+    implied = slope * float(ya_on.mean() - ya[off].mean())
+    shift = float(yb_on.mean() - yb[off].mean())
+    se = float(np.sqrt(yb_on.var() / n_on + yb[off].var() / n_off))
+    return implied > 0 and se > 0 and shift / se >= DARK_T and shift >= DARK_SHIFT * implied
+
+
+def _dark_weeks(W0: np.ndarray, raw: np.ndarray, Y: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Same-week edges of ``W0`` ``[C,C]`` whose direction their dark weeks settle
+    (:func:`dark_weeks_settle`), turned where it runs the other way and the turn leaves the
+    graph acyclic; ``free`` ``[C,C]``: pairs whose direction is not given. Applied after the
+    other orientation rules: the pattern is a constraint of the structural model, which the
+    non-Gaussian score (a child lifted in proportion reads as the cause) and the equal-CV and
+    log rules (a flighted parent's exogenous part varies far more than an always-on child's)
+    can contradict. Returns the graph and the settled edges."""
+    W = W0.copy()
+    settled: list[tuple[int, int]] = []
+    for i, j in zip(*np.nonzero(W0), strict=True):
+        i, j = int(i), int(j)
+        if not (free[i, j] and free[j, i]):
+            continue
+        if dark_weeks_settle(raw, Y, i, j):
+            settled.append((i, j))
+        elif dark_weeks_settle(raw, Y, j, i):
+            turned = W.copy()
+            turned[j, i], turned[i, j] = W[i, j], 0.0
+            if topological_order(turned) is not None:
+                W = turned
+                settled.append((j, i))
+    return W, settled
+
+
 
 
 def _residual_dof(observed: np.ndarray, lags: int, n_channels: int) -> int:
@@ -1086,6 +1158,7 @@ def learn_graph(
     names: Sequence[str] | None = None,
     controls: np.ndarray | None = None,
     regional_orientation: bool = True,
+    dark_weeks: bool = True,
 ) -> ChannelGraph:
     """Learn (``mode="notears"``) or estimate (``"fixed"``) the channel graph.
 
@@ -1118,7 +1191,9 @@ def learn_graph(
     marks them (``ChannelGraph.national``). ``controls`` ``[R,T,K]``: the fit's controls, with
     the squares of continuous ones partialled out of the activity (:func:`_prepare_both`; None:
     none). ``regional_orientation``: the score on region-standardised activity may set a
-    same-week direction (:class:`_PairMoments`). ``names``: channel names for warnings. Returns
+    same-week direction (:class:`_PairMoments`). ``dark_weeks``: a same-week edge whose parent is
+    dark in weeks its child runs, never the reverse, is oriented by that (:func:`_dark_weeks`,
+    after the other rules and over them). ``names``: channel names for warnings. Returns
     weights in region-scaled activity units, lags 0..``max_lag``.
     """
     for what, mask in (("graph.required", required), ("graph.edges (mode='fixed')", fixed)):
@@ -1130,7 +1205,7 @@ def learn_graph(
     opt = _GraphOptions(mode, max_lag, lambda1, threshold, forbidden, required, roots, fixed, min_t,
                         lag_min_t, own_lags, cycle_test, shared_driver, equal_cv, negative_edges, national,
                         tuple(names) if names is not None else None,
-                        _control_terms(controls), regional_orientation)
+                        _control_terms(controls), regional_orientation, dark_weeks)
     dark = observed & ~(scaled != 0).any(axis=2)  # [R,T]
     if mode != "notears" or not dark.any() or scaled.shape[2] < 2:
         return _learn_graph_on(scaled, observed, phase, opt)
@@ -1170,6 +1245,7 @@ class _GraphOptions:
     names: tuple[str, ...] | None = None  # channel names for messages (positions when None)
     controls: np.ndarray | None = None  # [R,T,K] the fit's controls, partialled out
     regional_orientation: bool = True  # the region-standardised score may override (_PairMoments)
+    dark_weeks: bool = True  # dark weeks may settle same-week directions (dark_weeks_settle)
 
 
 def _learn_graph_on(scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray, opt: _GraphOptions) -> ChannelGraph:
@@ -1252,7 +1328,9 @@ def _learn_graph_on(scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray,
 
         spec = (group, P, L, lambda1, threshold, forbidden, required, roots, fixed, min_t, mode, equal_cv,
                 negative_edges, lag_min_t, log_rows, absorbed, opt.regional_orientation)
-        weights, direction, assumed = _learn(Y, X, *spec)
+        # the same rows' activity over each region's mean, where dark weeks are read
+        raw = _design(scaled, observed, P)[0] if opt.dark_weeks else None
+        weights, direction, assumed, dark = _learn(Y, X, *spec, raw=raw)
         if mode == "notears":
             # A driver every channel shares (a regional budget) links every pair alike. When the
             # data show one, the graph learned without it is kept if it is the sparser one (on
@@ -1260,9 +1338,9 @@ def _learn_graph_on(scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray,
             # create as many links as it removes).
             adjusted = _without_shared_driver(X, C, national) if shared_driver else None
             if adjusted is not None:
-                again = _learn(adjusted[:, :C], adjusted, *spec)
+                again = _learn(adjusted[:, :C], adjusted, *spec, raw=raw)
                 if _linked_pairs(again[0], required) < _linked_pairs(weights, required):
-                    weights, direction, assumed = again
+                    weights, direction, assumed, dark = again
         if involve.any():
             weights = weights + _national_pass(full, observed, phase, national, national_spec, opt, P, L)
             # the two passes' same-week edges together could close a cycle: drop its weakest
@@ -1271,7 +1349,7 @@ def _learn_graph_on(scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray,
             message = dense_graph_message(weights, national_spec[1])
             if message:
                 warnings.warn(f"graph: {message}", UserWarning, stacklevel=5)
-        return ChannelGraph(weights, tuple(roots), direction, assumed, national)
+        return ChannelGraph(weights, tuple(roots), direction, assumed, national, dark)
 
 
 def _without_shared_driver(X: np.ndarray, C: int, national: np.ndarray) -> np.ndarray | None:
@@ -1367,7 +1445,7 @@ def _national_pass(
         )
         return np.zeros((L + 1, C, C))
     forbid = ~allowed & ~np.eye(C, dtype=bool)
-    weights, _, _ = _learn(
+    weights, _, _, _ = _learn(
         Y, X, group, P, L, opt.lambda1, opt.threshold, forbid, required & involve, opt.roots,
         None if fixed is None else allowed, opt.min_t, opt.mode, False, opt.negative_edges,
         opt.lag_min_t if opt.mode == "notears" else None, None, taken,
@@ -1379,10 +1457,12 @@ def _learn(
     Y: np.ndarray, X: np.ndarray, group: np.ndarray, P: int, L: int, lambda1: float, threshold: float,
     forbidden: np.ndarray, required: np.ndarray, roots: tuple[int, ...], fixed: np.ndarray | None,
     min_t: float, mode: str, equal_cv: bool, negative_edges: bool = False, lag_min_t: float | None = None,
-    log_rows: LogRows | None = None, absorbed: int = 0, regional: bool = True,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Weights ``[L+1,C,C]`` (region-scaled units), direction support and the same-week edges
-    oriented by the equal-CV rule (``[C,C]`` bool), from the lagged design (targets ``Y``
+    log_rows: LogRows | None = None, absorbed: int = 0, regional: bool = True, raw: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Weights ``[L+1,C,C]`` (region-scaled units), direction support, the same-week edges
+    oriented by the equal-CV rule and those oriented by their dark weeks (``[C,C]`` bool each;
+    ``raw``: the rows' activity over each region's mean, None to skip that rule,
+    :func:`_dark_weeks`), from the lagged design (targets ``Y``
     ``[N,C]`` in region-scaled units, ``X`` ``[N,C*(P+1)]``, region of each row ``group``;
     ``absorbed``: degrees of freedom the preparation took, out of the t values' variance;
     ``regional``: the region-standardised orientation score may override the pooled one,
@@ -1406,6 +1486,7 @@ def _learn(
     if negative_edges or mode == "fixed":
         signed[:] = True
     assumed = np.zeros((C, C), dtype=bool)  # same-week pairs oriented by the equal-CV rule
+    dark = np.zeros((C, C), dtype=bool)  # same-week pairs oriented by their dark weeks
     agree: dict[tuple[int, int], float] = {}  # direction support of each free same-week edge
     if mode == "fixed":
         assert fixed is not None
@@ -1438,15 +1519,41 @@ def _learn(
             support |= extra
             if extra[0].any():
                 W0 = _orient(np.where(extra[0], W2[0], W0), pairs, allowed[0], required)
-        free = [(int(i), int(j)) for i, j in zip(*np.nonzero(W0), strict=True)
-                if allowed[0][i, j] and allowed[0][j, i] and not (required[i, j] or required[j, i])]
-        agree = {e: pairs.support(*e) for e in free}
-        ambiguous = sorted((e for e in free if equal_cv and agree[e] < DIRECTION_SETTLED),
-                           key=lambda e: agree[e], reverse=True)
-        if ambiguous:
-            W0, applied = _tie_break(W0, Y, ambiguous, log_rows, free, allowed[0] & ~required.T, min_t)
-            for i, j in applied:
-                assumed[i, j] = assumed[j, i] = True
+        unconstrained = allowed[0] & allowed[0].T & ~required & ~required.T  # [C,C]
+
+        def settle(W: np.ndarray, given: Sequence[tuple[int, int]] = ()) -> tuple[np.ndarray, list[tuple[int, int]]]:
+            """The equal-CV and log rules (:func:`_tie_break`) on the same-week edges of ``W``
+            whose direction neither the score settled nor ``given`` (dark weeks) fixes."""
+            free = [(int(i), int(j)) for i, j in zip(*np.nonzero(W), strict=True) if unconstrained[i, j]]
+            undecided = [e for e in free if e not in given]
+            agree.update({e: pairs.support(*e) for e in free})
+            ambiguous = sorted((e for e in undecided if equal_cv and agree[e] < DIRECTION_SETTLED),
+                               key=lambda e: agree[e], reverse=True)
+            if not ambiguous:
+                return W, []
+            return _tie_break(W, Y, ambiguous, log_rows, undecided, allowed[0] & ~required.T, min_t)
+
+        scored = W0  # the non-Gaussian score's directions
+        W0, applied = settle(scored)
+        if raw is not None:
+            turned, settled = _dark_weeks(W0, raw, Y, unconstrained)
+            set_by_rules = {e for e in applied if W0[e] != 0}
+            coin_flips = [(int(i), int(j)) for i, j in zip(*np.nonzero(W0 * unconstrained), strict=True)
+                          if (i, j) not in set_by_rules and agree.get((int(i), int(j)), 1.0) < DIRECTION_SETTLED]
+            if settled and (any(W0[i, j] == 0 for i, j in settled) or (equal_cv and coin_flips)):
+                # the dark weeks turned an edge the other rules had set (and with it those rules
+                # may have set the rest of its group), or the rules left unsettled edges to the
+                # score's coin flip (a flighted channel's exogenous part varies far more than the
+                # rest, so the group's CVs were unlike): decide those again with the dark weeks'
+                # directions given
+                start = scored.copy()
+                for i, j in settled:
+                    start[i, j], start[j, i] = start[i, j] + start[j, i], 0.0
+                W0, applied = settle(start, settled) if topological_order(start) is not None else (turned, [])
+            for i, j in settled:
+                dark[i, j] = dark[j, i] = True
+        for i, j in applied:
+            assumed[i, j] = assumed[j, i] = not dark[i, j]
         support[0] = _break_cycles(W0, required) != 0
     keep = np.zeros_like(support)
     keep[0] = required
@@ -1470,7 +1577,7 @@ def _learn(
             if allowed[0][i, j] and allowed[0][j, i] and not (required[i, j] or required[j, i]):
                 e = (int(i), int(j))  # same resamples as before the refit: reuse what was computed
                 direction[i, j] = agree[e] if e in agree else pairs.support(*e)
-    return weights, direction, assumed & (weights[0] != 0)
+    return weights, direction, assumed & (weights[0] != 0), dark & (weights[0] != 0)
 
 
 def edge_mask(channels: Sequence[str], pairs: Sequence[tuple[str, str]]) -> np.ndarray:

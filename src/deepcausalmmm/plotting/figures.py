@@ -58,6 +58,7 @@ def dag_figure(
     assumed: pd.DataFrame | None = None,
     national: Sequence[str] = (),
     national_edges: Sequence[tuple[str, str]] = (),
+    dark_edges: Sequence[tuple[str, str]] = (),
 ) -> go.Figure:
     """Channel graph on a circle; arrows parent -> child labelled with their weight.
 
@@ -78,9 +79,11 @@ def dag_figure(
     national : channels bought nationally (drawn as diamonds).
     national_edges : (parent, child) pairs learned from the national series (labelled
         ``national``; ``direction_basis`` "national" in ``get_dag_edges``).
+    dark_edges : (parent, child) pairs whose direction their dark weeks set (labelled
+        ``dark weeks`` and drawn black whatever the score's support).
     """
     names = list(adjacency.index)
-    national_set, national_pairs = set(national), set(national_edges)
+    national_set, national_pairs, dark_pairs = set(national), set(national_edges), set(dark_edges)
     n = len(names)
     pos = {
         name: (math.cos(2 * math.pi * i / max(n, 1)), math.sin(2 * math.pi * i / max(n, 1)))
@@ -99,13 +102,15 @@ def dag_figure(
             note = "" if math.isnan(d) else f"direction {d:.2f}"
             if note and assumed is not None and bool(assumed.loc[parent, child]):
                 note += ", equal-cv"
+            if (parent, child) in dark_pairs:
+                note += ", dark weeks"
             if (parent, child) in national_pairs:
                 note = "national"
             label = f"{w:.2f} ({note})" if note else f"{w:.2f}"
             at = list(lags.loc[parent, child]) if lags is not None else [0]
             if at != [0]:
                 label += f", lag{'s' if len(at) > 1 else ''} {', '.join(map(str, at))}"
-            colour = "grey" if not math.isnan(d) and d < 0.8 else "black"
+            colour = "grey" if not math.isnan(d) and d < 0.8 and (parent, child) not in dark_pairs else "black"
             fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y",
                                showarrow=True, arrowhead=3, arrowwidth=1 + 3 * min(abs(w), 1.0),
                                arrowcolor=colour, standoff=14, startstandoff=14)
