@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/other_simulator.py [--seeds 0,1] [--linear | --flighted [--lagged] [--lift] [--multiplicative] | --logistic | --holidays [--holiday-control]] [--national] [--empty] [--roi-priors SD] [--intervals 20 [--prior-spread 1.4]] [--config '{"regularization": {"l2": 1e-4}}']
+    python benchmarks/other_simulator.py [--seeds 0,1] [--linear | --flighted [--lagged] [--lift] [--multiplicative] [--regional-flights] | --logistic | --holidays [--holiday-control]] [--national] [--empty] [--roi-priors SD] [--intervals 20 [--prior-spread 1.4]] [--config '{"regularization": {"l2": 1e-4}}']
 
 The package's simulator shares design choices with the model (two-stage
 carryover, Hill curves relative to each region's typical activity). This one
@@ -41,6 +41,9 @@ own, mediation through lag kernels, response per head of population, and two
 holiday weeks a year that lift the KPI; the model gets only the price
 control unless ``--holiday-control`` adds the holiday weeks (see
 :func:`simulate_holidays`); root tv.
+``--regional-flights`` (with ``--flighted``, session 33) draws the flighted
+channels' bursts and gaps per region (a plan bought region by region, each
+region dark in its own weeks) instead of one national plan.
 ``--national`` (with ``--flighted`` or ``--logistic``) buys tv and radio
 nationally: the same relative plan in every region, no region-week
 variation (the graph then learns their edges from the national series).
@@ -162,7 +165,7 @@ FLIGHTED_LAGS = {(1, 0): 1, (2, 0): 2}  # --lagged: (child, parent) -> weeks; tv
 
 def simulate_flighted(seed: int, empty: bool = False, R: int = 40, T: int = 156, noise: float = 0.06,
                       lagged: bool = False, lift: bool = False, national_buys: bool = False,
-                      multiplicative: bool = False, truth: dict | None = None):
+                      multiplicative: bool = False, regional_flights: bool = False, truth: dict | None = None):
     """The ``--flighted`` design: long table, names, true totals ``[C]``, true media share, and
     ``true_lift(channel, regions, start, end)``: the KPI lost over those region-weeks when the
     channel is switched off in them (its induced activity in children removed too).
@@ -171,29 +174,42 @@ def simulate_flighted(seed: int, empty: bool = False, R: int = 40, T: int = 156,
     responses (a log-scale model, as Meridian's and Robyn's multiplicative options), so a channel's
     effect in KPI units moves with the baseline's trend, season and price, and channels interact:
     the true totals (each from its own do(channel = 0)) then sum to more than the media part of the
-    KPI. The same draws otherwise. ``truth`` (a dict, if given) receives the oracle's inputs
+    KPI. The same draws otherwise. ``regional_flights``: the flighted channels' bursts and gaps
+    drawn per region (each region's own plan, from a stream of their own; the rest of the draws
+    the same). ``truth`` (a dict, if given) receives the oracle's inputs
     (:func:`record_truth`; not with ``multiplicative``, whose channel parts do not add up)."""
     rng = np.random.default_rng(seed)
     C = len(FLIGHTED)
     size = np.exp(rng.normal(0.0, 0.8, R))  # [R]
     t = np.arange(T)
     plan = np.empty((T, C))
+    seasons = np.empty((T, C))
+
+    def bursts(draw: np.random.Generator) -> np.ndarray:
+        """``[T]``: bursts of 3-8 weeks at 0.6-1.4, gaps of 2-7 weeks."""
+        on, k = np.zeros(T), 0
+        while k < T:
+            k += int(draw.integers(2, 8))  # gap
+            n = int(draw.integers(3, 9))  # burst length
+            on[k:k + n] = draw.uniform(0.6, 1.4)
+            k += n
+        return on
+
     for c in range(C):
-        season = 1 + 0.4 * np.sin(2 * np.pi * t / 52.18 + rng.uniform(0, 2 * np.pi))  # [T]
+        seasons[:, c] = 1 + 0.4 * np.sin(2 * np.pi * t / 52.18 + rng.uniform(0, 2 * np.pi))  # [T]
         if FLIGHTED[c] in ("tv", "video", "radio", "ooh"):
-            on, k = np.zeros(T), 0
-            while k < T:
-                k += int(rng.integers(2, 8))  # gap
-                n = int(rng.integers(3, 9))  # burst length
-                on[k:k + n] = rng.uniform(0.6, 1.4)
-                k += n
-            plan[:, c] = season * on
+            plan[:, c] = seasons[:, c] * bursts(rng)
         else:
-            plan[:, c] = season * rng.lognormal(0.0, 0.15, T)
+            plan[:, c] = seasons[:, c] * rng.lognormal(0.0, 0.15, T)
+    plan = np.broadcast_to(plan, (R, T, C)).copy()  # [R,T,C]
+    if regional_flights:
+        own = np.random.default_rng([seed, 1])
+        for c in (FLIGHTED.index(n) for n in ("tv", "video", "radio", "ooh")):
+            plan[:, :, c] = seasons[None, :, c] * np.stack([bursts(own) for _ in range(R)])
     regional = rng.lognormal(0.0, 0.3, (R, T, C))  # [R,T,C]
     if national_buys:
         regional[:, :, [FLIGHTED.index("tv"), FLIGHTED.index("radio")]] = 1.0
-    exo = size[:, None, None] * plan[None] * regional * rng.uniform(50, 500, C)  # [R,T,C]
+    exo = size[:, None, None] * plan * regional * rng.uniform(50, 500, C)  # [R,T,C]
     typical = exo.mean(axis=(0, 1))  # [C]
     edges = {} if empty else FLIGHTED_EDGES
     lags = FLIGHTED_LAGS if lagged else {}
@@ -473,6 +489,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--multiplicative", action="store_true",
                     help="with --flighted: the KPI is the baseline times exp(summed responses), "
                     "a log-scale model in which channels interact")
+    ap.add_argument("--regional-flights", action="store_true",
+                    help="with --flighted: tv, video, radio and ooh flighted region by region (each "
+                    "region's own bursts and gaps) instead of nationally")
     ap.add_argument("--national", action="store_true",
                     help="with --flighted or --logistic: tv and radio bought nationally (the same "
                     "relative plan in every region, no region-week variation)")
@@ -498,6 +517,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--lift needs --flighted")
     if args.multiplicative and not args.flighted:
         ap.error("--multiplicative needs --flighted")
+    if args.regional_flights and (not args.flighted or args.national):
+        ap.error("--regional-flights needs --flighted (and not --national)")
     if args.holiday_control and not args.holidays:
         ap.error("--holiday-control needs --holidays")
     over = json.loads(args.config)
@@ -506,7 +527,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.flighted:
             df, names, total, media_share, _ = simulate_flighted(seed, empty=args.empty, lagged=args.lagged,
                                                                  lift=args.lift, national_buys=args.national,
-                                                                 multiplicative=args.multiplicative, truth=truth)
+                                                                 multiplicative=args.multiplicative,
+                                                                 regional_flights=args.regional_flights, truth=truth)
             controls = df[["price"]]
         elif args.logistic:
             df, names, total, media_share = simulate_logistic(seed, empty=args.empty,

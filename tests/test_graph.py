@@ -1620,6 +1620,20 @@ def test_dark_weeks_settle_known_answers():
     assert not dark_weeks_settle(on, on - on.mean(axis=0), 0, 1)
 
 
+def test_added_part_tells_added_from_proportional_lifts():
+    """Known answer: a parent that adds to its child leaves the child's own movements alike in its
+    active and dark weeks; one that lifts it in proportion (1 + parent) doubles them or more."""
+    from deepcausalmmm.components.graph import added_part
+
+    rng = np.random.default_rng(1)
+    n = 4000
+    parent = (rng.random(n) < 0.6) * rng.gamma(3.0, 1 / 3, n) / 0.6
+    own = rng.lognormal(0, 0.3, n)
+    for child, added in ((own + 0.5 * parent, True), (own * (1 + parent), False)):
+        raw = np.column_stack([parent, child / child.mean()])
+        assert added_part(raw, raw - raw.mean(axis=0), 0, 1) is added
+
+
 def _regional_flights_triangle(seed: int, R: int = 20, T: int = 104, C: int = 4):
     """Log-normal activity (sd 0.3, seasonal, region sizes) with ch0 flighted per region-week (dark
     in 40% of each region's weeks) and the triangle ch0 -> ch1, ch0 -> ch2, ch1 -> ch2 as added
@@ -1666,5 +1680,5 @@ def test_a_parent_flighted_region_by_region_is_oriented_by_its_dark_weeks(tmp_pa
         off = DeepCausalMMM(config={**quick, "graph": {"dark_weeks": False}}).fit(X, y, **kw).get_dag_edges()
         assert (off.direction_basis != "dark weeks").all()
         reversed_without += len({(c, p) for p, c in zip(off.parent, off.child, strict=True)} & truth)
-    assert found >= 8
+    assert found == 9  # the children's pair too: scored again without the flighted parent
     assert reversed_without >= 3

@@ -334,7 +334,9 @@ class GraphConfig(_Section):
         "runs is the parent, provided the other's activity also falls in those weeks by about "
         "what its slope on the first implies (else the first may be a flighted channel the other "
         "lifts in proportion, and the other rules decide). Overrides the non-Gaussian score and "
-        "the equal-CV rule. False: those rules alone (the package up to session 32).",
+        "the equal-CV rule; pairs of channels such a parent adds to are then scored again with "
+        "it partialled out (a common flighted parent is the least Gaussian part of both). False: "
+        "those rules alone (the package up to session 32).",
     )
     regional_orientation: bool = Field(
         True,

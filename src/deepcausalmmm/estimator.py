@@ -731,7 +731,9 @@ class DeepCausalMMM(BaseEstimator):
         of region bootstrap resamples whose non-Gaussian orientation score agrees
         with the edge's direction (the score on the activity pooled over regions, or,
         where it is settled the other way, the score on each region's own
-        standardised activity); near 0.5 that score does not tell the direction.
+        standardised activity; for two channels with a parent that their dark weeks
+        oriented, the score with that parent partialled out); near 0.5 that score does not
+        tell the direction.
         ``direction_basis`` says what set it: ``"non-gaussian"`` (the score; support
         at least 0.95, or below where the equal-CV rule's implied CVs were unlike),
         ``"equal-cv"`` (support below 0.95: the orientation under which the

@@ -471,27 +471,87 @@ def dark_weeks_settle(raw: np.ndarray, Y: np.ndarray, a: int, b: int) -> bool:
 
 def _dark_weeks(W0: np.ndarray, raw: np.ndarray, Y: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Same-week edges of ``W0`` ``[C,C]`` whose direction their dark weeks settle
-    (:func:`dark_weeks_settle`), turned where it runs the other way and the turn leaves the
-    graph acyclic; ``free`` ``[C,C]``: pairs whose direction is not given. Applied after the
-    other orientation rules: the pattern is a constraint of the structural model, which the
-    non-Gaussian score (a child lifted in proportion reads as the cause) and the equal-CV and
-    log rules (a flighted parent's exogenous part varies far more than an always-on child's)
-    can contradict. Returns the graph and the settled edges."""
+    (:func:`dark_weeks_settle`), turned where they run the other way and the turns leave the
+    graph acyclic (tried again after other turns, which can open the way); ``free`` ``[C,C]``:
+    pairs whose direction is not given. Applied after the other orientation rules: the pattern
+    is a constraint of the structural model, which the non-Gaussian score (a child lifted in
+    proportion reads as the cause) and the equal-CV and log rules (a flighted parent's exogenous
+    part varies far more than an always-on child's) can contradict. Returns the graph and the
+    settled edges (as they run in it)."""
     W = W0.copy()
-    settled: list[tuple[int, int]] = []
+    want: list[tuple[int, int]] = []
     for i, j in zip(*np.nonzero(W0), strict=True):
         i, j = int(i), int(j)
         if not (free[i, j] and free[j, i]):
             continue
         if dark_weeks_settle(raw, Y, i, j):
-            settled.append((i, j))
+            want.append((i, j))
         elif dark_weeks_settle(raw, Y, j, i):
+            want.append((j, i))
+    pending = [(i, j) for i, j in want if W[i, j] == 0]
+    while pending:
+        left = []
+        for i, j in pending:
             turned = W.copy()
-            turned[j, i], turned[i, j] = W[i, j], 0.0
+            turned[i, j], turned[j, i] = W[j, i], 0.0
             if topological_order(turned) is not None:
                 W = turned
-                settled.append((j, i))
-    return W, settled
+            else:
+                left.append((i, j))
+        if len(left) == len(pending):
+            break
+        pending = left
+    return W, [(i, j) for i, j in want if W[i, j] != 0]
+
+
+DARK_ADDED = 1.25  # a child's residual variance in its parent's active weeks over its dark weeks, at most
+
+
+def added_part(raw: np.ndarray, Y: np.ndarray, p: int, c: int) -> bool:
+    """Whether parent ``p`` adds to child ``c`` rather than lifting it in proportion: the child's
+    variance left by its slope on ``p`` in ``p``'s active weeks (``raw`` over ``DARK_LEVEL``) is at
+    most ``DARK_ADDED`` times its variance in ``p``'s dark weeks (``Y``: prepared rows ``[N,C]``).
+    A lift multiplies the child's own movements in the active weeks (simulated: 1.8-2.2 times;
+    added parts 0.5-0.75)."""
+    on = raw[:, p] > DARK_LEVEL
+    if on.sum() < DARK_MIN_CELLS or (~on).sum() < DARK_MIN_CELLS:
+        return False
+    yp, yc = Y[on, p], Y[on, c]
+    var_p = float(yp.var())
+    if var_p <= 1e-12:
+        return False
+    slope = float(np.mean((yp - yp.mean()) * (yc - yc.mean()))) / var_p
+    return float((yc - slope * yp).var()) <= DARK_ADDED * float(Y[~on, c].var())
+
+
+def _rescore_without(
+    Ys: np.ndarray, group: np.ndarray, W: np.ndarray, settled: Sequence[tuple[int, int]], free: np.ndarray,
+    raw: np.ndarray, Y: np.ndarray, regional: bool = True,
+) -> dict[tuple[int, int], float]:
+    """Direction support ``{(i, j): s, (j, i): 1 - s}`` of the same-week edges of ``W`` ``[C,C]``
+    (``free`` pairs, not ``settled``) between channels with parents the dark weeks ``settled``
+    that add to them (:func:`added_part`; ``raw``, ``Y``: the rows' activity over each region's
+    mean and prepared): the pair score (:class:`_PairMoments`) on both channels' activity ``Ys``
+    ``[N,C]`` less its pooled least-squares fit on those parents' (the pairwise score assumes no
+    common cause, and a flighted parent of both would be one; a lift in proportion leaves its
+    product in the residuals, and the log rule decides those)."""
+    parents: dict[int, set[int]] = {}
+    for p, c in settled:
+        if added_part(raw, Y, p, c):
+            parents.setdefault(c, set()).add(p)
+    out: dict[tuple[int, int], float] = {}
+    for i, j in zip(*np.nonzero(W), strict=True):
+        i, j = int(i), int(j)
+        if (i, j) in settled or not free[i, j]:
+            continue
+        P = sorted((parents.get(i, set()) | parents.get(j, set())) - {i, j})
+        if not P:
+            continue
+        Z = Ys[:, [i, j]] - Ys[:, P] @ np.linalg.lstsq(Ys[:, P], Ys[:, [i, j]], rcond=None)[0]
+        pm = _PairMoments(Z, group, regional)
+        share = pm.support(0, 1) if pm.score(0, 1) >= 0 else 1.0 - pm.support(1, 0)
+        out[i, j], out[j, i] = share, 1.0 - share
+    return out
 
 
 
@@ -1521,12 +1581,17 @@ def _learn(
                 W0 = _orient(np.where(extra[0], W2[0], W0), pairs, allowed[0], required)
         unconstrained = allowed[0] & allowed[0].T & ~required & ~required.T  # [C,C]
 
+        rescored: dict[tuple[int, int], float] = {}  # support of pairs scored again without dark-settled parents
+
+        def support_of(e: tuple[int, int]) -> float:
+            return rescored[e] if e in rescored else pairs.support(*e)
+
         def settle(W: np.ndarray, given: Sequence[tuple[int, int]] = ()) -> tuple[np.ndarray, list[tuple[int, int]]]:
             """The equal-CV and log rules (:func:`_tie_break`) on the same-week edges of ``W``
             whose direction neither the score settled nor ``given`` (dark weeks) fixes."""
             free = [(int(i), int(j)) for i, j in zip(*np.nonzero(W), strict=True) if unconstrained[i, j]]
             undecided = [e for e in free if e not in given]
-            agree.update({e: pairs.support(*e) for e in free})
+            agree.update({e: support_of(e) for e in free})
             ambiguous = sorted((e for e in undecided if equal_cv and agree[e] < DIRECTION_SETTLED),
                                key=lambda e: agree[e], reverse=True)
             if not ambiguous:
@@ -1540,15 +1605,24 @@ def _learn(
             set_by_rules = {e for e in applied if W0[e] != 0}
             coin_flips = [(int(i), int(j)) for i, j in zip(*np.nonzero(W0 * unconstrained), strict=True)
                           if (i, j) not in set_by_rules and agree.get((int(i), int(j)), 1.0) < DIRECTION_SETTLED]
-            if settled and (any(W0[i, j] == 0 for i, j in settled) or (equal_cv and coin_flips)):
+            start = scored.copy()
+            for i, j in settled:
+                start[i, j], start[j, i] = start[i, j] + start[j, i], 0.0
+            # A flighted parent's activity is the least Gaussian part of each child's, so the pair
+            # score of two of its children reads its share in them, not how they relate: score
+            # their pairs again with their dark-settled parents partialled out.
+            rescored.update(_rescore_without(Ys, group, start, settled, unconstrained, raw, Y, regional))
+            changed = False
+            for (i, j), share in rescored.items():
+                if start[i, j] != 0 and share < 0.5:
+                    start[j, i], start[i, j] = start[i, j], 0.0
+                changed |= bool(start[i, j] != 0 and W0[i, j] == 0)
+            if settled and (any(W0[i, j] == 0 for i, j in settled) or changed or (equal_cv and coin_flips)):
                 # the dark weeks turned an edge the other rules had set (and with it those rules
-                # may have set the rest of its group), or the rules left unsettled edges to the
-                # score's coin flip (a flighted channel's exogenous part varies far more than the
-                # rest, so the group's CVs were unlike): decide those again with the dark weeks'
-                # directions given
-                start = scored.copy()
-                for i, j in settled:
-                    start[i, j], start[j, i] = start[i, j] + start[j, i], 0.0
+                # may have set the rest of its group), a pair scored without its dark-settled
+                # parents turned, or the rules left unsettled edges to the score's coin flip (a
+                # flighted channel's exogenous part varies far more than the rest, so the group's
+                # CVs were unlike): decide those again with the dark weeks' directions given
                 W0, applied = settle(start, settled) if topological_order(start) is not None else (turned, [])
             for i, j in settled:
                 dark[i, j] = dark[j, i] = True
@@ -1576,7 +1650,7 @@ def _learn(
         for i, j in zip(*np.nonzero(weights[0]), strict=True):
             if allowed[0][i, j] and allowed[0][j, i] and not (required[i, j] or required[j, i]):
                 e = (int(i), int(j))  # same resamples as before the refit: reuse what was computed
-                direction[i, j] = agree[e] if e in agree else pairs.support(*e)
+                direction[i, j] = agree[e] if e in agree else support_of(e)
     return weights, direction, assumed & (weights[0] != 0), dark & (weights[0] != 0)
 
 
