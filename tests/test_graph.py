@@ -1682,3 +1682,23 @@ def test_a_parent_flighted_region_by_region_is_oriented_by_its_dark_weeks(tmp_pa
         reversed_without += len({(c, p) for p, c in zip(off.parent, off.child, strict=True)} & truth)
     assert found == 9  # the children's pair too: scored again without the flighted parent
     assert reversed_without >= 3
+
+
+def test_pair_scores_read_what_the_lagged_parents_leave():
+    """A channel's activity less its fit on the lagged parents NOTEARS linked to it (not its own
+    past): known answer on a design where a lag-1 parent is the whole of the child's lagged part."""
+    from deepcausalmmm.components.graph import _without_lagged_parents
+
+    rng = np.random.default_rng(2)
+    n, C = 3000, 3
+    Xs = rng.normal(size=(n, 2 * C))  # lag 0 then lag 1 of the three channels
+    Ys = Xs[:, :C].copy()
+    Ys[:, 1] = Ys[:, 1] + 0.7 * Xs[:, C + 0] + 0.4 * Xs[:, C + 1]  # ch0 a week ago, and its own past
+    support = np.zeros((2, C, C), dtype=bool)
+    support[1, 0, 1] = True  # ch0 -> ch1 at lag 1
+    support[1, 1, 1] = True  # ch1's own persistence: not taken out
+    out = _without_lagged_parents(Xs, Ys, support)
+    assert np.array_equal(out[:, [0, 2]], Ys[:, [0, 2]])  # no lagged parents: unchanged
+    coef = np.linalg.lstsq(Xs[:, [C + 0]], out[:, 1], rcond=None)[0]
+    assert abs(coef[0]) < 1e-10  # ch0's lagged part taken out
+    assert np.corrcoef(out[:, 1], Xs[:, C + 1])[0, 1] > 0.3  # its own past left in

@@ -469,6 +469,19 @@ def dark_weeks_settle(raw: np.ndarray, Y: np.ndarray, a: int, b: int) -> bool:
     return implied > 0 and se > 0 and shift / se >= DARK_T and shift >= DARK_SHIFT * implied
 
 
+def _without_lagged_parents(Xs: np.ndarray, Ys: np.ndarray, support: np.ndarray) -> np.ndarray:
+    """Each channel's activity ``Ys`` ``[N,C]`` less its least-squares fit on the lagged activity
+    (``Xs`` ``[N, C(P+1)]``, lag-major) of the other channels ``support`` ``[P+1,C,C]`` links to
+    it at lags 1..P; unchanged where none is."""
+    C = Ys.shape[1]
+    out = Ys.copy()
+    for j in range(C):
+        cols = [lag * C + k for lag in range(1, support.shape[0]) for k in range(C) if k != j and support[lag, k, j]]
+        if cols:
+            out[:, j] = Ys[:, j] - Xs[:, cols] @ np.linalg.lstsq(Xs[:, cols], Ys[:, j], rcond=None)[0]
+    return out
+
+
 def _dark_weeks(W0: np.ndarray, raw: np.ndarray, Y: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Same-week edges of ``W0`` ``[C,C]`` whose direction their dark weeks settle
     (:func:`dark_weeks_settle`), turned where they run the other way and the turns leave the
@@ -1561,7 +1574,10 @@ def _learn(
         support[0] |= required & allowed[0]  # required edges are contemporaneous
         W0 = np.where(support[0], W[0], 0.0)
         W0 = np.where(required & (W0 == 0), 1e-6, W0)
-        pairs = _PairMoments(Ys, group, regional)
+        # same-week directions are read from what the lagged parents leave (as in VAR-LiNGAM):
+        # a flighted parent acting on two channels at lags is otherwise the least Gaussian part
+        # of both, and the pair score reads its share in them
+        pairs = _PairMoments(_without_lagged_parents(Xs, Ys, support), group, regional)
         W0 = _orient(W0, pairs, allowed[0], required)
         flipped = (W0 != 0) & (support[0].T) & ~support[0]
         if flipped.any():
@@ -1611,7 +1627,7 @@ def _learn(
             # A flighted parent's activity is the least Gaussian part of each child's, so the pair
             # score of two of its children reads its share in them, not how they relate: score
             # their pairs again with their dark-settled parents partialled out.
-            rescored.update(_rescore_without(Ys, group, start, settled, unconstrained, raw, Y, regional))
+            rescored.update(_rescore_without(pairs.Z, group, start, settled, unconstrained, raw, Y, regional))
             changed = False
             for (i, j), share in rescored.items():
                 if start[i, j] != 0 and share < 0.5:
