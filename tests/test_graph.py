@@ -916,6 +916,20 @@ def test_proportional_lifts_are_oriented_by_equal_cv_in_logs():
     assert reversed_without >= 6
 
 
+def _added_triangle(exo: np.ndarray, size: np.ndarray, rng: np.random.Generator):
+    """Activity ``[R,T,C]`` from exogenous parts with the triangle ch0 -> ch1, ch0 -> ch2, ch1 -> ch2
+    added (weights 0.5, 0.4, 0.3 in typical-activity units), a KPI with 3% noise, and the fit's
+    region and date arguments."""
+    R, T, C = exo.shape
+    typical = exo.mean(axis=(0, 1))
+    x = exo.copy()
+    for child, parent, w in ((1, 0, 0.5), (2, 0, 0.4), (2, 1, 0.3)):
+        x[:, :, child] += w * typical[child] / typical[parent] * x[:, :, parent]
+    y = size[:, None] * (1000 + 30 * (x / x.mean(axis=(0, 1))).sum(-1)) * rng.normal(1, 0.03, (R, T))
+    kw = dict(regions=np.repeat(np.arange(R), T), dates=np.tile(np.arange(T), R))
+    return x.reshape(R * T, C), y.reshape(-1), kw
+
+
 def _gaussian_triangle(seed: int, R: int = 40, T: int = 104, C: int = 5):
     """Activity whose exogenous parts are Gaussian (CV 0.2, seasonal, region sizes) with the
     triangle ch0 -> ch1, ch0 -> ch2, ch1 -> ch2: the non-Gaussian score cannot orient it."""
@@ -925,13 +939,7 @@ def _gaussian_triangle(seed: int, R: int = 40, T: int = 104, C: int = 5):
     season = 1 + 0.3 * np.sin(2 * np.pi * t / 52.18)
     exo = (size[:, None, None] * season[None, :, None] * rng.uniform(50, 500, C)
            * np.clip(1 + 0.2 * rng.normal(size=(R, T, C)), 0.05, None))
-    typical = exo.mean(axis=(0, 1))
-    x = exo.copy()
-    for child, parent, w in ((1, 0, 0.5), (2, 0, 0.4), (2, 1, 0.3)):
-        x[:, :, child] += w * typical[child] / typical[parent] * x[:, :, parent]
-    y = size[:, None] * (1000 + 30 * (x / x.mean(axis=(0, 1))).sum(-1)) * rng.normal(1, 0.03, (R, T))
-    kw = dict(regions=np.repeat(np.arange(R), T), dates=np.tile(t, R))
-    return x.reshape(R * T, C), y.reshape(-1), kw
+    return _added_triangle(exo, size, rng)
 
 
 def test_gaussian_activity_is_oriented_by_equal_cv(tmp_path):
@@ -1644,13 +1652,7 @@ def _regional_flights_triangle(seed: int, R: int = 20, T: int = 104, C: int = 4)
     season = 1 + 0.3 * np.sin(2 * np.pi * t / 52.18)
     exo = size[:, None, None] * season[None, :, None] * rng.uniform(50, 500, C) * rng.lognormal(0, 0.3, (R, T, C))
     exo[:, :, 0] *= rng.random((R, T)) < 0.6
-    typical = exo.mean(axis=(0, 1))
-    x = exo.copy()
-    for child, parent, w in ((1, 0, 0.5), (2, 0, 0.4), (2, 1, 0.3)):
-        x[:, :, child] += w * typical[child] / typical[parent] * x[:, :, parent]
-    y = size[:, None] * (1000 + 30 * (x / x.mean(axis=(0, 1))).sum(-1)) * rng.normal(1, 0.03, (R, T))
-    kw = dict(regions=np.repeat(np.arange(R), T), dates=np.tile(t, R))
-    return x.reshape(R * T, C), y.reshape(-1), kw
+    return _added_triangle(exo, size, rng)
 
 
 def test_a_parent_flighted_region_by_region_is_oriented_by_its_dark_weeks(tmp_path):
