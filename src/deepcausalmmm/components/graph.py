@@ -1639,7 +1639,7 @@ def _learn(
                 # parents turned, or the rules left unsettled edges to the score's coin flip (a
                 # flighted channel's exogenous part varies far more than the rest, so the group's
                 # CVs were unlike): decide those again with the dark weeks' directions given
-                W0, applied = settle(start, settled) if topological_order(start) is not None else (turned, [])
+                W0, applied = settle(start, settled) if topological_order(start) is not None else (turned, applied)
             for i, j in settled:
                 dark[i, j] = dark[j, i] = True
         for i, j in applied:
