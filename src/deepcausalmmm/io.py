@@ -68,9 +68,9 @@ def save_model(model: Any, path: Path) -> Path:
         "knots": model.knots_,
         "graph.weights": model.graph_model_.weights,
         "graph.direction": _direction_array(model.graph_model_),
-        "graph.assumed": _assumed_array(model.graph_model_),
+        "graph.assumed": _pair_marks(model.graph_model_, model.graph_model_.assumed),
         "graph.national": _national_array(model.graph_model_),
-        "graph.dark": _dark_array(model.graph_model_),
+        "graph.dark": _pair_marks(model.graph_model_, model.graph_model_.dark),
         "panel.spend": model.spend_,
         **model.scaler_.to_arrays(),
     }
@@ -205,8 +205,8 @@ def load_model(cls: Any, path: Path) -> Any:
     roots = json.loads(meta["graph_roots"])
     model.spend_ = arr["panel.spend"]
     model.graph_model_ = ChannelGraph(arr["graph.weights"], tuple(channels.index(c) for c in roots),
-                                      arr.get("graph.direction"), _assumed_from(arr.get("graph.assumed")),
-                                      _national_from(arr.get("graph.national")), _dark_from(arr.get("graph.dark")))
+                                      arr.get("graph.direction"), _marks_from(arr.get("graph.assumed")),
+                                      _national_from(arr.get("graph.national")), _marks_from(arr.get("graph.dark")))
     model.graph_seconds_ = 0.0
     model._set_graph_frames()
     model._set_forecast_anchor()
@@ -237,9 +237,10 @@ def _direction_array(graph: ChannelGraph) -> np.ndarray:
     return graph.direction if graph.direction is not None else np.full((C, C), np.nan)
 
 
-def _assumed_array(graph: ChannelGraph) -> np.ndarray:
+def _pair_marks(graph: ChannelGraph, marks: np.ndarray | None) -> np.ndarray:
+    """``[C,C]`` edge marks (``assumed``: equal-CV; ``dark``: dark weeks) as stored; zeros when absent."""
     C = graph.n_channels
-    return (graph.assumed if graph.assumed is not None else np.zeros((C, C), dtype=bool)).astype(np.uint8)
+    return (marks if marks is not None else np.zeros((C, C), dtype=bool)).astype(np.uint8)
 
 
 def _national_array(graph: ChannelGraph) -> np.ndarray:
@@ -255,16 +256,7 @@ def _national_from(stored: np.ndarray | None) -> np.ndarray | None:
     return np.asarray(stored).astype(bool)
 
 
-def _dark_array(graph: ChannelGraph) -> np.ndarray:
-    C = graph.n_channels
-    return (graph.dark if graph.dark is not None else np.zeros((C, C), dtype=bool)).astype(np.uint8)
-
-
-def _dark_from(stored: np.ndarray | None) -> np.ndarray | None:
-    """The dark-weeks orientation marks (absent from files saved before session 33)."""
-    return None if stored is None else np.asarray(stored).astype(bool)
-
-
-def _assumed_from(stored: np.ndarray | None) -> np.ndarray | None:
-    """The equal-CV orientation marks (absent from files saved before session 12)."""
+def _marks_from(stored: np.ndarray | None) -> np.ndarray | None:
+    """Edge marks as saved by :func:`_pair_marks`; None where the file predates them (equal-CV marks:
+    session 12; dark-weeks marks: session 33)."""
     return None if stored is None else np.asarray(stored).astype(bool)

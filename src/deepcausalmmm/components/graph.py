@@ -437,6 +437,14 @@ DARK_T = 3.0  # t value that shift needs
 DARK_MIN_CELLS = 30  # cells of each kind (parent dark, parent active) the rule needs
 
 
+def _slope(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Least-squares slope of ``y`` on ``x`` (with an intercept); None where ``x`` does not vary."""
+    var = float(x.var())
+    if var <= 1e-12:
+        return None
+    return float(np.mean((x - x.mean()) * (y - y.mean()))) / var
+
+
 def dark_weeks_settle(raw: np.ndarray, Y: np.ndarray, a: int, b: int) -> bool:
     """Whether the dark weeks settle the same-week edge ``a -> b``.
 
@@ -457,13 +465,12 @@ def dark_weeks_settle(raw: np.ndarray, Y: np.ndarray, a: int, b: int) -> bool:
         return False
     if (a_on & ~b_on).sum() > DARK_BREACH * n_on:
         return False
-    ya, yb = Y[:, a], Y[:, b]
-    ya_on, yb_on = ya[a_on], yb[a_on]
-    var_on = float(ya_on.var())
-    if var_on <= 1e-12:
+    slope = _slope(Y[a_on, a], Y[a_on, b])
+    if slope is None:
         return False
-    slope = float(np.mean((ya_on - ya_on.mean()) * (yb_on - yb_on.mean()))) / var_on
-    implied = slope * float(ya_on.mean() - ya[off].mean())
+    ya, yb = Y[:, a], Y[:, b]
+    yb_on = yb[a_on]
+    implied = slope * float(ya[a_on].mean() - ya[off].mean())
     shift = float(yb_on.mean() - yb[off].mean())
     se = float(np.sqrt(yb_on.var() / n_on + yb[off].var() / n_off))
     return implied > 0 and se > 0 and shift / se >= DARK_T and shift >= DARK_SHIFT * implied
@@ -530,11 +537,8 @@ def added_part(raw: np.ndarray, Y: np.ndarray, p: int, c: int) -> bool:
     if on.sum() < DARK_MIN_CELLS or (~on).sum() < DARK_MIN_CELLS:
         return False
     yp, yc = Y[on, p], Y[on, c]
-    var_p = float(yp.var())
-    if var_p <= 1e-12:
-        return False
-    slope = float(np.mean((yp - yp.mean()) * (yc - yc.mean()))) / var_p
-    return float((yc - slope * yp).var()) <= DARK_ADDED * float(Y[~on, c].var())
+    slope = _slope(yp, yc)
+    return slope is not None and float((yc - slope * yp).var()) <= DARK_ADDED * float(Y[~on, c].var())
 
 
 def _rescore_without(
@@ -580,18 +584,25 @@ def _residual_dof(observed: np.ndarray, lags: int, n_channels: int) -> int:
     return int(ok.sum()) - n_channels * (lags + 1)
 
 
+def _design_rows(observed: np.ndarray, max_lag: int) -> np.ndarray:
+    """``[R,T-max_lag]``: the cells from week ``max_lag`` on whose lags are all observed (the rows of
+    :func:`_design`, in its order)."""
+    T = observed.shape[1]
+    ok = observed[:, max_lag:].copy()
+    for lag in range(1, max_lag + 1):
+        ok &= observed[:, max_lag - lag : T - lag]
+    return ok
+
+
 def _design(
     act: np.ndarray, observed: np.ndarray, max_lag: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Targets ``[N,C]``, lagged design ``[N, C*(L+1)]`` and region of each row ``[N]``,
     over cells whose lags are observed."""
-    R, T, C = act.shape
+    T = act.shape[1]
     L = max_lag
-    ok = observed[:, L:].copy()  # [R,T-L]
-    cols = []
-    for lag in range(L + 1):
-        cols.append(act[:, L - lag : T - lag])  # [R,T-L,C]
-        ok &= observed[:, L - lag : T - lag]
+    ok = _design_rows(observed, L)  # [R,T-L]
+    cols = [act[:, L - lag : T - lag] for lag in range(L + 1)]  # [R,T-L,C] each
     Y = act[:, L:][ok]  # [N,C]
     X = np.concatenate(cols, axis=-1)[ok]  # [N,C*(L+1)]
     return Y, X, np.nonzero(ok)[0]
@@ -1402,7 +1413,7 @@ def _learn_graph_on(scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray,
         spec = (group, P, L, lambda1, threshold, forbidden, required, roots, fixed, min_t, mode, equal_cv,
                 negative_edges, lag_min_t, log_rows, absorbed, opt.regional_orientation)
         # the same rows' activity over each region's mean, where dark weeks are read
-        raw = _design(scaled, observed, P)[0] if opt.dark_weeks else None
+        raw = scaled[:, P:][_design_rows(observed, P)] if opt.dark_weeks else None
         weights, direction, assumed, dark = _learn(Y, X, *spec, raw=raw)
         if mode == "notears":
             # A driver every channel shares (a regional budget) links every pair alike. When the
