@@ -1679,6 +1679,19 @@ def test_a_parent_flighted_region_by_region_is_oriented_by_its_dark_weeks(tmp_pa
             pd.testing.assert_frame_equal(loaded.get_dag_edges(), edges)
             labels = [a.text for a in model.plot_dag().layout.annotations if a.text]
             assert sum("dark weeks" in lab for lab in labels) == len(by_dark) > 0
+            # a file saved before the marks existed (no "graph.dark", session 32) still loads
+            from safetensors import safe_open
+            from safetensors.torch import save_file
+
+            path = tmp_path / "flights.safetensors"
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata()
+                tensors = {k: f.get_tensor(k) for k in f.keys() if k != "graph.dark"}
+            save_file(tensors, str(tmp_path / "older.safetensors"), metadata=meta)
+            older = DeepCausalMMM.load(tmp_path / "older.safetensors").get_dag_edges()
+            assert (older.direction_basis != "dark weeks").all()
+            pd.testing.assert_frame_equal(older.drop(columns="direction_basis"),
+                                          edges.drop(columns="direction_basis"))
         off = DeepCausalMMM(config={**quick, "graph": {"dark_weeks": False}}).fit(X, y, **kw).get_dag_edges()
         assert (off.direction_basis != "dark weeks").all()
         reversed_without += len({(c, p) for p, c in zip(off.parent, off.child, strict=True)} & truth)
