@@ -58,13 +58,15 @@ def simulate(seed: int, budget: str, edges: bool, R: int, T: int, C: int) -> tup
 
 
 def add_edges(
-    exo: np.ndarray, edges: dict[tuple[int, int], float], decay: float = 0.0, form: str = "additive"
+    exo: np.ndarray, edges: dict[tuple[int, int], float], decay: float | tuple[float, ...] = 0.0,
+    form: str = "additive",
 ) -> np.ndarray:
     """Observed activity ``[R,T,C]``: each child's exogenous part plus
     ``w * typical_child / typical_parent`` times each parent's activity (``edges``:
     (child, parent) -> w; parents have lower indices, so one pass in index order). With
     ``decay`` > 0 the parent's activity passes through a geometric lag kernel of unit sum
-    (``(1 - decay) decay^l`` at lag ``l``) instead of acting in the same week. ``form``
+    (``(1 - decay) decay^l`` at lag ``l``) instead of acting in the same week; a tuple is the
+    kernel's weights at lags 0, 1, .. (scaled to unit sum). ``form``
     "lift": each child's exogenous part is instead multiplied by ``1 + w * parent / parent's
     regional mean`` for each parent (a lift in proportion); "power": by ``(parent / parent's
     regional mean)^w`` (linear in logs)."""
@@ -74,7 +76,9 @@ def add_edges(
         for (child, parent), w in edges.items():
             if child == c:
                 source = x[:, :, parent]
-                if decay > 0:
+                if isinstance(decay, tuple):
+                    source = lfilter(np.asarray(decay) / sum(decay), [1.0], source, axis=1)
+                elif decay > 0:
                     source = lfilter([1 - decay], [1, -decay], source, axis=1)
                 relative = source / np.maximum(source.mean(axis=1, keepdims=True), 1e-12)
                 if form == "lift":

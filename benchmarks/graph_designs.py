@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/graph_designs.py [--seeds 0,1,2,3] [--designs gaussian,chain,...] [--size 40x156x8] [--empty]
-        [--against equal_cv|negative_edges|dark_weeks]
+        [--against equal_cv|negative_edges|dark_weeks|time_order]
 
 Each panel has region sizes (log-normal, sd 0.8), a yearly national season and
 per-channel scales; the channels' exogenous activity is drawn per design, and
@@ -36,7 +36,12 @@ ch0 -> ch1 -> ch2 -> ch3 and, for ``collider``, ch0 -> ch2 <- ch1. Designs:
   (CV 1, many weeks near zero);
 - ``kernel``, ``long kernel``: log-normal (sd 0.3), each child taking in its
   parents' activity through a geometric lag kernel of unit sum, decay 0.5
-  (mean lag 1 week) or 0.8 (4 weeks), instead of in the same week.
+  (mean lag 1 week) or 0.8 (4 weeks), instead of in the same week;
+  ``delayed kernel``: through weights 0.2, 0.5, 0.3 at lags 0, 1, 2 (the
+  response peaks a week later); ``flat kernel``: 0.25 at each of lags 0-3;
+  ``flighted flat kernel``, ``flighted delayed kernel``: the same with ch0 in
+  national bursts (as ``flighted root``) and log-normal. Compare with
+  ``--against time_order`` (session 34).
 - ``multiplicative``: log-normal (sd 0.3), each child's exogenous part
   multiplied by ``1 + w * parent / parent's regional mean`` for each parent
   (a lift in proportion, "TV raises search by w") instead of an added part;
@@ -60,7 +65,8 @@ pairs (parent, child at any lag; a reversed edge counts as one false pair
 and one missed) / true pairs found, with the defaults and, in the same run,
 with ``graph.equal_cv: false`` (the non-Gaussian score alone orients
 same-week edges) or, with ``--against negative_edges``, with
-``graph.negative_edges: true`` (edges of either sign).
+``graph.negative_edges: true`` (edges of either sign), or with ``--against
+dark_weeks`` / ``time_order`` that rule off.
 """
 
 from __future__ import annotations
@@ -76,15 +82,18 @@ TRIANGLE = {(1, 0): 0.5, (2, 0): 0.4, (2, 1): 0.3}  # (child, parent): weight in
 GRAPHS = {"chain": {(1, 0): 0.5, (2, 1): 0.5, (3, 2): 0.5}, "collider": {(2, 0): 0.5, (2, 1): 0.4}}
 AGAINST = {"equal_cv": ("equal_cv off", {"equal_cv": False}),
            "negative_edges": ("negative_edges on", {"negative_edges": True}),
-           "dark_weeks": ("dark_weeks off", {"dark_weeks": False})}
+           "dark_weeks": ("dark_weeks off", {"dark_weeks": False}),
+           "time_order": ("time_order off", {"time_order": False})}
 DESIGNS = ("lognormal", "quiet", "mixed", "gaussian", "gaussian unequal", "chain", "collider",
            "flighted root", "gaussian budget", "reallocated", "heavy", "units", "ramps", "dropout",
-           "uniform", "gamma", "exponential", "kernel", "long kernel", "multiplicative", "multiplicative flighted",
+           "uniform", "gamma", "exponential", "kernel", "long kernel", "delayed kernel", "flat kernel", "flighted flat kernel", "flighted delayed kernel",
+           "multiplicative", "multiplicative flighted",
            "power", "regional flights", "regional flights lift", "flighted child lift")
 FORM = {"multiplicative": "lift", "multiplicative flighted": "lift", "power": "power",
         "regional flights lift": "lift", "flighted child lift": "lift"}
 DARK = {"regional flights": 0, "regional flights lift": 0, "flighted child lift": 2}  # channel dark in 40% of cells
-KERNEL_DECAY = {"kernel": 0.5, "long kernel": 0.8}
+KERNEL = {"kernel": 0.5, "long kernel": 0.8, "delayed kernel": (0.2, 0.5, 0.3), "flat kernel": (0.25,) * 4,
+          "flighted flat kernel": (0.25,) * 4, "flighted delayed kernel": (0.2, 0.5, 0.3)}
 
 
 def simulate(seed: int, design: str, R: int, T: int, C: int, empty: bool = False) -> tuple[pd.DataFrame, list[str], set]:
@@ -113,7 +122,7 @@ def simulate(seed: int, design: str, R: int, T: int, C: int, empty: bool = False
         sd = rng.uniform(0.1, 0.5, C) if design == "mixed" else np.full(C, sd)
         noise = rng.lognormal(0, sd, (R, T, C))
     exo = size[:, None, None] * season[None, :, None] * noise * scale  # [R,T,C]
-    if design in ("flighted root", "multiplicative flighted"):
+    if design in ("flighted root", "multiplicative flighted", "flighted flat kernel", "flighted delayed kernel"):
         on, week = np.zeros(T), 0
         while week < T:
             length = int(rng.integers(2, 8))
@@ -131,7 +140,7 @@ def simulate(seed: int, design: str, R: int, T: int, C: int, empty: bool = False
         for c in range(3, C):
             exo[rng.random(R) < 0.4, :, c] = 0.0
     edges = {} if empty else GRAPHS.get(design, TRIANGLE)
-    x = add_edges(exo, edges, KERNEL_DECAY.get(design, 0.0), FORM.get(design, "additive"))
+    x = add_edges(exo, edges, KERNEL.get(design, 0.0), FORM.get(design, "additive"))
     df, names = panel_frame(x, size, rng)
     return df, names, {(f"ch{p}", f"ch{c}") for c, p in edges}
 

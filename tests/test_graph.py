@@ -1717,3 +1717,93 @@ def test_pair_scores_read_what_the_lagged_parents_leave():
     coef = np.linalg.lstsq(Xs[:, [C + 0]], out[:, 1], rcond=None)[0]
     assert abs(coef[0]) < 1e-10  # ch0's lagged part taken out
     assert np.corrcoef(out[:, 1], Xs[:, C + 1])[0, 1] > 0.3  # its own past left in
+
+
+def test_time_order_known_answers():
+    """``_time_order`` turns an open same-week edge to run as its pair's lagged edges do, and
+    leaves it where those run both ways, where the edge is not open, or where the turn would
+    close a same-week cycle."""
+    from deepcausalmmm.components.graph import _time_order
+
+    C = 3
+    support = np.zeros((C, C), dtype=bool)
+    support[0, 1] = True  # 0 -> 1 in the same week
+    lagged = np.zeros((2, C, C), dtype=bool)
+    lagged[1, 1, 0] = True  # 1 -> 0 at lag 2
+    open_ = support.copy()
+    out, turned = _time_order(support, lagged, open_)
+    assert turned == [(1, 0)] and out[1, 0] and not out[0, 1]
+    assert support[0, 1] and not support[1, 0]  # the input is left as it was
+    both = lagged.copy()
+    both[0, 0, 1] = True  # and 0 -> 1 at lag 1: the lags say nothing
+    assert _time_order(support, both, open_)[1] == []
+    assert _time_order(support, lagged, np.zeros_like(open_))[1] == []  # a settled edge stays
+    # 1 -> 2 -> 0 settled beside the open 1 -> 0 whose lags run 0 -> 1: the turn would close
+    # 0 -> 1 -> 2 -> 0
+    cyc = np.zeros((C, C), dtype=bool)
+    cyc[1, 2] = cyc[2, 0] = cyc[1, 0] = True
+    open_cyc = np.zeros((C, C), dtype=bool)
+    open_cyc[1, 0] = True
+    lag01 = np.zeros((2, C, C), dtype=bool)
+    lag01[0, 0, 1] = True
+    out, turned = _time_order(cyc, lag01, open_cyc)
+    assert turned == [] and np.array_equal(out, cyc)
+
+
+def _kernel_triangle(seed: int, R: int = 40, T: int = 156, C: int = 5):
+    """Log-normal activity (sd 0.3) with the triangle ch0 -> ch1, ch0 -> ch2, ch1 -> ch2 acting
+    through a flat lag kernel (a quarter of the weight at each of lags 0-3)."""
+    from scipy.signal import lfilter
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(T)
+    size = np.exp(rng.normal(0, 0.8, R))
+    season = 1 + 0.3 * np.sin(2 * np.pi * t / 52.18)
+    exo = (size[:, None, None] * season[None, :, None] * rng.uniform(50, 500, C)
+           * rng.lognormal(0, 0.3, (R, T, C)))
+    typical = exo.mean(axis=(0, 1))
+    x = exo.copy()
+    for child, parent, w in ((1, 0, 0.5), (2, 0, 0.4), (2, 1, 0.3)):
+        x[:, :, child] += w * typical[child] / typical[parent] * lfilter([0.25] * 4, [1.0], x[:, :, parent], axis=1)
+    y = size[:, None] * (1000 + 30 * (x / x.mean(axis=(0, 1))).sum(-1)) * rng.normal(1, 0.03, (R, T))
+    kw = dict(regions=np.repeat(np.arange(R), T), dates=np.tile(np.arange(T), R))
+    return x.reshape(R * T, C), y.reshape(-1), kw
+
+
+def test_same_week_coin_flips_follow_their_lagged_edges(tmp_path):
+    """Through a flat four-week kernel the same-week part of an edge is a quarter of it, and the
+    non-Gaussian score left channel_1 -> channel_2 near a coin flip (support 0.4-0.6) and the
+    wrong way round on these two panels (12 panels measured: 3 reversed, these 2 set right),
+    while the pair's lagged edges run channel_1 -> channel_2. ``graph.time_order`` turns it
+    (basis "lagged edges", kept by save/load and named in the plot); off, it stays reversed."""
+    truth = {("channel_0", "channel_1"), ("channel_0", "channel_2"), ("channel_1", "channel_2")}
+    quick = {"training": {"epochs": 1, "polish_steps": 0}}
+    for seed in (0, 7):
+        X, y, kw = _kernel_triangle(seed)
+        model = DeepCausalMMM(config=quick).fit(X, y, **kw)
+        edges = model.get_dag_edges()
+        assert set(zip(edges.parent, edges.child, strict=True)) == truth
+        by_lags = edges[edges.direction_basis == "lagged edges"]
+        assert list(zip(by_lags.parent, by_lags.child, by_lags.lag, strict=True)) == [("channel_1", "channel_2", 0)]
+        assert by_lags.direction_support.iloc[0] < 0.95  # the score had left it open
+        off = DeepCausalMMM(config={**quick, "graph": {"time_order": False}}).fit(X, y, **kw).get_dag_edges()
+        same = off[off.lag == 0]
+        assert ("channel_2", "channel_1") in set(zip(same.parent, same.child, strict=True))
+        assert (off.direction_basis != "lagged edges").all()
+        if seed == 0:
+            path = model.save(tmp_path / "kernel.safetensors")
+            pd.testing.assert_frame_equal(DeepCausalMMM.load(path).get_dag_edges(), edges)
+            labels = [a.text for a in model.plot_dag().layout.annotations if a.text]
+            assert sum("lagged edges" in lab for lab in labels) == 1
+            # a file saved before the marks existed (no "graph.ordered", session 33) still loads
+            from safetensors import safe_open
+            from safetensors.torch import save_file
+
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata()
+                tensors = {k: f.get_tensor(k) for k in f.keys() if k != "graph.ordered"}
+            save_file(tensors, str(tmp_path / "older.safetensors"), metadata=meta)
+            older = DeepCausalMMM.load(tmp_path / "older.safetensors").get_dag_edges()
+            assert (older.direction_basis != "lagged edges").all()
+            pd.testing.assert_frame_equal(older.drop(columns="direction_basis"),
+                                          edges.drop(columns="direction_basis"))

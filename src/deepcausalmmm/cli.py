@@ -190,7 +190,7 @@ def _demo(args: argparse.Namespace) -> int:
     edges = model.get_dag_edges()
     print("learned channel graph: " + (", ".join(
         f"{p} -> {c} (lag {lag}" + ("" if pd.isna(s) else f", direction support {s:.2f}")
-        + (f", direction by {b}" if b in ("equal-cv", "dark weeks") else "") + ")"
+        + (f", direction by {b}" if b in ("equal-cv", "dark weeks", "lagged edges") else "") + ")"
         for p, c, lag, s, b in edges[["parent", "child", "lag", "direction_support", "direction_basis"]]
         .itertuples(index=False)
     ) or "no edges"))

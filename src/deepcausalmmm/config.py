@@ -338,6 +338,15 @@ class GraphConfig(_Section):
         "it partialled out (a common flighted parent is the least Gaussian part of both). False: "
         "those rules alone (the package up to session 32).",
     )
+    time_order: bool = Field(
+        True,
+        description="Turn a same-week edge whose direction none of the rules above settled (the "
+        "non-Gaussian score's support under 0.95, no equal-CV, dark-weeks or given direction) to "
+        "run as the same pair's lagged edges do, where those run one way only: a parent whose "
+        "influence spreads over weeks (a lag kernel) shows its direction by time order, while "
+        "its same-week part may be too small for the score. False: the score's coin flip stays "
+        "(the package up to session 33).",
+    )
     regional_orientation: bool = Field(
         True,
         description="Also compute the non-Gaussian orientation score on each region's own "

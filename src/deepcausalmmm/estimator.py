@@ -745,7 +745,9 @@ class DeepCausalMMM(BaseEstimator):
         and the child's activity moves with those weeks as the edge implies: under the
         structural model a child is active whenever its parent is; set after the other
         rules and overriding them, see ``graph.dark_weeks``),
-        ``"time order"`` (lagged edges), ``"national"`` (an edge out of a channel
+        ``"lagged edges"`` (the score left the direction open, support under 0.95, and no
+        rule above set it, so it runs as the same pair's lagged edges do, see
+        ``graph.time_order``), ``"time order"`` (lagged edges), ``"national"`` (an edge out of a channel
         bought nationally, learned from the week-to-week national series at any lag,
         where a plan that moves channels together looks the same as influence; see
         ``graph.national``) or ``"given"`` (required, roots, forbidden or a fixed graph).
@@ -765,6 +767,8 @@ class DeepCausalMMM(BaseEstimator):
                 return "given"
             if g.dark is not None and g.dark[i, j]:
                 return "dark weeks"
+            if g.ordered is not None and g.ordered[i, j]:
+                return "lagged edges"
             return "equal-cv" if g.assumed is not None and g.assumed[i, j] else "non-gaussian"
 
         rows = [(self.channels_[i], self.channels_[j], lag, w,
@@ -1799,10 +1803,12 @@ class DeepCausalMMM(BaseEstimator):
         edges = self.get_dag_edges()
         learned_nationally = edges[edges.direction_basis == "national"]
         by_dark = edges[edges.direction_basis == "dark weeks"]
+        by_lags = edges[(edges.direction_basis == "lagged edges") & (edges.lag == 0)]
         return dag_figure(self.graph_, self.graph_roots_, direction=direction, lags=lags, assumed=assumed,
                           national=national,
                           national_edges=list(zip(learned_nationally.parent, learned_nationally.child, strict=True)),
-                          dark_edges=list(zip(by_dark.parent, by_dark.child, strict=True)))
+                          dark_edges=list(zip(by_dark.parent, by_dark.child, strict=True)),
+                          ordered_edges=list(zip(by_lags.parent, by_lags.child, strict=True)))
 
     def save_report(self, path: str | Path) -> Path:
         """Write one self-contained HTML report (opens offline); returns the path.
@@ -1967,6 +1973,7 @@ class DeepCausalMMM(BaseEstimator):
                 equal_cv=g.equal_cv, negative_edges=g.negative_edges, national=g.national,
                 names=ch, controls=panel.control_values if g.adjust_controls else None,
                 regional_orientation=g.regional_orientation, dark_weeks=g.dark_weeks,
+                time_order=g.time_order,
             )
         except ValueError as exc:  # e.g. required edges that form a cycle
             raise ConfigError(f"config section 'graph': {exc}") from None

@@ -71,6 +71,7 @@ def save_model(model: Any, path: Path) -> Path:
         "graph.assumed": _pair_marks(model.graph_model_, model.graph_model_.assumed),
         "graph.national": _national_array(model.graph_model_),
         "graph.dark": _pair_marks(model.graph_model_, model.graph_model_.dark),
+        "graph.ordered": _pair_marks(model.graph_model_, model.graph_model_.ordered),
         "panel.spend": model.spend_,
         **model.scaler_.to_arrays(),
     }
@@ -206,7 +207,8 @@ def load_model(cls: Any, path: Path) -> Any:
     model.spend_ = arr["panel.spend"]
     model.graph_model_ = ChannelGraph(arr["graph.weights"], tuple(channels.index(c) for c in roots),
                                       arr.get("graph.direction"), _marks_from(arr.get("graph.assumed")),
-                                      _national_from(arr.get("graph.national")), _marks_from(arr.get("graph.dark")))
+                                      _national_from(arr.get("graph.national")), _marks_from(arr.get("graph.dark")),
+                                      _marks_from(arr.get("graph.ordered")))
     model.graph_seconds_ = 0.0
     model._set_graph_frames()
     model._set_forecast_anchor()
@@ -238,7 +240,8 @@ def _direction_array(graph: ChannelGraph) -> np.ndarray:
 
 
 def _pair_marks(graph: ChannelGraph, marks: np.ndarray | None) -> np.ndarray:
-    """``[C,C]`` edge marks (``assumed``: equal-CV; ``dark``: dark weeks) as stored; zeros when absent."""
+    """``[C,C]`` edge marks (``assumed``: equal-CV; ``dark``: dark weeks; ``ordered``: turned to
+    run as the pair's lagged edges) as stored; zeros when absent."""
     C = graph.n_channels
     return (marks if marks is not None else np.zeros((C, C), dtype=bool)).astype(np.uint8)
 
@@ -258,5 +261,5 @@ def _national_from(stored: np.ndarray | None) -> np.ndarray | None:
 
 def _marks_from(stored: np.ndarray | None) -> np.ndarray | None:
     """Edge marks as saved by :func:`_pair_marks`; None where the file predates them (equal-CV marks:
-    session 12; dark-weeks marks: session 33)."""
+    session 12; dark-weeks marks: session 33; lagged-edge marks: session 34)."""
     return None if stored is None else np.asarray(stored).astype(bool)

@@ -59,6 +59,7 @@ def dag_figure(
     national: Sequence[str] = (),
     national_edges: Sequence[tuple[str, str]] = (),
     dark_edges: Sequence[tuple[str, str]] = (),
+    ordered_edges: Sequence[tuple[str, str]] = (),
 ) -> go.Figure:
     """Channel graph on a circle; arrows parent -> child labelled with their weight.
 
@@ -81,9 +82,12 @@ def dag_figure(
         ``national``; ``direction_basis`` "national" in ``get_dag_edges``).
     dark_edges : (parent, child) pairs whose direction their dark weeks set (labelled
         ``dark weeks`` and drawn black whatever the score's support).
+    ordered_edges : (parent, child) same-week pairs turned to run as their lagged edges do
+        (``direction_basis`` "lagged edges"; labelled ``lagged edges`` and drawn black).
     """
     names = list(adjacency.index)
     national_set, national_pairs, dark_pairs = set(national), set(national_edges), set(dark_edges)
+    ordered_pairs = set(ordered_edges)
     n = len(names)
     pos = {
         name: (math.cos(2 * math.pi * i / max(n, 1)), math.sin(2 * math.pi * i / max(n, 1)))
@@ -104,13 +108,16 @@ def dag_figure(
                 note += ", equal-cv"
             if (parent, child) in dark_pairs:
                 note += ", dark weeks"
+            if (parent, child) in ordered_pairs:
+                note += ", lagged edges"
             if (parent, child) in national_pairs:
                 note = "national"
             label = f"{w:.2f} ({note})" if note else f"{w:.2f}"
             at = list(lags.loc[parent, child]) if lags is not None else [0]
             if at != [0]:
                 label += f", lag{'s' if len(at) > 1 else ''} {', '.join(map(str, at))}"
-            colour = "grey" if not math.isnan(d) and d < 0.8 and (parent, child) not in dark_pairs else "black"
+            settled = (parent, child) in dark_pairs or (parent, child) in ordered_pairs
+            colour = "grey" if not math.isnan(d) and d < 0.8 and not settled else "black"
             fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y",
                                showarrow=True, arrowhead=3, arrowwidth=1 + 3 * min(abs(w), 1.0),
                                arrowcolor=colour, standoff=14, startstandoff=14)
