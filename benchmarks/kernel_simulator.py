@@ -50,6 +50,8 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from random_designs import _pairs as pairs  # same edge reading and --seeds form
+from random_designs import parse_seeds
 
 from deepcausalmmm import DeepCausalMMM
 
@@ -141,18 +143,6 @@ def fit(df: pd.DataFrame, config: dict) -> DeepCausalMMM:
                                                 dates=df["week"], controls=df[["price"]])
 
 
-def pairs(model: DeepCausalMMM) -> set[tuple[str, str]]:
-    e = model.get_dag_edges()
-    return set(zip(e.parent, e.child, strict=True))
-
-
-def _seeds(text: str) -> list[int]:
-    if "-" in text:
-        lo, hi = (int(v) for v in text.split("-"))
-        return list(range(lo, hi + 1))
-    return [int(v) for v in text.split(",")]
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", default="0-3", help="a list (0,3,5) or an inclusive range (0-11)")
@@ -163,10 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="sd of the regional budget every channel takes (log scale, AR(1) 0.5)")
     ap.add_argument("--config", default="{}", help="JSON config overrides for every fit")
     args = ap.parse_args(argv)
-    try:
-        seeds = _seeds(args.seeds)
-    except ValueError:
-        ap.error(f"--seeds: expected a list such as 0,3,5 or a range such as 0-11, found {args.seeds!r}")
+    seeds = parse_seeds(ap, args.seeds)
     if args.shared_budget < 0:
         ap.error(f"--shared-budget must be >= 0, found {args.shared_budget}")
     over = json.loads(args.config)

@@ -172,6 +172,16 @@ def _seeds(text: str) -> list[int]:
     return [int(s) for s in text.split(",")]
 
 
+def parse_seeds(ap: argparse.ArgumentParser, text: str) -> list[int]:
+    """``--seeds`` as a list of ints (``0,3,5`` or the inclusive range ``0-69``), or exit with
+    argparse's usage message naming what was found."""
+    try:
+        return _seeds(text)
+    except ValueError:
+        ap.error(f"--seeds: expected a list such as 0,3,5 or a range such as 0-69, found {text!r}")
+        raise  # ap.error exits; for type checkers
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", default="0-9", help="a list (0,3,5) or an inclusive range (0-69)")
@@ -179,10 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--empty", action="store_true", help="no true edges: every learned pair is false")
     ap.add_argument("--config", default="{}", help="JSON config overrides for every fit")
     args = ap.parse_args(argv)
-    try:
-        seeds = _seeds(args.seeds)
-    except ValueError:
-        ap.error(f"--seeds: expected a list such as 0,3,5 or a range such as 0-69, found {args.seeds!r}")
+    seeds = parse_seeds(ap, args.seeds)
     over = json.loads(args.config)
     base = {**over, **GRAPH_ONLY} if args.graph_only else over
     totals = {"ours": [0, 0, 0, 0, 0], "pooled": [0, 0, 0, 0, 0]}  # false, reversed, missed, found, true

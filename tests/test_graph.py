@@ -1655,6 +1655,19 @@ def _regional_flights_triangle(seed: int, R: int = 20, T: int = 104, C: int = 4)
     return _added_triangle(exo, size, rng)
 
 
+def _edges_without(path, key: str, tmp_path) -> pd.DataFrame:
+    """The edges of the model file ``path`` saved again without the tensor ``key`` (a file
+    written before that tensor existed) and loaded."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys() if k != key}
+    save_file(tensors, str(tmp_path / "older.safetensors"), metadata=meta)
+    return DeepCausalMMM.load(tmp_path / "older.safetensors").get_dag_edges()
+
+
 def test_a_parent_flighted_region_by_region_is_oriented_by_its_dark_weeks(tmp_path):
     """The flighted root's exogenous part varies far more than its always-on children's, so the
     equal-CV and log rules turned the whole triangle round (graph_designs.py "regional flights",
@@ -1680,15 +1693,7 @@ def test_a_parent_flighted_region_by_region_is_oriented_by_its_dark_weeks(tmp_pa
             labels = [a.text for a in model.plot_dag().layout.annotations if a.text]
             assert sum("dark weeks" in lab for lab in labels) == len(by_dark) > 0
             # a file saved before the marks existed (no "graph.dark", session 32) still loads
-            from safetensors import safe_open
-            from safetensors.torch import save_file
-
-            path = tmp_path / "flights.safetensors"
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata()
-                tensors = {k: f.get_tensor(k) for k in f.keys() if k != "graph.dark"}
-            save_file(tensors, str(tmp_path / "older.safetensors"), metadata=meta)
-            older = DeepCausalMMM.load(tmp_path / "older.safetensors").get_dag_edges()
+            older = _edges_without(tmp_path / "flights.safetensors", "graph.dark", tmp_path)
             assert (older.direction_basis != "dark weeks").all()
             pd.testing.assert_frame_equal(older.drop(columns="direction_basis"),
                                           edges.drop(columns="direction_basis"))
@@ -1796,14 +1801,7 @@ def test_same_week_coin_flips_follow_their_lagged_edges(tmp_path):
             labels = [a.text for a in model.plot_dag().layout.annotations if a.text]
             assert sum("lagged edges" in lab for lab in labels) == 1
             # a file saved before the marks existed (no "graph.ordered", session 33) still loads
-            from safetensors import safe_open
-            from safetensors.torch import save_file
-
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata()
-                tensors = {k: f.get_tensor(k) for k in f.keys() if k != "graph.ordered"}
-            save_file(tensors, str(tmp_path / "older.safetensors"), metadata=meta)
-            older = DeepCausalMMM.load(tmp_path / "older.safetensors").get_dag_edges()
+            older = _edges_without(path, "graph.ordered", tmp_path)
             assert (older.direction_basis != "lagged edges").all()
             pd.testing.assert_frame_equal(older.drop(columns="direction_basis"),
                                           edges.drop(columns="direction_basis"))
