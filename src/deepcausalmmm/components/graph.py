@@ -558,9 +558,10 @@ def _time_order(
     A parent whose influence reaches its child over several weeks (a lag kernel: searches
     that follow a TV spot for a month) shows the pair's direction by time order in its
     lagged weeks, while its same-week part may be too small for the non-Gaussian score to
-    orient: with kernels over 3-4 weeks whose same-week weight is 0.2-0.25, the pair score
-    left such edges near a coin flip (support 0.55-0.64) and picked the wrong way on 4 of 20
-    panels of an independently written simulator (session 34). Only edges no other rule
+    orient: with kernels over 3-6 weeks whose same-week weight is 0.2-0.25, the pair score
+    left such edges near a coin flip (support 0.55-0.64) and picked the wrong way beside
+    right lagged edges (``benchmarks/kernel_simulator.py --graph-only --seeds 0-23``: 5 of 24
+    panels with ``--kernel delayed``, 1 with ``long``; none with this rule). Only edges no other rule
     settled are turned: a settled score, dark weeks, the equal-CV rule and given edges keep
     their direction, and a pair with lagged edges both ways says nothing.
     """
