@@ -547,13 +547,11 @@ def added_part(raw: np.ndarray, Y: np.ndarray, p: int, c: int) -> bool:
     return slope is not None and float((yc - slope * yp).var()) <= DARK_ADDED * float(Y[~on, c].var())
 
 
-def _time_order(
-    support0: np.ndarray, lagged: np.ndarray, open_: np.ndarray, against: np.ndarray | None = None,
-) -> tuple[np.ndarray, list[tuple[int, int]]]:
+def _time_order(support0: np.ndarray, lagged: np.ndarray, open_: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Same-week support ``support0`` ``[C,C]`` (bool) with each ``open_`` edge ``i -> j`` turned
     to ``j -> i`` where the same pair has a lagged edge ``j -> i`` (``lagged`` ``[L,C,C]``: edges
-    at lags 1..L) and none ``i -> j`` (in ``against``, the same form; default ``lagged``), and
-    the turn keeps the same-week graph acyclic; and the turned pairs, as they now run.
+    at lags 1..L) and none ``i -> j``, and the turn keeps the same-week graph acyclic; and the
+    turned pairs, as they now run.
 
     A parent whose influence reaches its child over several weeks (a lag kernel: searches
     that follow a TV spot for a month) shows the pair's direction by time order in its
@@ -567,10 +565,9 @@ def _time_order(
     """
     out = support0.copy()
     later: np.ndarray = np.any(lagged, axis=0)  # [C,C] parent -> child at some lag
-    contrary: np.ndarray = later if against is None else np.any(against, axis=0)
     turned: list[tuple[int, int]] = []
     for i, j in zip(*np.nonzero(open_ & out), strict=True):
-        if not (later[j, i] and not contrary[i, j]):
+        if not (later[j, i] and not later[i, j]):
             continue
         out[i, j], out[j, i] = False, True
         if topological_order(out.astype(float)) is None:
@@ -1721,8 +1718,8 @@ def _learn(
         # each open pair's lags 1..L both ways, beside the rest of the graph without the open
         # edge itself (in the wrong direction its parent would take lagged terms that correct
         # for it): which way do they run?
-        # A turn needs a lag as strong as a pair's first edge (min_t); any lag the other way
-        # (lag_t) stops it.
+        # A turn needs a lag as strong as a pair's first edge (min_t) one way and none as strong
+        # the other way; the lags at lag_t are the turned pair's (kept below).
         strong = np.zeros((L, C, C), dtype=bool)
         weak = np.zeros((L, C, C), dtype=bool)
         for i, j in zip(*np.nonzero(open_), strict=True):
@@ -1735,7 +1732,7 @@ def _learn(
                 probe = _refit(Xs, Ys, held | both, held, bar, signed, absorbed)
                 found[:, i, j] = probe[1 : L + 1, i, j] > 0
                 found[:, j, i] = probe[1 : L + 1, j, i] > 0
-        by_lags, turned_pairs = _time_order(support[0], strong, open_, against=weak)
+        by_lags, turned_pairs = _time_order(support[0], strong, open_)
         if turned_pairs:
             support[0] = by_lags
             Ws = _refit(Xs, Ys, support, keep, min_t, signed, absorbed)
