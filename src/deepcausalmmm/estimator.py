@@ -1803,7 +1803,7 @@ class DeepCausalMMM(BaseEstimator):
         edges = self.get_dag_edges()
         learned_nationally = edges[edges.direction_basis == "national"]
         by_dark = edges[edges.direction_basis == "dark weeks"]
-        by_lags = edges[(edges.direction_basis == "lagged edges") & (edges.lag == 0)]
+        by_lags = edges[edges.direction_basis == "lagged edges"]  # same-week edges only
         return dag_figure(self.graph_, self.graph_roots_, direction=direction, lags=lags, assumed=assumed,
                           national=national,
                           national_edges=list(zip(learned_nationally.parent, learned_nationally.child, strict=True)),

@@ -1719,29 +1719,27 @@ def _learn(
         # edge itself (in the wrong direction its parent would take lagged terms that correct
         # for it): which way do they run?
         # A turn needs a lag as strong as a pair's first edge (min_t) one way and none as strong
-        # the other way; the lags at lag_t are the turned pair's (kept below).
-        strong = np.zeros((L, C, C), dtype=bool)
-        weak = np.zeros((L, C, C), dtype=bool)
+        # the other way.
+        lagged = np.zeros((L, C, C), dtype=bool)
         for i, j in zip(*np.nonzero(open_), strict=True):
             both = np.zeros_like(keep)
             both[1 : L + 1, i, j] = allowed[1 : L + 1, i, j]
             both[1 : L + 1, j, i] = allowed[1 : L + 1, j, i]
             held = keep | ((Ws != 0) & ~both)  # the rest of the graph as it is
             held[0, i, j] = False
-            for found, bar in ((strong, min_t), (weak, min_t if lag_t is None else lag_t)):
-                probe = _refit(Xs, Ys, held | both, held, bar, signed, absorbed)
-                found[:, i, j] = probe[1 : L + 1, i, j] > 0
-                found[:, j, i] = probe[1 : L + 1, j, i] > 0
-        by_lags, turned_pairs = _time_order(support[0], strong, open_)
+            probe = _refit(Xs, Ys, held | both, held, min_t, signed, absorbed)
+            lagged[:, i, j] = probe[1 : L + 1, i, j] > 0
+            lagged[:, j, i] = probe[1 : L + 1, j, i] > 0
+        by_lags, turned_pairs = _time_order(support[0], lagged, open_)
         if turned_pairs:
             support[0] = by_lags
             Ws = _refit(Xs, Ys, support, keep, min_t, signed, absorbed)
             # the turned pairs were decided at min_t the other way round: their entries now (the
-            # same week and the lags the probe found) are judged as a pair's other lags are
+            # same week and its lags) are judged as a pair's other lags are
             entries = np.zeros_like(keep)
             for i, j in turned_pairs:
                 entries[0, i, j] = True
-                entries[1 : L + 1, i, j] = weak[:, i, j]
+                entries[1 : L + 1, i, j] = allowed[1 : L + 1, i, j]
             Ws = _refit(Xs, Ys, (Ws != 0) | entries, keep | (Ws != 0), min_t if lag_t is None else lag_t,
                         signed, absorbed)
             if lag_t is not None:
