@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/kernel_simulator.py [--seeds 0-11] [--kernel none|flat|delayed|long] [--graph-only]
-        [--empty] [--shared-budget SD] [--config '{...}']
+        [--empty] [--shared-budget SD] [--budget-steps WEEKS] [--config '{...}']
 
 Written in session 34 from the issue's wording rather than from the package's
 design: a channel's activity is its exogenous part plus induced parts from its
@@ -26,6 +26,8 @@ every channel shares. 40 regions x 156 weeks, eight named channels:
   or ``long`` (geometric, decay 0.8, lags 0-5); ``--empty`` drops them;
 - ``--shared-budget SD``: a regional budget every channel takes in full, log
   scale AR(1) 0.5 with innovations of sd ``SD`` (0.3: about 35% up or down);
+  with ``--budget-steps WEEKS`` instead a level per region (log scale, sd ``SD``)
+  held for ``WEEKS`` weeks at a time (13: quarterly budget plans);
 - the KPI: region size x (a baseline with a trend and a yearly season, a
   price control with effect -0.03 per unit, and media: per channel a
   geometric decay 0.1-0.7 and an S-shaped Hill curve, half saturation
@@ -72,7 +74,7 @@ def carried(a: np.ndarray, decay: float) -> np.ndarray:
 
 
 def simulate(seed: int, kernel: str = "none", empty: bool = False, shared_budget: float = 0.0,
-             R: int = 40, T: int = 156) -> tuple[pd.DataFrame, pd.Series, set[tuple[str, str]], pd.Series]:
+             R: int = 40, T: int = 156, budget_steps: int = 0) -> tuple[pd.DataFrame, pd.Series, set[tuple[str, str]], pd.Series]:
     """Long table (region, week, channels, price, kpi), true total effects per channel (KPI
     units), the true (parent, child) pairs and the true total-effect shares (%)."""
     rng = np.random.default_rng(seed)
@@ -80,9 +82,12 @@ def simulate(seed: int, kernel: str = "none", empty: bool = False, shared_budget
     size = np.exp(rng.normal(0, 0.8, R))  # [R]
     season = 1 + 0.3 * np.sin(2 * np.pi * (t + rng.integers(52)) / 52.18) + 0.2 * (t >= T - 10)  # [T]
     shared = np.zeros((R, T))
-    shock = rng.normal(0, shared_budget, (R, T)) if shared_budget > 0 else np.zeros((R, T))
-    for k in range(T):
-        shared[:, k] = (0.5 * shared[:, k - 1] if k else 0.0) + shock[:, k]
+    if budget_steps > 0 and shared_budget > 0:  # a level per region held for budget_steps weeks
+        shared = np.repeat(rng.normal(0, shared_budget, (R, T // budget_steps + 1)), budget_steps, axis=1)[:, :T]
+    else:
+        shock = rng.normal(0, shared_budget, (R, T)) if shared_budget > 0 else np.zeros((R, T))
+        for k in range(T):
+            shared[:, k] = (0.5 * shared[:, k - 1] if k else 0.0) + shock[:, k]
     exo = {}
     for c in CHANNELS:
         level = rng.uniform(0.5, 2.0) * (10 if c in FLIGHTED else 3)
@@ -151,16 +156,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--empty", action="store_true", help="no true edges: every learned pair is false")
     ap.add_argument("--shared-budget", type=float, default=0.0, metavar="SD",
                     help="sd of the regional budget every channel takes (log scale, AR(1) 0.5)")
+    ap.add_argument("--budget-steps", type=int, default=0, metavar="WEEKS",
+                    help="with --shared-budget: each region's budget level (log-normal, sd SD) held for "
+                         "WEEKS weeks at a time (e.g. 13: quarterly plans) instead of the AR(1) movements")
     ap.add_argument("--config", default="{}", help="JSON config overrides for every fit")
     args = ap.parse_args(argv)
     seeds = parse_seeds(ap, args.seeds)
     if args.shared_budget < 0:
         ap.error(f"--shared-budget must be >= 0, found {args.shared_budget}")
+    if args.budget_steps < 0 or (args.budget_steps and not args.shared_budget):
+        ap.error(f"--budget-steps must be >= 0 and needs --shared-budget, found {args.budget_steps}")
     over = json.loads(args.config)
     counts = {"time_order on": [0, 0, 0], "time_order off": [0, 0, 0]}  # false, found, true
     shares: dict[str, list[tuple[float, float, float]]] = {"ours": [], "blind": []}
     for seed in seeds:
-        df, totals, truth, true_share = simulate(seed, args.kernel, args.empty, args.shared_budget)
+        df, totals, truth, true_share = simulate(seed, args.kernel, args.empty, args.shared_budget,
+                                                 budget_steps=args.budget_steps)
         line = [f"seed {seed}:"]
         for label, flag in (("time_order on", True), ("time_order off", False)):
             graph = {**over.get("graph", {}), "time_order": flag}

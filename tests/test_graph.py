@@ -699,6 +699,37 @@ def test_unequally_shared_persistent_budget_creates_no_edges():
     assert len(set(map(frozenset, zip(e.parent, e.child, strict=True)))) > 8 - 1
 
 
+@pytest.mark.parametrize("seed", [0, 3])
+def test_persistent_shared_driver_beside_lagged_influence(seed):
+    """channel_0 drives channel_2 one and two weeks later (weights 0.5, 0.3), under a persistent
+    regional budget every channel takes (AR(1) 0.7, sd 0.3). The map over all lags spread the
+    lagged edge over the channels at those lags (session 34 code: four and three other
+    channels linked into channel_2 on seeds 0 and 3). The same-week map alone left the budget's
+    past in the lagged columns (9 and 7 linked pairs). The edges both designs learn are the true pair alone. Since
+    the driver lasts into the next week, ``fit`` warns that the edges are hypotheses. Without
+    the budget the same influence gives the true pair, at lags 1 and 2, and no warning."""
+    R, T, C = 20, 104, 6
+    quick = {"training": {"epochs": 1, "polish_steps": 0}}
+
+    def with_lagged_edge(X: np.ndarray) -> np.ndarray:
+        X3 = X.reshape(R, T, C).copy()
+        parent = X3[:, :, 0]
+        lagged = 0.5 * np.pad(parent, ((0, 0), (1, 0)))[:, :T] + 0.3 * np.pad(parent, ((0, 0), (2, 0)))[:, :T]
+        X3[:, :, 2] += 0.6 * X3[:, :, 2].mean() / parent.mean() * lagged
+        return X3.reshape(R * T, C)
+
+    X, y, kw = _budget_panel(seed, "persistent", sd=0.3)
+    with pytest.warns(UserWarning, match="into the following weeks.*graph.mode='fixed'"):
+        edges = DeepCausalMMM(config=quick).fit(with_lagged_edge(X), y, **kw).get_dag_edges()
+    assert set(zip(edges.parent, edges.child, strict=True)) == {("channel_0", "channel_2")}
+    X, y, kw = _budget_panel(seed, "weekly", sd=0.0)  # no budget
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        edges = DeepCausalMMM(config=quick).fit(with_lagged_edge(X), y, **kw).get_dag_edges()
+    assert set(zip(edges.parent, edges.child, strict=True)) == {("channel_0", "channel_2")}
+    assert set(edges.lag) >= {1, 2}
+
+
 def test_few_channels_keep_a_mediation_triangle_under_a_shared_budget():
     """Five channels share a weekly regional budget and three of them form a mediation triangle
     (channel_0 -> channel_1, channel_0 -> channel_2, channel_1 -> channel_2): half of each
