@@ -699,6 +699,29 @@ def test_unequally_shared_persistent_budget_creates_no_edges():
     assert len(set(map(frozenset, zip(e.parent, e.child, strict=True)))) > 8 - 1
 
 
+def test_driver_persists_known_answers():
+    """A factor every channel shares, AR(1) 0.7, read one week apart: persistent. Independent
+    noise: not. A channel that does not vary is left out, and with fewer than two channels
+    to read there is nothing to decide."""
+    from deepcausalmmm.components.graph import driver_persists
+
+    rng = np.random.default_rng(0)
+    N, C = 4000, 6
+    f = np.zeros(N + 1)
+    for t in range(1, N + 1):
+        f[t] = 0.7 * f[t - 1] + rng.normal()
+    X = np.hstack([f[1:, None] + rng.normal(size=(N, C)), f[:-1, None] + rng.normal(size=(N, C)),
+                   rng.normal(size=(N, C))])
+    assert driver_persists(X, C)
+    assert not driver_persists(rng.normal(size=(N, 3 * C)), C)
+    flat = X.copy()
+    flat[:, 0] = flat[:, C] = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no division by a zero variance
+        assert driver_persists(flat, C)
+    assert not driver_persists(X, C, np.array([True] + [False] * (C - 1)))
+
+
 @pytest.mark.parametrize("seed", [0, 3])
 def test_persistent_shared_driver_beside_lagged_influence(seed):
     """channel_0 drives channel_2 one and two weeks later (weights 0.5, 0.3), under a persistent

@@ -1462,7 +1462,7 @@ def _learn_graph_on(scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray,
             # real panels channels can share several drivers, and taking out one factor can
             # create as many links as it removes).
             adjusted = _without_shared_driver(X, C, national) if shared_driver else None
-            persistent = adjusted is not None and driver_persists(X, C)
+            persistent = adjusted is not None and driver_persists(X, C, ~national)
             candidates = [] if adjusted is None else [
                 _learn(adjusted[:, :C], adjusted, *spec, raw=raw, time_order=opt.time_order)]
             if persistent:
@@ -1821,17 +1821,24 @@ PERSISTENT_DRIVER_MESSAGE = (
 )
 
 
-def driver_persists(X: np.ndarray, C: int) -> bool:
+def driver_persists(X: np.ndarray, C: int, channels: np.ndarray | None = None) -> bool:
     """Whether the median correlation between different channels one week apart in the lagged
     design ``X`` ``[N, C*(P+1)]`` is positive beyond sampling noise (``DRIVER_THRESHOLD /
     sqrt(N)``): a driver every channel shares that lasts from one week into the next. On
     simulated panels such a driver (a regional budget, AR(1) 0.5, sd 0.3 on the log scale) gave
-    6-8 / sqrt(N); without one, and on the MMM panel, within +-0.7 / sqrt(N)."""
+    6-8 / sqrt(N); without one, and on the MMM panel, within +-0.7 / sqrt(N). ``channels``
+    ``[C]`` bool: the channels to read (default all); channels that do not vary are left out."""
     N, K = X.shape
     if K < 2 * C or N < 3:
         return False
-    S = np.corrcoef(X[:, : 2 * C], rowvar=False)
-    lag1 = S[:C, C : 2 * C][~np.eye(C, dtype=bool)]
+    use = np.ones(C, dtype=bool) if channels is None else channels.copy()
+    use &= (X[:, :C].std(axis=0) > 1e-12) & (X[:, C : 2 * C].std(axis=0) > 1e-12)
+    idx = np.flatnonzero(use)
+    if len(idx) < 2:
+        return False
+    S = np.corrcoef(X[:, idx], X[:, C + idx], rowvar=False)
+    n = len(idx)
+    lag1 = S[:n, n:][~np.eye(n, dtype=bool)]
     return bool(np.median(lag1) * np.sqrt(N) > DRIVER_THRESHOLD)
 
 
