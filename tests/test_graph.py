@@ -1,5 +1,6 @@
 """Channel graph: structure learning, interventions and effects."""
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -743,14 +744,38 @@ def test_persistent_shared_driver_beside_lagged_influence(seed):
 
     X, y, kw = _budget_panel(seed, "persistent", sd=0.3)
     with pytest.warns(UserWarning, match="into the following weeks.*graph.mode='fixed'"):
-        edges = DeepCausalMMM(config=quick).fit(with_lagged_edge(X), y, **kw).get_dag_edges()
+        model = DeepCausalMMM(config=quick).fit(with_lagged_edge(X), y, **kw)
+    edges = model.get_dag_edges()
     assert set(zip(edges.parent, edges.child, strict=True)) == {("channel_0", "channel_2")}
+    assert model.graph_model_.persistent_driver is True
     X, y, kw = _budget_panel(seed, "weekly", sd=0.0)  # no budget
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        edges = DeepCausalMMM(config=quick).fit(with_lagged_edge(X), y, **kw).get_dag_edges()
+        clean = DeepCausalMMM(config=quick).fit(with_lagged_edge(X), y, **kw)
+    edges = clean.get_dag_edges()
     assert set(zip(edges.parent, edges.child, strict=True)) == {("channel_0", "channel_2")}
     assert set(edges.lag) >= {1, 2}
+    assert clean.graph_model_.persistent_driver is False
+
+
+def test_persistent_driver_flag_is_saved_and_reported(tmp_path):
+    """The flag travels through save/load, and the report's channel-graph section carries the
+    caution where it is set and the graph has edges, not where it is clear."""
+    R, T, C = 20, 104, 6
+    quick = {"training": {"epochs": 1, "polish_steps": 0}}
+    X, y, kw = _budget_panel(0, "persistent", sd=0.3)
+    X3 = X.reshape(R, T, C).copy()
+    X3[:, :, 2] += 0.6 * X3[:, :, 2].mean() / X3[:, :, 0].mean() * np.pad(X3[:, :, 0], ((0, 0), (1, 0)))[:, :T]
+    with pytest.warns(UserWarning, match="into the following weeks"):
+        model = DeepCausalMMM(config=quick).fit(X3.reshape(R * T, C), y, **kw)
+    assert model.graph_model_.persistent_driver is True and model.graph_model_.edges()
+    loaded = DeepCausalMMM.load(model.save(tmp_path / "m.safetensors"))
+    assert loaded.graph_model_.persistent_driver is True
+    page = loaded.save_report(tmp_path / "r.html").read_text()
+    assert "Caution:</b> Each region&#x27;s channels move together" in page
+    loaded.graph_model_ = dataclasses.replace(loaded.graph_model_, persistent_driver=False)
+    page = loaded.save_report(tmp_path / "r2.html").read_text()
+    assert "move together from week to week" not in page
 
 
 def test_few_channels_keep_a_mediation_triangle_under_a_shared_budget():

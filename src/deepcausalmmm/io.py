@@ -88,6 +88,7 @@ def save_model(model: Any, path: Path) -> Path:
         "regions": json.dumps([_label(r) for r in model.regions_]),
         "dates": json.dumps(_dates_meta(p.dates)),
         "graph_roots": json.dumps(model.graph_roots_),
+        "graph_persistent_driver": json.dumps(model.graph_model_.persistent_driver),
         "lift_tests": json.dumps(_lift_tests_meta(getattr(model, "lift_tests_", None))),
         "estimator": json.dumps(
             {"random_state": model.random_state, "device": model.device, "verbose": model.verbose}
@@ -208,7 +209,8 @@ def load_model(cls: Any, path: Path) -> Any:
     model.graph_model_ = ChannelGraph(arr["graph.weights"], tuple(channels.index(c) for c in roots),
                                       arr.get("graph.direction"), _marks_from(arr.get("graph.assumed")),
                                       _national_from(arr.get("graph.national")), _marks_from(arr.get("graph.dark")),
-                                      _marks_from(arr.get("graph.ordered")))
+                                      _marks_from(arr.get("graph.ordered")),
+                                      _persistent_from(meta.get("graph_persistent_driver")))
     model.graph_seconds_ = 0.0
     model._set_graph_frames()
     model._set_forecast_anchor()
@@ -257,6 +259,18 @@ def _national_from(stored: np.ndarray | None) -> np.ndarray | None:
     if stored is None or np.asarray(stored).size == 0:
         return None
     return np.asarray(stored).astype(bool)
+
+
+def _persistent_from(value: str | None) -> bool | None:
+    """The saved ``persistent_driver`` flag (None in files saved before session 35, or a
+    value that is not a JSON bool)."""
+    if value is None:
+        return None
+    try:
+        flag = json.loads(value)
+    except ValueError:
+        return None
+    return flag if isinstance(flag, bool) else None
 
 
 def _marks_from(stored: np.ndarray | None) -> np.ndarray | None:

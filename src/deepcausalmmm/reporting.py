@@ -14,7 +14,7 @@ import plotly.io as pio
 
 from . import __version__
 from .analysis.identification import EXTRAPOLATED_FLOOR
-from .components.graph import dense_graph_message, edge_mask
+from .components.graph import PERSISTENT_DRIVER_MESSAGE, dense_graph_message, edge_mask
 from .data.history import period_name
 from .io import atomic_path
 from .plotting.figures import response_figure
@@ -65,12 +65,17 @@ def _national_note(model: Any) -> str:
 
 
 def _dense_note(model: Any) -> str:
-    """A caution when a learned graph links more channel pairs than a tree has ("" otherwise)."""
+    """Cautions when a learned graph links more channel pairs than a tree has, and when the
+    activity showed a persistent shared driver and the graph has edges ("" otherwise)."""
     if model.config_.graph.mode != "notears":
         return ""
     required = edge_mask(model.channels_, model.config_.graph.required)
     message = dense_graph_message(model.graph_model_.weights, required)
-    return f"<p class='note'><b>Caution:</b> {html.escape(message)}.</p>" if message else ""
+    out = f"<p class='note'><b>Caution:</b> {html.escape(message)}.</p>" if message else ""
+    if model.graph_model_.persistent_driver and model.graph_model_.edges():
+        text = PERSISTENT_DRIVER_MESSAGE[0].upper() + PERSISTENT_DRIVER_MESSAGE[1:]
+        out += f"<p class='note'><b>Caution:</b> {html.escape(text)}.</p>"
+    return out
 
 
 _PARAMETER_COLUMNS = ["coefficient", "half_saturation", "slope", "saturation_at_typical", "elasticity_at_typical",

@@ -100,6 +100,12 @@ class ChannelGraph:
         left open (support below ``DIRECTION_SETTLED``, no other rule settling
         it) and that were turned to run as the same pair's lagged edges do
         (:func:`_time_order`). None for files saved before session 34.
+    persistent_driver : bool or None
+        Whether the activity showed a driver every channel shares that lasts
+        into the following weeks (:func:`driver_persists`, after the
+        shared-driver step found one): the learned edges are then hypotheses
+        (``PERSISTENT_DRIVER_MESSAGE``). None where it was not checked (graph
+        not learned by NOTEARS) and for files saved before session 35.
     """
 
     weights: np.ndarray
@@ -109,6 +115,7 @@ class ChannelGraph:
     national: np.ndarray | None = None  # [C] bool: bought nationally; edges from them learned nationally
     dark: np.ndarray | None = None  # [C,C] bool: direction set by the dark weeks
     ordered: np.ndarray | None = None  # [C,C] bool: direction from the pair's lagged edges
+    persistent_driver: bool | None = None  # a shared driver lasting into the following weeks
 
     @property
     def n_channels(self) -> int:
@@ -1489,7 +1496,8 @@ def _learn_graph_on(scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray,
                 warnings.warn(f"graph: {message}", UserWarning, stacklevel=5)
             if persistent and _linked_pairs(weights, national_spec[1]) > 0:
                 warnings.warn(f"graph: {PERSISTENT_DRIVER_MESSAGE}", UserWarning, stacklevel=5)
-        return ChannelGraph(weights, tuple(roots), direction, assumed, national, dark, ordered)
+        return ChannelGraph(weights, tuple(roots), direction, assumed, national, dark, ordered,
+                            persistent if mode == "notears" else None)
 
 
 Learned = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # what _learn returns
