@@ -700,27 +700,34 @@ def test_unequally_shared_persistent_budget_creates_no_edges():
     assert len(set(map(frozenset, zip(e.parent, e.child, strict=True)))) > 8 - 1
 
 
-def test_driver_persists_known_answers():
-    """A factor every channel shares, AR(1) 0.7, read one week apart: persistent. Independent
-    noise: not. A channel that does not vary is left out, and with fewer than two channels
-    to read there is nothing to decide."""
-    from deepcausalmmm.components.graph import driver_persists
+def test_shared_driver_designs_known_answers():
+    """A factor every channel shares, AR(1) 0.7 (the design's lag-0 and lag-1 blocks): two
+    designs, the map over all lags and the same-week map alone, which leaves the lagged
+    columns as observed. The same factor without persistence: one design. Independent noise:
+    none. Each map takes the factor's correlation out of the targets' block."""
+    from deepcausalmmm.components.graph import remove_shared_driver, shared_driver_designs
 
     rng = np.random.default_rng(0)
     N, C = 4000, 6
-    f = np.zeros(N + 1)
-    for t in range(1, N + 1):
-        f[t] = 0.7 * f[t - 1] + rng.normal()
-    X = np.hstack([f[1:, None] + rng.normal(size=(N, C)), f[:-1, None] + rng.normal(size=(N, C)),
-                   rng.normal(size=(N, C))])
-    assert driver_persists(X, C)
-    assert not driver_persists(rng.normal(size=(N, 3 * C)), C)
-    flat = X.copy()
-    flat[:, 0] = flat[:, C] = 0.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # no division by a zero variance
-        assert driver_persists(flat, C)
-    assert not driver_persists(X, C, np.array([True] + [False] * (C - 1)))
+
+    def design(phi: float) -> np.ndarray:
+        f = np.zeros(N + 1)
+        for t in range(1, N + 1):
+            f[t] = phi * f[t - 1] + np.sqrt(1 - phi**2) * rng.normal()
+        return np.hstack([f[1:, None] + rng.normal(size=(N, C)), f[:-1, None] + rng.normal(size=(N, C))])
+
+    X = design(0.7)
+    designs = shared_driver_designs(X, C)
+    assert len(designs) == 2
+    all_lags, same_week = designs
+    np.testing.assert_allclose(same_week[:, C:], X[:, C:] - X[:, C:].mean(axis=0))  # lags as observed
+    assert not np.allclose(all_lags[:, C:], same_week[:, C:])
+    off = ~np.eye(C, dtype=bool)
+    for d in designs:
+        assert abs(np.median(np.corrcoef(d[:, :C], rowvar=False)[off])) < 0.05  # raw: about 0.5
+    np.testing.assert_allclose(remove_shared_driver(X, C), all_lags)
+    assert len(shared_driver_designs(design(0.0), C)) == 1
+    assert shared_driver_designs(rng.normal(size=(N, 2 * C)), C) == []
 
 
 @pytest.mark.parametrize("seed", [0, 3])

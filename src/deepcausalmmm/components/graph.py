@@ -102,9 +102,9 @@ class ChannelGraph:
         (:func:`_time_order`). None for files saved before session 34.
     persistent_driver : bool or None
         Whether the activity showed a driver every channel shares that lasts
-        into the following weeks (:func:`driver_persists`, after the
-        shared-driver step found one): the learned edges are then hypotheses
-        (``PERSISTENT_DRIVER_MESSAGE``). None where it was not checked (graph
+        into the following weeks (the shared-driver step found one whose
+        lagged correlations are beyond noise, :func:`shared_driver_designs`):
+        the learned edges are then hypotheses (``PERSISTENT_DRIVER_MESSAGE``). None where it was not checked (graph
         not learned by NOTEARS) and for files saved before session 35.
     """
 
@@ -1462,16 +1462,15 @@ def _learn_graph_on(scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray,
         # the same rows' activity over each region's mean, where dark weeks are read
         raw = scaled[:, P:][_design_rows(observed, P)] if opt.dark_weeks else None
         weights, direction, assumed, dark, ordered = _learn(Y, X, *spec, raw=raw, time_order=opt.time_order)
-        persistent = False  # a shared driver that lasts into the following weeks (driver_persists)
+        persistent = False  # a shared driver that lasts into the following weeks (shared_driver_designs)
         if mode == "notears":
             # A driver every channel shares (a regional budget) links every pair alike. When the
             # data show one, the graph learned without it is kept if it is the sparser one (on
             # real panels channels can share several drivers, and taking out one factor can
             # create as many links as it removes).
-            adjusted = _without_shared_driver(X, C, national) if shared_driver else None
-            persistent = adjusted is not None and driver_persists(X, C, ~national)
-            candidates = [] if adjusted is None else [
-                _learn(adjusted[:, :C], adjusted, *spec, raw=raw, time_order=opt.time_order)]
+            designs = _without_shared_driver(X, C, national) if shared_driver else []
+            candidates = [_learn(d[:, :C], d, *spec, raw=raw, time_order=opt.time_order) for d in designs]
+            persistent = len(candidates) == 2
             if persistent:
                 # Two maps, each wrong in its own way. The map over all lags takes no account of
                 # the share of the driver a child inherits through its parent's past weeks, and
@@ -1479,10 +1478,7 @@ def _learn_graph_on(scaled: np.ndarray, observed: np.ndarray, phase: np.ndarray,
                 # map alone leaves the driver's past in the lagged columns. An edge stands when
                 # both designs learn it (session 35: lag-kernel edges under a persistent budget,
                 # 57 false pairs over 8 panels to 2).
-                same_week = _without_shared_driver(X, C, national, same_week_only=True)
-                if same_week is not None:
-                    by_week = _learn(same_week[:, :C], same_week, *spec, raw=raw, time_order=opt.time_order)
-                    candidates.append(_edges_in_both(candidates[0], by_week))
+                candidates = [candidates[0], _edges_in_both(*candidates)]
             for again in candidates:
                 if _linked_pairs(again[0], required) < _linked_pairs(weights, required):
                     weights, direction, assumed, dark, ordered = again
@@ -1513,23 +1509,21 @@ def _edges_in_both(first: Learned, second: Learned) -> Learned:
             dark & linked, ordered & linked)
 
 
-def _without_shared_driver(
-    X: np.ndarray, C: int, national: np.ndarray, same_week_only: bool = False
-) -> np.ndarray | None:
-    """:func:`remove_shared_driver` on the design columns of the channels not bought nationally
+def _without_shared_driver(X: np.ndarray, C: int, national: np.ndarray) -> list[np.ndarray]:
+    """:func:`shared_driver_designs` on the design columns of the channels not bought nationally
     (those have next to nothing left in the regional activity and would stop the step: with
     one in a panel whose other channels shared a weekly regional budget, 3-9 false edges over
     4 panels, none without it); national columns are left as they are."""
     if not national.any():
-        return remove_shared_driver(X, C, same_week_only)
+        return shared_driver_designs(X, C)
     regional = np.flatnonzero(~national)
     cols = np.concatenate([regional + k * C for k in range(X.shape[1] // C)])
-    sub = remove_shared_driver(X[:, cols], len(regional), same_week_only)
-    if sub is None:
-        return None
-    out = X.copy()
-    out[:, cols] = sub
-    return out
+    designs = []
+    for sub in shared_driver_designs(X[:, cols], len(regional)):
+        out = X.copy()
+        out[:, cols] = sub
+        designs.append(out)
+    return designs
 
 
 def _national_pass(
@@ -1829,29 +1823,16 @@ PERSISTENT_DRIVER_MESSAGE = (
 )
 
 
-def driver_persists(X: np.ndarray, C: int, channels: np.ndarray | None = None) -> bool:
-    """Whether the median correlation between different channels one week apart in the lagged
-    design ``X`` ``[N, C*(P+1)]`` is positive beyond sampling noise (``DRIVER_THRESHOLD /
-    sqrt(N)``): a driver every channel shares that lasts from one week into the next. On
-    simulated panels such a driver (a regional budget, AR(1) 0.5, sd 0.3 on the log scale) gave
-    6-8 / sqrt(N); without one, and on the MMM panel, within +-0.7 / sqrt(N). ``channels``
-    ``[C]`` bool: the channels to read (default all); channels that do not vary are left out."""
-    N, K = X.shape
-    if K < 2 * C or N < 3:
-        return False
-    use = np.ones(C, dtype=bool) if channels is None else channels.copy()
-    use &= (X[:, :C].std(axis=0) > 1e-12) & (X[:, C : 2 * C].std(axis=0) > 1e-12)
-    idx = np.flatnonzero(use)
-    if len(idx) < 2:
-        return False
-    S = np.corrcoef(X[:, idx], X[:, C + idx], rowvar=False)
-    n = len(idx)
-    lag1 = S[:n, n:][~np.eye(n, dtype=bool)]
-    return bool(np.median(lag1) * np.sqrt(N) > DRIVER_THRESHOLD)
+def remove_shared_driver(X: np.ndarray, C: int) -> np.ndarray | None:
+    """The first of :func:`shared_driver_designs` (the design without the driver), or None
+    where there is no driver."""
+    designs = shared_driver_designs(X, C)
+    return designs[0] if designs else None
 
 
-def remove_shared_driver(X: np.ndarray, C: int, same_week_only: bool = False) -> np.ndarray | None:
-    """Lagged design ``[N, C*(P+1)]`` without a driver every channel shares, or None if there is none.
+def shared_driver_designs(X: np.ndarray, C: int) -> list[np.ndarray]:
+    """Lagged design ``[N, C*(P+1)]`` without a driver every channel shares: none (no driver),
+    one design, or two when the driver persists (see ``same week`` below).
 
     A driver that moves every channel of a region together week to week (a
     regional budget split across channels) correlates every pair of channels,
@@ -1882,8 +1863,9 @@ def remove_shared_driver(X: np.ndarray, C: int, same_week_only: bool = False) ->
     Limitation: the map over all lags mixes them a little, so a true edge can
     gain a weak lagged copy.
 
-    ``same_week_only``: map the same-week block (the targets) alone and leave
-    the lagged columns as observed. Any map of the columns changes the
+    Same week: when the driver persists, a second design maps the same-week
+    block (the targets) alone and leaves the lagged columns as observed. Any
+    map of the columns changes the
     regression of a child on its parent's lags: a strong lagged edge is spread
     over every channel at that lag, in proportion to the map's mixing. The map
     over all lags also takes no account of the share of the driver that a
@@ -1891,22 +1873,21 @@ def remove_shared_driver(X: np.ndarray, C: int, same_week_only: bool = False) ->
     under a persistent budget (``kernel_simulator.py --kernel delayed
     --shared-budget 0.3``), what it leaves need not be a valid covariance, and
     it learned 57 false pairs over 8 panels. :func:`learn_graph` therefore
-    also learns from this design when the driver persists
-    (:func:`driver_persists`). It keeps the edges that both designs learn,
-    which gave 2 false pairs on those panels.
+    learns from both designs and keeps the edges that both learn, which gave
+    2 false pairs on those panels.
     """
     N, K = X.shape
     P1 = K // C
     if C < 4 or N < 10 * K:
-        return None
+        return []
     sd = X.std(axis=0)
     if (sd <= 1e-12).any():
-        return None
+        return []
     S = np.corrcoef(X, rowvar=False)  # [K,K]
     off = ~np.eye(C, dtype=bool)
     median0 = float(np.median(S[:C, :C][off]))
     if not median0 > DRIVER_THRESHOLD / np.sqrt(N):
-        return None
+        return []
     if C >= MIN_CHANNELS_ROBUST:
         load = _robust_loadings(S[:C, :C])  # [C]
     else:
@@ -1918,17 +1899,15 @@ def remove_shared_driver(X: np.ndarray, C: int, same_week_only: bool = False) ->
     shared = [float(np.median(S[:C, k * C:(k + 1) * C][off] / outer[off])) for k in range(P1)]  # by lag
     lag = np.abs(np.subtract.outer(np.arange(P1), np.arange(P1)))  # [P1,P1] lag between blocks
     factor = np.kron(np.asarray(shared)[lag], outer)  # [K,K]
-    if same_week_only:
-        # the same-week map on the targets' block alone; the lagged columns as observed
-        A = np.eye(K)
-        A[:C, :C] = _transport(S[:C, :C], S[:C, :C] - factor[:C, :C])
-    elif all(abs(v) * np.sqrt(N) < DRIVER_THRESHOLD for v in shared[1:]):
+    same_week = _transport(S[:C, :C], S[:C, :C] - factor[:C, :C])  # [C,C]
+    centred = (X - X.mean(axis=0)) / sd
+    if all(abs(v) * np.sqrt(N) < DRIVER_THRESHOLD for v in shared[1:]):
         # Not persistent: the same-week map on every lag block (a map over all lags would mix
         # a same-week edge into lagged copies).
-        A = np.kron(np.eye(P1), _transport(S[:C, :C], S[:C, :C] - factor[:C, :C]))
-    else:
-        A = _transport(S, S - factor)
-    return (X - X.mean(axis=0)) / sd @ A * sd
+        return [centred @ np.kron(np.eye(P1), same_week) * sd]
+    targets_only = np.eye(K)
+    targets_only[:C, :C] = same_week  # the lagged columns as observed
+    return [centred @ _transport(S, S - factor) * sd, centred @ targets_only * sd]
 
 
 def _robust_loadings(R: np.ndarray) -> np.ndarray:
