@@ -493,3 +493,43 @@ def test_forecast_continues_a_stopped_feed_at_its_filled_value(small_sim):
     inside = on.predict(past[channels], past["region"], past["date"])
     np.testing.assert_allclose(inside, off.predict(past[channels], past["region"], past["date"]),
                                rtol=1e-6)
+
+
+def test_arguments_may_name_columns_of_x():
+    df = frame(n_regions=3)
+    df["w"] = np.linspace(0.5, 1.0, len(df))
+    expected = build_panel(df[["tv", "search"]], df["kpi"], df["region"], df["date"], df[["price"]],
+                           sample_weight=df["w"])
+    before = df.copy()
+    p = build_panel(df, "kpi", "region", "date", "price", sample_weight="w")
+    pd.testing.assert_frame_equal(df, before)  # the caller's frame is not modified
+    assert p.channels == ["tv", "search"] and p.controls == ["price"]
+    assert p.regions == expected.regions and list(p.dates) == list(expected.dates)
+    for a, b in ((p.media, expected.media), (p.y, expected.y), (p.weight, expected.weight),
+                 (p.control_values, expected.control_values)):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(DataError, match=r"`regions` is the string 'dma', which is not a column of `X` "
+                                        r"\(columns: \['region', 'date', 'tv', .*\]\); pass one value per row"):
+        build_panel(df, "kpi", "dma", "date")
+    with pytest.raises(DataError, match=r"`regions` and `dates` both name the column 'region' of `X`"):
+        build_panel(df, "kpi", "region", "region")
+    with pytest.raises(DataError, match=r"`regions` is the string 'region', but `X` is a ndarray, not a "
+                                        r"DataFrame with named columns"):
+        build_panel(df[["tv", "search"]].to_numpy(), df["kpi"], "region")
+    with pytest.raises(DataError, match=r"or name the column: `dates='date'`"):
+        build_panel(df[["tv", "date"]], df["kpi"], df["region"])
+
+
+def test_fit_and_predict_with_named_columns_match_arrays(small_sim):
+    d = small_sim.data
+    cfg = {"training": {"epochs": 10, "polish_steps": 0}}
+    by_array = DeepCausalMMM(config=cfg).fit(d[small_sim.channels], d["kpi"], regions=d["region"],
+                                             dates=d["date"], controls=d[small_sim.controls])
+    by_name = DeepCausalMMM(config=cfg).fit(d, "kpi", regions="region", dates="date",
+                                            controls=small_sim.controls)
+    assert by_name.channels_ == small_sim.channels and by_name.controls_ == small_sim.controls
+    rows = d.drop(columns="kpi")
+    np.testing.assert_array_equal(
+        by_array.predict(d[small_sim.channels], regions=d["region"], dates=d["date"],
+                         controls=d[small_sim.controls]),
+        by_name.predict(rows, regions="region", dates="date", controls=small_sim.controls))

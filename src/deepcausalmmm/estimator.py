@@ -43,7 +43,18 @@ from .components.temporal import (
 from .config import MMMConfig, build_config
 from .constants import DATE, REGION
 from .data.history import align_to_fit, extend_history
-from .data.panel import ArrayLike, Panel, build_panel, fmt_date, stale_cells, static_channels, twin_channels
+from .data.panel import (
+    NAMED_ARGUMENTS,
+    ArrayLike,
+    Panel,
+    build_panel,
+    fmt_date,
+    listed,
+    stale_cells,
+    static_channels,
+    take_named_columns,
+    twin_channels,
+)
 from .data.scaling import PanelScaler
 from .exceptions import ConfigError, DataError
 from .model import Batch, Decomposition, MMMNet
@@ -149,11 +160,14 @@ class DeepCausalMMM(BaseEstimator):
             Channel activity (spend or impressions), one row per (region, week).
         y : array-like
             KPI, one value per row (``[regions, weeks]`` for a 3-D ``X``).
-        regions : array-like, optional
+        regions : array-like or str, optional
             Region label per row; None means one national series.
-        dates : array-like, optional
+        dates : array-like or str, optional
             Date (or integer period) per row; None means row order is time order.
-        controls : DataFrame, array or list of ``X`` column names, optional
+        controls : DataFrame, array, or ``X`` column name(s), optional
+            ``y``, ``regions``, ``dates`` and ``sample_weight`` may also name a column of a
+            DataFrame ``X`` (``fit(df[cols], "kpi", regions="region", dates="date")``);
+            named columns are not channels.
         config_overrides : dict, optional
             Nested overrides, e.g. ``{"loss": "huber", "regularization": {"l1": 1e-4}}``.
         sample_weight : array-like, optional
@@ -192,6 +206,8 @@ class DeepCausalMMM(BaseEstimator):
             For invalid input; the estimator is left unchanged.
         """
         cfg = build_config(self.config, config_overrides, **config_kwargs)
+        X, named = take_named_columns(X, y=y, regions=regions, dates=dates, sample_weight=sample_weight)
+        y, regions, dates, sample_weight = (named[k] for k in NAMED_ARGUMENTS)
         panel = build_panel(
             X, y, regions, dates, controls, sample_weight, purpose="fit", min_weeks=cfg.data.min_weeks
         )
@@ -202,7 +218,7 @@ class DeepCausalMMM(BaseEstimator):
         unweighted = [panel.regions[i] for i in np.flatnonzero((panel.weight * panel.observed).sum(axis=1) == 0)]
         if unweighted:
             warnings.warn(
-                f"region(s) {unweighted[:5]} have no KPI with positive `sample_weight`; their level "
+                f"region(s) {listed(unweighted, 5)} have no KPI with positive `sample_weight`; their level "
                 "and scale are borrowed from other regions, so their predictions are unreliable",
                 UserWarning,
                 stacklevel=2,
@@ -1523,7 +1539,7 @@ class DeepCausalMMM(BaseEstimator):
             unknown = [r for r in regions if r not in self.regions_]
             if unknown:
                 raise DataError(
-                    f"`regions` {unknown[:5]} were not in the fitted data; name fitted regions "
+                    f"`regions` {listed(unknown, 5)} were not in the fitted data; name fitted regions "
                     f"(e.g. {self.regions_[:3]}), or None for all"
                 )
             keep &= np.isin(np.asarray(self.regions_, dtype=object), np.asarray(regions, dtype=object))[:, None]

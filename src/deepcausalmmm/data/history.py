@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import DataError
-from .panel import Panel, month_anchor, month_grid, month_number
+from .panel import Panel, listed, month_anchor, month_grid, month_number
 
 __all__ = ["align_to_fit", "extend_history", "extend_grid", "grid_positions", "grid_spacing", "period_name"]
 
@@ -23,7 +23,7 @@ def align_to_fit(fit: Panel, new: Panel) -> tuple[np.ndarray, np.ndarray]:
     unknown = [r for r in new.regions if r not in fit.regions]
     if unknown:
         raise DataError(
-            f"`regions` {unknown[:5]} were not in the fitted data; the model only predicts "
+            f"`regions` {listed(unknown, 5)} were not in the fitted data; the model only predicts "
             f"fitted regions ({len(fit.regions)} of them, e.g. {fit.regions[:3]}). Drop those rows, "
             "or refit with them"
         )

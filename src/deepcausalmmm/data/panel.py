@@ -28,7 +28,7 @@ import pandas as pd
 from ..constants import NATIONAL
 from ..exceptions import DataError
 
-__all__ = ["Panel", "build_panel", "stale_cells", "ArrayLike"]
+__all__ = ["Panel", "build_panel", "listed", "stale_cells", "take_named_columns", "ArrayLike"]
 
 ArrayLike = Any  # DataFrame, Series, ndarray or sequence
 
@@ -156,6 +156,60 @@ def _check_index(X: Any, other: Any, name: str) -> None:
     )
 
 
+NAMED_ARGUMENTS = ("y", "regions", "dates", "sample_weight")  # may name a column of a DataFrame X
+
+
+def take_named_columns(X: ArrayLike, **named: Any) -> tuple[ArrayLike, dict[str, Any]]:
+    """Arguments given as the name of one of ``X``'s columns, as that column.
+
+    ``fit(df[cols], regions="region", dates="date")`` reads ``df["region"]`` and
+    ``df["date"]`` and leaves those columns out of the channels (like ``controls``
+    given as column names). Other values pass through unchanged; ``X`` is not
+    modified (a copy without the named columns is returned).
+
+    Raises
+    ------
+    DataError
+        A string that is not a column of a DataFrame ``X``, or one column named twice.
+    """
+    names = {k: v for k, v in named.items() if isinstance(v, str)}
+    if not names:
+        return X, named
+    if not isinstance(X, pd.DataFrame):
+        k, v = next(iter(names.items()))
+        raise DataError(
+            f"`{k}` is the string {v!r}, but `X` is a {type(X).__name__}, not a DataFrame with "
+            f"named columns; pass one value per row of `X` as `{k}`, or `X` as a DataFrame holding "
+            f"a column {v!r}"
+        )
+    for k, v in names.items():
+        if v not in X.columns:
+            raise DataError(
+                f"`{k}` is the string {v!r}, which is not a column of `X` (columns: "
+                f"{listed([str(c) for c in X.columns])}); pass one value per row as `{k}`, or "
+                "the name of a column of `X`"
+            )
+    taken = list(names.values())
+    twice = next((v for v in taken if taken.count(v) > 1), None)
+    if twice is not None:
+        args = [f"`{k}`" for k, v in names.items() if v == twice]
+        raise DataError(
+            f"{' and '.join(args)} both name the column {twice!r} of `X`; name a different column "
+            "for each"
+        )
+    out = dict(named)
+    for k, v in names.items():
+        out[k] = X[v]
+    return X.drop(columns=taken), out
+
+
+def listed(labels: Sequence[Any], most: int = 10) -> str:
+    """``labels`` for a message: all of them, or the first ``most`` and how many more."""
+    shown = ", ".join(repr(v.item() if isinstance(v, np.generic) else v) for v in list(labels)[:most])
+    extra = len(labels) - most
+    return f"[{shown}]" if extra <= 0 else f"[{shown}, ... and {extra} more]"
+
+
 def _as_vector(values: ArrayLike, name: str) -> np.ndarray:
     if isinstance(values, pd.DataFrame):
         if values.shape[1] != 1:
@@ -178,7 +232,7 @@ def _check_numeric(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     if dated:
         raise DataError(
             f"`{name}` column(s) {dated} hold dates, not activity; pass them as `dates=` and drop "
-            f"them from `{name}`"
+            f"them from `{name}`" + (f", or name the column: `dates={str(dated[0])!r}`" if name == "X" else "")
         )
     bad = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if bad:
@@ -188,7 +242,8 @@ def _check_numeric(frame: pd.DataFrame, name: str) -> pd.DataFrame:
             raise DataError(
                 f"`{name}` column(s) {really_bad} are not numeric (found e.g. "
                 f"{frame[really_bad[0]].iloc[0]!r}); pass only numeric channel/control columns "
-                "and give region and date labels through `regions=` and `dates=`"
+                "and give region and date labels through `regions=` and `dates=` (the labels, or the "
+                "names of their columns in `X`)"
             )
         frame = frame.copy()
         frame[bad] = coerced
@@ -338,7 +393,10 @@ def build_panel(
     regions, dates : array-like, optional
         One label per row. No regions: one national series. No dates: row order
         within each region is time order.
-    controls : DataFrame, array or list of column names of ``X``, optional
+    controls : DataFrame, array, or column name(s) of ``X``, optional
+        ``y``, ``regions``, ``dates`` and ``sample_weight`` may also be the name of a
+        column of a DataFrame ``X`` (:func:`take_named_columns`); named columns are
+        not channels.
     sample_weight : array-like, optional
         Non-negative loss weight per row.
     purpose : {"fit", "predict"}
@@ -355,6 +413,10 @@ def build_panel(
     """
     if X is None:
         raise DataError("`X` is required: pass a DataFrame or array of channel activity")
+    if isinstance(controls, str):
+        controls = [controls]
+    X, named = take_named_columns(X, y=y, regions=regions, dates=dates, sample_weight=sample_weight)
+    y, regions, dates, sample_weight = (named[k] for k in NAMED_ARGUMENTS)
     if isinstance(X, np.ndarray) and X.ndim == 3:
         return _from_cube(X, y, regions, dates, controls, sample_weight, purpose, min_weeks, nonnegative)
 
@@ -489,7 +551,7 @@ def build_panel(
         single = [region_labels[i] for i in np.flatnonzero(counts < 2)]
         if single:
             raise DataError(
-                f"region(s) {single[:5]} have a single week of data; a region needs at least two "
+                f"region(s) {listed(single, 5)} have a single week of data; a region needs at least two "
                 "weeks to be fitted. Drop it or add its history"
             )
         if T < min_weeks:
@@ -530,7 +592,7 @@ def build_panel(
             dead = [region_labels[r] for r in np.flatnonzero(zero)]
             if dead:
                 warnings.warn(
-                    f"{len(dead)} region(s) ({dead[:5]}) have KPI 0 in every fitted week; the fit still credits "
+                    f"{len(dead)} region(s) ({listed(dead, 5)}) have KPI 0 in every fitted week; the fit still credits "
                     "their media with effects, offset by a negative baseline, and counts them in "
                     "totals and shares. If the KPI is not recorded there, drop those regions' rows",
                     UserWarning,
