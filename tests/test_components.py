@@ -224,3 +224,39 @@ def test_forecast_error_quantiles_scales_weights_and_long_horizons():
     scale, q_short = forecast_error_quantiles(e[:3, :12], w[:3, :12], flat[:3, :12], 0.5,
                                               np.array([0, 1, 40]), probs)
     assert np.isfinite(q_short).all() and (q_short[:, 0] < q_short[:, 1]).all()
+
+
+@pytest.mark.parametrize("stages", [1, 2, 3])
+@pytest.mark.parametrize("max_lag", [0, 3, 7, 39, 100])
+def test_banded_kernel_is_the_full_kernel(stages, max_lag):
+    from deepcausalmmm.components.carryover import _full_kernel, apply_band, band_to_kernel, carryover_band
+
+    rng = np.random.default_rng(stages * 100 + max_lag)
+    T = 40
+    gates = torch.tensor(rng.uniform(0.05, 0.95, (stages, T, 3)))  # time-varying gates
+    full = _full_kernel(gates, max_lag)
+    band = carryover_band(gates, max_lag)
+    assert band.shape == (T, min(max_lag, T - 1) + 1, 3)
+    torch.testing.assert_close(band_to_kernel(band), full, rtol=1e-12, atol=1e-14)
+    x = torch.tensor(rng.uniform(0, 3, (5, T, 3)))
+    torch.testing.assert_close(apply_band(band, x), apply_kernel(full, x), rtol=1e-12, atol=1e-14)
+
+
+def test_long_series_use_the_band_with_the_same_result():
+    from deepcausalmmm.components.carryover import _full_kernel, banded
+
+    assert not banded(156, 26) and banded(400, 26) and banded(60, 3) and not banded(20, 100)
+    torch.manual_seed(0)
+    mod = GatedCarryover(3, 4, stages=2, max_lag=5, context_scale=0.5).double()
+    with torch.no_grad():
+        mod.head.weight.normal_()  # gates that move with the context
+    context, x = torch.randn(120, 4, dtype=torch.float64), torch.rand(6, 120, 3, dtype=torch.float64)
+    gates = mod.gates(context)
+    assert float(gates.std(dim=1).min()) > 0.01
+    torch.testing.assert_close(mod(x, context), apply_kernel(_full_kernel(gates, 5), x), rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(carryover_kernel(gates, 5), _full_kernel(gates, 5), rtol=1e-12, atol=1e-14)
+    g = (torch.rand(2, 30, 2, dtype=torch.float64) * 0.8 + 0.1).requires_grad_(True)
+    from deepcausalmmm.components.carryover import apply_band, carryover_band
+
+    xs = torch.rand(2, 30, 2, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda v: apply_band(carryover_band(v, 3), xs), (g,))
