@@ -533,3 +533,18 @@ def test_fit_and_predict_with_named_columns_match_arrays(small_sim):
         by_array.predict(d[small_sim.channels], regions=d["region"], dates=d["date"],
                          controls=d[small_sim.controls]),
         by_name.predict(rows, regions="region", dates="date", controls=small_sim.controls))
+
+
+def test_steps_shorter_than_a_week_warn_what_the_settings_mean():
+    fast = {"training": {"epochs": 2, "polish_steps": 0}, "graph": {"mode": "none"}}
+    df = frame(n_regions=3, n_weeks=70)
+    daily = df.assign(date=np.tile(pd.date_range("2024-01-01", periods=70, freq="D"), 3))
+    with pytest.warns(UserWarning, match=r"dates are 1 day\(s\) apart: .*baseline.knot_spacing 8: a trend "
+                                         r"knot every 8 day\(s\); carryover.max_lag 26: 26 day\(s\).*the "
+                                         r"weekly defaults are baseline.knot_spacing 56 and carryover.max_lag "
+                                         r"182 in these steps"):
+        DeepCausalMMM(config=fast).fit(daily, "kpi", regions="region", dates="date", controls="price")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        DeepCausalMMM(config=fast).fit(df, "kpi", regions="region", dates="date", controls="price")
+    assert not [w for w in caught if "apart" in str(w.message)]  # weekly: no such warning

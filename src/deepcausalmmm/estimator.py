@@ -214,6 +214,7 @@ class DeepCausalMMM(BaseEstimator):
         self._check_config_names(cfg, panel)
         if sample_weight is None:
             panel = _down_weight_stale(panel, cfg.data.stale_weight)
+        _warn_sub_weekly(panel.dates, cfg)
         cfg = _applied_calendar_effects(cfg, panel.dates)
         unweighted = [panel.regions[i] for i in np.flatnonzero((panel.weight * panel.observed).sum(axis=1) == 0)]
         if unweighted:
@@ -2522,6 +2523,30 @@ def season_cycles(dates: pd.Index, period: float) -> float:
     phase = season_phase(dates, period)  # [T] in cycles
     T = len(phase)
     return float((phase[-1] - phase[0]) * T / (T - 1)) if T > 1 else 0.0
+
+
+def _warn_sub_weekly(dates: pd.Index, cfg: MMMConfig) -> None:
+    """Warn when the grid's steps are shorter than a week: the settings counted in weeks then
+    count those steps, and nothing models the day of the week."""
+    if not isinstance(dates, pd.DatetimeIndex) or len(dates) < 2:
+        return
+    days = float(np.min(np.diff(dates.asi8)) / 86_400e9)
+    if days >= 7:
+        return
+    b, co = cfg.baseline, cfg.carryover
+    warnings.warn(
+        f"dates are {days:g} day(s) apart: the settings counted in weeks count steps of the data "
+        f"here (baseline.knot_spacing {b.knot_spacing}: a trend knot every {b.knot_spacing * days:g} "
+        f"day(s); carryover.max_lag {co.max_lag}: {co.max_lag * days:g} day(s) of carryover; "
+        f"graph.max_lag {cfg.graph.max_lag}: lags of {cfg.graph.max_lag * days:g} day(s)), and "
+        "nothing models the day of the week. The defaults were chosen on weekly data: aggregate "
+        "the rows to weeks, or scale those settings to the step (the weekly defaults are "
+        f"baseline.knot_spacing {round(b.knot_spacing * 7 / days)} and carryover.max_lag "
+        f"{round(co.max_lag * 7 / days)} in these steps) and pass day-of-week indicators (6 "
+        "columns of 0/1) as controls",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def _applied_calendar_effects(cfg: MMMConfig, dates: pd.Index) -> MMMConfig:
