@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from deepcausalmmm import DeepCausalMMM
+from deepcausalmmm.reporting import column_decimals
 
 from .conftest import FAST
 
@@ -30,8 +31,10 @@ def test_report_sections_and_numbers_come_from_the_model(fitted, report):
     assert "<h2>Lift tests</h2>" not in text  # fitted without experiments
     effects = fitted.get_channel_effects()
     summary = fitted.contribution_summary()
+    total_places = column_decimals(effects["total"])
+    assert total_places == 0 and column_decimals(effects["roi"]) == 3  # KPI units: no decimals
     for c in fitted.channels_:  # the tables show the API's figures
-        assert f"<td>{effects.loc[c, 'total']:,.3f}</td>" in text
+        assert f"<td>{effects.loc[c, 'total']:,.0f}</td>" in text
         assert f"<td>{effects.loc[c, 'roi']:,.3f}</td>" in text
         assert f"<td>{summary.loc[c, 'share_of_media']:,.3f}</td>" in text
     ident = fitted.get_identification()
@@ -52,8 +55,10 @@ def test_report_sections_and_numbers_come_from_the_model(fitted, report):
         {"channel": c, "start": dates[-8], "end": dates[-1], "regions": regions[::2]} for c in always_on]))
     assert "<h3>Experiments that would settle it</h3>" in text
     assert f"every second region ({len(regions[::2])} of {len(regions)}) over the last 8 fitted" in text
+    lift_places, se_places = column_decimals(planned["model_lift"]), column_decimals(planned["noise_se"])
     for row in planned.itertuples():
-        assert f"<td>{row.model_lift:,.3f}</td>" in text and f"<td>{row.noise_se:,.3f}</td>" in text
+        assert f"<td>{row.model_lift:,.{lift_places}f}</td>" in text
+        assert f"<td>{row.noise_se:,.{se_places}f}</td>" in text
         needed = f"{int(row.weeks_needed)}" if np.isfinite(row.weeks_needed) else f"more than {len(dates)}"
         assert f"<td>{row.relative_se:,.3f}</td>\n      <td>{needed}</td>" in text
     # plotly.js is embedded once, so the file opens offline
@@ -117,7 +122,8 @@ def test_report_lists_lift_tests(small_sim, tmp_path):
                                            dates=small_sim.dates, lift_tests=tests)
     text = model.save_report(tmp_path / "r.html").read_text(encoding="utf-8")
     assert "<h2>Lift tests</h2>" in text
-    assert f"{model.lift_tests_['model_lift'].iloc[0]:,.3f}" in text
+    places = column_decimals(model.lift_tests_["model_lift"])
+    assert f"{model.lift_tests_['model_lift'].iloc[0]:,.{places}f}" in text
     ident = model.get_identification()
     assert ident["lift_tested"].to_dict() == {"channel_1": True, "channel_2": True, "channel_3": False}
     assert ident["level"].to_dict() == {"channel_1": "extrapolated", "channel_2": "observed",
@@ -139,3 +145,38 @@ def test_report_renders_in_headless_chromium(report):
     plots = re.findall(r'class="plot-container plotly"', dom)
     assert len(plots) == 4
     assert dom.count('class="main-svg"') >= 8
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="no chromium on PATH to render the report")
+def test_report_with_long_channel_names_fits_the_window(small_sim, tmp_path):
+    """Channel names as long as the MMM panel's (55 characters) wrap; no table widens the page."""
+    long = {c: f"impressions_{c}_delayed_lag_1_decay_0.05_delay_1_national" for c in small_sim.channels}
+    model = DeepCausalMMM(config={"training": {"epochs": 20, "polish_steps": 0}}).fit(
+        small_sim.X.rename(columns=long), small_sim.y, regions=small_sim.regions, dates=small_sim.dates)
+    text = model.save_report(tmp_path / "r.html").read_text(encoding="utf-8")
+    probe = ("<script>window.addEventListener('load', () => document.body.setAttribute('data-overflow', "
+             "String(document.documentElement.scrollWidth - window.innerWidth)));</script></body>")
+    page = tmp_path / "probe.html"
+    page.write_text(text.replace("</body>", probe), encoding="utf-8")
+    dom = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1280,900",
+         "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    ).stdout
+    overflow = re.search(r'data-overflow="(-?\d+)"', dom)
+    assert overflow is not None, "the probe did not run"
+    assert int(overflow.group(1)) <= 0  # nothing wider than the window
+
+
+def test_report_tables_format_by_magnitude_and_scroll_on_their_own():
+    from deepcausalmmm.reporting import _table
+
+    frame = pd.DataFrame({"kpi": [1234567.891, 12.5], "share": [0.12345, np.nan], "n": [1, 2]},
+                         index=["a_very_long_channel_name_" * 3, "b"])
+    html_text = _table(frame)
+    assert html_text.startswith('<div class="scroll">') and html_text.endswith("</div>")
+    assert "<td>1,234,568</td>" in html_text and "<td>12</td>" in html_text  # KPI-sized: no decimals
+    assert "<td>0.123</td>" in html_text and "<td></td>" in html_text  # small: 3 decimals; NaN blank
+    assert "<td>1</td>" in html_text  # integers as they are
+    assert column_decimals(pd.Series([999.0, -5.0])) == 3 and column_decimals(pd.Series([-1000.0])) == 0
+    assert column_decimals(pd.Series([np.nan, np.inf, 2.0])) == 3

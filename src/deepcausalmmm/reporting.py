@@ -27,16 +27,31 @@ h1 { margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #d
 table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
+tbody th { max-width: 24em; overflow-wrap: anywhere; }
+.scroll { overflow-x: auto; max-width: 100%; }
 .note { color: #555; font-size: 0.9em; }
 """
 
 
+LARGE = 1000.0  # a column whose largest magnitude reaches this is shown without decimals
+
+
+def column_decimals(values: pd.Series, digits: int = 3) -> int:
+    """Decimals a report table shows for a float column: none for KPI- and spend-sized
+    figures (largest magnitude at least ``LARGE``), ``digits`` otherwise."""
+    finite = values[np.isfinite(values.to_numpy(dtype=float))]
+    return 0 if len(finite) and float(finite.abs().max()) >= LARGE else digits
+
+
 def _table(frame: pd.DataFrame, digits: int = 3) -> str:
+    """``frame`` as an HTML table that scrolls sideways on its own when wider than the page
+    (long channel names wrap)."""
     shown = frame.copy()
     for col in shown.columns:
         if pd.api.types.is_float_dtype(shown[col]):
-            shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:,.{digits}f}")
-    return shown.to_html(escape=True, border=0)
+            places = column_decimals(shown[col], digits)
+            shown[col] = shown[col].map(lambda v, n=places: "" if pd.isna(v) else f"{v:,.{n}f}")
+    return f'<div class="scroll">{shown.to_html(escape=True, border=0)}</div>'
 
 
 def _when(value: Any) -> str:
