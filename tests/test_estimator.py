@@ -542,3 +542,54 @@ def test_score_is_r2_of_predict(fitted, small_sim):
         fitted.score(small_sim.X, y, **kw)
     with pytest.raises(DataError, match=r"`y` must be numeric, .* found dtype object; convert it with pd.to_numeric"):
         fitted.score(small_sim.X, np.array(["n/a"] * len(y), dtype=object), **kw)
+
+
+def _daily_panel(seed: int = 0, R: int = 6, T: int = 140):
+    """Daily rows whose baseline has a weekday pattern (weekends up 30-35%) and a channel bought
+    mostly at weekends; true contributions per channel summed over the panel."""
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range("2024-01-01", periods=T, freq="D")  # a Monday
+    weekday = np.array([0.0, 0.02, 0.04, 0.06, 0.1, 0.3, 0.35])
+    weekday -= weekday.mean()
+    weekend = np.asarray(dates.dayofweek >= 5)
+    frames, truth = [], {"a": 0.0, "b": 0.0}
+    for r in range(R):
+        size = np.exp(rng.normal(0, 0.5))
+        a = np.exp(rng.normal(0, 0.3, T))  # always on
+        b = np.where(weekend, 2.5, 0.5) * np.exp(rng.normal(0, 0.3, T))  # mostly at weekends
+        kpi = size * 1000 * (1 + weekday[dates.dayofweek] + 0.15 * a + 0.15 * b) * (1 + rng.normal(0, 0.02, T))
+        frames.append(pd.DataFrame({"region": f"r{r}", "date": dates, "a": 100 * a, "b": 100 * b, "kpi": kpi}))
+        truth["a"] += float((size * 150 * a).sum())
+        truth["b"] += float((size * 150 * b).sum())
+    return pd.concat(frames, ignore_index=True), truth, weekday
+
+
+def test_day_of_week_pattern_in_daily_baseline(tmp_path):
+    df, truth, weekday = _daily_panel()
+    fits = {}
+    for setting in ("auto", "off"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the sub-weekly settings warning
+            fits[setting] = DeepCausalMMM(config={**FAST, "baseline": {"day_of_week": setting}}).fit(
+                df, "kpi", regions="region", dates="date")
+    on, off = fits["auto"], fits["off"]
+    assert on.config_.baseline.day_of_week == "on" and off.config_.baseline.day_of_week == "off"
+    base = on.get_channel_contributions()["baseline"].to_numpy().reshape(6, -1).mean(axis=0)  # [T]
+    profile = pd.Series(base).groupby(np.arange(len(base)) % 7).mean()  # Monday first
+    assert np.corrcoef(profile, weekday)[0, 1] > 0.95  # the baseline carries the weekday pattern
+    ratio = {k: m.get_channel_contributions()["b"].sum() / truth["b"] for k, m in fits.items()}
+    assert abs(ratio["auto"] - 1) < 0.5  # the weekend channel near its truth...
+    assert ratio["off"] > 2  # ...which, without the pattern, takes the weekends' lift
+    # saved and loaded, the daily model predicts the same
+    loaded = DeepCausalMMM.load(on.save(tmp_path / "daily.safetensors"))
+    rows = df.drop(columns="kpi")
+    np.testing.assert_allclose(loaded.predict(rows, regions="region", dates="date"),
+                               on.predict(rows, regions="region", dates="date"), rtol=1e-6)
+    # on weekly (or undated) rows the setting cannot apply
+    weekly = df[df["date"].dt.dayofweek == 0]
+    with pytest.raises(ConfigError, match=r"baseline.day_of_week is 'on' but the rows have dates 7 days apart"):
+        DeepCausalMMM(config={**FAST, "baseline": {"day_of_week": "on"}}).fit(
+            weekly, "kpi", regions="region", dates="date")
+    auto_weekly = DeepCausalMMM(config={"training": {"epochs": 2, "polish_steps": 0}}).fit(
+        weekly, "kpi", regions="region", dates="date")
+    assert auto_weekly.config_.baseline.day_of_week == "off"

@@ -159,6 +159,13 @@ class BaselineConfig(_Section):
     knot_spacing: int = Field(8, ge=2, le=520, description="Weeks between trend knots.")
     fourier_order: int = Field(2, ge=0, le=10)
     period: float = Field(52.1775, gt=1.0, description="Seasonality period in time steps.")
+    day_of_week: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="A day-of-week pattern in the baseline (weekly harmonics 1-3: any pattern over "
+        "the seven days, shared by the regions with deviations shrunk like the yearly shape's). "
+        "'auto': on for dated rows less than a week apart (daily data), off otherwise; 'on' "
+        "needs such dates.",
+    )
     min_season_cycles: float = Field(
         1.1,
         ge=0.0,

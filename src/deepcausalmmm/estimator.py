@@ -31,13 +31,16 @@ from .analysis.identification import EXTRAPOLATED_FLOOR, identification_table
 from .components.carryover import carryover_kernel
 from .components.graph import ChannelGraph, bought_nationally, edge_mask, learn_graph
 from .components.temporal import (
+    DAY_OF_WEEK_ORDER,
     RESIDUAL_BURN_IN,
+    day_of_week_features,
     forecast_error_quantiles,
     fourier_features,
     make_knots,
     residual_persistence,
     robust_region_scale,
     season_phase,
+    step_days,
     trend_basis,
 )
 from .config import MMMConfig, build_config
@@ -214,6 +217,7 @@ class DeepCausalMMM(BaseEstimator):
         self._check_config_names(cfg, panel)
         if sample_weight is None:
             panel = _down_weight_stale(panel, cfg.data.stale_weight)
+        cfg = _resolved_day_of_week(cfg, panel.dates)
         _warn_sub_weekly(panel.dates, cfg)
         cfg = _applied_calendar_effects(cfg, panel.dates)
         unweighted = [panel.regions[i] for i in np.flatnonzero((panel.weight * panel.observed).sum(axis=1) == 0)]
@@ -2056,7 +2060,7 @@ class DeepCausalMMM(BaseEstimator):
             n_controls=len(panel.controls),
             n_calendar=2 * cfg.context.calendar_order,
             n_knots=n_knots,
-            n_fourier=2 * cfg.baseline.fourier_order,
+            n_fourier=2 * cfg.baseline.fourier_order + (2 * DAY_OF_WEEK_ORDER if _day_of_week(cfg) else 0),
             config=cfg,
             negative_mask=[c in cfg.coefficients.negative_channels for c in panel.channels],
             control_signs=[sign.get(cfg.controls.signs.get(k, ""), 0) for k in panel.controls],
@@ -2088,7 +2092,7 @@ class DeepCausalMMM(BaseEstimator):
                 trend_basis(positions, knots, cfg.baseline.extrapolation, cfg.baseline.damping),
                 dtype=f32,
             ),  # [T,J]
-            fourier=torch.tensor(fourier_features(phase, cfg.baseline.fourier_order), dtype=f32),
+            fourier=torch.tensor(_season_terms(cfg, grid, phase), dtype=f32),  # [T,P2]
             region_idx=torch.tensor(region_idx, dtype=torch.long),  # [R]
         )
 
@@ -2525,25 +2529,54 @@ def season_cycles(dates: pd.Index, period: float) -> float:
     return float((phase[-1] - phase[0]) * T / (T - 1)) if T > 1 else 0.0
 
 
+def _day_of_week(cfg: MMMConfig) -> bool:
+    """Whether a fitted configuration's baseline has the day-of-week terms (``auto`` is resolved
+    at fit time; a saved file without the setting predates it and has none)."""
+    return cfg.baseline.day_of_week == "on"
+
+
+def _season_terms(cfg: MMMConfig, dates: pd.Index, phase: np.ndarray) -> np.ndarray:
+    """The baseline's seasonal columns ``[T,P2]``: yearly harmonics, then the day of the week."""
+    yearly = fourier_features(phase, cfg.baseline.fourier_order)  # [T,2F]
+    if not _day_of_week(cfg):
+        return yearly
+    return np.concatenate([yearly, day_of_week_features(dates)], axis=1)  # [T,2F+6]
+
+
+def _resolved_day_of_week(cfg: MMMConfig, dates: pd.Index) -> MMMConfig:
+    """``baseline.day_of_week`` as ``on`` or ``off`` for these dates (``auto``: on when dated rows
+    are less than a week apart)."""
+    days = step_days(dates)
+    sub_weekly = days is not None and days < 7
+    setting = cfg.baseline.day_of_week
+    if setting == "on" and not sub_weekly:
+        found = "integer periods" if days is None else f"dates {days:g} days apart"
+        raise ConfigError(
+            f"baseline.day_of_week is 'on' but the rows have {found}: a day-of-week pattern needs "
+            "dated rows less than a week apart (daily data); use 'auto' or 'off'"
+        )
+    resolved = "on" if setting == "on" or (setting == "auto" and sub_weekly) else "off"
+    return cfg.model_copy(update={"baseline": cfg.baseline.model_copy(update={"day_of_week": resolved})})
+
+
 def _warn_sub_weekly(dates: pd.Index, cfg: MMMConfig) -> None:
     """Warn when the grid's steps are shorter than a week: the settings counted in weeks then
-    count those steps, and nothing models the day of the week."""
-    if not isinstance(dates, pd.DatetimeIndex) or len(dates) < 2:
-        return
-    days = float(np.min(np.diff(dates.asi8)) / 86_400e9)
-    if days >= 7:
+    count those steps (and, with ``baseline.day_of_week`` off, nothing models the weekday)."""
+    days = step_days(dates)
+    if days is None or days >= 7:
         return
     b, co = cfg.baseline, cfg.carryover
+    weekday = ("the baseline has a day-of-week pattern (baseline.day_of_week)" if _day_of_week(cfg)
+               else "nothing models the day of the week (baseline.day_of_week is off)")
     warnings.warn(
         f"dates are {days:g} day(s) apart: the settings counted in weeks count steps of the data "
         f"here (baseline.knot_spacing {b.knot_spacing}: a trend knot every {b.knot_spacing * days:g} "
         f"day(s); carryover.max_lag {co.max_lag}: {co.max_lag * days:g} day(s) of carryover; "
-        f"graph.max_lag {cfg.graph.max_lag}: lags of {cfg.graph.max_lag * days:g} day(s)), and "
-        "nothing models the day of the week. The defaults were chosen on weekly data: aggregate "
-        "the rows to weeks, or scale those settings to the step (the weekly defaults are "
-        f"baseline.knot_spacing {round(b.knot_spacing * 7 / days)} and carryover.max_lag "
-        f"{round(co.max_lag * 7 / days)} in these steps) and pass day-of-week indicators (6 "
-        "columns of 0/1) as controls",
+        f"graph.max_lag {cfg.graph.max_lag}: lags of {cfg.graph.max_lag * days:g} day(s)); "
+        f"{weekday}. The defaults were chosen on weekly data: aggregate the rows to weeks, or "
+        "scale those settings to the step (the weekly defaults are baseline.knot_spacing "
+        f"{round(b.knot_spacing * 7 / days)} and carryover.max_lag {round(co.max_lag * 7 / days)} "
+        "in these steps)",
         UserWarning,
         stacklevel=3,
     )

@@ -28,6 +28,9 @@ from torch import Tensor, nn
 __all__ = [
     "season_phase",
     "fourier_features",
+    "day_of_week_features",
+    "step_days",
+    "DAY_OF_WEEK_ORDER",
     "make_knots",
     "trend_basis",
     "residual_persistence",
@@ -47,6 +50,22 @@ def season_phase(dates: pd.Index, period: float) -> np.ndarray:
         days = (dates.as_unit("ns").asi8 // 86_400_000_000_000).astype(float)
         return days / _DAYS_PER_YEAR
     return np.asarray(dates, dtype=float) / period
+
+
+DAY_OF_WEEK_ORDER = 3  # weekly harmonics 1..3: six columns, any zero-mean pattern over seven days
+
+
+def step_days(dates: pd.Index) -> float | None:
+    """The shortest step between dated rows, in days (None for integer periods or one date)."""
+    if not isinstance(dates, pd.DatetimeIndex) or len(dates) < 2:
+        return None
+    return float(np.min(np.diff(dates.as_unit("ns").asi8)) / 86_400e9)
+
+
+def day_of_week_features(dates: pd.Index) -> np.ndarray:
+    """``[T, 2 * DAY_OF_WEEK_ORDER]``: weekly harmonics of each date's day (Monday = 0)."""
+    assert isinstance(dates, pd.DatetimeIndex)
+    return fourier_features(np.asarray(dates.dayofweek, dtype=float) / 7.0, DAY_OF_WEEK_ORDER)
 
 
 def fourier_features(phase: np.ndarray, order: int) -> np.ndarray:
