@@ -2560,12 +2560,17 @@ def _resolved_day_of_week(cfg: MMMConfig, dates: pd.Index) -> MMMConfig:
 
 
 def _warn_sub_weekly(dates: pd.Index, cfg: MMMConfig) -> None:
-    """Warn when the grid's steps are shorter than a week: the settings counted in weeks then
-    count those steps (and, with ``baseline.day_of_week`` off, nothing models the weekday)."""
+    """Warn when the grid's steps are shorter than a week and the settings counted in weeks are
+    the weekly defaults: they then count those steps (and, with ``baseline.day_of_week`` off,
+    nothing models the weekday). Setting ``baseline.knot_spacing`` or ``carryover.max_lag``
+    says the caller has chosen them, and silences it."""
     days = step_days(dates)
     if days is None or days >= 7:
         return
     b, co = cfg.baseline, cfg.carryover
+    if (b.knot_spacing, co.max_lag) != (type(b).model_fields["knot_spacing"].default,
+                                        type(co).model_fields["max_lag"].default):
+        return  # the caller has set the step-counted settings
     weekday = ("the baseline has a day-of-week pattern (baseline.day_of_week)" if _day_of_week(cfg)
                else "nothing models the day of the week (baseline.day_of_week is off)")
     warnings.warn(
