@@ -551,13 +551,13 @@ def _daily_panel(seed: int = 0, R: int = 6, T: int = 140):
     dates = pd.date_range("2024-01-01", periods=T, freq="D")  # a Monday
     weekday = np.array([0.0, 0.02, 0.04, 0.06, 0.1, 0.3, 0.35])
     weekday -= weekday.mean()
-    weekend = np.asarray(dates.dayofweek >= 5)
+    weekend = np.asarray(dates.day_of_week >= 5)
     frames, truth = [], {"a": 0.0, "b": 0.0}
     for r in range(R):
         size = np.exp(rng.normal(0, 0.5))
         a = np.exp(rng.normal(0, 0.3, T))  # always on
         b = np.where(weekend, 2.5, 0.5) * np.exp(rng.normal(0, 0.3, T))  # mostly at weekends
-        kpi = size * 1000 * (1 + weekday[dates.dayofweek] + 0.15 * a + 0.15 * b) * (1 + rng.normal(0, 0.02, T))
+        kpi = size * 1000 * (1 + weekday[dates.day_of_week] + 0.15 * a + 0.15 * b) * (1 + rng.normal(0, 0.02, T))
         frames.append(pd.DataFrame({"region": f"r{r}", "date": dates, "a": 100 * a, "b": 100 * b, "kpi": kpi}))
         truth["a"] += float((size * 150 * a).sum())
         truth["b"] += float((size * 150 * b).sum())
@@ -586,7 +586,7 @@ def test_day_of_week_pattern_in_daily_baseline(tmp_path):
     np.testing.assert_allclose(loaded.predict(rows, regions="region", dates="date"),
                                on.predict(rows, regions="region", dates="date"), rtol=1e-6)
     # on weekly (or undated) rows the setting cannot apply
-    weekly = df[df["date"].dt.dayofweek == 0]
+    weekly = df[df["date"].dt.day_of_week == 0]
     with pytest.raises(ConfigError, match=r"baseline.day_of_week is 'on' but the rows have dates 7 days apart"):
         DeepCausalMMM(config={**FAST, "baseline": {"day_of_week": "on"}}).fit(
             weekly, "kpi", regions="region", dates="date")

@@ -539,10 +539,11 @@ def test_steps_shorter_than_a_week_warn_what_the_settings_mean():
     fast = {"training": {"epochs": 2, "polish_steps": 0}, "graph": {"mode": "none"}}
     df = frame(n_regions=3, n_weeks=70)
     daily = df.assign(date=np.tile(pd.date_range("2024-01-01", periods=70, freq="D"), 3))
-    with pytest.warns(UserWarning, match=r"dates are 1 day\(s\) apart: .*baseline.knot_spacing 8: a trend "
-                                         r"knot every 8 day\(s\); carryover.max_lag 26: 26 day\(s\).*the "
-                                         r"weekly defaults are baseline.knot_spacing 56 and carryover.max_lag "
-                                         r"182 in these steps"):
+    with pytest.warns(UserWarning, match=r"dates are 1 day\(s\) apart: .*baseline.short_knot_spacing 2 \(the "
+                                         r"fit spans under baseline.min_season_cycles 1.1 years\): a trend knot "
+                                         r"every 2 day\(s\); carryover.max_lag 26: 26 day\(s\).*the weekly "
+                                         r"defaults are baseline.knot_spacing 56, baseline.short_knot_spacing 14 "
+                                         r"and carryover.max_lag 182 in these steps"):
         DeepCausalMMM(config=fast).fit(daily, "kpi", regions="region", dates="date", controls="price")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -2562,25 +2562,32 @@ def _resolved_day_of_week(cfg: MMMConfig, dates: pd.Index) -> MMMConfig:
 def _warn_sub_weekly(dates: pd.Index, cfg: MMMConfig) -> None:
     """Warn when the grid's steps are shorter than a week and the settings counted in weeks are
     the weekly defaults: they then count those steps (and, with ``baseline.day_of_week`` off,
-    nothing models the weekday). Setting ``baseline.knot_spacing`` or ``carryover.max_lag``
-    says the caller has chosen them, and silences it."""
+    nothing models the weekday). Setting ``baseline.knot_spacing``, ``baseline.short_knot_spacing``
+    or ``carryover.max_lag`` says the caller has chosen them, and silences it."""
     days = step_days(dates)
     if days is None or days >= 7:
         return
     b, co = cfg.baseline, cfg.carryover
-    if (b.knot_spacing, co.max_lag) != (type(b).model_fields["knot_spacing"].default,
-                                        type(co).model_fields["max_lag"].default):
+    fields = type(b).model_fields
+    if (b.knot_spacing, b.short_knot_spacing, co.max_lag) != (
+            fields["knot_spacing"].default, fields["short_knot_spacing"].default,
+            type(co).model_fields["max_lag"].default):
         return  # the caller has set the step-counted settings
+    short = season_cycles(dates, b.period) < b.min_season_cycles  # the short-history knots apply
+    knots = (f"baseline.short_knot_spacing {b.short_knot_spacing} (the fit spans under "
+             f"baseline.min_season_cycles {b.min_season_cycles:g} years): a trend knot every "
+             f"{b.short_knot_spacing * days:g} day(s)" if short else
+             f"baseline.knot_spacing {b.knot_spacing}: a trend knot every {b.knot_spacing * days:g} day(s)")
     weekday = ("the baseline has a day-of-week pattern (baseline.day_of_week)" if _day_of_week(cfg)
                else "nothing models the day of the week (baseline.day_of_week is off)")
     warnings.warn(
         f"dates are {days:g} day(s) apart: the settings counted in weeks count steps of the data "
-        f"here (baseline.knot_spacing {b.knot_spacing}: a trend knot every {b.knot_spacing * days:g} "
-        f"day(s); carryover.max_lag {co.max_lag}: {co.max_lag * days:g} day(s) of carryover; "
+        f"here ({knots}; carryover.max_lag {co.max_lag}: {co.max_lag * days:g} day(s) of carryover; "
         f"graph.max_lag {cfg.graph.max_lag}: lags of {cfg.graph.max_lag * days:g} day(s)); "
         f"{weekday}. The defaults were chosen on weekly data: aggregate the rows to weeks, or "
         "scale those settings to the step (the weekly defaults are baseline.knot_spacing "
-        f"{round(b.knot_spacing * 7 / days)} and carryover.max_lag {round(co.max_lag * 7 / days)} "
+        f"{round(b.knot_spacing * 7 / days)}, baseline.short_knot_spacing "
+        f"{round(b.short_knot_spacing * 7 / days)} and carryover.max_lag {round(co.max_lag * 7 / days)} "
         "in these steps)",
         UserWarning,
         stacklevel=3,

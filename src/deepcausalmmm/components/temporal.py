@@ -65,7 +65,7 @@ def step_days(dates: pd.Index) -> float | None:
 def day_of_week_features(dates: pd.Index) -> np.ndarray:
     """``[T, 2 * DAY_OF_WEEK_ORDER]``: weekly harmonics of each date's day (Monday = 0)."""
     assert isinstance(dates, pd.DatetimeIndex)
-    return fourier_features(np.asarray(dates.dayofweek, dtype=float) / 7.0, DAY_OF_WEEK_ORDER)
+    return fourier_features(np.asarray(dates.day_of_week, dtype=float) / 7.0, DAY_OF_WEEK_ORDER)
 
 
 def fourier_features(phase: np.ndarray, order: int) -> np.ndarray:
