@@ -260,3 +260,25 @@ def test_long_series_use_the_band_with_the_same_result():
 
     xs = torch.rand(2, 30, 2, dtype=torch.float64)
     assert torch.autograd.gradcheck(lambda v: apply_band(carryover_band(v, 3), xs), (g,))
+
+
+@pytest.mark.parametrize("stages", [1, 2, 3])
+@pytest.mark.parametrize("max_lag", [0, 3, 26, 100])
+def test_constant_gates_filter_is_the_full_kernel(stages, max_lag):
+    """With gates that do not move (the default), the module applies the kernel as a causal
+    filter; it must equal the full kernel of the same gates held at every step."""
+    from deepcausalmmm.components.carryover import _full_kernel, apply_impulse, impulse_response
+
+    torch.manual_seed(stages * 10 + max_lag)
+    mod = GatedCarryover(4, 3, stages=stages, max_lag=max_lag, context_scale=0.0).double()
+    with torch.no_grad():
+        mod.gate_logit.normal_()
+    T = 40
+    x, context = torch.rand(5, T, 4, dtype=torch.float64), torch.randn(T, 3, dtype=torch.float64)
+    full = _full_kernel(mod.gates(context), max_lag)  # [C,T,T]
+    torch.testing.assert_close(mod(x, context), apply_kernel(full, x), rtol=1e-12, atol=1e-14)
+    L = min(max_lag, T - 1)
+    response = impulse_response(mod.constant_gates(), L)  # [C,L+1]
+    torch.testing.assert_close(response, full[:, L, : L + 1].flip(-1), rtol=1e-12, atol=1e-14)
+    g = (torch.rand(stages, 4, dtype=torch.float64) * 0.8 + 0.1).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda v: apply_impulse(impulse_response(v, 5), x[:2, :12]), (g,))

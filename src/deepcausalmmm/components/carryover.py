@@ -16,6 +16,10 @@ the fit's time). Where ``T`` exceeds ``BAND_STEPS_PER_LAG`` times the
 kernel's band (``max_lag + 1``), the kernel is built as its band
 ``[T, max_lag + 1, C]`` instead (stages composed in ``C T max_lag^2``) and
 applied lag by lag (``C T max_lag R``): the same weights up to rounding.
+With constant gates (``context_scale`` 0, the default) the kernel is the same
+at every step, a causal filter of ``max_lag + 1`` taps per channel: the
+module then computes that impulse response and applies it as a grouped
+convolution (``C T max_lag R``, no ``T x T`` matrix at all).
 """
 
 from __future__ import annotations
@@ -25,7 +29,10 @@ from torch import Tensor, nn
 
 from .registry import register
 
-__all__ = ["carryover_kernel", "carryover_band", "apply_kernel", "apply_band", "GatedCarryover"]
+__all__ = [
+    "carryover_kernel", "carryover_band", "impulse_response", "apply_kernel", "apply_band", "apply_impulse",
+    "GatedCarryover",
+]
 
 BAND_STEPS_PER_LAG = 8  # T above this many times (max_lag + 1): the banded kernel (timed crossover near 200 steps at max_lag 26)
 
@@ -95,6 +102,39 @@ def apply_band(band: Tensor, x: Tensor) -> Tensor:
         shifted = torch.cat([torch.zeros_like(x[:, :lag]), x[:, : T - lag]], dim=1)  # x at t - lag
         out = out + shifted * band[None, :, lag]
     return out
+
+
+def impulse_response(gates: Tensor, max_lag: int) -> Tensor:
+    """Impulse response ``[C, max_lag + 1]`` of the recursion with constant gates ``[S,C]``.
+
+    One stage gives ``(1 - g) g^l`` at lag ``l``; stacked stages convolve their responses,
+    cut at ``max_lag`` (the total at lag ``l`` only involves each stage's lags up to ``l``).
+    :func:`carryover_kernel` of the same gates held at every step is the Toeplitz matrix of
+    this response.
+    """
+    S, C = gates.shape
+    lags = torch.arange(max_lag + 1, dtype=gates.dtype, device=gates.device)  # [L+1]
+    total: Tensor | None = None
+    for stage in range(S):
+        g = gates[stage].clamp(1e-6, 1 - 1e-6)  # [C]
+        h = (1 - g)[:, None] * torch.exp(torch.log(g)[:, None] * lags[None, :])  # [C,L+1]
+        if total is None:
+            total = h
+            continue
+        # causal convolution of the two responses, the first max_lag + 1 lags
+        padded = nn.functional.pad(total, (max_lag, 0))[None]  # [1,C,2L+1]
+        total = nn.functional.conv1d(padded, h.flip(-1)[:, None, :], groups=C)[0]  # [C,L+1]
+    assert total is not None
+    return total
+
+
+def apply_impulse(response: Tensor, x: Tensor) -> Tensor:
+    """Carry ``x`` ``[R,T,C]`` through an impulse response ``[C, L+1]`` -> ``[R,T,C]``."""
+    T = x.shape[1]
+    L = response.shape[1] - 1
+    xc = nn.functional.pad(x.permute(0, 2, 1), (L, 0))  # [R,T,C] -> [R,C,L+T]
+    out = nn.functional.conv1d(xc, response.flip(-1)[:, None, :], groups=response.shape[0])  # [R,C,T]
+    return out[:, :, :T].permute(0, 2, 1)  # [R,C,T] -> [R,T,C]
 
 
 def carryover_kernel(gates: Tensor, max_lag: int) -> Tensor:
@@ -188,8 +228,15 @@ class GatedCarryover(nn.Module):
         logit = self.gate_logit[:, None, :] + shift  # [S,1,C] + [S,T,C] -> [S,T,C]
         return self.gate_min + (self.gate_max - self.gate_min) * torch.sigmoid(logit)
 
+    def constant_gates(self) -> Tensor:
+        """Gates ``[S,C]`` when the context does not move them (``context_scale`` 0)."""
+        return self.gate_min + (self.gate_max - self.gate_min) * torch.sigmoid(self.gate_logit)
+
     def forward(self, x: Tensor, context: Tensor) -> Tensor:
         """Carry media ``[R,T,C]`` over time -> ``[R,T,C]``, gates from ``context`` ``[T,H]``."""
+        if self.context_scale == 0:  # the same kernel at every step: a causal filter
+            L = min(self.max_lag, x.shape[1] - 1)
+            return apply_impulse(impulse_response(self.constant_gates(), L), x)
         gates = self.gates(context)  # [S,T,C]
         if banded(x.shape[1], self.max_lag):
             return apply_band(carryover_band(gates, self.max_lag), x)
