@@ -130,11 +130,10 @@ def impulse_response(gates: Tensor, max_lag: int) -> Tensor:
 
 def apply_impulse(response: Tensor, x: Tensor) -> Tensor:
     """Carry ``x`` ``[R,T,C]`` through an impulse response ``[C, L+1]`` -> ``[R,T,C]``."""
-    T = x.shape[1]
     L = response.shape[1] - 1
     xc = nn.functional.pad(x.permute(0, 2, 1), (L, 0))  # [R,T,C] -> [R,C,L+T]
     out = nn.functional.conv1d(xc, response.flip(-1)[:, None, :], groups=response.shape[0])  # [R,C,T]
-    return out[:, :, :T].permute(0, 2, 1)  # [R,C,T] -> [R,T,C]
+    return out.permute(0, 2, 1)  # [R,C,T] -> [R,T,C]
 
 
 def carryover_kernel(gates: Tensor, max_lag: int) -> Tensor:
