@@ -215,6 +215,17 @@ def test_fit_cli_spend_columns_and_weights(tmp_path, capsys):
     assert effects.loc["channel_1", "spend"] == pytest.approx(3.0 * data["channel_1"].sum())
     assert effects.loc["channel_2", "spend"] == pytest.approx(data["channel_2"].sum())
     assert effects.loc["channel_1", "roi"] == pytest.approx(effects.loc["channel_1", "total"] / effects.loc["channel_1", "spend"])
+    # patterns: 'channel_*' also matches channel_1_cost, which --spend takes, so it is skipped
+    # and the fit is the one above, bit for bit
+    patterned = ["fit", str(path), "--target", "kpi", "--channels", "channel_*", "--date", "date",
+                 "--region", "region", "--config", str(cfg), "--weight", "w"]
+    assert main([*patterned, "--spend", "channel_1=channel_1_cost", "--out", str(tmp_path / "p")]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "p" / "effects.csv", index_col=0), effects)
+    capsys.readouterr()
+    assert main([*patterned[:5], "tv_*,channel_1", *patterned[6:], "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert "--channels pattern 'tv_*' matches none of the columns of" in err and "'channel_2'" in err
+    assert not (tmp_path / "bad").exists()
     capsys.readouterr()
     assert main([*args, "--spend", "channel_1:channel_1_cost", "--out", str(tmp_path / "bad")]) == 2
     assert "channel=column pairs" in capsys.readouterr().err

@@ -205,6 +205,12 @@ def test_optimize_cli_matches_the_api(fitted, small_sim, tmp_path, capsys):
                  "--out", str(out)]) == 0
     api = fitted.optimize_budget(regions=[region], period=(start, end))
     np.testing.assert_allclose(pd.read_csv(out, index_col="channel")["multiplier"], api["multiplier"], rtol=1e-6)
+    # --channels takes patterns of the model's channels
+    assert main(["optimize", model_file, "--channels", "channel_[12]", "--out", str(out)]) == 0
+    api = fitted.optimize_budget(channels=["channel_1", "channel_2"])
+    np.testing.assert_allclose(pd.read_csv(out, index_col="channel")["multiplier"], api["multiplier"], rtol=1e-6)
+    assert main(["optimize", model_file, "--channels", "tv*", "--out", str(tmp_path / "none.csv")]) == 2
+    assert "--channels pattern 'tv*' matches none of the model's channels" in capsys.readouterr().err
     # --plan scores a plan of one's own instead of optimising
     assert main(["optimize", model_file, "--plan", "channel_1=0.8,channel_3=1.3", "--out", str(out)]) == 0
     scored = pd.read_csv(out, index_col="channel")

@@ -19,6 +19,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import sys
 import warnings
@@ -240,8 +241,11 @@ def _fit(args: argparse.Namespace) -> int:
     _prior_spread(args.prior_spread)
     df = _read_csv(args.data, "data")
     _label_columns(args, df, args.data)
-    channels, controls = _names(args.channels), _names(args.controls)
     spend = _pairs(args.spend, "--spend", "channel=column", "tv=tv_spend")
+    taken = [args.target, *spend.values(), *(c for c in (args.date, args.region, args.weight) if c)]
+    channels = _matching(args.channels, df.columns, "--channels", f"the columns of {args.data}", taken)
+    controls = _matching(args.controls, df.columns, "--controls", f"the columns of {args.data}",
+                         [*taken, *channels])
     named = [args.target, *channels, *controls, *spend.values(),
              *(c for c in (args.date, args.region, args.weight) if c)]
     _columns(df, named, "named", args.data)
@@ -305,6 +309,32 @@ def _label_columns(args: argparse.Namespace, df: pd.DataFrame, path: str) -> Non
 def _names(arg: str | None) -> list[str]:
     """Column names from a comma-separated option (none for an absent one)."""
     return [c for c in (arg or "").split(",") if c]
+
+
+def _matching(arg: str | None, columns: Sequence[Any], option: str, where: str,
+              taken: Sequence[Any] = ()) -> list[Any]:
+    """Names from a comma-separated option in which an item may be a shell-style pattern
+    (``impressions_*``, ``control_0?``, ``[ab]_spend``): each pattern stands for the
+    ``columns`` it matches (case-sensitive, in their order), except those in ``taken`` (the
+    target, date, region, weight and spend columns other options name). Plain names pass
+    through unchanged, to be checked against the file with the other options. A pattern that
+    matches nothing raises a ``DataError`` naming ``option``; a column matched twice is kept once.
+    """
+    out: list[Any] = []
+    for item in _names(arg):
+        if not any(ch in item for ch in "*?["):
+            found = [item]
+        else:
+            found = [c for c in columns if fnmatch.fnmatchcase(str(c), item) and c not in taken]
+            if not found:
+                raise DataError(
+                    f"{option} pattern {item!r} matches none of {where}: {list(columns)}"
+                    f"{' (not counting ' + str(list(taken)) + ', named by other options)' if taken else ''}. "
+                    "Patterns are shell-style and case-sensitive: * any text, ? one character, "
+                    "[ab] one of a or b; e.g. --channels 'impressions_*'"
+                )
+        out.extend(c for c in found if c not in out)
+    return out
 
 
 def _columns(df: pd.DataFrame, names: Sequence[str], what: str, path: str) -> None:
@@ -402,7 +432,8 @@ def _optimize(args: argparse.Namespace) -> int:
         keys: tuple[str, ...] = ("kpi_change", "kpi_change_fraction", "spend_change")
         gain = plan.attrs["kpi_change"]
     else:
-        names = model._budget_channels(_names(args.channels) or None, regions, period)
+        chosen = _matching(args.channels, model.channels_, "--channels", "the model's channels")
+        names = model._budget_channels(chosen or None, regions, period)
         bounds = {**{c: common for c in names}, **per} if per else common
         plan = model.optimize_budget(budget=args.budget, channels=names, bounds=bounds, regions=regions,
                                      period=period, n_boot=args.n_boot, level=args.level,
@@ -467,7 +498,10 @@ def _backtest(args: argparse.Namespace) -> int:
                             f"--n-splits 3 --horizon 13")
     df = _read_csv(args.data, "data")
     _label_columns(args, df, args.data)
-    channels, controls = _names(args.channels), _names(args.controls)
+    taken = [args.target, *(c for c in (args.date, args.region) if c)]
+    channels = _matching(args.channels, df.columns, "--channels", f"the columns of {args.data}", taken)
+    controls = _matching(args.controls, df.columns, "--controls", f"the columns of {args.data}",
+                         [*taken, *channels])
     _columns(df, [args.target, *channels, *controls, *(c for c in (args.date, args.region) if c)],
              "named", args.data)
     model = DeepCausalMMM(config=args.config, random_state=args.seed)
@@ -492,8 +526,11 @@ def _data_arguments(cmd: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The long CSV, its named columns, the config file and the seed (``fit``, ``backtest``)."""
     cmd.add_argument("data", help="long CSV, one row per region and date")
     cmd.add_argument("--target", required=True, help="column of the KPI")
-    cmd.add_argument("--channels", required=True, help="comma-separated column names")
-    cmd.add_argument("--controls", default=None, help="comma-separated column names")
+    cmd.add_argument("--channels", required=True,
+                     help="comma-separated column names or shell-style patterns, e.g. 'impressions_*'")
+    cmd.add_argument("--controls", default=None,
+                     help="comma-separated column names or patterns, e.g. 'control_*' (columns already "
+                          "taken by --channels, --target, --date, --region, --weight and --spend are skipped)")
     cmd.add_argument("--date", default=None,
                      help="column of each row's date or integer period (default: row order within a region)")
     cmd.add_argument("--region", default=None, help="column of region labels (default: one national series)")
@@ -552,7 +589,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     opt.add_argument("model", help="a model file written by fit (model.safetensors)")
     opt.add_argument("--budget", type=float, default=None,
                      help="total spend of the chosen channels (default: what they spent)")
-    opt.add_argument("--channels", default=None, help="comma-separated channels to reallocate")
+    opt.add_argument("--channels", default=None,
+                     help="comma-separated channels to reallocate, or patterns, e.g. 'search_*'")
     opt.add_argument("--bounds", default=None, help=f"LOW:HIGH multiplier range (default {DEFAULT_BOUNDS})")
     opt.add_argument("--channel-bounds", default=None,
                      help="per-channel ranges, channel=LOW:HIGH comma-separated (1:1 holds a channel)")
