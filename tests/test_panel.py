@@ -533,6 +533,12 @@ def test_fit_and_predict_with_named_columns_match_arrays(small_sim):
         by_array.predict(d[small_sim.channels], regions=d["region"], dates=d["date"],
                          controls=d[small_sim.controls]),
         by_name.predict(rows, regions="region", dates="date", controls=small_sim.controls))
+    # score reads a named KPI and weight column the same way
+    w = np.linspace(0.5, 1.5, len(d))
+    assert by_name.score(d.assign(w=w), "kpi", regions="region", dates="date", controls=small_sim.controls,
+                         sample_weight="w") == by_array.score(
+        d[small_sim.channels], d["kpi"], regions=d["region"], dates=d["date"], controls=d[small_sim.controls],
+        sample_weight=w)
 
 
 def test_steps_shorter_than_a_week_warn_what_the_settings_mean():

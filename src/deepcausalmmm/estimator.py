@@ -400,10 +400,13 @@ class DeepCausalMMM(BaseEstimator):
         """R^2 of :meth:`predict` on the given rows (scikit-learn's ``score``; pooled over rows).
 
         Rows after the fitted period are forecasts, as in :meth:`predict`. For
-        forecast accuracy beside a naive floor, see :meth:`backtest`.
+        forecast accuracy beside a naive floor, see :meth:`backtest`. With a DataFrame
+        ``X``, ``y`` and ``sample_weight`` may name its columns, as in :meth:`fit`.
         """
         from sklearn.metrics import r2_score
 
+        X, named = take_named_columns(X, y=y, regions=regions, dates=dates, sample_weight=sample_weight)
+        y, regions, dates, sample_weight = (named[k] for k in ("y", "regions", "dates", "sample_weight"))
         pred = self.predict(X, regions, dates, controls)
         try:
             target = np.asarray(y, dtype=float).reshape(-1)
@@ -1315,8 +1318,13 @@ class DeepCausalMMM(BaseEstimator):
         low_total, high_total = float(lo @ spend), float(hi @ spend)
         if not (np.isfinite(target) and low_total - 1e-9 * current <= target <= high_total + 1e-9 * current):
             raise DataError(
-                f"`budget` {budget} cannot be met with multipliers in {bounds}: the chosen channels "
-                f"spent {current:,.2f}, so the budget must lie in [{low_total:,.2f}, {high_total:,.2f}]"
+                f"`budget` {target:,.2f} cannot be met with multipliers in {bounds}: the chosen channels "
+                f"spent {current:,.2f}, so the budget must lie in [{low_total:,.2f}, {high_total:,.2f}]; "
+                f"give a budget in that range, or raise `bounds`' maximum multipliers (this budget is "
+                f"{target / current:.3g} times what they spent)" if target > high_total else
+                f"`budget` {target:,.2f} cannot be met with multipliers in {bounds}: the chosen channels "
+                f"spent {current:,.2f}, so the budget must lie in [{low_total:,.2f}, {high_total:,.2f}]; "
+                "give a budget in that range, or lower `bounds`' minimum multipliers"
             )
         n_boot = int(n_boot)
         if n_boot == 1 or n_boot < 0:
