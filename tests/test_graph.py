@@ -1260,16 +1260,15 @@ def test_plans_evaluated_together_equal_plans_one_at_a_time(mediated, monkeypatc
     import deepcausalmmm.estimator as est
 
     _, model = mediated
-    scaled = model._activity()
-    keep = model._cells(None, None)
-    where = model._cells(None, None, observed=False)
+    cells = model._fitted_cells(None, None)
+    scaled, where = cells.scaled, cells.where
     idx = np.arange(len(model.channels_))
     rng = np.random.default_rng(0)
     plans = rng.uniform(0.0, 1.6, (5, len(idx)))
-    alone = [model._plan_kpi(scaled, idx, m, keep, where) for m in plans]
-    np.testing.assert_allclose(model._plan_kpis(scaled, idx, plans, keep, where), alone, rtol=1e-6)
+    alone = [model._plan_kpi(cells, idx, m) for m in plans]
+    np.testing.assert_allclose(model._plan_kpis(cells, idx, plans), alone, rtol=1e-6)
     monkeypatch.setattr(est, "BATCH_CELLS", 2 * scaled.size)  # chunks of 2 plans: 2 + 2 + 1
-    np.testing.assert_allclose(model._plan_kpis(scaled, idx, plans, keep, where), alone, rtol=1e-6)
+    np.testing.assert_allclose(model._plan_kpis(cells, idx, plans), alone, rtol=1e-6)
     W = model.graph_model_.weights
     both = rescale(scaled, model.graph_model_, plans, where)
     for b in range(len(plans)):
@@ -1891,3 +1890,24 @@ def test_same_week_coin_flips_follow_their_lagged_edges(tmp_path):
             assert (older.direction_basis != "lagged edges").all()
             pd.testing.assert_frame_equal(older.drop(columns="direction_basis"),
                                           edges.drop(columns="direction_basis"))
+
+
+def test_plans_on_rows_pass_changes_through_the_graph(mediated):
+    """Rows of ``X`` written over the fitted weeks are the same cells as ``period``: the plan and
+    the curves (changes in channel_1 passed to channel_3 through the learned edge) agree."""
+    sim, model = mediated
+    assert not model.get_dag_edges().empty
+    d = sim.data
+    dates = pd.to_datetime(d["date"])
+    start = dates.max() - pd.Timedelta(weeks=12)
+    rows = d[dates >= start].drop(columns="kpi")
+    on_rows = {"X": rows, "regions": "region", "dates": "date", "controls": sim.controls}
+    period = (start, dates.max())
+    a = model.evaluate_plan({"channel_1": 0.5, "channel_2": 1.4}, **on_rows)
+    b = model.evaluate_plan({"channel_1": 0.5, "channel_2": 1.4}, period=period)
+    pd.testing.assert_frame_equal(a, b, rtol=1e-9)
+    assert a.attrs["kpi_change"] == pytest.approx(b.attrs["kpi_change"], rel=1e-9)
+    assert a.attrs["kpi_change_fraction"] == pytest.approx(b.attrs["kpi_change_fraction"], rel=1e-9)
+    curves = model.get_response_curves(["channel_1"], [0.5, 1.5], **on_rows)
+    pd.testing.assert_frame_equal(curves, model.get_response_curves(["channel_1"], [0.5, 1.5], period=period),
+                                  rtol=1e-9)

@@ -109,9 +109,23 @@ def _help(*command: str) -> str:
 def test_command_line_block_names_only_accepted_options():
     block = _block("Command line", "bash")
     commands = re.split(r"^deepcausalmmm ", block.replace("\\\n", " "), flags=re.M)[1:]
-    assert [c.split()[0] for c in commands] == ["demo", "fit", "predict", "optimize", "optimize", "plan-test", "config", "backtest"]
+    assert [c.split()[0] for c in commands] == ["demo", "fit", "predict", "optimize", "optimize", "optimize", "plan-test", "config", "backtest"]
     for command in commands:
         name = command.split()[0]
         accepted = set(re.findall(r"--[a-z][a-z-]*", _help(name)))
         documented = set(re.findall(r"--[a-z][a-z-]*", command))
         assert documented <= accepted, f"README `{name}` options not accepted: {documented - accepted}"
+
+
+def test_planning_ahead_example_runs_as_printed(capsys):
+    ns: dict[str, Any] = {}
+    exec(compile(_block("Budget reallocation", "python"), "README.md:Budget reallocation", "exec"), ns)
+    plan, what_if, curves, rows = ns["plan"], ns["what_if"], ns["curves"], ns["next_quarter"]
+    channels = list(plan.index)
+    np.testing.assert_allclose(plan["spend"], rows[channels].sum().to_numpy())  # the rows' own spend
+    assert plan["optimal_spend"].sum() == pytest.approx(plan["spend"].sum(), rel=1e-6)
+    assert plan["multiplier"].between(0.7 - 1e-9, 1.3 + 1e-9).all() and plan.attrs["kpi_gain"] >= 0
+    assert what_if.attrs["kpi_change"] < 0  # less of a channel with a positive effect: less KPI
+    at_one = curves[curves["multiplier"] == 1.0].set_index("channel")["response"]
+    np.testing.assert_allclose(at_one[channels], plan["response"], rtol=1e-9)
+    assert "optimal_spend" in capsys.readouterr().out

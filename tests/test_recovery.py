@@ -221,6 +221,34 @@ def test_fit_cli_spend_columns_and_weights(tmp_path, capsys):
                  "--region", "region", "--config", str(cfg), "--weight", "w"]
     assert main([*patterned, "--spend", "channel_1=channel_1_cost", "--out", str(tmp_path / "p")]) == 0
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "p" / "effects.csv", index_col=0), effects)
+    # optimize over plan rows after the fit: channel_1 costs its fitted 3 per unit unless given
+    dates = pd.to_datetime(data["date"])
+    ahead = data[dates > dates.max() - pd.Timedelta(weeks=8)].assign(
+        date=lambda f: pd.to_datetime(f["date"]) + pd.Timedelta(weeks=8), channel_1_cost=lambda f: 5 * f["channel_1"])
+    ahead.to_csv(tmp_path / "ahead.csv", index=False)
+    model_file = str(tmp_path / "o" / "model.safetensors")
+    assert main(["optimize", model_file, "--rows", str(tmp_path / "ahead.csv"), "--plan", "channel_1=1,channel_2=1",
+                 "--out", str(tmp_path / "ahead_plan.csv")]) == 0
+    scored = pd.read_csv(tmp_path / "ahead_plan.csv", index_col="channel")
+    assert scored.loc["channel_1", "spend"] == pytest.approx(3.0 * ahead["channel_1"].sum())
+    assert scored.loc["channel_2", "spend"] == pytest.approx(ahead["channel_2"].sum())
+    assert "--date not given: using" in capsys.readouterr().err  # found the 'date' column
+    rows = ["--rows", str(tmp_path / "ahead.csv"), "--date", "date", "--region", "region"]
+    assert main(["optimize", model_file, *rows, "--spend", "channel_1=channel_1_cost",
+                 "--out", str(tmp_path / "ahead_plan.csv")]) == 0
+    best = pd.read_csv(tmp_path / "ahead_plan.csv", index_col="channel")
+    assert best.loc["channel_1", "spend"] == pytest.approx(5.0 * ahead["channel_1"].sum())
+    api = DeepCausalMMM.load(model_file).optimize_budget(
+        X=ahead[["channel_1", "channel_2"]], regions=ahead["region"], dates=ahead["date"],
+        spend=ahead[["channel_1_cost"]].set_axis(["channel_1"], axis=1))
+    np.testing.assert_allclose(best["multiplier"], api["multiplier"], rtol=1e-6)
+    for bad, named in ((["--regions", "geo_000"], "['--regions'] do not apply"),
+                       (["--n-boot", "2"], "['--n-boot'] do not apply")):
+        assert main(["optimize", model_file, *rows, *bad, "--out", str(tmp_path / "no.csv")]) == 2
+        assert named in capsys.readouterr().err
+    assert main(["optimize", model_file, "--date", "date", "--out", str(tmp_path / "no.csv")]) == 2
+    assert "['--date'] describe the columns of --rows" in capsys.readouterr().err
+    assert not (tmp_path / "no.csv").exists()
     capsys.readouterr()
     assert main([*patterned[:5], "tv_*,channel_1", *patterned[6:], "--out", str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err

@@ -264,3 +264,80 @@ def test_evaluate_plan_known_answers(fitted, small_sim):
 def test_evaluate_plan_errors(fitted, multipliers, message):
     with pytest.raises(DataError, match=message):
         fitted.evaluate_plan(multipliers)
+
+
+def _next_quarter(data: pd.DataFrame, weeks: int = 13) -> pd.DataFrame:
+    """The last ``weeks`` of every region's rows again, dated right after them: a plan ahead."""
+    dates = pd.to_datetime(data["date"])
+    rows = data[dates > dates.max() - pd.Timedelta(weeks=weeks)].copy()
+    rows["date"] = pd.to_datetime(rows["date"]) + pd.Timedelta(weeks=weeks)
+    return rows
+
+
+def test_plans_on_rows_of_ones_own(fitted, small_sim):
+    d = small_sim.data
+    ch, ct = fitted.channels_, fitted.controls_
+    # the fitted rows themselves: the same answers as the fitted cells
+    replay = {"X": d[ch], "regions": d["region"], "dates": d["date"], "controls": d[ct]}
+    np.testing.assert_allclose(fitted.get_response_curves(**replay)["response"],
+                               fitted.get_response_curves()["response"], rtol=1e-9, atol=1e-6)
+    best, again = fitted.optimize_budget(), fitted.optimize_budget(**replay)
+    np.testing.assert_allclose(again["multiplier"], best["multiplier"], rtol=1e-6, atol=1e-9)
+    assert again.attrs["kpi_gain"] == pytest.approx(best.attrs["kpi_gain"], rel=1e-6)
+    # next quarter (after the fit, carryover from it): each channel's response is what predict
+    # says the plan loses without that channel (for channels driving no other channel)
+    plan = _next_quarter(d)
+    rows = {"X": plan.drop(columns="kpi"), "regions": "region", "dates": "date", "controls": ct}  # named columns
+    parents = set(fitted.get_dag_edges()["parent"])
+    full = fitted.predict(plan.drop(columns="kpi"), regions="region", dates="date", controls=ct).sum()
+    for c in [c for c in ch if c not in parents]:
+        off = fitted.predict(plan.drop(columns="kpi").assign(**{c: 0.0}), regions="region", dates="date",
+                             controls=ct).sum()
+        one = fitted.evaluate_plan({c: 0.0}, X=plan.drop(columns="kpi"), regions="region", dates="date",
+                                   controls=ct)
+        assert one.loc[c, "response"] == pytest.approx(full - off, rel=1e-6)
+        assert -one.attrs["kpi_change"] == pytest.approx(full - off, rel=1e-6)
+        assert one.loc[c, "spend"] == pytest.approx(plan[c].sum())  # these channels are spend
+        assert one.attrs["kpi_change_fraction"] == pytest.approx(one.attrs["kpi_change"] / full, rel=1e-9)
+    # the optimiser's plan for next quarter keeps its budget and gains what it says
+    ahead = fitted.optimize_budget(**rows)
+    assert ahead["optimal_spend"].sum() == pytest.approx(plan[ch].to_numpy().sum(), rel=1e-6)
+    assert ahead.attrs["kpi_gain"] >= 0
+    check = fitted.evaluate_plan(ahead["multiplier"].to_dict(), X=plan[ch], regions=plan["region"],
+                                 dates=plan["date"], controls=plan[ct])
+    assert check.attrs["kpi_change"] == pytest.approx(ahead.attrs["kpi_gain"], rel=1e-6, abs=1e-6)
+    # the response curves of the plan: at 1, each channel's response in it
+    curves = fitted.get_response_curves(**rows).set_index(["channel", "multiplier"])
+    whole = fitted.evaluate_plan({c: 1.0 for c in ch}, **rows)
+    for c in ch:
+        assert curves.loc[(c, 1.0), "response"] == pytest.approx(whole.loc[c, "response"], rel=1e-9)
+    # weeks after the plan with no activity: nothing to scale or pay there, but the carryover of
+    # the plan's spend into them now counts
+    after = plan.drop(columns="kpi").assign(date=lambda f: pd.to_datetime(f["date"]) + pd.Timedelta(weeks=13),
+                                            **{c: 0.0 for c in ch})
+    longer = fitted.evaluate_plan({c: 1.0 for c in ch}, **{**rows, "X": pd.concat([rows["X"], after])})
+    np.testing.assert_allclose(longer["spend"], whole["spend"])
+    assert (longer["response"] > whole["response"]).all()
+    # money per row for a channel whose values are not money
+    paid = fitted.evaluate_plan({"channel_1": 1.2}, **rows, spend=pd.DataFrame({"channel_1": 2.0 * plan["channel_1"]}))
+    assert paid.loc["channel_1", "spend"] == pytest.approx(2.0 * plan["channel_1"].sum())
+    assert paid.loc["channel_1", "plan_spend"] == pytest.approx(2.4 * plan["channel_1"].sum())
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda m, p: m.optimize_budget(X=p, regions="region", dates="date", controls=["price", "promo"],
+                                    period=("2023-01-02", "2023-06-01")), "`period` .* cannot be combined with `X`"),
+    (lambda m, p: m.optimize_budget(X=p, regions="region", controls=["price", "promo"]), "`dates` are needed with `X`"),
+    (lambda m, p: m.evaluate_plan({"channel_1": 1.1}, dates=p["date"]), "`dates` describe plan rows and need `X`"),
+    (lambda m, p: m.optimize_budget(X=p, regions="region", dates="date", controls=["price", "promo"], n_boot=2),
+     "`n_boot` 2 cannot be combined with `X`"),
+    (lambda m, p: m.get_response_curves(X=p.assign(region="geo_999").iloc[:13], regions="region", dates="date",
+                                        controls=["price", "promo"]), r"\['geo_999'\] were not in the fitted data"),
+    (lambda m, p: m.evaluate_plan({"channel_1": 1.1}, X=p, regions="region", dates="date",
+                                  controls=["price", "promo"], spend=pd.DataFrame({"channel_1": [1.0]})),
+     "`spend` has 1 rows but `X` has"),
+])
+def test_plan_rows_errors(fitted, small_sim, call, message):
+    plan = _next_quarter(small_sim.data).drop(columns="kpi")
+    with pytest.raises(DataError, match=message):
+        call(fitted, plan)

@@ -405,6 +405,11 @@ DEFAULT_BOUNDS = "0.5:1.5"  # optimize_budget's default multiplier range, as --b
 
 
 def _optimize(args: argparse.Namespace) -> int:
+    alone = [name for name, value in (("--date", args.date), ("--region", args.region), ("--spend", args.spend))
+             if value and not args.rows]
+    if alone:
+        raise DataError(f"{alone} describe the columns of --rows, which was not given; add --rows CSV (the plan's "
+                        "rows), or drop them to plan over the fitted weeks")
     model = DeepCausalMMM.load(args.model)
     common = _range(args.bounds or DEFAULT_BOUNDS, "--bounds")
     per = {channel: _range(text, f"--channel-bounds {channel}") for channel, text in
@@ -413,6 +418,9 @@ def _optimize(args: argparse.Namespace) -> int:
     labels = {str(r): r for r in model.regions_}
     regions = [labels.get(r.strip(), r.strip()) for r in args.regions.split(";") if r.strip()] if args.regions else None
     period = None
+    rows = _plan_rows(args, model) if args.rows else {}
+    if rows:
+        regions = rows.pop("regions")
     if args.start or args.end:
         start, end = args.start or dates[0], args.end or dates[-1]
         if not isinstance(dates, pd.DatetimeIndex):  # integer periods
@@ -428,16 +436,17 @@ def _optimize(args: argparse.Namespace) -> int:
                             "drop them, or drop --plan to optimise")
         own = {channel: _number(text, f"--plan {channel}") for channel, text in
                _pairs(args.plan, "--plan", "channel=MULTIPLIER", "tv=0.8,search=1.3").items()}
-        plan = model.evaluate_plan(own, regions=regions, period=period)
+        plan = model.evaluate_plan(own, regions=regions, period=period, **rows)
         keys: tuple[str, ...] = ("kpi_change", "kpi_change_fraction", "spend_change")
         gain = plan.attrs["kpi_change"]
     else:
         chosen = _matching(args.channels, model.channels_, "--channels", "the model's channels")
-        names = model._budget_channels(chosen or None, regions, period)
+        cells = model._plan_cells(regions, period, **rows) if rows else None
+        names = model._budget_channels(chosen or None, regions, period, cells=cells)
         bounds = {**{c: common for c in names}, **per} if per else common
         plan = model.optimize_budget(budget=args.budget, channels=names, bounds=bounds, regions=regions,
                                      period=period, n_boot=args.n_boot, level=args.level,
-                                     prior_spread=_prior_spread(args.prior_spread))
+                                     prior_spread=_prior_spread(args.prior_spread), **rows)
         keys = ("kpi_gain", "kpi_gain_fraction", "gain_lo", "gain_hi", "gain_share_positive", "n_boot",
                 "prior_spread")
         gain = plan.attrs["kpi_gain"]
@@ -451,6 +460,34 @@ def _optimize(args: argparse.Namespace) -> int:
     print(f"modelled KPI {'change' if args.plan else 'gain'} {gain:,.1f} (the model's forecast, not a "
           f"measurement); wrote {out.resolve()}")
     return 0
+
+
+def _plan_rows(args: argparse.Namespace, model: DeepCausalMMM) -> dict[str, Any]:
+    """``optimize --rows``: the plan rows' channels, regions, dates, controls and spend as
+    keyword arguments of ``optimize_budget`` / ``evaluate_plan``."""
+    clash = [name for name, value in (("--regions", args.regions), ("--start", args.start), ("--end", args.end),
+                                      ("--n-boot", args.n_boot)) if value]
+    if clash:
+        raise DataError(f"--rows plans over the rows of {args.rows}, so {clash} do not apply; drop them (put "
+                        "only the regions and weeks to plan in the file), or drop --rows to plan over the "
+                        "fitted weeks")
+    df = _read_csv(args.rows, "plan rows")
+    _label_columns(args, df, args.rows)
+    if args.date is None:
+        raise DataError(f"--rows needs --date, the column of each row's week, and none was given ({args.rows} "
+                        "has no 'date' or 'week' column either): rows are placed on the fitted timelines by "
+                        "their dates, after the fit to plan ahead. Add --date COLUMN")
+    spend = _pairs(args.spend, "--spend", "channel=column", "tv=tv_spend")
+    _columns(df, model.channels_, "channel", args.rows)
+    _columns(df, model.controls_, "control", args.rows)
+    _columns(df, [*spend.values(), *(c for c in (args.date, args.region) if c)], "named", args.rows)
+    return {
+        "X": df[model.channels_],
+        "regions": df[args.region].to_numpy() if args.region else None,
+        "dates": df[args.date].to_numpy(),
+        "controls": df[model.controls_] if model.controls_ else None,
+        "spend": pd.DataFrame({c: df[col] for c, col in spend.items()}) if spend else None,
+    }
 
 
 def _plan_test(args: argparse.Namespace) -> int:
@@ -597,6 +634,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     opt.add_argument("--plan", default=None,
                      help="score this plan instead of optimising: channel=MULTIPLIER pairs, comma-separated "
                      "(e.g. tv=0.8,search=1.3; other channels as observed)")
+    opt.add_argument("--rows", default=None,
+                     help="plan over the rows of this long CSV instead of the fitted weeks (e.g. next quarter's "
+                     "flighting: the model's channel and control columns per region and date)")
+    opt.add_argument("--date", default=None, help="with --rows: its date column (default: 'date' or 'week')")
+    opt.add_argument("--region", default=None, help="with --rows: its region column (default: 'region' or 'geo')")
+    opt.add_argument("--spend", default=None,
+                     help="with --rows: money columns of channels measured otherwise, channel=column pairs "
+                     "(others cost what a unit cost each region over the fit)")
     opt.add_argument("--regions", default=None, help="regions to plan for, separated by ';' (default all)")
     opt.add_argument("--start", default=None, help="first date of the planned period (default: the fit's)")
     opt.add_argument("--end", default=None, help="last date of the planned period (default: the fit's)")

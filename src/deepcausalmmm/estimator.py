@@ -86,6 +86,30 @@ BATCH_CELLS = 4_000_000  # activity cells (plans x regions x weeks x channels) e
 PRIOR_SPREAD = 1.4
 
 
+@dataclasses.dataclass
+class _Cells:
+    """Where a plan, response curve or what-if is evaluated: a cube of region timelines.
+
+    ``scaled`` ``[R',T',C]`` activity in region-scaled units (the channel graph's),
+    ``keep`` ``[R',T']`` the cells whose KPI counts, ``where`` ``[R',T']`` the cells
+    whose activity a plan scales, ``spend`` ``[R',T',C]`` money per cell,
+    ``region_idx`` ``[R']`` each timeline's fitted region, ``controls`` ``[R',T',K]``,
+    ``grid`` the dates of ``T'`` (None: the fitted dates) and ``total`` the model's
+    KPI (all parts) over ``keep`` where it is already known (None: computed when needed).
+    The fitted panel is one such cube; rows of ``X`` placed after (or over) the
+    fitted history are another (:meth:`DeepCausalMMM._row_cells`).
+    """
+
+    scaled: np.ndarray
+    keep: np.ndarray
+    where: np.ndarray
+    spend: np.ndarray
+    region_idx: np.ndarray
+    controls: np.ndarray
+    grid: pd.Index | None = None
+    total: float | None = None
+
+
 class DeepCausalMMM(BaseEstimator):
     """Marketing mix model: additive, identifiable, with GRU-shaped carryover.
 
@@ -1173,6 +1197,11 @@ class DeepCausalMMM(BaseEstimator):
         multipliers: Sequence[float] | None = None,
         regions: Sequence[Any] | None = None,
         period: tuple[Any, Any] | None = None,
+        *,
+        X: ArrayLike | None = None,
+        dates: ArrayLike | None = None,
+        controls: ArrayLike | Sequence[str] | None = None,
+        spend: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
         """KPI response to scaling each channel's activity, with its induced activity.
 
@@ -1196,12 +1225,15 @@ class DeepCausalMMM(BaseEstimator):
             Non-negative, default ``0, 0.25, ..., 2``; 0 and 1 are always included.
         regions, period
             Restrict the cells as in :meth:`get_channel_effects`.
+        X, dates, controls, spend
+            Rows of your own instead of the fitted cells, as in :meth:`optimize_budget`:
+            the curves of next quarter's flighting.
 
         Raises
         ------
         DataError
             For unknown channels or regions, a period without fitted dates, or
-            negative or non-finite multipliers.
+            negative or non-finite multipliers; with ``X``, as :meth:`optimize_budget`.
         """
         check_is_fitted(self, "graph_model_")
         names = self._check_channels(list(self.channels_) if channels is None else _as_list(channels))
@@ -1209,19 +1241,17 @@ class DeepCausalMMM(BaseEstimator):
         if grid.ndim != 1 or not np.all(np.isfinite(grid)) or np.any(grid < 0):
             raise DataError(f"`multipliers` must be finite numbers >= 0, found {list(np.ravel(grid))}")
         grid = np.unique(np.concatenate([grid, [0.0, 1.0]]))
-        keep = self._cells(regions, period)  # [R,T] cells scored
-        where = self._cells(regions, period, observed=False)  # [R,T] cells where the channel is scaled
-        scaled = self._activity()  # [R,T,C]
+        cells = self._plan_cells(regions, period, X, dates, controls, spend)
         rows = []
         for name in names:
             c = self.channels_.index(name)
-            spend = float(np.where(keep, self.spend_[:, :, c], 0.0).sum())
+            paid = float(np.where(cells.keep, cells.spend[:, :, c], 0.0).sum())
             factors = np.ones((len(grid), len(self.channels_)))
             factors[:, c] = grid  # the channel at each multiplier, the others as observed
-            kpi = self._scaled_kpis(scaled, factors, keep, where)
+            kpi = self._scaled_kpis(cells, factors)
             response = kpi - kpi[0]  # grid[0] == 0
-            spent = grid * spend
-            marginal = np.gradient(response, spent) if spend > 0 else np.full(len(grid), np.nan)
+            spent = grid * paid
+            marginal = np.gradient(response, spent) if paid > 0 else np.full(len(grid), np.nan)
             for m, s_, r_, mr in zip(grid, spent, response, marginal, strict=True):
                 rows.append({"channel": name, "multiplier": m, "spend": s_, "response": r_,
                              "roi": r_ / s_ if s_ > 0 else np.nan, "marginal_roi": mr})
@@ -1238,6 +1268,11 @@ class DeepCausalMMM(BaseEstimator):
         level: float = 0.9,
         random_state: int = 0,
         prior_spread: float = PRIOR_SPREAD,
+        *,
+        X: ArrayLike | None = None,
+        dates: ArrayLike | None = None,
+        controls: ArrayLike | Sequence[str] | None = None,
+        spend: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
         """Reallocate spend across channels to maximise the modelled KPI.
 
@@ -1269,7 +1304,19 @@ class DeepCausalMMM(BaseEstimator):
             on ``n_boot`` region-bootstrap replicates, each with its own prior
             strengths (as in :meth:`get_effect_intervals`) and the plan's multipliers are scored
             by each: its KPI gain over the observed allocation in that
-            replicate's cells. Not with ``regions`` (replicates redraw them).
+            replicate's cells. Not with ``regions`` (replicates redraw them) or ``X``.
+        X, dates, controls, spend
+            Plan over rows of your own instead of the fitted cells, e.g. next
+            quarter's flighting: ``X`` holds the fitted channel columns, one row per
+            (region, date), with ``regions`` (then a label per row, or the name of
+            ``X``'s region column, as in :meth:`predict`), ``dates`` (required; after
+            the fit to plan ahead, with carryover from the fitted weeks) and the
+            fitted ``controls``. The rows' channels are scaled and their KPI scored
+            (a forecast's anchor and level do not enter: only media KPI differences
+            count). ``spend``: money per row for channels whose ``X`` values are not
+            money (a DataFrame like ``fit(spend=...)``'s); channels not in it cost
+            what a unit of their activity cost the region over the fit. Not with
+            ``period`` or ``n_boot``.
 
         Returns
         -------
@@ -1301,10 +1348,15 @@ class DeepCausalMMM(BaseEstimator):
         from scipy.optimize import minimize
 
         check_is_fitted(self, "graph_model_")
-        keep = self._cells(regions, period)
-        where = self._cells(regions, period, observed=False)
-        spend_all = _observed_spend(keep, self.spend_)  # [C]
-        names = self._budget_channels(channels, regions, period)
+        if X is not None and n_boot:
+            raise DataError(
+                f"`n_boot` {n_boot} cannot be combined with `X`: the bootstrap replicates refit on redrawn "
+                "regions, which need not hold the plan's rows; score the plan with n_boot=0, or check the "
+                "fitted period's plan with n_boot and no `X`"
+            )
+        cells = self._plan_cells(regions, period, X, dates, controls, spend)
+        spend_all = _observed_spend(cells.keep, cells.spend)  # [C]
+        names = self._budget_channels(channels, regions, period, cells=cells)
         idx = np.array([self.channels_.index(c) for c in names])
         spend = spend_all[idx]
         if np.any(spend <= 0):
@@ -1338,10 +1390,8 @@ class DeepCausalMMM(BaseEstimator):
                 "`n_boot` cannot be combined with `regions`: bootstrap replicates redraw the regions; "
                 "drop `regions` or set n_boot=0"
             )
-        scaled = self._activity()  # [R,T,C]
-
         def kpi(m: np.ndarray) -> float:
-            return self._plan_kpi(scaled, idx, m, keep, where)
+            return self._plan_kpi(cells, idx, m)
 
         base = kpi(np.ones(len(idx)))
         norm = max(abs(base), 1e-12)
@@ -1354,7 +1404,7 @@ class DeepCausalMMM(BaseEstimator):
             would leave the bounds), every plan through one pass of the graph and the network."""
             step = np.where(m + FD_STEP <= hi, FD_STEP, -FD_STEP)  # [k]
             plans = np.vstack([m, m + np.diag(step)])  # [k+1, k]
-            values = self._plan_kpis(scaled, idx, plans, keep, where)
+            values = self._plan_kpis(cells, idx, plans)
             return -(values[1:] - values[0]) / step / norm
 
         x0 = _feasible_start(lo, hi, spend, target)
@@ -1379,8 +1429,7 @@ class DeepCausalMMM(BaseEstimator):
         if target == current and np.all((lo <= 1.0) & (1.0 <= hi)) and gain < 0:
             m_opt, gain = np.ones(len(idx)), 0.0
 
-        _, (observed, optimal) = self._channel_responses(scaled, idx, np.vstack([np.ones(len(idx)), m_opt]),
-                                                         keep, where)
+        _, (observed, optimal) = self._channel_responses(cells, idx, np.vstack([np.ones(len(idx)), m_opt]))
         table = pd.DataFrame(
             {"spend": spend, "optimal_spend": m_opt * spend, "multiplier": m_opt,
              "response": observed, "optimal_response": optimal,
@@ -1390,7 +1439,7 @@ class DeepCausalMMM(BaseEstimator):
         table.attrs.update({"kpi_gain": gain, "converged": bool(res.success), "message": str(res.message)})
         if n_boot:
             table.attrs.update(self._plan_robustness(idx, m_opt, period, n_boot, level, random_state, prior_spread))
-            table.attrs["kpi_gain_fraction"] = gain / self._total_kpi(keep)
+            table.attrs["kpi_gain_fraction"] = gain / self._total_kpi(cells)
         return table
 
     def evaluate_plan(
@@ -1398,6 +1447,11 @@ class DeepCausalMMM(BaseEstimator):
         multipliers: Mapping[str, float],
         regions: Sequence[Any] | None = None,
         period: tuple[Any, Any] | None = None,
+        *,
+        X: ArrayLike | None = None,
+        dates: ArrayLike | None = None,
+        controls: ArrayLike | Sequence[str] | None = None,
+        spend: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
         """What the model says a spend plan does: named channels scaled, the rest as observed.
 
@@ -1415,6 +1469,9 @@ class DeepCausalMMM(BaseEstimator):
             channel off, 1 keeps it as observed).
         regions, period
             Restrict the cells as in :meth:`get_channel_effects`.
+        X, dates, controls, spend
+            Score the plan on rows of your own (next quarter's flighting) instead of
+            the fitted cells, as in :meth:`optimize_budget`.
 
         Returns
         -------
@@ -1443,24 +1500,22 @@ class DeepCausalMMM(BaseEstimator):
             raise DataError(f"`multipliers` must be finite numbers >= 0, found {dict(multipliers)}; e.g. "
                             "{'tv': 0.8} for 80% of tv's activity, 0 to switch a channel off")
         idx = np.array([self.channels_.index(c) for c in names])
-        keep = self._cells(regions, period)  # [R,T] cells scored
-        where = self._cells(regions, period, observed=False)  # [R,T] cells where channels are scaled
-        spend = _observed_spend(keep, self.spend_)[idx]  # [k]
-        scaled = self._activity()
+        cells = self._plan_cells(regions, period, X, dates, controls, spend)
+        paid = _observed_spend(cells.keep, cells.spend)[idx]  # [k]
         (observed, plan), (response, plan_response) = self._channel_responses(
-            scaled, idx, np.vstack([np.ones(len(idx)), m]), keep, where)
+            cells, idx, np.vstack([np.ones(len(idx)), m]))
         table = pd.DataFrame(
-            {"spend": spend, "plan_spend": m * spend, "multiplier": m,
+            {"spend": paid, "plan_spend": m * paid, "multiplier": m,
              "response": response, "plan_response": plan_response},
             index=pd.Index(names, name="channel"),
         )
         table.attrs.update({"kpi_change": float(plan - observed),
-                            "kpi_change_fraction": float(plan - observed) / self._total_kpi(keep),
-                            "spend_change": float(((m - 1) * spend).sum())})
+                            "kpi_change_fraction": float(plan - observed) / self._total_kpi(cells),
+                            "spend_change": float(((m - 1) * paid).sum())})
         return table
 
     def _channel_responses(
-        self, scaled: np.ndarray, idx: np.ndarray, ms: np.ndarray, keep: np.ndarray, where: np.ndarray
+        self, cells: _Cells, idx: np.ndarray, ms: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """For plans ``ms`` ``[B,k]`` (channels ``idx`` at those multipliers): the media KPI ``[B]``
         and each channel's KPI against switching it off ``[B,k]``, every plan and its k switch-offs
@@ -1469,60 +1524,134 @@ class DeepCausalMMM(BaseEstimator):
         factors = np.ones((B, k + 1, len(self.channels_)))
         factors[:, :, idx] = ms[:, None, :]
         factors[:, np.arange(1, k + 1), idx] = 0.0
-        values = self._scaled_kpis(scaled, factors.reshape(B * (k + 1), -1), keep, where).reshape(B, k + 1)
+        values = self._scaled_kpis(cells, factors.reshape(B * (k + 1), -1)).reshape(B, k + 1)
         return values[:, 0], values[:, :1] - values[:, 1:]
 
     def _budget_channels(
-        self, channels: Sequence[str] | str | None, regions: Sequence[Any] | None,
-        period: tuple[Any, Any] | None,
+        self, channels: Sequence[str] | str | None, regions: Sequence[Any] | None = None,
+        period: tuple[Any, Any] | None = None, cells: _Cells | None = None,
     ) -> list[str]:
         """The channels :meth:`optimize_budget` reallocates: ``channels`` checked, or by default
-        every channel with spend in the selected cells whose effect the fit could estimate."""
+        every channel with spend in the selected cells (``cells``, else the fitted ones in
+        ``regions`` and ``period``) whose effect the fit could estimate."""
         if channels is not None:
             return self._check_channels(_as_list(channels))
-        keep = self._cells(regions, period)
-        spend_all = _observed_spend(keep, self.spend_)  # [C]
+        if cells is None:
+            cells = self._fitted_cells(regions, period)
+        spend_all = _observed_spend(cells.keep, cells.spend)  # [C]
         free = self.net_.free.cpu().numpy() > 0  # [C]: False where the effect is fixed at 0
         names = [c for c, s_, f in zip(self.channels_, spend_all, free, strict=True) if s_ > 0 and f]
         if not names:
             raise DataError(
-                "no channel has spend (and an effect the fit could estimate) in the selected cells "
-                f"(regions {regions!r}, period {period!r}), so there is no budget to reallocate; "
-                "choose regions or a period where the channels ran"
+                "no channel has spend (and an effect the fit could estimate) "
+                + ("in the plan rows of `X`" if cells.grid is not None else
+                   f"in the selected cells (regions {regions!r}, period {period!r})")
+                + ", so there is no budget to reallocate; choose regions or a period (or plan rows) "
+                "where the channels run"
             )
         return names
 
-    def _plan_kpi(
-        self, scaled: np.ndarray, idx: np.ndarray, m: np.ndarray, keep: np.ndarray, where: np.ndarray
-    ) -> float:
-        """Media KPI over ``keep`` with channels ``idx`` at multipliers ``m`` in ``where``,
-        induced activity moving through the graph."""
-        return float(self._plan_kpis(scaled, idx, np.asarray(m, dtype=float)[None], keep, where)[0])
+    def _plan_kpi(self, cells: _Cells, idx: np.ndarray, m: np.ndarray) -> float:
+        """Media KPI over ``cells.keep`` with channels ``idx`` at multipliers ``m`` in
+        ``cells.where``, induced activity moving through the graph."""
+        return float(self._plan_kpis(cells, idx, np.asarray(m, dtype=float)[None])[0])
 
-    def _plan_kpis(
-        self, scaled: np.ndarray, idx: np.ndarray, ms: np.ndarray, keep: np.ndarray, where: np.ndarray
-    ) -> np.ndarray:
+    def _plan_kpis(self, cells: _Cells, idx: np.ndarray, ms: np.ndarray) -> np.ndarray:
         """:meth:`_plan_kpi` for several multiplier vectors ``ms`` ``[B,k]`` at once ``[B]``."""
         factors = np.ones((len(ms), len(self.channels_)))
         factors[:, idx] = ms
-        return self._scaled_kpis(scaled, factors, keep, where)
+        return self._scaled_kpis(cells, factors)
 
-    def _scaled_kpis(
-        self, scaled: np.ndarray, factors: np.ndarray, keep: np.ndarray, where: np.ndarray
-    ) -> np.ndarray:
-        """Media KPI over ``keep`` for each row of channel ``factors`` ``[B,C]`` applied in ``where``
-        through the graph ``[B]``: the plans go through the graph and the network together, in
-        chunks of at most ``BATCH_CELLS`` activity cells."""
-        size = max(1, BATCH_CELLS // scaled.size)
+    def _scaled_kpis(self, cells: _Cells, factors: np.ndarray) -> np.ndarray:
+        """Media KPI over ``cells.keep`` for each row of channel ``factors`` ``[B,C]`` applied in
+        ``cells.where`` through the graph ``[B]``: the plans go through the graph and the network
+        together, in chunks of at most ``BATCH_CELLS`` activity cells."""
+        size = max(1, BATCH_CELLS // cells.scaled.size)
         out = []
         for start in range(0, len(factors), size):
-            activity = rescale(scaled, self.graph_model_, factors[start : start + size], where)  # [b,R,T,C]
-            out.append(np.where(keep[None], self._media_kpi(activity), 0.0).sum(axis=(1, 2)))
+            activity = rescale(cells.scaled, self.graph_model_, factors[start : start + size],
+                               cells.where)  # [b,R',T',C]
+            out.append(np.where(cells.keep[None], self._media_kpi(activity, cells), 0.0).sum(axis=(1, 2)))
         return np.concatenate(out)
 
-    def _total_kpi(self, keep: np.ndarray) -> float:
-        """Modelled KPI (all parts) over the ``[R,T]`` cells ``keep``."""
-        return float(np.where(keep, self._fitted_prediction(), 0.0).sum())
+    def _total_kpi(self, cells: _Cells) -> float:
+        """Modelled KPI (all parts) over ``cells.keep``."""
+        if cells.total is None:
+            cells.total = float(np.where(cells.keep, self._fitted_prediction(), 0.0).sum())
+        return cells.total
+
+    def _fitted_cells(self, regions: Sequence[Any] | None, period: tuple[Any, Any] | None) -> _Cells:
+        """The fitted panel's cells in ``regions`` and ``period``: the observed ones scored, all
+        of them scaled."""
+        p = self.panel_
+        return _Cells(scaled=self._activity(), keep=self._cells(regions, period),
+                      where=self._cells(regions, period, observed=False), spend=self.spend_,
+                      region_idx=np.arange(len(p.regions)), controls=p.control_values)
+
+    def _plan_cells(
+        self, regions: Any, period: tuple[Any, Any] | None, X: ArrayLike | None, dates: ArrayLike | None,
+        controls: ArrayLike | Sequence[str] | None, spend: pd.DataFrame | None,
+    ) -> _Cells:
+        """The fitted cells in ``regions`` and ``period``, or with ``X`` its rows (``regions``
+        then labels them, as in :meth:`predict`)."""
+        if X is None:
+            unused = [name for name, value in (("dates", dates), ("controls", controls), ("spend", spend))
+                      if value is not None]
+            if unused:
+                raise DataError(
+                    f"{', '.join(f'`{u}`' for u in unused)} describe plan rows and need `X`, which is None; "
+                    "pass X=plan (the channel columns per region and date) with them, or drop them to "
+                    "use the fitted cells (`regions` and `period` choose among those)"
+                )
+            return self._fitted_cells(regions, period)
+        if period is not None:
+            raise DataError(
+                f"`period` {period!r} chooses among the fitted weeks and cannot be combined with `X`, whose "
+                "rows are the plan's weeks; drop `period`, or pass only the rows you want as `X`"
+            )
+        return self._row_cells(X, regions, dates, controls, spend)
+
+    def _row_cells(
+        self, X: ArrayLike, regions: ArrayLike | None, dates: ArrayLike | None,
+        controls: ArrayLike | Sequence[str] | None, spend: pd.DataFrame | None,
+    ) -> _Cells:
+        """The rows of ``X`` placed on the fitted regions' timelines, as in :meth:`predict`: their
+        cells are scored and scaled, the fitted history before them carries over into them.
+
+        Spend per cell: ``spend`` (a DataFrame, one row per row of ``X``, columns named like
+        channels) where given, else the channel's activity times its cost per unit of activity
+        over the region's fitted cells (1 for channels whose activity is their spend; the
+        channel's cost over all regions where the region had none).
+        """
+        X, named = take_named_columns(X, regions=regions, dates=dates)
+        regions, dates = named["regions"], named["dates"]
+        if dates is None:
+            raise DataError(
+                "`dates` are needed with `X`: the rows are placed on the fitted timelines by their dates "
+                f"(the fit covers {fmt_date(self.panel_.dates[0])}..{fmt_date(self.panel_.dates[-1])}; "
+                "later dates plan ahead). Pass one date per row of `X`, or the name of its date column"
+            )
+        new, reg_idx, pos, grid, media, ctrl = self._rows_on_history(X, regions, dates, controls)
+        R, T = media.shape[:2]
+        keep = np.zeros((R, T), dtype=bool)
+        ri, ti = np.nonzero(new.observed)
+        keep[ri, pos[ti]] = True
+        p = self.panel_
+        fitted = np.where(p.observed[:, :, None], p.media, 0.0).sum(axis=1)  # [R_fit,C]
+        paid = np.where(p.observed[:, :, None], self.spend_, 0.0).sum(axis=1)  # [R_fit,C]
+        overall = np.divide(paid.sum(axis=0), fitted.sum(axis=0), out=np.ones(fitted.shape[1]),
+                            where=fitted.sum(axis=0) > 0)  # [C]
+        unit = np.divide(paid, fitted, out=np.broadcast_to(overall, paid.shape).copy(), where=fitted > 0)
+        cost = np.where(keep[:, :, None], media * unit[reg_idx][:, None, :], 0.0)  # [R',T',C]
+        if spend is not None:
+            given = self._spend_grid(spend, new, regions, dates)  # [R',T'_new,C]: X's own where not given
+            named_channels = [self.channels_.index(c) for c in spend.columns]
+            cost[ri[:, None], pos[ti][:, None], np.array(named_channels)[None, :]] = \
+                given[ri, ti][:, [new.channels.index(c) for c in spend.columns]]
+        table, _, _ = self._decompose_rows(X, regions, dates, controls)
+        return _Cells(scaled=media / self.scaler_.media_scale[reg_idx][:, None, :], keep=keep, where=keep,
+                      spend=cost, region_idx=reg_idx, controls=ctrl, grid=grid,
+                      total=float(table["prediction"].sum()))
 
     def _plan_robustness(
         self, idx: np.ndarray, m: np.ndarray, period: tuple[Any, Any] | None, n_boot: int, level: float,
@@ -1531,12 +1660,10 @@ class DeepCausalMMM(BaseEstimator):
         """Gain of multipliers ``m`` over the observed allocation under region-bootstrap refits."""
         gains = np.zeros(n_boot)
         for b, (_, refit) in enumerate(self._bootstrap_refits(n_boot, random_state, prior_spread)):
-            keep = refit._cells(None, period)
-            where = refit._cells(None, period, observed=False)
-            scaled = refit._activity()
-            plan, observed = refit._plan_kpis(scaled, idx, np.vstack([m, np.ones(len(idx))]), keep, where)
+            cells = refit._fitted_cells(None, period)
+            plan, observed = refit._plan_kpis(cells, idx, np.vstack([m, np.ones(len(idx))]))
             gain = plan - observed
-            gains[b] = gain / refit._total_kpi(keep)
+            gains[b] = gain / refit._total_kpi(cells)
         lo, hi = np.percentile(gains, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
         return {"gain_lo": float(lo), "gain_hi": float(hi), "gain_share_positive": float((gains > 0).mean()),
                 "n_boot": n_boot, "level": level, "prior_spread": prior_spread}
@@ -1590,18 +1717,21 @@ class DeepCausalMMM(BaseEstimator):
         """``[R,T,C]`` the fitted activity in region-scaled units (the channel graph's units)."""
         return self.panel_.media / self.scaler_.media_scale[:, None, :]
 
-    def _media_kpi(self, activity: np.ndarray) -> np.ndarray:
+    def _media_kpi(self, activity: np.ndarray, cells: _Cells | None = None) -> np.ndarray:
         """``[R,T]`` KPI from all channels with region-scaled ``activity`` ``[R,T,C]`` swapped in;
         ``[B,R,T]`` for ``B`` activities ``[B,R,T,C]`` at once (one pass of the network over
-        ``B`` copies of the regions)."""
+        ``B`` copies of the regions). The timelines are the fitted panel's, or those of ``cells``."""
         if activity.ndim == 3:
-            return self._media_kpi(activity[None])[0]
+            return self._media_kpi(activity[None], cells)[0]
         p = self.panel_
-        B, (R, T, C) = len(activity), p.shape
-        region_idx = np.tile(np.arange(R), B)
-        media = (activity * self.scaler_.media_scale[None, :, None, :]).reshape(B * R, T, C)
+        B, (R, T, C) = len(activity), activity.shape[1:]
+        regions = np.arange(R) if cells is None else cells.region_idx  # [R]
+        ctrl = p.control_values if cells is None else cells.controls  # [R,T,K]
+        region_idx = np.tile(regions, B)
+        media = (activity * self.scaler_.media_scale[regions][None, :, None, :]).reshape(B * R, T, C)
         batch = self._batch(self.config_, p, self.scaler_, self.knots_, region_idx, media,
-                            np.tile(p.control_values, (B, 1, 1)), np.arange(T, dtype=float))
+                            np.tile(ctrl, (B, 1, 1)), np.arange(T, dtype=float),
+                            dates=None if cells is None else cells.grid)
         channels = self._run_net(batch).channels.double().cpu().numpy()  # [B*R,T,C], the channels only
         return (channels * self.scaler_.y_scale[region_idx][:, None, None]).sum(axis=-1).reshape(B, R, T)
 
@@ -2290,11 +2420,7 @@ class DeepCausalMMM(BaseEstimator):
         controls: ArrayLike | Sequence[str] | None,
     ) -> tuple[pd.DataFrame, Panel, tuple[np.ndarray, np.ndarray]]:
         """Decomposition of input rows, their panel, and per row its fitted region and grid position."""
-        check_is_fitted(self, "net_")
-        X, controls = self._name_columns(X, controls)
-        new = build_panel(X, None, regions, dates, controls, purpose="predict")
-        reg_idx, pos = align_to_fit(self.panel_, new)
-        grid, media, ctrl = extend_history(self.panel_, new, reg_idx, pos)
+        new, reg_idx, pos, grid, media, ctrl = self._rows_on_history(X, regions, dates, controls)
         batch = self._batch(self.config_, self.panel_, self.scaler_, self.knots_, reg_idx, media, ctrl,
                             np.arange(len(grid), dtype=float), dates=grid)
         parts = self._to_kpi(self._run_net(batch), reg_idx)
@@ -2308,6 +2434,23 @@ class DeepCausalMMM(BaseEstimator):
             parts["baseline"][r, tt], parts["channels"][r, tt], parts["controls"][r, tt],
         )
         return table, new, (reg_idx[r], tt)
+
+    def _rows_on_history(
+        self,
+        X: ArrayLike,
+        regions: ArrayLike | None,
+        dates: ArrayLike | None,
+        controls: ArrayLike | Sequence[str] | None,
+    ) -> tuple[Panel, np.ndarray, np.ndarray, pd.Index, np.ndarray, np.ndarray]:
+        """The rows' panel, each of its regions' fitted index ``[R']``, each of its dates' grid
+        position ``[T']``, and the fitted history of those regions with the rows written over it
+        (:func:`extend_history`: grid ``[T]``, media ``[R',T,C]``, controls ``[R',T,K]``)."""
+        check_is_fitted(self, "net_")
+        X, controls = self._name_columns(X, controls)
+        new = build_panel(X, None, regions, dates, controls, purpose="predict")
+        reg_idx, pos = align_to_fit(self.panel_, new)
+        grid, media, ctrl = extend_history(self.panel_, new, reg_idx, pos)
+        return new, reg_idx, pos, grid, media, ctrl
 
     def _name_columns(
         self, X: ArrayLike, controls: ArrayLike | Sequence[str] | None
