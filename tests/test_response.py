@@ -299,6 +299,10 @@ def test_plans_on_rows_of_ones_own(fitted, small_sim):
         assert -one.attrs["kpi_change"] == pytest.approx(full - off, rel=1e-6)
         assert one.loc[c, "spend"] == pytest.approx(plan[c].sum())  # these channels are spend
         assert one.attrs["kpi_change_fraction"] == pytest.approx(one.attrs["kpi_change"] / full, rel=1e-9)
+    # controls left out: each region's last fitted values, which change no response
+    held = fitted.evaluate_plan({c: 1.0 for c in ch}, **{**rows, "X": rows["X"].drop(columns=ct), "controls": None})
+    np.testing.assert_allclose(held["response"], fitted.evaluate_plan({c: 1.0 for c in ch}, **rows)["response"],
+                               rtol=1e-9)
     # the optimiser's plan for next quarter keeps its budget and gains what it says
     ahead = fitted.optimize_budget(**rows)
     assert ahead["optimal_spend"].sum() == pytest.approx(plan[ch].to_numpy().sum(), rel=1e-6)

@@ -479,13 +479,15 @@ def _plan_rows(args: argparse.Namespace, model: DeepCausalMMM) -> dict[str, Any]
                         "their dates, after the fit to plan ahead. Add --date COLUMN")
     spend = _pairs(args.spend, "--spend", "channel=column", "tv=tv_spend")
     _columns(df, model.channels_, "channel", args.rows)
-    _columns(df, model.controls_, "control", args.rows)
+    held = not any(k in df.columns for k in model.controls_)  # none given: each region's last values
+    if not held:
+        _columns(df, model.controls_, "control", args.rows)
     _columns(df, [*spend.values(), *(c for c in (args.date, args.region) if c)], "named", args.rows)
     return {
         "X": df[model.channels_],
         "regions": df[args.region].to_numpy() if args.region else None,
         "dates": df[args.date].to_numpy(),
-        "controls": df[model.controls_] if model.controls_ else None,
+        "controls": df[model.controls_] if model.controls_ and not held else None,
         "spend": pd.DataFrame({c: df[col] for c, col in spend.items()}) if spend else None,
     }
 
@@ -636,7 +638,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "(e.g. tv=0.8,search=1.3; other channels as observed)")
     opt.add_argument("--rows", default=None,
                      help="plan over the rows of this long CSV instead of the fitted weeks (e.g. next quarter's "
-                     "flighting: the model's channel and control columns per region and date)")
+                     "flighting: the model's channel columns per region and date, and its control columns, or "
+                     "none of them to hold each region's last fitted values)")
     opt.add_argument("--date", default=None, help="with --rows: its date column (default: 'date' or 'week')")
     opt.add_argument("--region", default=None, help="with --rows: its region column (default: 'region' or 'geo')")
     opt.add_argument("--spend", default=None,

@@ -1311,7 +1311,9 @@ class DeepCausalMMM(BaseEstimator):
             (region, date), with ``regions`` (then a label per row, or the name of
             ``X``'s region column, as in :meth:`predict`), ``dates`` (required; after
             the fit to plan ahead, with carryover from the fitted weeks) and the
-            fitted ``controls``. The rows' channels are scaled and their KPI scored
+            fitted ``controls`` (default: each region's last fitted values; controls
+            add to the KPI apart from media, so they only enter ``kpi_gain_fraction``'s
+            total). The rows' channels are scaled and their KPI scored
             (a forecast's anchor and level do not enter: only media KPI differences
             count). ``spend``: money per row for channels whose ``X`` values are not
             money (a DataFrame like ``fit(spend=...)``'s); channels not in it cost
@@ -1611,6 +1613,15 @@ class DeepCausalMMM(BaseEstimator):
             )
         return self._row_cells(X, regions, dates, controls, spend)
 
+    def _held_controls(self, regions: ArrayLike | None, n: int) -> pd.DataFrame:
+        """Controls for ``n`` plan rows: each row's region's last fitted values. A plan scales
+        media, and controls add to the KPI apart from them, so they only enter the KPI total."""
+        last = self.panel_.control_values[:, -1, :]  # [R,K]
+        index = {r: i for i, r in enumerate(self.regions_)}
+        rows = (np.zeros(n, dtype=int) if regions is None else
+                np.array([index.get(r, 0) for r in np.asarray(regions, dtype=object).reshape(-1)]))
+        return pd.DataFrame(last[rows], columns=self.controls_)
+
     def _row_cells(
         self, X: ArrayLike, regions: ArrayLike | None, dates: ArrayLike | None,
         controls: ArrayLike | Sequence[str] | None, spend: pd.DataFrame | None,
@@ -1631,6 +1642,8 @@ class DeepCausalMMM(BaseEstimator):
                 f"(the fit covers {fmt_date(self.panel_.dates[0])}..{fmt_date(self.panel_.dates[-1])}; "
                 "later dates plan ahead). Pass one date per row of `X`, or the name of its date column"
             )
+        if controls is None and self.controls_ and np.ndim(X) == 2:
+            controls = self._held_controls(regions, len(X))
         new, reg_idx, pos, grid, media, ctrl = self._rows_on_history(X, regions, dates, controls)
         R, T = media.shape[:2]
         keep = np.zeros((R, T), dtype=bool)
