@@ -243,7 +243,7 @@ def test_fit_cli_spend_columns_and_weights(tmp_path, capsys):
         spend=ahead[["channel_1_cost"]].set_axis(["channel_1"], axis=1))
     np.testing.assert_allclose(best["multiplier"], api["multiplier"], rtol=1e-6)
     for bad, named in ((["--regions", "geo_000"], "['--regions'] do not apply"),
-                       (["--n-boot", "2"], "['--n-boot'] do not apply")):
+                       (["--start", "2023-01-09", "--end", "2023-02-06"], "['--start', '--end'] do not apply")):
         assert main(["optimize", model_file, *rows, *bad, "--out", str(tmp_path / "no.csv")]) == 2
         assert named in capsys.readouterr().err
     assert main(["optimize", model_file, "--date", "date", "--out", str(tmp_path / "no.csv")]) == 2

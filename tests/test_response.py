@@ -156,6 +156,17 @@ def test_budget_plan_robustness_under_bootstrap(fitted):
     # this fit's own gain on the replicates' scale (a fraction of the modelled KPI)
     kpi = fitted.get_channel_contributions()["prediction"].sum()
     assert bigger.attrs["kpi_gain_fraction"] == pytest.approx(bigger.attrs["kpi_gain"] / kpi, rel=1e-6)
+    # the same cells given as rows: each replicate scores the rows of the regions it drew, which
+    # are its own cells, so the figures are the same
+    d = fitted.get_channel_contributions().reset_index()  # the fitted rows' regions and dates
+    rows = fitted.panel_.media[fitted.panel_.row_index[:, 0], fitted.panel_.row_index[:, 1]]
+    ctrl = fitted.panel_.control_values[fitted.panel_.row_index[:, 0], fitted.panel_.row_index[:, 1]]
+    as_rows = fitted.optimize_budget(budget=1.3 * current, bounds=(0.5, 1.5), n_boot=3, level=0.8,
+                                     X=pd.DataFrame(rows, columns=fitted.channels_), regions=d["region"],
+                                     dates=d["date"], controls=pd.DataFrame(ctrl, columns=fitted.controls_))
+    np.testing.assert_allclose(as_rows["multiplier"], bigger["multiplier"], rtol=1e-6, atol=1e-9)
+    for key in ("gain_lo", "gain_hi", "gain_share_positive", "kpi_gain_fraction"):
+        assert as_rows.attrs[key] == pytest.approx(bigger.attrs[key], rel=1e-6), key
     # without n_boot the plan is the same and carries no robustness figures
     plain = fitted.optimize_budget(budget=1.3 * current, bounds=(0.5, 1.5))
     np.testing.assert_allclose(plain["multiplier"], bigger["multiplier"])
@@ -333,8 +344,6 @@ def test_plans_on_rows_of_ones_own(fitted, small_sim):
                                     period=("2023-01-02", "2023-06-01")), "`period` .* cannot be combined with `X`"),
     (lambda m, p: m.optimize_budget(X=p, regions="region", controls=["price", "promo"]), "`dates` are needed with `X`"),
     (lambda m, p: m.evaluate_plan({"channel_1": 1.1}, dates=p["date"]), "`dates` describe plan rows and need `X`"),
-    (lambda m, p: m.optimize_budget(X=p, regions="region", dates="date", controls=["price", "promo"], n_boot=2),
-     "`n_boot` 2 cannot be combined with `X`"),
     (lambda m, p: m.get_response_curves(X=p.assign(region="geo_999").iloc[:13], regions="region", dates="date",
                                         controls=["price", "promo"]), r"\['geo_999'\] were not in the fitted data"),
     (lambda m, p: m.evaluate_plan({"channel_1": 1.1}, X=p, regions="region", dates="date",

@@ -465,8 +465,8 @@ def _optimize(args: argparse.Namespace) -> int:
 def _plan_rows(args: argparse.Namespace, model: DeepCausalMMM) -> dict[str, Any]:
     """``optimize --rows``: the plan rows' channels, regions, dates, controls and spend as
     keyword arguments of ``optimize_budget`` / ``evaluate_plan``."""
-    clash = [name for name, value in (("--regions", args.regions), ("--start", args.start), ("--end", args.end),
-                                      ("--n-boot", args.n_boot)) if value]
+    clash = [name for name, value in (("--regions", args.regions), ("--start", args.start), ("--end", args.end))
+             if value]
     if clash:
         raise DataError(f"--rows plans over the rows of {args.rows}, so {clash} do not apply; drop them (put "
                         "only the regions and weeks to plan in the file), or drop --rows to plan over the "

@@ -108,6 +108,19 @@ class _Cells:
     controls: np.ndarray
     grid: pd.Index | None = None
     total: float | None = None
+    rows: _PlanRows | None = None
+
+
+@dataclasses.dataclass
+class _PlanRows:
+    """Plan rows as given, in plain form, to place them again on a bootstrap refit's regions:
+    ``X`` the channel columns in fitted order, ``region_idx`` ``[N]`` each row's fitted region,
+    ``dates`` ``[N]``, ``controls`` (fitted order) or None."""
+
+    X: pd.DataFrame
+    region_idx: np.ndarray
+    dates: np.ndarray
+    controls: pd.DataFrame | None
 
 
 class DeepCausalMMM(BaseEstimator):
@@ -1304,7 +1317,9 @@ class DeepCausalMMM(BaseEstimator):
             on ``n_boot`` region-bootstrap replicates, each with its own prior
             strengths (as in :meth:`get_effect_intervals`) and the plan's multipliers are scored
             by each: its KPI gain over the observed allocation in that
-            replicate's cells. Not with ``regions`` (replicates redraw them) or ``X``.
+            replicate's cells (with ``X``: the plan rows of the regions it drew, a region
+            drawn twice counted twice). Not with ``regions`` selecting fitted cells
+            (replicates redraw them).
         X, dates, controls, spend
             Plan over rows of your own instead of the fitted cells, e.g. next
             quarter's flighting: ``X`` holds the fitted channel columns, one row per
@@ -1318,7 +1333,7 @@ class DeepCausalMMM(BaseEstimator):
             count). ``spend``: money per row for channels whose ``X`` values are not
             money (a DataFrame like ``fit(spend=...)``'s); channels not in it cost
             what a unit of their activity cost the region over the fit. Not with
-            ``period`` or ``n_boot``.
+            ``period``.
 
         Returns
         -------
@@ -1350,12 +1365,6 @@ class DeepCausalMMM(BaseEstimator):
         from scipy.optimize import minimize
 
         check_is_fitted(self, "graph_model_")
-        if X is not None and n_boot:
-            raise DataError(
-                f"`n_boot` {n_boot} cannot be combined with `X`: the bootstrap replicates refit on redrawn "
-                "regions, which need not hold the plan's rows; score the plan with n_boot=0, or check the "
-                "fitted period's plan with n_boot and no `X`"
-            )
         cells = self._plan_cells(regions, period, X, dates, controls, spend)
         spend_all = _observed_spend(cells.keep, cells.spend)  # [C]
         names = self._budget_channels(channels, regions, period, cells=cells)
@@ -1387,7 +1396,7 @@ class DeepCausalMMM(BaseEstimator):
             _check_level(level)
             prior_spread = _check_prior_spread(prior_spread)
             self._check_bootstrap_regions(prior_spread)
-        if n_boot and regions is not None:
+        if n_boot and regions is not None and X is None:
             raise DataError(
                 "`n_boot` cannot be combined with `regions`: bootstrap replicates redraw the regions; "
                 "drop `regions` or set n_boot=0"
@@ -1440,7 +1449,8 @@ class DeepCausalMMM(BaseEstimator):
         )
         table.attrs.update({"kpi_gain": gain, "converged": bool(res.success), "message": str(res.message)})
         if n_boot:
-            table.attrs.update(self._plan_robustness(idx, m_opt, period, n_boot, level, random_state, prior_spread))
+            table.attrs.update(self._plan_robustness(idx, m_opt, period, n_boot, level, random_state, prior_spread,
+                                                     cells.rows))
             table.attrs["kpi_gain_fraction"] = gain / self._total_kpi(cells)
         return table
 
@@ -1642,6 +1652,11 @@ class DeepCausalMMM(BaseEstimator):
                 f"(the fit covers {fmt_date(self.panel_.dates[0])}..{fmt_date(self.panel_.dates[-1])}; "
                 "later dates plan ahead). Pass one date per row of `X`, or the name of its date column"
             )
+        if isinstance(controls, str):
+            controls = [controls]
+        if (isinstance(X, pd.DataFrame) and isinstance(controls, (list, tuple)) and controls
+                and all(isinstance(k, str) for k in controls) and set(controls) <= set(X.columns)):
+            X, controls = X.drop(columns=list(controls)), X[list(controls)]  # named columns of X
         if controls is None and self.controls_ and np.ndim(X) == 2:
             controls = self._held_controls(regions, len(X))
         new, reg_idx, pos, grid, media, ctrl = self._rows_on_history(X, regions, dates, controls)
@@ -1661,24 +1676,45 @@ class DeepCausalMMM(BaseEstimator):
             named_channels = [self.channels_.index(c) for c in spend.columns]
             cost[ri[:, None], pos[ti][:, None], np.array(named_channels)[None, :]] = \
                 given[ri, ti][:, [new.channels.index(c) for c in spend.columns]]
-        table, _, _ = self._decompose_rows(X, regions, dates, controls)
+        table, _, (row_region, _) = self._decompose_rows(X, regions, dates, controls)
+        X_named, ctrl_named = self._name_columns(X, controls)
+        rows = None
+        if np.ndim(X) == 2:  # rows as given, in plain form (for bootstrap refits); not for a 3-D cube
+            ordered = table.reset_index()  # the decomposition's rows in input order
+            rows = _PlanRows(
+                X=pd.DataFrame(X_named).reset_index(drop=True)[self.channels_],
+                region_idx=np.asarray(row_region), dates=np.asarray(ordered[DATE]),
+                controls=None if ctrl_named is None else pd.DataFrame(ctrl_named).reset_index(drop=True)[self.controls_],
+            )
         return _Cells(scaled=media / self.scaler_.media_scale[reg_idx][:, None, :], keep=keep, where=keep,
                       spend=cost, region_idx=reg_idx, controls=ctrl, grid=grid,
-                      total=float(table["prediction"].sum()))
+                      total=float(table["prediction"].sum()), rows=rows)
 
     def _plan_robustness(
         self, idx: np.ndarray, m: np.ndarray, period: tuple[Any, Any] | None, n_boot: int, level: float,
-        random_state: int, prior_spread: float,
+        random_state: int, prior_spread: float, rows: _PlanRows | None = None,
     ) -> dict[str, float]:
-        """Gain of multipliers ``m`` over the observed allocation under region-bootstrap refits."""
-        gains = np.zeros(n_boot)
-        for b, (_, refit) in enumerate(self._bootstrap_refits(n_boot, random_state, prior_spread)):
-            cells = refit._fitted_cells(None, period)
+        """Gain of multipliers ``m`` over the observed allocation under region-bootstrap refits:
+        over each refit's cells in ``period``, or over the plan ``rows`` of the regions it drew
+        (a region drawn twice brings its rows twice, one copy per drawn label)."""
+        gains = np.full(n_boot, np.nan)
+        for b, (draw, refit) in enumerate(self._bootstrap_refits(n_boot, random_state, prior_spread)):
+            if rows is None:
+                cells = refit._fitted_cells(None, period)
+            else:
+                take = [(j, np.flatnonzero(rows.region_idx == r)) for j, r in enumerate(draw)]
+                take = [(j, at) for j, at in take if len(at)]
+                if not take:  # none of the plan's regions drawn
+                    continue
+                at = np.concatenate([a for _, a in take])
+                labels = np.concatenate([np.full(len(a), j) for j, a in take])
+                cells = refit._row_cells(rows.X.iloc[at], labels, rows.dates[at],
+                                         None if rows.controls is None else rows.controls.iloc[at], None)
             plan, observed = refit._plan_kpis(cells, idx, np.vstack([m, np.ones(len(idx))]))
-            gain = plan - observed
-            gains[b] = gain / refit._total_kpi(cells)
-        lo, hi = np.percentile(gains, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
-        return {"gain_lo": float(lo), "gain_hi": float(hi), "gain_share_positive": float((gains > 0).mean()),
+            gains[b] = (plan - observed) / refit._total_kpi(cells)
+        scored = gains[np.isfinite(gains)]
+        lo, hi = np.percentile(scored, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
+        return {"gain_lo": float(lo), "gain_hi": float(hi), "gain_share_positive": float((scored > 0).mean()),
                 "n_boot": n_boot, "level": level, "prior_spread": prior_spread}
 
     def _cells(
