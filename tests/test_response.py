@@ -354,3 +354,27 @@ def test_plan_rows_errors(fitted, small_sim, call, message):
     plan = _next_quarter(small_sim.data).drop(columns="kpi")
     with pytest.raises(DataError, match=message):
         call(fitted, plan)
+
+
+def test_report_cli_writes_what_fit_writes_from_a_saved_model(fitted, tmp_path, capsys):
+    from deepcausalmmm.cli import main
+
+    model_file = str(fitted.save(tmp_path / "m.safetensors"))
+    out = tmp_path / "rep"
+    assert main(["report", model_file, "--out", str(out)]) == 0
+    assert "wrote 13 files" in capsys.readouterr().out
+    effects = pd.read_csv(out / "effects.csv", index_col="channel")
+    np.testing.assert_allclose(effects["total"], fitted.get_channel_effects()["total"], rtol=1e-6)
+    contributions = pd.read_csv(out / "contributions.csv")
+    assert len(contributions) == len(fitted.get_channel_contributions())
+    assert "<h2>Channel graph</h2>" in (out / "report.html").read_text(encoding="utf-8")
+    # the model file it writes is the same model
+    again = DeepCausalMMM.load(out / "model.safetensors")
+    pd.testing.assert_frame_equal(again.get_channel_contributions(), fitted.get_channel_contributions())
+    for args, message in ((["--n-boot", "1"], "--n-boot must be 0"),
+                          (["--n-boot", "2", "--prior-spread", "-1"], "--prior-spread must be"),):
+        assert main(["report", model_file, *args, "--out", str(tmp_path / "bad")]) == 2
+        assert message in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "none.safetensors"), "--out", str(tmp_path / "bad")]) == 2
+    assert "none.safetensors" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

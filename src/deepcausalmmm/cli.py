@@ -1,4 +1,4 @@
-"""Command line: ``deepcausalmmm demo``, ``fit``, ``predict``, ``optimize``, ``plan-test``, ``config`` and ``backtest``.
+"""Command line: ``deepcausalmmm demo``, ``fit``, ``predict``, ``optimize``, ``plan-test``, ``report``, ``config`` and ``backtest``.
 
 Examples::
 
@@ -12,6 +12,7 @@ Examples::
         --channel-bounds tv=1:1,search=0.8:2 --out outputs/run/plan.csv
     deepcausalmmm plan-test outputs/run/model.safetensors candidates.csv --target-precision 0.2 \\
         --out outputs/run/test_plan.csv
+    deepcausalmmm report outputs/run/model.safetensors --out outputs/report
     deepcausalmmm backtest data.csv --target kpi --date date --region region \\
         --channels tv,search --controls price --n-splits 3 --horizon 13 --out outputs/backtest.csv
 """
@@ -510,6 +511,19 @@ def _plan_test(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    if args.n_boot == 1 or args.n_boot < 0:
+        raise DataError(f"--n-boot must be 0 (no intervals) or at least 2, found {args.n_boot}")
+    _prior_spread(args.prior_spread)
+    model = DeepCausalMMM.load(args.model)
+    if args.n_boot:
+        model._check_bootstrap_regions(args.prior_spread)
+    files = write_outputs(model, Path(args.out), n_boot=args.n_boot, prior_spread=args.prior_spread)
+    print(model.contribution_summary().round(4).to_string())
+    print(f"wrote {len(files)} files to {Path(args.out).resolve()}")
+    return 0
+
+
 def _config(args: argparse.Namespace) -> int:
     """Write the default configuration (or ``--config`` merged over it) as YAML or JSON."""
     from .config import build_config
@@ -663,6 +677,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="the lift's standard error over the lift to size for (default 0.2)")
     plan.add_argument("--out", default="outputs/test_plan.csv", help="CSV to write (default outputs/test_plan.csv)")
     plan.set_defaults(func=_plan_test)
+
+    rep = sub.add_parser("report", help="write the report and tables of a saved model (as fit does)")
+    rep.add_argument("model", help="a model file written by fit or DeepCausalMMM.save (model.safetensors)")
+    rep.add_argument("--n-boot", type=int, default=0,
+                     help="region-bootstrap refits for effect_intervals.csv and budget_plan.csv (0: none)")
+    rep.add_argument("--prior-spread", type=float, default=PRIOR_SPREAD,
+                     help=f"with --n-boot: sd of each refit's log multiplier on the prior strengths (default "
+                     f"{PRIOR_SPREAD}; 0: sampling variation only)")
+    rep.add_argument("--out", default="outputs/report", help="folder for the report and tables (default outputs/report)")
+    rep.set_defaults(func=_report)
 
     conf = sub.add_parser("config", help="write the default configuration to a file to edit")
     conf.add_argument("--config", default=None, help="a config file to merge over the defaults first")
