@@ -217,6 +217,15 @@ def test_optimize_cli_matches_the_api(fitted, small_sim, tmp_path, capsys):
                  "--out", str(out)]) == 0
     api = fitted.optimize_budget(regions=[region], period=(start, end))
     np.testing.assert_allclose(pd.read_csv(out, index_col="channel")["multiplier"], api["multiplier"], rtol=1e-6)
+    # --kpi-value: the profit plan, its figures as columns
+    assert main(["optimize", model_file, "--kpi-value", "3", "--out", str(out)]) == 0
+    api = fitted.optimize_budget(kpi_value=3.0)
+    profit = pd.read_csv(out, index_col="channel")
+    np.testing.assert_allclose(profit["multiplier"], api["multiplier"], rtol=1e-6)
+    assert profit["profit_gain"].iloc[0] == pytest.approx(api.attrs["profit_gain"], rel=1e-6)
+    assert "profit" in capsys.readouterr().out
+    assert main(["optimize", model_file, "--kpi-value", "3", "--budget", "1000", "--out", str(tmp_path / "x.csv")]) == 2
+    assert "Give one of them" in capsys.readouterr().err
     # --channels takes patterns of the model's channels
     assert main(["optimize", model_file, "--channels", "channel_[12]", "--out", str(out)]) == 0
     api = fitted.optimize_budget(channels=["channel_1", "channel_2"])
@@ -378,3 +387,48 @@ def test_report_cli_writes_what_fit_writes_from_a_saved_model(fitted, tmp_path, 
     assert main(["report", str(tmp_path / "none.safetensors"), "--out", str(tmp_path / "bad")]) == 2
     assert "none.safetensors" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_budget_for_profit_stops_where_spend_returns_its_cost(fitted):
+    """With ``kpi_value`` the total is free: at the optimum each channel's last unit of spend
+    returns its cost (marginal ROI x kpi_value = 1) unless a bound stops it first."""
+    curves = fitted.get_response_curves(multipliers=[0.99, 1.01]).set_index(["channel", "multiplier"])
+    mroi = [(curves.loc[(c, 1.01), "response"] - curves.loc[(c, 0.99), "response"])
+            / (curves.loc[(c, 1.01), "spend"] - curves.loc[(c, 0.99), "spend"]) for c in fitted.channels_]
+    value = 1.0 / float(np.median(mroi))  # some channels earn their cost at observed spend, some not
+    plan = fitted.optimize_budget(kpi_value=value, bounds=(0.1, 5.0))
+    assert plan.attrs["converged"] and plan.attrs["kpi_value"] == value
+    assert plan.attrs["spend_change"] == pytest.approx((plan["optimal_spend"] - plan["spend"]).sum(), rel=1e-9)
+    assert plan.attrs["profit_gain"] == pytest.approx(value * plan.attrs["kpi_gain"] - plan.attrs["spend_change"])
+    assert plan.attrs["profit_gain"] > 0
+    best = plan["multiplier"].to_dict()
+    for c in fitted.channels_:
+        m = best[c]
+        up, down = (fitted.evaluate_plan({**best, c: m * f}) for f in (1.01, 0.99))
+        marginal = value * (up.attrs["kpi_change"] - down.attrs["kpi_change"]) / (
+            up.attrs["spend_change"] - down.attrs["spend_change"])
+        if 0.1 + 1e-3 < m < 5.0 - 1e-3:
+            assert marginal == pytest.approx(1.0, abs=0.02), c
+        elif m >= 5.0 - 1e-3:
+            assert marginal >= 0.98, c
+        else:
+            assert marginal <= 1.02, c
+    # a KPI worth next to nothing: every channel at its lowest; worth a fortune: at its highest
+    assert np.allclose(fitted.optimize_budget(kpi_value=1e-9 * value)["multiplier"], 0.5)
+    assert np.allclose(fitted.optimize_budget(kpi_value=1e6 * value)["multiplier"], 1.5)
+    # under bootstrap refits, cutting spend a nearly worthless KPI needs pays in every replicate
+    cut = fitted.optimize_budget(kpi_value=1e-6 * value, n_boot=2)
+    assert cut.attrs["gain_share_positive"] == 1.0 and cut.attrs["gain_lo"] > 0
+    kpi = fitted.get_channel_contributions()["prediction"].sum()
+    assert cut.attrs["profit_gain_fraction"] == pytest.approx(cut.attrs["profit_gain"] / (1e-6 * value * kpi), rel=1e-6)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"kpi_value": 0}, "`kpi_value` must be a positive number"),
+    ({"kpi_value": -2.0}, "`kpi_value` must be a positive number"),
+    ({"kpi_value": "a lot"}, "`kpi_value` must be a number, found 'a lot'"),
+    ({"kpi_value": 2.0, "budget": 1e5}, "were both given.*Give one of them"),
+])
+def test_kpi_value_errors(fitted, kwargs, message):
+    with pytest.raises(DataError, match=message):
+        fitted.optimize_budget(**kwargs)

@@ -431,7 +431,7 @@ def _optimize(args: argparse.Namespace) -> int:
     if args.plan:
         unused = [name for name, value in (("--budget", args.budget), ("--channels", args.channels),
                                            ("--bounds", args.bounds), ("--channel-bounds", args.channel_bounds),
-                                           ("--n-boot", args.n_boot)) if value]
+                                           ("--n-boot", args.n_boot), ("--kpi-value", args.kpi_value)) if value]
         if unused:
             raise DataError(f"--plan scores the given multipliers as they are, so {unused} do not apply; "
                             "drop them, or drop --plan to optimise")
@@ -447,9 +447,10 @@ def _optimize(args: argparse.Namespace) -> int:
         bounds = {**{c: common for c in names}, **per} if per else common
         plan = model.optimize_budget(budget=args.budget, channels=names, bounds=bounds, regions=regions,
                                      period=period, n_boot=args.n_boot, level=args.level,
-                                     prior_spread=_prior_spread(args.prior_spread), **rows)
+                                     prior_spread=_prior_spread(args.prior_spread), kpi_value=args.kpi_value,
+                                     **rows)
         keys = ("kpi_gain", "kpi_gain_fraction", "gain_lo", "gain_hi", "gain_share_positive", "n_boot",
-                "prior_spread")
+                "prior_spread", "kpi_value", "spend_change", "profit_gain", "profit_gain_fraction")
         gain = plan.attrs["kpi_gain"]
     for key in keys:
         if key in plan.attrs:
@@ -458,7 +459,9 @@ def _optimize(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     plan.to_csv(out)
     print(plan.round(4).to_string())
-    print(f"modelled KPI {'change' if args.plan else 'gain'} {gain:,.1f} (the model's forecast, not a "
+    profit = (f", spend {plan.attrs['spend_change']:+,.1f}, profit {plan.attrs['profit_gain']:+,.1f} at "
+              f"{plan.attrs['kpi_value']:g} per unit of KPI" if "profit_gain" in plan.attrs else "")
+    print(f"modelled KPI {'change' if args.plan else 'gain'} {gain:,.1f}{profit} (the model's forecast, not a "
           f"measurement); wrote {out.resolve()}")
     return 0
 
@@ -644,6 +647,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                      help="total spend of the chosen channels (default: what they spent)")
     opt.add_argument("--channels", default=None,
                      help="comma-separated channels to reallocate, or patterns, e.g. 'search_*'")
+    opt.add_argument("--kpi-value", type=float, default=None,
+                     help="money one unit of KPI is worth: the total spend is then free and the plan "
+                     "maximises KPI value minus spend (not with --budget)")
     opt.add_argument("--bounds", default=None, help=f"LOW:HIGH multiplier range (default {DEFAULT_BOUNDS})")
     opt.add_argument("--channel-bounds", default=None,
                      help="per-channel ranges, channel=LOW:HIGH comma-separated (1:1 holds a channel)")

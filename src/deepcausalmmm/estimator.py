@@ -1286,8 +1286,10 @@ class DeepCausalMMM(BaseEstimator):
         dates: ArrayLike | None = None,
         controls: ArrayLike | Sequence[str] | None = None,
         spend: pd.DataFrame | None = None,
+        kpi_value: float | None = None,
     ) -> pd.DataFrame:
-        """Reallocate spend across channels to maximise the modelled KPI.
+        """Reallocate spend across channels to maximise the modelled KPI (or, with
+        ``kpi_value``, the profit: the KPI's value minus the spend).
 
         Each chosen channel's activity is scaled by its own multiplier in the
         selected regions and weeks, all at once, with induced activity moving
@@ -1334,6 +1336,14 @@ class DeepCausalMMM(BaseEstimator):
             money (a DataFrame like ``fit(spend=...)``'s); channels not in it cost
             what a unit of their activity cost the region over the fit. Not with
             ``period``.
+        kpi_value : float, optional
+            Money one unit of KPI is worth (a margin per sale, a value per visit).
+            The total is then free: the plan maximises ``kpi_value`` x KPI - spend
+            within ``bounds``, so it spends more on a channel while its last unit of
+            spend returns more than it costs (marginal ROI x ``kpi_value`` above 1)
+            and less where it returns less; the optimum's total spend is the
+            budget to set. Not with ``budget``. (A target marginal ROI ``r`` is
+            ``kpi_value = 1 / r``.)
 
         Returns
         -------
@@ -1353,6 +1363,10 @@ class DeepCausalMMM(BaseEstimator):
         modelled KPI over its cells), ``gain_share_positive`` (fraction of
         replicates in which the plan beats the observed allocation), ``n_boot``,
         ``level`` and ``prior_spread``; ``kpi_gain_fraction`` is this fit's gain on the same scale.
+        With ``kpi_value``, ``attrs`` also holds ``kpi_value``, ``spend_change`` (the
+        plan's spend minus the observed) and ``profit_gain`` (``kpi_value`` x
+        ``kpi_gain`` - ``spend_change``), and the bootstrap figures are profit gains
+        as a fraction of the modelled KPI's value (``profit_gain_fraction`` this fit's).
 
         Raises
         ------
@@ -1360,7 +1374,8 @@ class DeepCausalMMM(BaseEstimator):
             For unknown channels, channels without spend, bad bounds or bounds for
             channels that are not reallocated, a budget
             outside what the bounds allow, ``n_boot`` of 1 or below 0, ``level``
-            outside (0, 1), a negative ``prior_spread``, or ``n_boot`` with ``regions``.
+            outside (0, 1), a negative ``prior_spread``, ``n_boot`` with ``regions``, or
+            a ``kpi_value`` that is not a positive number or comes with ``budget``.
         """
         from scipy.optimize import minimize
 
@@ -1377,9 +1392,10 @@ class DeepCausalMMM(BaseEstimator):
             )
         lo, hi = _channel_bounds(bounds, names)  # [k], [k]
         current = float(spend.sum())
+        value = _kpi_value(kpi_value, budget)
         target = current if budget is None else _as_number(budget, "budget")
         low_total, high_total = float(lo @ spend), float(hi @ spend)
-        if not (np.isfinite(target) and low_total - 1e-9 * current <= target <= high_total + 1e-9 * current):
+        if value is None and not (np.isfinite(target) and low_total - 1e-9 * current <= target <= high_total + 1e-9 * current):
             raise DataError(
                 f"`budget` {target:,.2f} cannot be met with multipliers in {bounds}: the chosen channels "
                 f"spent {current:,.2f}, so the budget must lie in [{low_total:,.2f}, {high_total:,.2f}]; "
@@ -1405,10 +1421,13 @@ class DeepCausalMMM(BaseEstimator):
             return self._plan_kpi(cells, idx, m)
 
         base = kpi(np.ones(len(idx)))
-        norm = max(abs(base), 1e-12)
+        # the objective is the gain in KPI over the observed allocation (with kpi_value: in money,
+        # the spend change subtracted), as a fraction of the media KPI (of its value, or of the spend)
+        worth, cost = (1.0, np.zeros(len(idx))) if value is None else (value, spend)
+        norm = max(abs(worth * base), float(cost.sum()), 1e-12)
 
         def objective(m: np.ndarray) -> float:
-            return -(kpi(m) - base) / norm
+            return -(worth * (kpi(m) - base) - float((m - 1.0) @ cost)) / norm
 
         def gradient(m: np.ndarray) -> np.ndarray:
             """Forward differences of step 1e-3 in each multiplier (backward where the step
@@ -1416,20 +1435,21 @@ class DeepCausalMMM(BaseEstimator):
             step = np.where(m + FD_STEP <= hi, FD_STEP, -FD_STEP)  # [k]
             plans = np.vstack([m, m + np.diag(step)])  # [k+1, k]
             values = self._plan_kpis(cells, idx, plans)
-            return -(values[1:] - values[0]) / step / norm
+            return -(worth * (values[1:] - values[0]) / step - cost) / norm
 
-        x0 = _feasible_start(lo, hi, spend, target)
+        x0 = np.clip(1.0, lo, hi) if value is not None else _feasible_start(lo, hi, spend, target)
         # ftol 1e-8 of the media KPI: the objective comes from a float32 network. With 1e-10,
         # on the MMM panel's week-96 fit of session 20 SLSQP reached the plan in 35 iterations
         # and then took tiny steps until its limit of 200 (18 s, "not converged"); with 1e-9
         # and 1e-8 it stopped at the same plan and the same gain to 7 digits in 35 (2 s).
         res = minimize(
             objective, x0, jac=gradient, method="SLSQP", bounds=list(zip(lo, hi, strict=True)),
-            constraints=[{"type": "eq", "fun": lambda m: float(m @ spend - target) / current}],
+            constraints=[] if value is not None else
+            [{"type": "eq", "fun": lambda m: float(m @ spend - target) / current}],
             options={"maxiter": 200, "ftol": 1e-8},
         )
         m_opt = np.clip(res.x, lo, hi)
-        gain = -objective(m_opt) * norm
+        gain = kpi(m_opt) - base
         if not res.success:
             warnings.warn(
                 f"optimize_budget: SLSQP stopped without converging ({res.message}); the plan "
@@ -1437,8 +1457,8 @@ class DeepCausalMMM(BaseEstimator):
                 f"try narrower `bounds` or fewer `channels`",
                 stacklevel=2,
             )
-        if target == current and np.all((lo <= 1.0) & (1.0 <= hi)) and gain < 0:
-            m_opt, gain = np.ones(len(idx)), 0.0
+        if (value is not None or target == current) and np.all((lo <= 1.0) & (1.0 <= hi)) and objective(m_opt) > 0:
+            m_opt, gain = np.ones(len(idx)), 0.0  # no better than the observed allocation
 
         _, (observed, optimal) = self._channel_responses(cells, idx, np.vstack([np.ones(len(idx)), m_opt]))
         table = pd.DataFrame(
@@ -1448,10 +1468,18 @@ class DeepCausalMMM(BaseEstimator):
             index=pd.Index(names, name="channel"),
         )
         table.attrs.update({"kpi_gain": gain, "converged": bool(res.success), "message": str(res.message)})
+        if value is not None:
+            change = float((m_opt - 1.0) @ spend)
+            table.attrs.update({"kpi_value": value, "spend_change": change, "profit_gain": value * gain - change})
         if n_boot:
+            per_region = np.zeros((len(self.regions_), len(idx)))  # [R_fit,k] spend of the plan's cells
+            np.add.at(per_region, cells.region_idx,
+                      np.where(cells.keep[:, :, None], cells.spend, 0.0).sum(axis=1)[:, idx])
             table.attrs.update(self._plan_robustness(idx, m_opt, period, n_boot, level, random_state, prior_spread,
-                                                     cells.rows))
+                                                     cells.rows, value, per_region))
             table.attrs["kpi_gain_fraction"] = gain / self._total_kpi(cells)
+            if value is not None:
+                table.attrs["profit_gain_fraction"] = table.attrs["profit_gain"] / (value * self._total_kpi(cells))
         return table
 
     def evaluate_plan(
@@ -1692,11 +1720,14 @@ class DeepCausalMMM(BaseEstimator):
 
     def _plan_robustness(
         self, idx: np.ndarray, m: np.ndarray, period: tuple[Any, Any] | None, n_boot: int, level: float,
-        random_state: int, prior_spread: float, rows: _PlanRows | None = None,
+        random_state: int, prior_spread: float, rows: _PlanRows | None = None, value: float | None = None,
+        per_region: np.ndarray | None = None,
     ) -> dict[str, float]:
         """Gain of multipliers ``m`` over the observed allocation under region-bootstrap refits:
         over each refit's cells in ``period``, or over the plan ``rows`` of the regions it drew
-        (a region drawn twice brings its rows twice, one copy per drawn label)."""
+        (a region drawn twice brings its rows twice, one copy per drawn label). With ``value``
+        (``kpi_value``) the profit gain, the spend change priced from ``per_region`` ``[R,k]``
+        (this fit's spend of the plan's cells per fitted region) over the drawn regions."""
         gains = np.full(n_boot, np.nan)
         for b, (draw, refit) in enumerate(self._bootstrap_refits(n_boot, random_state, prior_spread)):
             if rows is None:
@@ -1711,7 +1742,12 @@ class DeepCausalMMM(BaseEstimator):
                 cells = refit._row_cells(rows.X.iloc[at], labels, rows.dates[at],
                                          None if rows.controls is None else rows.controls.iloc[at], None)
             plan, observed = refit._plan_kpis(cells, idx, np.vstack([m, np.ones(len(idx))]))
-            gains[b] = (plan - observed) / refit._total_kpi(cells)
+            if value is None:
+                gains[b] = (plan - observed) / refit._total_kpi(cells)
+            else:
+                assert per_region is not None
+                change = float((m - 1.0) @ per_region[draw].sum(axis=0))
+                gains[b] = (value * (plan - observed) - change) / (value * refit._total_kpi(cells))
         scored = gains[np.isfinite(gains)]
         lo, hi = np.percentile(scored, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
         return {"gain_lo": float(lo), "gain_hi": float(hi), "gain_share_positive": float((scored > 0).mean()),
@@ -2598,6 +2634,23 @@ def _channel_bounds(bounds: object, names: list[str]) -> tuple[np.ndarray, np.nd
             f"channel, found {bounds}; e.g. bounds=(0.5, 1.5) or bounds={{'tv': (1, 1), 'search': (0.8, 2)}}"
         )
     return lo, hi
+
+
+def _kpi_value(kpi_value: object, budget: object) -> float | None:
+    """``optimize_budget``'s ``kpi_value`` checked: None, or a positive number given without ``budget``."""
+    if kpi_value is None:
+        return None
+    value = _as_number(kpi_value, "kpi_value")
+    if not (np.isfinite(value) and value > 0):
+        raise DataError(f"`kpi_value` must be a positive number, the money one unit of KPI is worth (e.g. "
+                        f"kpi_value=2.5 for a margin of 2.5 per sale), found {kpi_value!r}")
+    if budget is not None:
+        raise DataError(
+            f"`budget` {budget!r} and `kpi_value` {kpi_value!r} were both given: `budget` fixes the total spend "
+            "and moves it between channels, `kpi_value` lets the total move to where each channel's last unit "
+            "of spend returns its cost. Give one of them"
+        )
+    return value
 
 
 def _feasible_start(lo: np.ndarray, hi: np.ndarray, spend: np.ndarray, target: float) -> np.ndarray:
