@@ -226,6 +226,10 @@ def test_optimize_cli_matches_the_api(fitted, small_sim, tmp_path, capsys):
     assert "profit" in capsys.readouterr().out
     assert main(["optimize", model_file, "--kpi-value", "3", "--budget", "1000", "--out", str(tmp_path / "x.csv")]) == 2
     assert "Give one of them" in capsys.readouterr().err
+    # --by-region: one row per region and channel, as the API's
+    assert main(["optimize", model_file, "--by-region", "--out", str(out)]) == 0
+    regional = pd.read_csv(out, index_col=["region", "channel"])
+    np.testing.assert_allclose(regional["multiplier"], fitted.optimize_budget(by_region=True)["multiplier"], rtol=1e-6)
     # --channels takes patterns of the model's channels
     assert main(["optimize", model_file, "--channels", "channel_[12]", "--out", str(out)]) == 0
     api = fitted.optimize_budget(channels=["channel_1", "channel_2"])
@@ -432,3 +436,43 @@ def test_budget_for_profit_stops_where_spend_returns_its_cost(fitted):
 def test_kpi_value_errors(fitted, kwargs, message):
     with pytest.raises(DataError, match=message):
         fitted.optimize_budget(**kwargs)
+
+
+def test_budget_by_region_moves_spend_between_regions_too(fitted, small_sim):
+    per_channel = fitted.optimize_budget()
+    plan = fitted.optimize_budget(by_region=True)
+    assert plan.attrs["converged"]
+    assert plan.index.names == ["region", "channel"] and len(plan) == len(fitted.regions_) * len(fitted.channels_)
+    assert plan["optimal_spend"].sum() == pytest.approx(plan["spend"].sum(), rel=1e-9)  # the same budget
+    assert plan["multiplier"].between(0.5 - 1e-9, 1.5 + 1e-9).all()
+    # the per-channel plan is one of the plans it could choose, so it gains at least as much
+    assert plan.attrs["kpi_gain"] >= per_channel.attrs["kpi_gain"] * (1 - 1e-4)
+    # regions do not interact: each region's observed response sums to the channel's
+    np.testing.assert_allclose(plan.groupby("channel")["response"].sum()[per_channel.index], per_channel["response"],
+                               rtol=1e-6)
+    # optimality: every (region, channel) inside its bounds earns the same at the margin, at least
+    # as much where the upper bound stops it, at most as much where the lower one does. Checked on
+    # the fitted rows with the plan applied, one region at a time (regions do not interact).
+    d = small_sim.data
+    planned = d.copy()
+    for (region, channel), m in plan["multiplier"].items():
+        planned.loc[planned["region"] == region, channel] *= m
+    marginal = {}
+    for region, channel in plan.index:
+        rows = planned[planned["region"] == region].drop(columns="kpi")
+        kw = {"X": rows, "regions": "region", "dates": "date", "controls": fitted.controls_}
+        up, down = (fitted.evaluate_plan({channel: f}, **kw) for f in (1.01, 0.99))
+        marginal[(region, channel)] = (up.attrs["kpi_change"] - down.attrs["kpi_change"]) / (
+            up.attrs["spend_change"] - down.attrs["spend_change"])
+    marginal = pd.Series(marginal)
+    inside = plan["multiplier"].between(0.5 + 1e-3, 1.5 - 1e-3)
+    assert inside.sum() >= 2
+    price = marginal[inside].median()
+    np.testing.assert_allclose(marginal[inside], price, rtol=0.03)
+    assert (marginal[plan["multiplier"] >= 1.5 - 1e-3] >= 0.97 * price).all()
+    assert (marginal[plan["multiplier"] <= 0.5 + 1e-3] <= 1.03 * price).all()
+    # with kpi_value the price is 1 / kpi_value, and the plan beats the per-channel one on profit
+    profit = fitted.optimize_budget(by_region=True, kpi_value=4.0)
+    assert profit.attrs["profit_gain"] >= fitted.optimize_budget(kpi_value=4.0).attrs["profit_gain"] * (1 - 1e-4)
+    with pytest.raises(DataError, match="`n_boot` cannot be combined with `by_region=True`"):
+        fitted.optimize_budget(by_region=True, n_boot=2)

@@ -431,7 +431,8 @@ def _optimize(args: argparse.Namespace) -> int:
     if args.plan:
         unused = [name for name, value in (("--budget", args.budget), ("--channels", args.channels),
                                            ("--bounds", args.bounds), ("--channel-bounds", args.channel_bounds),
-                                           ("--n-boot", args.n_boot), ("--kpi-value", args.kpi_value)) if value]
+                                           ("--n-boot", args.n_boot), ("--kpi-value", args.kpi_value),
+                                           ("--by-region", args.by_region)) if value]
         if unused:
             raise DataError(f"--plan scores the given multipliers as they are, so {unused} do not apply; "
                             "drop them, or drop --plan to optimise")
@@ -448,7 +449,7 @@ def _optimize(args: argparse.Namespace) -> int:
         plan = model.optimize_budget(budget=args.budget, channels=names, bounds=bounds, regions=regions,
                                      period=period, n_boot=args.n_boot, level=args.level,
                                      prior_spread=_prior_spread(args.prior_spread), kpi_value=args.kpi_value,
-                                     **rows)
+                                     by_region=args.by_region, **rows)
         keys = ("kpi_gain", "kpi_gain_fraction", "gain_lo", "gain_hi", "gain_share_positive", "n_boot",
                 "prior_spread", "kpi_value", "spend_change", "profit_gain", "profit_gain_fraction")
         gain = plan.attrs["kpi_gain"]
@@ -647,6 +648,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                      help="total spend of the chosen channels (default: what they spent)")
     opt.add_argument("--channels", default=None,
                      help="comma-separated channels to reallocate, or patterns, e.g. 'search_*'")
+    opt.add_argument("--by-region", action="store_true",
+                     help="one multiplier per region and channel: budget moves between regions too "
+                     "(one row per region and channel)")
     opt.add_argument("--kpi-value", type=float, default=None,
                      help="money one unit of KPI is worth: the total spend is then free and the plan "
                      "maximises KPI value minus spend (not with --budget)")

@@ -1287,6 +1287,7 @@ class DeepCausalMMM(BaseEstimator):
         controls: ArrayLike | Sequence[str] | None = None,
         spend: pd.DataFrame | None = None,
         kpi_value: float | None = None,
+        by_region: bool = False,
     ) -> pd.DataFrame:
         """Reallocate spend across channels to maximise the modelled KPI (or, with
         ``kpi_value``, the profit: the KPI's value minus the spend).
@@ -1344,6 +1345,14 @@ class DeepCausalMMM(BaseEstimator):
             and less where it returns less; the optimum's total spend is the
             budget to set. Not with ``budget``. (A target marginal ROI ``r`` is
             ``kpi_value = 1 / r``.)
+        by_region : bool
+            One multiplier per region and channel instead of per channel: budget moves
+            between regions too (``bounds`` apply to each region's channel). Returns
+            one row per (region, channel) with spend. Regions are independent in the
+            model, so each region's gradient comes from the same passes; L-BFGS-B
+            maximises the KPI minus a price on spend, the price set by bisection so
+            that the plan spends ``budget`` (with ``kpi_value`` the price is
+            ``1 / kpi_value``). Not with ``n_boot``.
 
         Returns
         -------
@@ -1417,6 +1426,14 @@ class DeepCausalMMM(BaseEstimator):
                 "`n_boot` cannot be combined with `regions`: bootstrap replicates redraw the regions; "
                 "drop `regions` or set n_boot=0"
             )
+        if by_region:
+            if n_boot:
+                raise DataError(
+                    "`n_boot` cannot be combined with `by_region=True`: a region-bootstrap replicate redraws "
+                    "the regions that the plan gives multipliers of their own; check the plan per channel "
+                    "(by_region=False) with n_boot, or drop n_boot"
+                )
+            return self._optimize_regions(cells, idx, names, lo, hi, target, value, current)
         def kpi(m: np.ndarray) -> float:
             return self._plan_kpi(cells, idx, m)
 
@@ -1480,6 +1497,130 @@ class DeepCausalMMM(BaseEstimator):
             table.attrs["kpi_gain_fraction"] = gain / self._total_kpi(cells)
             if value is not None:
                 table.attrs["profit_gain_fraction"] = table.attrs["profit_gain"] / (value * self._total_kpi(cells))
+        return table
+
+    def _optimize_regions(
+        self, cells: _Cells, idx: np.ndarray, names: list[str], lo: np.ndarray, hi: np.ndarray,
+        target: float, value: float | None, current: float,
+    ) -> pd.DataFrame:
+        """:meth:`optimize_budget` with one multiplier per (timeline, channel): maximise the media
+        KPI minus ``price`` x spend with L-BFGS-B (gradients by forward differences, each channel's
+        step taken in every region at once: the regions do not interact), ``price`` =
+        1 / ``value``, or bisected until the plan spends ``target`` (then the two bracketing plans
+        blended to spend it exactly)."""
+        from scipy.optimize import minimize
+
+        R, k, C = cells.scaled.shape[0], len(idx), len(self.channels_)
+        S = np.where(cells.keep[:, :, None], cells.spend[:, :, idx], 0.0).sum(axis=1)  # [R,k]
+        free = S > 0  # [R,k]: multipliers that move spend
+        LO, HI = np.broadcast_to(lo, (R, k)), np.broadcast_to(hi, (R, k))
+        ones = np.ones((R, k))
+
+        def kpis(plans: np.ndarray) -> np.ndarray:  # [B,R,k] multipliers -> [B,R] media KPI
+            factors = np.ones((len(plans), R, C))
+            factors[:, :, idx] = plans
+            return self._scaled_kpis(cells, factors, by_region=True)
+
+        base = float(kpis(ones[None])[0].sum())
+        norm = max(abs(base), float(S.sum()) if value is not None else 0.0, 1e-12)
+
+        stops: list[Any] = []  # every L-BFGS-B result, for attrs["converged"]
+
+        def solve(price: float, start: np.ndarray) -> tuple[np.ndarray, Any]:
+            def fg(x: np.ndarray) -> tuple[float, np.ndarray]:
+                M = ones.copy()
+                M[free] = x
+                step = np.where(M + FD_STEP <= HI, FD_STEP, -FD_STEP)  # [R,k]
+                plans = np.repeat(M[None], k + 1, axis=0)  # [k+1,R,k]
+                plans[np.arange(1, k + 1), :, np.arange(k)] += step.T
+                v = kpis(plans)  # [k+1,R]
+                grad = (v[1:] - v[0]).T / step - price * S  # [R,k]
+                return -(float(v[0].sum()) - price * float((S * M).sum())) / norm, -grad[free] / norm
+
+            res = minimize(fg, start[free], jac=True, method="L-BFGS-B",
+                           bounds=list(zip(LO[free], HI[free], strict=True)),
+                           options={"maxiter": 500, "ftol": 1e-8, "gtol": 1e-6})
+            stops.append(res)
+            M = ones.copy()
+            M[free] = np.clip(res.x, LO[free], HI[free])
+            return M, res
+
+        def spent(M: np.ndarray) -> float:
+            return float((S * M).sum())
+
+        if value is not None:
+            M, res = solve(1.0 / value, np.clip(ones, LO, HI))
+        else:
+            M_lo, res = solve(0.0, np.clip(ones, LO, HI))  # no price: as much KPI as the bounds allow
+            if spent(M_lo) <= target:  # spending more gains nothing: raise every multiplier to spend it
+                room = spent(HI) - spent(M_lo)
+                M = M_lo + (HI - M_lo) * ((target - spent(M_lo)) / room if room > 0 else 0.0)
+            else:
+                price_lo, price_hi = 0.0, max(abs(base) / max(current, 1e-12), 1e-12)  # the average ROI
+                M_hi, res = solve(price_hi, M_lo)
+                for _ in range(60):  # raise the price until the plan spends at most the budget
+                    if spent(M_hi) <= target:
+                        break
+                    price_lo, M_lo, price_hi = price_hi, M_hi, 4.0 * price_hi
+                    M_hi, res = solve(price_hi, M_hi)
+                for _ in range(60):  # bisect the price (in logs) until the bracket's spend is within 0.01%
+                    if spent(M_lo) - spent(M_hi) <= 1e-4 * target or price_hi <= price_lo * (1 + 1e-6):
+                        break
+                    price = np.sqrt(price_lo * price_hi) if price_lo > 0 else price_hi / 4.0
+                    M_mid, res = solve(price, M_lo)
+                    if spent(M_mid) > target:
+                        price_lo, M_lo = price, M_mid
+                    else:
+                        price_hi, M_hi = price, M_mid
+                gap = spent(M_lo) - spent(M_hi)
+                t = (spent(M_lo) - target) / gap if gap > 0 else 0.0
+                M = M_lo + t * (M_hi - M_lo)  # inside the box, spending the budget exactly
+        # the observed allocation when it is feasible and the plan is no better
+        plans = np.stack([ones, M])
+        both = kpis(plans).sum(axis=1)  # [2]
+        worth = 1.0 if value is None else value
+        cost = np.zeros_like(S) if value is None else S
+        better = worth * (both[1] - both[0]) - float(((M - 1.0) * cost).sum())
+        if (value is not None or abs(target - current) <= 1e-9 * current) and np.all((LO <= 1) & (1 <= HI)) \
+                and better < 0:
+            M = ones.copy()
+        gain = float(kpis(M[None])[0].sum()) - base
+        # a solve that starts at its optimum (a nearby price's) ends in a line search that finds
+        # nothing lower: that is convergence too
+        failed = [r for r in stops if not r.success and r.nit > 0]
+        converged = not failed
+        message = str(failed[-1].message if failed else stops[-1].message)
+        if not converged:
+            warnings.warn(
+                f"optimize_budget(by_region=True): L-BFGS-B stopped without converging ({message}) in "
+                f"{len(failed)} of {len(stops)} solves; the plan below is the best point reached, not a "
+                "checked optimum. Check attrs['message']",
+                stacklevel=3,
+            )
+        # each region's channel response (its KPI against switching the channel off), observed and planned
+        off = np.ones((2 * (k + 1), R, k))
+        off[: k + 1] = 1.0
+        off[k + 1 :] = M
+        for j in range(k):
+            off[1 + j, :, j] = 0.0
+            off[k + 2 + j, :, j] = 0.0
+        v = kpis(off)  # [2(k+1),R]
+        response = (v[0] - v[1 : k + 1]).T  # [R,k]
+        planned = (v[k + 1] - v[k + 2 :]).T  # [R,k]
+        labels = [self.regions_[i] for i in cells.region_idx]
+        rr, jj = np.nonzero(free)
+        level = self.get_identification()["level"]
+        table = pd.DataFrame(
+            {"spend": S[rr, jj], "optimal_spend": (S * M)[rr, jj], "multiplier": M[rr, jj],
+             "response": response[rr, jj], "optimal_response": planned[rr, jj],
+             "level": level.reindex([names[j] for j in jj]).to_numpy()},
+            index=pd.MultiIndex.from_arrays([[labels[r] for r in rr], [names[j] for j in jj]],
+                                            names=["region", "channel"]),
+        )
+        table.attrs.update({"kpi_gain": gain, "converged": converged, "message": message, "solves": len(stops)})
+        if value is not None:
+            change = float(((M - 1.0) * S).sum())
+            table.attrs.update({"kpi_value": value, "spend_change": change, "profit_gain": value * gain - change})
         return table
 
     def evaluate_plan(
@@ -1602,16 +1743,18 @@ class DeepCausalMMM(BaseEstimator):
         factors[:, idx] = ms
         return self._scaled_kpis(cells, factors)
 
-    def _scaled_kpis(self, cells: _Cells, factors: np.ndarray) -> np.ndarray:
-        """Media KPI over ``cells.keep`` for each row of channel ``factors`` ``[B,C]`` applied in
-        ``cells.where`` through the graph ``[B]``: the plans go through the graph and the network
-        together, in chunks of at most ``BATCH_CELLS`` activity cells."""
+    def _scaled_kpis(self, cells: _Cells, factors: np.ndarray, by_region: bool = False) -> np.ndarray:
+        """Media KPI over ``cells.keep`` for each plan of channel ``factors`` (``[B,C]``, or
+        ``[B,R',C]`` with factors per timeline) applied in ``cells.where`` through the graph:
+        ``[B]``, or ``[B,R']`` per timeline with ``by_region``. The plans go through the graph
+        and the network together, in chunks of at most ``BATCH_CELLS`` activity cells."""
         size = max(1, BATCH_CELLS // cells.scaled.size)
         out = []
         for start in range(0, len(factors), size):
             activity = rescale(cells.scaled, self.graph_model_, factors[start : start + size],
                                cells.where)  # [b,R',T',C]
-            out.append(np.where(cells.keep[None], self._media_kpi(activity, cells), 0.0).sum(axis=(1, 2)))
+            kpi = np.where(cells.keep[None], self._media_kpi(activity, cells), 0.0)  # [b,R',T']
+            out.append(kpi.sum(axis=2) if by_region else kpi.sum(axis=(1, 2)))
         return np.concatenate(out)
 
     def _total_kpi(self, cells: _Cells) -> float:

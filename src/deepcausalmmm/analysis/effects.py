@@ -53,11 +53,12 @@ def rescale(scaled: np.ndarray, graph: ChannelGraph, factors: np.ndarray, where:
     or with lags, also after the cells) by the graph's linear rule, never
     below zero. With one factor different from 1 this is :func:`intervene`.
     ``factors`` ``[B,C]`` (several plans at once) gives ``[B,R,T,C]``, each
-    plan as if alone: one pass over the weeks serves them all.
+    plan as if alone: one pass over the weeks serves them all. ``[B,R,C]``
+    gives each region factors of its own.
     """
     F = np.asarray(factors, dtype=float)
     single = F.ndim == 1
-    F = F[None] if single else F  # [B,C]
+    F = F[None] if single else F  # [B,C] or [B,R,C]
     B = len(F)
     R, T, C = scaled.shape
     W = graph.weights  # [L+1,C,C]
@@ -65,7 +66,8 @@ def rescale(scaled: np.ndarray, graph: ChannelGraph, factors: np.ndarray, where:
     order = topological_order(W[0])
     if order is None:
         raise ValueError("the channel graph's contemporaneous part has a cycle")
-    f = np.where(np.asarray(where, dtype=bool)[None, :, :, None], F[:, None, None, :], 1.0)  # [B,R,T,C]
+    per_cell = F[:, :, None, :] if F.ndim == 3 else F[:, None, None, :]  # [B,R|1,1,C]
+    f = np.where(np.asarray(where, dtype=bool)[None, :, :, None], per_cell, 1.0)  # [B,R,T,C]
     if not np.any(W):
         out = scaled[None] * f
         return out[0] if single else out
