@@ -1352,7 +1352,8 @@ class DeepCausalMMM(BaseEstimator):
             model, so each region's gradient comes from the same passes; L-BFGS-B
             maximises the KPI minus a price on spend, the price set by bisection so
             that the plan spends ``budget`` (with ``kpi_value`` the price is
-            ``1 / kpi_value``). Not with ``n_boot``.
+            ``1 / kpi_value``). With ``n_boot`` each replicate's drawn regions keep
+            their own multipliers.
 
         Returns
         -------
@@ -1427,13 +1428,12 @@ class DeepCausalMMM(BaseEstimator):
                 "drop `regions` or set n_boot=0"
             )
         if by_region:
+            table, m_fit = self._optimize_regions(cells, idx, names, lo, hi, target, value, current)
             if n_boot:
-                raise DataError(
-                    "`n_boot` cannot be combined with `by_region=True`: a region-bootstrap replicate redraws "
-                    "the regions that the plan gives multipliers of their own; check the plan per channel "
-                    "(by_region=False) with n_boot, or drop n_boot"
-                )
-            return self._optimize_regions(cells, idx, names, lo, hi, target, value, current)
+                self._attach_robustness(table, cells, idx, m_fit, period, n_boot, level, random_state,
+                                        prior_spread, value)
+            return table
+
         def kpi(m: np.ndarray) -> float:
             return self._plan_kpi(cells, idx, m)
 
@@ -1489,20 +1489,30 @@ class DeepCausalMMM(BaseEstimator):
             change = float((m_opt - 1.0) @ spend)
             table.attrs.update({"kpi_value": value, "spend_change": change, "profit_gain": value * gain - change})
         if n_boot:
-            per_region = np.zeros((len(self.regions_), len(idx)))  # [R_fit,k] spend of the plan's cells
-            np.add.at(per_region, cells.region_idx,
-                      np.where(cells.keep[:, :, None], cells.spend, 0.0).sum(axis=1)[:, idx])
-            table.attrs.update(self._plan_robustness(idx, m_opt, period, n_boot, level, random_state, prior_spread,
-                                                     cells.rows, value, per_region))
-            table.attrs["kpi_gain_fraction"] = gain / self._total_kpi(cells)
-            if value is not None:
-                table.attrs["profit_gain_fraction"] = table.attrs["profit_gain"] / (value * self._total_kpi(cells))
+            self._attach_robustness(table, cells, idx, np.broadcast_to(m_opt, (len(self.regions_), len(idx))),
+                                    period, n_boot, level, random_state, prior_spread, value)
         return table
+
+    def _attach_robustness(
+        self, table: pd.DataFrame, cells: _Cells, idx: np.ndarray, m_fit: np.ndarray,
+        period: tuple[Any, Any] | None, n_boot: int, level: float, random_state: int, prior_spread: float,
+        value: float | None,
+    ) -> None:
+        """``optimize_budget``'s bootstrap figures into ``table.attrs``, for multipliers ``m_fit``
+        ``[R_fit,k]`` per fitted region and chosen channel."""
+        per_region = np.zeros((len(self.regions_), len(idx)))  # [R_fit,k] spend of the plan's cells
+        np.add.at(per_region, cells.region_idx,
+                  np.where(cells.keep[:, :, None], cells.spend, 0.0).sum(axis=1)[:, idx])
+        table.attrs.update(self._plan_robustness(idx, m_fit, period, n_boot, level, random_state, prior_spread,
+                                                 cells.rows, value, per_region))
+        table.attrs["kpi_gain_fraction"] = table.attrs["kpi_gain"] / self._total_kpi(cells)
+        if value is not None:
+            table.attrs["profit_gain_fraction"] = table.attrs["profit_gain"] / (value * self._total_kpi(cells))
 
     def _optimize_regions(
         self, cells: _Cells, idx: np.ndarray, names: list[str], lo: np.ndarray, hi: np.ndarray,
         target: float, value: float | None, current: float,
-    ) -> pd.DataFrame:
+    ) -> tuple[pd.DataFrame, np.ndarray]:
         """:meth:`optimize_budget` with one multiplier per (timeline, channel): maximise the media
         KPI minus ``price`` x spend with L-BFGS-B (gradients by forward differences, each channel's
         step taken in every region at once: the regions do not interact), ``price`` =
@@ -1621,7 +1631,9 @@ class DeepCausalMMM(BaseEstimator):
         if value is not None:
             change = float(((M - 1.0) * S).sum())
             table.attrs.update({"kpi_value": value, "spend_change": change, "profit_gain": value * gain - change})
-        return table
+        m_fit = np.ones((len(self.regions_), k))  # [R_fit,k]: each fitted region's multipliers
+        m_fit[cells.region_idx] = M
+        return table, m_fit
 
     def evaluate_plan(
         self,
@@ -1866,11 +1878,12 @@ class DeepCausalMMM(BaseEstimator):
         random_state: int, prior_spread: float, rows: _PlanRows | None = None, value: float | None = None,
         per_region: np.ndarray | None = None,
     ) -> dict[str, float]:
-        """Gain of multipliers ``m`` over the observed allocation under region-bootstrap refits:
-        over each refit's cells in ``period``, or over the plan ``rows`` of the regions it drew
-        (a region drawn twice brings its rows twice, one copy per drawn label). With ``value``
-        (``kpi_value``) the profit gain, the spend change priced from ``per_region`` ``[R,k]``
-        (this fit's spend of the plan's cells per fitted region) over the drawn regions."""
+        """Gain of multipliers ``m`` ``[R_fit,k]`` (per fitted region and chosen channel) over the
+        observed allocation under region-bootstrap refits: over each refit's cells in ``period``,
+        or over the plan ``rows`` of the regions it drew (a region drawn twice brings its rows
+        twice, one copy per drawn label); each drawn region keeps its own multipliers. With
+        ``value`` (``kpi_value``) the profit gain, the spend change priced from ``per_region``
+        ``[R_fit,k]`` (this fit's spend of the plan's cells per fitted region) over the drawn regions."""
         gains = np.full(n_boot, np.nan)
         for b, (draw, refit) in enumerate(self._bootstrap_refits(n_boot, random_state, prior_spread)):
             if rows is None:
@@ -1884,12 +1897,14 @@ class DeepCausalMMM(BaseEstimator):
                 labels = np.concatenate([np.full(len(a), j) for j, a in take])
                 cells = refit._row_cells(rows.X.iloc[at], labels, rows.dates[at],
                                          None if rows.controls is None else rows.controls.iloc[at], None)
-            plan, observed = refit._plan_kpis(cells, idx, np.vstack([m, np.ones(len(idx))]))
+            factors = np.ones((2, cells.scaled.shape[0], len(self.channels_)))  # [plan|observed, R',C]
+            factors[0][:, idx] = m[draw[cells.region_idx]]  # each timeline's drawn region's multipliers
+            plan, observed = refit._scaled_kpis(cells, factors)
             if value is None:
                 gains[b] = (plan - observed) / refit._total_kpi(cells)
             else:
                 assert per_region is not None
-                change = float((m - 1.0) @ per_region[draw].sum(axis=0))
+                change = float(((m - 1.0) * per_region)[draw].sum())
                 gains[b] = (value * (plan - observed) - change) / (value * refit._total_kpi(cells))
         scored = gains[np.isfinite(gains)]
         lo, hi = np.percentile(scored, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
