@@ -474,6 +474,16 @@ def test_budget_by_region_moves_spend_between_regions_too(fitted, small_sim):
     # with kpi_value the price is 1 / kpi_value, and the plan beats the per-channel one on profit
     profit = fitted.optimize_budget(by_region=True, kpi_value=4.0)
     assert profit.attrs["profit_gain"] >= fitted.optimize_budget(kpi_value=4.0).attrs["profit_gain"] * (1 - 1e-4)
+    # the regions' own response curves: they sum to the pooled curve, and at 1 they are the
+    # regional plan's observed responses
+    curves = fitted.get_response_curves(multipliers=[0.5, 1.5], by_region=True)
+    pooled = fitted.get_response_curves(multipliers=[0.5, 1.5]).set_index(["channel", "multiplier"])
+    summed = curves.groupby(["channel", "multiplier"])[["spend", "response"]].sum()
+    np.testing.assert_allclose(summed["response"], pooled.loc[summed.index, "response"], rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(summed["spend"], pooled.loc[summed.index, "spend"], rtol=1e-12)
+    at_one = curves[curves["multiplier"] == 1.0].set_index(["region", "channel"])["response"]
+    np.testing.assert_allclose(at_one[plan.index], plan["response"], rtol=1e-6)
+    assert list(curves.columns[:2]) == ["region", "channel"] and curves["region"].nunique() == len(fitted.regions_)
     # under bootstrap refits (each drawn region keeps its own multipliers), a plan spending 30%
     # more beats the observed allocation in every replicate (no graph: responses rise with spend)
     more = fitted.optimize_budget(by_region=True, budget=1.3 * plan["spend"].sum(), n_boot=2)

@@ -1215,6 +1215,7 @@ class DeepCausalMMM(BaseEstimator):
         dates: ArrayLike | None = None,
         controls: ArrayLike | Sequence[str] | None = None,
         spend: pd.DataFrame | None = None,
+        by_region: bool = False,
     ) -> pd.DataFrame:
         """KPI response to scaling each channel's activity, with its induced activity.
 
@@ -1241,6 +1242,10 @@ class DeepCausalMMM(BaseEstimator):
         X, dates, controls, spend
             Rows of your own instead of the fitted cells, as in :meth:`optimize_budget`:
             the curves of next quarter's flighting.
+        by_region : bool
+            One curve per region (a ``region`` column first): where each channel's last
+            unit of spend earns most. Regions do not interact in the model, so these
+            are the same passes as the pooled curve, which is their sum.
 
         Raises
         ------
@@ -1255,19 +1260,24 @@ class DeepCausalMMM(BaseEstimator):
             raise DataError(f"`multipliers` must be finite numbers >= 0, found {list(np.ravel(grid))}")
         grid = np.unique(np.concatenate([grid, [0.0, 1.0]]))
         cells = self._plan_cells(regions, period, X, dates, controls, spend)
+        timelines = np.flatnonzero(cells.keep.any(axis=1)) if by_region else [None]  # [R'] scored
         rows = []
         for name in names:
             c = self.channels_.index(name)
-            paid = float(np.where(cells.keep, cells.spend[:, :, c], 0.0).sum())
             factors = np.ones((len(grid), len(self.channels_)))
             factors[:, c] = grid  # the channel at each multiplier, the others as observed
-            kpi = self._scaled_kpis(cells, factors)
-            response = kpi - kpi[0]  # grid[0] == 0
-            spent = grid * paid
-            marginal = np.gradient(response, spent) if paid > 0 else np.full(len(grid), np.nan)
-            for m, s_, r_, mr in zip(grid, spent, response, marginal, strict=True):
-                rows.append({"channel": name, "multiplier": m, "spend": s_, "response": r_,
-                             "roi": r_ / s_ if s_ > 0 else np.nan, "marginal_roi": mr})
+            kpis = self._scaled_kpis(cells, factors, by_region=True)  # [G,R']
+            paid_by = np.where(cells.keep, cells.spend[:, :, c], 0.0).sum(axis=1)  # [R']
+            for r in timelines:
+                kpi = kpis.sum(axis=1) if r is None else kpis[:, r]
+                paid = float(paid_by.sum() if r is None else paid_by[r])
+                response = kpi - kpi[0]  # grid[0] == 0
+                spent = grid * paid
+                marginal = np.gradient(response, spent) if paid > 0 else np.full(len(grid), np.nan)
+                where = {} if r is None else {"region": self.regions_[cells.region_idx[r]]}
+                for m, s_, r_, mr in zip(grid, spent, response, marginal, strict=True):
+                    rows.append({**where, "channel": name, "multiplier": m, "spend": s_, "response": r_,
+                                 "roi": r_ / s_ if s_ > 0 else np.nan, "marginal_roi": mr})
         return pd.DataFrame(rows)
 
     def optimize_budget(
