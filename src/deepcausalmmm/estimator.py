@@ -1546,16 +1546,21 @@ class DeepCausalMMM(BaseEstimator):
 
         stops: list[Any] = []  # every L-BFGS-B result, for attrs["converged"]
 
+        def kpi_and_slopes(M: np.ndarray) -> tuple[float, np.ndarray]:
+            """Media KPI at multipliers ``M`` ``[R,k]`` and its slope in each ``[R,k]``."""
+            step = np.where(M + FD_STEP <= HI, FD_STEP, -FD_STEP)  # [R,k]
+            plans = np.repeat(M[None], k + 1, axis=0)  # [k+1,R,k]
+            plans[np.arange(1, k + 1), :, np.arange(k)] += step.T
+            v = kpis(plans)  # [k+1,R]
+            return float(v[0].sum()), (v[1:] - v[0]).T / step
+
         def solve(price: float, start: np.ndarray) -> tuple[np.ndarray, Any]:
             def fg(x: np.ndarray) -> tuple[float, np.ndarray]:
                 M = ones.copy()
                 M[free] = x
-                step = np.where(M + FD_STEP <= HI, FD_STEP, -FD_STEP)  # [R,k]
-                plans = np.repeat(M[None], k + 1, axis=0)  # [k+1,R,k]
-                plans[np.arange(1, k + 1), :, np.arange(k)] += step.T
-                v = kpis(plans)  # [k+1,R]
-                grad = (v[1:] - v[0]).T / step - price * S  # [R,k]
-                return -(float(v[0].sum()) - price * float((S * M).sum())) / norm, -grad[free] / norm
+                f, slopes = kpi_and_slopes(M)
+                grad = slopes - price * S  # [R,k]
+                return -(f - price * float((S * M).sum())) / norm, -grad[free] / norm
 
             res = minimize(fg, start[free], jac=True, method="L-BFGS-B",
                            bounds=list(zip(LO[free], HI[free], strict=True)),
@@ -1568,25 +1573,41 @@ class DeepCausalMMM(BaseEstimator):
         def spent(M: np.ndarray) -> float:
             return float((S * M).sum())
 
+        M: np.ndarray | None = None
         if value is not None:
             M, res = solve(1.0 / value, np.clip(ones, LO, HI))
         else:
-            M_lo, res = solve(0.0, np.clip(ones, LO, HI))  # no price: as much KPI as the bounds allow
-            if spent(M_lo) <= target:  # spending more gains nothing: raise every multiplier to spend it
-                room = spent(HI) - spent(M_lo)
-                M = M_lo + (HI - M_lo) * ((target - spent(M_lo)) / room if room > 0 else 0.0)
-            else:
-                price_lo, price_hi = 0.0, max(abs(base) / max(current, 1e-12), 1e-12)  # the average ROI
-                M_hi, res = solve(price_hi, M_lo)
-                for _ in range(60):  # raise the price until the plan spends at most the budget
+            start = np.clip(ones, LO, HI)
+            # first price: the observed allocation's marginal KPI per unit of spend, spend-weighted
+            price0 = max(float(kpi_and_slopes(start)[1][free].sum()) / float(S[free].sum()), 1e-12)
+            M0, res = solve(price0, start)
+            if spent(M0) > target:  # too cheap: double the price until the plan spends at most the budget
+                price_lo, M_lo, price_hi = price0, M0, 2.0 * price0
+                M_hi, res = solve(price_hi, M0)
+                for _ in range(60):
                     if spent(M_hi) <= target:
                         break
-                    price_lo, M_lo, price_hi = price_hi, M_hi, 4.0 * price_hi
+                    price_lo, M_lo, price_hi = price_hi, M_hi, 2.0 * price_hi
                     M_hi, res = solve(price_hi, M_hi)
+            else:  # too dear: halve it until the plan spends more than the budget
+                price_hi, M_hi, price_lo = price0, M0, price0 / 2.0
+                M_lo, res = solve(price_lo, M0)
+                for _ in range(40):
+                    if spent(M_lo) > target:
+                        break
+                    price_hi, M_hi, price_lo = price_lo, M_lo, price_lo / 2.0
+                    M_lo, res = solve(price_lo, M_lo)
+                if spent(M_lo) <= target:
+                    price_lo = 0.0
+                    M_lo, res = solve(0.0, M_lo)  # no price: as much KPI as the bounds allow
+                    if spent(M_lo) <= target:  # spending more gains nothing: raise every multiplier to spend it
+                        room = spent(HI) - spent(M_lo)
+                        M = M_lo + (HI - M_lo) * ((target - spent(M_lo)) / room if room > 0 else 0.0)
+            if M is None:
                 for _ in range(60):  # bisect the price (in logs) until the bracket's spend is within 0.01%
                     if spent(M_lo) - spent(M_hi) <= 1e-4 * target or price_hi <= price_lo * (1 + 1e-6):
                         break
-                    price = np.sqrt(price_lo * price_hi) if price_lo > 0 else price_hi / 4.0
+                    price = float(np.sqrt(price_lo * price_hi)) if price_lo > 0 else price_hi / 4.0
                     M_mid, res = solve(price, M_lo)
                     if spent(M_mid) > target:
                         price_lo, M_lo = price, M_mid
@@ -1609,7 +1630,8 @@ class DeepCausalMMM(BaseEstimator):
         # nothing lower: that is convergence too
         failed = [r for r in stops if not r.success and r.nit > 0]
         converged = not failed
-        message = str(failed[-1].message if failed else stops[-1].message)
+        message = (str(failed[-1].message) if failed else
+                   f"{len(stops)} L-BFGS-B solve(s) converged (the last: {stops[-1].message})")
         if not converged:
             warnings.warn(
                 f"optimize_budget(by_region=True): L-BFGS-B stopped without converging ({message}) in "
