@@ -191,6 +191,7 @@ def test_budget_plan_robustness_under_bootstrap(fitted):
         ({"bounds": ("half", 1.5)}, "`bounds` must be a number, found 'half'"),
         ({"budget": "lots"}, "`budget` must be a number, found 'lots'"),
         ({"channels": ["radio"]}, r"\['radio'\] are not fitted channels"),
+        ({"by_region": "yes"}, "`by_region` must be True or False, found 'yes'"),
     ],
 )
 def test_budget_errors(fitted, kwargs, message):
@@ -323,6 +324,11 @@ def test_plans_on_rows_of_ones_own(fitted, small_sim):
         assert -one.attrs["kpi_change"] == pytest.approx(full - off, rel=1e-6)
         assert one.loc[c, "spend"] == pytest.approx(plan[c].sum())  # these channels are spend
         assert one.attrs["kpi_change_fraction"] == pytest.approx(one.attrs["kpi_change"] / full, rel=1e-9)
+    # the fitted control columns left in X without `controls`: taken as the controls
+    found = fitted.evaluate_plan({c: 0.9 for c in ch}, **{**rows, "controls": None})
+    given = fitted.evaluate_plan({c: 0.9 for c in ch}, **rows)
+    assert found.attrs["kpi_change_fraction"] == pytest.approx(given.attrs["kpi_change_fraction"], rel=1e-12)
+    np.testing.assert_allclose(found["plan_response"], given["plan_response"], rtol=1e-12)
     # controls left out: each region's last fitted values, which change no response
     held = fitted.evaluate_plan({c: 1.0 for c in ch}, **{**rows, "X": rows["X"].drop(columns=ct), "controls": None})
     np.testing.assert_allclose(held["response"], fitted.evaluate_plan({c: 1.0 for c in ch}, **rows)["response"],

@@ -1259,6 +1259,7 @@ class DeepCausalMMM(BaseEstimator):
         if grid.ndim != 1 or not np.all(np.isfinite(grid)) or np.any(grid < 0):
             raise DataError(f"`multipliers` must be finite numbers >= 0, found {list(np.ravel(grid))}")
         grid = np.unique(np.concatenate([grid, [0.0, 1.0]]))
+        _check_flag(by_region, "by_region")
         cells = self._plan_cells(regions, period, X, dates, controls, spend)
         timelines = np.flatnonzero(cells.keep.any(axis=1)) if by_region else [None]  # [R'] scored
         rows = []
@@ -1437,7 +1438,7 @@ class DeepCausalMMM(BaseEstimator):
                 "`n_boot` cannot be combined with `regions`: bootstrap replicates redraw the regions; "
                 "drop `regions` or set n_boot=0"
             )
-        if by_region:
+        if _check_flag(by_region, "by_region"):
             table, m_fit = self._optimize_regions(cells, idx, names, lo, hi, target, value, current)
             if n_boot:
                 self._attach_robustness(table, cells, idx, m_fit, period, n_boot, level, random_state,
@@ -1869,6 +1870,8 @@ class DeepCausalMMM(BaseEstimator):
             )
         if isinstance(controls, str):
             controls = [controls]
+        if controls is None and isinstance(X, pd.DataFrame) and self.controls_ and set(self.controls_) <= set(X.columns):
+            controls = list(self.controls_)  # the fitted controls, found among X's columns
         if (isinstance(X, pd.DataFrame) and isinstance(controls, (list, tuple)) and controls
                 and all(isinstance(k, str) for k in controls) and set(controls) <= set(X.columns)):
             X, controls = X.drop(columns=list(controls)), X[list(controls)]  # named columns of X
@@ -2824,6 +2827,13 @@ def _channel_bounds(bounds: object, names: list[str]) -> tuple[np.ndarray, np.nd
             f"channel, found {bounds}; e.g. bounds=(0.5, 1.5) or bounds={{'tv': (1, 1), 'search': (0.8, 2)}}"
         )
     return lo, hi
+
+
+def _check_flag(value: object, name: str) -> bool:
+    """``value`` if it is True or False, else a ``DataError`` naming the argument ``name``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise DataError(f"`{name}` must be True or False, found {value!r}; e.g. {name}=True")
+    return bool(value)
 
 
 def _kpi_value(kpi_value: object, budget: object) -> float | None:
