@@ -48,6 +48,14 @@ def test_report_sections_and_numbers_come_from_the_model(fitted, report):
         assert f"<td>{params.loc[c, 'mean_lag']:,.3f}</td>" in text
     plan = fitted.optimize_budget()
     assert f"modelled gain {plan.attrs['kpi_gain']:,.0f}" in text
+    # each channel's regional marginal ROI: its spread and the regions at either end, as the API's
+    curves = fitted.get_response_curves(multipliers=[0.9, 1.1], by_region=True)
+    at = curves[curves["multiplier"] == 1.0]
+    assert "<h3>Where the last unit of spend earns most</h3>" in text
+    for c in fitted.channels_:
+        g = at[at["channel"] == c].sort_values("marginal_roi", ascending=False)
+        assert f"<td>{g['marginal_roi'].median():,.3f}</td>" in text
+        assert f"<td>{', '.join(g['region'].head(3))}</td>" in text
     # a candidate experiment per always-on channel, sized by plan_lift_test
     always_on = list(ident.index[ident["level"] == "extrapolated"])
     regions, dates = list(fitted.regions_), fitted.panel_.dates
@@ -180,3 +188,6 @@ def test_report_tables_format_by_magnitude_and_scroll_on_their_own():
     assert "<td>1</td>" in html_text  # integers as they are
     assert column_decimals(pd.Series([999.0, -5.0])) == 3 and column_decimals(pd.Series([-1000.0])) == 0
     assert column_decimals(pd.Series([np.nan, np.inf, 2.0])) == 3
+    # a column of small figures keeps 3 significant digits
+    assert column_decimals(pd.Series([0.00042, 0.0001])) == 6 and column_decimals(pd.Series([0.05])) == 4
+    assert column_decimals(pd.Series([0.0, 0.0])) == 3

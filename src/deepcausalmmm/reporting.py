@@ -38,9 +38,16 @@ LARGE = 1000.0  # a column whose largest magnitude reaches this is shown without
 
 def column_decimals(values: pd.Series, digits: int = 3) -> int:
     """Decimals a report table shows for a float column: none for KPI- and spend-sized
-    figures (largest magnitude at least ``LARGE``), ``digits`` otherwise."""
+    figures (largest magnitude at least ``LARGE``), ``digits`` otherwise, and more where even
+    the largest is under 0.1, so that it keeps ``digits`` significant digits (an ROI per
+    impression of 0.00042 shows as 0.000420, not 0.000)."""
     finite = values[np.isfinite(values.to_numpy(dtype=float))]
-    return 0 if len(finite) and float(finite.abs().max()) >= LARGE else digits
+    top = float(finite.abs().max()) if len(finite) else 0.0
+    if top >= LARGE:
+        return 0
+    if 0 < top < 0.1:
+        return digits - 1 - int(np.floor(np.log10(top)))
+    return digits
 
 
 def _table(frame: pd.DataFrame, digits: int = 3) -> str:
@@ -98,6 +105,38 @@ _PARAMETER_COLUMNS = ["coefficient", "half_saturation", "slope", "saturation_at_
 
 
 PLAN_WEEKS = 8  # the report's candidate experiment: the channel off for the last 8 fitted weeks
+
+
+def _regional_margins(model: Any, shown: int = 3) -> list[str]:
+    """Where each channel's last unit of spend earns most and least, region by region: the
+    marginal ROI at observed spend (``get_response_curves(by_region=True)``, central differences
+    at 0.9 and 1.1 times it), its spread over regions and the ``shown`` regions at each end.
+    Nothing with fewer than two regions."""
+    if len(model.regions_) < 2:
+        return []
+    curves = model.get_response_curves(multipliers=[0.9, 1.1], by_region=True)
+    at = curves[(curves["multiplier"] == 1.0) & (curves["spend"] > 0)]
+    rows = {}
+    for channel, g in at.groupby("channel", sort=False):
+        ranked = g.sort_values("marginal_roi", ascending=False)
+        q = g["marginal_roi"].quantile([0.1, 0.5, 0.9])
+        rows[channel] = {
+            "regions": len(g), "p10": q.iloc[0], "median": q.iloc[1], "p90": q.iloc[2],
+            "highest": ", ".join(map(str, ranked["region"].head(shown))),
+            "lowest": ", ".join(map(str, ranked["region"].tail(shown).iloc[::-1])),
+        }
+    if not rows:
+        return []
+    table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("channel")
+    return [
+        "<h3>Where the last unit of spend earns most</h3>",
+        "<p class='note'>Each channel's marginal ROI (KPI per unit of spend for the last units, at "
+        "observed spend) region by region: its 10th percentile, median and 90th percentile over the "
+        f"regions where it ran, and the {shown} regions where it is highest and lowest. Moving a "
+        "channel's spend from its lowest regions to its highest raises the modelled KPI; "
+        "optimize_budget(by_region=True) finds the best such plan.</p>",
+        _table(table),
+    ]
 
 
 def _test_plan(model: Any, identification: pd.DataFrame) -> list[str]:
@@ -239,6 +278,7 @@ def write_report(model: Any, path: Path) -> Path:
             f"({plan.attrs['kpi_gain'] / max(abs(float(prediction[obs].sum())), 1e-12) * 100:.2f}% of the "
             "fitted KPI). This is the model's forecast, not a measurement; test large moves.</p>",
             _table(plan),
+            *_regional_margins(model),
         ]
     lifts = getattr(model, "lift_tests_", None)
     if lifts is not None:
