@@ -1543,7 +1543,8 @@ class DeepCausalMMM(BaseEstimator):
             return self._scaled_kpis(cells, factors, by_region=True)
 
         base = float(kpis(ones[None])[0].sum())
-        norm = max(abs(base), float(S.sum()) if value is not None else 0.0, 1e-12)
+        # the objective in KPI units (the spend priced at 1 / value), as a fraction of the media KPI
+        norm = max(abs(base), float(S.sum()) / value if value is not None else 0.0, 1e-12)
 
         stops: list[Any] = []  # every L-BFGS-B result, for attrs["converged"]
 
