@@ -474,9 +474,9 @@ def test_budget_by_region_moves_spend_between_regions_too(fitted, small_sim):
     inside = plan["multiplier"].between(0.5 + 1e-3, 1.5 - 1e-3)
     assert inside.sum() >= 2
     price = marginal[inside].median()
-    np.testing.assert_allclose(marginal[inside], price, rtol=0.03)
-    assert (marginal[plan["multiplier"] >= 1.5 - 1e-3] >= 0.97 * price).all()
-    assert (marginal[plan["multiplier"] <= 0.5 + 1e-3] <= 1.03 * price).all()
+    np.testing.assert_allclose(marginal[inside], price, rtol=0.01)  # measured: equal to 4 decimals
+    assert (marginal[plan["multiplier"] >= 1.5 - 1e-3] >= 0.99 * price).all()
+    assert (marginal[plan["multiplier"] <= 0.5 + 1e-3] <= 1.01 * price).all()
     # with kpi_value the price is 1 / kpi_value, and the plan beats the per-channel one on profit
     profit = fitted.optimize_budget(by_region=True, kpi_value=4.0)
     assert profit.attrs["profit_gain"] >= fitted.optimize_budget(kpi_value=4.0).attrs["profit_gain"] * (1 - 1e-4)
