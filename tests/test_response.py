@@ -480,6 +480,19 @@ def test_budget_by_region_moves_spend_between_regions_too(fitted, small_sim):
     # with kpi_value the price is 1 / kpi_value, and the plan beats the per-channel one on profit
     profit = fitted.optimize_budget(by_region=True, kpi_value=4.0)
     assert profit.attrs["profit_gain"] >= fitted.optimize_budget(kpi_value=4.0).attrs["profit_gain"] * (1 - 1e-4)
+    # bounds per (region, channel): one held as observed, one allowed up to 3 times its spend
+    first, second = fitted.regions_[0], fitted.regions_[1]
+    held = fitted.optimize_budget(by_region=True, bounds={(first, "channel_2"): (1, 1), (second, "channel_3"): (0.5, 3.0)})
+    assert held.loc[(first, "channel_2"), "multiplier"] == 1.0
+    assert held.loc[(second, "channel_3"), "multiplier"] > 1.5  # its best use: past the default bound
+    assert held["optimal_spend"].sum() == pytest.approx(held["spend"].sum(), rel=1e-9)
+    for bad, message in (({(first, "radio"): (1, 1)}, "a channel not among those reallocated"),
+                         ({("geo_999", "channel_1"): (1, 1)}, "a region not among the plan's"),
+                         ({(first, "channel_1"): (2, 1)}, r"must be \(low, high\) with 0 <= low <= high")):
+        with pytest.raises(DataError, match=message):
+            fitted.optimize_budget(by_region=True, bounds=bad)
+    with pytest.raises(DataError, match=r"\(region, channel\) keys .* need by_region=True"):
+        fitted.optimize_budget(bounds={(first, "channel_1"): (1, 1)})
     # the regions' own response curves: they sum to the pooled curve, and at 1 they are the
     # regional plan's observed responses
     curves = fitted.get_response_curves(multipliers=[0.5, 1.5], by_region=True)

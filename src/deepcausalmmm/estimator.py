@@ -1361,7 +1361,8 @@ class DeepCausalMMM(BaseEstimator):
             ``kpi_value = 1 / r``.)
         by_region : bool
             One multiplier per region and channel instead of per channel: budget moves
-            between regions too (``bounds`` apply to each region's channel). Returns
+            between regions too (``bounds`` apply to each region's channel; ``bounds``
+            keyed by ``(region, channel)`` set one region's range). Returns
             one row per (region, channel) with spend. Regions are independent in the
             model, so every region's slopes and curvatures come from the same passes;
             Newton steps on each multiplier move it to where its marginal KPI per unit
@@ -1414,12 +1415,13 @@ class DeepCausalMMM(BaseEstimator):
                 f"`channels` {[c for c, s_ in zip(names, spend, strict=True) if s_ <= 0]} have no spend in the "
                 "selected cells; leave them out"
             )
-        lo, hi = _channel_bounds(bounds, names)  # [k], [k]
+        by_channel, per_region = _split_region_bounds(bounds, by_region)
+        lo, hi = _channel_bounds(by_channel, names)  # [k], [k]
         current = float(spend.sum())
         value = _kpi_value(kpi_value, budget)
         target = current if budget is None else _as_number(budget, "budget")
         low_total, high_total = float(lo @ spend), float(hi @ spend)
-        if value is None and not (np.isfinite(target) and low_total - 1e-9 * current <= target <= high_total + 1e-9 * current):
+        if value is None and not per_region and not (np.isfinite(target) and low_total - 1e-9 * current <= target <= high_total + 1e-9 * current):
             raise DataError(
                 f"`budget` {target:,.2f} cannot be met with multipliers in {bounds}: the chosen channels "
                 f"spent {current:,.2f}, so the budget must lie in [{low_total:,.2f}, {high_total:,.2f}]; "
@@ -1442,7 +1444,7 @@ class DeepCausalMMM(BaseEstimator):
                 "drop `regions` or set n_boot=0"
             )
         if _check_flag(by_region, "by_region"):
-            table, m_fit = self._optimize_regions(cells, idx, names, lo, hi, target, value, current)
+            table, m_fit = self._optimize_regions(cells, idx, names, lo, hi, target, value, current, per_region)
             if n_boot:
                 self._attach_robustness(table, cells, idx, m_fit, period, n_boot, level, random_state,
                                         prior_spread, value)
@@ -1526,6 +1528,7 @@ class DeepCausalMMM(BaseEstimator):
     def _optimize_regions(
         self, cells: _Cells, idx: np.ndarray, names: list[str], lo: np.ndarray, hi: np.ndarray,
         target: float, value: float | None, current: float,
+        per_region: Mapping[tuple[Any, str], Any] | None = None,
     ) -> tuple[pd.DataFrame, np.ndarray]:
         """:meth:`optimize_budget` with one multiplier per (timeline, channel), by Newton steps on
         each multiplier (a trust region's sequential quadratic programme with a diagonal Hessian).
@@ -1541,7 +1544,27 @@ class DeepCausalMMM(BaseEstimator):
         R, k, C = cells.scaled.shape[0], len(idx), len(self.channels_)
         S = np.where(cells.keep[:, :, None], cells.spend[:, :, idx], 0.0).sum(axis=1)  # [R,k]
         free = S > 0  # [R,k]: multipliers that move spend
-        LO, HI = np.broadcast_to(lo, (R, k)), np.broadcast_to(hi, (R, k))
+        LO, HI = np.broadcast_to(lo, (R, k)).copy(), np.broadcast_to(hi, (R, k)).copy()
+        labels = [self.regions_[i] for i in cells.region_idx]  # [R]
+        for (region, channel), pair in (per_region or {}).items():
+            if region not in labels or channel not in names:
+                raise DataError(
+                    f"`bounds` key {(region, channel)!r} names "
+                    + (f"a region not among the plan's ({listed(labels, 5)})" if region not in labels else
+                       f"a channel not among those reallocated ({names})")
+                    + "; give (region, channel) keys for those only"
+                )
+            low, high = _as_number_pair(pair, f"bounds[{(region, channel)!r}]")
+            if not (np.isfinite(low) and np.isfinite(high) and 0 <= low <= high):
+                raise DataError(f"`bounds[{(region, channel)!r}]` must be (low, high) with 0 <= low <= high, "
+                                f"found {pair!r}; e.g. (1, 1) to hold it as observed")
+            LO[labels.index(region), names.index(channel)] = low
+            HI[labels.index(region), names.index(channel)] = high
+        if value is None and not (spent_at := float((S * LO).sum())) <= target <= (top := float((S * HI).sum())):
+            raise DataError(
+                f"`budget` {target:,.2f} cannot be met with the (region, channel) bounds: they allow "
+                f"[{spent_at:,.2f}, {top:,.2f}]; give a budget in that range, or widen the bounds"
+            )
         ones = np.ones((R, k))
 
         def kpis(plans: np.ndarray) -> np.ndarray:  # [B,R,k] multipliers -> [B,R] media KPI
@@ -2822,6 +2845,20 @@ def _channel_bounds(bounds: object, names: list[str]) -> tuple[np.ndarray, np.nd
             f"channel, found {bounds}; e.g. bounds=(0.5, 1.5) or bounds={{'tv': (1, 1), 'search': (0.8, 2)}}"
         )
     return lo, hi
+
+
+def _split_region_bounds(bounds: object, by_region: object) -> tuple[object, dict[tuple[Any, str], Any]]:
+    """``optimize_budget``'s ``bounds`` without its ``(region, channel)`` keys, and those keys'
+    pairs (allowed with ``by_region=True`` only)."""
+    if not isinstance(bounds, Mapping):
+        return bounds, {}
+    regional = {key: pair for key, pair in bounds.items() if isinstance(key, tuple)}
+    if regional and by_region is not True:
+        raise DataError(
+            f"`bounds` has (region, channel) keys {list(regional)[:3]}, which need by_region=True (one "
+            "multiplier per region and channel); pass by_region=True, or key the bounds by channel"
+        )
+    return {key: pair for key, pair in bounds.items() if not isinstance(key, tuple)}, regional
 
 
 def _check_flag(value: object, name: str) -> bool:
