@@ -480,6 +480,23 @@ def test_budget_by_region_moves_spend_between_regions_too(fitted, small_sim):
     # with kpi_value the price is 1 / kpi_value, and the plan beats the per-channel one on profit
     profit = fitted.optimize_budget(by_region=True, kpi_value=4.0)
     assert profit.attrs["profit_gain"] >= fitted.optimize_budget(kpi_value=4.0).attrs["profit_gain"] * (1 - 1e-4)
+    # evaluate_plan keyed by (region, channel) scores the plan as the optimiser did
+    scored = fitted.evaluate_plan(plan["multiplier"].to_dict())
+    assert scored.attrs["kpi_change"] == pytest.approx(plan.attrs["kpi_gain"], rel=1e-6)
+    np.testing.assert_allclose(scored["plan_response"], plan["optimal_response"], rtol=1e-9)
+    assert scored.attrs["spend_change"] == pytest.approx(0.0, abs=1e-6 * plan["spend"].sum())
+    # a channel key sets every region, a (region, channel) key overrides it: the same as a
+    # per-channel plan where the override is 1 and the region's own cells are left out
+    region = fitted.regions_[0]
+    mixed = fitted.evaluate_plan({"channel_1": 0.8, (region, "channel_1"): 1.0})
+    assert mixed.loc[(region, "channel_1"), "multiplier"] == 1.0
+    others = fitted.evaluate_plan({"channel_1": 0.8}, regions=fitted.regions_[1:])
+    assert mixed.attrs["kpi_change"] == pytest.approx(others.attrs["kpi_change"], rel=1e-9)
+    for bad, message in (({("geo_999", "channel_1"): 1.0}, "a region not among the plan's"),
+                         ({(region, "radio"): 1.0}, r"channels \['radio'\] that are not fitted"),
+                         ({(region, "channel_1"): -1.0}, "must be a finite number >= 0")):
+        with pytest.raises(DataError, match=message):
+            fitted.evaluate_plan(bad)
     # bounds per (region, channel): one held as observed, one allowed up to 3 times its spend
     first, second = fitted.regions_[0], fitted.regions_[1]
     held = fitted.optimize_budget(by_region=True, bounds={(first, "channel_2"): (1, 1), (second, "channel_3"): (0.5, 3.0)})

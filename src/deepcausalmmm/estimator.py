@@ -1658,26 +1658,8 @@ class DeepCausalMMM(BaseEstimator):
                 and better < 0:
             M = ones.copy()
         gain = float(kpis(M[None])[0].sum()) - base
-        # each region's channel response (its KPI against switching the channel off), observed and planned
-        off = np.ones((2 * (k + 1), R, k))
-        off[: k + 1] = 1.0
-        off[k + 1 :] = M
-        for j in range(k):
-            off[1 + j, :, j] = 0.0
-            off[k + 2 + j, :, j] = 0.0
-        v = kpis(off)  # [2(k+1),R]
-        response = (v[0] - v[1 : k + 1]).T  # [R,k]
-        planned = (v[k + 1] - v[k + 2 :]).T  # [R,k]
-        labels = [self.regions_[i] for i in cells.region_idx]
-        rr, jj = np.nonzero(free)
-        level = self.get_identification()["level"]
-        table = pd.DataFrame(
-            {"spend": S[rr, jj], "optimal_spend": (S * M)[rr, jj], "multiplier": M[rr, jj],
-             "response": response[rr, jj], "optimal_response": planned[rr, jj],
-             "level": level.reindex([names[j] for j in jj]).to_numpy()},
-            index=pd.MultiIndex.from_arrays([[labels[r] for r in rr], [names[j] for j in jj]],
-                                            names=["region", "channel"]),
-        )
+        table, _ = self._region_plan_table(cells, idx, names, M, "optimal")
+        table["level"] = self.get_identification()["level"].reindex(table.index.get_level_values("channel")).to_numpy()
         table.attrs.update({"kpi_gain": gain, "converged": converged, "message": message, "iterations": iterations})
         if value is not None:
             change = float(((M - 1.0) * S).sum())
@@ -1685,6 +1667,35 @@ class DeepCausalMMM(BaseEstimator):
         m_fit = np.ones((len(self.regions_), k))  # [R_fit,k]: each fitted region's multipliers
         m_fit[cells.region_idx] = M
         return table, m_fit
+
+    def _region_plan_table(
+        self, cells: _Cells, idx: np.ndarray, names: list[str], M: np.ndarray, prefix: str
+    ) -> tuple[pd.DataFrame, float]:
+        """One row per (region, channel) with spend for multipliers ``M`` ``[R',k]`` (channels
+        ``idx``): ``spend``, ``{prefix}_spend``, ``multiplier``, ``response`` and
+        ``{prefix}_response`` (the channel's KPI in that region against switching it off there,
+        as observed and under the plan), and the plan's media KPI change over all cells."""
+        R, k, C = cells.scaled.shape[0], len(idx), len(self.channels_)
+        S = np.where(cells.keep[:, :, None], cells.spend[:, :, idx], 0.0).sum(axis=1)  # [R,k]
+        off = np.ones((2 * (k + 1), R, k))  # observed and planned, each with every channel switched off
+        off[k + 1 :] = M
+        for j in range(k):
+            off[1 + j, :, j] = 0.0
+            off[k + 2 + j, :, j] = 0.0
+        factors = np.ones((len(off), R, C))
+        factors[:, :, idx] = off
+        v = self._scaled_kpis(cells, factors, by_region=True)  # [2(k+1),R]: regions do not interact
+        response = (v[0] - v[1 : k + 1]).T  # [R,k]
+        planned = (v[k + 1] - v[k + 2 :]).T  # [R,k]
+        labels = [self.regions_[i] for i in cells.region_idx]
+        rr, jj = np.nonzero(S > 0)
+        table = pd.DataFrame(
+            {"spend": S[rr, jj], f"{prefix}_spend": (S * M)[rr, jj], "multiplier": M[rr, jj],
+             "response": response[rr, jj], f"{prefix}_response": planned[rr, jj]},
+            index=pd.MultiIndex.from_arrays([[labels[r] for r in rr], [names[j] for j in jj]],
+                                            names=["region", "channel"]),
+        )
+        return table, float(v[k + 1].sum() - v[0].sum())
 
     def evaluate_plan(
         self,
@@ -1710,7 +1721,10 @@ class DeepCausalMMM(BaseEstimator):
         ----------
         multipliers : dict
             ``{channel: multiplier}``, each finite and ``>= 0`` (0 switches the
-            channel off, 1 keeps it as observed).
+            channel off, 1 keeps it as observed). Keys ``(region, channel)`` set one
+            region's multiplier (a channel key sets every region's); the table then
+            has one row per (region, channel) with spend, as
+            ``optimize_budget(by_region=True)``'s.
         regions, period
             Restrict the cells as in :meth:`get_channel_effects`.
         X, dates, controls, spend
@@ -1738,6 +1752,8 @@ class DeepCausalMMM(BaseEstimator):
         if not isinstance(multipliers, Mapping) or not multipliers:
             raise DataError(f"`multipliers` must be a non-empty dict {{channel: multiplier}}, found "
                             f"{multipliers!r}; e.g. evaluate_plan({{'tv': 0.8, 'search': 1.3}})")
+        if any(isinstance(key, tuple) for key in multipliers):
+            return self._evaluate_region_plan(multipliers, regions, period, X, dates, controls, spend)
         names = self._check_channels(list(multipliers))
         m = np.array([_as_number(multipliers[c], f"multipliers[{c!r}]") for c in names])
         if not np.all(np.isfinite(m) & (m >= 0)):
@@ -1756,6 +1772,40 @@ class DeepCausalMMM(BaseEstimator):
         table.attrs.update({"kpi_change": float(plan - observed),
                             "kpi_change_fraction": float(plan - observed) / self._total_kpi(cells),
                             "spend_change": float(((m - 1) * paid).sum())})
+        return table
+
+    def _evaluate_region_plan(
+        self, multipliers: Mapping[Any, Any], regions: Any, period: tuple[Any, Any] | None,
+        X: ArrayLike | None, dates: ArrayLike | None, controls: ArrayLike | Sequence[str] | None,
+        spend: pd.DataFrame | None,
+    ) -> pd.DataFrame:
+        """:meth:`evaluate_plan` with ``(region, channel)`` keys (a channel key sets every region):
+        one row per (region, channel) with spend among the named channels."""
+        named = [key[1] if isinstance(key, tuple) and len(key) == 2 else key for key in multipliers]
+        unknown = [c for c in named if c not in self.channels_]
+        if unknown:
+            raise DataError(f"`multipliers` name channels {unknown} that are not fitted channels {self.channels_}; "
+                            "key multipliers by channel or by (region, channel)")
+        names = [c for c in self.channels_ if c in named]
+        cells = self._plan_cells(regions, period, X, dates, controls, spend)
+        labels = [self.regions_[i] for i in cells.region_idx]
+        M = np.ones((len(labels), len(names)))
+        for key in sorted(multipliers, key=lambda key_: isinstance(key_, tuple)):  # channels first
+            value = _as_number(multipliers[key], f"multipliers[{key!r}]")
+            if not (np.isfinite(value) and value >= 0):
+                raise DataError(f"`multipliers[{key!r}]` must be a finite number >= 0, found {multipliers[key]!r}; "
+                                "e.g. {('geo_1', 'tv'): 0.8} for 80% of tv's activity in geo_1")
+            if isinstance(key, tuple):
+                if key[0] not in labels:
+                    raise DataError(f"`multipliers` key {key!r} names a region not among the plan's "
+                                    f"({listed(labels, 5)}); key by the plan's regions")
+                M[labels.index(key[0]), names.index(key[1])] = value
+            else:
+                M[:, names.index(key)] = value
+        idx = np.array([self.channels_.index(c) for c in names])
+        table, change = self._region_plan_table(cells, idx, names, M, "plan")
+        table.attrs.update({"kpi_change": change, "kpi_change_fraction": change / self._total_kpi(cells),
+                            "spend_change": float((table["plan_spend"] - table["spend"]).sum())})
         return table
 
     def _channel_responses(
