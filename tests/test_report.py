@@ -48,6 +48,13 @@ def test_report_sections_and_numbers_come_from_the_model(fitted, report):
         assert f"<td>{params.loc[c, 'mean_lag']:,.3f}</td>" in text
     plan = fitted.optimize_budget()
     assert f"modelled gain {plan.attrs['kpi_gain']:,.0f}" in text
+    # the regional plan: its gain beside the per-channel one, and its largest moves, as the API's
+    regional = fitted.optimize_budget(by_region=True)
+    assert "<h3>Moving budget between regions too</h3>" in text
+    assert f"modelled gain {regional.attrs['kpi_gain']:,.0f}" in text
+    assert f"against {plan.attrs['kpi_gain']:,.0f} moving it between channels only" in text
+    top = (regional["optimal_spend"] - regional["spend"]).idxmax()
+    assert f"<th>{top[0]}</th>" in text
     # each channel's regional marginal ROI: its spread and the regions at either end, as the API's
     curves = fitted.get_response_curves(multipliers=[0.9, 1.1], by_region=True)
     at = curves[curves["multiplier"] == 1.0]
