@@ -442,10 +442,15 @@ def _optimize(args: argparse.Namespace) -> int:
         keys: tuple[str, ...] = ("kpi_change", "kpi_change_fraction", "spend_change")
         gain = plan.attrs["kpi_change"]
     else:
-        chosen = _matching(args.channels, model.channels_, "--channels", "the model's channels")
-        cells = model._plan_cells(regions, period, **rows) if rows else None
-        names = model._budget_channels(chosen or None, regions, period, cells=cells)
-        bounds = {**{c: common for c in names}, **per} if per else common
+        names = _matching(args.channels, model.channels_, "--channels", "the model's channels") or None
+        bounds: tuple[float, float] | dict[str, tuple[float, float]]
+        if per:  # the channels without a range of their own get --bounds, not the API's default
+            if names is None:
+                cells = model._plan_cells(regions, period, **rows) if rows else None
+                names = model._budget_channels(None, regions, period, cells=cells)
+            bounds = {**{c: common for c in names}, **per}
+        else:
+            bounds = common
         plan = model.optimize_budget(budget=args.budget, channels=names, bounds=bounds, regions=regions,
                                      period=period, n_boot=args.n_boot, level=args.level,
                                      prior_spread=_prior_spread(args.prior_spread), kpi_value=args.kpi_value,

@@ -113,6 +113,10 @@ class _Cells:
     total: float | None = None
     rows: _PlanRows | None = None
 
+    def spend_by_timeline(self, idx: np.ndarray) -> np.ndarray:
+        """``[R',k]`` spend of channels ``idx`` over each timeline's scored cells."""
+        return np.where(self.keep[:, :, None], self.spend[:, :, idx], 0.0).sum(axis=1)
+
 
 @dataclasses.dataclass
 class _PlanRows:
@@ -1271,7 +1275,7 @@ class DeepCausalMMM(BaseEstimator):
             factors = np.ones((len(grid), len(self.channels_)))
             factors[:, c] = grid  # the channel at each multiplier, the others as observed
             kpis = self._scaled_kpis(cells, factors, by_region=True)  # [G,R']
-            paid_by = np.where(cells.keep, cells.spend[:, :, c], 0.0).sum(axis=1)  # [R']
+            paid_by = cells.spend_by_timeline(np.array([c]))[:, 0]  # [R']
             for r in timelines:
                 kpi = kpis.sum(axis=1) if r is None else kpis[:, r]
                 paid = float(paid_by.sum() if r is None else paid_by[r])
@@ -1517,8 +1521,7 @@ class DeepCausalMMM(BaseEstimator):
         """``optimize_budget``'s bootstrap figures into ``table.attrs``, for multipliers ``m_fit``
         ``[R_fit,k]`` per fitted region and chosen channel."""
         per_region = np.zeros((len(self.regions_), len(idx)))  # [R_fit,k] spend of the plan's cells
-        np.add.at(per_region, cells.region_idx,
-                  np.where(cells.keep[:, :, None], cells.spend, 0.0).sum(axis=1)[:, idx])
+        np.add.at(per_region, cells.region_idx, cells.spend_by_timeline(idx))
         table.attrs.update(self._plan_robustness(idx, m_fit, period, n_boot, level, random_state, prior_spread,
                                                  cells.rows, value, per_region))
         table.attrs["kpi_gain_fraction"] = table.attrs["kpi_gain"] / self._total_kpi(cells)
@@ -1541,8 +1544,8 @@ class DeepCausalMMM(BaseEstimator):
         ``target`` exactly. A step that does not raise the objective (KPI, less the priced spend)
         is retried at a quarter of the radius. At the end every multiplier inside its bounds has
         the same marginal KPI per unit of spend (tested)."""
-        R, k, C = cells.scaled.shape[0], len(idx), len(self.channels_)
-        S = np.where(cells.keep[:, :, None], cells.spend[:, :, idx], 0.0).sum(axis=1)  # [R,k]
+        R, k = cells.scaled.shape[0], len(idx)
+        S = cells.spend_by_timeline(idx)  # [R,k]
         free = S > 0  # [R,k]: multipliers that move spend
         LO, HI = np.broadcast_to(lo, (R, k)).copy(), np.broadcast_to(hi, (R, k)).copy()
         labels = [self.regions_[i] for i in cells.region_idx]  # [R]
@@ -1568,11 +1571,8 @@ class DeepCausalMMM(BaseEstimator):
         ones = np.ones((R, k))
 
         def kpis(plans: np.ndarray) -> np.ndarray:  # [B,R,k] multipliers -> [B,R] media KPI
-            factors = np.ones((len(plans), R, C))
-            factors[:, :, idx] = plans
-            return self._scaled_kpis(cells, factors, by_region=True)
+            return self._timeline_kpis(cells, idx, plans)
 
-        base = float(kpis(ones[None])[0].sum())
         price = None if value is None else 1.0 / value  # KPI per unit of spend the plan must earn
 
         def spent(M: np.ndarray) -> float:
@@ -1618,8 +1618,8 @@ class DeepCausalMMM(BaseEstimator):
         # start: as observed with a price; without one, every multiplier alike, spending the budget
         M = np.clip(ones, LO, HI)
         if price is None:
-            M = ones.copy()
             M[free] = _feasible_start(LO[free], HI[free], S[free], target)
+        base = float(kpis(ones[None])[0].sum())
         f, g, curv = slopes_and_curvature(M)
         radius, converged, iterations = 0.5, False, 0
         while iterations < NEWTON_ITERATIONS:
@@ -1649,16 +1649,10 @@ class DeepCausalMMM(BaseEstimator):
                 stacklevel=3,
             )
         # the observed allocation when it is feasible and the plan is no better
-        plans = np.stack([ones, M])
-        both = kpis(plans).sum(axis=1)  # [2]
-        worth_value = 1.0 if value is None else value
-        cost = np.zeros_like(S) if value is None else S
-        better = worth_value * (both[1] - both[0]) - float(((M - 1.0) * cost).sum())
         if (value is not None or abs(target - current) <= 1e-9 * current) and np.all((LO <= 1) & (1 <= HI)) \
-                and better < 0:
+                and worth(f, M) < worth(base, ones):
             M = ones.copy()
-        gain = float(kpis(M[None])[0].sum()) - base
-        table, _ = self._region_plan_table(cells, idx, names, M, "optimal")
+        table, gain = self._region_plan_table(cells, idx, names, M, "optimal")
         table["level"] = self.get_identification()["level"].reindex(table.index.get_level_values("channel")).to_numpy()
         table.attrs.update({"kpi_gain": gain, "converged": converged, "message": message, "iterations": iterations})
         if value is not None:
@@ -1668,6 +1662,13 @@ class DeepCausalMMM(BaseEstimator):
         m_fit[cells.region_idx] = M
         return table, m_fit
 
+    def _timeline_kpis(self, cells: _Cells, idx: np.ndarray, plans: np.ndarray) -> np.ndarray:
+        """``[B,R']`` media KPI of each timeline for plans ``[B,R',k]``: one multiplier per
+        timeline and channel ``idx`` (the rest as observed), through the graph and the network."""
+        factors = np.ones((*plans.shape[:2], len(self.channels_)))
+        factors[:, :, idx] = plans
+        return self._scaled_kpis(cells, factors, by_region=True)
+
     def _region_plan_table(
         self, cells: _Cells, idx: np.ndarray, names: list[str], M: np.ndarray, prefix: str
     ) -> tuple[pd.DataFrame, float]:
@@ -1675,16 +1676,14 @@ class DeepCausalMMM(BaseEstimator):
         ``idx``): ``spend``, ``{prefix}_spend``, ``multiplier``, ``response`` and
         ``{prefix}_response`` (the channel's KPI in that region against switching it off there,
         as observed and under the plan), and the plan's media KPI change over all cells."""
-        R, k, C = cells.scaled.shape[0], len(idx), len(self.channels_)
-        S = np.where(cells.keep[:, :, None], cells.spend[:, :, idx], 0.0).sum(axis=1)  # [R,k]
+        R, k = cells.scaled.shape[0], len(idx)
+        S = cells.spend_by_timeline(idx)  # [R,k]
         off = np.ones((2 * (k + 1), R, k))  # observed and planned, each with every channel switched off
         off[k + 1 :] = M
         for j in range(k):
             off[1 + j, :, j] = 0.0
             off[k + 2 + j, :, j] = 0.0
-        factors = np.ones((len(off), R, C))
-        factors[:, :, idx] = off
-        v = self._scaled_kpis(cells, factors, by_region=True)  # [2(k+1),R]: regions do not interact
+        v = self._timeline_kpis(cells, idx, off)  # [2(k+1),R]: regions do not interact
         response = (v[0] - v[1 : k + 1]).T  # [R,k]
         planned = (v[k + 1] - v[k + 2 :]).T  # [R,k]
         labels = [self.regions_[i] for i in cells.region_idx]
@@ -1945,7 +1944,8 @@ class DeepCausalMMM(BaseEstimator):
             X, controls = X.drop(columns=list(controls)), X[list(controls)]  # named columns of X
         if controls is None and self.controls_ and np.ndim(X) == 2:
             controls = self._held_controls(regions, len(X))
-        new, reg_idx, pos, grid, media, ctrl = self._rows_on_history(X, regions, dates, controls)
+        placed = self._rows_on_history(X, regions, dates, controls)
+        new, reg_idx, pos, grid, media, ctrl = placed
         R, T = media.shape[:2]
         keep = np.zeros((R, T), dtype=bool)
         ri, ti = np.nonzero(new.observed)
@@ -1962,7 +1962,7 @@ class DeepCausalMMM(BaseEstimator):
             named_channels = [self.channels_.index(c) for c in spend.columns]
             cost[ri[:, None], pos[ti][:, None], np.array(named_channels)[None, :]] = \
                 given[ri, ti][:, [new.channels.index(c) for c in spend.columns]]
-        table, _, (row_region, _) = self._decompose_rows(X, regions, dates, controls)
+        table, (row_region, _) = self._decompose_placed(*placed)
         X_named, ctrl_named = self._name_columns(X, controls)
         rows = None
         if np.ndim(X) == 2:  # rows as given, in plain form (for bootstrap refits); not for a 3-D cube
@@ -2000,9 +2000,9 @@ class DeepCausalMMM(BaseEstimator):
                 labels = np.concatenate([np.full(len(a), j) for j, a in take])
                 cells = refit._row_cells(rows.X.iloc[at], labels, rows.dates[at],
                                          None if rows.controls is None else rows.controls.iloc[at], None)
-            factors = np.ones((2, cells.scaled.shape[0], len(self.channels_)))  # [plan|observed, R',C]
-            factors[0][:, idx] = m[draw[cells.region_idx]]  # each timeline's drawn region's multipliers
-            plan, observed = refit._scaled_kpis(cells, factors)
+            plans = np.ones((2, cells.scaled.shape[0], len(idx)))  # [plan|observed, R',k]
+            plans[0] = m[draw[cells.region_idx]]  # each timeline's drawn region's multipliers
+            plan, observed = refit._timeline_kpis(cells, idx, plans).sum(axis=1)
             if value is None:
                 gains[b] = (plan - observed) / refit._total_kpi(cells)
             else:
@@ -2766,7 +2766,15 @@ class DeepCausalMMM(BaseEstimator):
         controls: ArrayLike | Sequence[str] | None,
     ) -> tuple[pd.DataFrame, Panel, tuple[np.ndarray, np.ndarray]]:
         """Decomposition of input rows, their panel, and per row its fitted region and grid position."""
-        new, reg_idx, pos, grid, media, ctrl = self._rows_on_history(X, regions, dates, controls)
+        placed = self._rows_on_history(X, regions, dates, controls)
+        table, at = self._decompose_placed(*placed)
+        return table, placed[0], at
+
+    def _decompose_placed(
+        self, new: Panel, reg_idx: np.ndarray, pos: np.ndarray, grid: pd.Index, media: np.ndarray,
+        ctrl: np.ndarray,
+    ) -> tuple[pd.DataFrame, tuple[np.ndarray, np.ndarray]]:
+        """:meth:`_decompose_rows` for rows already placed (:meth:`_rows_on_history`)."""
         batch = self._batch(self.config_, self.panel_, self.scaler_, self.knots_, reg_idx, media, ctrl,
                             np.arange(len(grid), dtype=float), dates=grid)
         parts = self._to_kpi(self._run_net(batch), reg_idx)
@@ -2779,7 +2787,7 @@ class DeepCausalMMM(BaseEstimator):
             [new.regions[i] for i in r], grid[tt], self.channels_,
             parts["baseline"][r, tt], parts["channels"][r, tt], parts["controls"][r, tt],
         )
-        return table, new, (reg_idx[r], tt)
+        return table, (reg_idx[r], tt)
 
     def _rows_on_history(
         self,
