@@ -884,8 +884,10 @@ class DeepCausalMMM(BaseEstimator):
         for c in range(C):
             cf_media = _switched_off(p.media, scaled, scale, self.graph_model_, c)
             diff = np.where(keep[:, :, None], observed - self._fitted_parts(cf_media)["channels"], 0.0)
-            # the channel's own change summed as `direct` is, then what its descendants lose
-            total[:, c] = diff[:, :, c].sum(axis=1) + np.delete(diff, c, axis=2).sum(axis=(1, 2))
+            # the channel's own change summed over dates as `direct` is (the same reduction, so a
+            # channel without descendants has total == direct to the bit), then what they lose
+            own = diff.sum(axis=1)  # [R,C]
+            total[:, c] = own[:, c] + np.delete(own, c, axis=1).sum(axis=1)
         direct = np.where(keep[:, :, None], observed, 0.0).sum(axis=1)  # [R,C]
         spend = np.where(keep[:, :, None], self.spend_, 0.0).sum(axis=1)  # [R,C]
         if by_region:

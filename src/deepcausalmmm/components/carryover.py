@@ -19,10 +19,15 @@ applied lag by lag (``C T max_lag R``): the same weights up to rounding.
 With constant gates (``context_scale`` 0, the default) the kernel is the same
 at every step, a causal filter of ``max_lag + 1`` taps per channel: the
 module then computes that impulse response and applies it as a grouped
-convolution (``C T max_lag R``, no ``T x T`` matrix at all).
+convolution (``C T max_lag R``, no ``T x T`` matrix at all), whose gradient for
+the response is computed from FFTs of the input (prepared once per fit) and of
+the incoming gradient (see :class:`_Filter`).
 """
 
 from __future__ import annotations
+
+import dataclasses
+import weakref
 
 import torch
 from torch import Tensor, nn
@@ -31,7 +36,7 @@ from .registry import register
 
 __all__ = [
     "carryover_kernel", "carryover_band", "impulse_response", "apply_kernel", "apply_band", "apply_impulse",
-    "GatedCarryover",
+    "FilterInput", "GatedCarryover",
 ]
 
 BAND_STEPS_PER_LAG = 8  # T above this many times (max_lag + 1): the banded kernel (timed crossover near 200 steps at max_lag 26)
@@ -113,26 +118,105 @@ def impulse_response(gates: Tensor, max_lag: int) -> Tensor:
     this response.
     """
     S, C = gates.shape
-    lags = torch.arange(max_lag + 1, dtype=gates.dtype, device=gates.device)  # [L+1]
+    lags = torch.arange(max_lag + 1, device=gates.device)  # [L+1]
+    diff = lags[:, None] - lags[None, :]  # [L+1,L+1]: l - k
     total: Tensor | None = None
     for stage in range(S):
         g = gates[stage].clamp(1e-6, 1 - 1e-6)  # [C]
-        h = (1 - g)[:, None] * torch.exp(torch.log(g)[:, None] * lags[None, :])  # [C,L+1]
+        h = (1 - g)[:, None] * torch.exp(torch.log(g)[:, None] * lags[None, :].to(g.dtype))  # [C,L+1]
         if total is None:
             total = h
             continue
-        # causal convolution of the two responses, the first max_lag + 1 lags
-        padded = nn.functional.pad(total, (max_lag, 0))[None]  # [1,C,2L+1]
-        total = nn.functional.conv1d(padded, h.flip(-1)[:, None, :], groups=C)[0]  # [C,L+1]
+        # causal convolution of the two responses, the first max_lag + 1 lags:
+        # total'[l] = sum_{k <= l} h[l - k] total[k], a lower-triangular Toeplitz product
+        toeplitz = h[:, diff.clamp_min(0)] * (diff >= 0).to(h.dtype)  # [C,L+1,L+1]
+        total = torch.bmm(toeplitz, total[:, :, None])[..., 0]  # [C,L+1,L+1] @ [C,L+1,1] -> [C,L+1]
     assert total is not None
     return total
 
 
-def apply_impulse(response: Tensor, x: Tensor) -> Tensor:
-    """Carry ``x`` ``[R,T,C]`` through an impulse response ``[C, L+1]`` -> ``[R,T,C]``."""
+def _fft_size(n: int) -> int:
+    """The smallest ``2^a 3^b 5^c`` at least ``n`` (sizes the FFT handles fastest)."""
+    best = 1 << max(n - 1, 0).bit_length()
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            m = p35
+            while m < n:
+                m *= 2
+            best = min(best, m)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
+@dataclasses.dataclass(frozen=True)
+class FilterInput:
+    """An input ``[R,T,C]`` prepared for :func:`apply_impulse` at ``max_lag`` lags.
+
+    ``padded`` is it in the convolution's layout ``[R,C,max_lag+T]`` (``max_lag`` zeros in
+    front); ``spectrum`` the complex conjugate of its real FFT along time over ``n`` points
+    (``n >= T + max_lag``, so the circular correlation's wrap-around lands on zero padding),
+    which the gradient uses. The input of a fit never changes, so the module prepares it
+    once per fit.
+    """
+
+    padded: Tensor  # [R,C,L+T]
+    spectrum: Tensor  # [R,C,F] complex, conjugated
+    n: int
+    max_lag: int
+
+    @classmethod
+    def of(cls, x: Tensor, max_lag: int) -> FilterInput:
+        xc = x.permute(0, 2, 1)  # [R,T,C] -> [R,C,T]
+        n = _fft_size(x.shape[1] + max_lag)
+        return cls(nn.functional.pad(xc, (max_lag, 0)), torch.fft.rfft(xc, n=n, dim=-1).conj(), n, max_lag)
+
+
+class _Filter(torch.autograd.Function):
+    """A grouped causal convolution whose gradient for the response comes from FFTs.
+
+    The forward pass is the direct convolution (exactly causal: a change at step ``t`` moves
+    no output before ``t``). Its gradient for the response, ``sum_{r,t} g[r,c,t] x[r,c,t-l]``,
+    is a cross-correlation summed over regions; torch computes it as a grouped convolution's
+    weight gradient, which cost 30% of an MMM-panel fit on the CPU (3.6 ms against 0.5 ms for
+    the forward pass). In the frequency domain it is one FFT of the incoming gradient and a
+    product with the input's (prepared) conjugate spectrum.
+    """
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, response: Tensor,  # type: ignore[override]
+                prepared: FilterInput) -> Tensor:
+        ctx.prepared = prepared  # type: ignore[attr-defined]
+        return nn.functional.conv1d(prepared.padded, response.flip(-1)[:, None, :],
+                                    groups=response.shape[0])  # [R,C,T]
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx,  # type: ignore[override]
+                 grad: Tensor) -> tuple[Tensor, None]:
+        p: FilterInput = ctx.prepared  # type: ignore[attr-defined]
+        cross = (torch.fft.rfft(grad, n=p.n, dim=-1) * p.spectrum).sum(dim=0)  # [C,F]
+        return torch.fft.irfft(cross, n=p.n, dim=-1)[:, : p.max_lag + 1], None  # [C,L+1]
+
+
+def apply_impulse(response: Tensor, x: Tensor | FilterInput) -> Tensor:
+    """Carry ``x`` ``[R,T,C]`` through an impulse response ``[C, L+1]`` -> ``[R,T,C]``.
+
+    A grouped causal convolution. ``x`` may be given prepared (:class:`FilterInput`), as the
+    module does for a fit's media; an input that needs gradients goes through torch's own
+    convolution (its gradient for ``x`` included).
+    """
     L = response.shape[1] - 1
-    xc = nn.functional.pad(x.permute(0, 2, 1), (L, 0))  # [R,T,C] -> [R,C,L+T]
-    out = nn.functional.conv1d(xc, response.flip(-1)[:, None, :], groups=response.shape[0])  # [R,C,T]
+    if isinstance(x, Tensor) and x.requires_grad:
+        xc = nn.functional.pad(x.permute(0, 2, 1), (L, 0))  # [R,T,C] -> [R,C,L+T]
+        out = nn.functional.conv1d(xc, response.flip(-1)[:, None, :], groups=response.shape[0])
+        return out.permute(0, 2, 1)  # [R,C,T] -> [R,T,C]
+    prepared = x if isinstance(x, FilterInput) else FilterInput.of(x, L)
+    if prepared.max_lag != L:
+        raise ValueError(f"apply_impulse: the input was prepared for {prepared.max_lag} lags, the "
+                         f"response has {L}; prepare it with FilterInput.of(x, {L})")
+    out = _Filter.apply(response, prepared)  # [R,C,T]
     return out.permute(0, 2, 1)  # [R,C,T] -> [R,T,C]
 
 
@@ -231,11 +315,34 @@ class GatedCarryover(nn.Module):
         """Gates ``[S,C]`` when the context does not move them (``context_scale`` 0)."""
         return self.gate_min + (self.gate_max - self.gate_min) * torch.sigmoid(self.gate_logit)
 
+    def __getstate__(self) -> dict[str, object]:
+        """The module's state without the prepared input (copies and pickles stay small)."""
+        state = self.__dict__.copy()
+        state.pop("_filter_cache", None)
+        return state
+
+    def _filter_input(self, x: Tensor, max_lag: int) -> Tensor | FilterInput:
+        """``x`` prepared for the filter, kept while the same unmodified tensor comes back.
+
+        A fit passes the same media tensor at every evaluation; its padded copy and spectrum
+        are then computed once. An input that needs gradients is passed through as is.
+        """
+        if x.requires_grad:
+            return x
+        cached = self.__dict__.get("_filter_cache")
+        if cached is not None:
+            ref, version, lag, prepared = cached
+            if ref() is x and version == x._version and lag == max_lag:
+                return prepared
+        prepared = FilterInput.of(x, max_lag)
+        self.__dict__["_filter_cache"] = (weakref.ref(x), x._version, max_lag, prepared)
+        return prepared
+
     def forward(self, x: Tensor, context: Tensor) -> Tensor:
         """Carry media ``[R,T,C]`` over time -> ``[R,T,C]``, gates from ``context`` ``[T,H]``."""
         if self.context_scale == 0:  # the same kernel at every step: a causal filter
             L = min(self.max_lag, x.shape[1] - 1)
-            return apply_impulse(impulse_response(self.constant_gates(), L), x)
+            return apply_impulse(impulse_response(self.constant_gates(), L), self._filter_input(x, L))
         gates = self.gates(context)  # [S,T,C]
         if banded(x.shape[1], self.max_lag):
             return apply_band(carryover_band(gates, self.max_lag), x)
