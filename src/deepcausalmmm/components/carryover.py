@@ -151,27 +151,32 @@ def _fft_size(n: int) -> int:
     return best
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class FilterInput:
     """An input ``[R,T,C]`` prepared for :func:`apply_impulse` at ``max_lag`` lags.
 
     ``padded`` is it in the convolution's layout ``[R,C,max_lag+T]`` (``max_lag`` zeros in
-    front); ``spectrum`` the complex conjugate of its real FFT along time over ``n`` points
-    (``n >= T + max_lag``, so the circular correlation's wrap-around lands on zero padding),
-    which the gradient uses. The input of a fit never changes, so the module prepares it
-    once per fit.
+    front). :meth:`spectrum`, which only the gradient needs, is the complex conjugate of its
+    real FFT along time over ``n`` points (``n >= T + max_lag``, so the circular
+    correlation's wrap-around lands on zero padding), computed on first use and kept. The
+    input of a fit never changes, so the module prepares it once per fit.
     """
 
     padded: Tensor  # [R,C,L+T]
-    spectrum: Tensor  # [R,C,F] complex, conjugated
     n: int
     max_lag: int
+    _spectrum: Tensor | None = None  # [R,C,F] complex, conjugated
 
     @classmethod
     def of(cls, x: Tensor, max_lag: int) -> FilterInput:
         xc = x.permute(0, 2, 1)  # [R,T,C] -> [R,C,T]
-        n = _fft_size(x.shape[1] + max_lag)
-        return cls(nn.functional.pad(xc, (max_lag, 0)), torch.fft.rfft(xc, n=n, dim=-1).conj(), n, max_lag)
+        return cls(nn.functional.pad(xc, (max_lag, 0)), _fft_size(x.shape[1] + max_lag), max_lag)
+
+    def spectrum(self) -> Tensor:
+        """``conj(rfft(x))`` along time, ``[R,C,F]``."""
+        if self._spectrum is None:
+            self._spectrum = torch.fft.rfft(self.padded[..., self.max_lag:], n=self.n, dim=-1).conj()
+        return self._spectrum
 
 
 class _Filter(torch.autograd.Function):
@@ -196,7 +201,7 @@ class _Filter(torch.autograd.Function):
     def backward(ctx: torch.autograd.function.FunctionCtx,  # type: ignore[override]
                  grad: Tensor) -> tuple[Tensor, None]:
         p: FilterInput = ctx.prepared  # type: ignore[attr-defined]
-        cross = (torch.fft.rfft(grad, n=p.n, dim=-1) * p.spectrum).sum(dim=0)  # [C,F]
+        cross = (torch.fft.rfft(grad, n=p.n, dim=-1) * p.spectrum()).sum(dim=0)  # [C,F]
         return torch.fft.irfft(cross, n=p.n, dim=-1)[:, : p.max_lag + 1], None  # [C,L+1]
 
 
