@@ -262,6 +262,40 @@ def test_long_series_use_the_band_with_the_same_result():
     assert torch.autograd.gradcheck(lambda v: apply_band(carryover_band(v, 3), xs), (g,))
 
 
+def test_filter_gradient_from_ffts_and_its_prepared_input():
+    """The filter's gradient for the gates (computed from FFTs of the prepared media) equals
+    torch's convolution gradient; the module's prepared input follows in-place changes and new
+    tensors, and copies and pickles leave it out."""
+    import copy
+    import pickle
+
+    from deepcausalmmm.components.carryover import apply_impulse, impulse_response
+
+    torch.manual_seed(0)
+    mod = GatedCarryover(3, 2, stages=2, max_lag=26, context_scale=0.0).double()
+    with torch.no_grad():
+        mod.gate_logit.normal_()
+    x, context = torch.rand(4, 60, 3, dtype=torch.float64), torch.zeros(60, 2, dtype=torch.float64)
+    x[:, :10, 0] = 0.0  # dark weeks
+    w = torch.rand(4, 60, 3, dtype=torch.float64)
+    ours = torch.autograd.grad((mod(x, context) * w).sum(), mod.gate_logit)[0]
+    # an input that needs gradients takes torch's own convolution and its gradient
+    reference = apply_impulse(impulse_response(mod.constant_gates(), 26), x.clone().requires_grad_(True))
+    theirs = torch.autograd.grad((reference * w).sum(), mod.gate_logit)[0]
+    torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-12)
+    with torch.no_grad():
+        first = mod(x, context)
+        assert (first[:, :10, 0] == 0).all()  # zero in, zero out, exactly
+        x.mul_(2.0)  # in place: the prepared copy is stale and must not be used
+        torch.testing.assert_close(mod(x, context), 2 * first, rtol=1e-12, atol=0.0)
+        other = torch.rand(4, 60, 3, dtype=torch.float64)  # a new tensor: prepared afresh
+        direct = apply_impulse(impulse_response(mod.constant_gates(), 26), other.clone().requires_grad_(True))
+        torch.testing.assert_close(mod(other, context), direct, rtol=1e-12, atol=0.0)
+    assert "_filter_cache" in mod.__dict__
+    assert "_filter_cache" not in copy.deepcopy(mod).__dict__
+    assert "_filter_cache" not in pickle.loads(pickle.dumps(mod)).__dict__
+
+
 @pytest.mark.parametrize("stages", [1, 2, 3])
 @pytest.mark.parametrize("max_lag", [0, 3, 26, 100])
 def test_constant_gates_filter_is_the_full_kernel(stages, max_lag):
