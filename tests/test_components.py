@@ -283,17 +283,21 @@ def test_filter_gradient_from_ffts_and_its_prepared_input():
     reference = apply_impulse(impulse_response(mod.constant_gates(), 26), x.clone().requires_grad_(True))
     theirs = torch.autograd.grad((reference * w).sum(), mod.gate_logit)[0]
     torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-12)
-    with torch.no_grad():
-        first = mod(x, context)
-        assert (first[:, :10, 0] == 0).all()  # zero in, zero out, exactly
-        x.mul_(2.0)  # in place: the prepared copy is stale and must not be used
-        torch.testing.assert_close(mod(x, context), 2 * first, rtol=1e-12, atol=0.0)
-        other = torch.rand(4, 60, 3, dtype=torch.float64)  # a new tensor: prepared afresh
-        direct = apply_impulse(impulse_response(mod.constant_gates(), 26), other.clone().requires_grad_(True))
-        torch.testing.assert_close(mod(other, context), direct, rtol=1e-12, atol=0.0)
+    first = mod(x, context).detach()  # kept: the module prepared x above
+    assert (first[:, :10, 0] == 0).all()  # zero in, zero out, exactly
     assert "_filter_cache" in mod.__dict__
     assert "_filter_cache" not in copy.deepcopy(mod).__dict__
     assert "_filter_cache" not in pickle.loads(pickle.dumps(mod)).__dict__
+    with torch.no_grad():
+        x.mul_(2.0)  # in place: the prepared copy is stale and must not be used
+    torch.testing.assert_close(mod(x, context).detach(), 2 * first, rtol=1e-12, atol=0.0)
+    other = torch.rand(4, 60, 3, dtype=torch.float64)  # a new tensor: prepared afresh
+    direct = apply_impulse(impulse_response(mod.constant_gates(), 26), other.clone().requires_grad_(True))
+    torch.testing.assert_close(mod(other, context), direct, rtol=1e-12, atol=0.0)
+    mod.release()  # what fit calls when training ends
+    with torch.no_grad():  # predictions and plans keep nothing
+        torch.testing.assert_close(mod(other, context), direct.detach(), rtol=1e-12, atol=0.0)
+    assert "_filter_cache" not in mod.__dict__
 
 
 @pytest.mark.parametrize("stages", [1, 2, 3])

@@ -55,6 +55,7 @@ def test_3_nonnegative_and_monotone_in_spend(fitted, small_sim):
 
 
 def test_4_carryover_is_causal_and_finite(fitted, small_sim):
+    assert "_filter_cache" not in fitted.net_.carryover.__dict__  # training's media released
     data = small_sim.data
     week = sorted(data["date"].unique())[20]
     X1 = small_sim.X.copy()

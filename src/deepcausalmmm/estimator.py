@@ -297,6 +297,7 @@ class DeepCausalMMM(BaseEstimator):
                 net, knots, history = self._train(cfg, panel, scaler, device, graph, lifts, spend_grid)
         finally:
             torch.set_num_threads(old_threads)
+        net.carryover.release()  # the media kept for training's evaluations
         net.eval()
         self._say(f"fit: {history.epochs_run} + {history.refit_epochs} Adam epochs, {history.polish_evals} "
                   f"polish evaluations, {history.seconds:.1f} s")

@@ -330,9 +330,10 @@ class GatedCarryover(nn.Module):
         """``x`` prepared for the filter, kept while the same unmodified tensor comes back.
 
         A fit passes the same media tensor at every evaluation; its padded copy and spectrum
-        are then computed once. An input that needs gradients is passed through as is.
+        are then computed once (:meth:`release` drops them when the fit ends). Passes without
+        gradients (predictions, plans) and inputs that need gradients are not kept.
         """
-        if x.requires_grad:
+        if x.requires_grad or not torch.is_grad_enabled():
             return x
         cached = self.__dict__.get("_filter_cache")
         if cached is not None:
@@ -342,6 +343,10 @@ class GatedCarryover(nn.Module):
         prepared = FilterInput.of(x, max_lag)
         self.__dict__["_filter_cache"] = (weakref.ref(x), x._version, max_lag, prepared)
         return prepared
+
+    def release(self) -> None:
+        """Drop the prepared input kept for a fit's evaluations (its memory goes with it)."""
+        self.__dict__.pop("_filter_cache", None)
 
     def forward(self, x: Tensor, context: Tensor) -> Tensor:
         """Carry media ``[R,T,C]`` over time -> ``[R,T,C]``, gates from ``context`` ``[T,H]``."""
