@@ -202,6 +202,26 @@ def test_failed_save_keeps_previous_file(fitted, tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
 
 
+def test_paths_that_cannot_hold_a_file_are_refused_before_any_work(fitted, tmp_path, monkeypatch):
+    """A directory, or a path under a file, is a DataError naming `path` (the report is not
+    computed first); loading a directory says it is one. Nothing is written."""
+    import deepcausalmmm.reporting as reporting
+
+    def never(*a, **k):
+        raise AssertionError("the report was computed for a path it cannot be written to")
+
+    monkeypatch.setattr(reporting, "write_report", never)
+    (tmp_path / "plain.txt").write_text("x")
+    for call, example in ((fitted.save_report, "report.html"), (fitted.save, "model.safetensors")):
+        with pytest.raises(DataError, match=rf"`path` '.*' is a directory; .*{example}"):
+            call(tmp_path)
+        with pytest.raises(DataError, match=r"`path` .* lies under '.*plain.txt', which is a file"):
+            call(tmp_path / "plain.txt" / "out.file")
+    with pytest.raises(ModelFileError, match="is a directory"):
+        DeepCausalMMM.load(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.txt"]
+
+
 def test_saved_files_get_plain_file_permissions(fitted, tmp_path):
     """Written through a temporary file, but readable as a plain new file would be (not mkstemp's 0600)."""
     old = os.umask(0o022)

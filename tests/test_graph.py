@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from deepcausalmmm import ConfigError, DataError, DeepCausalMMM
-from deepcausalmmm.analysis.effects import intervene, rescale
+from deepcausalmmm.analysis.effects import intervene, pack_moves, reach, rescale
 from deepcausalmmm.components.graph import (
     ChannelGraph,
     _refit,
@@ -1911,3 +1911,77 @@ def test_plans_on_rows_pass_changes_through_the_graph(mediated):
     curves = model.get_response_curves(["channel_1"], [0.5, 1.5], **on_rows)
     pd.testing.assert_frame_equal(curves, model.get_response_curves(["channel_1"], [0.5, 1.5], period=period),
                                   rtol=1e-9)
+
+
+def test_reach_and_packs_of_moves():
+    """Known answers on a graph with a same-week fork, a lagged chain and an isolated channel:
+    a channel reaches itself and everything downstream at any lag; moves share a pack only
+    within one plan and when their channels reach no channel in common."""
+    W = np.zeros((3, 5, 5))
+    W[0, 0, 1] = 0.5  # 0 -> 1 same week
+    W[0, 0, 2] = 0.2  # 0 -> 2 same week
+    W[2, 2, 3] = 0.3  # 2 -> 3 two weeks later
+    expected = np.array([[1, 1, 1, 1, 0],
+                         [0, 1, 0, 0, 0],
+                         [0, 0, 1, 1, 0],
+                         [0, 0, 0, 1, 0],
+                         [0, 0, 0, 0, 1]], dtype=bool)
+    np.testing.assert_array_equal(reach(ChannelGraph(W)), expected)
+    # 1, 2 and 4 reach disjoint sets: one pack; 0 reaches them all; 3 is reached by 2
+    np.testing.assert_array_equal(pack_moves(expected, np.array([1, 2, 4, 0, 3])), [0, 0, 0, 1, 2])
+    # the same channel twice never shares a pack; another plan's moves never do
+    np.testing.assert_array_equal(pack_moves(expected, np.array([1, 1, 4, 4])), [0, 1, 0, 1])
+    np.testing.assert_array_equal(pack_moves(expected, np.array([1, 4, 1, 4]), np.array([0, 0, 1, 1])),
+                                  [0, 0, 1, 1])
+    # no edges: every channel only reaches itself
+    np.testing.assert_array_equal(reach(ChannelGraph(np.zeros((1, 3, 3)))), np.eye(3, dtype=bool))
+
+
+def test_moves_sharing_a_pass_give_each_plan_as_if_alone(mediated, monkeypatch):
+    """``_move_kpis`` (plans that change one channel each, packed into few passes) equals each
+    plan's own pass, with the learned edge and with a hand-set graph of same-week and lagged
+    edges, per channel and per region. Without edges a response curve takes one pass per
+    multiplier for all channels together (was one per channel and multiplier)."""
+    sim, model = mediated
+    learned = model.graph_model_
+    cells = model._fitted_cells(None, None)
+    rng = np.random.default_rng(0)
+    C, R = len(model.channels_), len(cells.region_idx)
+
+    def alone(bases, moves, by_region):
+        plans = []
+        for b, c, value in moves:
+            plan = bases[b].copy()
+            plan[..., c] = value
+            plans.append(plan)
+        return model._scaled_kpis(cells, bases, by_region), model._scaled_kpis(cells, np.stack(plans), by_region)
+
+    W = np.zeros((3, C, C))
+    W[0, 0, 2], W[1, 2, 3], W[2, 1, 0] = 0.5, 0.3, 0.2
+    try:
+        for graph in (learned, dataclasses.replace(learned, weights=W)):
+            model.graph_model_ = graph
+            bases = rng.uniform(0.5, 1.5, (2, C))
+            moves = [(b, c, v) for b in range(2) for c in range(C) for v in (0.0, 1.3)]
+            for by_region in (False, True):
+                got, want = model._move_kpis(cells, bases, moves, by_region), alone(bases, moves, by_region)
+                for g, w in zip(got, want, strict=True):
+                    np.testing.assert_allclose(g, w, rtol=1e-12)
+            per_timeline = rng.uniform(0.5, 1.5, (1, R, C))
+            moves = [(0, c, rng.uniform(0, 2, R)) for c in range(C)]
+            got, want = model._move_kpis(cells, per_timeline, moves, True), alone(per_timeline, moves, True)
+            for g, w in zip(got, want, strict=True):
+                np.testing.assert_allclose(g, w, rtol=1e-12)
+        model.graph_model_ = dataclasses.replace(learned, weights=np.zeros_like(learned.weights))
+        passed = []
+        original = type(model)._scaled_kpis
+
+        def counting(self, cells, factors, *args, **kwargs):
+            passed.append(len(factors))
+            return original(self, cells, factors, *args, **kwargs)
+
+        monkeypatch.setattr(type(model), "_scaled_kpis", counting)
+        curves = model.get_response_curves(multipliers=[0.5, 1.5])
+        assert sum(passed) == 1 + 4 and len(curves) == 4 * C  # the base and the grid 0, 0.5, 1, 1.5
+    finally:
+        model.graph_model_ = learned

@@ -190,6 +190,8 @@ def test_budget_plan_robustness_under_bootstrap(fitted):
         ({"bounds": 1.5}, r"must be \(low, high\).*found 1.5; e.g. bounds=\(0.5, 1.5\)"),
         ({"bounds": ("half", 1.5)}, "`bounds` must be a number, found 'half'"),
         ({"budget": "lots"}, "`budget` must be a number, found 'lots'"),
+        ({"budget": float("nan")}, r"`budget` must be a finite number .*found nan; e.g. budget="),
+        ({"budget": float("inf"), "by_region": True}, r"`budget` must be a finite number .*found inf"),
         ({"channels": ["radio"]}, r"\['radio'\] are not fitted channels"),
         ({"by_region": "yes"}, "`by_region` must be True or False, found 'yes'"),
     ],

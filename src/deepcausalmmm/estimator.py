@@ -26,7 +26,7 @@ from .analysis.calibration import (
     weeks_for_precision,
 )
 from .analysis.contributions import contributions_frame, summarize_contributions
-from .analysis.effects import intervene, rescale
+from .analysis.effects import intervene, pack_moves, reach, rescale
 from .analysis.identification import EXTRAPOLATED_FLOOR, identification_table
 from .components.carryover import carryover_kernel
 from .components.graph import ChannelGraph, bought_nationally, edge_mask, learn_graph
@@ -882,13 +882,18 @@ class DeepCausalMMM(BaseEstimator):
         scaled = self._activity()  # [R,T,C]
         observed = self._fitted_parts(p.media)["channels"]  # [R,T,C]
         total = np.zeros((R, C))
-        for c in range(C):
-            cf_media = _switched_off(p.media, scaled, scale, self.graph_model_, c)
+        reach_ = reach(self.graph_model_)
+        pack = pack_moves(reach_, np.arange(C))  # channels whose switch-offs share a pass
+        for q in np.unique(pack):
+            chans = np.flatnonzero(pack == q)
+            cf_media = _switched_off(p.media, scaled, scale, self.graph_model_, chans)
             diff = np.where(keep[:, :, None], observed - self._fitted_parts(cf_media)["channels"], 0.0)
-            # the channel's own change summed over dates as `direct` is (the same reduction, so a
-            # channel without descendants has total == direct to the bit), then what they lose
+            # each channel's own change summed over dates as `direct` is (the same reduction, so a
+            # channel without descendants has total == direct to the bit), then what the channels
+            # it reaches lose (no other channel of the pass reaches them)
             own = diff.sum(axis=1)  # [R,C]
-            total[:, c] = own[:, c] + np.delete(own, c, axis=1).sum(axis=1)
+            for c in chans:
+                total[:, c] = own[:, c] + own[:, reach_[c] & (np.arange(C) != c)].sum(axis=1)
         direct = np.where(keep[:, :, None], observed, 0.0).sum(axis=1)  # [R,C]
         spend = np.where(keep[:, :, None], self.spend_, 0.0).sum(axis=1)  # [R,C]
         if by_region:
@@ -1273,11 +1278,13 @@ class DeepCausalMMM(BaseEstimator):
         cells = self._plan_cells(regions, period, X, dates, controls, spend)
         timelines = np.flatnonzero(cells.keep.any(axis=1)) if by_region else [None]  # [R'] scored
         rows = []
-        for name in names:
+        # each channel at each multiplier, the others as observed; channels that reach no channel
+        # in common through the graph share passes
+        _, moved = self._move_kpis(cells, np.ones((1, len(self.channels_))),
+                                   [(0, self.channels_.index(n), g) for n in names for g in grid], by_region=True)
+        for i, name in enumerate(names):
             c = self.channels_.index(name)
-            factors = np.ones((len(grid), len(self.channels_)))
-            factors[:, c] = grid  # the channel at each multiplier, the others as observed
-            kpis = self._scaled_kpis(cells, factors, by_region=True)  # [G,R']
+            kpis = moved[i * len(grid) : (i + 1) * len(grid)]  # [G,R']
             paid_by = cells.spend_by_timeline(np.array([c]))[:, 0]  # [R']
             for r in timelines:
                 kpi = kpis.sum(axis=1) if r is None else kpis[:, r]
@@ -1427,6 +1434,9 @@ class DeepCausalMMM(BaseEstimator):
         current = float(spend.sum())
         value = _kpi_value(kpi_value, budget)
         target = current if budget is None else _as_number(budget, "budget")
+        if not np.isfinite(target):
+            raise DataError(f"`budget` must be a finite number (total spend of the chosen channels), found "
+                            f"{budget!r}; e.g. budget={current:,.0f}, what they spent, or None for that")
         low_total, high_total = float(lo @ spend), float(hi @ spend)
         if value is None and not per_region and not (np.isfinite(target) and low_total - 1e-9 * current <= target <= high_total + 1e-9 * current):
             raise DataError(
@@ -1471,11 +1481,12 @@ class DeepCausalMMM(BaseEstimator):
 
         def gradient(m: np.ndarray) -> np.ndarray:
             """Forward differences of step 1e-3 in each multiplier (backward where the step
-            would leave the bounds), every plan through one pass of the graph and the network."""
+            would leave the bounds), the steps of channels that reach no channel in common
+            taken in one pass (``_move_kpis``)."""
             step = np.where(m + FD_STEP <= hi, FD_STEP, -FD_STEP)  # [k]
-            plans = np.vstack([m, m + np.diag(step)])  # [k+1, k]
-            values = self._plan_kpis(cells, idx, plans)
-            return -(worth * (values[1:] - values[0]) / step - cost) / norm
+            values, stepped = self._move_kpis(cells, self._factors(idx, m[None]),
+                                              [(0, c, m[j] + step[j]) for j, c in enumerate(idx)])
+            return -(worth * (stepped - values[0]) / step - cost) / norm
 
         x0 = np.clip(1.0, lo, hi) if value is not None else _feasible_start(lo, hi, spend, target)
         # ftol 1e-8 of the media KPI: the objective comes from a float32 network. With 1e-10,
@@ -1585,11 +1596,9 @@ class DeepCausalMMM(BaseEstimator):
             """Media KPI at ``M`` ``[R,k]``, its first and second derivative in each multiplier
             (central differences of ``NEWTON_STEP``, each channel's step taken in every region at once)."""
             h = np.minimum(NEWTON_STEP, np.maximum(M, 1e-12) / 2)  # [R,k]: never below 0 activity
-            plans = np.repeat(M[None], 2 * k + 1, axis=0)  # [2k+1,R,k]
-            plans[np.arange(1, k + 1), :, np.arange(k)] += h.T
-            plans[np.arange(k + 1, 2 * k + 1), :, np.arange(k)] -= h.T
-            v = kpis(plans)  # [2k+1,R]
-            up, down = v[1 : k + 1].T, v[k + 1 :].T  # [R,k]
+            moves = [(0, c, M[:, j] + sign * h[:, j]) for sign in (1.0, -1.0) for j, c in enumerate(idx)]
+            v, stepped = self._move_kpis(cells, self._factors(idx, M[None]), moves, by_region=True)
+            up, down = stepped[:k].T, stepped[k:].T  # [R,k]
             return float(v[0].sum()), (up - down) / (2 * h), (up - 2 * v[0][:, None] + down) / h**2
 
         def step_to(M: np.ndarray, g: np.ndarray, curv: np.ndarray, radius: float) -> np.ndarray:
@@ -1668,9 +1677,7 @@ class DeepCausalMMM(BaseEstimator):
     def _timeline_kpis(self, cells: _Cells, idx: np.ndarray, plans: np.ndarray) -> np.ndarray:
         """``[B,R']`` media KPI of each timeline for plans ``[B,R',k]``: one multiplier per
         timeline and channel ``idx`` (the rest as observed), through the graph and the network."""
-        factors = np.ones((*plans.shape[:2], len(self.channels_)))
-        factors[:, :, idx] = plans
-        return self._scaled_kpis(cells, factors, by_region=True)
+        return self._scaled_kpis(cells, self._factors(idx, plans), by_region=True)
 
     def _region_plan_table(
         self, cells: _Cells, idx: np.ndarray, names: list[str], M: np.ndarray, prefix: str
@@ -1681,14 +1688,11 @@ class DeepCausalMMM(BaseEstimator):
         as observed and under the plan), and the plan's media KPI change over all cells."""
         R, k = cells.scaled.shape[0], len(idx)
         S = cells.spend_by_timeline(idx)  # [R,k]
-        off = np.ones((2 * (k + 1), R, k))  # observed and planned, each with every channel switched off
-        off[k + 1 :] = M
-        for j in range(k):
-            off[1 + j, :, j] = 0.0
-            off[k + 2 + j, :, j] = 0.0
-        v = self._timeline_kpis(cells, idx, off)  # [2(k+1),R]: regions do not interact
-        response = (v[0] - v[1 : k + 1]).T  # [R,k]
-        planned = (v[k + 1] - v[k + 2 :]).T  # [R,k]
+        # observed and planned, each with every channel switched off: [2,R] and [2k,R]
+        v, off = self._move_kpis(cells, self._factors(idx, np.stack([np.ones((R, k)), M])),
+                                 [(b, c, 0.0) for b in range(2) for c in idx], by_region=True)
+        response = (v[0] - off[:k]).T  # [R,k]
+        planned = (v[1] - off[k:]).T  # [R,k]
         labels = [self.regions_[i] for i in cells.region_idx]
         rr, jj = np.nonzero(S > 0)
         table = pd.DataFrame(
@@ -1697,7 +1701,7 @@ class DeepCausalMMM(BaseEstimator):
             index=pd.MultiIndex.from_arrays([[labels[r] for r in rr], [names[j] for j in jj]],
                                             names=["region", "channel"]),
         )
-        return table, float(v[k + 1].sum() - v[0].sum())
+        return table, float(v[1].sum() - v[0].sum())
 
     def evaluate_plan(
         self,
@@ -1817,11 +1821,9 @@ class DeepCausalMMM(BaseEstimator):
         and each channel's KPI against switching it off ``[B,k]``, every plan and its k switch-offs
         through the graph and the network together."""
         B, k = ms.shape
-        factors = np.ones((B, k + 1, len(self.channels_)))
-        factors[:, :, idx] = ms[:, None, :]
-        factors[:, np.arange(1, k + 1), idx] = 0.0
-        values = self._scaled_kpis(cells, factors.reshape(B * (k + 1), -1)).reshape(B, k + 1)
-        return values[:, 0], values[:, :1] - values[:, 1:]
+        base, off = self._move_kpis(cells, self._factors(idx, ms),
+                                    [(b, c, 0.0) for b in range(B) for c in idx])  # [B], [B*k]
+        return base, base[:, None] - off.reshape(B, k)
 
     def _budget_channels(
         self, channels: Sequence[str] | str | None, regions: Sequence[Any] | None = None,
@@ -1854,23 +1856,68 @@ class DeepCausalMMM(BaseEstimator):
 
     def _plan_kpis(self, cells: _Cells, idx: np.ndarray, ms: np.ndarray) -> np.ndarray:
         """:meth:`_plan_kpi` for several multiplier vectors ``ms`` ``[B,k]`` at once ``[B]``."""
-        factors = np.ones((len(ms), len(self.channels_)))
-        factors[:, idx] = ms
-        return self._scaled_kpis(cells, factors)
+        return self._scaled_kpis(cells, self._factors(idx, ms))
 
-    def _scaled_kpis(self, cells: _Cells, factors: np.ndarray, by_region: bool = False) -> np.ndarray:
+    def _factors(self, idx: np.ndarray, ms: np.ndarray) -> np.ndarray:
+        """Channel factors ``[B,C]`` (``[B,R',C]``) for multipliers ``ms`` ``[B,k]`` (``[B,R',k]``,
+        per timeline) of channels ``idx``, the other channels as observed (1)."""
+        ms = np.asarray(ms, dtype=float)
+        factors = np.ones((*ms.shape[:-1], len(self.channels_)))
+        factors[..., idx] = ms
+        return factors
+
+    def _scaled_kpis(
+        self, cells: _Cells, factors: np.ndarray, by_region: bool = False, by_channel: bool = False
+    ) -> np.ndarray:
         """Media KPI over ``cells.keep`` for each plan of channel ``factors`` (``[B,C]``, or
         ``[B,R',C]`` with factors per timeline) applied in ``cells.where`` through the graph:
-        ``[B]``, or ``[B,R']`` per timeline with ``by_region``. The plans go through the graph
-        and the network together, in chunks of at most ``BATCH_CELLS`` activity cells."""
+        ``[B]``, or ``[B,R']`` per timeline with ``by_region``; ``by_channel`` adds a last axis,
+        each channel's KPI. The plans go through the graph and the network together, in chunks
+        of at most ``BATCH_CELLS`` activity cells."""
         size = max(1, BATCH_CELLS // cells.scaled.size)
         out = []
         for start in range(0, len(factors), size):
             activity = rescale(cells.scaled, self.graph_model_, factors[start : start + size],
                                cells.where)  # [b,R',T',C]
-            kpi = np.where(cells.keep[None], self._media_kpi(activity, cells), 0.0)  # [b,R',T']
+            if by_channel:
+                kpi = np.where(cells.keep[None, :, :, None], self._media_kpi(activity, cells, True), 0.0)
+            else:
+                kpi = np.where(cells.keep[None], self._media_kpi(activity, cells), 0.0)  # [b,R',T']
             out.append(kpi.sum(axis=2) if by_region else kpi.sum(axis=(1, 2)))
         return np.concatenate(out)
+
+    def _move_kpis(
+        self, cells: _Cells, bases: np.ndarray, moves: Sequence[tuple[int, int, Any]], by_region: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Media KPI of plans that each change one channel of a base plan, in few passes.
+
+        ``bases``: channel factors ``[B,C]`` (or ``[B,R',C]`` per timeline, as in
+        :meth:`_scaled_kpis`); ``moves``: ``(b, c, value)``, base ``b`` with channel ``c``'s factor
+        set to ``value`` (a number, or ``[R']`` per timeline). Returns the bases' KPIs ``[B]`` and
+        the moves' ``[n]`` (``[B,R']`` and ``[n,R']`` with ``by_region``), each move's as if its
+        plan went through the graph and the network alone. Moves whose channels reach no channel in
+        common (:func:`~deepcausalmmm.analysis.effects.pack_moves`) share a pass: each channel's KPI
+        depends only on its own activity, and that only on the channels that reach it. Without
+        graph edges a base and its moves on distinct channels take two passes instead of
+        ``1 + n``."""
+        bases = np.asarray(bases, dtype=float)
+        B = len(bases)
+        reach_ = reach(self.graph_model_)
+        groups = np.array([b for b, _, _ in moves], dtype=int)
+        chans = np.array([c for _, c, _ in moves], dtype=int)
+        pack = pack_moves(reach_, chans, groups)  # [n]
+        plans = np.concatenate([bases, np.empty((int(pack.max(initial=-1)) + 1, *bases.shape[1:]))])
+        for p in np.unique(pack):
+            plans[B + p] = bases[groups[pack == p][0]]
+        for (_, c, value), p in zip(moves, pack, strict=True):
+            plans[B + p][..., c] = value
+        per = self._scaled_kpis(cells, plans, by_region=True, by_channel=True)  # [B+P,R',C]
+        base_kpi = per[:B].sum(axis=-1)  # [B,R']
+        out = np.empty((len(moves), per.shape[1]))
+        for i, (b, c, p) in enumerate(zip(groups, chans, pack, strict=True)):
+            # the move's plan: its channels' KPIs from its pack, the rest from its base
+            out[i] = np.where(reach_[c], per[B + p], per[b]).sum(axis=-1)
+        return (base_kpi, out) if by_region else (base_kpi.sum(axis=1), out.sum(axis=1))
 
     def _total_kpi(self, cells: _Cells) -> float:
         """Modelled KPI (all parts) over ``cells.keep``."""
@@ -2066,12 +2113,13 @@ class DeepCausalMMM(BaseEstimator):
         """``[R,T,C]`` the fitted activity in region-scaled units (the channel graph's units)."""
         return self.panel_.media / self.scaler_.media_scale[:, None, :]
 
-    def _media_kpi(self, activity: np.ndarray, cells: _Cells | None = None) -> np.ndarray:
+    def _media_kpi(self, activity: np.ndarray, cells: _Cells | None = None, by_channel: bool = False) -> np.ndarray:
         """``[R,T]`` KPI from all channels with region-scaled ``activity`` ``[R,T,C]`` swapped in;
         ``[B,R,T]`` for ``B`` activities ``[B,R,T,C]`` at once (one pass of the network over
-        ``B`` copies of the regions). The timelines are the fitted panel's, or those of ``cells``."""
+        ``B`` copies of the regions). The timelines are the fitted panel's, or those of ``cells``.
+        ``by_channel``: each channel's KPI, ``[R,T,C]`` or ``[B,R,T,C]``."""
         if activity.ndim == 3:
-            return self._media_kpi(activity[None], cells)[0]
+            return self._media_kpi(activity[None], cells, by_channel)[0]
         p = self.panel_
         B, (R, T, C) = len(activity), activity.shape[1:]
         regions = np.arange(R) if cells is None else cells.region_idx  # [R]
@@ -2082,7 +2130,8 @@ class DeepCausalMMM(BaseEstimator):
                             np.tile(ctrl, (B, 1, 1)), np.arange(T, dtype=float),
                             dates=None if cells is None else cells.grid)
         channels = self._run_net(batch).channels.double().cpu().numpy()  # [B*R,T,C], the channels only
-        return (channels * self.scaler_.y_scale[region_idx][:, None, None]).sum(axis=-1).reshape(B, R, T)
+        kpi = channels * self.scaler_.y_scale[region_idx][:, None, None]
+        return kpi.reshape(B, R, T, C) if by_channel else kpi.sum(axis=-1).reshape(B, R, T)
 
     def plot_carryover(self) -> go.Figure:
         """The carryover weights of :meth:`get_carryover` against lag, a line per channel (plotly figure)."""
@@ -2330,9 +2379,10 @@ class DeepCausalMMM(BaseEstimator):
         The file is written atomically.
         """
         check_is_fitted(self, "net_")
+        from .io import check_target
         from .reporting import write_report
 
-        return write_report(self, Path(path))
+        return write_report(self, check_target(Path(path), "path", "report.html"))
 
     # ------------------------------------------------------------------ save/load
     def save(self, path: str | Path) -> Path:
@@ -2983,12 +3033,15 @@ def _observed_spend(observed: np.ndarray, spend: np.ndarray) -> np.ndarray:
 
 
 def _switched_off(media: np.ndarray, scaled: np.ndarray, scale: np.ndarray, graph: ChannelGraph,
-                  channel: int) -> np.ndarray:
-    """Media ``[R,T,C]`` under do(``channel`` = 0) through the graph (:func:`intervene` on the
-    region-scaled activity ``scaled``, rescaled by ``scale`` ``[R,1,C]``). Cells the intervention
-    leaves alone keep ``media`` exactly, so a channel without descendants has total == direct
-    (no rounding noise from rescaling)."""
-    off = intervene(scaled, graph, channel)
+                  channel: int | np.ndarray) -> np.ndarray:
+    """Media ``[R,T,C]`` under do(``channel`` = 0) through the graph (:func:`rescale` on the
+    region-scaled activity ``scaled``, rescaled by ``scale`` ``[R,1,C]``); ``channel`` may be
+    several channels, switched off at once. Cells the intervention leaves alone keep ``media``
+    exactly, so a channel without descendants has total == direct (no rounding noise from
+    rescaling)."""
+    factors = np.ones(scaled.shape[2])
+    factors[channel] = 0.0
+    off = rescale(scaled, graph, factors, np.ones(scaled.shape[:2], dtype=bool))
     return np.where(off != scaled, off * scale, media)
 
 

@@ -53,7 +53,7 @@ def _dates_from_meta(meta: dict[str, Any]) -> pd.Index:
 
 def save_model(model: Any, path: Path) -> Path:
     """Write ``model`` (a fitted DeepCausalMMM) to ``path`` atomically."""
-    path = Path(path)
+    path = check_target(Path(path), "path", "model.safetensors")
     p: Panel = model.panel_
     tensors: dict[str, torch.Tensor] = {
         f"net.{k}": v.detach().cpu().contiguous() for k, v in model.net_.state_dict().items()
@@ -105,6 +105,20 @@ def save_model(model: Any, path: Path) -> Path:
     return path
 
 
+def check_target(path: Path, name: str, example: str) -> Path:
+    """``path`` if a file can be written there: a ``DataError`` naming argument ``name`` when it
+    is a directory, or when a part of its parent is a file (checked before any work is done)."""
+    if path.is_dir():
+        raise DataError(f"`{name}` '{path}' is a directory; give a file path inside it, e.g. '{path / example}'")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise DataError(f"`{name}` '{path}' lies under '{parent}', which is a file, not a directory; "
+                                "choose a path in a directory")
+            break
+    return path
+
+
 @contextmanager
 def atomic_path(path: Path, suffix: str) -> Iterator[str]:
     """A temporary file beside ``path`` to write; when the block succeeds it replaces ``path``.
@@ -143,6 +157,9 @@ def load_model(cls: Any, path: Path) -> Any:
         incompatible format version.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(f"model file '{path}' is a directory; pass the path of the file save() wrote, "
+                             f"e.g. '{path / 'model.safetensors'}'")
     if not path.is_file():
         raise ModelFileError(f"model file '{path}' does not exist; pass the path given to save()")
     try:

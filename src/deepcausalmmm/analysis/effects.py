@@ -6,7 +6,7 @@ import numpy as np
 
 from ..components.graph import ChannelGraph, topological_order
 
-__all__ = ["intervene", "rescale"]
+__all__ = ["intervene", "pack_moves", "reach", "rescale"]
 
 
 def intervene(
@@ -87,3 +87,46 @@ def rescale(scaled: np.ndarray, graph: ChannelGraph, factors: np.ndarray, where:
             delta[t, j] = np.maximum(d, -a[t, j])
     out = scaled[None] + delta.reshape(T, C, B, R).transpose(2, 3, 0, 1)
     return out[0] if single else out
+
+
+def reach(graph: ChannelGraph) -> np.ndarray:
+    """``[C,C]`` bool: ``reach[i, j]`` where a change in channel ``i``'s activity can change channel
+    ``j``'s through the graph: ``i`` itself and every channel downstream of it, at any lag.
+
+    Under :func:`rescale` channel ``j``'s activity depends only on the factors of the channels
+    that reach it, and in the network each channel's contribution depends only on its own
+    activity (invariant 7). So plans that each change one channel can share a pass when their
+    channels reach no channel in common (:func:`pack_moves`).
+    """
+    step = np.any(np.asarray(graph.weights) != 0, axis=0)  # [C,C] an edge at some lag
+    out = np.eye(step.shape[0], dtype=bool) | step
+    while True:
+        wider = out | ((out.astype(np.int64) @ step.astype(np.int64)) > 0)
+        if np.array_equal(wider, out):
+            return out
+        out = wider
+
+
+def pack_moves(reach_: np.ndarray, channels: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+    """``[n]`` a pack number for each move (a change to channel ``channels[i]`` of plan
+    ``groups[i]``, default all plan 0): moves in one pack belong to the same plan and their
+    channels reach (``reach_``, from :func:`reach`) disjoint sets of channels, so one pass with
+    all of a pack's changes made at once gives every move's channels as that move alone would.
+    Greedy, in order: without graph edges, a plan's moves on distinct channels share one pack.
+    """
+    channels = np.asarray(channels, dtype=int)
+    groups = np.zeros(len(channels), dtype=int) if groups is None else np.asarray(groups, dtype=int)
+    taken: list[np.ndarray] = []  # channels each pack's moves reach
+    owner: list[int] = []  # each pack's plan
+    out = np.empty(len(channels), dtype=int)
+    for i, (c, g) in enumerate(zip(channels, groups, strict=True)):
+        for p, (used, plan) in enumerate(zip(taken, owner, strict=True)):
+            if plan == g and not np.any(used & reach_[c]):
+                used |= reach_[c]
+                out[i] = p
+                break
+        else:
+            taken.append(reach_[c].copy())
+            owner.append(int(g))
+            out[i] = len(taken) - 1
+    return out
