@@ -261,6 +261,62 @@ def test_optimize_cli_matches_the_api(fitted, small_sim, tmp_path, capsys):
         assert message in capsys.readouterr().err and not bad.exists()
 
 
+def test_optimize_cli_takes_ranges_and_plans_per_region_from_files(fitted, small_sim, tmp_path, capsys):
+    """--region-bounds (with --by-region) as the API's (region, channel) bounds; --plan-file scores
+    a plan read from a CSV: a --by-region plan's own output gains what the optimiser said, and
+    rows without a region equal --plan."""
+    from deepcausalmmm.cli import main
+
+    model_file = str(fitted.save(tmp_path / "m.safetensors"))
+    regions = sorted(set(small_sim.regions))
+    ranges = tmp_path / "ranges.csv"
+    pd.DataFrame({"region": [regions[0], regions[1]], "channel": ["channel_1", "channel_3"],
+                  "low": [1.0, 1.0], "high": [1.0, 3.0]}).to_csv(ranges, index=False)
+    out = tmp_path / "plan.csv"
+    assert main(["optimize", model_file, "--by-region", "--bounds", "0.6:1.4", "--region-bounds", str(ranges),
+                 "--out", str(out)]) == 0
+    plan = pd.read_csv(out, index_col=["region", "channel"])
+    api = fitted.optimize_budget(by_region=True, bounds={**{c: (0.6, 1.4) for c in fitted.channels_},
+                                                         (regions[0], "channel_1"): (1.0, 1.0),
+                                                         (regions[1], "channel_3"): (1.0, 3.0)})
+    np.testing.assert_allclose(plan["multiplier"], api["multiplier"], rtol=1e-6)
+    assert plan.loc[(regions[0], "channel_1"), "multiplier"] == pytest.approx(1.0)
+    assert plan.loc[(regions[1], "channel_3"), "multiplier"] > 1.4  # its own range lets it past --bounds
+    assert plan.drop(index=[(regions[1], "channel_3")])["multiplier"].max() <= 1.4 + 1e-9
+    # the optimiser's own output, scored as a plan, gains what it said
+    scored = tmp_path / "scored.csv"
+    assert main(["optimize", model_file, "--plan-file", str(out), "--out", str(scored)]) == 0
+    assert pd.read_csv(scored)["kpi_change"].iloc[0] == pytest.approx(api.attrs["kpi_gain"], rel=1e-6)
+    # rows without a region set every region: the same as --plan
+    per_channel = tmp_path / "per_channel.csv"
+    pd.DataFrame({"channel": ["channel_1", "channel_3"], "multiplier": [0.8, 1.3]}).to_csv(per_channel, index=False)
+    assert main(["optimize", model_file, "--plan-file", str(per_channel), "--out", str(scored)]) == 0
+    assert pd.read_csv(scored)["kpi_change"].iloc[0] == pytest.approx(
+        fitted.evaluate_plan({"channel_1": 0.8, "channel_3": 1.3}).attrs["kpi_change"], rel=1e-9)
+    # errors: status 2, a message naming the option, no file
+    capsys.readouterr()
+    no_high = tmp_path / "no_high.csv"
+    pd.DataFrame({"region": [regions[0]], "channel": ["channel_1"], "low": [1.0]}).to_csv(no_high, index=False)
+    twice = tmp_path / "twice.csv"
+    pd.DataFrame({"channel": ["channel_1", "channel_1"], "multiplier": [0.8, 0.9]}).to_csv(twice, index=False)
+    words = tmp_path / "words.csv"
+    pd.DataFrame({"channel": ["channel_1"], "multiplier": ["more"]}).to_csv(words, index=False)
+    nowhere = tmp_path / "nowhere.csv"
+    pd.DataFrame({"region": ["atlantis"], "channel": ["channel_1"], "low": [1.0], "high": [1.0]}).to_csv(
+        nowhere, index=False)
+    for args, message in ((["--region-bounds", str(ranges)], "only --by-region optimises"),
+                          (["--by-region", "--region-bounds", str(no_high)], "lacks column(s) ['high']"),
+                          (["--by-region", "--region-bounds", str(nowhere)], "names a region not among the plan's"),
+                          (["--by-region", "--region-bounds", str(tmp_path / "missing.csv")], "does not exist"),
+                          (["--plan-file", str(twice)], "--plan-file line 3 repeats 'channel_1'"),
+                          (["--plan-file", str(words)], "--plan-file line 2 multiplier must be a number"),
+                          (["--plan-file", str(per_channel), "--plan", "channel_1=0.8"], "give one of them"),
+                          (["--plan-file", str(per_channel), "--budget", "5"], "['--budget'] do not apply")):
+        bad = tmp_path / "bad.csv"
+        assert main(["optimize", model_file, *args, "--out", str(bad)]) == 2
+        assert message in capsys.readouterr().err and not bad.exists()
+
+
 def test_evaluate_plan_known_answers(fitted, small_sim):
     # keeping every channel as observed changes nothing
     same = fitted.evaluate_plan({c: 1.0 for c in fitted.channels_})

@@ -428,27 +428,40 @@ def _optimize(args: argparse.Namespace) -> int:
             what = "a period number like the fit's dates"
             start, end = _number(start, "--start", int, what), _number(end, "--end", int, what)
         period = (start, end)
-    if args.plan:
+    if args.region_bounds and not args.by_region:
+        raise DataError("--region-bounds sets ranges per (region, channel), which only --by-region optimises; "
+                        "add --by-region, or give ranges per channel with --channel-bounds")
+    if args.plan and args.plan_file:
+        raise DataError("--plan and --plan-file both give a plan to score; give one of them")
+    if args.plan or args.plan_file:
+        option = "--plan" if args.plan else "--plan-file"
         unused = [name for name, value in (("--budget", args.budget), ("--channels", args.channels),
                                            ("--bounds", args.bounds), ("--channel-bounds", args.channel_bounds),
+                                           ("--region-bounds", args.region_bounds),
                                            ("--n-boot", args.n_boot), ("--kpi-value", args.kpi_value),
                                            ("--by-region", args.by_region)) if value]
         if unused:
-            raise DataError(f"--plan scores the given multipliers as they are, so {unused} do not apply; "
-                            "drop them, or drop --plan to optimise")
-        own = {channel: _number(text, f"--plan {channel}") for channel, text in
-               _pairs(args.plan, "--plan", "channel=MULTIPLIER", "tv=0.8,search=1.3").items()}
+            raise DataError(f"{option} scores the given multipliers as they are, so {unused} do not apply; "
+                            f"drop them, or drop {option} to optimise")
+        if args.plan:
+            own: dict[Any, Any] = {channel: _number(text, f"--plan {channel}") for channel, text in
+                                   _pairs(args.plan, "--plan", "channel=MULTIPLIER", "tv=0.8,search=1.3").items()}
+        else:
+            own = _keyed_table(args.plan_file, "--plan-file", ["multiplier"], labels, regional=False)
         plan = model.evaluate_plan(own, regions=regions, period=period, **rows)
         keys: tuple[str, ...] = ("kpi_change", "kpi_change_fraction", "spend_change")
         gain = plan.attrs["kpi_change"]
     else:
         names = _matching(args.channels, model.channels_, "--channels", "the model's channels") or None
-        bounds: tuple[float, float] | dict[str, tuple[float, float]]
-        if per:  # the channels without a range of their own get --bounds, not the API's default
+        bounds: tuple[float, float] | dict[Any, tuple[float, float]]
+        if per or args.region_bounds:  # the channels without a range of their own get --bounds, not the API's default
             if names is None:
                 cells = model._plan_cells(regions, period, **rows) if rows else None
                 names = model._budget_channels(None, regions, period, cells=cells)
             bounds = {**{c: common for c in names}, **per}
+            if args.region_bounds:
+                bounds.update(_keyed_table(args.region_bounds, "--region-bounds", ["low", "high"], labels,
+                                           regional=True))
         else:
             bounds = common
         plan = model.optimize_budget(budget=args.budget, channels=names, bounds=bounds, regions=regions,
@@ -470,6 +483,39 @@ def _optimize(args: argparse.Namespace) -> int:
     print(f"modelled KPI {'change' if args.plan else 'gain'} {gain:,.1f}{profit} (the model's forecast, not a "
           f"measurement); wrote {out.resolve()}")
     return 0
+
+
+def _keyed_table(path: str, option: str, values: Sequence[str], labels: dict[str, Any],
+                 regional: bool) -> dict[Any, Any]:
+    """A CSV of ``[region,]channel,<values>`` rows (``--region-bounds``, ``--plan-file``) as a dict
+    keyed by ``(region, channel)`` (by ``channel`` where the row has no region), each holding its
+    ``values`` (one number, or a tuple). Region cells are matched to the model's labels as text."""
+    table = _read_csv(path, option)
+    need = (["region"] if regional else []) + ["channel", *values]
+    missing = [c for c in need if c not in table.columns]
+    if missing:
+        raise DataError(f"{option} file '{path}' lacks column(s) {missing}; it needs {need}"
+                        + ("" if regional else " and may have a region column")
+                        + f", one row per {'region and ' if regional else ''}channel; found {list(table.columns)}")
+    if table.empty:
+        raise DataError(f"{option} file '{path}' has no rows; give one per {'region and ' if regional else ''}channel")
+    out: dict[Any, Any] = {}
+    has_region = "region" in table.columns
+    for i, row in enumerate(table.itertuples(index=False), start=2):  # line 1 is the header
+        cells = row._asdict()
+        numbers = tuple(_number(cells[v], f"{option} line {i} {v}") for v in values)
+        region = cells["region"] if has_region else None
+        key: Any = str(cells["channel"])
+        if has_region and not (isinstance(region, float) and np.isnan(region)):
+            # a region column with empty cells is read as floats: 501.0 is label 501
+            text = str(int(region)) if isinstance(region, float) and region.is_integer() else str(region)
+            key = (labels.get(text, region), key)
+        elif regional:
+            raise DataError(f"{option} line {i} has no region; give every row a region label")
+        if key in out:
+            raise DataError(f"{option} line {i} repeats {key!r}; give each key one row")
+        out[key] = numbers if len(numbers) > 1 else numbers[0]
+    return out
 
 
 def _plan_rows(args: argparse.Namespace, model: DeepCausalMMM) -> dict[str, Any]:
@@ -662,9 +708,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     opt.add_argument("--bounds", default=None, help=f"LOW:HIGH multiplier range (default {DEFAULT_BOUNDS})")
     opt.add_argument("--channel-bounds", default=None,
                      help="per-channel ranges, channel=LOW:HIGH comma-separated (1:1 holds a channel)")
+    opt.add_argument("--region-bounds", default=None,
+                     help="with --by-region: a CSV of region,channel,low,high rows, ranges for those regions' "
+                     "channels (the rest keep --bounds / --channel-bounds)")
     opt.add_argument("--plan", default=None,
                      help="score this plan instead of optimising: channel=MULTIPLIER pairs, comma-separated "
                      "(e.g. tv=0.8,search=1.3; other channels as observed)")
+    opt.add_argument("--plan-file", default=None,
+                     help="score the plan in this CSV instead of optimising: channel,multiplier rows, with a "
+                     "region column for multipliers per region (a row without a region sets every region); "
+                     "e.g. the multiplier column of an --by-region plan")
     opt.add_argument("--rows", default=None,
                      help="plan over the rows of this long CSV instead of the fitted weeks (e.g. next quarter's "
                      "flighting: the model's channel columns per region and date, and its control columns, or "
