@@ -1551,7 +1551,8 @@ class DeepCausalMMM(BaseEstimator):
         each multiplier (a trust region's sequential quadratic programme with a diagonal Hessian).
 
         Slopes and curvatures come from central differences, each channel's step taken in every
-        region at once (the regions do not interact, so ``2k + 1`` passes give all of them). Each
+        region at once (the regions do not interact, so the ``2k + 1`` plans give all of them; steps of
+        channels that reach no channel in common share a pass, ``_move_kpis``). Each
         step moves every multiplier to where its local quadratic's slope equals ``price`` x its
         spend, within the bounds and the radius: ``price`` = 1 / ``value``, or without ``value``
         the price (bisected on the quadratics, no network passes) at which the step spends
