@@ -23,6 +23,7 @@ import argparse
 import fnmatch
 import json
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -264,9 +265,14 @@ def _fit(args: argparse.Namespace) -> int:
     model.fit_frame(df, target=args.target, channels=channels, date=args.date, region=args.region,
                     controls=controls or None, weight=args.weight, lift_tests=lift_tests, spend=spend,
                     config_overrides={"calibration": {"roi_priors": priors}} if priors else None)
+    h = model.history_
+    regions, weeks, n_channels = model.panel_.shape
+    print(f"fitted {regions} region(s) x {weeks} weeks x {n_channels} channels in {h.seconds:.1f} s "
+          f"({h.epochs_run} + {h.refit_epochs} epochs)", flush=True)
+    started = time.perf_counter()
     files = write_outputs(model, Path(args.out), n_boot=args.n_boot, prior_spread=args.prior_spread)
     print(model.contribution_summary().round(4).to_string())
-    print(f"wrote {len(files)} files to {Path(args.out).resolve()}")
+    print(f"wrote {len(files)} files to {Path(args.out).resolve()} in {time.perf_counter() - started:.1f} s")
     return 0
 
 
