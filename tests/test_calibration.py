@@ -204,7 +204,7 @@ def test_fit_cli_with_lift_tests(sim, tmp_path, capsys):
     args = ["fit", str(data), "--target", "kpi", "--channels", ",".join(sim.channels), "--controls",
             "price,promo", "--date", "date", "--region", "region", "--config", str(cfg)]
     assert main([*args, "--lift-tests", str(lifts), "--out", str(tmp_path / "o")]) == 0
-    shape = f"fitted {sim.data['region'].nunique()} region(s) x {sim.data['date'].nunique()} weeks x {len(sim.channels)} channels in "
+    shape = f"fitted {sim.data['region'].nunique()} region(s) x {sim.data['date'].nunique()} periods x {len(sim.channels)} channels in "
     printed = capsys.readouterr().out
     assert shape in printed and " epochs)" in printed and "files to" in printed
     report = pd.read_csv(tmp_path / "o" / "lift_tests.csv")

@@ -266,8 +266,8 @@ def _fit(args: argparse.Namespace) -> int:
                     controls=controls or None, weight=args.weight, lift_tests=lift_tests, spend=spend,
                     config_overrides={"calibration": {"roi_priors": priors}} if priors else None)
     h = model.history_
-    regions, weeks, n_channels = model.panel_.shape
-    print(f"fitted {regions} region(s) x {weeks} weeks x {n_channels} channels in {h.seconds:.1f} s "
+    regions, periods, n_channels = model.panel_.shape
+    print(f"fitted {regions} region(s) x {periods} periods x {n_channels} channels in {h.seconds:.1f} s "
           f"({h.epochs_run} + {h.refit_epochs} epochs)", flush=True)
     started = time.perf_counter()
     files = write_outputs(model, Path(args.out), n_boot=args.n_boot, prior_spread=args.prior_spread)
@@ -723,7 +723,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     opt.add_argument("--plan-file", default=None,
                      help="score the plan in this CSV instead of optimising: channel,multiplier rows, with a "
                      "region column for multipliers per region (a row without a region sets every region); "
-                     "e.g. the multiplier column of an --by-region plan")
+                     "e.g. the CSV an optimize run wrote")
     opt.add_argument("--rows", default=None,
                      help="plan over the rows of this long CSV instead of the fitted weeks (e.g. next quarter's "
                      "flighting: the model's channel columns per region and date, and its control columns, or "
