@@ -205,7 +205,12 @@ def test_non_numeric_column():
     df = frame()
     df["tv"] = df["tv"].astype(str)
     df.loc[0, "tv"] = "lots"
-    with pytest.raises(DataError, match=r"`X` column\(s\) \['tv'\] are not numeric"):
+    with pytest.raises(DataError, match=r"`X` column\(s\) \['tv'\] are not numeric \(1 of \d+ cells of 'tv' "
+                                        r"are not numbers, e.g. 'lots'\)"):
+        panel_of(df)
+    # a text column of numbers with an empty cell is numeric with a missing value, and says so
+    df.loc[0, "tv"] = None
+    with pytest.raises(DataError, match=r"`X` column 'tv' has 1 NaN/non-finite value\(s\)"):
         panel_of(df)
 
 

@@ -193,8 +193,88 @@ def test_fit_cli_reports_bad_input(tmp_path, capsys):
     data.loc[3, "kpi"] = "12 units"
     data.to_csv(path, index=False)
     assert main(["fit", str(path), "--target", "kpi", "--channels", "channel_1", *args]) == 2
-    assert "`y` must be numeric (one KPI value per row), found e.g. '12 units'" in capsys.readouterr().err
+    # (the API's errors in the file's terms: the --target column, the file's columns, its options)
+    assert "--target column 'kpi' must be numeric (one KPI value per row), found e.g. '12 units'" in capsys.readouterr().err
+    data = sim.data.copy()
+    data.loc[3, "kpi"] = np.nan
+    data.to_csv(path, index=False)
+    assert main(["fit", str(path), "--target", "kpi", "--channels", "channel_1", *args]) == 2
+    assert ("--target column 'kpi' has 1 NaN/non-finite value(s) (region 'geo_000', dates 2023-01-23); drop "
+            "those rows, or keep them with any finite KPI value and weight 0 in a --weight column") in capsys.readouterr().err
+    data = sim.data.astype({"channel_1": str})
+    data.loc[4, "channel_1"] = "1.2k"
+    data.to_csv(path, index=False)
+    assert main(["fit", str(path), "--target", "kpi", "--channels", "channel_1", *args]) == 2
+    assert (f"{path} column(s) ['channel_1'] are not numeric (1 of 60 cells of 'channel_1' are not numbers, e.g. "
+            "'1.2k'); pass only numeric channel/control columns (fix or drop those cells) and name the region and "
+            "date columns with --region and --date") in capsys.readouterr().err
     assert not (tmp_path / "o2").exists()  # nothing written by a failed fit
+
+
+def test_cli_reads_semicolon_tab_and_windows_csv_files(tmp_path, capsys):
+    from deepcausalmmm.cli import _read_csv
+
+    from .conftest import FAST
+
+    sim = simulate_panel(4, 40, 2, seed=5)
+    data = sim.data.rename(columns={"channel_1": "TV (€)"})
+    data["date"] = pd.to_datetime(data["date"]).dt.strftime("%Y-%m-%d")
+    comma = tmp_path / "comma.csv"
+    data.to_csv(comma, index=False)
+    expected = pd.read_csv(comma)
+    # spreadsheets in comma-decimal locales: semicolons and decimal commas; tabs; Windows-1252 text
+    data.to_csv(tmp_path / "semi.csv", index=False, sep=";", decimal=",")
+    data.to_csv(tmp_path / "tab.tsv", index=False, sep="\t")
+    data.to_csv(tmp_path / "win.csv", index=False, encoding="cp1252")
+    data.to_csv(tmp_path / "bom.csv", index=False, encoding="utf-8-sig")
+    for name in ("semi.csv", "tab.tsv", "win.csv", "bom.csv"):
+        pd.testing.assert_frame_equal(_read_csv(str(tmp_path / name), "data"), expected, check_dtype=False)
+    # a semicolon file keeps text columns that are not all decimal-comma numbers as text
+    (tmp_path / "mixed.csv").write_text("region;label;x\ngeo_1;a,b;1,5\ngeo_2;3,5;2\n", encoding="utf-8")
+    mixed = _read_csv(str(tmp_path / "mixed.csv"), "data")
+    assert mixed["x"].tolist() == [1.5, 2.0] and mixed["label"].tolist() == ["a,b", "3,5"]
+    (tmp_path / "binary.csv").write_bytes(b"a,b\n\x81\x8d,1\n")
+    with pytest.raises(DataError, match="neither UTF-8 nor Windows-1252 text; save it as UTF-8 CSV"):
+        _read_csv(str(tmp_path / "binary.csv"), "data")
+    # the same fit from the semicolon file as from the comma one
+    cfg = tmp_path / "fast.json"
+    cfg.write_text(__import__("json").dumps(FAST))
+    args = ["--target", "kpi", "--channels", "TV (€),channel_2", "--date", "date", "--region", "region",
+            "--config", str(cfg)]
+    assert main(["fit", str(comma), *args, "--out", str(tmp_path / "a")]) == 0
+    assert main(["fit", str(tmp_path / "semi.csv"), *args, "--out", str(tmp_path / "b")]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "b" / "effects.csv", index_col=0),
+                                  pd.read_csv(tmp_path / "a" / "effects.csv", index_col=0))
+
+
+def test_cli_out_paths_are_checked_before_any_work(tmp_path, capsys, monkeypatch):
+    sim = simulate_panel(3, 20, 2, seed=2)
+    data = tmp_path / "d.csv"
+    sim.data.to_csv(data, index=False)
+    model_file = DeepCausalMMM(config={"training": {"epochs": 5, "polish_steps": 0}, "graph": {"mode": "none"}}).fit(
+        sim.X, sim.y, regions=sim.regions, dates=sim.dates).save(tmp_path / "m.safetensors")
+    (tmp_path / "folder").mkdir()
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("fit ran before --out was checked")
+
+    monkeypatch.setattr(DeepCausalMMM, "fit", no_fit)
+    data_args = [str(data), "--target", "kpi", "--channels", "channel_*", "--date", "date", "--region", "region"]
+    for command, out, message in (
+            (["fit", *data_args], data, f"--out '{data}' is a file, and this writes several files into a folder; "
+                                        f"give a folder path (new or existing), e.g. '{tmp_path / 'd_run'}'"),
+            (["report", str(model_file)], model_file, "is a file, and this writes several files into a folder"),
+            (["backtest", *data_args], tmp_path / "folder",
+             f"--out '{tmp_path / 'folder'}' is a directory; give a file path inside it, e.g. "
+             f"'{tmp_path / 'folder' / 'backtest.csv'}'"),
+            (["predict", str(model_file), str(data)], model_file / "p.csv",
+             f"lies under '{model_file}', which is a file, not a directory"),
+            (["optimize", str(model_file)], tmp_path / "folder", "is a directory; give a file path inside it"),
+            (["config"], tmp_path / "folder", "is a directory; give a file path inside it")):
+        assert main([*command, "--out", str(out)]) == 2, command
+        assert message in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv", "folder", "m.safetensors"]
+    assert not any((tmp_path / "folder").iterdir())
 
 
 def test_fit_cli_spend_columns_and_weights(tmp_path, capsys):
@@ -337,6 +417,10 @@ def test_predict_cli_forecasts_with_a_saved_model(tmp_path, capsys):
     assert main(["predict", model_file, str(tmp_path / "bad.csv"), "--date", "date", "--region",
                  "region", "--out", str(tmp_path / "x.csv")]) == 2
     assert "channel_2" in capsys.readouterr().err and not (tmp_path / "x.csv").exists()
+    again.assign(channel_1=-1.0).to_csv(tmp_path / "bad.csv", index=False)
+    assert main(["predict", model_file, str(tmp_path / "bad.csv"), "--date", "date", "--region",
+                 "region", "--out", str(tmp_path / "x.csv")]) == 2
+    assert f"{tmp_path / 'bad.csv'} column 'channel_1' has" in capsys.readouterr().err  # the file's column
     # without --date the file's 'date' column is used (and said so); a file without one is an error
     assert main(["predict", model_file, str(tmp_path / "all.csv"), "--out", str(tmp_path / "auto.csv")]) == 0
     err = capsys.readouterr().err

@@ -248,11 +248,22 @@ def test_optimize_cli_matches_the_api(fitted, small_sim, tmp_path, capsys):
     # bad ranges and unknown channels: status 2, a message, no file
     capsys.readouterr()
     for args, message in ((["--bounds", "1.5"], "--bounds takes LOW:HIGH"),
-                          (["--channel-bounds", "radio=1:1"], "`bounds` names ['radio']"),
+                          (["--channel-bounds", "radio=1:1"], "--bounds / --channel-bounds names ['radio']"),
                           (["--channel-bounds", "channel_1"], "--channel-bounds takes channel=LOW:HIGH"),
                           (["--plan", "channel_1:0.8"], "--plan takes channel=MULTIPLIER pairs"),
                           (["--plan", "channel_1=lots"], "--plan channel_1 must be a number, found 'lots'"),
-                          (["--plan", "radio=0.8"], "['radio'] are not fitted channels"),
+                          (["--plan", "radio=0.8"], "--plan ['radio'] are not fitted channels"),
+                          # the API's errors speak of the command's options, and their fixes can be typed
+                          (["--plan", "channel_1=-1"], "--plan must be finite numbers >= 0, found {'channel_1': -1.0}; "
+                                                       "e.g. tv=0.8 for 80%"),
+                          (["--budget", "1"], "the budget must lie in"),
+                          (["--budget", "1"], "or lower the minimum multipliers in --bounds / --channel-bounds"),
+                          (["--budget", "nan"], "--budget must be a finite number"),
+                          (["--budget", "nan"], "or no --budget for that"),
+                          (["--regions", "nowhere"], "--regions ['nowhere'] were not in the fitted data"),
+                          (["--regions", "nowhere"], "or no --regions for all"),
+                          (["--start", "2099-01-01"], "contains no fitted dates"),
+                          (["--start", "2099-01-01"], "e.g. --start 20"),
                           (["--plan", "channel_1=0.8", "--budget", "5"], "['--budget'] do not apply"),
                           (["--plan", "channel_1=0.8", "--bounds", "0.5:1.50"], "['--bounds'] do not apply"),
                           (["--n-boot", "2", "--prior-spread", "nan"], "--prior-spread must be a finite number")):

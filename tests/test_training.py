@@ -145,6 +145,10 @@ def test_estimator_two_phases_with_validation_slice(small_sim):
     assert len(h.val_loss) == h.epochs_run > 0
     assert h.refit_epochs == round(0.25 * (h.best_epoch + 1))
     assert model.knots_[-1] == 59  # the trend spans every fitted week after phase 2
+    # its repr summarises the per-epoch losses (a full list runs to thousands of characters)
+    assert repr(h).startswith(f"History(train_loss=[{len(h.train_loss)} values, last {h.train_loss[-1]:.6g}], "
+                              f"val_loss=[{len(h.val_loss)} values, last ")
+    assert f"epochs_run={h.epochs_run}," in repr(h) and len(repr(h)) < 300
     table = model.get_channel_contributions()
     parts = table[model.channels_].sum(axis=1) + table["baseline"] + table["controls"]
     np.testing.assert_allclose(parts, table["prediction"], rtol=1e-5)

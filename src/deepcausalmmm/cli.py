@@ -22,10 +22,12 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import re
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ import pandas as pd
 
 from .estimator import PRIOR_SPREAD, DeepCausalMMM, _check_prior_spread
 from .exceptions import ConfigError, DataError, ModelFileError
+from .io import check_target
 
 __all__ = ["main", "write_outputs", "read_lift_tests", "parse_graph"]
 
@@ -100,16 +103,41 @@ def _prior_spread(value: float) -> float:
 
 
 def _read_csv(path: str, what: str) -> pd.DataFrame:
-    """A CSV file as a DataFrame, or a ``DataError`` saying what is wrong with the path or file."""
+    """A CSV file as a DataFrame, or a ``DataError`` saying what is wrong with the path or file.
+
+    The separator is read off the header line: a comma where it has one, otherwise a
+    semicolon or a tab where it has one of those (spreadsheets saved in locales whose
+    decimal mark is a comma write semicolons). In a semicolon-separated file, text
+    columns whose every cell is a number written with a decimal comma (``1234,5``) are
+    read as numbers.
+    """
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{what} file '{path}' {'is not a file' if p.exists() else 'does not exist'}; "
                         "pass the path of a CSV file")
-    try:
-        return pd.read_csv(p)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{what} file '{path}' could not be read as CSV ({exc}); "
-                        "pass a comma-separated file with a header row") from None
+    for encoding in ("utf-8-sig", "cp1252"):  # UTF-8 (with or without a byte-order mark), else Windows' Western
+        try:
+            with p.open(encoding=encoding) as fh:
+                header = fh.readline()
+            sep = "," if "," in header else next((s for s in (";", "\t") if s in header), ",")
+            df = pd.read_csv(p, sep=sep, encoding=encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise DataError(f"{what} file '{path}' could not be read as CSV ({exc}); "
+                            "pass a comma-, semicolon- or tab-separated file with a header row") from None
+    else:
+        raise DataError(f"{what} file '{path}' is neither UTF-8 nor Windows-1252 text; save it as UTF-8 CSV")
+    if sep == ";":  # decimal commas: text columns whose every cell is a number such as 1234,5
+        for col in df.columns:
+            if pd.api.types.is_numeric_dtype(df[col]) or pd.api.types.is_datetime64_any_dtype(df[col]):
+                continue
+            text = df[col].dropna().astype(str).str.strip()
+            if len(text) and text.str.contains(",").any() and text.str.fullmatch(r"[-+]?\d*(,\d+)?").all():
+                df[col] = pd.to_numeric(df[col].astype(str).str.strip().str.replace(",", ".", regex=False),
+                                        errors="coerce")
+    return df
 
 
 def read_lift_tests(path: str, df: pd.DataFrame, region: str | None) -> pd.DataFrame:
@@ -262,9 +290,10 @@ def _fit(args: argparse.Namespace) -> int:
                                    "MEAN:SD, an ROI and its standard deviation, e.g. 2.0:0.5"))
               for channel, text in _pairs(args.roi_priors, "--roi-priors", "channel=MEAN:SD", "tv=2.0:0.5").items()}
     model = DeepCausalMMM(config=args.config, random_state=args.seed)
-    model.fit_frame(df, target=args.target, channels=channels, date=args.date, region=args.region,
-                    controls=controls or None, weight=args.weight, lift_tests=lift_tests, spend=spend,
-                    config_overrides={"calibration": {"roi_priors": priors}} if priors else None)
+    with _file_terms(args):
+        model.fit_frame(df, target=args.target, channels=channels, date=args.date, region=args.region,
+                        controls=controls or None, weight=args.weight, lift_tests=lift_tests, spend=spend,
+                        config_overrides={"calibration": {"roi_priors": priors}} if priors else None)
     h = model.history_
     regions, periods, n_channels = model.panel_.shape
     print(f"fitted {regions} region(s) x {periods} periods x {n_channels} channels in {h.seconds:.1f} s "
@@ -373,7 +402,8 @@ def _predict(args: argparse.Namespace) -> int:
         "dates": df[args.date].to_numpy(),
         "controls": df[model.controls_] if model.controls_ else None,
     }
-    table, band = model._decompose_with_intervals(df[model.channels_], **inputs, level=args.level)
+    with _file_terms(args):
+        table, band = model._decompose_with_intervals(df[model.channels_], **inputs, level=args.level)
     for col in ("lower", "upper", "horizon"):
         table[col] = band[col].to_numpy()  # both frames are in input row order
     out = Path(args.out)
@@ -454,7 +484,11 @@ def _optimize(args: argparse.Namespace) -> int:
                                    _pairs(args.plan, "--plan", "channel=MULTIPLIER", "tv=0.8,search=1.3").items()}
         else:
             own = _keyed_table(args.plan_file, "--plan-file", ["multiplier"], labels, regional=False)
-        plan = model.evaluate_plan(own, regions=regions, period=period, **rows)
+        try:
+            plan = model.evaluate_plan(own, regions=regions, period=period, **rows)
+        except DataError as exc:
+            raise DataError(_as_options(str(exc), {"`multipliers`": option, "`channels`": option,
+                                                         "{'tv': 0.8}": "tv=0.8" if args.plan else "0.8"})) from None
         keys: tuple[str, ...] = ("kpi_change", "kpi_change_fraction", "spend_change")
         gain = plan.attrs["kpi_change"]
     else:
@@ -470,10 +504,13 @@ def _optimize(args: argparse.Namespace) -> int:
                                            regional=True))
         else:
             bounds = common
-        plan = model.optimize_budget(budget=args.budget, channels=names, bounds=bounds, regions=regions,
-                                     period=period, n_boot=args.n_boot, level=args.level,
-                                     prior_spread=_prior_spread(args.prior_spread), kpi_value=args.kpi_value,
-                                     by_region=args.by_region, **rows)
+        try:
+            plan = model.optimize_budget(budget=args.budget, channels=names, bounds=bounds, regions=regions,
+                                         period=period, n_boot=args.n_boot, level=args.level,
+                                         prior_spread=_prior_spread(args.prior_spread), kpi_value=args.kpi_value,
+                                         by_region=args.by_region, **rows)
+        except DataError as exc:
+            raise DataError(_as_options(str(exc))) from None
         keys = ("kpi_gain", "kpi_gain_fraction", "gain_lo", "gain_hi", "gain_share_positive", "n_boot",
                 "prior_spread", "kpi_value", "spend_change", "profit_gain", "profit_gain_fraction")
         gain = plan.attrs["kpi_gain"]
@@ -489,6 +526,23 @@ def _optimize(args: argparse.Namespace) -> int:
     print(f"modelled KPI {'change' if args.plan else 'gain'} {gain:,.1f}{profit} (the model's forecast, not a "
           f"measurement); wrote {out.resolve()}")
     return 0
+
+
+_OPTIONS = {"bounds=(0.5, 1.5)": "--bounds 0.5:1.5",
+            "bounds={'tv': (1, 1), 'search': (0.8, 2)}": "--channel-bounds tv=1:1,search=0.8:2",
+            "`budget`": "--budget", "budget=None": "no --budget", "budget=": "--budget ", "`bounds`": "--bounds / --channel-bounds",
+            "`kpi_value`": "--kpi-value", "kpi_value=": "--kpi-value ", "`channels`": "--channels",
+            "`n_boot`": "--n-boot", "n_boot=": "--n-boot ", "`regions`": "--regions", "`level`": "--level",
+            "or None for all": "or no --regions for all", "`period`": "--start / --end"}
+
+
+def _as_options(message: str, extra: dict[str, str] | None = None) -> str:
+    """An API error's message with the argument names it quotes (```budget```, ``budget=``) as
+    the command's options (``--budget``), so that the fix it gives can be typed as it reads."""
+    message = re.sub(r"period=\('([^']*)', '([^']*)'\)", r"--start \1 --end \2", message)
+    for name, option in {**_OPTIONS, **(extra or {})}.items():
+        message = message.replace(name, option)
+    return message
 
 
 def _keyed_table(path: str, option: str, values: Sequence[str], labels: dict[str, Any],
@@ -566,7 +620,7 @@ def _plan_test(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     plan.to_csv(out, index=False)
-    print(plan.round(4).to_string(index=False))
+    print(plan.round({c: 4 for c in plan.select_dtypes("number").columns}).to_string(index=False))
     print(f"noise_se is the KPI's own noise on each test (a floor: a control group adds its own); "
           f"model_lift is the model's expectation; wrote {out.resolve()}")
     return 0
@@ -619,13 +673,14 @@ def _backtest(args: argparse.Namespace) -> int:
     _columns(df, [args.target, *channels, *controls, *(c for c in (args.date, args.region) if c)],
              "named", args.data)
     model = DeepCausalMMM(config=args.config, random_state=args.seed)
-    result = model.backtest(
-        df[channels], df[args.target].to_numpy(),
-        regions=df[args.region].to_numpy() if args.region else None,
-        dates=df[args.date].to_numpy() if args.date else None,
-        controls=df[controls] if controls else None,
-        n_splits=args.n_splits, horizon=args.horizon, level=args.level,
-    )
+    with _file_terms(args):
+        result = model.backtest(
+            df[channels], df[args.target].to_numpy(),
+            regions=df[args.region].to_numpy() if args.region else None,
+            dates=df[args.date].to_numpy() if args.date else None,
+            controls=df[controls] if controls else None,
+            n_splits=args.n_splits, horizon=args.horizon, level=args.level,
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     result.to_csv(out, index=False)
@@ -782,10 +837,46 @@ def main(argv: Sequence[str] | None = None) -> int:
             if level is not None and not 0 < level < 1:
                 raise DataError(f"--level must be an interval level between 0 and 1, found {level}; "
                                 f"e.g. --level 0.9 for 90% intervals")
+            _check_out(args)
             return int(args.func(args))
         except (DataError, ConfigError, FileNotFoundError, ModelFileError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+
+
+@contextmanager
+def _file_terms(args: argparse.Namespace) -> Iterator[None]:
+    """Errors the API raises on a data file's rows, in the file's terms: ```X``` column 'tv' as
+    the file's column, ```y``` as the --target column, ```sample_weight``` as the --weight one."""
+    try:
+        yield
+    except DataError as exc:
+        words = {"`X` column": f"{args.data} column", "`controls` column": f"{args.data} column",
+                 "`regions` ": "regions ", "`sample_weight` 0": "weight 0 in a --weight column",
+                 "give region and date labels through `regions=` and `dates=` (the labels, or the names of "
+                 "their columns in `X`)": "name the region and date columns with --region and --date"}
+        if getattr(args, "target", None):
+            words["`y` column 'y'"] = f"--target column '{args.target}'"
+            words["`y` "] = f"--target column '{args.target}' "
+        if getattr(args, "weight", None):
+            words["`sample_weight` "] = f"--weight column '{args.weight}' "
+        message = str(exc)
+        for name, text in words.items():
+            message = message.replace(name, text)
+        raise DataError(message) from None
+
+
+_FOLDERS = {"demo": "demo", "fit": "run", "report": "report"}  # commands whose --out is a folder of files
+_EXAMPLES = {"predict": "predictions.csv", "optimize": "budget_plan.csv", "plan-test": "test_plan.csv",
+             "config": "config.yaml", "backtest": "backtest.csv"}
+
+
+def _check_out(args: argparse.Namespace) -> None:
+    """``--out`` checked before any work: a folder for ``demo``, ``fit`` and ``report``, a file
+    path for the others (not a folder, nothing under a file), or a ``DataError`` saying so."""
+    folder = args.command in _FOLDERS
+    check_target(Path(args.out), "--out", _FOLDERS[args.command] if folder else _EXAMPLES[args.command],
+                 directory=folder)
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,

@@ -1436,17 +1436,17 @@ class DeepCausalMMM(BaseEstimator):
         target = current if budget is None else _as_number(budget, "budget")
         if not np.isfinite(target):
             raise DataError(f"`budget` must be a finite number (total spend of the chosen channels), found "
-                            f"{budget!r}; e.g. budget={current:,.0f}, what they spent, or None for that")
+                            f"{budget!r}; e.g. budget={current:.0f} (what they spent), or budget=None for that")
         low_total, high_total = float(lo @ spend), float(hi @ spend)
         if value is None and not per_region and not (np.isfinite(target) and low_total - 1e-9 * current <= target <= high_total + 1e-9 * current):
             raise DataError(
                 f"`budget` {target:,.2f} cannot be met with multipliers in {bounds}: the chosen channels "
                 f"spent {current:,.2f}, so the budget must lie in [{low_total:,.2f}, {high_total:,.2f}]; "
-                f"give a budget in that range, or raise `bounds`' maximum multipliers (this budget is "
+                f"give a budget in that range, or raise the maximum multipliers in `bounds` (this budget is "
                 f"{target / current:.3g} times what they spent)" if target > high_total else
                 f"`budget` {target:,.2f} cannot be met with multipliers in {bounds}: the chosen channels "
                 f"spent {current:,.2f}, so the budget must lie in [{low_total:,.2f}, {high_total:,.2f}]; "
-                "give a budget in that range, or lower `bounds`' minimum multipliers"
+                "give a budget in that range, or lower the minimum multipliers in `bounds`"
             )
         n_boot = int(n_boot)
         if n_boot == 1 or n_boot < 0:
@@ -2383,7 +2383,7 @@ class DeepCausalMMM(BaseEstimator):
         from .io import check_target
         from .reporting import write_report
 
-        return write_report(self, check_target(Path(path), "path", "report.html"))
+        return write_report(self, check_target(Path(path), "`path`", "report.html"))
 
     # ------------------------------------------------------------------ save/load
     def save(self, path: str | Path) -> Path:

@@ -53,7 +53,7 @@ def _dates_from_meta(meta: dict[str, Any]) -> pd.Index:
 
 def save_model(model: Any, path: Path) -> Path:
     """Write ``model`` (a fitted DeepCausalMMM) to ``path`` atomically."""
-    path = check_target(Path(path), "path", "model.safetensors")
+    path = check_target(Path(path), "`path`", "model.safetensors")
     p: Panel = model.panel_
     tensors: dict[str, torch.Tensor] = {
         f"net.{k}": v.detach().cpu().contiguous() for k, v in model.net_.state_dict().items()
@@ -105,15 +105,20 @@ def save_model(model: Any, path: Path) -> Path:
     return path
 
 
-def check_target(path: Path, name: str, example: str) -> Path:
-    """``path`` if a file can be written there: a ``DataError`` naming argument ``name`` when it
-    is a directory, or when a part of its parent is a file (checked before any work is done)."""
-    if path.is_dir():
-        raise DataError(f"`{name}` '{path}' is a directory; give a file path inside it, e.g. '{path / example}'")
+def check_target(path: Path, name: str, example: str, directory: bool = False) -> Path:
+    """``path`` if a file (with ``directory``, a folder of files) can be written there: a
+    ``DataError`` naming ``name`` (as the caller spells it: ```path``` for an argument,
+    ``--out`` for an option) when it is a directory (with ``directory``, a file), or when a
+    part of its parent is a file. Checked before any work is done."""
+    if directory and path.exists() and not path.is_dir():
+        raise DataError(f"{name} '{path}' is a file, and this writes several files into a folder; give a "
+                        f"folder path (new or existing), e.g. '{path.with_suffix('')}_{example}'")
+    if not directory and path.is_dir():
+        raise DataError(f"{name} '{path}' is a directory; give a file path inside it, e.g. '{path / example}'")
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
-                raise DataError(f"`{name}` '{path}' lies under '{parent}', which is a file, not a directory; "
+                raise DataError(f"{name} '{path}' lies under '{parent}', which is a file, not a directory; "
                                 "choose a path in a directory")
             break
     return path

@@ -206,6 +206,13 @@ class History:
     stopped_early: bool = False
     seconds: float = 0.0
 
+    def __repr__(self) -> str:  # the per-epoch lists summarised: a fit's run hundreds of entries
+        def losses(values: list[float]) -> str:
+            return f"[{len(values)} values, last {values[-1]:.6g}]" if values else "[]"
+        return (f"History(train_loss={losses(self.train_loss)}, val_loss={losses(self.val_loss)}, "
+                f"best_epoch={self.best_epoch}, epochs_run={self.epochs_run}, refit_epochs={self.refit_epochs}, "
+                f"polish_evals={self.polish_evals}, stopped_early={self.stopped_early}, seconds={self.seconds:.2f})")
+
 
 def data_loss(pred: Tensor, y: Tensor, weight: Tensor, kind: str, delta: float | Tensor) -> Tensor:
     """Weighted mean of squared or Huber error over cells (``[R,T]`` each; ``delta`` a float or ``[R,1]``).

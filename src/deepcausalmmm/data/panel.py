@@ -237,13 +237,17 @@ def _check_numeric(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     bad = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if bad:
         coerced = frame[bad].apply(pd.to_numeric, errors="coerce")
-        really_bad = [c for c in bad if coerced[c].isna().any()]
+        failed = coerced.isna() & frame[bad].notna()  # text that is not a number (missing cells are NaN)
+        really_bad = [c for c in bad if failed[c].any()]
         if really_bad:
+            first = really_bad[0]
+            examples = list(dict.fromkeys(frame.loc[failed[first].to_numpy(), first].tolist()))[:3]
             raise DataError(
-                f"`{name}` column(s) {really_bad} are not numeric (found e.g. "
-                f"{frame[really_bad[0]].iloc[0]!r}); pass only numeric channel/control columns "
-                "and give region and date labels through `regions=` and `dates=` (the labels, or the "
-                "names of their columns in `X`)"
+                f"`{name}` column(s) {really_bad} are not numeric ({int(failed[first].sum())} of "
+                f"{len(frame)} cells of {first!r} are not numbers, e.g. {', '.join(map(repr, examples))}); "
+                "pass only numeric channel/control columns (fix or drop those cells) and give region "
+                "and date labels through `regions=` and `dates=` (the labels, or the names of their "
+                "columns in `X`)"
             )
         frame = frame.copy()
         frame[bad] = coerced
