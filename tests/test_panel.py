@@ -562,3 +562,39 @@ def test_steps_shorter_than_a_week_warn_what_the_settings_mean():
         chosen = {**fast, "baseline": {"knot_spacing": 56}, "carryover": {"max_lag": 60}}
         DeepCausalMMM(config=chosen).fit(daily, "kpi", regions="region", dates="date", controls="price")
     assert not [w for w in caught if "apart" in str(w.message)]  # weekly, or settings chosen: none
+
+
+def test_written_dates_day_or_month_first():
+    """pandas settles a text date's form from its first value ('02/01/2024' as February 1st) and
+    then fails on '16/01/2024'; the form that reads every value is taken instead."""
+    df = frame(n_weeks=10)
+    expected = panel_of(df)
+    for form in ("%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%d-%m-%Y", "%Y/%m/%d", "%d/%m/%y", "%m/%d/%y", "%Y-%m-%d"):
+        written = df.assign(date=df["date"].dt.strftime(form))
+        p = panel_of(written)
+        assert p.dates.equals(expected.dates), form
+        np.testing.assert_array_equal(p.y, expected.y)
+    with pytest.raises(DataError, match=r"`dates` could not be read as dates .* dates written in one of the "
+                                        r"forms \['31/12/2024', '12/31/2024'"):
+        panel_of(df.assign(date=["someday"] * len(df)))
+
+
+def test_regions_on_different_weekdays_are_an_error():
+    df = frame(n_regions=3, n_weeks=10)
+    shifted = df.assign(date=df["date"] - pd.to_timedelta(np.where(df["region"] == "r1", 1, 0), unit="D"))
+    with pytest.raises(DataError, match=r"`dates` are at least 7 days apart within each region, but the regions' "
+                                        r"dates are offset from each other \(most regions' dates fall on Mondays, "
+                                        r"\['r1'\] on Sundays\), so the regions' shared grid would step by 1 day"
+                                        r"\(s\), most of its cells empty. Put every region's dates on the same days: "
+                                        r"shift 'r1' by \+1 day\(s\)"):
+        panel_of(shifted)
+    # the shift the message gives puts them back on one grid
+    fixed = shifted.assign(date=shifted["date"] + pd.to_timedelta(np.where(df["region"] == "r1", 1, 0), unit="D"))
+    assert panel_of(fixed).dates.equals(panel_of(df).dates)
+    # two regions three days late and early: each its nearest move
+    moved = df.assign(date=df["date"] + pd.to_timedelta(df["region"].map({"r0": 0, "r1": 3, "r2": -3}), unit="D"))
+    with pytest.raises(DataError, match=r"shift 'r1' by -3 day\(s\), 'r2' by \+3 day\(s\)"):
+        panel_of(moved)
+    # a region with a missing week, or biweekly data everywhere, is not offset
+    assert panel_of(df.drop(index=3)).shape == (3, 10, 2)
+    assert panel_of(df[df["date"].isin(df["date"].unique()[::2])]).shape == (3, 5, 2)

@@ -342,6 +342,81 @@ def _regular_grid(dates: pd.Index) -> pd.Index:
     return pd.Index(np.arange(vals[0], vals[-1] + step, step), dtype=np.int64)
 
 
+DATE_FORMATS = {  # written dates pandas does not settle from the first value: day first or month first
+    "31/12/2024": "%d/%m/%Y", "12/31/2024": "%m/%d/%Y", "31.12.2024": "%d.%m.%Y", "31-12-2024": "%d-%m-%Y",
+    "12-31-2024": "%m-%d-%Y", "2024/12/31": "%Y/%m/%d", "31/12/24": "%d/%m/%y", "12/31/24": "%m/%d/%y",
+}
+
+
+def _written_dates(idx: pd.Index) -> pd.DatetimeIndex | None:
+    """Text dates read in one form: ISO 8601 (2024-12-31, with or without a time), else the one
+    form of :data:`DATE_FORMATS` that reads every value, else, of several, the one form whose
+    dates lie on a regular grid; None when none does (or several still do: pandas decides).
+
+    pandas infers a form from the first value alone ('02/01/2023' as February 1st, then fails
+    on '16/01/2023'), and where it infers none it reads each value on its own, mixing day-first
+    and month-first readings ('01/08/24' as August 1st, '15/01/24' as January 15th)."""
+    if not all(isinstance(v, str) for v in idx):
+        return None
+    text = pd.Index([v.strip() for v in idx])
+    try:
+        return pd.DatetimeIndex(pd.to_datetime(text, format="ISO8601"))
+    except (ValueError, TypeError):
+        pass
+    fits = []
+    for form in DATE_FORMATS.values():
+        try:
+            fits.append(pd.DatetimeIndex(pd.to_datetime(text, format=form)))
+        except (ValueError, TypeError):
+            continue
+    if len(fits) > 1:
+        fits = [f for f in fits if _on_a_grid(f)]
+    return fits[0] if len(fits) == 1 else None
+
+
+def _on_a_grid(dates: pd.DatetimeIndex) -> bool:
+    try:
+        _regular_grid(dates)
+    except DataError:
+        return False
+    return True
+
+
+DAY = pd.Timedelta(days=1)
+
+
+def _check_aligned(grid: pd.Index, dates: pd.Index, r_of_row: np.ndarray, labels: list[Any]) -> None:
+    """A DataError when every region's own dates are further apart than the shared grid's step:
+    regions on different weekdays (one region's weeks starting on Sundays, the others' on
+    Mondays) would make a daily grid with most days empty."""
+    if not isinstance(grid, pd.DatetimeIndex) or len(grid) < 2:
+        return
+    step = grid[1] - grid[0]
+    rows = pd.DataFrame({"r": r_of_row, "d": pd.DatetimeIndex(dates)}).sort_values(["r", "d"])
+    gaps = rows.groupby("r")["d"].diff().dropna()
+    if gaps.empty:
+        return
+    own = gaps.groupby(rows.loc[gaps.index, "r"]).min()  # each region's smallest spacing
+    if own.min() <= step:
+        return
+    period = own.min()
+    first = rows.groupby("r")["d"].min()
+    phase = (first - first.min()) % period  # where in its spacing each region's dates fall
+    common = phase.value_counts().index[0]
+    shift = (common - phase + period / 2) % period - period / 2  # the nearest move onto the common phase
+    odd = shift[shift != pd.Timedelta(0)]
+    on = first[phase == common].iloc[0].day_name()
+    moves = ", ".join(f"{labels[r]!r} by {d / DAY:+g} day(s)" for r, d in odd.iloc[:5].items())
+    raise DataError(
+        f"`dates` are at least {period / DAY:g} days apart within each region, but the regions' dates are "
+        f"offset from each other (most regions' dates fall on {on}s, {listed([labels[r] for r in odd.index], 5)} "
+        f"on {', '.join(sorted(set(first[odd.index].dt.day_name())))}s), so the regions' shared grid would "
+        f"step by {step / DAY:g} day(s), most of its cells empty. Put every region's dates on the same days: "
+        f"shift {moves}{' and so on' if len(odd) > 5 else ''} (with pandas, dates + pd.Timedelta(days=...) "
+        "on those regions' rows)"
+    )
+
+
 def _parse_dates(raw: np.ndarray) -> pd.Index:
     idx = pd.Index(raw).infer_objects()  # an object array of ints is integer periods, not ns
     if isinstance(idx.dtype, pd.PeriodDtype):  # pandas periods (e.g. weeks): each one's first day
@@ -355,12 +430,14 @@ def _parse_dates(raw: np.ndarray) -> pd.Index:
                 "datetimes or integer period numbers"
             )
         return idx.astype(np.int64)
+    written = _written_dates(idx)
     try:
-        parsed = pd.DatetimeIndex(pd.to_datetime(idx))
+        parsed = pd.DatetimeIndex(pd.to_datetime(idx)) if written is None else written
     except (ValueError, TypeError) as exc:
         raise DataError(
-            f"`dates` could not be read as dates ({exc}); pass datetimes, ISO date strings or "
-            "integer period numbers"
+            f"`dates` could not be read as dates ({exc}); pass datetimes, ISO date strings "
+            f"(2024-01-31), dates written in one of the forms {list(DATE_FORMATS)} or integer "
+            "period numbers"
         ) from None
     if parsed.hasnans:
         raise DataError(f"`dates` contain {int(parsed.isna().sum())} missing value(s) (NaT); every row "
@@ -547,6 +624,7 @@ def build_panel(
         )
 
     grid = _regular_grid(pd.Index(dts) if dates is None else dt_index)
+    _check_aligned(grid, dt_index, r_of_row, region_labels)
     t_of_row = grid.get_indexer(dt_index)
     R, T, C, K = len(region_labels), len(grid), len(channels), len(ctrl_names)
 
