@@ -504,3 +504,24 @@ def test_backtest_cli_matches_the_api(tmp_path, capsys):
                     ["optimize", str(tmp_path / "m.safetensors")]):
         assert main([*command, "--level", "90"]) == 2  # checked before the model file is read
         assert "--level must be" in capsys.readouterr().err
+
+
+def test_command_line_help_and_package_import_do_not_load_torch():
+    """torch and scikit-learn take seconds to import; `deepcausalmmm --help`, `config` and
+    argument errors do not wait for them (the names of the package load on first use)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, deepcausalmmm, deepcausalmmm.cli; "
+             "print(sorted(m for m in ('torch', 'sklearn', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    import sklearn.exceptions
+
+    import deepcausalmmm
+
+    assert deepcausalmmm.NotFittedError is sklearn.exceptions.NotFittedError
+    assert deepcausalmmm.DeepCausalMMM is DeepCausalMMM
+    assert {"DeepCausalMMM", "build_config", "DataError"} <= set(dir(deepcausalmmm))
+    with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
+        deepcausalmmm.Nope  # noqa: B018

@@ -29,14 +29,25 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from .estimator import PRIOR_SPREAD, DeepCausalMMM, _check_prior_spread
+from .constants import PRIOR_SPREAD
 from .exceptions import ConfigError, DataError, ModelFileError
-from .io import check_target
+from .files import check_target
+
+if TYPE_CHECKING:
+    from .estimator import DeepCausalMMM
+
+
+def _model_class() -> type[DeepCausalMMM]:
+    """The estimator, imported when a command needs it (torch and scikit-learn take seconds to
+    import; ``--help``, ``config`` and argument errors do not wait for them)."""
+    from .estimator import DeepCausalMMM
+
+    return DeepCausalMMM
 
 __all__ = ["main", "write_outputs", "read_lift_tests", "parse_graph"]
 
@@ -96,6 +107,8 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0, prior_spread
 def _prior_spread(value: float) -> float:
     """``--prior-spread`` checked before any fit, by the estimator's own rule, in the flag's words."""
     try:
+        from .estimator import _check_prior_spread
+
         return _check_prior_spread(value)
     except DataError as exc:
         raise DataError(str(exc).replace("`prior_spread`", "--prior-spread")
@@ -214,7 +227,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"simulated panel: {args.regions} regions x {args.weeks} weeks x {args.channels} channels")
     print("true channel graph: " + (", ".join(f"{p} -> {c} (weight {w:g}, lag {lag})"
                                              for p, c, w, lag in graph) or "no edges"))
-    model = DeepCausalMMM(config=args.config, random_state=args.seed)
+    model = _model_class()(config=args.config, random_state=args.seed)
     model.fit(sim.X, sim.y, regions=sim.regions, dates=sim.dates, controls=sim.control_frame)
     h = model.history_
     print(f"fitted in {h.seconds:.1f} s ({h.epochs_run} + {h.refit_epochs} epochs)")
@@ -289,7 +302,7 @@ def _fit(args: argparse.Namespace) -> int:
     priors = {channel: list(_range(text, f"--roi-priors {channel}",
                                    "MEAN:SD, an ROI and its standard deviation, e.g. 2.0:0.5"))
               for channel, text in _pairs(args.roi_priors, "--roi-priors", "channel=MEAN:SD", "tv=2.0:0.5").items()}
-    model = DeepCausalMMM(config=args.config, random_state=args.seed)
+    model = _model_class()(config=args.config, random_state=args.seed)
     with _file_terms(args):
         model.fit_frame(df, target=args.target, channels=channels, date=args.date, region=args.region,
                         controls=controls or None, weight=args.weight, lift_tests=lift_tests, spend=spend,
@@ -393,7 +406,7 @@ def _predict(args: argparse.Namespace) -> int:
             "has no 'date' or 'week' column either): rows are placed on the fitted timelines by their dates, "
             "and dates after the fit are forecasts. Add --date COLUMN"
         )
-    model = DeepCausalMMM.load(args.model)
+    model = _model_class().load(args.model)
     _columns(df, model.channels_, "channel", args.data)
     _columns(df, model.controls_, "control", args.data)
     _columns(df, [c for c in (args.date, args.region) if c], "date/region", args.data)
@@ -447,7 +460,7 @@ def _optimize(args: argparse.Namespace) -> int:
     if alone:
         raise DataError(f"{alone} describe the columns of --rows, which was not given; add --rows CSV (the plan's "
                         "rows), or drop them to plan over the fitted weeks")
-    model = DeepCausalMMM.load(args.model)
+    model = _model_class().load(args.model)
     common = _range(args.bounds or DEFAULT_BOUNDS, "--bounds")
     per = {channel: _range(text, f"--channel-bounds {channel}") for channel, text in
            _pairs(args.channel_bounds, "--channel-bounds", "channel=LOW:HIGH", "tv=1:1,search=0.8:2").items()}
@@ -609,7 +622,7 @@ def _plan_rows(args: argparse.Namespace, model: DeepCausalMMM) -> dict[str, Any]
 
 
 def _plan_test(args: argparse.Namespace) -> int:
-    model = DeepCausalMMM.load(args.model)
+    model = _model_class().load(args.model)
     tests = _read_tests(args.tests, model.regions_, "candidate-test")
     precision = _number(args.target_precision, "--target-precision", float, "a positive number such as 0.2")
     if not (np.isfinite(precision) and precision > 0):
@@ -630,7 +643,7 @@ def _report(args: argparse.Namespace) -> int:
     if args.n_boot == 1 or args.n_boot < 0:
         raise DataError(f"--n-boot must be 0 (no intervals) or at least 2, found {args.n_boot}")
     _prior_spread(args.prior_spread)
-    model = DeepCausalMMM.load(args.model)
+    model = _model_class().load(args.model)
     if args.n_boot:
         model._check_bootstrap_regions(args.prior_spread)
     files = write_outputs(model, Path(args.out), n_boot=args.n_boot, prior_spread=args.prior_spread)
@@ -672,7 +685,7 @@ def _backtest(args: argparse.Namespace) -> int:
                          [*taken, *channels])
     _columns(df, [args.target, *channels, *controls, *(c for c in (args.date, args.region) if c)],
              "named", args.data)
-    model = DeepCausalMMM(config=args.config, random_state=args.seed)
+    model = _model_class()(config=args.config, random_state=args.seed)
     with _file_terms(args):
         result = model.backtest(
             df[channels], df[args.target].to_numpy(),

@@ -44,7 +44,7 @@ from .components.temporal import (
     trend_basis,
 )
 from .config import MMMConfig, build_config
-from .constants import DATE, REGION
+from .constants import DATE, PRIOR_SPREAD, REGION
 from .data.history import align_to_fit, extend_history
 from .data.panel import (
     NAMED_ARGUMENTS,
@@ -81,12 +81,6 @@ NEWTON_STEP = 1e-2  # central-difference step of the regional plan's slopes and 
 NEWTON_ITERATIONS = 200  # the regional plan's most Newton iterations
 NEWTON_TOLERANCE = 1e-4  # the regional plan stops when no multiplier moves further than this
 BATCH_CELLS = 4_000_000  # activity cells (plans x regions x weeks x channels) evaluated at once
-
-
-# Default sd of each bootstrap replicate's log multiplier on the prior strengths (_SPREAD_PRIORS):
-# 90% of draws within 0.1-10 times the fitted configuration's (exp(1.645 x 1.4) = 10); its coverage
-# on the causal panels is in the README ("Uncertainty").
-PRIOR_SPREAD = 1.4
 
 
 @dataclasses.dataclass
