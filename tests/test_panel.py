@@ -574,8 +574,13 @@ def test_written_dates_day_or_month_first():
         p = panel_of(written)
         assert p.dates.equals(expected.dates), form
         np.testing.assert_array_equal(p.y, expected.y)
-    with pytest.raises(DataError, match=r"`dates` could not be read as dates .* dates written in one of the "
-                                        r"forms \['31/12/2024', '12/31/2024'"):
+    # ISO weeks, as their Mondays (frame()'s dates are Mondays)
+    iso = df["date"].dt.isocalendar()
+    for form in ("{y}-W{w:02d}", "{y}W{w:02d}", "{y}-W{w:02d}-1"):
+        weeks = [form.format(y=y, w=w) for y, w in zip(iso["year"], iso["week"], strict=True)]
+        assert panel_of(df.assign(date=weeks)).dates.equals(expected.dates), form
+    with pytest.raises(DataError, match=r"`dates` could not be read as dates .* ISO weeks \(2024-W05\), dates "
+                                        r"written in one of the forms \['31/12/2024', '12/31/2024'"):
         panel_of(df.assign(date=["someday"] * len(df)))
 
 

@@ -349,7 +349,8 @@ DATE_FORMATS = {  # written dates pandas does not settle from the first value: d
 
 
 def _written_dates(idx: pd.Index) -> pd.DatetimeIndex | None:
-    """Text dates read in one form: ISO 8601 (2024-12-31, with or without a time), else the one
+    """Text dates read in one form: ISO 8601 (2024-12-31, with or without a time; ISO weeks
+    2024-W01 as their Mondays), else the one
     form of :data:`DATE_FORMATS` that reads every value, else, of several, the one form whose
     dates lie on a regular grid; None when none does (or several still do: pandas decides).
 
@@ -359,6 +360,13 @@ def _written_dates(idx: pd.Index) -> pd.DatetimeIndex | None:
     if not all(isinstance(v, str) for v in idx):
         return None
     text = pd.Index([v.strip() for v in idx])
+    weeks = text.str.extract(r"^(\d{4})-?W(\d{2})(?:-?([1-7]))?$")
+    if weeks[0].notna().all():  # ISO weeks (2024-W01, 2024W01, 2024-W01-1): each week's Monday (or given day)
+        day = weeks[2].fillna("1")
+        try:
+            return pd.DatetimeIndex(pd.to_datetime(weeks[0] + "-W" + weeks[1] + "-" + day, format="%G-W%V-%u"))
+        except ValueError:
+            return None
     try:
         return pd.DatetimeIndex(pd.to_datetime(text, format="ISO8601"))
     except (ValueError, TypeError):
@@ -436,8 +444,8 @@ def _parse_dates(raw: np.ndarray) -> pd.Index:
     except (ValueError, TypeError) as exc:
         raise DataError(
             f"`dates` could not be read as dates ({exc}); pass datetimes, ISO date strings "
-            f"(2024-01-31), dates written in one of the forms {list(DATE_FORMATS)} or integer "
-            "period numbers"
+            f"(2024-01-31), ISO weeks (2024-W05), dates written in one of the forms {list(DATE_FORMATS)} "
+            "or integer period numbers"
         ) from None
     if parsed.hasnans:
         raise DataError(f"`dates` contain {int(parsed.isna().sum())} missing value(s) (NaT); every row "
