@@ -358,7 +358,10 @@ def test_fit_cli_writes_bootstrap_intervals_and_plan(tmp_path, capsys):
     assert main([*args, "--n-boot", "2", "--prior-spread", "-1", "--out", str(tmp_path / "bad")]) == 2
     assert "--prior-spread must be a finite number >= 0" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()  # refused before fitting
-    assert main([*args, "--n-boot", "2", "--out", str(tmp_path / "o")]) == 0
+    assert main([*args, "--n-boot", "2", "--out", str(tmp_path / "o"), "--verbose"]) == 0
+    printed = capsys.readouterr().out
+    assert "panel: 5 regions x 60 weeks x 2 channels" in printed  # -v: the fit's progress, and each refit's
+    assert printed.count("bootstrap refit 1/2: ") == 2 and printed.count("bootstrap refit 2/2: ") == 2  # intervals, plan
     intervals = pd.read_csv(tmp_path / "o" / "effect_intervals.csv", index_col=0)
     assert list(intervals.index) == ["channel_1", "channel_2"]
     assert (intervals["total_share_lo"] <= intervals["total_share_hi"]).all()
@@ -479,9 +482,15 @@ def test_backtest_cli_matches_the_api(tmp_path, capsys):
     out = tmp_path / "bt.csv"
     assert main(["backtest", str(tmp_path / "d.csv"), "--target", "kpi", "--channels",
                  "channel_1,channel_2", "--date", "date", "--region", "region", "--config",
-                 str(tmp_path / "fast.json"), "--n-splits", "2", "--horizon", "8", "--out", str(out)]) == 0
-    assert "naive last-value forecast at" in capsys.readouterr().out
+                 str(tmp_path / "fast.json"), "--n-splits", "2", "--horizon", "8", "--out", str(out), "-v"]) == 0
+    printed = capsys.readouterr().out
+    assert "naive last-value forecast at" in printed
     got = pd.read_csv(out)
+    # -v: one line per cutoff with its figures (the refits' own epochs not printed)
+    lines = [line for line in printed.splitlines() if line.startswith("backtest cutoff")]
+    assert len(lines) == 2 and "Adam epoch" not in printed
+    assert lines[0].startswith(f"backtest cutoff 1/2 ({got['train_weeks'][0]} training weeks, to ")
+    assert f"holdout WAPE {got['wape_pct'][0]:.2f}% (naive last value {got['naive_wape_pct'][0]:.2f}%)" in lines[0]
     want = DeepCausalMMM(config=FAST).backtest(
         sim.data[["channel_1", "channel_2"]], sim.data["kpi"].to_numpy(),
         regions=sim.data["region"].to_numpy(), dates=sim.data["date"].to_numpy(), n_splits=2, horizon=8)

@@ -227,7 +227,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"simulated panel: {args.regions} regions x {args.weeks} weeks x {args.channels} channels")
     print("true channel graph: " + (", ".join(f"{p} -> {c} (weight {w:g}, lag {lag})"
                                              for p, c, w, lag in graph) or "no edges"))
-    model = _model_class()(config=args.config, random_state=args.seed)
+    model = _model_class()(config=args.config, random_state=args.seed, verbose=args.verbose)
     model.fit(sim.X, sim.y, regions=sim.regions, dates=sim.dates, controls=sim.control_frame)
     h = model.history_
     print(f"fitted in {h.seconds:.1f} s ({h.epochs_run} + {h.refit_epochs} epochs)")
@@ -302,7 +302,7 @@ def _fit(args: argparse.Namespace) -> int:
     priors = {channel: list(_range(text, f"--roi-priors {channel}",
                                    "MEAN:SD, an ROI and its standard deviation, e.g. 2.0:0.5"))
               for channel, text in _pairs(args.roi_priors, "--roi-priors", "channel=MEAN:SD", "tv=2.0:0.5").items()}
-    model = _model_class()(config=args.config, random_state=args.seed)
+    model = _model_class()(config=args.config, random_state=args.seed, verbose=args.verbose)
     with _file_terms(args):
         model.fit_frame(df, target=args.target, channels=channels, date=args.date, region=args.region,
                         controls=controls or None, weight=args.weight, lift_tests=lift_tests, spend=spend,
@@ -460,7 +460,7 @@ def _optimize(args: argparse.Namespace) -> int:
     if alone:
         raise DataError(f"{alone} describe the columns of --rows, which was not given; add --rows CSV (the plan's "
                         "rows), or drop them to plan over the fitted weeks")
-    model = _model_class().load(args.model)
+    model = _model_class().load(args.model).set_params(verbose=args.verbose)
     common = _range(args.bounds or DEFAULT_BOUNDS, "--bounds")
     per = {channel: _range(text, f"--channel-bounds {channel}") for channel, text in
            _pairs(args.channel_bounds, "--channel-bounds", "channel=LOW:HIGH", "tv=1:1,search=0.8:2").items()}
@@ -643,7 +643,7 @@ def _report(args: argparse.Namespace) -> int:
     if args.n_boot == 1 or args.n_boot < 0:
         raise DataError(f"--n-boot must be 0 (no intervals) or at least 2, found {args.n_boot}")
     _prior_spread(args.prior_spread)
-    model = _model_class().load(args.model)
+    model = _model_class().load(args.model).set_params(verbose=args.verbose)
     if args.n_boot:
         model._check_bootstrap_regions(args.prior_spread)
     files = write_outputs(model, Path(args.out), n_boot=args.n_boot, prior_spread=args.prior_spread)
@@ -685,7 +685,7 @@ def _backtest(args: argparse.Namespace) -> int:
                          [*taken, *channels])
     _columns(df, [args.target, *channels, *controls, *(c for c in (args.date, args.region) if c)],
              "named", args.data)
-    model = _model_class()(config=args.config, random_state=args.seed)
+    model = _model_class()(config=args.config, random_state=args.seed, verbose=args.verbose)
     with _file_terms(args):
         result = model.backtest(
             df[channels], df[args.target].to_numpy(),
@@ -727,6 +727,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="fit a simulated panel (with a channel graph) and compare with its truth")
+    demo.add_argument("-v", "--verbose", action="store_true",
+            help="print progress: the panel, the graph, Adam's loss every 50 epochs")
     demo.add_argument("--out", default="outputs/demo", help="folder for the report and tables (default outputs/demo)")
     demo.add_argument("--regions", type=int, default=20, help="simulated regions (default 20)")
     demo.add_argument("--weeks", type=int, default=104, help="simulated weeks (default 104)")
@@ -755,6 +757,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     fit.add_argument("--prior-spread", type=float, default=PRIOR_SPREAD,
                      help="with --n-boot: sd of each refit's log multiplier on the prior strengths "
                      f"(default {PRIOR_SPREAD}: 90%% within 0.1-10 times; 0: sampling variation only)")
+    fit.add_argument("-v", "--verbose", action="store_true",
+           help="print progress: the panel, the graph, Adam's loss every 50 epochs, a line per --n-boot refit")
     fit.add_argument("--out", default="outputs/fit",
                      help="folder for the model, report and tables (default outputs/fit)")
     fit.set_defaults(func=_fit)
@@ -804,6 +808,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     opt.add_argument("--regions", default=None, help="regions to plan for, separated by ';' (default all)")
     opt.add_argument("--start", default=None, help="first date of the planned period (default: the fit's)")
     opt.add_argument("--end", default=None, help="last date of the planned period (default: the fit's)")
+    opt.add_argument("-v", "--verbose", action="store_true",
+           help="print a line per bootstrap refit (--n-boot)")
     opt.add_argument("--n-boot", type=int, default=0,
                      help="region-bootstrap refits scoring the plan (0: none; each is a full refit)")
     opt.add_argument("--level", type=float, default=0.9, help="interval level for the refits' gains")
@@ -822,6 +828,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     rep = sub.add_parser("report", help="write the report and tables of a saved model (as fit does)")
     rep.add_argument("model", help="a model file written by fit or DeepCausalMMM.save (model.safetensors)")
+    rep.add_argument("-v", "--verbose", action="store_true",
+           help="print a line per bootstrap refit (--n-boot)")
     rep.add_argument("--n-boot", type=int, default=0,
                      help="region-bootstrap refits for effect_intervals.csv and budget_plan.csv (0: none)")
     rep.add_argument("--prior-spread", type=float, default=PRIOR_SPREAD,
@@ -840,6 +848,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     back.add_argument("--horizon", type=int, default=13, help="weeks forecast after each cutoff")
     back.add_argument("--level", type=float, default=0.9,
                       help="forecast interval level scored as coverage_pct (default 0.9)")
+    back.add_argument("-v", "--verbose", action="store_true",
+            help="print a line per cutoff: its fit's seconds and holdout WAPE beside the naive forecast's")
     back.add_argument("--out", default="outputs/backtest.csv", help="CSV to write (default outputs/backtest.csv)")
     back.set_defaults(func=_backtest)
     args = parser.parse_args(argv)

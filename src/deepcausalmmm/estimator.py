@@ -750,8 +750,8 @@ class DeepCausalMMM(BaseEstimator):
         weight = panel.weight * panel.observed
         ctrl = panel.control_values if panel.controls else None
         rows = []
-        for cut in cutoffs:
-            model = clone(self)
+        for i, cut in enumerate(cutoffs, start=1):
+            model = clone(self).set_params(verbose=False)  # one line per cutoff below, not each refit's epochs
             start = time.perf_counter()
             w_cut = weight[:, :cut]
             if sample_weight is None:  # as fit would: judged on the training weeks only
@@ -779,6 +779,9 @@ class DeepCausalMMM(BaseEstimator):
             rows.append({"cutoff": panel.dates[cut], "train_weeks": cut, **ours,
                          **{f"naive_{k}": v for k, v in naive.items()}, **band_scores,
                          "fit_seconds": seconds})
+            self._say(f"backtest cutoff {i}/{len(cutoffs)} ({cut} training weeks, to "
+                      f"{fmt_date(panel.dates[cut - 1])}): fit {seconds:.1f} s, holdout WAPE {ours['wape_pct']:.2f}% "
+                      f"(naive last value {naive['wape_pct']:.2f}%)")
         out = pd.DataFrame(rows)
         out.attrs["level"] = float(level)
         return out
@@ -1021,6 +1024,7 @@ class DeepCausalMMM(BaseEstimator):
         assert p.y is not None
         R = p.shape[0]
         per_region = self._stored_lift_by_region()
+        started = time.perf_counter()
         for b in range(n_boot):
             draw = np.random.default_rng(random_state + b).integers(0, R, R)  # [R] regions, with repeats
             rr, tt = np.nonzero(p.observed[draw])  # observed cells of the drawn regions
@@ -1046,6 +1050,9 @@ class DeepCausalMMM(BaseEstimator):
                     X, p.y[draw][rr, tt], regions=rr, dates=p.dates[tt], controls=ctrl,
                     sample_weight=p.weight[draw][rr, tt], spend=spend, lift_tests=tests,
                 )
+            elapsed = time.perf_counter() - started
+            self._say(f"bootstrap refit {b + 1}/{n_boot}: {refit.history_.seconds:.1f} s "
+                      f"(about {elapsed / (b + 1) * (n_boot - b - 1):.0f} s to go)")
             yield draw, refit
 
     def _stored_lift_by_region(self) -> np.ndarray | None:
