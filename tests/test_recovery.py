@@ -534,3 +534,44 @@ def test_command_line_help_and_package_import_do_not_load_torch():
     assert {"DeepCausalMMM", "build_config", "DataError"} <= set(dir(deepcausalmmm))
     with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
         deepcausalmmm.Nope  # noqa: B018
+
+
+def test_predict_cli_scores_rows_with_a_kpi_as_backtest_does(tmp_path, capsys):
+    """`predict --target`: the rows' KPI written as `actual` and scored; a model fitted on the
+    weeks before a cutoff scores its forecast rows as `backtest` scores that cutoff, beside the
+    same naive last-value forecast."""
+    import json
+
+    from .conftest import FAST
+
+    sim = simulate_panel(4, 60, 2, seed=6)
+    data = sim.data
+    dates = np.sort(data["date"].unique())
+    cut = 48
+    early, late = data[data["date"] < dates[cut]], data[data["date"] >= dates[cut]]
+    (tmp_path / "fast.json").write_text(json.dumps(FAST))
+    early.to_csv(tmp_path / "early.csv", index=False)
+    late.to_csv(tmp_path / "late.csv", index=False)
+    flags = ["--target", "kpi", "--channels", "channel_*", "--controls", "price,promo", "--date", "date",
+             "--region", "region", "--config", str(tmp_path / "fast.json")]
+    assert main(["fit", str(tmp_path / "early.csv"), *flags, "--out", str(tmp_path / "o")]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "o" / "model.safetensors"), str(tmp_path / "late.csv"), "--target",
+                 "kpi", "--out", str(tmp_path / "p.csv")]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    written = pd.read_csv(tmp_path / "p.csv")
+    np.testing.assert_array_equal(written["actual"], late["kpi"].to_numpy())
+    want = DeepCausalMMM(config=FAST).backtest(data[["channel_1", "channel_2"]], data["kpi"].to_numpy(),
+                                               data["region"].to_numpy(), data["date"].to_numpy(),
+                                               data[["price", "promo"]], n_splits=1, horizon=60 - cut).iloc[0]
+    assert want["train_weeks"] == cut
+    figures = [float(x) for x in re.findall(r"(-?\d+\.\d+)%", line)]  # WAPE, WAPE, naive, MAPE, naive MAPE
+    assert line.startswith(f"against --target 'kpi' in {len(late)} row(s): WAPE ")
+    np.testing.assert_allclose(figures[1:], [want["wape_pct"], want["naive_wape_pct"], want["national_mape_pct"],
+                                             want["naive_national_mape_pct"]], atol=0.006)
+    # a --target column that is not there, or holds no numbers, is an error before anything is written
+    for target, message in (("sales", "lacks the --target column(s) ['sales']"),
+                            ("region", "--target column 'region' of")):
+        assert main(["predict", str(tmp_path / "o" / "model.safetensors"), str(tmp_path / "late.csv"),
+                     "--target", target, "--out", str(tmp_path / "x.csv")]) == 2
+        assert message in capsys.readouterr().err and not (tmp_path / "x.csv").exists()

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .analysis.backtest import last_value_forecast
 from .constants import PRIOR_SPREAD
 from .exceptions import ConfigError, DataError, ModelFileError
 from .files import check_target
@@ -415,10 +416,19 @@ def _predict(args: argparse.Namespace) -> int:
         "dates": df[args.date].to_numpy(),
         "controls": df[model.controls_] if model.controls_ else None,
     }
+    actual = None
+    if args.target:
+        _columns(df, [args.target], "--target", args.data)
+        actual = pd.to_numeric(df[args.target], errors="coerce").to_numpy(dtype=float)
+        if np.isfinite(actual).sum() == 0:
+            raise DataError(f"--target column '{args.target}' of {args.data} holds no numbers; give the column of "
+                            "the KPI measured in those rows, or leave --target out")
     with _file_terms(args):
         table, band = model._decompose_with_intervals(df[model.channels_], **inputs, level=args.level)
     for col in ("lower", "upper", "horizon"):
         table[col] = band[col].to_numpy()  # both frames are in input row order
+    if actual is not None:
+        table["actual"] = actual
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out)
@@ -427,7 +437,42 @@ def _predict(args: argparse.Namespace) -> int:
     print(f"predicted {len(table)} rows ({table['prediction'].sum():,.1f} KPI in all; the fit ends "
           f"{end}, later rows are forecasts, with {args.level:.0%} intervals in lower/upper); "
           f"wrote {out.resolve()}")
+    if actual is not None:
+        print(_accuracy(model, table, args.target))
     return 0
+
+
+def _accuracy(model: DeepCausalMMM, table: pd.DataFrame, target: str) -> str:
+    """``predict --target``: how the predictions of the rows with a KPI compare with it: WAPE and
+    R^2 over them all, and over the forecast rows (after the fit) beside the naive forecast that
+    holds each region's last fitted KPI, as the benchmarks score it."""
+    y, pred = table["actual"].to_numpy(), table["prediction"].to_numpy()
+    ok = np.isfinite(y)
+
+    def scores(mask: np.ndarray, guess: np.ndarray) -> tuple[float, float]:
+        err = y[mask] - guess[mask]
+        ss = float(((y[mask] - y[mask].mean()) ** 2).sum())
+        return float(np.abs(err).sum() / np.abs(y[mask]).sum() * 100), 1 - float((err ** 2).sum()) / ss if ss > 0 else float("nan")
+
+    wape, r2 = scores(ok, pred)
+    line = f"against --target '{target}' in {int(ok.sum())} row(s): WAPE {wape:.2f}%, R^2 {r2:.4f}"
+    p = model.panel_
+    assert p.y is not None
+    last = last_value_forecast(p.y, p.observed & (p.weight > 0), 1)[:, 0]  # [R] each region's last fitted KPI
+    where = {r: i for i, r in enumerate(model.regions_)}
+    naive = last[[where[r] for r in table.index.get_level_values(0)]]
+    ahead = ok & (table["horizon"].to_numpy() > 0) & np.isfinite(naive)
+    if ahead.any():
+        ours, floor = scores(ahead, pred)[0], scores(ahead, naive)[0]
+        national = pd.DataFrame({"y": y, "ours": pred, "naive": naive})[ahead].groupby(
+            table.index.get_level_values(1)[ahead]).sum()  # summed over regions, per date
+
+        def mape(col: str) -> float:
+            return float((national[col] - national["y"]).abs().div(national["y"].abs()).mean() * 100)
+
+        line += (f"; the {int(ahead.sum())} forecast row(s) after the fit: WAPE {ours:.2f}% (naive last value "
+                 f"{floor:.2f}%), national MAPE {mape('ours'):.2f}% ({mape('naive'):.2f}%)")
+    return line
 
 
 def _range(text: str, option: str,
@@ -769,6 +814,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     pred.add_argument("--region", default=None, help="column of region labels (a national model: none)")
     pred.add_argument("--level", type=float, default=0.9,
                       help="forecast interval level for the lower/upper columns (default 0.9)")
+    pred.add_argument("--target", default=None,
+                      help="column of the KPI measured in these rows: written as 'actual' and scored (WAPE, R^2; "
+                           "forecast rows beside the naive last-value forecast)")
     pred.add_argument("--out", default="outputs/predictions.csv", help="CSV to write (default outputs/predictions.csv)")
     pred.set_defaults(func=_predict)
     opt = sub.add_parser("optimize", help="reallocate budget across channels with a saved model")
