@@ -54,10 +54,19 @@ def test_interval_arguments(fitted, kwargs, message):
         fitted.optimize_budget(**{"n_boot": 2, **kwargs})
 
 
-def test_each_replicate_draws_its_own_prior_strengths(fitted):
+def test_each_replicate_draws_its_own_prior_strengths(fitted, monkeypatch):
     """prior_spread s: replicate b refits the same drawn regions with l2 and hill_slope times
-    exp(s z_b), reproducibly; s = 0 keeps the fit's priors."""
+    exp(s z_b), reproducibly; s = 0 keeps the fit's priors. (What is checked is each refit's
+    configuration, which `fit` settles before any training: the refits here stop there.)"""
+    from deepcausalmmm import build_config
+
     reg = fitted.config_.regularization
+
+    def configured_only(self, X, y, **kwargs):
+        self.config_ = build_config(self.config)
+        return self
+
+    monkeypatch.setattr(DeepCausalMMM, "fit", configured_only)
 
     def replicates(spread: float) -> list[tuple[list[int], float, float]]:
         return [(draw.tolist(), refit.config_.regularization.l2 / reg.l2,

@@ -1050,9 +1050,10 @@ class DeepCausalMMM(BaseEstimator):
                     X, p.y[draw][rr, tt], regions=rr, dates=p.dates[tt], controls=ctrl,
                     sample_weight=p.weight[draw][rr, tt], spend=spend, lift_tests=tests,
                 )
-            elapsed = time.perf_counter() - started
-            self._say(f"bootstrap refit {b + 1}/{n_boot}: {refit.history_.seconds:.1f} s "
-                      f"(about {elapsed / (b + 1) * (n_boot - b - 1):.0f} s to go)")
+            if self.verbose:
+                elapsed = time.perf_counter() - started
+                self._say(f"bootstrap refit {b + 1}/{n_boot}: {refit.history_.seconds:.1f} s "
+                          f"(about {elapsed / (b + 1) * (n_boot - b - 1):.0f} s to go)")
             yield draw, refit
 
     def _stored_lift_by_region(self) -> np.ndarray | None:
