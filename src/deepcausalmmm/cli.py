@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .analysis.backtest import last_value_forecast
+from .analysis.backtest import forecast_metrics, last_value_forecast
 from .constants import PRIOR_SPREAD
 from .exceptions import ConfigError, DataError, ModelFileError
 from .files import check_target
@@ -107,13 +107,10 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0, prior_spread
 
 def _prior_spread(value: float) -> float:
     """``--prior-spread`` checked before any fit, by the estimator's own rule, in the flag's words."""
-    try:
-        from .estimator import _check_prior_spread
+    from .estimator import _check_prior_spread
 
+    with _in_terms({"`prior_spread`": "--prior-spread", "prior_spread=": "--prior-spread "}):
         return _check_prior_spread(value)
-    except DataError as exc:
-        raise DataError(str(exc).replace("`prior_spread`", "--prior-spread")
-                        .replace("prior_spread=", "--prior-spread ")) from None
 
 
 def _read_csv(path: str, what: str) -> pd.DataFrame:
@@ -304,7 +301,7 @@ def _fit(args: argparse.Namespace) -> int:
                                    "MEAN:SD, an ROI and its standard deviation, e.g. 2.0:0.5"))
               for channel, text in _pairs(args.roi_priors, "--roi-priors", "channel=MEAN:SD", "tv=2.0:0.5").items()}
     model = _model_class()(config=args.config, random_state=args.seed, verbose=args.verbose)
-    with _file_terms(args):
+    with _in_terms(_file_terms(args)):
         model.fit_frame(df, target=args.target, channels=channels, date=args.date, region=args.region,
                         controls=controls or None, weight=args.weight, lift_tests=lift_tests, spend=spend,
                         config_overrides={"calibration": {"roi_priors": priors}} if priors else None)
@@ -423,7 +420,7 @@ def _predict(args: argparse.Namespace) -> int:
         if np.isfinite(actual).sum() == 0:
             raise DataError(f"--target column '{args.target}' of {args.data} holds no numbers; give the column of "
                             "the KPI measured in those rows, or leave --target out")
-    with _file_terms(args):
+    with _in_terms(_file_terms(args)):
         table, band = model._decompose_with_intervals(df[model.channels_], **inputs, level=args.level)
     for col in ("lower", "upper", "horizon"):
         table[col] = band[col].to_numpy()  # both frames are in input row order
@@ -444,34 +441,32 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _accuracy(model: DeepCausalMMM, table: pd.DataFrame, target: str) -> str:
     """``predict --target``: how the predictions of the rows with a KPI compare with it: WAPE and
-    R^2 over them all, and over the forecast rows (after the fit) beside the naive forecast that
-    holds each region's last fitted KPI, as the benchmarks score it."""
-    y, pred = table["actual"].to_numpy(), table["prediction"].to_numpy()
-    ok = np.isfinite(y)
+    R^2 over them all, and over the forecast rows (after the fit) WAPE and national MAPE beside
+    the naive forecast that holds each region's last fitted KPI, scored as ``backtest`` scores
+    a cutoff (:func:`forecast_metrics` on a region x date grid of the rows)."""
+    r, regions = pd.factorize(table.index.get_level_values(0))
+    d, _ = pd.factorize(table.index.get_level_values(1))
 
-    def scores(mask: np.ndarray, guess: np.ndarray) -> tuple[float, float]:
-        err = y[mask] - guess[mask]
-        ss = float(((y[mask] - y[mask].mean()) ** 2).sum())
-        return float(np.abs(err).sum() / np.abs(y[mask]).sum() * 100), 1 - float((err ** 2).sum()) / ss if ss > 0 else float("nan")
+    def grid(values: np.ndarray) -> np.ndarray:  # rows -> [regions, dates]; cells without a row NaN
+        out = np.full((r.max() + 1, d.max() + 1), np.nan)
+        out[r, d] = values
+        return out
 
-    wape, r2 = scores(ok, pred)
-    line = f"against --target '{target}' in {int(ok.sum())} row(s): WAPE {wape:.2f}%, R^2 {r2:.4f}"
     p = model.panel_
     assert p.y is not None
     last = last_value_forecast(p.y, p.observed & (p.weight > 0), 1)[:, 0]  # [R] each region's last fitted KPI
-    where = {r: i for i, r in enumerate(model.regions_)}
-    naive = last[[where[r] for r in table.index.get_level_values(0)]]
-    ahead = ok & (table["horizon"].to_numpy() > 0) & np.isfinite(naive)
+    naive = grid(last[pd.Index(model.regions_).get_indexer(regions)][r])
+    y, pred = grid(table["actual"].to_numpy()), grid(table["prediction"].to_numpy())
+    known = np.isfinite(y)
+    every = forecast_metrics(y, pred, known)
+    line = (f"against --target '{target}' in {int(known.sum())} row(s): WAPE {every['wape_pct']:.2f}%, "
+            f"R^2 {every['r2']:.4f}")
+    ahead = known & (grid(table["horizon"].to_numpy()) > 0) & np.isfinite(naive)
     if ahead.any():
-        ours, floor = scores(ahead, pred)[0], scores(ahead, naive)[0]
-        national = pd.DataFrame({"y": y, "ours": pred, "naive": naive})[ahead].groupby(
-            table.index.get_level_values(1)[ahead]).sum()  # summed over regions, per date
-
-        def mape(col: str) -> float:
-            return float((national[col] - national["y"]).abs().div(national["y"].abs()).mean() * 100)
-
-        line += (f"; the {int(ahead.sum())} forecast row(s) after the fit: WAPE {ours:.2f}% (naive last value "
-                 f"{floor:.2f}%), national MAPE {mape('ours'):.2f}% ({mape('naive'):.2f}%)")
+        ours, floor = forecast_metrics(y, pred, ahead), forecast_metrics(y, naive, ahead)
+        line += (f"; the {int(ahead.sum())} forecast row(s) after the fit: WAPE {ours['wape_pct']:.2f}% (naive last "
+                 f"value {floor['wape_pct']:.2f}%), national MAPE {ours['national_mape_pct']:.2f}% "
+                 f"({floor['national_mape_pct']:.2f}%)")
     return line
 
 
@@ -542,11 +537,9 @@ def _optimize(args: argparse.Namespace) -> int:
                                    _pairs(args.plan, "--plan", "channel=MULTIPLIER", "tv=0.8,search=1.3").items()}
         else:
             own = _keyed_table(args.plan_file, "--plan-file", ["multiplier"], labels, regional=False)
-        try:
+        with _in_terms({**_OPTIONS, "`multipliers`": option, "`channels`": option,
+                        "{'tv': 0.8}": "tv=0.8" if args.plan else "0.8"}):
             plan = model.evaluate_plan(own, regions=regions, period=period, **rows)
-        except DataError as exc:
-            raise DataError(_as_options(str(exc), {"`multipliers`": option, "`channels`": option,
-                                                         "{'tv': 0.8}": "tv=0.8" if args.plan else "0.8"})) from None
         keys: tuple[str, ...] = ("kpi_change", "kpi_change_fraction", "spend_change")
         gain = plan.attrs["kpi_change"]
     else:
@@ -562,13 +555,12 @@ def _optimize(args: argparse.Namespace) -> int:
                                            regional=True))
         else:
             bounds = common
-        try:
+        spread = _prior_spread(args.prior_spread)
+        with _in_terms(_OPTIONS):
             plan = model.optimize_budget(budget=args.budget, channels=names, bounds=bounds, regions=regions,
                                          period=period, n_boot=args.n_boot, level=args.level,
-                                         prior_spread=_prior_spread(args.prior_spread), kpi_value=args.kpi_value,
+                                         prior_spread=spread, kpi_value=args.kpi_value,
                                          by_region=args.by_region, **rows)
-        except DataError as exc:
-            raise DataError(_as_options(str(exc))) from None
         keys = ("kpi_gain", "kpi_gain_fraction", "gain_lo", "gain_hi", "gain_share_positive", "n_boot",
                 "prior_spread", "kpi_value", "spend_change", "profit_gain", "profit_gain_fraction")
         gain = plan.attrs["kpi_gain"]
@@ -586,7 +578,8 @@ def _optimize(args: argparse.Namespace) -> int:
     return 0
 
 
-_OPTIONS = {"bounds=(0.5, 1.5)": "--bounds 0.5:1.5",
+_OPTIONS = {  # optimize: the API's argument names and examples as the command's options
+            "bounds=(0.5, 1.5)": "--bounds 0.5:1.5",
             "bounds={'tv': (1, 1), 'search': (0.8, 2)}": "--channel-bounds tv=1:1,search=0.8:2",
             "`budget`": "--budget", "budget=None": "no --budget", "budget=": "--budget ", "`bounds`": "--bounds / --channel-bounds",
             "`kpi_value`": "--kpi-value", "kpi_value=": "--kpi-value ", "`channels`": "--channels",
@@ -594,13 +587,18 @@ _OPTIONS = {"bounds=(0.5, 1.5)": "--bounds 0.5:1.5",
             "or None for all": "or no --regions for all", "`period`": "--start / --end"}
 
 
-def _as_options(message: str, extra: dict[str, str] | None = None) -> str:
-    """An API error's message with the argument names it quotes (```budget```, ``budget=``) as
-    the command's options (``--budget``), so that the fix it gives can be typed as it reads."""
-    message = re.sub(r"period=\('([^']*)', '([^']*)'\)", r"--start \1 --end \2", message)
-    for name, option in {**_OPTIONS, **(extra or {})}.items():
-        message = message.replace(name, option)
-    return message
+@contextmanager
+def _in_terms(words: dict[str, str]) -> Iterator[None]:
+    """A ``DataError`` raised in the block with the API's words in it (argument names such as
+    ```budget```, examples such as ``budget=``, ``X``'s columns) replaced by the command's (``--budget``,
+    the file's columns), so that the fix it gives can be typed as it reads."""
+    try:
+        yield
+    except DataError as exc:
+        message = re.sub(r"period=\('([^']*)', '([^']*)'\)", r"--start \1 --end \2", str(exc))
+        for name, text in words.items():
+            message = message.replace(name, text)
+        raise DataError(message) from None
 
 
 def _keyed_table(path: str, option: str, values: Sequence[str], labels: dict[str, Any],
@@ -731,7 +729,7 @@ def _backtest(args: argparse.Namespace) -> int:
     _columns(df, [args.target, *channels, *controls, *(c for c in (args.date, args.region) if c)],
              "named", args.data)
     model = _model_class()(config=args.config, random_state=args.seed, verbose=args.verbose)
-    with _file_terms(args):
+    with _in_terms(_file_terms(args)):
         result = model.backtest(
             df[channels], df[args.target].to_numpy(),
             regions=df[args.region].to_numpy() if args.region else None,
@@ -915,26 +913,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
 
 
-@contextmanager
-def _file_terms(args: argparse.Namespace) -> Iterator[None]:
-    """Errors the API raises on a data file's rows, in the file's terms: ```X``` column 'tv' as
-    the file's column, ```y``` as the --target column, ```sample_weight``` as the --weight one."""
-    try:
-        yield
-    except DataError as exc:
-        words = {"`X` column": f"{args.data} column", "`controls` column": f"{args.data} column",
-                 "`regions` ": "regions ", "`sample_weight` 0": "weight 0 in a --weight column",
-                 "give region and date labels through `regions=` and `dates=` (the labels, or the names of "
-                 "their columns in `X`)": "name the region and date columns with --region and --date"}
-        if getattr(args, "target", None):
-            words["`y` column 'y'"] = f"--target column '{args.target}'"
-            words["`y` "] = f"--target column '{args.target}' "
-        if getattr(args, "weight", None):
-            words["`sample_weight` "] = f"--weight column '{args.weight}' "
-        message = str(exc)
-        for name, text in words.items():
-            message = message.replace(name, text)
-        raise DataError(message) from None
+def _file_terms(args: argparse.Namespace) -> dict[str, str]:
+    """The words of errors the API raises on a data file's rows, in the file's terms (for
+    :func:`_in_terms`): ```X``` column 'tv' as the file's column, ```y``` as the --target column,
+    ```sample_weight``` as the --weight one."""
+    words = {"`X` column": f"{args.data} column", "`controls` column": f"{args.data} column",
+             "`regions` ": "regions ", "`sample_weight` 0": "weight 0 in a --weight column",
+             "give region and date labels through `regions=` and `dates=` (the labels, or the names of "
+             "their columns in `X`)": "name the region and date columns with --region and --date"}
+    if getattr(args, "target", None):
+        words["`y` column 'y'"] = f"--target column '{args.target}'"
+        words["`y` "] = f"--target column '{args.target}' "
+    if getattr(args, "weight", None):
+        words["`sample_weight` "] = f"--weight column '{args.weight}' "
+    return words
 
 
 _FOLDERS = {"demo": "demo", "fit": "run", "report": "report"}  # commands whose --out is a folder of files

@@ -2382,7 +2382,7 @@ class DeepCausalMMM(BaseEstimator):
         The file is written atomically.
         """
         check_is_fitted(self, "net_")
-        from .io import check_target
+        from .files import check_target
         from .reporting import write_report
 
         return write_report(self, check_target(Path(path), "`path`", "report.html"))

@@ -16,7 +16,7 @@ from . import __version__
 from .analysis.identification import EXTRAPOLATED_FLOOR
 from .components.graph import PERSISTENT_DRIVER_MESSAGE, dense_graph_message, edge_mask
 from .data.history import period_name
-from .io import atomic_path
+from .files import atomic_path
 from .plotting.figures import response_figure
 
 __all__ = ["write_report"]
