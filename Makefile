@@ -25,8 +25,10 @@ install-test: $(VENV)/.installed-test
 demo: $(VENV)/.installed
 	$(BIN)/deepcausalmmm demo --out outputs/demo
 
+# One pytest-xdist worker per core (at most 8), each pinned to its core (tests/conftest.py);
+# a test file's tests stay in one worker, so its module fixtures are fitted once.
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --maxprocesses 8 --dist loadfile
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks

@@ -2,10 +2,39 @@
 
 from __future__ import annotations
 
+import os
+
+if os.environ.get("PYTEST_XDIST_WORKER", "").startswith("gw"):
+    # One core per worker (see pytest_configure): BLAS and OpenMP pools of one thread too, set
+    # before numpy and torch load. Pools sized to the machine spin on a single core.
+    for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_name] = "1"
+
 import pytest
 
 from deepcausalmmm import DeepCausalMMM
 from deepcausalmmm.datasets import SimulatedPanel, simulate_panel
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``-n N``), pin each worker to one core of its own.
+
+    The fits here are small: one thread trains them as fast as two, and
+    workers whose threads share cores wait on each other. Pinned, the
+    estimator's default (``training.threads`` 0: the cores the process may
+    use) gives each worker one thread, whatever the machine.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return
+    if hasattr(os, "sched_setaffinity"):
+        cores = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cores[int(worker[2:]) % len(cores)]})
+    else:  # macOS, Windows: no affinity mask to narrow, so the default thread count is set directly
+        import deepcausalmmm.estimator as estimator
+
+        estimator.available_cores = lambda: 1
+
 
 FAST = {"training": {"epochs": 150, "patience": 40, "polish_steps": 50}}
 
