@@ -40,7 +40,8 @@ def test_seed_example_verbatim():
 def test_fit_returns_self_and_params(small_sim):
     model = DeepCausalMMM(config=FAST, random_state=4)
     assert model.fit(small_sim.X, small_sim.y, regions=small_sim.regions) is model
-    assert model.get_params() == {"config": FAST, "random_state": 4, "device": "cpu", "verbose": False}
+    assert model.get_params() == {"config": FAST, "random_state": 4, "device": "cpu", "verbose": False,
+                                  "n_jobs": None}
     twin = clone(model)
     assert twin.get_params() == model.get_params() and not hasattr(twin, "net_")
     model.set_params(random_state=9)

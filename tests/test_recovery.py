@@ -341,7 +341,7 @@ def test_fit_cli_spend_columns_and_weights(tmp_path, capsys):
     assert "not among the channels" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 
-def test_fit_cli_writes_bootstrap_intervals_and_plan(tmp_path, capsys):
+def test_fit_cli_writes_bootstrap_intervals_and_plan(tmp_path, capsys, monkeypatch):
     import json
 
     from .conftest import FAST
@@ -358,7 +358,15 @@ def test_fit_cli_writes_bootstrap_intervals_and_plan(tmp_path, capsys):
     assert main([*args, "--n-boot", "2", "--prior-spread", "-1", "--out", str(tmp_path / "bad")]) == 2
     assert "--prior-spread must be a finite number >= 0" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()  # refused before fitting
-    assert main([*args, "--n-boot", "2", "--out", str(tmp_path / "o"), "--verbose"]) == 0
+    jobs: list[int | None] = []
+
+    def one_at_a_time(self, n_tasks):  # --jobs reaches the refits (which run here one at a time)
+        jobs.append(self.n_jobs)
+        return 1
+
+    monkeypatch.setattr(DeepCausalMMM, "_refit_workers", one_at_a_time)
+    assert main([*args, "--n-boot", "2", "--out", str(tmp_path / "o"), "--verbose", "--jobs", "3"]) == 0
+    assert jobs == [3, 3]  # the intervals' refits and the plan's
     printed = capsys.readouterr().out
     assert "panel: 5 regions x 60 weeks x 2 channels" in printed  # -v: the fit's progress, and each refit's
     assert printed.count("bootstrap refit 1/2: ") == 2 and printed.count("bootstrap refit 2/2: ") == 2  # intervals, plan
@@ -471,7 +479,7 @@ def test_fit_cli_finds_date_and_region_columns(tmp_path, capsys):
     assert "one national series" in err
 
 
-def test_backtest_cli_matches_the_api(tmp_path, capsys):
+def test_backtest_cli_matches_the_api(tmp_path, capsys, monkeypatch):
     import json
 
     from .conftest import FAST
@@ -480,9 +488,20 @@ def test_backtest_cli_matches_the_api(tmp_path, capsys):
     sim.data.to_csv(tmp_path / "d.csv", index=False)
     (tmp_path / "fast.json").write_text(json.dumps(FAST))
     out = tmp_path / "bt.csv"
+    # --jobs reaches the model's n_jobs (worker processes themselves: test_uncertainty.py; here the
+    # refits run one at a time, as the API's below)
+    jobs: list[int | None] = []
+
+    def one_at_a_time(self, n_tasks):
+        jobs.append(self.n_jobs)
+        return 1
+
+    monkeypatch.setattr(DeepCausalMMM, "_refit_workers", one_at_a_time)
     assert main(["backtest", str(tmp_path / "d.csv"), "--target", "kpi", "--channels",
                  "channel_1,channel_2", "--date", "date", "--region", "region", "--config",
-                 str(tmp_path / "fast.json"), "--n-splits", "2", "--horizon", "8", "--out", str(out), "-v"]) == 0
+                 str(tmp_path / "fast.json"), "--n-splits", "2", "--horizon", "8", "--out", str(out), "-v",
+                 "--jobs", "2"]) == 0
+    assert jobs == [2]
     printed = capsys.readouterr().out
     assert "naive last-value forecast at" in printed
     got = pd.read_csv(out)
@@ -508,6 +527,12 @@ def test_backtest_cli_matches_the_api(tmp_path, capsys):
         assert main([*base, *flags]) == 2
         err = capsys.readouterr().err
         assert f"{named} must be" in err and "found" in err and "e.g." in err
+    for jobs in ("0", "two"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*base, "--jobs", jobs])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert "--jobs" in err and f"found '{jobs}'" in err and "e.g. --jobs -1" in err
     assert not (tmp_path / "y.csv").exists()
     for command in (["predict", str(tmp_path / "m.safetensors"), str(tmp_path / "d.csv")],
                     ["optimize", str(tmp_path / "m.safetensors")]):

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from deepcausalmmm import DeepCausalMMM
 from deepcausalmmm.datasets import simulate_panel
-from deepcausalmmm.exceptions import DataError
+from deepcausalmmm.exceptions import ConfigError, DataError
 
 from .conftest import FAST
+
+
+def clone_of(model: DeepCausalMMM) -> DeepCausalMMM:
+    """A fitted model's copy to change parameters of (not the session's shared model)."""
+    return copy.deepcopy(model)
 
 
 def _intervals(noise: float):
@@ -40,6 +48,52 @@ def test_intervals_widen_with_noise_and_are_ordered():
         # Hill curves with carryover are concave in spend: the next unit returns less than the average
         assert (table["marginal_roi"] < table["roi"]).all()
         assert (table["marginal_roi_hi"] > 0).all() and (table["marginal_roi_sd"] > 0).all()
+
+
+def test_refits_side_by_side_give_the_refits_one_at_a_time(tmp_path):
+    """n_jobs=2: bootstrap replicates and backtest cutoffs refit in two worker processes, with the
+    same results as one at a time (the same thread count: exactly)."""
+    sim = simulate_panel(4, 52, 2, seed=3)
+    kw = dict(regions=sim.regions, dates=sim.dates, controls=sim.control_frame)
+    one_thread = {"training": {**FAST["training"], "threads": 1}}
+    model = DeepCausalMMM(config=one_thread).fit(sim.X, sim.y, **kw)
+    alone = model.get_effect_intervals(n_boot=2)
+    backtest_alone = DeepCausalMMM(config=one_thread).backtest(sim.X, sim.y, n_splits=2, horizon=6, **kw)
+    model.set_params(n_jobs=2)
+    pd.testing.assert_frame_equal(model.get_effect_intervals(n_boot=2), alone)
+    side_by_side = DeepCausalMMM(config=one_thread, n_jobs=2).backtest(sim.X, sim.y, n_splits=2, horizon=6, **kw)
+    pd.testing.assert_frame_equal(side_by_side.drop(columns="fit_seconds"), backtest_alone.drop(columns="fit_seconds"))
+    # saved with the model
+    assert DeepCausalMMM.load(model.save(tmp_path / "m.safetensors")).n_jobs == 2
+
+
+def test_a_refit_in_a_worker_trains_on_its_share_of_the_cores(small_sim):
+    """A worker's refit takes the threads it is given where the config leaves training.threads at 0
+    (every core), and keeps a count the config names."""
+    from deepcausalmmm.estimator import _Refit
+
+    data = dict(X=small_sim.X, y=small_sim.y, regions=small_sim.regions, dates=small_sim.dates)
+    short = {"training": {"epochs": 5, "polish_steps": 0}}
+    model, seconds = _Refit(DeepCausalMMM(config=short), data).run(threads=3)
+    assert model.config_.training.threads == 3 and seconds > 0
+    named = {"training": {**short["training"], "threads": 2}}
+    assert _Refit(DeepCausalMMM(config=named), data).run(threads=3)[0].config_.training.threads == 2
+    assert _Refit(DeepCausalMMM(config=short), data).run()[0].config_.training.threads == 0
+
+
+@pytest.mark.parametrize("n_jobs", [0, "2", 1.5, True])
+def test_n_jobs_must_be_a_whole_number_other_than_0(small_sim, fitted, n_jobs):
+    message = r"`n_jobs` must be None or a whole number other than 0 .* found .*; e.g. n_jobs=-1"
+    with pytest.raises(ConfigError, match=message):
+        DeepCausalMMM(config=FAST, n_jobs=n_jobs).fit(small_sim.X, small_sim.y, regions=small_sim.regions)
+    with pytest.raises(ConfigError, match=message):  # before any refit
+        DeepCausalMMM(config=FAST, n_jobs=n_jobs).backtest(small_sim.X, small_sim.y, regions=small_sim.regions,
+                                                          n_splits=1, horizon=4)
+    bad = clone_of(fitted).set_params(n_jobs=n_jobs)
+    with pytest.raises(ConfigError, match=message):
+        bad.get_effect_intervals(n_boot=2)
+    with pytest.raises(ConfigError, match=message):  # before the plan is optimised
+        bad.optimize_budget(n_boot=2)
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -300,7 +300,7 @@ def _fit(args: argparse.Namespace) -> int:
     priors = {channel: list(_range(text, f"--roi-priors {channel}",
                                    "MEAN:SD, an ROI and its standard deviation, e.g. 2.0:0.5"))
               for channel, text in _pairs(args.roi_priors, "--roi-priors", "channel=MEAN:SD", "tv=2.0:0.5").items()}
-    model = _model_class()(config=args.config, random_state=args.seed, verbose=args.verbose)
+    model = _model_class()(config=args.config, random_state=args.seed, verbose=args.verbose, n_jobs=args.jobs)
     with _in_terms(_file_terms(args)):
         model.fit_frame(df, target=args.target, channels=channels, date=args.date, region=args.region,
                         controls=controls or None, weight=args.weight, lift_tests=lift_tests, spend=spend,
@@ -500,7 +500,7 @@ def _optimize(args: argparse.Namespace) -> int:
     if alone:
         raise DataError(f"{alone} describe the columns of --rows, which was not given; add --rows CSV (the plan's "
                         "rows), or drop them to plan over the fitted weeks")
-    model = _model_class().load(args.model).set_params(verbose=args.verbose)
+    model = _model_class().load(args.model).set_params(verbose=args.verbose, n_jobs=args.jobs)
     common = _range(args.bounds or DEFAULT_BOUNDS, "--bounds")
     per = {channel: _range(text, f"--channel-bounds {channel}") for channel, text in
            _pairs(args.channel_bounds, "--channel-bounds", "channel=LOW:HIGH", "tv=1:1,search=0.8:2").items()}
@@ -686,7 +686,7 @@ def _report(args: argparse.Namespace) -> int:
     if args.n_boot == 1 or args.n_boot < 0:
         raise DataError(f"--n-boot must be 0 (no intervals) or at least 2, found {args.n_boot}")
     _prior_spread(args.prior_spread)
-    model = _model_class().load(args.model).set_params(verbose=args.verbose)
+    model = _model_class().load(args.model).set_params(verbose=args.verbose, n_jobs=args.jobs)
     if args.n_boot:
         model._check_bootstrap_regions(args.prior_spread)
     files = write_outputs(model, Path(args.out), n_boot=args.n_boot, prior_spread=args.prior_spread)
@@ -728,7 +728,7 @@ def _backtest(args: argparse.Namespace) -> int:
                          [*taken, *channels])
     _columns(df, [args.target, *channels, *controls, *(c for c in (args.date, args.region) if c)],
              "named", args.data)
-    model = _model_class()(config=args.config, random_state=args.seed, verbose=args.verbose)
+    model = _model_class()(config=args.config, random_state=args.seed, verbose=args.verbose, n_jobs=args.jobs)
     with _in_terms(_file_terms(args)):
         result = model.backtest(
             df[channels], df[args.target].to_numpy(),
@@ -762,6 +762,25 @@ def _data_arguments(cmd: argparse.ArgumentParser) -> argparse.ArgumentParser:
     cmd.add_argument("--config", default=None, help="YAML/JSON config file")
     cmd.add_argument("--seed", type=int, default=0, help="the model's random_state (default 0)")
     return cmd
+
+
+def _jobs(text: str) -> int:
+    """``--jobs``: a whole number other than 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value == 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number other than 0 (1: refits one at a time, -1: one process per core), "
+            f"found {text!r}; e.g. --jobs -1")
+    return value
+
+
+def _jobs_argument(cmd: argparse.ArgumentParser, refits: str) -> None:
+    cmd.add_argument("-j", "--jobs", type=_jobs, default=1, metavar="N",
+                     help=f"processes running {refits} side by side (default 1: one at a time, each on every "
+                     "core; -1: one per core, each on one)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -802,6 +821,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      f"(default {PRIOR_SPREAD}: 90%% within 0.1-10 times; 0: sampling variation only)")
     fit.add_argument("-v", "--verbose", action="store_true",
            help="print progress: the panel, the graph, Adam's loss every 50 epochs, a line per --n-boot refit")
+    _jobs_argument(fit, "--n-boot refits")
     fit.add_argument("--out", default="outputs/fit",
                      help="folder for the model, report and tables (default outputs/fit)")
     fit.set_defaults(func=_fit)
@@ -859,6 +879,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     opt.add_argument("--n-boot", type=int, default=0,
                      help="region-bootstrap refits scoring the plan (0: none; each is a full refit)")
     opt.add_argument("--level", type=float, default=0.9, help="interval level for the refits' gains")
+    _jobs_argument(opt, "--n-boot refits")
     opt.add_argument("--prior-spread", type=float, default=PRIOR_SPREAD,
                      help="with --n-boot: sd of each refit's log multiplier on the prior strengths "
                      f"(default {PRIOR_SPREAD}; 0: sampling variation only)")
@@ -881,6 +902,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rep.add_argument("--prior-spread", type=float, default=PRIOR_SPREAD,
                      help=f"with --n-boot: sd of each refit's log multiplier on the prior strengths (default "
                      f"{PRIOR_SPREAD}; 0: sampling variation only)")
+    _jobs_argument(rep, "--n-boot refits")
     rep.add_argument("--out", default="outputs/report", help="folder for the report and tables (default outputs/report)")
     rep.set_defaults(func=_report)
 
@@ -896,6 +918,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="forecast interval level scored as coverage_pct (default 0.9)")
     back.add_argument("-v", "--verbose", action="store_true",
             help="print a line per cutoff: its fit's seconds and holdout WAPE beside the naive forecast's")
+    _jobs_argument(back, "the cutoffs' refits")
     back.add_argument("--out", default="outputs/backtest.csv", help="CSV to write (default outputs/backtest.csv)")
     back.set_defaults(func=_backtest)
     args = parser.parse_args(argv)

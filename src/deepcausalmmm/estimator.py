@@ -124,6 +124,48 @@ class _PlanRows:
     controls: pd.DataFrame | None
 
 
+@dataclasses.dataclass
+class _Refit:
+    """One refit of :meth:`DeepCausalMMM.backtest` or the region bootstrap: an unfitted
+    ``model``, the arguments of its ``fit``, and warnings (message starts) the refit keeps
+    quiet because the fit it repeats already gave them. Runs here or, pickled, in a worker
+    process (``n_jobs``)."""
+
+    model: DeepCausalMMM
+    fit_args: dict[str, Any]
+    quiet: tuple[str, ...] = ()
+
+    def run(self, threads: int | None = None) -> tuple[DeepCausalMMM, float]:
+        """Fit; return the model and the fit's seconds. ``threads``: the worker's share of the
+        cores, used where the configuration leaves ``training.threads`` at 0 (every core)."""
+        if threads is not None:
+            config = build_config(self.model.config).to_dict()
+            if config["training"]["threads"] == 0:
+                config["training"]["threads"] = threads
+                self.model.set_params(config=config)
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            for message in self.quiet:
+                warnings.filterwarnings("ignore", message=message, category=UserWarning)
+            self.model.fit(**self.fit_args)
+        return self.model, time.perf_counter() - start
+
+
+def _run_refit(task: _Refit, threads: int) -> tuple[DeepCausalMMM, float]:
+    """:meth:`_Refit.run` in a worker process (a module-level function, for pickling)."""
+    return task.run(threads)
+
+
+def _check_n_jobs(n_jobs: Any) -> int | None:
+    """``n_jobs`` as given, or ``ConfigError`` where it is not None or a whole number other than 0."""
+    if n_jobs is None or (isinstance(n_jobs, numbers.Integral) and not isinstance(n_jobs, bool) and n_jobs != 0):
+        return None if n_jobs is None else int(n_jobs)
+    raise ConfigError(
+        f"`n_jobs` must be None or a whole number other than 0 (1: refits one at a time, -1: one "
+        f"process per core), found {n_jobs!r}; e.g. n_jobs=-1"
+    )
+
+
 class DeepCausalMMM(BaseEstimator):
     """Marketing mix model: additive, identifiable, with GRU-shaped carryover.
 
@@ -140,6 +182,18 @@ class DeepCausalMMM(BaseEstimator):
         ``"cpu"`` (default), ``"cuda"`` or ``"auto"`` (cuda when available).
     verbose : bool
         Print training progress.
+    n_jobs : int or None
+        Processes that run refits side by side: :meth:`backtest`'s cutoffs and
+        the region-bootstrap replicates of :meth:`get_effect_intervals` and
+        ``optimize_budget(n_boot=...)``. ``None`` (default) or 1: one at a
+        time, each on every core; ``-1``: one process per core, ``-2`` all but
+        one, as in scikit-learn (``None`` follows a surrounding
+        ``joblib.parallel_config(n_jobs=...)``). Each process trains on its
+        share of the cores (``training.threads`` 0), so results equal the
+        one-at-a-time results up to the float rounding that a different
+        thread count gives (exactly, with ``training.threads`` set). Warnings
+        a refit raises in a process are not shown. On a GPU refits run one at a
+        time.
 
     Attributes
     ----------
@@ -173,11 +227,13 @@ class DeepCausalMMM(BaseEstimator):
         random_state: int = 0,
         device: str = "cpu",
         verbose: bool = False,
+        n_jobs: int | None = None,
     ) -> None:
         self.config = config
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
+        self.n_jobs = n_jobs
 
     # ------------------------------------------------------------------ fitting
     def fit(
@@ -273,6 +329,7 @@ class DeepCausalMMM(BaseEstimator):
             lifts = parse_lift_tests(lift_tests, panel.channels, panel.regions, panel.dates)
             _warn_weak_tests(cfg, lifts, panel.channels)
         device = self._resolve_device()
+        _check_n_jobs(self.n_jobs)  # used by later refits; a bad value fails here, not after the fit
         scaler = PanelScaler.fit(panel)
         graph_start = time.perf_counter()
         graph = self._learn_graph(cfg, panel, scaler)
@@ -711,7 +768,8 @@ class DeepCausalMMM(BaseEstimator):
         with carryover from the training weeks. Metrics are computed on the
         observed holdout cells, next to the naive per-region last-value forecast,
         and the forecast intervals of :meth:`predict_interval` at ``level`` are
-        scored on the same cells.
+        scored on the same cells. With ``n_jobs`` (see the class) the cutoffs'
+        refits run side by side in worker processes.
 
         Returns
         -------
@@ -749,19 +807,22 @@ class DeepCausalMMM(BaseEstimator):
         y0 = np.where(panel.observed, panel.y, 0.0)
         weight = panel.weight * panel.observed
         ctrl = panel.control_values if panel.controls else None
+        _check_n_jobs(self.n_jobs)
+
+        def tasks() -> Iterator[_Refit]:
+            for cut in cutoffs:
+                w_cut = weight[:, :cut]
+                if sample_weight is None:  # as fit would: judged on the training weeks only
+                    w_cut, _ = _stale_weighted(y0[:, :cut], panel.media[:, :cut],
+                                               panel.observed[:, :cut], w_cut, cfg.data.stale_weight)
+                yield _Refit(clone(self).set_params(verbose=False),  # a line per cutoff below, not its epochs
+                             dict(X=panel.media[:, :cut], y=y0[:, :cut], regions=panel.regions,
+                                  dates=list(panel.dates[:cut]), controls=None if ctrl is None else ctrl[:, :cut],
+                                  sample_weight=w_cut))
+
         rows = []
-        for i, cut in enumerate(cutoffs, start=1):
-            model = clone(self).set_params(verbose=False)  # one line per cutoff below, not each refit's epochs
-            start = time.perf_counter()
-            w_cut = weight[:, :cut]
-            if sample_weight is None:  # as fit would: judged on the training weeks only
-                w_cut, _ = _stale_weighted(y0[:, :cut], panel.media[:, :cut],
-                                           panel.observed[:, :cut], w_cut, cfg.data.stale_weight)
-            model.fit(panel.media[:, :cut], y0[:, :cut], regions=panel.regions,
-                      dates=list(panel.dates[:cut]),
-                      controls=None if ctrl is None else ctrl[:, :cut],
-                      sample_weight=w_cut)
-            seconds = time.perf_counter() - start
+        for i, (cut, (model, seconds)) in enumerate(zip(cutoffs, self._refits(tasks(), len(cutoffs)), strict=True),
+                                                    start=1):
             end = cut + horizon
             R = len(panel.regions)
             band = model.predict_interval(panel.media[:, cut:end], regions=panel.regions,
@@ -944,7 +1005,8 @@ class DeepCausalMMM(BaseEstimator):
         default's 90% intervals held 22 of 32 true shares, against 14 of 32 at 0;
         neither covers the model's structure (its curve family).
 
-        The intervals are percentiles of the replicates.
+        The intervals are percentiles of the replicates. With ``n_jobs`` (see
+        the class) the refits run side by side in worker processes.
 
         Returns
         -------
@@ -967,6 +1029,7 @@ class DeepCausalMMM(BaseEstimator):
         _check_level(level)
         prior_spread = _check_prior_spread(prior_spread)
         self._check_bootstrap_regions(prior_spread)
+        _check_n_jobs(self.n_jobs)
         start = time.perf_counter()
         p = self.panel_
         C = p.shape[2]
@@ -1023,38 +1086,70 @@ class DeepCausalMMM(BaseEstimator):
         p = self.panel_
         assert p.y is not None
         R = p.shape[0]
+        y = p.y
         per_region = self._stored_lift_by_region()
-        started = time.perf_counter()
-        for b in range(n_boot):
-            draw = np.random.default_rng(random_state + b).integers(0, R, R)  # [R] regions, with repeats
-            rr, tt = np.nonzero(p.observed[draw])  # observed cells of the drawn regions
-            X = pd.DataFrame(p.media[draw][rr, tt], columns=self.channels_)
-            ctrl = pd.DataFrame(p.control_values[draw][rr, tt], columns=self.controls_) if self.controls_ else None
-            tests = None if per_region is None else self._replicate_tests(draw, per_region)
-            config, spend = self.config_.to_dict(), None
-            if prior_spread > 0:  # the replicate's own prior strengths, log-normal around the fit's
-                z = np.random.default_rng([random_state + b, 1]).standard_normal(len(_SPREAD_PRIORS))
-                for key, zk in zip(_SPREAD_PRIORS, z, strict=True):
-                    config["regularization"][key] *= float(np.exp(prior_spread * zk))
-            priors = config["calibration"]["roi_priors"]
-            if priors:  # ROI priors are per unit of spend: the replicate gets the drawn regions' spend
-                spend = pd.DataFrame(self.spend_[draw][rr, tt], columns=self.channels_)
-                config["calibration"]["roi_priors"] = {  # a channel no drawn region spent on has no ROI
-                    c: v for c, v in priors.items() if spend[c].sum() > 0}
-            # the fit itself warned of imprecise tests and of what its graph could not learn from these
-            # data; n_boot replicates would repeat that n_boot times
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="the most precise lift test", category=UserWarning)
-                warnings.filterwarnings("ignore", message="graph: ", category=UserWarning)
-                refit = DeepCausalMMM(config=config, random_state=random_state + b, device=self.device).fit(
-                    X, p.y[draw][rr, tt], regions=rr, dates=p.dates[tt], controls=ctrl,
-                    sample_weight=p.weight[draw][rr, tt], spend=spend, lift_tests=tests,
+        draws = [np.random.default_rng(random_state + b).integers(0, R, R) for b in range(n_boot)]  # [R] each
+
+        def tasks() -> Iterator[_Refit]:  # built as the refits need them: each holds a copy of its data
+            for b, draw in enumerate(draws):
+                rr, tt = np.nonzero(p.observed[draw])  # observed cells of the drawn regions
+                X = pd.DataFrame(p.media[draw][rr, tt], columns=self.channels_)
+                ctrl = (pd.DataFrame(p.control_values[draw][rr, tt], columns=self.controls_)
+                        if self.controls_ else None)
+                tests = None if per_region is None else self._replicate_tests(draw, per_region)
+                config, spend = self.config_.to_dict(), None
+                if prior_spread > 0:  # the replicate's own prior strengths, log-normal around the fit's
+                    z = np.random.default_rng([random_state + b, 1]).standard_normal(len(_SPREAD_PRIORS))
+                    for key, zk in zip(_SPREAD_PRIORS, z, strict=True):
+                        config["regularization"][key] *= float(np.exp(prior_spread * zk))
+                priors = config["calibration"]["roi_priors"]
+                if priors:  # ROI priors are per unit of spend: the replicate gets the drawn regions' spend
+                    spend = pd.DataFrame(self.spend_[draw][rr, tt], columns=self.channels_)
+                    config["calibration"]["roi_priors"] = {  # a channel no drawn region spent on has no ROI
+                        c: v for c, v in priors.items() if spend[c].sum() > 0}
+                yield _Refit(
+                    DeepCausalMMM(config=config, random_state=random_state + b, device=self.device),
+                    dict(X=X, y=y[draw][rr, tt], regions=rr, dates=p.dates[tt], controls=ctrl,
+                         sample_weight=p.weight[draw][rr, tt], spend=spend, lift_tests=tests),
+                    # the fit itself warned of imprecise tests and of what its graph could not learn
+                    # from these data; n_boot replicates would repeat that n_boot times
+                    quiet=("the most precise lift test", "graph: "),
                 )
+
+        started = time.perf_counter()
+        for b, (draw, (refit, seconds)) in enumerate(zip(draws, self._refits(tasks(), n_boot), strict=True)):
             if self.verbose:
                 elapsed = time.perf_counter() - started
-                self._say(f"bootstrap refit {b + 1}/{n_boot}: {refit.history_.seconds:.1f} s "
+                self._say(f"bootstrap refit {b + 1}/{n_boot}: {seconds:.1f} s "
                           f"(about {elapsed / (b + 1) * (n_boot - b - 1):.0f} s to go)")
             yield draw, refit
+
+    def _refits(self, tasks: Iterable[_Refit], n_tasks: int) -> Iterator[tuple[DeepCausalMMM, float]]:
+        """``(model, seconds)`` of each refit in ``tasks`` (``n_tasks`` of them), in order: one at a
+        time here, or side by side in ``n_jobs`` worker processes (joblib), each on its share of
+        the cores."""
+        workers = self._refit_workers(n_tasks)
+        if workers == 1:
+            for task in tasks:
+                yield task.run()
+            return
+        from joblib import Parallel, delayed
+
+        threads = max(1, available_cores() // workers)
+        # processes, whatever backend a surrounding parallel_config names: fits in threads of one
+        # process would share torch's global seed and thread count
+        yield from Parallel(n_jobs=workers, backend="loky", return_as="generator")(
+            delayed(_run_refit)(task, threads) for task in tasks)
+
+    def _refit_workers(self, n_tasks: int) -> int:
+        """Processes for ``n_tasks`` refits: ``n_jobs`` resolved as joblib does (None: 1, or the
+        surrounding ``parallel_config``; -1: every core), at most ``n_tasks``; 1 on a GPU."""
+        n_jobs = _check_n_jobs(self.n_jobs)
+        if n_tasks < 2 or n_jobs == 1 or self._resolve_device().type == "cuda":
+            return 1
+        from joblib import effective_n_jobs
+
+        return max(1, min(int(effective_n_jobs(n_jobs)), n_tasks))
 
     def _stored_lift_by_region(self) -> np.ndarray | None:
         """``[N,R]`` this fit's per-region model lift of the lift tests it was given, or None."""
@@ -1457,6 +1552,7 @@ class DeepCausalMMM(BaseEstimator):
             _check_level(level)
             prior_spread = _check_prior_spread(prior_spread)
             self._check_bootstrap_regions(prior_spread)
+            _check_n_jobs(self.n_jobs)
         if n_boot and regions is not None and X is None:
             raise DataError(
                 "`n_boot` cannot be combined with `regions`: bootstrap replicates redraw the regions; "

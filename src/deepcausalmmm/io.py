@@ -88,7 +88,8 @@ def save_model(model: Any, path: Path) -> Path:
         "graph_persistent_driver": json.dumps(model.graph_model_.persistent_driver),
         "lift_tests": json.dumps(_lift_tests_meta(getattr(model, "lift_tests_", None))),
         "estimator": json.dumps(
-            {"random_state": model.random_state, "device": model.device, "verbose": model.verbose}
+            {"random_state": model.random_state, "device": model.device, "verbose": model.verbose,
+             "n_jobs": model.n_jobs}
         ),
         "history": json.dumps(
             {"train_loss": h.train_loss, "val_loss": h.val_loss, "best_epoch": h.best_epoch,
