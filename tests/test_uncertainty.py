@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -52,17 +53,30 @@ def test_intervals_widen_with_noise_and_are_ordered():
 
 def test_refits_side_by_side_give_the_refits_one_at_a_time(tmp_path):
     """n_jobs=2: bootstrap replicates and backtest cutoffs refit in two worker processes, with the
-    same results as one at a time (the same thread count: exactly)."""
+    same results as one at a time (the same thread count: exactly) and the same warnings, raised
+    in the calling process."""
     sim = simulate_panel(4, 52, 2, seed=3)
     kw = dict(regions=sim.regions, dates=sim.dates, controls=sim.control_frame)
     one_thread = {"training": {**FAST["training"], "threads": 1}}
     model = DeepCausalMMM(config=one_thread).fit(sim.X, sim.y, **kw)
     alone = model.get_effect_intervals(n_boot=2)
-    backtest_alone = DeepCausalMMM(config=one_thread).backtest(sim.X, sim.y, n_splits=2, horizon=6, **kw)
+    two = np.isin(sim.regions, sim.regions[[0, -1]])  # 2 regions: the cutoffs' refits warn about their graph
+    data = dict(X=sim.X[two], y=sim.y[two], regions=sim.regions[two], dates=sim.dates[two],
+                controls=sim.control_frame[two], n_splits=2, horizon=6)
+
+    def backtest(n_jobs):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            table = DeepCausalMMM(config=one_thread, n_jobs=n_jobs).backtest(**data)
+        return table.drop(columns="fit_seconds"), [(w.category, str(w.message)) for w in caught]
+
+    backtest_alone, warned_alone = backtest(None)
     model.set_params(n_jobs=2)
     pd.testing.assert_frame_equal(model.get_effect_intervals(n_boot=2), alone)
-    side_by_side = DeepCausalMMM(config=one_thread, n_jobs=2).backtest(sim.X, sim.y, n_splits=2, horizon=6, **kw)
-    pd.testing.assert_frame_equal(side_by_side.drop(columns="fit_seconds"), backtest_alone.drop(columns="fit_seconds"))
+    side_by_side, warned = backtest(2)
+    pd.testing.assert_frame_equal(side_by_side, backtest_alone)
+    assert len(warned_alone) == 2 and "graph: with 2 region(s)" in warned_alone[0][1]
+    assert warned == warned_alone
     # saved with the model
     assert DeepCausalMMM.load(model.save(tmp_path / "m.safetensors")).n_jobs == 2
 
@@ -74,11 +88,17 @@ def test_a_refit_in_a_worker_trains_on_its_share_of_the_cores(small_sim):
 
     data = dict(X=small_sim.X, y=small_sim.y, regions=small_sim.regions, dates=small_sim.dates)
     short = {"training": {"epochs": 5, "polish_steps": 0}}
-    model, seconds = _Refit(DeepCausalMMM(config=short), data).run(threads=3)
-    assert model.config_.training.threads == 3 and seconds > 0
+    model, seconds, given = _Refit(DeepCausalMMM(config=short), data).run(threads=3)
+    assert model.config_.training.threads == 3 and seconds > 0 and given == []
     named = {"training": {**short["training"], "threads": 2}}
     assert _Refit(DeepCausalMMM(config=named), data).run(threads=3)[0].config_.training.threads == 2
     assert _Refit(DeepCausalMMM(config=short), data).run()[0].config_.training.threads == 0
+    # A worker records the fit's warnings (to raise them again in the caller), less the quiet ones.
+    national = dict(X=small_sim.X[:60], y=small_sim.y[:60], dates=small_sim.dates[:60])
+    _, _, given = _Refit(DeepCausalMMM(config=short), national).run(threads=1, record=True)
+    assert any(category is UserWarning and text.startswith("graph: 1 regions") for category, text in given)
+    _, _, given = _Refit(DeepCausalMMM(config=short), national, quiet=("graph: ",)).run(threads=1, record=True)
+    assert not any(text.startswith("graph: ") for _, text in given)
 
 
 @pytest.mark.parametrize("n_jobs", [0, "2", 1.5, True])

@@ -135,25 +135,44 @@ class _Refit:
     fit_args: dict[str, Any]
     quiet: tuple[str, ...] = ()
 
-    def run(self, threads: int | None = None) -> tuple[DeepCausalMMM, float]:
-        """Fit; return the model and the fit's seconds. ``threads``: the worker's share of the
-        cores, used where the configuration leaves ``training.threads`` at 0 (every core)."""
+    def run(self, threads: int | None = None, record: bool = False
+            ) -> tuple[DeepCausalMMM, float, list[tuple[type[Warning], str]]]:
+        """Fit; return the model, the fit's seconds and, with ``record``, the warnings the fit gave
+        as ``(category, text)`` (else they are raised as usual, and the list is empty).
+        ``threads``: the worker's share of the cores, used where the configuration leaves
+        ``training.threads`` at 0 (every core)."""
         if threads is not None:
             config = build_config(self.model.config).to_dict()
             if config["training"]["threads"] == 0:
                 config["training"]["threads"] = threads
                 self.model.set_params(config=config)
         start = time.perf_counter()
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(record=record) as caught:
             for message in self.quiet:
                 warnings.filterwarnings("ignore", message=message, category=UserWarning)
             self.model.fit(**self.fit_args)
-        return self.model, time.perf_counter() - start
+        given = [(w.category, str(w.message)) for w in caught or []]
+        return self.model, time.perf_counter() - start, given
 
 
-def _run_refit(task: _Refit, threads: int) -> tuple[DeepCausalMMM, float]:
-    """:meth:`_Refit.run` in a worker process (a module-level function, for pickling)."""
-    return task.run(threads)
+def _run_refit(task: _Refit, threads: int) -> tuple[DeepCausalMMM, float, list[tuple[type[Warning], str]]]:
+    """:meth:`_Refit.run` in a worker process (a module-level function, for pickling), its
+    warnings recorded to be raised again in the calling process."""
+    return task.run(threads, record=True)
+
+
+def _weeks_as_rows(panel: Panel, start: int, stop: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray,
+                                                                  pd.DataFrame | None]:
+    """Weeks ``start:stop`` of ``panel``'s grid as long rows, region by region (row ``r * W + w``
+    is region ``r``, week ``start + w``): channel columns under their names (so a refit's warnings
+    and tables name them), regions, dates, and the named controls or None."""
+    R, W = len(panel.regions), stop - start
+    rr, tt = np.repeat(np.arange(R), W), np.tile(np.arange(start, stop), R)
+    X = pd.DataFrame(panel.media[rr, tt], columns=panel.channels)
+    regions = np.empty(R, dtype=object)
+    regions[:] = panel.regions
+    controls = pd.DataFrame(panel.control_values[rr, tt], columns=panel.controls) if panel.controls else None
+    return X, regions[rr], panel.dates[tt], controls
 
 
 def _check_n_jobs(n_jobs: Any) -> int | None:
@@ -192,8 +211,8 @@ class DeepCausalMMM(BaseEstimator):
         share of the cores (``training.threads`` 0), so results equal the
         one-at-a-time results up to the float rounding that a different
         thread count gives (exactly, with ``training.threads`` set). Warnings
-        a refit raises in a process are not shown. On a GPU refits run one at a
-        time.
+        a refit gives in a worker are raised again here. On a GPU refits run one
+        at a time.
 
     Attributes
     ----------
@@ -806,7 +825,6 @@ class DeepCausalMMM(BaseEstimator):
             raise DataError(str(exc)) from None
         y0 = np.where(panel.observed, panel.y, 0.0)
         weight = panel.weight * panel.observed
-        ctrl = panel.control_values if panel.controls else None
         _check_n_jobs(self.n_jobs)
 
         def tasks() -> Iterator[_Refit]:
@@ -815,19 +833,19 @@ class DeepCausalMMM(BaseEstimator):
                 if sample_weight is None:  # as fit would: judged on the training weeks only
                     w_cut, _ = _stale_weighted(y0[:, :cut], panel.media[:, :cut],
                                                panel.observed[:, :cut], w_cut, cfg.data.stale_weight)
+                X_cut, regions_cut, dates_cut, controls_cut = _weeks_as_rows(panel, 0, cut)
                 yield _Refit(clone(self).set_params(verbose=False),  # a line per cutoff below, not its epochs
-                             dict(X=panel.media[:, :cut], y=y0[:, :cut], regions=panel.regions,
-                                  dates=list(panel.dates[:cut]), controls=None if ctrl is None else ctrl[:, :cut],
-                                  sample_weight=w_cut))
+                             dict(X=X_cut, y=y0[:, :cut].ravel(), regions=regions_cut, dates=dates_cut,
+                                  controls=controls_cut, sample_weight=w_cut.ravel()))
 
         rows = []
         for i, (cut, (model, seconds)) in enumerate(zip(cutoffs, self._refits(tasks(), len(cutoffs)), strict=True),
                                                     start=1):
             end = cut + horizon
             R = len(panel.regions)
-            band = model.predict_interval(panel.media[:, cut:end], regions=panel.regions,
-                                          dates=list(panel.dates[cut:end]),
-                                          controls=None if ctrl is None else ctrl[:, cut:end], level=level)
+            X_ahead, regions_ahead, dates_ahead, controls_ahead = _weeks_as_rows(panel, cut, end)
+            band = model.predict_interval(X_ahead, regions=regions_ahead, dates=dates_ahead,
+                                          controls=controls_ahead, level=level)  # rows in input order
             pred, lower, upper = (band[k].to_numpy().reshape(R, end - cut)  # [R*H] -> [R,H]
                                   for k in ("prediction", "lower", "upper"))
             naive_pred = last_value_forecast(
@@ -1131,15 +1149,19 @@ class DeepCausalMMM(BaseEstimator):
         workers = self._refit_workers(n_tasks)
         if workers == 1:
             for task in tasks:
-                yield task.run()
+                model, seconds, _ = task.run()
+                yield model, seconds
             return
         from joblib import Parallel, delayed
 
         threads = max(1, available_cores() // workers)
         # processes, whatever backend a surrounding parallel_config names: fits in threads of one
         # process would share torch's global seed and thread count
-        yield from Parallel(n_jobs=workers, backend="loky", return_as="generator")(
-            delayed(_run_refit)(task, threads) for task in tasks)
+        for model, seconds, given in Parallel(n_jobs=workers, backend="loky", return_as="generator")(
+                delayed(_run_refit)(task, threads) for task in tasks):
+            for category, text in given:  # as a refit here would have raised them
+                warnings.warn(text, category, stacklevel=2)
+            yield model, seconds
 
     def _refit_workers(self, n_tasks: int) -> int:
         """Processes for ``n_tasks`` refits: ``n_jobs`` resolved as joblib does (None: 1, or the
