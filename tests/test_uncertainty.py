@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import warnings
 
 import numpy as np
@@ -51,7 +52,7 @@ def test_intervals_widen_with_noise_and_are_ordered():
         assert (table["marginal_roi_hi"] > 0).all() and (table["marginal_roi_sd"] > 0).all()
 
 
-def test_refits_side_by_side_give_the_refits_one_at_a_time(tmp_path):
+def test_refits_side_by_side_give_the_refits_one_at_a_time(tmp_path, capsys):
     """n_jobs=2: bootstrap replicates and backtest cutoffs refit in two worker processes, with the
     same results as one at a time (the same thread count: exactly) and the same warnings, raised
     in the calling process."""
@@ -67,13 +68,15 @@ def test_refits_side_by_side_give_the_refits_one_at_a_time(tmp_path):
     def backtest(n_jobs):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            table = DeepCausalMMM(config=one_thread, n_jobs=n_jobs).backtest(**data)
+            table = DeepCausalMMM(config=one_thread, n_jobs=n_jobs, verbose=True).backtest(**data)
         return table.drop(columns="fit_seconds"), [(w.category, str(w.message)) for w in caught]
 
     backtest_alone, warned_alone = backtest(None)
     model.set_params(n_jobs=2)
     pd.testing.assert_frame_equal(model.get_effect_intervals(n_boot=2), alone)
+    assert "side by side" not in capsys.readouterr().out
     side_by_side, warned = backtest(2)
+    assert re.search(r"2 refits side by side in 2 worker processes, \d+ thread\(s\) each", capsys.readouterr().out)
     pd.testing.assert_frame_equal(side_by_side, backtest_alone)
     assert len(warned_alone) == 2 and "graph: with 2 region(s)" in warned_alone[0][1]
     assert warned == warned_alone

@@ -1135,11 +1135,13 @@ class DeepCausalMMM(BaseEstimator):
                 )
 
         started = time.perf_counter()
+        workers = self._refit_workers(n_boot)
+        rounds = -(-n_boot // workers)  # refits run in rounds of `workers`
         for b, (draw, (refit, seconds)) in enumerate(zip(draws, self._refits(tasks(), n_boot), strict=True)):
             if self.verbose:
-                elapsed = time.perf_counter() - started
-                self._say(f"bootstrap refit {b + 1}/{n_boot}: {seconds:.1f} s "
-                          f"(about {elapsed / (b + 1) * (n_boot - b - 1):.0f} s to go)")
+                done = -(-(b + 1) // workers)  # rounds under way or finished
+                to_go = (time.perf_counter() - started) / done * (rounds - done)
+                self._say(f"bootstrap refit {b + 1}/{n_boot}: {seconds:.1f} s (about {to_go:.0f} s to go)")
             yield draw, refit
 
     def _refits(self, tasks: Iterable[_Refit], n_tasks: int) -> Iterator[tuple[DeepCausalMMM, float]]:
@@ -1155,6 +1157,7 @@ class DeepCausalMMM(BaseEstimator):
         from joblib import Parallel, delayed
 
         threads = max(1, available_cores() // workers)
+        self._say(f"{n_tasks} refits side by side in {workers} worker processes, {threads} thread(s) each")
         # processes, whatever backend a surrounding parallel_config names: fits in threads of one
         # process would share torch's global seed and thread count
         for model, seconds, given in Parallel(n_jobs=workers, backend="loky", return_as="generator")(
