@@ -74,6 +74,15 @@ def test_refits_side_by_side_give_the_refits_one_at_a_time(tmp_path, capsys):
     backtest_alone, warned_alone = backtest(None)
     model.set_params(n_jobs=2)
     pd.testing.assert_frame_equal(model.get_effect_intervals(n_boot=2), alone)
+    # n_jobs=None follows a surrounding joblib configuration, in processes whatever backend it names
+    from joblib import parallel_config
+
+    model.set_params(n_jobs=None, verbose=True)
+    capsys.readouterr()
+    with parallel_config(backend="threading", n_jobs=2):
+        pd.testing.assert_frame_equal(model.get_effect_intervals(n_boot=2), alone)
+    assert "2 refits side by side in 2 worker processes" in capsys.readouterr().out
+    model.set_params(n_jobs=2, verbose=False)
     assert "side by side" not in capsys.readouterr().out
     side_by_side, warned = backtest(2)
     assert re.search(r"2 refits side by side in 2 worker processes, \d+ thread\(s\) each", capsys.readouterr().out)
