@@ -468,6 +468,25 @@ def test_report_cli_writes_what_fit_writes_from_a_saved_model(fitted, tmp_path, 
     assert not (tmp_path / "bad").exists()
 
 
+def test_report_and_optimize_cli_give_jobs_to_the_refits(fitted, tmp_path, monkeypatch):
+    """--jobs N reaches the refits' n_jobs (stopped where the workers would be chosen)."""
+    from deepcausalmmm.cli import main
+
+    class Reached(Exception):
+        pass
+
+    def record(self, n_tasks):
+        raise Reached(self.n_jobs, n_tasks)
+
+    model_file = str(fitted.save(tmp_path / "m.safetensors"))
+    monkeypatch.setattr(DeepCausalMMM, "_refit_workers", record)
+    for command in (["report", model_file, "--out", str(tmp_path / "rep")],
+                    ["optimize", model_file, "--out", str(tmp_path / "plan.csv")]):
+        with pytest.raises(Reached) as reached:
+            main([*command, "--n-boot", "4", "-j", "3"])
+        assert reached.value.args == (3, 4), command
+
+
 def test_budget_for_profit_stops_where_spend_returns_its_cost(fitted):
     """With ``kpi_value`` the total is free: at the optimum each channel's last unit of spend
     returns its cost (marginal ROI x kpi_value = 1) unless a bound stops it first."""
