@@ -839,8 +839,8 @@ class DeepCausalMMM(BaseEstimator):
                                   controls=controls_cut, sample_weight=w_cut.ravel()))
 
         rows = []
-        for i, (cut, (model, seconds)) in enumerate(zip(cutoffs, self._refits(tasks(), len(cutoffs)), strict=True),
-                                                    start=1):
+        refits = self._refits(tasks(), len(cutoffs), self._refit_workers(len(cutoffs)))
+        for i, (cut, (model, seconds)) in enumerate(zip(cutoffs, refits, strict=True), start=1):
             end = cut + horizon
             R = len(panel.regions)
             X_ahead, regions_ahead, dates_ahead, controls_ahead = _weeks_as_rows(panel, cut, end)
@@ -1137,18 +1137,17 @@ class DeepCausalMMM(BaseEstimator):
         started = time.perf_counter()
         workers = self._refit_workers(n_boot)
         rounds = -(-n_boot // workers)  # refits run in rounds of `workers`
-        for b, (draw, (refit, seconds)) in enumerate(zip(draws, self._refits(tasks(), n_boot), strict=True)):
+        for b, (draw, (refit, seconds)) in enumerate(zip(draws, self._refits(tasks(), n_boot, workers), strict=True)):
             if self.verbose:
                 done = -(-(b + 1) // workers)  # rounds under way or finished
                 to_go = (time.perf_counter() - started) / done * (rounds - done)
                 self._say(f"bootstrap refit {b + 1}/{n_boot}: {seconds:.1f} s (about {to_go:.0f} s to go)")
             yield draw, refit
 
-    def _refits(self, tasks: Iterable[_Refit], n_tasks: int) -> Iterator[tuple[DeepCausalMMM, float]]:
-        """``(model, seconds)`` of each refit in ``tasks`` (``n_tasks`` of them), in order: one at a
-        time here, or side by side in ``n_jobs`` worker processes (joblib), each on its share of
-        the cores."""
-        workers = self._refit_workers(n_tasks)
+    def _refits(self, tasks: Iterable[_Refit], n_tasks: int, workers: int) -> Iterator[tuple[DeepCausalMMM, float]]:
+        """``(model, seconds)`` of each refit in ``tasks`` (``n_tasks``), in order: one at a time here
+        (``workers`` 1), or side by side in ``workers`` worker processes (joblib; see
+        :meth:`_refit_workers`), each on its share of the cores."""
         if workers == 1:
             for task in tasks:
                 model, seconds, _ = task.run()
