@@ -1471,7 +1471,8 @@ class DeepCausalMMM(BaseEstimator):
             by each: its KPI gain over the observed allocation in that
             replicate's cells (with ``X``: the plan rows of the regions it drew, a region
             drawn twice counted twice). Not with ``regions`` selecting fitted cells
-            (replicates redraw them).
+            (replicates redraw them). With ``n_jobs`` (see the class) the refits
+            run side by side in worker processes.
         X, dates, controls, spend
             Plan over rows of your own instead of the fitted cells, e.g. next
             quarter's flighting: ``X`` holds the fitted channel columns, one row per
