@@ -59,8 +59,16 @@ def test_refits_side_by_side_give_the_refits_one_at_a_time(tmp_path, capsys):
     sim = simulate_panel(4, 52, 2, seed=3)
     kw = dict(regions=sim.regions, dates=sim.dates, controls=sim.control_frame)
     one_thread = {"training": {**FAST["training"], "threads": 1}}
-    model = DeepCausalMMM(config=one_thread).fit(sim.X, sim.y, **kw)
+    # a calibrated model: each replicate carries its share of a lift test, an ROI prior and spend
+    dates, tested = np.unique(sim.dates), list(dict.fromkeys(sim.regions))[:2]
+    lift = sim.true_lift("channel_1", tested, dates[20], dates[31])
+    test = pd.DataFrame([{"channel": "channel_1", "start": dates[20], "end": dates[31], "regions": tested,
+                          "lift": lift, "lift_se": 0.1 * lift}])
+    calibrated = {**one_thread, "calibration": {"roi_priors": {"channel_2": [0.5, 0.2]}}}
+    spend = pd.DataFrame({"channel_2": 2.0 * sim.X["channel_2"].to_numpy()})
+    model = DeepCausalMMM(config=calibrated).fit(sim.X, sim.y, lift_tests=test, spend=spend, **kw)
     alone = model.get_effect_intervals(n_boot=2)
+    plan_alone = model.optimize_budget(n_boot=2)
     two = np.isin(sim.regions, sim.regions[[0, -1]])  # 2 regions: the cutoffs' refits warn about their graph
     data = dict(X=sim.X[two], y=sim.y[two], regions=sim.regions[two], dates=sim.dates[two],
                 controls=sim.control_frame[two], n_splits=2, horizon=6)
@@ -74,6 +82,9 @@ def test_refits_side_by_side_give_the_refits_one_at_a_time(tmp_path, capsys):
     backtest_alone, warned_alone = backtest(None)
     model.set_params(n_jobs=2)
     pd.testing.assert_frame_equal(model.get_effect_intervals(n_boot=2), alone)
+    plan = model.optimize_budget(n_boot=2)
+    pd.testing.assert_frame_equal(plan, plan_alone)
+    assert plan.attrs["gain_lo"] == plan_alone.attrs["gain_lo"]
     # n_jobs=None follows a surrounding joblib configuration, in processes whatever backend it names
     from joblib import parallel_config
 
