@@ -169,10 +169,8 @@ def _weeks_as_rows(panel: Panel, start: int, stop: int) -> tuple[pd.DataFrame, n
     R, W = len(panel.regions), stop - start
     rr, tt = np.repeat(np.arange(R), W), np.tile(np.arange(start, stop), R)
     X = pd.DataFrame(panel.media[rr, tt], columns=panel.channels)
-    regions = np.empty(R, dtype=object)
-    regions[:] = panel.regions
     controls = pd.DataFrame(panel.control_values[rr, tt], columns=panel.controls) if panel.controls else None
-    return X, regions[rr], panel.dates[tt], controls
+    return X, np.asarray(panel.regions, dtype=object)[rr], panel.dates[tt], controls
 
 
 def _check_n_jobs(n_jobs: Any) -> int | None:
