@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import pytest
 import yaml
@@ -110,7 +111,7 @@ def test_command_line_block_names_only_accepted_options():
     block = _block("Command line", "bash")
     commands = re.split(r"^deepcausalmmm ", block.replace("\\\n", " "), flags=re.M)[1:]
     assert [c.split()[0] for c in commands] == ["demo", "fit", "predict", "optimize", "optimize", "optimize", "optimize",
-                                                  "plan-test", "report", "config",
+                                                  "plan-test", "report", "change", "config",
                                                   "backtest"]
     for command in commands:
         name = command.split()[0]
@@ -131,3 +132,19 @@ def test_planning_ahead_example_runs_as_printed(capsys):
     at_one = curves[curves["multiplier"] == 1.0].set_index("channel")["response"]
     np.testing.assert_allclose(at_one[channels], plan["response"], rtol=1e-9)
     assert "optimal_spend" in capsys.readouterr().out
+
+
+def test_kpi_change_example_runs_after_the_quickstart():
+    """The "What moved the KPI" block, run on the Quickstart's model (20 x 104 weeks)."""
+    ns: dict[str, Any] = {}
+    exec(compile(_block("Quickstart", "python"), "README.md:Quickstart", "exec"), ns)
+    exec(compile(_block("What moved the KPI", "python"), "README.md:What moved the KPI", "exec"), ns)
+    change, model, sim = ns["change"], ns["model"], ns["sim"]
+    assert list(change.index) == ["level", "trend", "season", *model.channels_, "unexplained"]
+    y = pd.Series(np.asarray(sim.y, dtype=float))
+    weeks = sim.data.groupby("region").cumcount()  # fitted without dates: row order within a region
+    d = model.panel_.dates
+    assert list(d) == list(range(104))
+    kpi = [y[(weeks >= a) & (weeks <= b)].sum() for a, b in ((d[39], d[51]), (d[91], d[103]))]
+    assert change["change"].sum() == pytest.approx(kpi[1] - kpi[0], rel=1e-9)
+    assert change["change_pct"].sum() == pytest.approx((kpi[1] / kpi[0] - 1) * 100, rel=1e-9)

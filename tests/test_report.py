@@ -76,9 +76,20 @@ def test_report_sections_and_numbers_come_from_the_model(fitted, report):
         assert f"<td>{row.noise_se:,.{se_places}f}</td>" in text
         needed = f"{int(row.weeks_needed)}" if np.isfinite(row.weeks_needed) else f"more than {len(dates)}"
         assert f"<td>{row.relative_se:,.3f}</td>\n      <td>{needed}</td>" in text
+    # what moved the KPI: the last 13 weeks against the 13 before (60 weeks: no year earlier), as the API's
+    d = fitted.panel_.dates
+    change = fitted.get_kpi_change((d[34], d[46]), (d[47], d[59]))
+    assert "<h2>What moved the KPI</h2>" in text
+    assert (f"The last fitted quarter ({change.attrs['compare_dates']}) against the quarter before "
+            f"({change.attrs['base_dates']}): the KPI changed by {change.attrs['change']:,.0f} "
+            f"({change.attrs['change_pct']:+.2f}%)") in text
+    places = column_decimals(change["change"])
+    for part in change.index:
+        assert f"<th>{part}</th>\n      <td>{change.loc[part, 'kind']}</td>" in text
+        assert f"<td>{change.loc[part, 'change']:,.{places}f}</td>" in text
     # plotly.js is embedded once, so the file opens offline
     assert len(re.findall(r"\* plotly\.js v\d", text)) == 1
-    assert text.count("Plotly.newPlot") == 4  # contributions, graph, response curves, carryover
+    assert text.count("Plotly.newPlot") == 5  # contributions, KPI change, graph, response curves, carryover
     assert "<script src=" not in text  # no external scripts
     assert "Caution:" not in text  # a sparse learned graph needs no caution
     R, T = len(fitted.regions_), len(fitted.panel_.dates)
@@ -156,10 +167,11 @@ def test_report_renders_in_headless_chromium(report):
          "--dump-dom", path.as_uri()],
         capture_output=True, text=True, timeout=120,
     ).stdout
-    # Each rendered plotly figure holds SVG layers of class main-svg: four figures drew.
+    # Each rendered plotly figure holds SVG layers of class main-svg: five figures drew.
     plots = re.findall(r'class="plot-container plotly"', dom)
-    assert len(plots) == 4
-    assert dom.count('class="main-svg"') >= 8
+    assert len(plots) == 5
+    assert dom.count('class="main-svg"') >= 10
+    assert '<g class="waterfalllayer mlayer"><g class="trace bars"' in dom  # the KPI change's waterfall drew
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="no chromium on PATH to render the report")

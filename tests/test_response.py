@@ -450,7 +450,11 @@ def test_report_cli_writes_what_fit_writes_from_a_saved_model(fitted, tmp_path, 
     model_file = str(fitted.save(tmp_path / "m.safetensors"))
     out = tmp_path / "rep"
     assert main(["report", model_file, "--out", str(out)]) == 0
-    assert "wrote 13 files" in capsys.readouterr().out
+    assert "wrote 14 files" in capsys.readouterr().out
+    change = pd.read_csv(out / "kpi_change.csv", index_col="part")  # 60 weeks: the quarter before
+    d = fitted.panel_.dates
+    np.testing.assert_allclose(change["change"], fitted.get_kpi_change((d[34], d[46]), (d[47], d[59]))["change"],
+                               rtol=1e-9)
     effects = pd.read_csv(out / "effects.csv", index_col="channel")
     np.testing.assert_allclose(effects["total"], fitted.get_channel_effects()["total"], rtol=1e-6)
     contributions = pd.read_csv(out / "contributions.csv")

@@ -60,8 +60,10 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0, prior_spread
     edges (``dag_edges.csv``), the response curves (``response_curves.csv``), the weeks the
     fit misses far more than usual (``unexplained_weeks.csv``), the fitted channel parameters
     (``channel_parameters.csv``, :meth:`DeepCausalMMM.get_channel_parameters`) and the
-    configuration the fit applied (``config.json``, usable as ``--config``) into ``out``, and
-    ``lift_tests.csv`` / ``roi_priors.csv`` when the fit had lift tests / ROI priors.
+    configuration the fit applied (``config.json``, usable as ``--config``) into ``out``, what
+    moved the KPI from a year earlier (or the quarter before) to the last fitted quarter
+    (``kpi_change.csv``, :meth:`DeepCausalMMM.get_kpi_change`; not for fits shorter than two
+    quarters), and ``lift_tests.csv`` / ``roi_priors.csv`` when the fit had lift tests / ROI priors.
 
     With ``n_boot >= 2`` also ``effect_intervals.csv`` (:meth:`DeepCausalMMM.get_effect_intervals`)
     and ``budget_plan.csv`` (:meth:`DeepCausalMMM.optimize_budget` with its bootstrap
@@ -87,6 +89,12 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0, prior_spread
     model.get_unexplained_weeks().to_csv(files[10])
     model.get_channel_parameters().to_csv(files[11])
     files[12].write_text(json.dumps(model.config_.to_dict(), indent=2) + "\n", encoding="utf-8")
+    from .reporting import kpi_change_periods
+
+    periods = kpi_change_periods(model)
+    if periods is not None:
+        files.append(out / "kpi_change.csv")
+        model.get_kpi_change(*periods[:2]).to_csv(files[-1])
     if getattr(model, "lift_tests_", None) is not None:
         files.append(out / "lift_tests.csv")
         model.lift_test_report().to_csv(files[-1], index=False)
@@ -269,11 +277,39 @@ def _demo(args: argparse.Namespace) -> int:
           "contribution per per cent of activity at its typical level, which turns an always-on "
           "channel's marginal effect into its level):")
     print(curves.round(2).to_string())
+    _demo_change(model, sim)
     files = write_outputs(model, Path(args.out))
     print(f"\nwrote {len(files)} files to {Path(args.out).resolve()}:")
     for f in files:
         print(f"  {f.name}")
     return 0
+
+
+def _demo_change(model: DeepCausalMMM, sim: Any) -> None:
+    """The report's "What moved the KPI" comparison beside the simulator's true parts."""
+    from .reporting import kpi_change_periods
+
+    periods = kpi_change_periods(model)
+    if periods is None:
+        return
+    base, compare, how = periods
+    change = model.get_kpi_change(base, compare)
+    when = sim.truth.index.get_level_values("date")
+    true = (sim.truth[(when >= compare[0]) & (when <= compare[1])].sum()
+            - sim.truth[(when >= base[0]) & (when <= base[1])].sum())
+    kinds = change["kind"]
+    estimated = pd.Series({"baseline": change.loc[kinds == "baseline", "change"].sum(),
+                           **change.loc[kinds == "channel", "change"],
+                           "controls": change.loc[kinds == "control", "change"].sum(),
+                           "unexplained": change.loc[kinds == "residual", "change"].sum()})
+    true["unexplained"] = change.attrs["change"] - true["prediction"]  # the simulated noise's change
+    table = pd.DataFrame({"estimated_pct": estimated, "true_pct": true.reindex(estimated.index)})
+    table = table / change.attrs["base_kpi"] * 100
+    a = change.attrs
+    print(f"\nwhat moved the KPI from {a['base_dates']} ({how}) to {a['compare_dates']}: {a['change_pct']:+.2f}%, "
+          "part by part in per cent of the earlier KPI, estimated vs simulator truth (get_kpi_change; "
+          "channels: direct contributions):")
+    print((table.round(2) + 0.0).to_string())
 
 
 def _fit(args: argparse.Namespace) -> int:
@@ -596,6 +632,7 @@ def _in_terms(words: dict[str, str]) -> Iterator[None]:
         yield
     except DataError as exc:
         message = re.sub(r"period=\('([^']*)', '([^']*)'\)", r"--start \1 --end \2", str(exc))
+        message = re.sub(r"\b(base|compare)=\('?([^',)]*)'?, '?([^',)]*)'?\)", r"--\1 \2 \3", message)
         for name, text in words.items():
             message = message.replace(name, text)
         raise DataError(message) from None
@@ -679,6 +716,41 @@ def _plan_test(args: argparse.Namespace) -> int:
     print(plan.round({c: 4 for c in plan.select_dtypes("number").columns}).to_string(index=False))
     print(f"noise_se is the KPI's own noise on each test (a floor: a control group adds its own); "
           f"model_lift is the model's expectation; wrote {out.resolve()}")
+    return 0
+
+
+def _change(args: argparse.Namespace) -> int:
+    from .data.history import period_name
+    from .reporting import kpi_change_periods
+
+    model = _model_class().load(args.model)
+    dates = pd.Index(model.panel_.dates)
+    labels = {str(r): r for r in model.regions_}
+    regions = [labels.get(r.strip(), r.strip()) for r in args.regions.split(";") if r.strip()] if args.regions else None
+    default = kpi_change_periods(model)
+    periods: list[tuple[Any, Any]] = []
+    for option, given, fallback in (("--base", args.base, 0), ("--compare", args.compare, 1)):
+        if given is None:
+            if default is None:
+                raise DataError(f"the fit covers {len(dates)} {period_name(dates)}, shorter than two quarters: there "
+                                f"is no default period to compare; give both --base START END and --compare START END")
+            periods.append(default[0] if fallback == 0 else default[1])
+        elif isinstance(dates, pd.DatetimeIndex):
+            periods.append(tuple(given))
+        else:  # integer periods
+            what = "a period number like the fit's dates"
+            periods.append(tuple(_number(text, option, int, what) for text in given))
+    with _in_terms({"`base`": "--base", "`compare`": "--compare", "`regions`": "--regions"}):
+        table = model.get_kpi_change(periods[0], periods[1], regions=regions, by_region=args.by_region)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out)
+    a = table.attrs
+    print(f"KPI {a['base_dates']}: {a['base_kpi']:,.0f}; {a['compare_dates']}: {a['compare_kpi']:,.0f}; "
+          f"change {a['change']:+,.0f} ({a['change_pct']:+.2f}%)")
+    print(table.round({"base": 1, "compare": 1, "change": 1, "change_pct": 2, "total_effect_change": 1}).to_string())
+    print(f"change_pct: per cent of the first period's KPI (the rows add up to the KPI's); "
+          f"wrote {out.resolve()}")
     return 0
 
 
@@ -893,6 +965,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan.add_argument("--out", default="outputs/test_plan.csv", help="CSV to write (default outputs/test_plan.csv)")
     plan.set_defaults(func=_plan_test)
 
+    chg = sub.add_parser("change", help="what moved the KPI between two fitted periods, part by part, with a "
+                         "saved model")
+    chg.add_argument("model", help="a model file written by fit (model.safetensors)")
+    chg.add_argument("--base", nargs=2, metavar=("START", "END"), default=None,
+                     help="the earlier period's first and last dates (default: the last fitted quarter a year "
+                     "earlier, or the quarter before it)")
+    chg.add_argument("--compare", nargs=2, metavar=("START", "END"), default=None,
+                     help="the later period's first and last dates (default: the last fitted quarter)")
+    chg.add_argument("--regions", default=None, help="regions to sum over, separated by ';' (default all)")
+    chg.add_argument("--by-region", action="store_true", help="one block of rows per region")
+    chg.add_argument("--out", default="outputs/kpi_change.csv", help="CSV to write (default outputs/kpi_change.csv)")
+    chg.set_defaults(func=_change)
+
     rep = sub.add_parser("report", help="write the report and tables of a saved model (as fit does)")
     rep.add_argument("model", help="a model file written by fit or DeepCausalMMM.save (model.safetensors)")
     rep.add_argument("-v", "--verbose", action="store_true",
@@ -954,7 +1039,7 @@ def _file_terms(args: argparse.Namespace) -> dict[str, str]:
 
 _FOLDERS = {"demo": "demo", "fit": "run", "report": "report"}  # commands whose --out is a folder of files
 _EXAMPLES = {"predict": "predictions.csv", "optimize": "budget_plan.csv", "plan-test": "test_plan.csv",
-             "config": "config.yaml", "backtest": "backtest.csv"}
+             "config": "config.yaml", "backtest": "backtest.csv", "change": "kpi_change.csv"}
 
 
 def _check_out(args: argparse.Namespace) -> None:

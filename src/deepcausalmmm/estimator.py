@@ -25,7 +25,7 @@ from .analysis.calibration import (
     sum_variance_factor,
     weeks_for_precision,
 )
-from .analysis.contributions import contributions_frame, summarize_contributions
+from .analysis.contributions import contributions_frame, kpi_change_frame, summarize_contributions
 from .analysis.effects import intervene, pack_moves, reach, rescale
 from .analysis.identification import EXTRAPOLATED_FLOOR, identification_table
 from .components.carryover import carryover_kernel
@@ -61,7 +61,13 @@ from .data.panel import (
 from .data.scaling import PanelScaler
 from .exceptions import ConfigError, DataError
 from .model import Batch, Decomposition, MMMNet
-from .plotting.figures import carryover_figure, contributions_figure, dag_figure, response_figure
+from .plotting.figures import (
+    carryover_figure,
+    change_figure,
+    contributions_figure,
+    dag_figure,
+    response_figure,
+)
 from .training import (
     History,
     LiftTerm,
@@ -699,6 +705,108 @@ class DeepCausalMMM(BaseEstimator):
         )[weeks]
         out = table[np.abs(table["z"]) >= float(threshold)]
         return out.iloc[np.argsort(-np.abs(out["z"].to_numpy()), kind="stable")]
+
+    def get_kpi_change(
+        self,
+        base: tuple[Any, Any],
+        compare: tuple[Any, Any],
+        regions: Sequence[Any] | None = None,
+        by_region: bool = False,
+    ) -> pd.DataFrame:
+        """What moved the KPI from one fitted period to another, part by part.
+
+        The fitted decomposition summed over each period's observed cells, and the
+        difference: the baseline split into its ``level`` (each region's constant: it
+        changes only when the periods hold different numbers of region-weeks), ``trend``
+        and ``season`` (the yearly shape, with the day-of-week pattern on daily data),
+        then each channel's direct contribution, each control, and ``unexplained`` (the
+        actual KPI minus the model's). ``change`` sums to the actual KPI's change exactly.
+        A channel's row counts its own activity's effect, whichever period bought it
+        (carryover from the base period's spend lands in the compare period); what it
+        drives through other channels (TV lifting branded search) is in theirs, and in
+        its own ``total_effect_change``, the change of its total effect
+        (:meth:`get_channel_effects` over each period), which counts it: those do not add
+        up across channels.
+
+        Parameters
+        ----------
+        base, compare : (start, end)
+            Fitted dates, both included (integer periods for a fit without dates).
+            Periods of equal length (a quarter against the same quarter a year earlier,
+            which takes the season out) compare like with like.
+        regions : list or one label, optional
+            Restrict to these fitted regions.
+        by_region : bool
+            One block of rows per region, indexed by (``region``, ``part``).
+
+        Returns
+        -------
+        DataFrame indexed by ``part`` (baseline parts first, then channels, controls and
+        ``unexplained``): ``kind`` (``baseline``, ``channel``, ``control`` or ``residual``),
+        ``base`` and ``compare`` (KPI summed over the period's observed cells), ``change``,
+        ``change_pct`` (in per cent of the base period's KPI: the rows add up to the KPI's
+        per cent change) and ``total_effect_change`` (channels only). ``attrs``:
+        ``base_kpi``, ``compare_kpi``, ``change``, ``change_pct``, ``base_cells`` and
+        ``compare_cells`` (observed region-weeks), ``base_dates`` and ``compare_dates`` (the
+        first and last fitted dates in each, as text).
+
+        Raises
+        ------
+        DataError
+            If ``base`` or ``compare`` is not a (start, end) pair or holds no fitted dates,
+            or for unknown regions. Warns when the periods hold different numbers of
+            observed region-weeks (the extra weeks' KPI then shows as change, mostly in
+            ``level``).
+        """
+        check_is_fitted(self, "net_")
+        base_keep = self._cells(regions, base, name="base")  # [R,T]
+        compare_keep = self._cells(regions, compare, name="compare")  # [R,T]
+        n_base, n_compare = int(base_keep.sum()), int(compare_keep.sum())
+        if n_base != n_compare:
+            warnings.warn(
+                f"`base` holds {n_base} observed region-weeks and `compare` {n_compare}: the KPI of the "
+                "extra ones shows as change (mostly in `level`); compare periods of equal length over the "
+                "same regions to compare like with like",
+                UserWarning, stacklevel=2,
+            )
+        p = self.panel_
+        R, T, _ = p.shape
+        batch = self._batch(self.config_, p, self.scaler_, self.knots_, np.arange(R), p.media,
+                            p.control_values, np.arange(T, dtype=float))
+        dec = self._to_kpi(self._run_net(batch), np.arange(R))
+        device = next(self.net_.parameters()).device
+        on = batch.to(device)
+        with torch.no_grad(), full_precision():
+            level, trend, season = self.net_.baseline.parts(on.basis, on.fourier, on.region_idx)
+        scale = self.scaler_.y_scale[:, None]  # [R,1]
+        terms = [np.broadcast_to(t.double().cpu().numpy(), (R, T)) * scale for t in (level, trend, season)]
+        parts = [(name, "baseline", v) for name, v in zip(("level", "trend", "season"), terms, strict=True)]
+        parts += [(c, "channel", dec["channels"][:, :, i]) for i, c in enumerate(self.channels_)]
+        parts += [(k, "control", dec["controls"][:, :, i]) for i, k in enumerate(self.controls_)]
+        used = {c for c in [*self.channels_, *self.controls_]}
+        parts = [(f"baseline {name}" if kind == "baseline" and name in used else name, kind, v)
+                 for name, kind, v in parts]
+        assert p.y is not None  # a fitted panel always holds the KPI
+        table = kpi_change_frame(parts, np.where(p.observed, p.y, 0.0), base_keep, compare_keep,
+                                 self.regions_, by_region)
+        effects = [self.get_channel_effects(regions, period, by_region)["total"] for period in (base, compare)]
+        delta = effects[1].sub(effects[0], fill_value=0.0).rename("total_effect_change")
+        if by_region:
+            delta.index = delta.index.set_names(["region", "part"])
+            table["total_effect_change"] = delta.reindex(table.index).where(table["kind"] == "channel")
+        else:
+            table["total_effect_change"] = delta.rename_axis("part").reindex(table.index)
+        totals = table.groupby("kind", sort=False)[["base", "compare"]].sum().sum()
+        table.attrs.update({
+            "base_kpi": float(totals["base"]), "compare_kpi": float(totals["compare"]),
+            "change": float(totals["compare"] - totals["base"]),
+            "change_pct": float((totals["compare"] - totals["base"]) / abs(totals["base"]) * 100)
+            if totals["base"] != 0 else float("nan"),
+            "base_cells": n_base, "compare_cells": n_compare,
+            **{f"{name}_dates": "..".join(fmt_date(d) for d in p.dates[keep.any(axis=0)][[0, -1]])
+               for name, keep in (("base", base_keep), ("compare", compare_keep))},
+        })
+        return table
 
     def get_identification(self, threshold: float = EXTRAPOLATED_FLOOR) -> pd.DataFrame:
         """Per channel: whether the data observe its level or the curve's shape supplies it.
@@ -2187,9 +2295,11 @@ class DeepCausalMMM(BaseEstimator):
                 "n_boot": n_boot, "level": level, "prior_spread": prior_spread}
 
     def _cells(
-        self, regions: Sequence[Any] | None, period: tuple[Any, Any] | None, observed: bool = True
+        self, regions: Sequence[Any] | None, period: tuple[Any, Any] | None, observed: bool = True,
+        name: str = "period",
     ) -> np.ndarray:
-        """``[R,T]`` cells of the fitted panel in ``regions`` and ``period`` (observed ones only by default)."""
+        """``[R,T]`` cells of the fitted panel in ``regions`` and ``period`` (observed ones only by
+        default); ``name``: the argument that gave ``period``, for errors."""
         p = self.panel_
         keep = p.observed.copy() if observed else np.ones(p.observed.shape, dtype=bool)  # [R,T]
         if regions is not None:
@@ -2206,20 +2316,20 @@ class DeepCausalMMM(BaseEstimator):
             is_time = isinstance(dates, pd.DatetimeIndex)  # else integer periods
             example = repr(tuple(fmt_date(d) if is_time else int(d) for d in (dates[0], dates[-1])))
             if isinstance(period, (str, bytes)) or not hasattr(period, "__len__") or len(period) != 2:
-                raise DataError(f"`period` must be a (start, end) pair of dates, both included, found "
-                                f"{period!r}; e.g. period={example}")
+                raise DataError(f"`{name}` must be a (start, end) pair of dates, both included, found "
+                                f"{period!r}; e.g. {name}={example}")
             start, end = period
             if isinstance(dates, pd.DatetimeIndex):
                 try:
                     start, end = pd.Timestamp(start), pd.Timestamp(end)
                 except (TypeError, ValueError) as exc:
-                    raise DataError(f"`period` {period!r} is not a pair of dates ({exc}); "
-                                    f"e.g. period={example}") from None
+                    raise DataError(f"`{name}` {period!r} is not a pair of dates ({exc}); "
+                                    f"e.g. {name}={example}") from None
             keep &= ((dates >= start) & (dates <= end))[None, :]
             if not keep.any():
-                raise DataError(f"`period` {period} contains no fitted dates; the fit covers "
+                raise DataError(f"`{name}` {period} contains no fitted dates; the fit covers "
                                 f"{fmt_date(dates[0])}..{fmt_date(dates[-1])}: give (start, end) with start <= end "
-                                f"overlapping it, e.g. period={example}")
+                                f"overlapping it, e.g. {name}={example}")
         return keep
 
     def _check_channels(self, names: list[str]) -> list[str]:
@@ -2461,6 +2571,14 @@ class DeepCausalMMM(BaseEstimator):
         table = self.get_channel_contributions()
         actual = pd.Series(self._observed_y(), index=table.index, name="actual")
         return contributions_figure(table, self.channels_, actual)
+
+    def plot_kpi_change(
+        self, base: tuple[Any, Any], compare: tuple[Any, Any], regions: Sequence[Any] | None = None
+    ) -> go.Figure:
+        """Waterfall of :meth:`get_kpi_change` (plotly figure, not shown): the base period's KPI,
+        each part's change, the compare period's KPI."""
+        table = self.get_kpi_change(base, compare, regions)
+        return change_figure(table, table.attrs["base_dates"], table.attrs["compare_dates"])
 
     def plot_dag(self) -> go.Figure:
         """The channel graph the model holds (plotly figure, not shown); edges acting after a

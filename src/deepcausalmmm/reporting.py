@@ -15,9 +15,9 @@ import plotly.io as pio
 from . import __version__
 from .analysis.identification import EXTRAPOLATED_FLOOR
 from .components.graph import PERSISTENT_DRIVER_MESSAGE, dense_graph_message, edge_mask
-from .data.history import period_name
+from .data.history import comparison_periods, period_name
 from .files import atomic_path
-from .plotting.figures import response_figure
+from .plotting.figures import change_figure, response_figure
 
 __all__ = ["write_report"]
 
@@ -197,6 +197,41 @@ def _test_plan(model: Any, identification: pd.DataFrame) -> list[str]:
     ]
 
 
+def kpi_change_periods(model: Any) -> tuple[tuple[Any, Any], tuple[Any, Any], str] | None:
+    """The report's comparison for ``model``: its last fitted quarter against the same quarter a
+    year earlier, or the quarter before (:func:`comparison_periods`); None for short fits."""
+    return comparison_periods(model.panel_.dates, model.config_.baseline.period)
+
+
+def _kpi_change(model: Any) -> list[str]:
+    """The "What moved the KPI" section: the last quarter against a year earlier (or the quarter
+    before), part by part, as a table and a waterfall."""
+    periods = kpi_change_periods(model)
+    head = "<h2>What moved the KPI</h2>"
+    if periods is None:
+        return [head, "<p>The fit is shorter than two quarters: no period to compare the last one with.</p>"]
+    base, compare, how = periods
+    change = model.get_kpi_change(base, compare)
+    a = change.attrs
+    steps = period_name(model.panel_.dates)
+    return [
+        head,
+        f"<p class='note'>The last fitted quarter ({a['compare_dates']}) against {how} ({a['base_dates']}): "
+        f"the KPI changed by {a['change']:,.0f} ({a['change_pct']:+.2f}%), summed over the regions' observed "
+        f"{steps}. Each row is a part of the fitted decomposition summed over each period; change_pct is "
+        "its change in per cent of the earlier period's KPI, so the rows add up to the KPI's. level moves "
+        "only when the periods hold different numbers of region-weeks; season is the yearly shape (it "
+        "cancels a year apart, while a quarter against the one before mixes it with whatever moves with "
+        "the season, media budgets included); a channel's row is its direct contribution (carryover of "
+        "earlier spend included), and total_effect_change the change of its total effect, counting the "
+        "activity it drives in other channels (those overlap, so they do not add up); unexplained is the "
+        "actual KPI minus the model's. Compare other periods with get_kpi_change or the change "
+        "command.</p>",
+        _table(change),
+        _figure(change_figure(change, a["base_dates"], a["compare_dates"]), first=False),
+    ]
+
+
 def write_report(model: Any, path: Path) -> Path:
     """Write ``model``'s report to ``path`` atomically; return the path.
 
@@ -246,6 +281,7 @@ def write_report(model: Any, path: Path) -> Path:
         "(baseline + controls + channels = prediction in every cell).</p>",
         _table(summary),
         _figure(model.plot_contributions(), first=True),
+        *_kpi_change(model),
         "<h2>Effects under intervention</h2>",
         "<p class='note'>total: KPI lost under do(channel = 0), the activity it drives in other "
         "channels removed through the channel graph; direct: other channels held as observed; "

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..constants import BASELINE, CONTROLS, DATE, PREDICTION, REGION
 
-__all__ = ["contributions_frame", "summarize_contributions"]
+__all__ = ["contributions_frame", "kpi_change_frame", "summarize_contributions"]
 
 
 def contributions_frame(
@@ -58,3 +58,68 @@ def summarize_contributions(
     )
     out.index.name = "channel"
     return out
+
+
+UNEXPLAINED = "unexplained"  # the KPI change's part the model does not explain (actual - prediction)
+
+
+def kpi_change_frame(
+    parts: Sequence[tuple[str, str, np.ndarray]],
+    actual: np.ndarray,
+    base: np.ndarray,
+    compare: np.ndarray,
+    regions: Sequence[Any],
+    by_region: bool = False,
+) -> pd.DataFrame:
+    """The KPI's change from the ``base`` cells to the ``compare`` cells, part by part.
+
+    Parameters
+    ----------
+    parts : (name, kind, values ``[R,T]``) triples
+        An additive decomposition of the model's KPI in KPI units (names unique).
+    actual : ndarray ``[R,T]``
+        The observed KPI (read only where ``base`` or ``compare`` holds).
+    base, compare : bool ndarrays ``[R,T]``
+        The cells each period sums over.
+    regions : sequence of the ``R`` region labels
+    by_region : bool
+        One block of rows per region holding a cell of either period, indexed by
+        (``region``, ``part``), instead of the sums over regions.
+
+    Returns
+    -------
+    DataFrame indexed by ``part``: ``kind``, ``base``, ``compare``, ``change`` (compare - base)
+    and ``change_pct`` (the change in per cent of the base period's KPI), one row per part and
+    a last row ``unexplained`` (the actual KPI minus the model's, kind ``residual``), so that
+    ``change`` sums to the actual KPI's change exactly.
+    """
+    names = [name for name, _, _ in parts]
+    residual = UNEXPLAINED
+    while residual in names:
+        residual += "_"
+    model = np.sum([v for _, _, v in parts], axis=0)  # [R,T]
+    rows = [*parts, (residual, "residual", actual - model)]
+
+    def per_region(cells: np.ndarray) -> np.ndarray:  # [P,R]
+        return np.stack([np.where(cells, v, 0.0).sum(axis=1) for _, _, v in rows])
+
+    b, c = per_region(base), per_region(compare)  # [P,R]
+    kinds = [kind for _, kind, _ in rows]
+    labels = [name for name, _, _ in rows]
+    if by_region:
+        shown = np.flatnonzero(base.any(axis=1) | compare.any(axis=1))
+        index = pd.MultiIndex.from_tuples([(regions[int(r)], n) for r in shown for n in labels],
+                                          names=["region", "part"])
+        b_val, c_val = b[:, shown].T.reshape(-1), c[:, shown].T.reshape(-1)
+        base_kpi = np.repeat(b[:, shown].sum(axis=0), len(labels))
+        kind = kinds * len(shown)
+    else:
+        index = pd.Index(labels, name="part")
+        b_val, c_val = b.sum(axis=1), c.sum(axis=1)
+        base_kpi = np.full(len(labels), b.sum())
+        kind = kinds
+    frame = pd.DataFrame({"kind": kind, "base": b_val, "compare": c_val}, index=index)
+    frame["change"] = frame["compare"] - frame["base"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frame["change_pct"] = np.where(base_kpi != 0, frame["change"] / np.abs(base_kpi) * 100, np.nan)
+    return frame

@@ -129,10 +129,16 @@ class Baseline(nn.Module):
 
     def forward(self, basis: Tensor, fourier: Tensor, region_idx: Tensor) -> Tensor:
         """Baseline ``[R',T]`` from trend basis ``[T,J]`` and Fourier terms ``[T,P2]``."""
+        level, trend, season = self.parts(basis, fourier, region_idx)
+        return level + trend + season  # [R',1] + [R',T]
+
+    def parts(self, basis: Tensor, fourier: Tensor, region_idx: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The baseline's terms: ``level`` ``[R',1]``, ``trend`` and ``season`` ``[R',T]`` (the
+        yearly shape, with the day-of-week pattern where the Fourier terms hold one)."""
         trend = self.trend_weights(region_idx) @ basis.T  # [R',J] @ [J,T] -> [R',T]
         coef = self.season[None, :] + self.season_dev[region_idx]  # [R',P2]
         season = coef @ fourier.T  # [R',P2] @ [P2,T] -> [R',T]
-        return self.level[region_idx][:, None] + trend + season  # [R',1] + [R',T]
+        return self.level[region_idx][:, None], trend, season
 
     @torch.no_grad()
     def reknot(self, old_at_new: Tensor) -> None:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 from ..exceptions import DataError
 from .panel import Panel, listed, month_anchor, month_grid, month_number
 
-__all__ = ["align_to_fit", "extend_history", "extend_grid", "grid_positions", "grid_spacing", "period_name"]
+__all__ = [
+    "align_to_fit", "comparison_periods", "extend_history", "extend_grid", "grid_positions", "grid_spacing",
+    "period_name",
+]
 
 
 def align_to_fit(fit: Panel, new: Panel) -> tuple[np.ndarray, np.ndarray]:
@@ -86,6 +91,30 @@ def period_name(grid: pd.Index) -> str:
     if months is not None:
         return {1: "months", 3: "quarters", 12: "years"}.get(months[1], "periods")
     return {pd.Timedelta(days=7): "weeks", pd.Timedelta(days=1): "days"}.get(grid[1] - grid[0], "periods")
+
+
+_QUARTER_YEAR = {"weeks": (13, 52), "days": (91, 364), "months": (3, 12), "quarters": (1, 4)}  # steps
+
+
+def comparison_periods(grid: pd.Index, year: float) -> tuple[tuple[Any, Any], tuple[Any, Any], str] | None:
+    """The last quarter of a fitted grid and the quarter to compare it with.
+
+    The same quarter a year earlier where the grid reaches back that far (the yearly season
+    then cancels), else the quarter just before it. A quarter is 13 weeks, 91 days, 3 months
+    or 1 quarter; on integer periods (or another spacing) a quarter of ``year``, the season's
+    period in steps. Returns ``(base, compare, how)`` with each period a (first, last) pair
+    of grid dates and ``how`` "a year earlier" or "the quarter before"; None for a grid
+    shorter than two quarters (or of years).
+    """
+    name = period_name(grid)
+    if name == "years":
+        return None
+    quarter, steps = _QUARTER_YEAR.get(name, (max(1, int(round(year / 4))), int(round(year))))
+    T = len(grid)
+    if T < 2 * quarter:
+        return None
+    start, how = (T - quarter - steps, "a year earlier") if T >= steps + quarter else (T - 2 * quarter, "the quarter before")
+    return (grid[start], grid[start + quarter - 1]), (grid[T - quarter], grid[T - 1]), how
 
 
 def grid_positions(grid: pd.Index, dates: pd.Index) -> np.ndarray:

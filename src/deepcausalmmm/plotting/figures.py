@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 import plotly.colors as pc
 import plotly.graph_objects as go
 
 from ..constants import BASELINE, CONTROLS, DATE, PREDICTION
 
-__all__ = ["carryover_figure", "contributions_figure", "dag_figure", "response_figure"]
+__all__ = ["carryover_figure", "change_figure", "contributions_figure", "dag_figure", "response_figure"]
 
 
 def contributions_figure(
@@ -171,4 +172,29 @@ def carryover_figure(weights: pd.DataFrame) -> go.Figure:
                                  hovertemplate="lag %{x} weeks<br>weight %{y:.3f}"))
     fig.update_layout(title="Carryover: share of one week's activity acting each week after",
                       xaxis_title="lag (weeks)", yaxis_title="weight", template="plotly_white")
+    return fig
+
+
+def change_figure(change: pd.DataFrame, base_label: str = "base", compare_label: str = "compare") -> go.Figure:
+    """Waterfall from the base period's KPI, through each part's change, to the compare
+    period's KPI (``get_kpi_change``'s table, summed over regions)."""
+    steps = [float(v) for v in change["change"]]
+    names = [str(p) for p in change.index]
+    base, compare = float(change["base"].sum()), float(change["compare"].sum())
+    pct = ["" if not np.isfinite(v) else f"{v:+.1f}%" for v in change["change_pct"].to_numpy(dtype=float)]
+    fig = go.Figure(go.Waterfall(
+        x=[base_label, *names, compare_label],
+        measure=["absolute", *["relative"] * len(steps), "total"],
+        y=[base, *steps, 0.0],
+        text=[f"{base:,.0f}", *pct, f"{compare:,.0f}"], textposition="outside",
+        connector={"line": {"color": "#999"}},
+    ))
+    # the axis spans the running total's range (with room for the labels), not 0..KPI, so that
+    # changes of a few per cent show; the two totals' bars are cut at its foot
+    levels = base + np.cumsum([0.0, *steps])
+    lo, hi = float(levels.min()), float(levels.max())
+    pad = max(0.25 * (hi - lo), 0.01 * max(abs(base), abs(compare)), 1e-12)
+    fig.update_layout(title=f"What moved the KPI: {base_label} to {compare_label} (sum over regions)",
+                      yaxis={"title": "KPI (axis cut below)", "range": [lo - pad, hi + pad]},
+                      showlegend=False, template="plotly_white")
     return fig

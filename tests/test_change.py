@@ -1,0 +1,178 @@
+"""What moved the KPI between two periods (``get_kpi_change``): exact, consistent with the
+decomposition and the effects, close to the simulator's truth, and its errors."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from deepcausalmmm import DataError, DeepCausalMMM, NotFittedError
+from deepcausalmmm.cli import main as cli_main
+from deepcausalmmm.data.history import comparison_periods
+from deepcausalmmm.datasets import simulate_panel
+
+
+def _actual(sim, start, end) -> float:
+    dates = pd.DatetimeIndex(sim.data["date"])
+    inside = (dates >= start) & (dates <= end)
+    return float(sim.data.loc[inside, "kpi"].sum())
+
+
+def test_change_adds_up_to_the_actual_change_and_to_the_decomposition(fitted, small_sim):
+    d = fitted.panel_.dates
+    base, compare = (d[0], d[12]), (d[39], d[51])
+    table = fitted.get_kpi_change(base, compare)
+    parts = [*("level", "trend", "season"), *fitted.channels_, *fitted.controls_, "unexplained"]
+    assert list(table.index) == parts and table.index.name == "part"
+    assert list(table["kind"]) == ["baseline"] * 3 + ["channel"] * 3 + ["control"] * 2 + ["residual"]
+    # the periods' totals are the observed KPI's, and the rows add up to its change exactly
+    kpi_base, kpi_compare = _actual(small_sim, *base), _actual(small_sim, *compare)
+    assert table["base"].sum() == pytest.approx(kpi_base, rel=1e-10)
+    assert table["compare"].sum() == pytest.approx(kpi_compare, rel=1e-10)
+    assert table["change"].sum() == pytest.approx(kpi_compare - kpi_base, rel=1e-9)
+    assert table.attrs["change"] == pytest.approx(kpi_compare - kpi_base, rel=1e-9)
+    assert table["change_pct"].sum() == pytest.approx(table.attrs["change_pct"], rel=1e-9)
+    assert table.attrs["change_pct"] == pytest.approx((kpi_compare / kpi_base - 1) * 100, rel=1e-9)
+    assert table.attrs["base_cells"] == table.attrs["compare_cells"] == 6 * 13
+    assert table.attrs["base_dates"] == f"{d[0]:%Y-%m-%d}..{d[12]:%Y-%m-%d}"
+    # each part is the decomposition's, summed over the period
+    contributions = fitted.get_channel_contributions()
+    when = contributions.index.get_level_values("date")
+    for column, (start, end) in (("base", base), ("compare", compare)):
+        period = contributions[(when >= start) & (when <= end)].sum()
+        for c in fitted.channels_:
+            assert table.loc[c, column] == pytest.approx(period[c], rel=1e-10)
+        assert table.loc[fitted.controls_, column].sum() == pytest.approx(period["controls"], rel=1e-9, abs=1e-6)
+        # the baseline's terms, each in the network's float32 and added in float64 here
+        assert table.loc[["level", "trend", "season"], column].sum() == pytest.approx(period["baseline"], rel=1e-6)
+    # equal periods over the same regions: the regions' constant level does not move
+    assert table.loc["level", "change"] == pytest.approx(0.0, abs=1e-9 * kpi_base)
+    # total effects: each channel's change of total effect between the periods
+    effects = [fitted.get_channel_effects(period=p)["total"] for p in (base, compare)]
+    np.testing.assert_allclose(table.loc[fitted.channels_, "total_effect_change"],
+                               (effects[1] - effects[0]).to_numpy(), rtol=1e-10)
+    assert table.loc[table["kind"] != "channel", "total_effect_change"].isna().all()
+
+
+def test_change_by_region_adds_up_to_the_national_rows(fitted):
+    d = fitted.panel_.dates
+    base, compare = (d[0], d[12]), (d[39], d[51])
+    national = fitted.get_kpi_change(base, compare)
+    regional = fitted.get_kpi_change(base, compare, by_region=True)
+    assert regional.index.names == ["region", "part"]
+    assert list(regional.index.get_level_values("region").unique()) == fitted.regions_
+    summed = regional.groupby(level="part", sort=False)[["base", "compare", "change", "total_effect_change"]].sum(
+        min_count=1)
+    for column in ("base", "compare", "change", "total_effect_change"):
+        np.testing.assert_allclose(summed.loc[national.index, column], national[column], rtol=1e-9, atol=1e-6)
+    # each region's per cent change is of its own base KPI
+    first = regional.loc[fitted.regions_[0]]
+    np.testing.assert_allclose(first["change_pct"], first["change"] / first["base"].sum() * 100)
+    # two regions: the sums over them
+    two = fitted.get_kpi_change(base, compare, regions=fitted.regions_[:2])
+    np.testing.assert_allclose(two["change"], regional.loc[fitted.regions_[:2], "change"].groupby(
+        level="part", sort=False).sum().loc[two.index], rtol=1e-9, atol=1e-6)
+
+
+def test_change_a_year_apart_recovers_the_simulated_parts():
+    """Last quarter against the same quarter a year earlier on a simulated panel: the season
+    cancels as in the truth, and the media's change is the truth's within a quarter of it,
+    where crediting the change to the baseline (media unchanged) misses it whole."""
+    sim = simulate_panel(10, 104, 3, seed=4)
+    model = DeepCausalMMM(random_state=0).fit(sim.X, sim.y, regions=sim.regions, dates=sim.dates,
+                                              controls=sim.control_frame)
+    d = model.panel_.dates
+    base, compare = (d[39], d[51]), (d[91], d[103])
+    assert comparison_periods(d, model.config_.baseline.period) == (base, compare, "a year earlier")
+    table = model.get_kpi_change(base, compare)
+    truth = sim.truth
+    when = truth.index.get_level_values("date")
+    true_change = (truth[(when >= compare[0]) & (when <= compare[1])].sum()
+                   - truth[(when >= base[0]) & (when <= base[1])].sum())
+    kpi = table.attrs["base_kpi"]
+    # the true season's change a year apart is a rounding of the 52.18-week period: near 0
+    R, T = 10, 104
+    season = sim.params["kpi_season"]
+    scale = truth["baseline"].to_numpy().reshape(R, T)[:, 0] / (1 + season[0])  # each region's baseline unit
+    true_season = (scale[:, None] * (season[91:104].sum() - season[39:52].sum())).sum()
+    assert abs(table.loc["season", "change"] - true_season) < 0.005 * kpi  # measured 0.0001 of the KPI
+    media, true_media = table.loc[sim.channels, "change"].sum(), true_change[sim.channels].sum()
+    assert abs(true_media) > 0.04 * kpi  # the media moved the KPI (measured -5.2%)
+    assert abs(media - true_media) < 0.25 * abs(true_media)  # measured 0.04 of it
+    for c in sim.channels:  # each channel within 1% of the KPI (measured 0.37 at worst)
+        assert abs(table.loc[c, "change"] - true_change[c]) < 0.01 * kpi
+    assert abs(table.loc[sim.controls, "change"].sum() - true_change["controls"]) < 0.005 * kpi
+
+
+def test_change_errors_and_warnings(fitted):
+    d = fitted.panel_.dates
+    with pytest.raises(NotFittedError):
+        DeepCausalMMM().get_kpi_change((d[0], d[1]), (d[2], d[3]))
+    with pytest.raises(DataError, match=r"`base` must be a \(start, end\) pair of dates.*e\.g\. base="):
+        fitted.get_kpi_change("2023-01-02", (d[2], d[3]))
+    with pytest.raises(DataError, match=r"`compare` \('x', 'y'\) is not a pair of dates"):
+        fitted.get_kpi_change((d[0], d[1]), ("x", "y"))
+    with pytest.raises(DataError, match=r"`compare` .* contains no fitted dates; the fit covers"):
+        fitted.get_kpi_change((d[0], d[1]), ("1990-01-01", "1990-03-01"))
+    with pytest.raises(DataError, match=r"`regions` \['nowhere'\] were not in the fitted data"):
+        fitted.get_kpi_change((d[0], d[1]), (d[2], d[3]), regions=["nowhere"])
+    with pytest.warns(UserWarning, match=r"`base` holds 78 observed region-weeks and `compare` 60"):
+        uneven = fitted.get_kpi_change((d[0], d[12]), (d[40], d[49]))
+    assert uneven.loc["level", "change"] < 0  # three weeks fewer of each region's level
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fitted.get_kpi_change((d[0], d[9]), (d[40], d[49]))  # equal periods: no warning
+
+
+def test_change_waterfall_runs_from_one_kpi_to_the_other(fitted):
+    d = fitted.panel_.dates
+    fig = fitted.plot_kpi_change((d[0], d[12]), (d[39], d[51]))
+    assert isinstance(fig, go.Figure)
+    table = fitted.get_kpi_change((d[0], d[12]), (d[39], d[51]))
+    (trace,) = fig.data
+    assert trace.type == "waterfall"
+    assert list(trace.x) == [table.attrs["base_dates"], *table.index, table.attrs["compare_dates"]]
+    assert list(trace.measure) == ["absolute", *["relative"] * len(table), "total"]
+    assert trace.y[0] + sum(trace.y[1:-1]) == pytest.approx(table.attrs["compare_kpi"], rel=1e-9)
+
+
+def test_comparison_periods_by_grid():
+    weeks = pd.date_range("2023-01-02", periods=104, freq="7D")
+    assert comparison_periods(weeks, 52.18) == ((weeks[39], weeks[51]), (weeks[91], weeks[103]), "a year earlier")
+    short = weeks[:60]
+    assert comparison_periods(short, 52.18) == ((short[34], short[46]), (short[47], short[59]), "the quarter before")
+    assert comparison_periods(weeks[:25], 52.18) is None
+    months = pd.date_range("2022-01-01", periods=30, freq="MS")
+    assert comparison_periods(months, 12.0) == ((months[15], months[17]), (months[27], months[29]), "a year earlier")
+    days = pd.date_range("2024-01-01", periods=500, freq="D")
+    assert comparison_periods(days, 365.25) == ((days[45], days[135]), (days[409], days[499]), "a year earlier")
+    periods = pd.Index(np.arange(70))
+    assert comparison_periods(periods, 52.18) == ((5, 17), (57, 69), "a year earlier")
+    assert comparison_periods(pd.date_range("2000-01-01", periods=10, freq="YS"), 1.5) is None
+
+
+def test_change_command_writes_the_table(fitted, tmp_path, capsys):
+    path = fitted.save(tmp_path / "model.safetensors")
+    out = tmp_path / "change.csv"
+    assert cli_main(["change", str(path), "--out", str(out)]) == 0
+    written = pd.read_csv(out, index_col="part")
+    d = fitted.panel_.dates
+    expected = fitted.get_kpi_change((d[34], d[46]), (d[47], d[59]))  # 60 weeks: the quarter before
+    np.testing.assert_allclose(written["change"], expected["change"], rtol=1e-9)
+    printed = capsys.readouterr().out
+    assert f"change {expected.attrs['change']:+,.0f} ({expected.attrs['change_pct']:+.2f}%)" in printed
+    regions = ";".join(fitted.regions_[:2])
+    assert cli_main(["change", str(path), "--base", f"{d[0]:%Y-%m-%d}", f"{d[12]:%Y-%m-%d}", "--compare",
+                     f"{d[39]:%Y-%m-%d}", f"{d[51]:%Y-%m-%d}", "--regions", regions, "--by-region",
+                     "--out", str(out)]) == 0
+    by_region = pd.read_csv(out, index_col=["region", "part"])
+    assert list(by_region.index.get_level_values("region").unique()) == fitted.regions_[:2]
+    capsys.readouterr()
+    assert cli_main(["change", str(path), "--base", "2001-01-01", "2001-02-01", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "error: --base ('2001-01-01', '2001-02-01') contains no fitted dates" in err
+    assert f"e.g. --base {d[0]:%Y-%m-%d} {d[-1]:%Y-%m-%d}" in err
