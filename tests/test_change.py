@@ -120,7 +120,9 @@ def test_change_errors_and_warnings(fitted):
         fitted.get_kpi_change((d[0], d[1]), ("1990-01-01", "1990-03-01"))
     with pytest.raises(DataError, match=r"`regions` \['nowhere'\] were not in the fitted data"):
         fitted.get_kpi_change((d[0], d[1]), (d[2], d[3]), regions=["nowhere"])
-    with pytest.warns(UserWarning, match=r"`base` holds 78 observed region-weeks and `compare` 60"):
+    first = fitted.regions_[0]
+    with pytest.warns(UserWarning, match=rf"`base` holds 78 observed region-weeks and `compare` 60.*"
+                      rf"\(base / compare\): {first} 13 / 10, .* and 1 more\. Compare periods of equal length"):
         uneven = fitted.get_kpi_change((d[0], d[12]), (d[40], d[49]))
     assert uneven.loc["level", "change"] < 0  # three weeks fewer of each region's level
     with warnings.catch_warnings():

@@ -748,7 +748,9 @@ def _change(args: argparse.Namespace) -> int:
     a = table.attrs
     print(f"KPI {a['base_dates']}: {a['base_kpi']:,.0f}; {a['compare_dates']}: {a['compare_kpi']:,.0f}; "
           f"change {a['change']:+,.0f} ({a['change_pct']:+.2f}%)")
-    print(table.round({"base": 1, "compare": 1, "change": 1, "change_pct": 2, "total_effect_change": 1}).to_string())
+    kpi = {c: "{:,.0f}".format if table[c].abs().max() >= 100 else "{:,.3g}".format
+           for c in ("base", "compare", "change", "total_effect_change")}
+    print(table.to_string(formatters={**kpi, "change_pct": "{:+.2f}".format}, na_rep=""))
     print(f"change_pct: per cent of the first period's KPI (the rows add up to the KPI's); "
           f"wrote {out.resolve()}")
     return 0

@@ -763,10 +763,15 @@ class DeepCausalMMM(BaseEstimator):
         compare_keep = self._cells(regions, compare, name="compare")  # [R,T]
         n_base, n_compare = int(base_keep.sum()), int(compare_keep.sum())
         if n_base != n_compare:
+            uneven = np.flatnonzero(base_keep.sum(axis=1) != compare_keep.sum(axis=1))
+            counts = [f"{self.regions_[r]} {int(base_keep[r].sum())} / {int(compare_keep[r].sum())}"
+                      for r in uneven[:5]]
             warnings.warn(
                 f"`base` holds {n_base} observed region-weeks and `compare` {n_compare}: the KPI of the "
-                "extra ones shows as change (mostly in `level`); compare periods of equal length over the "
-                "same regions to compare like with like",
+                "extra ones shows as change (mostly in `level`). Regions whose weeks differ (base / compare): "
+                f"{', '.join(counts)}{f' and {len(uneven) - 5} more' if len(uneven) > 5 else ''}. Compare "
+                "periods of equal length, over regions observed throughout both (`regions=`), to compare "
+                "like with like",
                 UserWarning, stacklevel=2,
             )
         p = self.panel_
