@@ -108,6 +108,39 @@ def test_change_a_year_apart_recovers_the_simulated_parts():
     assert abs(table.loc[sim.controls, "change"].sum() - true_change["controls"]) < 0.005 * kpi
 
 
+def test_change_compares_like_for_like_on_a_ragged_panel():
+    """A region whose feed stops before the later period is left out by default (its whole KPI
+    would show as change), and counted with matched=False, which warns."""
+    from .conftest import FAST
+
+    sim = simulate_panel(4, 60, 2, seed=5)
+    data = sim.data
+    weeks = np.sort(data["date"].unique())
+    stopped = (data["region"] == "geo_003") & (data["date"] >= weeks[40])
+    gap = (data["region"] == "geo_002") & (data["date"] == weeks[5])  # one missing week in the earlier period
+    kept = data[~stopped & ~gap]
+    model = DeepCausalMMM(config=FAST).fit(kept, "kpi", regions="region", dates="date", controls=sim.controls)
+    base, compare = (weeks[0], weeks[12]), (weeks[47], weeks[59])
+    like = model.get_kpi_change(base, compare)
+    assert like.attrs["left_out"] == ["geo_002", "geo_003"] and like.attrs["regions"] == 2
+    assert like.attrs["base_cells"] == like.attrs["compare_cells"] == 2 * 13
+    assert like.loc["level", "change"] == pytest.approx(0.0, abs=1e-9 * like.attrs["base_kpi"])
+    two = model.get_kpi_change(base, compare, regions=["geo_000", "geo_001"], matched=False)
+    np.testing.assert_allclose(like["change"], two["change"], rtol=1e-9)  # the same as naming the two
+    with pytest.warns(UserWarning, match=r"`base` holds 51 observed region-weeks and `compare` 39.*"
+                                         r"geo_002 12 / 13, geo_003 13 / 0"):
+        every = model.get_kpi_change(base, compare, matched=False)
+    assert every.attrs["left_out"] == [] and every.attrs["regions"] == 4
+    inside = (kept["date"] >= compare[0]) & (kept["date"] <= compare[1])
+    assert every.attrs["compare_kpi"] == pytest.approx(kept.loc[inside, "kpi"].sum(), rel=1e-10)
+    with pytest.raises(DataError, match=r"`compare` .* holds no observed week of the selected regions \(\['geo_003'\]\)"):
+        model.get_kpi_change(base, compare, regions=["geo_003"])
+    with pytest.raises(DataError, match=r"no selected region is observed in every week of both .* matched=False"):
+        model.get_kpi_change(base, compare, regions=["geo_002", "geo_003"])
+    with pytest.raises(DataError, match=r"`matched` must be True or False"):
+        model.get_kpi_change(base, compare, matched="yes")
+
+
 def test_change_errors_and_warnings(fitted):
     d = fitted.panel_.dates
     with pytest.raises(NotFittedError):

@@ -89,7 +89,14 @@ def test_report_sections_and_numbers_come_from_the_model(fitted, report):
         assert f"<td>{change.loc[part, 'change']:,.{places}f}</td>" in text
     # plotly.js is embedded once, so the file opens offline
     assert len(re.findall(r"\* plotly\.js v\d", text)) == 1
-    assert text.count("Plotly.newPlot") == 5  # contributions, KPI change, graph, response curves, carryover
+    # how much to spend: the budget frontier at 80-120% of the observed budget, as the API's
+    frontier = fitted.get_budget_frontier([0.8, 0.9, 1.1, 1.2])
+    assert "<h3>How much to spend</h3>" in text
+    assert f"returns {frontier.loc[1.0, 'marginal_roi']:,.3g} of KPI" in text
+    kpi_places = column_decimals(frontier["kpi_change"])
+    for level in frontier.index:
+        assert f"<td>{frontier.loc[level, 'kpi_change']:,.{kpi_places}f}</td>" in text
+    assert text.count("Plotly.newPlot") == 6  # contributions, KPI change, graph, response curves, carryover, budget
     assert "<script src=" not in text  # no external scripts
     assert "Caution:" not in text  # a sparse learned graph needs no caution
     R, T = len(fitted.regions_), len(fitted.panel_.dates)
@@ -167,10 +174,10 @@ def test_report_renders_in_headless_chromium(report):
          "--dump-dom", path.as_uri()],
         capture_output=True, text=True, timeout=120,
     ).stdout
-    # Each rendered plotly figure holds SVG layers of class main-svg: five figures drew.
+    # Each rendered plotly figure holds SVG layers of class main-svg: six figures drew.
     plots = re.findall(r'class="plot-container plotly"', dom)
-    assert len(plots) == 5
-    assert dom.count('class="main-svg"') >= 10
+    assert len(plots) == 6
+    assert dom.count('class="main-svg"') >= 12
     assert '<g class="waterfalllayer mlayer"><g class="trace bars"' in dom  # the KPI change's waterfall drew
 
 

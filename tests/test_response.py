@@ -618,3 +618,91 @@ def test_budget_by_region_moves_spend_between_regions_too(fitted, small_sim):
     assert more.attrs["gain_share_positive"] == 1.0 and more.attrs["gain_lo"] > 0
     assert more.attrs["kpi_gain_fraction"] == pytest.approx(
         more.attrs["kpi_gain"] / fitted.get_channel_contributions()["prediction"].sum(), rel=1e-6)
+
+
+def test_budget_frontier_known_answers(fitted):
+    """Each level's plan spends its budget and beats today's mix; at today's budget the
+    frontier's slope is the marginal return every channel inside its bounds earns at the
+    optimum (the budget constraint's shadow price)."""
+    frontier = fitted.get_budget_frontier([1.2, 0.8, 0.99, 1.01])
+    assert list(frontier.index) == [0.8, 0.99, 1.0, 1.01, 1.2]  # sorted, 1.0 added
+    now = fitted.optimize_budget()
+    current = now["spend"].sum()
+    np.testing.assert_allclose(frontier["budget"], frontier.index.to_numpy() * current, rtol=1e-12)
+    np.testing.assert_allclose(frontier["spend_change"], (frontier.index.to_numpy() - 1) * current, atol=1e-6)
+    assert frontier.loc[1.0, "kpi_change"] == pytest.approx(now.attrs["kpi_gain"], rel=1e-9)
+    assert frontier.loc[1.0, "mix_kpi_change"] == 0.0 and np.isnan(frontier.loc[1.0, "incremental_roi"])
+    spends = frontier[[f"{c} spend" for c in now.index]]
+    np.testing.assert_allclose(spends.sum(axis=1), frontier["budget"], rtol=1e-6)
+    media = now["response"].sum()
+    assert (frontier["kpi_change"] >= frontier["mix_kpi_change"] - 1e-6 * media).all()
+    assert frontier["converged"].all()
+    # started from today's best plan scaled, each level ends where optimize_budget's own start leads
+    for level in (0.8, 1.2):
+        cold = fitted.optimize_budget(budget=level * current)
+        assert frontier.loc[level, "kpi_change"] == pytest.approx(cold.attrs["kpi_gain"], abs=1e-5 * media)
+    # today's mix scaled by a level is evaluate_plan's
+    mix = fitted.evaluate_plan({c: 1.2 for c in now.index}).attrs["kpi_change"]
+    assert frontier.loc[1.2, "mix_kpi_change"] == pytest.approx(mix, rel=1e-12)
+    increment = (frontier.loc[1.2, "kpi_change"] - frontier.loc[1.0, "kpi_change"]) / (0.2 * current)
+    assert frontier.loc[1.2, "incremental_roi"] == pytest.approx(increment, rel=1e-12)
+    # the shadow price: each channel inside its bounds, moved a little from the optimum
+    slope = frontier.loc[1.0, "marginal_roi"]
+    assert slope == pytest.approx((frontier.loc[1.01, "kpi_change"] - frontier.loc[0.99, "kpi_change"])
+                                  / (0.02 * current), rel=1e-9)
+    m = now["multiplier"].to_dict()
+    inside = [c for c, v in m.items() if 0.5 + 1e-3 < v < 1.5 - 1e-3]
+    assert inside  # measured: every channel of this fit
+    for c in inside:
+        up, down = (fitted.evaluate_plan({**m, c: m[c] + d}).attrs["kpi_change"] for d in (0.01, -0.01))
+        assert (up - down) / (0.02 * now.loc[c, "spend"]) == pytest.approx(slope, rel=0.01)  # measured 1e-4
+    # a larger budget best spent buys less per unit: the slope falls along the frontier
+    assert frontier["marginal_roi"].is_monotonic_decreasing
+
+
+@pytest.mark.parametrize("levels, message", [
+    ([], r"`levels` must be positive numbers .* found \[\]"),
+    ([0.9, -1.0], r"`levels` must be positive numbers .* found \[-1\.0\]"),
+    (["a"], r"`levels` must be positive numbers .* found \['a'\]"),
+    ([1.8], r"`levels` 1\.8: `budget` .* cannot be met with multipliers in \(0\.5, 1\.5\)"),
+])
+def test_budget_frontier_errors(fitted, levels, message):
+    with pytest.raises(DataError, match=message):
+        fitted.get_budget_frontier(levels)
+
+
+def test_budget_frontier_by_region_and_figure(fitted):
+    channel = fitted.get_budget_frontier([0.9, 1.1])
+    regional = fitted.get_budget_frontier([0.9, 1.1], by_region=True)
+    # multipliers per region can do what one per channel does, so they gain at least as much
+    assert (regional["kpi_change"] >= channel["kpi_change"] - 1e-6 * abs(channel["kpi_change"]).max()).all()
+    np.testing.assert_allclose(regional["mix_kpi_change"], channel["mix_kpi_change"], rtol=1e-12)
+    fig = fitted.plot_budget_frontier([0.9, 1.1])
+    best, mix, observed = fig.data
+    np.testing.assert_allclose(best.y, channel["kpi_change"], rtol=1e-9)
+    np.testing.assert_allclose(mix.y, channel["mix_kpi_change"], rtol=1e-9)
+    assert observed.x[0] == pytest.approx(channel.loc[1.0, "budget"]) and observed.y[0] == 0.0
+
+
+def test_optimize_cli_frontier(fitted, tmp_path, capsys):
+    from deepcausalmmm.cli import main
+
+    model_file = str(fitted.save(tmp_path / "m.safetensors"))
+    out = tmp_path / "frontier.csv"
+    assert main(["optimize", model_file, "--frontier", "0.9,1.1", "--bounds", "0.6:1.4", "--out", str(out)]) == 0
+    written = pd.read_csv(out, index_col="level")
+    api = fitted.get_budget_frontier([0.9, 1.1], bounds=(0.6, 1.4))
+    assert list(written.index) == [0.9, 1.0, 1.1]
+    np.testing.assert_allclose(written["kpi_change"], api["kpi_change"], rtol=1e-9)
+    np.testing.assert_allclose(written["channel_1 spend"], api["channel_1 spend"], rtol=1e-9)
+    assert f"returns {api.loc[1.0, 'marginal_roi']:.4g} of KPI" in capsys.readouterr().out
+    assert main(["optimize", model_file, "--frontier", "--out", str(out)]) == 0  # the default levels
+    assert list(pd.read_csv(out, index_col="level").index) == [0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4]
+    capsys.readouterr()
+    for args, message in ((["--frontier", "0.9,x"], "--frontier must be comma-separated budget levels"),
+                          (["--frontier", "2"], "--frontier 2: the budget"),
+                          (["--frontier", "0.9,-1"], "e.g. --frontier 0.6,0.7,0.8,0.9,1,1.1,1.2,1.3,1.4"),
+                          (["--frontier", "--kpi-value", "3"], "['--kpi-value'] do not apply")):
+        bad = tmp_path / "bad.csv"
+        assert main(["optimize", model_file, *args, "--out", str(bad)]) == 2
+        assert message in capsys.readouterr().err and not bad.exists()

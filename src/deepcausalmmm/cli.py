@@ -591,6 +591,8 @@ def _optimize(args: argparse.Namespace) -> int:
                                            regional=True))
         else:
             bounds = common
+        if args.frontier is not None:
+            return _frontier(args, model, names, bounds, regions, period, rows)
         spread = _prior_spread(args.prior_spread)
         with _in_terms(_OPTIONS):
             plan = model.optimize_budget(budget=args.budget, channels=names, bounds=bounds, regions=regions,
@@ -611,6 +613,37 @@ def _optimize(args: argparse.Namespace) -> int:
               f"{plan.attrs['kpi_value']:g} per unit of KPI" if "profit_gain" in plan.attrs else "")
     print(f"modelled KPI {'change' if args.plan else 'gain'} {gain:,.1f}{profit} (the model's forecast, not a "
           f"measurement); wrote {out.resolve()}")
+    return 0
+
+
+def _frontier(args: argparse.Namespace, model: DeepCausalMMM, names: list[str] | None, bounds: Any,
+              regions: list[Any] | None, period: tuple[Any, Any] | None, rows: dict[str, Any]) -> int:
+    """``optimize --frontier``: :meth:`DeepCausalMMM.get_budget_frontier` written and printed."""
+    from .estimator import FRONTIER_LEVELS
+
+    unused = [name for name, value in (("--budget", args.budget), ("--kpi-value", args.kpi_value),
+                                       ("--n-boot", args.n_boot)) if value]
+    if unused:
+        raise DataError(f"--frontier plans every budget of its levels, so {unused} do not apply; drop them, "
+                        "or drop --frontier for one plan")
+    text = args.frontier or ",".join(f"{v:g}" for v in FRONTIER_LEVELS)
+    levels = [_number(item, "--frontier", float, "comma-separated budget levels such as 0.8,0.9,1.1,1.2")
+              for item in text.split(",") if item.strip()]
+    example = f"levels={list(FRONTIER_LEVELS)}"
+    with _in_terms({**_OPTIONS, "`budget`": "the budget", "`levels`": "--frontier",
+                    example: "--frontier " + ",".join(f"{v:g}" for v in FRONTIER_LEVELS)}):
+        frontier = model.get_budget_frontier(levels, channels=names, bounds=bounds, regions=regions, period=period,
+                                             by_region=args.by_region, **rows)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frontier.to_csv(out)
+    money = {c: "{:,.0f}".format for c in frontier.columns if c in ("budget", "spend_change") or c.endswith(" spend")}
+    kpi = {c: "{:,.0f}".format if frontier[c].abs().max() >= 100 else "{:,.4g}".format
+           for c in ("kpi_change", "mix_kpi_change")}
+    print(frontier.to_string(formatters={**money, **kpi, "incremental_roi": "{:.4g}".format,
+                                         "marginal_roi": "{:.4g}".format}, na_rep=""))
+    print(f"at today's budget the last unit of spend, best allocated, returns {frontier.loc[1.0, 'marginal_roi']:.4g} "
+          f"of KPI (the model's forecast, not a measurement)\nwrote {out.resolve()}")
     return 0
 
 
@@ -740,14 +773,18 @@ def _change(args: argparse.Namespace) -> int:
         else:  # integer periods
             what = "a period number like the fit's dates"
             periods.append(tuple(_number(text, option, int, what) for text in given))
-    with _in_terms({"`base`": "--base", "`compare`": "--compare", "`regions`": "--regions"}):
-        table = model.get_kpi_change(periods[0], periods[1], regions=regions, by_region=args.by_region)
+    with _in_terms({"`base`": "--base", "`compare`": "--compare", "`regions`": "--regions",
+                    "pass matched=False": "pass --all-cells"}):
+        table = model.get_kpi_change(periods[0], periods[1], regions=regions, by_region=args.by_region,
+                                     matched=not args.all_cells)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out)
     a = table.attrs
     print(f"KPI {a['base_dates']}: {a['base_kpi']:,.0f}; {a['compare_dates']}: {a['compare_kpi']:,.0f}; "
-          f"change {a['change']:+,.0f} ({a['change_pct']:+.2f}%)")
+          f"change {a['change']:+,.0f} ({a['change_pct']:+.2f}%) over {a['regions']} region(s)"
+          + (f"; left out, not observed in every week of both: {', '.join(map(str, a['left_out']))} "
+             "(--all-cells counts them)" if a["left_out"] else ""))
     kpi = {c: "{:,.0f}".format if table[c].abs().max() >= 100 else "{:,.3g}".format
            for c in ("base", "compare", "change", "total_effect_change")}
     print(table.to_string(formatters={**kpi, "change_pct": "{:+.2f}".format}, na_rep=""))
@@ -929,6 +966,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     opt.add_argument("--region-bounds", default=None,
                      help="with --by-region: a CSV of region,channel,low,high rows, ranges for those regions' "
                      "channels (the rest keep --bounds / --channel-bounds)")
+    opt.add_argument("--frontier", nargs="?", const="", default=None, metavar="LEVELS",
+                     help="plan every total budget in LEVELS (multiples of the observed spend, comma-separated; "
+                     "default 0.6,0.7,...,1.4) and write one row per level: the best plan's KPI change beside "
+                     "the same budget in today's mix, and the marginal ROI (get_budget_frontier)")
     opt.add_argument("--plan", default=None,
                      help="score this plan instead of optimising: channel=MULTIPLIER pairs, comma-separated "
                      "(e.g. tv=0.8,search=1.3; other channels as observed)")
@@ -977,6 +1018,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                      help="the later period's first and last dates (default: the last fitted quarter)")
     chg.add_argument("--regions", default=None, help="regions to sum over, separated by ';' (default all)")
     chg.add_argument("--by-region", action="store_true", help="one block of rows per region")
+    chg.add_argument("--all-cells", action="store_true",
+                     help="sum every observed cell of each period (default: like for like, only the regions "
+                     "observed in every week of both)")
     chg.add_argument("--out", default="outputs/kpi_change.csv", help="CSV to write (default outputs/kpi_change.csv)")
     chg.set_defaults(func=_change)
 

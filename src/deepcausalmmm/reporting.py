@@ -17,7 +17,7 @@ from .analysis.identification import EXTRAPOLATED_FLOOR
 from .components.graph import PERSISTENT_DRIVER_MESSAGE, dense_graph_message, edge_mask
 from .data.history import comparison_periods, period_name
 from .files import atomic_path
-from .plotting.figures import change_figure, response_figure
+from .plotting.figures import change_figure, frontier_figure, response_figure
 
 __all__ = ["write_report"]
 
@@ -162,6 +162,29 @@ def _regional_plan(model: Any, channel_gain: float, fitted_kpi: float, shown: in
     ]
 
 
+REPORT_FRONTIER = (0.8, 0.9, 1.0, 1.1, 1.2)  # the report's budget levels (x observed spend)
+
+
+def _frontier(model: Any) -> list[str]:
+    """How much to spend: the best plan at 80-120% of the observed budget beside the same
+    budget in today's mix (``get_budget_frontier``), as a table and a figure."""
+    frontier = model.get_budget_frontier(REPORT_FRONTIER)
+    at = frontier.loc[1.0, "marginal_roi"]
+    columns = ["budget", "spend_change", "kpi_change", "mix_kpi_change", "incremental_roi", "marginal_roi"]
+    return [
+        "<h3>How much to spend</h3>",
+        "<p class='note'>The best plan at each total budget (levels: multiples of the observed spend, every "
+        "channel within 0.5-1.5 of its own) beside the same budget spent in today's mix: kpi_change is the "
+        "modelled KPI against the observed plan; incremental_roi the KPI per unit of the budget's change with "
+        "both plans best allocated; marginal_roi the frontier's slope. At today's budget the last unit of "
+        f"spend, best allocated, returns {at:,.3g} of KPI: raise the budget while that is worth more than "
+        "it costs (optimize_budget(kpi_value=...) finds that total). The model's forecast, not a "
+        "measurement.</p>",
+        _table(frontier[columns]),
+        _figure(frontier_figure(frontier), first=False),
+    ]
+
+
 def _test_plan(model: Any, identification: pd.DataFrame) -> list[str]:
     """A candidate experiment for each untested ``extrapolated`` channel, sized by ``plan_lift_test``.
 
@@ -205,7 +228,9 @@ def kpi_change_periods(model: Any) -> tuple[tuple[Any, Any], tuple[Any, Any], st
 
 def _kpi_change(model: Any) -> list[str]:
     """The "What moved the KPI" section: the last quarter against a year earlier (or the quarter
-    before), part by part, as a table and a waterfall."""
+    before), part by part, as a table and a waterfall, like for like (the regions observed in
+    every week of both)."""
+    esc = html.escape
     periods = kpi_change_periods(model)
     head = "<h2>What moved the KPI</h2>"
     if periods is None:
@@ -214,11 +239,14 @@ def _kpi_change(model: Any) -> list[str]:
     change = model.get_kpi_change(base, compare)
     a = change.attrs
     steps = period_name(model.panel_.dates)
+    left = a["left_out"]
+    left_note = (f" ({len(left)} left out, not observed throughout both: "
+                 f"{esc(', '.join(map(str, left[:10])))}{' ...' if len(left) > 10 else ''})" if left else "")
     return [
         head,
         f"<p class='note'>The last fitted quarter ({a['compare_dates']}) against {how} ({a['base_dates']}): "
-        f"the KPI changed by {a['change']:,.0f} ({a['change_pct']:+.2f}%), summed over the regions' observed "
-        f"{steps}. Each row is a part of the fitted decomposition summed over each period; change_pct is "
+        f"the KPI changed by {a['change']:,.0f} ({a['change_pct']:+.2f}%), summed over the {a['regions']} "
+        f"region(s) observed in every one of their {steps}{left_note}. Each row is a part of the fitted decomposition summed over each period; change_pct is "
         "its change in per cent of the earlier period's KPI, so the rows add up to the KPI's. level moves "
         "only when the periods hold different numbers of region-weeks; season is the yearly shape (it "
         "cancels a year apart, while a quarter against the one before mixes it with whatever moves with "
@@ -337,6 +365,7 @@ def write_report(model: Any, path: Path) -> Path:
             f"({plan.attrs['kpi_gain'] / max(abs(float(prediction[obs].sum())), 1e-12) * 100:.2f}% of the "
             "fitted KPI). This is the model's forecast, not a measurement; test large moves.</p>",
             _table(plan),
+            *_frontier(model),
             *_regional_margins(model),
             *_regional_plan(model, plan.attrs["kpi_gain"], float(prediction[obs].sum())),
         ]

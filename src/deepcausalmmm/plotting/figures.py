@@ -12,7 +12,9 @@ import plotly.graph_objects as go
 
 from ..constants import BASELINE, CONTROLS, DATE, PREDICTION
 
-__all__ = ["carryover_figure", "change_figure", "contributions_figure", "dag_figure", "response_figure"]
+__all__ = [
+    "carryover_figure", "change_figure", "contributions_figure", "dag_figure", "frontier_figure", "response_figure",
+]
 
 
 def contributions_figure(
@@ -197,4 +199,24 @@ def change_figure(change: pd.DataFrame, base_label: str = "base", compare_label:
     fig.update_layout(title=f"What moved the KPI: {base_label} to {compare_label} (sum over regions)",
                       yaxis={"title": "KPI (axis cut below)", "range": [lo - pad, hi + pad]},
                       showlegend=False, template="plotly_white")
+    return fig
+
+
+def frontier_figure(frontier: pd.DataFrame) -> go.Figure:
+    """Modelled KPI change against total budget, best allocated and in today's mix, the
+    observed plan marked (``get_budget_frontier``'s table)."""
+    fig = go.Figure()
+    roi = frontier["marginal_roi"].to_numpy(dtype=float)
+    fig.add_trace(go.Scatter(x=frontier["budget"], y=frontier["kpi_change"], mode="lines+markers",
+                             name="best allocation", customdata=np.stack([frontier.index, roi], axis=1),
+                             hovertemplate="x%{customdata[0]:.2f} of observed spend<br>budget %{x:,.0f}<br>"
+                             "KPI change %{y:,.0f}<br>marginal ROI %{customdata[1]:.3g}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=frontier["budget"], y=frontier["mix_kpi_change"], mode="lines", name="today's mix",
+                             line={"dash": "dash"}))
+    observed = float(frontier["budget"].iloc[0] - frontier["spend_change"].iloc[0])
+    fig.add_trace(go.Scatter(x=[observed], y=[0.0], mode="markers", name="observed plan",
+                             marker={"size": 10, "symbol": "diamond", "color": "black"}))
+    fig.update_layout(title="Budget frontier: modelled KPI change against total spend",
+                      xaxis_title="total spend of the planned channels", yaxis_title="KPI change vs observed plan",
+                      template="plotly_white")
     return fig
