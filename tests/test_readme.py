@@ -110,7 +110,7 @@ def _help(*command: str) -> str:
 def test_command_line_block_names_only_accepted_options():
     block = _block("Command line", "bash")
     commands = re.split(r"^deepcausalmmm ", block.replace("\\\n", " "), flags=re.M)[1:]
-    assert [c.split()[0] for c in commands] == ["demo", "fit", "predict", "optimize", "optimize", "optimize", "optimize",
+    assert [c.split()[0] for c in commands] == ["demo", "fit", "predict", "optimize", "optimize", "optimize", "optimize", "optimize",
                                                   "plan-test", "report", "change", "config",
                                                   "backtest"]
     for command in commands:

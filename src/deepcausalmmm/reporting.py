@@ -263,13 +263,14 @@ def _kpi_change(model: Any) -> list[str]:
 def write_report(model: Any, path: Path) -> Path:
     """Write ``model``'s report to ``path`` atomically; return the path.
 
-    Sections: the panel and the fit, channel contributions, effects under
-    intervention with ROI, what the data identify (channels whose level is
+    Sections: the panel and the fit, channel contributions, what moved the KPI (the last
+    fitted quarter against a year earlier or the quarter before, :meth:`get_kpi_change`),
+    effects under intervention with ROI, what the data identify (channels whose level is
     extrapolated from the curve's shape, with a candidate experiment for each
     untested one, sized by ``plan_lift_test``), weeks the model does not explain
     (candidates for event controls), the channel graph, response curves, a budget
-    reallocation at the same total spend, and lift tests when the model has
-    them. Plotly's script is embedded once, so the
+    reallocation at the same total spend with the budget frontier at 80-120% of it
+    (:meth:`get_budget_frontier`), and lift tests when the model has them. Plotly's script is embedded once, so the
     file opens offline.
     """
     path = Path(path)
