@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/kpi_change.py [--seeds 0,1,2,3,4,5] [--size 20x156x5] [--noise 0.06]
+                                    [--intervals N [--jobs J]]
 
 For each seed this simulates a panel (``simulate_panel``, no channel graph: the
 channel rows are direct contributions, which the simulator's ``truth`` holds per
@@ -20,6 +21,11 @@ are in percentage points of the earlier period's KPI. Beside them, measured in
 the same run, the naive reading of a KPI change without a model: the media did
 not move it (the whole change is the baseline's), whose media error is the true
 media change itself.
+
+With ``--intervals N`` each comparison also runs ``get_kpi_change(n_boot=N)``
+(region-bootstrap refits, each with its own prior strengths) and counts how many
+channels' true changes (per cent of the earlier KPI) fall inside their 90%
+intervals, and how wide those are.
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="0,1,2,3,4,5")
     ap.add_argument("--size", default="20x156x5", help="regions x weeks x channels (weeks >= 104)")
     ap.add_argument("--noise", type=float, default=0.06)
+    ap.add_argument("--intervals", type=int, default=0, help="bootstrap refits per comparison (0: none)")
+    ap.add_argument("--jobs", type=int, default=None, help="n_jobs for the refits")
     args = ap.parse_args(argv)
     R, T, C = (int(v) for v in args.size.split("x"))
     if T < 104:
@@ -64,15 +72,17 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model = DeepCausalMMM().fit(sim.X, sim.y, regions=sim.regions, dates=sim.dates,
-                                        controls=sim.control_frame)
+            model = DeepCausalMMM(n_jobs=args.jobs).fit(sim.X, sim.y, regions=sim.regions, dates=sim.dates,
+                                                        controls=sim.control_frame)
         fit_s = time.perf_counter() - start
         truth = _true_parts(sim, R, T)
         when = truth.index.get_level_values("date")
         d = model.panel_.dates
         for name, ((a0, a1), (b0, b1)) in pairs.items():
             started = time.perf_counter()
-            table = model.get_kpi_change((d[a0], d[a1]), (d[b0], d[b1]))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                table = model.get_kpi_change((d[a0], d[a1]), (d[b0], d[b1]), n_boot=args.intervals)
             seconds = time.perf_counter() - started
             true = (truth[(when >= d[b0]) & (when <= d[b1])].sum() - truth[(when >= d[a0]) & (when <= d[a1])].sum())
             pct = 100 / table.attrs["base_kpi"]
@@ -91,17 +101,33 @@ def main(argv: list[str] | None = None) -> int:
                 "controls_err": abs(got[list(sim.controls)].sum() - true["controls"] * pct),
                 "fit_s": fit_s, "change_s": seconds,
             })
+            if args.intervals:
+                true_pct = true[channels] * pct
+                inside = ((table.loc[channels, "change_pct_lo"] <= true_pct)
+                          & (true_pct <= table.loc[channels, "change_pct_hi"]))
+                rows[-1].update({"held": int(inside.sum()), "of": len(channels),
+                                 "width": float((table.loc[channels, "change_pct_hi"]
+                                                 - table.loc[channels, "change_pct_lo"]).mean())})
         print(f"seed {seed}: fitted in {fit_s:.1f} s", flush=True)
     table = pd.DataFrame(rows)
     pd.set_option("display.width", 200)
     print()
-    print(table.drop(columns=["fit_s", "change_s"]).round(2).to_string(index=False))
+    print(table.drop(columns=["fit_s", "change_s", "held", "of", "width"], errors="ignore").round(2)
+          .to_string(index=False))
     print()
     print("mean over seeds, percentage points of the earlier period's KPI (naive: the media moved nothing)")
     summary = table.groupby("pair", sort=False)[
         ["media_err", "naive_media_err", "channel_err_mean", "naive_channel_err_mean", "channel_err_max",
          "baseline_err", "controls_err"]].mean()
     print(summary.round(2).to_string())
+    if args.intervals:
+        held = table.groupby("pair", sort=False)[["held", "of", "width"]].agg({"held": "sum", "of": "sum",
+                                                                              "width": "mean"})
+        print(f"\n90% intervals from {args.intervals} bootstrap refits: true channel changes inside")
+        print(held.round(2).to_string())
+        print(f"\nget_kpi_change with n_boot={args.intervals}: {table['change_s'].mean():.1f} s per call on average; "
+              f"fits {table['fit_s'].mean():.1f} s on average")
+        return 0
     print(f"\nget_kpi_change: {table['change_s'].mean() * 1000:.0f} ms per call on average; "
           f"fits {table['fit_s'].mean():.1f} s on average")
     return 0

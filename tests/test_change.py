@@ -108,6 +108,39 @@ def test_change_a_year_apart_recovers_the_simulated_parts():
     assert abs(table.loc[sim.controls, "change"].sum() - true_change["controls"]) < 0.005 * kpi
 
 
+def test_change_intervals_from_bootstrap_refits():
+    """n_boot: each part's change_pct spread over region-bootstrap refits. A year apart on a
+    simulated panel, the channel whose true change is largest gets an interval of the right
+    sign, the level's is exactly 0 (the periods hold equal weeks in every replicate), and the
+    same random_state gives the same intervals."""
+    sim = simulate_panel(10, 104, 3, seed=4)
+    model = DeepCausalMMM(random_state=0).fit(sim.X, sim.y, regions=sim.regions, dates=sim.dates,
+                                              controls=sim.control_frame)
+    d = model.panel_.dates
+    base, compare = (d[39], d[51]), (d[91], d[103])
+    table = model.get_kpi_change(base, compare, n_boot=4)
+    assert table.attrs["n_boot"] == 4 and table.attrs["n_used"] == 4 and table.attrs["level"] == 0.9
+    assert table.attrs["change_pct_lo"] <= table.attrs["change_pct_hi"]
+    assert (table["change_pct_lo"] <= table["change_pct_hi"]).all()
+    assert table.loc["level", ["change_pct_lo", "change_pct_hi"]].abs().max() < 1e-9
+    when = sim.truth.index.get_level_values("date")
+    true = (sim.truth[(when >= compare[0]) & (when <= compare[1])].sum()
+            - sim.truth[(when >= base[0]) & (when <= base[1])].sum())[sim.channels]
+    largest = true.abs().idxmax()
+    sign = np.sign(true[largest])
+    assert sign * table.loc[largest, "change_pct_lo"] > 0 and sign * table.loc[largest, "change_pct_hi"] > 0
+    # the point figures are the fit's own, unchanged by the refits
+    np.testing.assert_allclose(table["change_pct"], model.get_kpi_change(base, compare)["change_pct"], rtol=1e-12)
+    again = model.get_kpi_change(base, compare, n_boot=4)
+    np.testing.assert_allclose(again["change_pct_lo"], table["change_pct_lo"], rtol=1e-9)
+    for kwargs, message in (({"n_boot": 1}, r"`n_boot` must be 0 \(no intervals\) or at least 2"),
+                            ({"n_boot": 2, "regions": ["geo_000"]}, r"cannot be combined with `regions`"),
+                            ({"n_boot": 2, "by_region": True}, r"cannot be combined with `regions` or `by_region`"),
+                            ({"n_boot": 2, "level": 1.5}, r"`level` must be in \(0, 1\)")):
+        with pytest.raises(DataError, match=message):
+            model.get_kpi_change(base, compare, **kwargs)
+
+
 def test_change_compares_like_for_like_on_a_ragged_panel():
     """A region whose feed stops before the later period is left out by default (its whole KPI
     would show as change), and counted with matched=False, which warns."""
@@ -206,7 +239,12 @@ def test_change_command_writes_the_table(fitted, tmp_path, capsys):
                      "--out", str(out)]) == 0
     by_region = pd.read_csv(out, index_col=["region", "part"])
     assert list(by_region.index.get_level_values("region").unique()) == fitted.regions_[:2]
-    capsys.readouterr()
+    assert cli_main(["change", str(path), "--n-boot", "2", "--out", str(out)]) == 0
+    bounds = pd.read_csv(out, index_col="part")
+    assert (bounds["change_pct_lo"] <= bounds["change_pct_hi"]).all()
+    assert "intervals from 2 of 2 bootstrap refits" in capsys.readouterr().out
+    assert cli_main(["change", str(path), "--n-boot", "2", "--by-region", "--out", str(out)]) == 2
+    assert "--n-boot cannot be combined with --regions or --by-region" in capsys.readouterr().err
     assert cli_main(["change", str(path), "--base", "2001-01-01", "2001-02-01", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "error: --base ('2001-01-01', '2001-02-01') contains no fitted dates" in err

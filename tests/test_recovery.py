@@ -366,10 +366,13 @@ def test_fit_cli_writes_bootstrap_intervals_and_plan(tmp_path, capsys, monkeypat
 
     monkeypatch.setattr(DeepCausalMMM, "_refit_workers", one_at_a_time)
     assert main([*args, "--n-boot", "2", "--out", str(tmp_path / "o"), "--verbose", "--jobs", "3"]) == 0
-    assert jobs == [3, 3]  # the intervals' refits and the plan's
+    assert jobs == [3]  # one set of refits, shared by the intervals, the plan and the KPI change
     printed = capsys.readouterr().out
     assert "panel: 5 regions x 60 weeks x 2 channels" in printed  # -v: the fit's progress, and each refit's
-    assert printed.count("bootstrap refit 1/2: ") == 2 and printed.count("bootstrap refit 2/2: ") == 2  # intervals, plan
+    assert printed.count("bootstrap refit 1/2: ") == 1 and printed.count("bootstrap refit 2/2: ") == 1
+    assert printed.count("reusing the 2 bootstrap refits of this shared_refits() block") == 2  # plan, change
+    change = pd.read_csv(tmp_path / "o" / "kpi_change.csv", index_col="part")
+    assert (change["change_pct_lo"] <= change["change_pct_hi"]).all()
     intervals = pd.read_csv(tmp_path / "o" / "effect_intervals.csv", index_col=0)
     assert list(intervals.index) == ["channel_1", "channel_2"]
     assert (intervals["total_share_lo"] <= intervals["total_share_hi"]).all()

@@ -218,3 +218,41 @@ def test_a_national_series_has_prior_spread_intervals_only(tmp_path, capsys):
                  "--n-boot", "2", "--prior-spread", "0", "--out", str(out)]) == 2
     assert "--n-boot 2 with --prior-spread 0 needs regional data" in capsys.readouterr().err
     assert not out.exists()  # refused before fitting: no partial outputs
+
+
+def test_shared_refits_fit_each_replicate_once_and_give_the_same_figures(fitted, monkeypatch):
+    """Inside shared_refits(), the intervals, the plan's robustness and the KPI change's
+    intervals with the same n_boot, random_state and prior_spread share one set of refits,
+    and give what each gives alone; another random_state refits; the block's end lets go."""
+    model = clone_of(fitted)
+    alone = model.get_effect_intervals(n_boot=2)
+    plan_alone = model.optimize_budget(n_boot=2)
+    d = model.panel_.dates
+    change_alone = model.get_kpi_change((d[0], d[12]), (d[47], d[59]), n_boot=2)
+    fitted_models: list[int] = []
+    real = DeepCausalMMM._refits
+
+    def counting(self, tasks, n_tasks, workers):
+        for model_, seconds in real(self, tasks, n_tasks, workers):
+            fitted_models.append(1)
+            yield model_, seconds
+
+    monkeypatch.setattr(DeepCausalMMM, "_refits", counting)
+    with model.shared_refits() as same:
+        assert same is model
+        shared = model.get_effect_intervals(n_boot=2)
+        plan = model.optimize_budget(n_boot=2)
+        with model.shared_refits():  # a nested block keeps the outer one's refits
+            change = model.get_kpi_change((d[0], d[12]), (d[47], d[59]), n_boot=2)
+        assert len(fitted_models) == 2  # one set of 2 refits for the three
+        model.get_effect_intervals(n_boot=2, random_state=5)
+        assert len(fitted_models) == 4  # other replicates: fitted
+        model.get_effect_intervals(n_boot=2)
+        assert len(fitted_models) == 4
+    np.testing.assert_allclose(shared.to_numpy(dtype=float), alone.to_numpy(dtype=float), rtol=1e-12)
+    for key in ("gain_lo", "gain_hi", "gain_share_positive"):
+        assert plan.attrs[key] == pytest.approx(plan_alone.attrs[key], rel=1e-12)
+    np.testing.assert_allclose(change["change_pct_lo"], change_alone["change_pct_lo"], rtol=1e-12)
+    assert not hasattr(model, "_refit_store")  # the refits are let go with the block
+    model.get_effect_intervals(n_boot=2)
+    assert len(fitted_models) == 6

@@ -67,7 +67,8 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0, prior_spread
 
     With ``n_boot >= 2`` also ``effect_intervals.csv`` (:meth:`DeepCausalMMM.get_effect_intervals`)
     and ``budget_plan.csv`` (:meth:`DeepCausalMMM.optimize_budget` with its bootstrap
-    robustness figures as extra columns), each costing ``n_boot`` refits, each refit with its
+    robustness figures as extra columns), and ``kpi_change.csv`` gains intervals: all three
+    from one set of ``n_boot`` refits (:meth:`DeepCausalMMM.shared_refits`), each refit with its
     own prior strengths drawn with ``prior_spread``.
     """
     out.mkdir(parents=True, exist_ok=True)
@@ -92,7 +93,7 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0, prior_spread
     from .reporting import kpi_change_periods
 
     periods = kpi_change_periods(model)
-    if periods is not None:
+    if periods is not None and not n_boot:  # with n_boot: below, with intervals from the shared refits
         files.append(out / "kpi_change.csv")
         model.get_kpi_change(*periods[:2]).to_csv(files[-1])
     if getattr(model, "lift_tests_", None) is not None:
@@ -102,14 +103,18 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0, prior_spread
         files.append(out / "roi_priors.csv")
         model.roi_prior_report().to_csv(files[-1])
     if n_boot:
-        files.append(out / "effect_intervals.csv")
-        model.get_effect_intervals(n_boot=n_boot, prior_spread=prior_spread).to_csv(files[-1])
-        plan = model.optimize_budget(n_boot=n_boot, prior_spread=prior_spread)
-        for key in ("kpi_gain", "kpi_gain_fraction", "gain_lo", "gain_hi", "gain_share_positive", "n_boot",
-                    "prior_spread"):
-            plan[key] = plan.attrs[key]
-        files.append(out / "budget_plan.csv")
-        plan.to_csv(files[-1])
+        with model.shared_refits():  # one set of n_boot refits serves the three tables
+            files.append(out / "effect_intervals.csv")
+            model.get_effect_intervals(n_boot=n_boot, prior_spread=prior_spread).to_csv(files[-1])
+            plan = model.optimize_budget(n_boot=n_boot, prior_spread=prior_spread)
+            for key in ("kpi_gain", "kpi_gain_fraction", "gain_lo", "gain_hi", "gain_share_positive", "n_boot",
+                        "prior_spread"):
+                plan[key] = plan.attrs[key]
+            files.append(out / "budget_plan.csv")
+            plan.to_csv(files[-1])
+            if periods is not None:
+                files.append(out / "kpi_change.csv")
+                model.get_kpi_change(*periods[:2], n_boot=n_boot, prior_spread=prior_spread).to_csv(files[-1])
     return files
 
 
@@ -756,7 +761,8 @@ def _change(args: argparse.Namespace) -> int:
     from .data.history import period_name
     from .reporting import kpi_change_periods
 
-    model = _model_class().load(args.model)
+    spread = _prior_spread(args.prior_spread)
+    model = _model_class().load(args.model).set_params(n_jobs=args.jobs)
     dates = pd.Index(model.panel_.dates)
     labels = {str(r): r for r in model.regions_}
     regions = [labels.get(r.strip(), r.strip()) for r in args.regions.split(";") if r.strip()] if args.regions else None
@@ -774,9 +780,11 @@ def _change(args: argparse.Namespace) -> int:
             what = "a period number like the fit's dates"
             periods.append(tuple(_number(text, option, int, what) for text in given))
     with _in_terms({"`base`": "--base", "`compare`": "--compare", "`regions`": "--regions",
+                    "`by_region`": "--by-region", "`n_boot`": "--n-boot", "n_boot=": "--n-boot ",
                     "pass matched=False": "pass --all-cells"}):
         table = model.get_kpi_change(periods[0], periods[1], regions=regions, by_region=args.by_region,
-                                     matched=not args.all_cells)
+                                     matched=not args.all_cells, n_boot=args.n_boot, level=args.level,
+                                     prior_spread=spread)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out)
@@ -787,7 +795,11 @@ def _change(args: argparse.Namespace) -> int:
              "(--all-cells counts them)" if a["left_out"] else ""))
     kpi = {c: "{:,.0f}".format if table[c].abs().max() >= 100 else "{:,.3g}".format
            for c in ("base", "compare", "change", "total_effect_change")}
-    print(table.to_string(formatters={**kpi, "change_pct": "{:+.2f}".format}, na_rep=""))
+    pct = {c: "{:+.2f}".format for c in ("change_pct", "change_pct_lo", "change_pct_hi")}
+    print(table.to_string(formatters={**kpi, **pct, "change_pct_sd": "{:.2f}".format}, na_rep=""))
+    if args.n_boot:
+        print(f"change_pct_lo/_hi: {a['level']:.0%} intervals from {a['n_used']} of {args.n_boot} bootstrap refits "
+              f"(the KPI's own change {a['change_pct_lo']:+.2f}% to {a['change_pct_hi']:+.2f}%)")
     print(f"change_pct: per cent of the first period's KPI (the rows add up to the KPI's); "
           f"wrote {out.resolve()}")
     return 0
@@ -1021,6 +1033,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     chg.add_argument("--all-cells", action="store_true",
                      help="sum every observed cell of each period (default: like for like, only the regions "
                      "observed in every week of both)")
+    chg.add_argument("--n-boot", type=int, default=0,
+                     help="region-bootstrap refits for intervals on each part's change_pct (0: none; each a "
+                     "full refit; not with --regions or --by-region)")
+    chg.add_argument("--level", type=float, default=0.9, help="interval level with --n-boot (default 0.9)")
+    chg.add_argument("--prior-spread", type=float, default=PRIOR_SPREAD,
+                     help=f"with --n-boot: sd of each refit's log multiplier on the prior strengths (default "
+                     f"{PRIOR_SPREAD}; 0: sampling variation only)")
+    _jobs_argument(chg, "--n-boot refits")
     chg.add_argument("--out", default="outputs/kpi_change.csv", help="CSV to write (default outputs/kpi_change.csv)")
     chg.set_defaults(func=_change)
 

@@ -8,6 +8,7 @@ import os
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -715,6 +716,10 @@ class DeepCausalMMM(BaseEstimator):
         regions: Sequence[Any] | None = None,
         by_region: bool = False,
         matched: bool = True,
+        n_boot: int = 0,
+        level: float = 0.9,
+        random_state: int = 0,
+        prior_spread: float = PRIOR_SPREAD,
     ) -> pd.DataFrame:
         """What moved the KPI from one fitted period to another, part by part.
 
@@ -745,6 +750,14 @@ class DeepCausalMMM(BaseEstimator):
             Like for like: only regions observed in every week of both periods count (a
             region whose feed starts or stops in between would show its whole KPI as
             change). False: every observed cell of each period.
+        n_boot, level, random_state, prior_spread
+            With ``n_boot >= 2``: how sure each part's share of the change is. The model is
+            refitted on ``n_boot`` region-bootstrap replicates, each with its own prior
+            strengths, as in :meth:`get_effect_intervals` (with ``n_jobs`` side by side), and
+            each replicate's ``change_pct`` per part over the same periods gives the
+            percentile interval at ``level`` (``change_pct_lo`` / ``change_pct_hi``) and
+            ``change_pct_sd``. Not with ``regions`` or ``by_region`` (replicates redraw the
+            regions).
 
         Returns
         -------
@@ -756,17 +769,34 @@ class DeepCausalMMM(BaseEstimator):
         ``base_kpi``, ``compare_kpi``, ``change``, ``change_pct``, ``base_cells`` and
         ``compare_cells`` (observed region-weeks), ``base_dates`` and ``compare_dates`` (the
         first and last fitted dates in each, as text), ``regions`` (how many regions count)
-        and ``left_out`` (the selected regions ``matched`` left out).
+        and ``left_out`` (the selected regions ``matched`` left out); with ``n_boot`` also
+        ``n_boot``, ``level``, ``prior_spread``, ``change_pct_lo`` / ``change_pct_hi`` (the
+        KPI's own change over the replicates) and ``seconds``.
 
         Raises
         ------
         DataError
             If ``base`` or ``compare`` is not a (start, end) pair or holds no fitted dates,
-            for unknown regions, or when ``matched`` leaves no region. Warns when the periods
+            for unknown regions, when ``matched`` leaves no region, or for ``n_boot``,
+            ``level`` or ``prior_spread`` as :meth:`get_effect_intervals` rejects them, or
+            ``n_boot`` with ``regions`` or ``by_region``. Warns when the periods
             hold different numbers of observed region-weeks (the extra weeks' KPI then shows
             as change, mostly in ``level``).
         """
         check_is_fitted(self, "net_")
+        n_boot = int(n_boot)
+        if n_boot == 1 or n_boot < 0:
+            raise DataError(f"`n_boot` must be 0 (no intervals) or at least 2, found {n_boot}; e.g. n_boot=20")
+        if n_boot:
+            if regions is not None or by_region:
+                raise DataError(
+                    "`n_boot` cannot be combined with `regions` or `by_region`: bootstrap replicates redraw "
+                    "the regions; drop them, or set n_boot=0")
+            _check_level(level)
+            prior_spread = _check_prior_spread(prior_spread)
+            self._check_bootstrap_regions(prior_spread)
+            _check_n_jobs(self.n_jobs)
+        started = time.perf_counter()
         base_keep = self._cells(regions, base, name="base")  # [R,T]
         compare_keep = self._cells(regions, compare, name="compare")  # [R,T]
         left_out: list[Any] = []
@@ -805,9 +835,9 @@ class DeepCausalMMM(BaseEstimator):
         device = next(self.net_.parameters()).device
         on = batch.to(device)
         with torch.no_grad(), full_precision():
-            level, trend, season = self.net_.baseline.parts(on.basis, on.fourier, on.region_idx)
+            baseline_terms = self.net_.baseline.parts(on.basis, on.fourier, on.region_idx)  # level, trend, season
         scale = self.scaler_.y_scale[:, None]  # [R,1]
-        terms = [np.broadcast_to(t.double().cpu().numpy(), (R, T)) * scale for t in (level, trend, season)]
+        terms = [np.broadcast_to(t.double().cpu().numpy(), (R, T)) * scale for t in baseline_terms]
         parts = [(name, "baseline", v) for name, v in zip(("level", "trend", "season"), terms, strict=True)]
         parts += [(c, "channel", dec["channels"][:, :, i]) for i, c in enumerate(self.channels_)]
         parts += [(k, "control", dec["controls"][:, :, i]) for i, k in enumerate(self.controls_)]
@@ -825,7 +855,7 @@ class DeepCausalMMM(BaseEstimator):
             table["total_effect_change"] = delta.reindex(table.index).where(table["kind"] == "channel")
         else:
             table["total_effect_change"] = delta.rename_axis("part").reindex(table.index)
-        totals = table.groupby("kind", sort=False)[["base", "compare"]].sum().sum()
+        totals = table[["base", "compare"]].sum()
         table.attrs.update({
             "base_kpi": float(totals["base"]), "compare_kpi": float(totals["compare"]),
             "change": float(totals["compare"] - totals["base"]),
@@ -835,7 +865,42 @@ class DeepCausalMMM(BaseEstimator):
             **{f"{name}_dates": "..".join(fmt_date(d) for d in p.dates[keep.any(axis=0)][[0, -1]])
                for name, keep in (("base", base_keep), ("compare", compare_keep))},
         })
+        if n_boot:
+            self._attach_change_intervals(table, base, compare, matched, n_boot, level, random_state,
+                                          prior_spread)
+            table.attrs["seconds"] = time.perf_counter() - started
         return table
+
+    def _attach_change_intervals(
+        self, table: pd.DataFrame, base: tuple[Any, Any], compare: tuple[Any, Any], matched: bool,
+        n_boot: int, level: float, random_state: int, prior_spread: float,
+    ) -> None:
+        """:meth:`get_kpi_change`'s bootstrap columns: each replicate's ``change_pct`` per part over
+        the same periods (NaN for a replicate that holds no cell to compare)."""
+        reps = np.full((n_boot, len(table)), np.nan)
+        totals = np.full(n_boot, np.nan)
+        for b, (_, refit) in enumerate(self._bootstrap_refits(n_boot, random_state, prior_spread)):
+            try:
+                with warnings.catch_warnings():  # the fit warned of uneven periods already
+                    warnings.filterwarnings("ignore", message="`base` holds")
+                    again = refit.get_kpi_change(base, compare, matched=matched)
+            except DataError:  # the drawn regions hold no week of a period (or none throughout both)
+                continue
+            reps[b] = again["change_pct"].reindex(table.index).to_numpy()
+            totals[b] = again.attrs["change_pct"]
+        q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+        used = np.isfinite(totals)
+        if used.sum() >= 2:
+            lo, hi = np.nanpercentile(reps[used], q, axis=0)
+            sd = np.nanstd(reps[used], axis=0, ddof=1)
+            total_lo, total_hi = np.percentile(totals[used], q)
+        else:
+            lo = hi = sd = np.full(len(table), np.nan)
+            total_lo = total_hi = float("nan")
+        table["change_pct_lo"], table["change_pct_hi"], table["change_pct_sd"] = lo, hi, sd
+        table.attrs.update({"n_boot": n_boot, "n_used": int(used.sum()), "level": level,
+                            "prior_spread": prior_spread, "change_pct_lo": float(total_lo),
+                            "change_pct_hi": float(total_hi)})
 
     def get_identification(self, threshold: float = EXTRAPOLATED_FLOOR) -> pd.DataFrame:
         """Per channel: whether the data observe its level or the curve's shape supplies it.
@@ -1226,6 +1291,32 @@ class DeepCausalMMM(BaseEstimator):
                 "out n_boot"
             )
 
+    @contextmanager
+    def shared_refits(self) -> Iterator[DeepCausalMMM]:
+        """A block in which bootstrap refits are fitted once and shared.
+
+        :meth:`get_effect_intervals`, :meth:`optimize_budget` with ``n_boot`` and
+        :meth:`get_kpi_change` with ``n_boot`` each refit the model on region-bootstrap
+        replicates. Replicate ``b`` depends only on the fit, ``random_state + b`` and
+        ``prior_spread``, so inside the block calls with the same ``n_boot``,
+        ``random_state`` and ``prior_spread`` reuse the first call's refits instead of
+        fitting them again: the same figures, for the cost of one set of refits. The
+        refits are held until the block ends (each holds its panel and network)::
+
+            with model.shared_refits():
+                intervals = model.get_effect_intervals(n_boot=20)
+                plan = model.optimize_budget(n_boot=20)   # no refit: the same 20 replicates
+        """
+        check_is_fitted(self, "net_")
+        outer = getattr(self, "_refit_store", None)
+        if outer is None:
+            self._refit_store: dict[tuple[int, int, float], list[tuple[np.ndarray, DeepCausalMMM]]] = {}
+        try:
+            yield self
+        finally:
+            if outer is None:
+                del self._refit_store
+
     def _bootstrap_refits(
         self, n_boot: int, random_state: int, prior_spread: float
     ) -> Iterator[tuple[np.ndarray, DeepCausalMMM]]:
@@ -1269,6 +1360,13 @@ class DeepCausalMMM(BaseEstimator):
                     quiet=("the most precise lift test", "graph: "),
                 )
 
+        store = getattr(self, "_refit_store", None)  # inside shared_refits(): refits fitted once
+        key = (n_boot, int(random_state), float(prior_spread))
+        if store is not None and key in store:
+            self._say(f"reusing the {n_boot} bootstrap refits of this shared_refits() block")
+            yield from store[key]
+            return
+        kept: list[tuple[np.ndarray, DeepCausalMMM]] = []
         started = time.perf_counter()
         workers = self._refit_workers(n_boot)
         rounds = -(-n_boot // workers)  # refits run in rounds of `workers`
@@ -1277,7 +1375,11 @@ class DeepCausalMMM(BaseEstimator):
                 done = -(-(b + 1) // workers)  # rounds under way or finished
                 to_go = (time.perf_counter() - started) / done * (rounds - done)
                 self._say(f"bootstrap refit {b + 1}/{n_boot}: {seconds:.1f} s (about {to_go:.0f} s to go)")
+            if store is not None:
+                kept.append((draw, refit))
             yield draw, refit
+        if store is not None:
+            store[key] = kept
 
     def _refits(self, tasks: Iterable[_Refit], n_tasks: int, workers: int) -> Iterator[tuple[DeepCausalMMM, float]]:
         """``(model, seconds)`` of each refit in ``tasks`` (``n_tasks``), in order: one at a time here
