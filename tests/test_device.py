@@ -61,6 +61,13 @@ def test_cuda_effects_and_save_load_to_cpu(pair, tmp_path):
     # Channel parameters and carryover weights are read from the model on its device.
     pd.testing.assert_frame_equal(gpu.get_channel_parameters(), loaded.get_channel_parameters(), rtol=1e-5)
     pd.testing.assert_frame_equal(gpu.get_carryover(), loaded.get_carryover(), rtol=1e-5, atol=1e-8)
+    # What moved the KPI (the baseline's terms read from the model on its device) and the
+    # budget frontier, as the model moved to the CPU gives them.
+    d = gpu.panel_.dates
+    change_gpu, change_cpu = (m.get_kpi_change((d[0], d[12]), (d[47], d[59])) for m in (gpu, loaded))
+    np.testing.assert_allclose(change_gpu["change"], change_cpu["change"], rtol=1e-4, atol=1e-3)
+    frontier_gpu, frontier_cpu = (m.get_budget_frontier([0.9, 1.1]) for m in (gpu, loaded))
+    np.testing.assert_allclose(frontier_gpu["kpi_change"], frontier_cpu["kpi_change"], rtol=1e-3, atol=1e-2)
 
 
 def test_cuda_fit_with_lift_tests_matches_cpu(pair):
