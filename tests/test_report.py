@@ -89,6 +89,15 @@ def test_report_sections_and_numbers_come_from_the_model(fitted, report):
         assert f"<td>{change.loc[part, 'change']:,.{places}f}</td>" in text
     # plotly.js is embedded once, so the file opens offline
     assert len(re.findall(r"\* plotly\.js v\d", text)) == 1
+    # the regions that moved it most, each with its largest part, as the API's by-region rows
+    rows = fitted.get_kpi_change((d[34], d[46]), (d[47], d[59]), by_region=True)
+    per_region = rows.groupby(level="region")["change"].sum()
+    top = per_region.idxmax()
+    part = rows.loc[top, "change"].abs().idxmax()
+    assert "<h3>Regions that moved it most</h3>" in text
+    assert (f"<th>{top}</th>\n      <td>{rows.loc[top, 'base'].sum():,.0f}</td>\n      "
+            f"<td>{rows.loc[top, 'compare'].sum():,.0f}</td>\n      <td>{per_region[top]:,.0f}</td>") in text
+    assert f"<td>{part}</td>" in text
     # how much to spend: the budget frontier at 80-120% of the observed budget, as the API's
     frontier = fitted.get_budget_frontier([0.8, 0.9, 1.1, 1.2])
     assert "<h3>How much to spend</h3>" in text

@@ -257,6 +257,30 @@ def _kpi_change(model: Any) -> list[str]:
         "command.</p>",
         _table(change),
         _figure(change_figure(change, a["base_dates"], a["compare_dates"]), first=False),
+        *_region_movers(model, base, compare),
+    ]
+
+
+def _region_movers(model: Any, base: tuple[Any, Any], compare: tuple[Any, Any], shown: int = 5) -> list[str]:
+    """The regions that moved the KPI most each way between the periods, each with the part that
+    moved it most (``get_kpi_change(by_region=True)``). Nothing with fewer than three regions."""
+    if len(model.regions_) < 3:
+        return []
+    rows = model.get_kpi_change(base, compare, by_region=True)
+    per = rows.groupby(level="region", sort=False)
+    kpi = per[["base", "compare", "change"]].sum()
+    kpi["change_pct"] = kpi["change"] / kpi["base"].abs().where(kpi["base"] != 0) * 100
+    top = rows["change"].abs().groupby(level="region", sort=False).idxmax()  # (region, part) of the largest
+    kpi["largest_part"] = [part for _, part in top.loc[kpi.index]]
+    kpi["largest_part_change"] = [rows.loc[key, "change"] for key in top.loc[kpi.index]]
+    movers = pd.concat([kpi.nlargest(shown, "change"), kpi.nsmallest(shown, "change")])
+    movers = movers[~movers.index.duplicated()]
+    return [
+        "<h3>Regions that moved it most</h3>",
+        f"<p class='note'>The {shown} regions whose KPI rose most and the {shown} whose KPI fell most between "
+        "the two periods (like for like), with the part of the decomposition that moved each most "
+        "(get_kpi_change(by_region=True)); change_pct is of the region's own earlier KPI.</p>",
+        _table(movers),
     ]
 
 
