@@ -115,7 +115,8 @@ def test_demo_cli_writes_outputs(tmp_path, capsys):
     assert {"baseline", "controls", "prediction"} <= set(table.columns)
     assert (out / "contributions.html").read_text().count("plotly") > 0
     report = (out / "report.html").read_text()
-    assert "<h2>Effects under intervention</h2>" in report and "<h2>Weeks the model does not explain</h2>" in report
+    assert '<h2 id="effects-under-intervention">Effects under intervention</h2>' in report
+    assert '<h2 id="weeks-the-model-does-not-explain">Weeks the model does not explain</h2>' in report
     params = pd.read_csv(out / "channel_parameters.csv", index_col=0)
     assert list(params.index) == ["channel_1", "channel_2", "channel_3"] and "mean_lag" in params.columns
     unexplained = pd.read_csv(out / "unexplained_weeks.csv", index_col=0)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from deepcausalmmm import DeepCausalMMM
-from deepcausalmmm.reporting import column_decimals
+from deepcausalmmm.reporting import column_decimals, section_id
 
 from .conftest import FAST
 
@@ -27,8 +27,9 @@ def test_report_sections_and_numbers_come_from_the_model(fitted, report):
     for section in ["Panel and fit", "Contributions", "Effects under intervention",
                     "What the data identify", "Channel graph", "Response curves", "Channel parameters",
                     "Budget reallocation"]:
-        assert f"<h2>{section}</h2>" in text
-    assert "<h2>Lift tests</h2>" not in text  # fitted without experiments
+        assert f'<h2 id="{section_id(section)}">{section}</h2>' in text
+        assert f'<a href="#{section_id(section)}">{section}</a>' in text  # the contents line links to it
+    assert "Lift tests</h2>" not in text and 'href="#lift-tests"' not in text  # fitted without experiments
     effects = fitted.get_channel_effects()
     summary = fitted.contribution_summary()
     total_places = column_decimals(effects["total"])
@@ -79,7 +80,7 @@ def test_report_sections_and_numbers_come_from_the_model(fitted, report):
     # what moved the KPI: the last 13 weeks against the 13 before (60 weeks: no year earlier), as the API's
     d = fitted.panel_.dates
     change = fitted.get_kpi_change((d[34], d[46]), (d[47], d[59]))
-    assert "<h2>What moved the KPI</h2>" in text
+    assert '<h2 id="what-moved-the-kpi">What moved the KPI</h2>' in text
     assert (f"The last fitted quarter ({change.attrs['compare_dates']}) against the quarter before "
             f"({change.attrs['base_dates']}): the KPI changed by {change.attrs['change']:,.0f} "
             f"({change.attrs['change_pct']:+.2f}%)") in text
@@ -163,7 +164,7 @@ def test_report_lists_lift_tests(small_sim, tmp_path):
     model = DeepCausalMMM(config=FAST).fit(small_sim.X, small_sim.y, regions=small_sim.regions,
                                            dates=small_sim.dates, lift_tests=tests)
     text = model.save_report(tmp_path / "r.html").read_text(encoding="utf-8")
-    assert "<h2>Lift tests</h2>" in text
+    assert '<h2 id="lift-tests">Lift tests</h2>' in text
     places = column_decimals(model.lift_tests_["model_lift"])
     assert f"{model.lift_tests_['model_lift'].iloc[0]:,.{places}f}" in text
     ident = model.get_identification()

@@ -459,7 +459,7 @@ def test_report_cli_writes_what_fit_writes_from_a_saved_model(fitted, tmp_path, 
     np.testing.assert_allclose(effects["total"], fitted.get_channel_effects()["total"], rtol=1e-6)
     contributions = pd.read_csv(out / "contributions.csv")
     assert len(contributions) == len(fitted.get_channel_contributions())
-    assert "<h2>Channel graph</h2>" in (out / "report.html").read_text(encoding="utf-8")
+    assert '<h2 id="channel-graph">Channel graph</h2>' in (out / "report.html").read_text(encoding="utf-8")
     # the model file it writes is the same model
     again = DeepCausalMMM.load(out / "model.safetensors")
     pd.testing.assert_frame_equal(again.get_channel_contributions(), fitted.get_channel_contributions())

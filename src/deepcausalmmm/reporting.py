@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ th:first-child, td:first-child { text-align: left; }
 tbody th { max-width: 24em; overflow-wrap: anywhere; }
 .scroll { overflow-x: auto; max-width: 100%; }
 .note { color: #555; font-size: 0.9em; }
+.contents { font-size: 0.9em; line-height: 1.6; }
 """
 
 
@@ -246,7 +248,7 @@ def _kpi_change(model: Any) -> list[str]:
         head,
         f"<p class='note'>The last fitted quarter ({a['compare_dates']}) against {how} ({a['base_dates']}): "
         f"the KPI changed by {a['change']:,.0f} ({a['change_pct']:+.2f}%), summed over the {a['regions']} "
-        f"region(s) observed in every one of their {steps}{left_note}. Each row is a part of the fitted decomposition summed over each period; change_pct is "
+        f"region(s) observed in all {steps} of both{left_note}. Each row is a part of the fitted decomposition summed over each period; change_pct is "
         "its change in per cent of the earlier period's KPI, so the rows add up to the KPI's. level moves "
         "only when the periods hold different numbers of region-weeks; season is the yearly shape (it "
         "cancels a year apart, while a quarter against the one before mixes it with whatever moves with "
@@ -282,6 +284,24 @@ def _region_movers(model: Any, base: tuple[Any, Any], compare: tuple[Any, Any], 
         "(get_kpi_change(by_region=True)); change_pct is of the region's own earlier KPI.</p>",
         _table(movers),
     ]
+
+
+def section_id(title: str) -> str:
+    """The anchor of a report section: its title in lower case, runs of other characters as
+    one hyphen ("What moved the KPI" -> "what-moved-the-kpi")."""
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+
+
+def _with_contents(parts: list[str]) -> list[str]:
+    """``parts`` with an anchor on every section heading and, after the report's first note, a
+    line of links to them."""
+    titles = [m.group(1) for m in (re.fullmatch(r"<h2>(.*)</h2>", p) for p in parts) if m]
+    out = [re.sub(r"^<h2>(.*)</h2>$", lambda m: f'<h2 id="{section_id(m.group(1))}">{m.group(1)}</h2>', p)
+           for p in parts]
+    links = " · ".join(f'<a href="#{section_id(t)}">{t}</a>' for t in titles)
+    first_note = next(i for i, p in enumerate(out) if p.startswith("<p class='note'>"))
+    out.insert(first_note + 1, f"<nav class='contents'>{links}</nav>")
+    return out
 
 
 def write_report(model: Any, path: Path) -> Path:
@@ -408,6 +428,7 @@ def write_report(model: Any, path: Path) -> Path:
                   "fitted total effect per unit spend; z = (roi - prior_mean) / prior_sd.</p>",
                   _table(model.roi_prior_report().round(4))]
     parts.append("</body></html>")
+    parts = _with_contents(parts)
     with atomic_path(path, ".html") as tmp:
         Path(tmp).write_text("\n".join(parts), encoding="utf-8")
     return path
