@@ -706,3 +706,18 @@ def test_optimize_cli_frontier(fitted, tmp_path, capsys):
         bad = tmp_path / "bad.csv"
         assert main(["optimize", model_file, *args, "--out", str(bad)]) == 2
         assert message in capsys.readouterr().err and not bad.exists()
+
+
+def test_budget_frontier_on_plan_rows(fitted, small_sim):
+    """Next quarter's flighting as rows: each level's plan is optimize_budget's on those rows,
+    and today's mix is evaluate_plan's there."""
+    plan = _next_quarter(small_sim.data).drop(columns="kpi")
+    rows = dict(X=plan, regions="region", dates="date", controls=["price", "promo"])
+    frontier = fitted.get_budget_frontier([0.9, 1.1], **rows)
+    current = fitted.optimize_budget(**rows)["spend"].sum()
+    assert frontier.loc[1.0, "budget"] == pytest.approx(current, rel=1e-12)
+    assert frontier.loc[1.1, "budget"] == pytest.approx(plan[fitted.channels_].to_numpy().sum() * 1.1, rel=1e-9)
+    cold = fitted.optimize_budget(budget=1.1 * current, **rows)
+    assert frontier.loc[1.1, "kpi_change"] == pytest.approx(cold.attrs["kpi_gain"], abs=1e-5 * abs(cold["response"].sum()))
+    mix = fitted.evaluate_plan({c: 0.9 for c in fitted.channels_}, **rows).attrs["kpi_change"]
+    assert frontier.loc[0.9, "mix_kpi_change"] == pytest.approx(mix, rel=1e-12)
