@@ -249,3 +249,19 @@ def test_change_command_writes_the_table(fitted, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "error: --base ('2001-01-01', '2001-02-01') contains no fitted dates" in err
     assert f"e.g. --base {d[0]:%Y-%m-%d} {d[-1]:%Y-%m-%d}" in err
+
+
+def test_change_on_a_fit_without_dates_takes_period_numbers():
+    from .conftest import FAST
+
+    sim = simulate_panel(3, 40, 2, seed=2)
+    model = DeepCausalMMM(config=FAST).fit(sim.X, sim.y, regions=sim.regions)  # rows are periods 0..39
+    table = model.get_kpi_change((0, 12), (np.int64(27), 39.0))
+    assert table.attrs["base_dates"] == "0..12" and table.attrs["compare_dates"] == "27..39"
+    y = np.asarray(sim.y, dtype=float).reshape(3, 40)
+    assert table["change"].sum() == pytest.approx(y[:, 27:].sum() - y[:, :13].sum(), rel=1e-9)
+    with pytest.raises(DataError, match=r"`base` \('0', '12'\) must be a pair of period numbers: the fit has no "
+                                        r"calendar dates, its rows are periods 0\.\.39; e\.g\. base=\(0, 39\)"):
+        model.get_kpi_change(("0", "12"), (27, 39))
+    with pytest.raises(DataError, match=r"`period` \('a', 3\) must be a pair of period numbers"):
+        model.get_channel_effects(period=("a", 3))

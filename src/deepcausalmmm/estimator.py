@@ -2559,6 +2559,10 @@ class DeepCausalMMM(BaseEstimator):
                 except (TypeError, ValueError) as exc:
                     raise DataError(f"`{name}` {period!r} is not a pair of dates ({exc}); "
                                     f"e.g. {name}={example}") from None
+            elif not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in (start, end)):
+                raise DataError(f"`{name}` {period!r} must be a pair of period numbers: the fit has no calendar "
+                                f"dates, its rows are periods {example[1:-1].replace(', ', '..')}; e.g. "
+                                f"{name}={example}")
             inside = (dates >= start) & (dates <= end)  # [T]
             keep &= inside[None, :]
             if inside.any() and not keep.any():
