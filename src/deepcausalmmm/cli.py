@@ -887,6 +887,13 @@ def _data_arguments(cmd: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return cmd
 
 
+def _prior_spread_argument(cmd: argparse.ArgumentParser) -> None:
+    """``--prior-spread``: each bootstrap refit's spread of the prior strengths (``--n-boot``)."""
+    cmd.add_argument("--prior-spread", type=float, default=PRIOR_SPREAD,
+                     help="with --n-boot: sd of each refit's log multiplier on the prior strengths "
+                     f"(default {PRIOR_SPREAD}: 90%% within 0.1-10 times; 0: sampling variation only)")
+
+
 def _jobs(text: str) -> int:
     """``--jobs``: a whole number other than 0."""
     try:
@@ -939,9 +946,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     fit.add_argument("--n-boot", type=int, default=0,
                      help="region-bootstrap refits for effect_intervals.csv and budget_plan.csv "
                      "(0: none; each replicate is a full refit)")
-    fit.add_argument("--prior-spread", type=float, default=PRIOR_SPREAD,
-                     help="with --n-boot: sd of each refit's log multiplier on the prior strengths "
-                     f"(default {PRIOR_SPREAD}: 90%% within 0.1-10 times; 0: sampling variation only)")
+    _prior_spread_argument(fit)
     fit.add_argument("-v", "--verbose", action="store_true",
            help="print progress: the panel, the graph, Adam's loss every 50 epochs, a line per --n-boot refit")
     _jobs_argument(fit, "--n-boot refits")
@@ -1007,9 +1012,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      help="region-bootstrap refits scoring the plan (0: none; each is a full refit)")
     opt.add_argument("--level", type=float, default=0.9, help="interval level for the refits' gains")
     _jobs_argument(opt, "--n-boot refits")
-    opt.add_argument("--prior-spread", type=float, default=PRIOR_SPREAD,
-                     help="with --n-boot: sd of each refit's log multiplier on the prior strengths "
-                     f"(default {PRIOR_SPREAD}; 0: sampling variation only)")
+    _prior_spread_argument(opt)
     opt.add_argument("--out", default="outputs/budget_plan.csv", help="CSV to write (default outputs/budget_plan.csv)")
     opt.set_defaults(func=_optimize)
     plan = sub.add_parser("plan-test", help="size candidate geo lift tests with a saved model")
@@ -1037,9 +1040,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      help="region-bootstrap refits for intervals on each part's change_pct (0: none; each a "
                      "full refit; not with --regions or --by-region)")
     chg.add_argument("--level", type=float, default=0.9, help="interval level with --n-boot (default 0.9)")
-    chg.add_argument("--prior-spread", type=float, default=PRIOR_SPREAD,
-                     help=f"with --n-boot: sd of each refit's log multiplier on the prior strengths (default "
-                     f"{PRIOR_SPREAD}; 0: sampling variation only)")
+    _prior_spread_argument(chg)
     _jobs_argument(chg, "--n-boot refits")
     chg.add_argument("--out", default="outputs/kpi_change.csv", help="CSV to write (default outputs/kpi_change.csv)")
     chg.set_defaults(func=_change)
@@ -1050,9 +1051,7 @@ def main(argv: Sequence[str] | None = None) -> int:
            help="print a line per bootstrap refit (--n-boot)")
     rep.add_argument("--n-boot", type=int, default=0,
                      help="region-bootstrap refits for effect_intervals.csv and budget_plan.csv (0: none)")
-    rep.add_argument("--prior-spread", type=float, default=PRIOR_SPREAD,
-                     help=f"with --n-boot: sd of each refit's log multiplier on the prior strengths (default "
-                     f"{PRIOR_SPREAD}; 0: sampling variation only)")
+    _prior_spread_argument(rep)
     _jobs_argument(rep, "--n-boot refits")
     rep.add_argument("--out", default="outputs/report", help="folder for the report and tables (default outputs/report)")
     rep.set_defaults(func=_report)
