@@ -1,4 +1,5 @@
-"""Command line: ``deepcausalmmm demo``, ``fit``, ``predict``, ``optimize``, ``plan-test``, ``report``, ``config`` and ``backtest``.
+"""Command line: ``deepcausalmmm demo``, ``fit``, ``predict``, ``optimize``, ``plan-test``, ``change``, ``report``,
+``config`` and ``backtest``.
 
 Examples::
 
@@ -10,8 +11,12 @@ Examples::
         --out outputs/run/predictions.csv
     deepcausalmmm optimize outputs/run/model.safetensors --bounds 0.5:1.5 \\
         --channel-bounds tv=1:1,search=0.8:2 --out outputs/run/plan.csv
+    deepcausalmmm optimize outputs/run/model.safetensors --frontier 0.8,0.9,1.1,1.2 \\
+        --out outputs/run/frontier.csv
     deepcausalmmm plan-test outputs/run/model.safetensors candidates.csv --target-precision 0.2 \\
         --out outputs/run/test_plan.csv
+    deepcausalmmm change outputs/run/model.safetensors --base 2023-10-02 2023-12-25 \\
+        --compare 2024-09-30 2024-12-23 --out outputs/run/kpi_change.csv
     deepcausalmmm report outputs/run/model.safetensors --out outputs/report
     deepcausalmmm backtest data.csv --target kpi --date date --region region \\
         --channels tv,search --controls price --n-splits 3 --horizon 13 --out outputs/backtest.csv
@@ -944,8 +949,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     fit.add_argument("--weight", default=None,
                      help="column of loss weights per row (0: KPI ignored; e.g. 0.1 for filled gaps)")
     fit.add_argument("--n-boot", type=int, default=0,
-                     help="region-bootstrap refits for effect_intervals.csv and budget_plan.csv "
-                     "(0: none; each replicate is a full refit)")
+                     help="region-bootstrap refits for effect_intervals.csv, budget_plan.csv and the intervals "
+                     "of kpi_change.csv, shared by the three (0: none; each replicate is a full refit)")
     _prior_spread_argument(fit)
     fit.add_argument("-v", "--verbose", action="store_true",
            help="print progress: the panel, the graph, Adam's loss every 50 epochs, a line per --n-boot refit")
@@ -1050,7 +1055,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rep.add_argument("-v", "--verbose", action="store_true",
            help="print a line per bootstrap refit (--n-boot)")
     rep.add_argument("--n-boot", type=int, default=0,
-                     help="region-bootstrap refits for effect_intervals.csv and budget_plan.csv (0: none)")
+                     help="region-bootstrap refits for effect_intervals.csv, budget_plan.csv and the intervals "
+                     "of kpi_change.csv, shared by the three (0: none)")
     _prior_spread_argument(rep)
     _jobs_argument(rep, "--n-boot refits")
     rep.add_argument("--out", default="outputs/report", help="folder for the report and tables (default outputs/report)")
