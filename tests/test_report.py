@@ -24,7 +24,7 @@ def report(fitted, tmp_path_factory):
 
 def test_report_sections_and_numbers_come_from_the_model(fitted, report):
     _, text = report
-    for section in ["Panel and fit", "Contributions", "Effects under intervention",
+    for section in ["Key findings", "Panel and fit", "Contributions", "Effects under intervention",
                     "What the data identify", "Channel graph", "Response curves", "Channel parameters",
                     "Budget reallocation"]:
         assert f'<h2 id="{section_id(section)}">{section}</h2>' in text
@@ -90,6 +90,17 @@ def test_report_sections_and_numbers_come_from_the_model(fitted, report):
         assert f"<td>{change.loc[part, 'change']:,.{places}f}</td>" in text
     # plotly.js is embedded once, so the file opens offline
     assert len(re.findall(r"\* plotly\.js v\d", text)) == 1
+    # the key findings repeat the sections' figures, each from the API
+    findings = text.split('<h2 id="key-findings">Key findings</h2>', 1)[1].split("<h2", 1)[0]
+    assert f"Media drove {summary['share_of_kpi'].sum():.1%} of the KPI" in findings
+    roi = effects["roi"].dropna()
+    assert f"Highest return: {roi.idxmax()} ({roi.max():,.3g} KPI per unit of spend)" in findings
+    assert f"The last quarter against the quarter before: KPI {change.attrs['change_pct']:+.2f}%" in findings
+    assert f"gains {plan.attrs['kpi_gain']:,.0f} modelled KPI" in findings
+    frontier_at = fitted.get_budget_frontier([0.8, 0.9, 1.1, 1.2]).loc[1.0, "marginal_roi"]
+    assert f"returns {frontier_at:,.3g}." in findings
+    always_on = [c for c in ident.index[(ident["level"] == "extrapolated") & ~ident["lift_tested"]]]
+    assert f"{len(always_on)} always-on channel(s) without a lift test" in findings
     # the regions that moved it most, each with its largest part, as the API's by-region rows
     rows = fitted.get_kpi_change((d[34], d[46]), (d[47], d[59]), by_region=True)
     per_region = rows.groupby(level="region")["change"].sum()

@@ -167,10 +167,9 @@ def _regional_plan(model: Any, channel_gain: float, fitted_kpi: float, shown: in
 REPORT_FRONTIER = (0.8, 0.9, 1.0, 1.1, 1.2)  # the report's budget levels (x observed spend)
 
 
-def _frontier(model: Any) -> list[str]:
+def _frontier(frontier: pd.DataFrame) -> list[str]:
     """How much to spend: the best plan at 80-120% of the observed budget beside the same
-    budget in today's mix (``get_budget_frontier``), as a table and a figure."""
-    frontier = model.get_budget_frontier(REPORT_FRONTIER)
+    budget in today's mix (``get_budget_frontier(REPORT_FRONTIER)``), as a table and a figure."""
     at = frontier.loc[1.0, "marginal_roi"]
     columns = ["budget", "spend_change", "kpi_change", "mix_kpi_change", "incremental_roi", "marginal_roi"]
     return [
@@ -228,17 +227,15 @@ def kpi_change_periods(model: Any) -> tuple[tuple[Any, Any], tuple[Any, Any], st
     return comparison_periods(model.panel_.dates, model.config_.baseline.period)
 
 
-def _kpi_change(model: Any) -> list[str]:
+def _kpi_change(model: Any, periods: tuple[Any, Any, str] | None, change: pd.DataFrame | None) -> list[str]:
     """The "What moved the KPI" section: the last quarter against a year earlier (or the quarter
-    before), part by part, as a table and a waterfall, like for like (the regions observed in
-    every week of both)."""
+    before), part by part (``change``, :meth:`get_kpi_change` over ``periods``), as a table and a
+    waterfall, like for like (the regions observed in every week of both)."""
     esc = html.escape
-    periods = kpi_change_periods(model)
     head = "<h2>What moved the KPI</h2>"
-    if periods is None:
+    if periods is None or change is None:
         return [head, "<p>The fit is shorter than two quarters: no period to compare the last one with.</p>"]
     base, compare, how = periods
-    change = model.get_kpi_change(base, compare)
     a = change.attrs
     steps = period_name(model.panel_.dates)
     left = a["left_out"]
@@ -304,6 +301,53 @@ def _with_contents(parts: list[str]) -> list[str]:
     return out
 
 
+def _key_findings(model: Any, r2: float, wape: float, summary: pd.DataFrame, effects: pd.DataFrame,
+                  identification: pd.DataFrame, periods: tuple[Any, Any, str] | None,
+                  change: pd.DataFrame | None, plan: pd.DataFrame | None, frontier: pd.DataFrame | None,
+                  fitted_kpi: float) -> list[str]:
+    """The report's first section: one line each on the fit, the media's share, returns, what
+    moved the KPI last quarter, the budget and the channels to test, every figure from the
+    sections below."""
+    esc = html.escape
+    R, T, _ = model.panel_.shape
+    lines = [f"The fit explains the KPI with in-sample R^2 {r2:.4f} and WAPE {wape:.2f}% over {R} region(s) x "
+             f"{T} {period_name(model.panel_.dates)}."]
+    media = summary.sort_values("contribution", ascending=False)
+    top = ", ".join(f"{esc(str(c))} ({v:.0%} of media)" for c, v in media["share_of_media"].head(3).items())
+    lines.append(f"Media drove {summary['share_of_kpi'].sum():.1%} of the KPI (direct contributions); the largest "
+                 f"channels: {top}.")
+    roi = effects["roi"].dropna()
+    if len(roi) >= 2:
+        lines.append(f"Highest return: {esc(str(roi.idxmax()))} ({roi.max():,.3g} KPI per unit of spend); lowest: "
+                     f"{esc(str(roi.idxmin()))} ({roi.min():,.3g}), total effects counting what a channel drives "
+                     "in other channels.")
+    if periods is not None and change is not None:
+        moved = change.loc[change["change_pct"].abs() > 0, "change_pct"]
+        biggest = moved.reindex(moved.abs().sort_values(ascending=False).index).head(3)
+        parts = ", ".join(f"{esc(str(k))} {v:+.2f} points" for k, v in biggest.items())
+        lines.append(f"The last quarter against {periods[2]}: KPI {change.attrs['change_pct']:+.2f}%; the largest "
+                     f"moves: {parts}.")
+    if plan is not None and frontier is not None:
+        gain = plan.attrs["kpi_gain"]
+        steps = plan["multiplier"] - 1.0
+        up, down = steps.idxmax(), steps.idxmin()
+        moves = (f", most into {esc(str(up))} (x{plan.loc[up, 'multiplier']:.2f}) and out of {esc(str(down))} "
+                 f"(x{plan.loc[down, 'multiplier']:.2f})" if steps.max() > 0 > steps.min() else "")
+        lines.append(f"Budget: the same spend moved between channels gains {gain:,.0f} modelled KPI "
+                     f"({gain / max(abs(fitted_kpi), 1e-12) * 100:.2f}% of the fitted KPI){moves}; at today's "
+                     f"budget the last unit of spend, best allocated, returns {frontier.loc[1.0, 'marginal_roi']:,.3g}.")
+    always_on = list(identification.index[(identification["level"] == "extrapolated")
+                                          & ~identification["lift_tested"]])
+    if always_on:
+        lines.append(f"{len(always_on)} always-on channel(s) without a lift test, whose level rests on the curve's "
+                     f"assumed shape: {', '.join(esc(str(c)) for c in always_on)}; a geo experiment would settle "
+                     "each (What the data identify).")
+    return ["<h2>Key findings</h2>",
+            "<p class='note'>The model's estimates, not measurements; the sections below give each figure "
+            "and what it rests on.</p>",
+            "<ul>" + "".join(f"<li>{line}</li>" for line in lines) + "</ul>"]
+
+
 def write_report(model: Any, path: Path) -> Path:
     """Write ``model``'s report to ``path`` atomically; return the path.
 
@@ -335,6 +379,12 @@ def write_report(model: Any, path: Path) -> Path:
     unexplained = model.get_unexplained_weeks()
     edges = model.get_dag_edges()
     curves = model.get_response_curves()
+    periods = kpi_change_periods(model)
+    change = model.get_kpi_change(*periods[:2]) if periods is not None else None
+    has_spend = bool(np.any(model.spend_ > 0))
+    plan = model.optimize_budget() if has_spend else None
+    frontier = model.get_budget_frontier(REPORT_FRONTIER) if has_spend else None
+    fitted_kpi = float(prediction[obs].sum())
     esc = html.escape
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
@@ -342,6 +392,8 @@ def write_report(model: Any, path: Path) -> Path:
         "<h1>Marketing mix model report</h1>",
         f"<p class='note'>deepcausalmmm {esc(__version__)}, written "
         f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}</p>",
+        *_key_findings(model, r2, wape, summary, effects, identification, periods, change, plan, frontier,
+                       fitted_kpi),
         "<h2>Panel and fit</h2>",
         _table(pd.DataFrame({"value": [
             f"{R} regions x {T} {period_name(p.dates)} x {C} channels, {len(model.controls_)} controls",
@@ -354,7 +406,7 @@ def write_report(model: Any, path: Path) -> Path:
         "(baseline + controls + channels = prediction in every cell).</p>",
         _table(summary),
         _figure(model.plot_contributions(), first=True),
-        *_kpi_change(model),
+        *_kpi_change(model, periods, change),
         "<h2>Effects under intervention</h2>",
         "<p class='note'>total: KPI lost under do(channel = 0), the activity it drives in other "
         "channels removed through the channel graph; direct: other channels held as observed; "
@@ -401,18 +453,17 @@ def write_report(model: Any, path: Path) -> Path:
         _table(model.get_channel_parameters()[_PARAMETER_COLUMNS].round(3)),
         _figure(model.plot_carryover(), first=False),
     ]
-    if np.any(model.spend_ > 0):
-        plan = model.optimize_budget()
+    if plan is not None and frontier is not None:
         parts += [
             "<h2>Budget reallocation</h2>",
             "<p class='note'>The same total spend moved between channels (multipliers 0.5-1.5) to "
             f"maximise the modelled KPI: modelled gain {plan.attrs['kpi_gain']:,.0f} "
-            f"({plan.attrs['kpi_gain'] / max(abs(float(prediction[obs].sum())), 1e-12) * 100:.2f}% of the "
+            f"({plan.attrs['kpi_gain'] / max(abs(fitted_kpi), 1e-12) * 100:.2f}% of the "
             "fitted KPI). This is the model's forecast, not a measurement; test large moves.</p>",
             _table(plan),
-            *_frontier(model),
+            *_frontier(frontier),
             *_regional_margins(model),
-            *_regional_plan(model, plan.attrs["kpi_gain"], float(prediction[obs].sum())),
+            *_regional_plan(model, plan.attrs["kpi_gain"], fitted_kpi),
         ]
     lifts = getattr(model, "lift_tests_", None)
     if lifts is not None:
