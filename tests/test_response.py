@@ -702,7 +702,8 @@ def test_optimize_cli_frontier(fitted, tmp_path, capsys):
     for args, message in ((["--frontier", "0.9,x"], "--frontier must be comma-separated budget levels"),
                           (["--frontier", "2"], "--frontier 2: the budget"),
                           (["--frontier", "0.9,-1"], "e.g. --frontier 0.6,0.7,0.8,0.9,1,1.1,1.2,1.3,1.4"),
-                          (["--frontier", "--kpi-value", "3"], "['--kpi-value'] do not apply")):
+                          (["--frontier", "--kpi-value", "3"], "['--kpi-value'] do not apply"),
+                          (["--frontier", "--plan", "channel_1=0.8"], "['--frontier'] do not apply")):
         bad = tmp_path / "bad.csv"
         assert main(["optimize", model_file, *args, "--out", str(bad)]) == 2
         assert message in capsys.readouterr().err and not bad.exists()

@@ -574,7 +574,8 @@ def _optimize(args: argparse.Namespace) -> int:
                                            ("--bounds", args.bounds), ("--channel-bounds", args.channel_bounds),
                                            ("--region-bounds", args.region_bounds),
                                            ("--n-boot", args.n_boot), ("--kpi-value", args.kpi_value),
-                                           ("--by-region", args.by_region)) if value]
+                                           ("--by-region", args.by_region), ("--frontier", args.frontier is not None))
+                  if value]
         if unused:
             raise DataError(f"{option} scores the given multipliers as they are, so {unused} do not apply; "
                             f"drop them, or drop {option} to optimise")
