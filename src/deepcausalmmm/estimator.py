@@ -1948,8 +1948,8 @@ class DeepCausalMMM(BaseEstimator):
                 f"{bad or list(given)}; e.g. levels={list(FRONTIER_LEVELS)}"
             )
         steps = sorted({float(v) for v in given} | {1.0})
-        common: dict[str, Any] = dict(channels=channels, bounds=bounds, regions=regions, period=period, X=X, dates=dates,
-                      controls=controls, spend=spend, by_region=by_region)
+        common: dict[str, Any] = dict(channels=channels, bounds=bounds, regions=regions, period=period, X=X,
+                                      dates=dates, controls=controls, spend=spend, by_region=by_region)
         now = self.optimize_budget(**common)
         names = list(dict.fromkeys(now.index.get_level_values("channel")))
         current = float(now["spend"].sum())
