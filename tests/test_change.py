@@ -161,7 +161,7 @@ def test_change_compares_like_for_like_on_a_ragged_panel():
     two = model.get_kpi_change(base, compare, regions=["geo_000", "geo_001"], matched=False)
     np.testing.assert_allclose(like["change"], two["change"], rtol=1e-9)  # the same as naming the two
     with pytest.warns(UserWarning, match=r"`base` holds 51 observed region-weeks and `compare` 39.*"
-                                         r"geo_002 12 / 13, geo_003 13 / 0"):
+                                         r"regions whose weeks differ \(base / compare\): geo_002 12 / 13, geo_003 13 / 0"):
         every = model.get_kpi_change(base, compare, matched=False)
     assert every.attrs["left_out"] == [] and every.attrs["regions"] == 4
     inside = (kept["date"] >= compare[0]) & (kept["date"] <= compare[1])
@@ -179,16 +179,19 @@ def test_change_errors_and_warnings(fitted):
     with pytest.raises(NotFittedError):
         DeepCausalMMM().get_kpi_change((d[0], d[1]), (d[2], d[3]))
     with pytest.raises(DataError, match=r"`base` must be a \(start, end\) pair of dates.*e\.g\. base="):
-        fitted.get_kpi_change("2023-01-02", (d[2], d[3]))
+        fitted.get_kpi_change(5, (d[2], d[3]))
+    with pytest.raises(DataError, match=r"`base` 'soon' is neither a \(start, end\) pair of dates nor a calendar "
+                                        r"period such as '2024Q3'"):
+        fitted.get_kpi_change("soon", (d[2], d[3]))
     with pytest.raises(DataError, match=r"`compare` \('x', 'y'\) is not a pair of dates"):
         fitted.get_kpi_change((d[0], d[1]), ("x", "y"))
     with pytest.raises(DataError, match=r"`compare` .* contains no fitted dates; the fit covers"):
         fitted.get_kpi_change((d[0], d[1]), ("1990-01-01", "1990-03-01"))
     with pytest.raises(DataError, match=r"`regions` \['nowhere'\] were not in the fitted data"):
         fitted.get_kpi_change((d[0], d[1]), (d[2], d[3]), regions=["nowhere"])
-    first = fitted.regions_[0]
-    with pytest.warns(UserWarning, match=rf"`base` holds 78 observed region-weeks and `compare` 60.*"
-                      rf"\(base / compare\): {first} 13 / 10, .* and 1 more\. Compare periods of equal length"):
+    with pytest.warns(UserWarning, match=r"`base` holds 78 observed region-weeks and `compare` 60: .*; each of the "
+                                         r"6 regions holds 13 observed weeks in `base` and 10 in `compare`\. "
+                                         r"Compare periods of equal length"):
         uneven = fitted.get_kpi_change((d[0], d[12]), (d[40], d[49]))
     assert uneven.loc["level", "change"] < 0  # three weeks fewer of each region's level
     with warnings.catch_warnings():
@@ -265,3 +268,15 @@ def test_change_on_a_fit_without_dates_takes_period_numbers():
         model.get_kpi_change(("0", "12"), (27, 39))
     with pytest.raises(DataError, match=r"`period` \('a', 3\) must be a pair of period numbers"):
         model.get_channel_effects(period=("a", 3))
+
+
+def test_change_takes_calendar_periods(fitted):
+    """'2023Q1' is the weeks dated within that quarter: the same as their (first, last) pair, for
+    get_kpi_change and every other period argument."""
+    d = fitted.panel_.dates  # weekly from 2023-01-02
+    by_label = fitted.get_kpi_change("2023Q1", pd.Period("2023Q2"))
+    by_pair = fitted.get_kpi_change((d[0], d[12]), (d[13], d[25]))
+    pd.testing.assert_frame_equal(by_label, by_pair)
+    assert by_label.attrs["base_dates"] == "2023-01-02..2023-03-27"
+    month = fitted.get_channel_effects(period="2023-02")
+    pd.testing.assert_frame_equal(month, fitted.get_channel_effects(period=(d[5], d[8])))

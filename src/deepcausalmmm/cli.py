@@ -773,15 +773,18 @@ def _change(args: argparse.Namespace) -> int:
     labels = {str(r): r for r in model.regions_}
     regions = [labels.get(r.strip(), r.strip()) for r in args.regions.split(";") if r.strip()] if args.regions else None
     default = kpi_change_periods(model)
-    periods: list[tuple[Any, Any]] = []
+    periods: list[Any] = []  # (start, end) pairs, or calendar periods such as 2023Q4
     for option, given, fallback in (("--base", args.base, 0), ("--compare", args.compare, 1)):
         if given is None:
             if default is None:
                 raise DataError(f"the fit covers {len(dates)} {period_name(dates)}, shorter than two quarters: there "
                                 f"is no default period to compare; give both --base START END and --compare START END")
             periods.append(default[0] if fallback == 0 else default[1])
+        elif len(given) > 2:
+            raise DataError(f"{option} takes a period's first and last dates (two values) or one calendar period "
+                            f"such as 2023Q4, found {len(given)} values: {' '.join(given)}")
         elif isinstance(dates, pd.DatetimeIndex):
-            periods.append(tuple(given))
+            periods.append(given[0] if len(given) == 1 else tuple(given))
         else:  # integer periods
             what = "a period number like the fit's dates"
             periods.append(tuple(_number(text, option, int, what) for text in given))
@@ -1032,11 +1035,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     chg = sub.add_parser("change", help="what moved the KPI between two fitted periods, part by part, with a "
                          "saved model")
     chg.add_argument("model", help="a model file written by fit (model.safetensors)")
-    chg.add_argument("--base", nargs=2, metavar=("START", "END"), default=None,
-                     help="the earlier period's first and last dates (default: the last fitted quarter a year "
-                     "earlier, or the quarter before it)")
-    chg.add_argument("--compare", nargs=2, metavar=("START", "END"), default=None,
-                     help="the later period's first and last dates (default: the last fitted quarter)")
+    chg.add_argument("--base", nargs="+", metavar="DATE", default=None,
+                     help="the earlier period: its first and last dates, or one calendar period such as 2023Q4, "
+                     "2023-11 or 2023 (default: the last fitted quarter a year earlier, or the quarter before it)")
+    chg.add_argument("--compare", nargs="+", metavar="DATE", default=None,
+                     help="the later period, as --base (default: the last fitted quarter)")
     chg.add_argument("--regions", default=None, help="regions to sum over, separated by ';' (default all)")
     chg.add_argument("--by-region", action="store_true", help="one block of rows per region")
     chg.add_argument("--all-cells", action="store_true",

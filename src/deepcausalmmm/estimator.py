@@ -816,15 +816,22 @@ class DeepCausalMMM(BaseEstimator):
             compare_keep &= full[:, None]
         n_base, n_compare = int(base_keep.sum()), int(compare_keep.sum())
         if n_base != n_compare:
-            uneven = np.flatnonzero(base_keep.sum(axis=1) != compare_keep.sum(axis=1))
-            counts = [f"{self.regions_[r]} {int(base_keep[r].sum())} / {int(compare_keep[r].sum())}"
-                      for r in uneven[:5]]
+            per_base, per_compare = base_keep.sum(axis=1), compare_keep.sum(axis=1)  # [R]
+            counted_rows = np.flatnonzero((per_base > 0) | (per_compare > 0))
+            pairs = {(int(per_base[r]), int(per_compare[r])) for r in counted_rows}
+            if len(pairs) == 1:  # every region alike: the periods differ in length
+                (b_weeks, c_weeks), = pairs
+                where = (f"each of the {len(counted_rows)} regions holds {b_weeks} observed weeks in `base` and "
+                         f"{c_weeks} in `compare`")
+            else:
+                uneven = np.flatnonzero(per_base != per_compare)
+                counts = [f"{self.regions_[r]} {int(per_base[r])} / {int(per_compare[r])}" for r in uneven[:5]]
+                where = ("regions whose weeks differ (base / compare): " + ", ".join(counts)
+                         + (f" and {len(uneven) - 5} more" if len(uneven) > 5 else ""))
             warnings.warn(
                 f"`base` holds {n_base} observed region-weeks and `compare` {n_compare}: the KPI of the "
-                "extra ones shows as change (mostly in `level`). Regions whose weeks differ (base / compare): "
-                f"{', '.join(counts)}{f' and {len(uneven) - 5} more' if len(uneven) > 5 else ''}. Compare "
-                "periods of equal length (with matched=True, over the regions observed throughout both) "
-                "to compare like with like",
+                f"extra ones shows as change (mostly in `level`); {where}. Compare periods of equal length "
+                "(with matched=True, over the regions observed throughout both) to compare like with like",
                 UserWarning, stacklevel=2,
             )
         p = self.panel_
@@ -2549,8 +2556,17 @@ class DeepCausalMMM(BaseEstimator):
             dates = p.dates
             is_time = isinstance(dates, pd.DatetimeIndex)  # else integer periods
             example = repr(tuple(fmt_date(d) if is_time else int(d) for d in (dates[0], dates[-1])))
+            if is_time and isinstance(period, (str, pd.Period)):  # a calendar period: '2024Q3', '2024-07', '2024'
+                try:
+                    span = period if isinstance(period, pd.Period) else pd.Period(period)
+                except (TypeError, ValueError) as exc:
+                    raise DataError(f"`{name}` {period!r} is neither a (start, end) pair of dates nor a calendar "
+                                    f"period such as '2024Q3', '2024-07' or '2024' ({exc}); e.g. "
+                                    f"{name}={example}") from None
+                period = (span.start_time, span.end_time)
             if isinstance(period, (str, bytes)) or not hasattr(period, "__len__") or len(period) != 2:
-                raise DataError(f"`{name}` must be a (start, end) pair of dates, both included, found "
+                raise DataError(f"`{name}` must be a (start, end) pair of dates, both included"
+                                f"{' (or a calendar period such as 2024Q3)' if is_time else ''}, found "
                                 f"{period!r}; e.g. {name}={example}")
             start, end = period
             if isinstance(dates, pd.DatetimeIndex):
