@@ -51,7 +51,8 @@ def test_response_curves_restricted_and_plotted(fitted, small_sim):
         ({"multipliers": [-1.0, 1.0]}, "must be finite numbers >= 0"),
         ({"regions": ["nowhere"]}, "were not in the fitted data"),
         ({"period": ("2030-01-01", "2030-02-01")}, "contains no fitted dates; the fit covers 2023-01-02.."),
-        ({"period": "2023"}, r"must be a \(start, end\) pair of dates.*found '2023'; e.g. period=\('2023-01-02'"),
+        ({"period": 2023}, r"must be a \(start, end\) pair of dates.*found 2023; e.g. period=\('2023-01-02'"),
+        ({"period": "2023-13"}, r"`period` '2023-13' is neither a \(start, end\) pair of dates nor a calendar period"),
         ({"period": ("2023-01-02", "someday")}, "is not a pair of dates"),
     ],
 )
