@@ -451,7 +451,12 @@ def test_report_cli_writes_what_fit_writes_from_a_saved_model(fitted, tmp_path, 
     model_file = str(fitted.save(tmp_path / "m.safetensors"))
     out = tmp_path / "rep"
     assert main(["report", model_file, "--out", str(out)]) == 0
-    assert "wrote 14 files" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "wrote 14 files" in printed
+    # the report's key findings, printed a line each
+    share = fitted.contribution_summary()["share_of_kpi"].sum()
+    assert "key findings (the report's first section" in printed
+    assert f"- Media drove {share:.1%} of the KPI" in printed
     change = pd.read_csv(out / "kpi_change.csv", index_col="part")  # 60 weeks: the quarter before
     d = fitted.panel_.dates
     np.testing.assert_allclose(change["change"], fitted.get_kpi_change((d[34], d[46]), (d[47], d[59]))["change"],

@@ -58,7 +58,8 @@ def _model_class() -> type[DeepCausalMMM]:
 __all__ = ["main", "write_outputs", "read_lift_tests", "parse_graph"]
 
 
-def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0, prior_spread: float = PRIOR_SPREAD) -> list[Path]:
+def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0, prior_spread: float = PRIOR_SPREAD,
+                  findings: list[str] | None = None) -> list[Path]:
     """Write the HTML report, contributions, summary, figures, the model file, the
     identification table (:meth:`DeepCausalMMM.get_identification`), the effects under
     intervention (``effects.csv``, :meth:`DeepCausalMMM.get_channel_effects`), the learned graph's
@@ -69,6 +70,7 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0, prior_spread
     moved the KPI from a year earlier (or the quarter before) to the last fitted quarter
     (``kpi_change.csv``, :meth:`DeepCausalMMM.get_kpi_change`; not for fits shorter than two
     quarters), and ``lift_tests.csv`` / ``roi_priors.csv`` when the fit had lift tests / ROI priors.
+    A ``findings`` list gets the report's key findings as text lines.
 
     With ``n_boot >= 2`` also ``effect_intervals.csv`` (:meth:`DeepCausalMMM.get_effect_intervals`)
     and ``budget_plan.csv`` (:meth:`DeepCausalMMM.optimize_budget` with its bootstrap
@@ -76,11 +78,13 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0, prior_spread
     from one set of ``n_boot`` refits (:meth:`DeepCausalMMM.shared_refits`), each refit with its
     own prior strengths drawn with ``prior_spread``.
     """
+    from .reporting import kpi_change_periods, write_report  # plotly: imported when outputs are written
+
     out.mkdir(parents=True, exist_ok=True)
     files = [out / "report.html", out / "contributions.csv", out / "summary.csv",
              out / "contributions.html", out / "dag.html", out / "model.safetensors",
              out / "identification.csv"]
-    model.save_report(files[0])
+    write_report(model, files[0], findings)
     model.get_channel_contributions().to_csv(files[1])
     model.contribution_summary().to_csv(files[2])
     model.plot_contributions().write_html(files[3], include_plotlyjs=True)
@@ -95,8 +99,6 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0, prior_spread
     model.get_unexplained_weeks().to_csv(files[10])
     model.get_channel_parameters().to_csv(files[11])
     files[12].write_text(json.dumps(model.config_.to_dict(), indent=2) + "\n", encoding="utf-8")
-    from .reporting import kpi_change_periods
-
     periods = kpi_change_periods(model)
     if periods is not None and not n_boot:  # with n_boot: below, with intervals from the shared refits
         files.append(out / "kpi_change.csv")
@@ -356,10 +358,20 @@ def _fit(args: argparse.Namespace) -> int:
     print(f"fitted {regions} region(s) x {periods} periods x {n_channels} channels in {h.seconds:.1f} s "
           f"({h.epochs_run} + {h.refit_epochs} epochs)", flush=True)
     started = time.perf_counter()
-    files = write_outputs(model, Path(args.out), n_boot=args.n_boot, prior_spread=args.prior_spread)
+    findings: list[str] = []
+    files = write_outputs(model, Path(args.out), n_boot=args.n_boot, prior_spread=args.prior_spread,
+                          findings=findings)
     print(model.contribution_summary().round(4).to_string())
+    _print_findings(findings)
     print(f"wrote {len(files)} files to {Path(args.out).resolve()} in {time.perf_counter() - started:.1f} s")
     return 0
+
+
+def _print_findings(findings: list[str]) -> None:
+    """The report's key findings, a line each."""
+    print("key findings (the report's first section; the model's estimates, not measurements):")
+    for line in findings:
+        print(f"- {line}")
 
 
 def _pairs(arg: str | None, option: str, form: str, example: str) -> dict[str, str]:
@@ -821,8 +833,11 @@ def _report(args: argparse.Namespace) -> int:
     model = _model_class().load(args.model).set_params(verbose=args.verbose, n_jobs=args.jobs)
     if args.n_boot:
         model._check_bootstrap_regions(args.prior_spread)
-    files = write_outputs(model, Path(args.out), n_boot=args.n_boot, prior_spread=args.prior_spread)
+    findings: list[str] = []
+    files = write_outputs(model, Path(args.out), n_boot=args.n_boot, prior_spread=args.prior_spread,
+                          findings=findings)
     print(model.contribution_summary().round(4).to_string())
+    _print_findings(findings)
     print(f"wrote {len(files)} files to {Path(args.out).resolve()}")
     return 0
 

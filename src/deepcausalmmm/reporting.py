@@ -301,37 +301,36 @@ def _with_contents(parts: list[str]) -> list[str]:
     return out
 
 
-def _key_findings(model: Any, r2: float, wape: float, summary: pd.DataFrame, effects: pd.DataFrame,
-                  identification: pd.DataFrame, periods: tuple[Any, Any, str] | None,
-                  change: pd.DataFrame | None, plan: pd.DataFrame | None, frontier: pd.DataFrame | None,
-                  fitted_kpi: float) -> list[str]:
-    """The report's first section: one line each on the fit, the media's share, returns, what
+def key_findings(model: Any, r2: float, wape: float, summary: pd.DataFrame, effects: pd.DataFrame,
+                 identification: pd.DataFrame, periods: tuple[Any, Any, str] | None,
+                 change: pd.DataFrame | None, plan: pd.DataFrame | None, frontier: pd.DataFrame | None,
+                 fitted_kpi: float) -> list[str]:
+    """The report's key findings as plain text lines: the fit, the media's share, returns, what
     moved the KPI last quarter, the budget and the channels to test, every figure from the
-    sections below."""
-    esc = html.escape
+    sections of the report (and the API)."""
     R, T, _ = model.panel_.shape
     lines = [f"The fit explains the KPI with in-sample R^2 {r2:.4f} and WAPE {wape:.2f}% over {R} region(s) x "
              f"{T} {period_name(model.panel_.dates)}."]
     media = summary.sort_values("contribution", ascending=False)
-    top = ", ".join(f"{esc(str(c))} ({v:.0%} of media)" for c, v in media["share_of_media"].head(3).items())
+    top = ", ".join(f"{c} ({v:.0%} of media)" for c, v in media["share_of_media"].head(3).items())
     lines.append(f"Media drove {summary['share_of_kpi'].sum():.1%} of the KPI (direct contributions); the largest "
                  f"channels: {top}.")
     roi = effects["roi"].dropna()
     if len(roi) >= 2:
-        lines.append(f"Highest return: {esc(str(roi.idxmax()))} ({roi.max():,.3g} KPI per unit of spend); lowest: "
-                     f"{esc(str(roi.idxmin()))} ({roi.min():,.3g}), total effects counting what a channel drives "
+        lines.append(f"Highest return: {roi.idxmax()} ({roi.max():,.3g} KPI per unit of spend); lowest: "
+                     f"{roi.idxmin()} ({roi.min():,.3g}), total effects counting what a channel drives "
                      "in other channels.")
     if periods is not None and change is not None:
         moved = change.loc[change["change_pct"].abs() > 0, "change_pct"]
         biggest = moved.reindex(moved.abs().sort_values(ascending=False).index).head(3)
-        parts = ", ".join(f"{esc(str(k))} {v:+.2f} points" for k, v in biggest.items())
+        parts = ", ".join(f"{k} {v:+.2f} points" for k, v in biggest.items())
         lines.append(f"The last quarter against {periods[2]}: KPI {change.attrs['change_pct']:+.2f}%; the largest "
                      f"moves: {parts}.")
     if plan is not None and frontier is not None:
         gain = plan.attrs["kpi_gain"]
         steps = plan["multiplier"] - 1.0
         up, down = steps.idxmax(), steps.idxmin()
-        moves = (f", most into {esc(str(up))} (x{plan.loc[up, 'multiplier']:.2f}) and out of {esc(str(down))} "
+        moves = (f", most into {up} (x{plan.loc[up, 'multiplier']:.2f}) and out of {down} "
                  f"(x{plan.loc[down, 'multiplier']:.2f})" if steps.max() > 0 > steps.min() else "")
         lines.append(f"Budget: the same spend moved between channels gains {gain:,.0f} modelled KPI "
                      f"({gain / max(abs(fitted_kpi), 1e-12) * 100:.2f}% of the fitted KPI){moves}; at today's "
@@ -340,16 +339,22 @@ def _key_findings(model: Any, r2: float, wape: float, summary: pd.DataFrame, eff
                                           & ~identification["lift_tested"]])
     if always_on:
         lines.append(f"{len(always_on)} always-on channel(s) without a lift test, whose level rests on the curve's "
-                     f"assumed shape: {', '.join(esc(str(c)) for c in always_on)}; a geo experiment would settle "
+                     f"assumed shape: {', '.join(str(c) for c in always_on)}; a geo experiment would settle "
                      "each (What the data identify).")
+    return lines
+
+
+def _key_findings(lines: list[str]) -> list[str]:
+    """The report's first section: ``lines`` (:func:`key_findings`) as a list."""
     return ["<h2>Key findings</h2>",
             "<p class='note'>The model's estimates, not measurements; the sections below give each figure "
             "and what it rests on.</p>",
-            "<ul>" + "".join(f"<li>{line}</li>" for line in lines) + "</ul>"]
+            "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>"]
 
 
-def write_report(model: Any, path: Path) -> Path:
-    """Write ``model``'s report to ``path`` atomically; return the path.
+def write_report(model: Any, path: Path, findings: list[str] | None = None) -> Path:
+    """Write ``model``'s report to ``path`` atomically; return the path. A ``findings`` list
+    gets the key findings as plain text lines (:func:`key_findings`), for a caller to print.
 
     Sections: the panel and the fit, channel contributions, what moved the KPI (the last
     fitted quarter against a year earlier or the quarter before, :meth:`get_kpi_change`),
@@ -385,6 +390,10 @@ def write_report(model: Any, path: Path) -> Path:
     plan = model.optimize_budget() if has_spend else None
     frontier = model.get_budget_frontier(REPORT_FRONTIER) if has_spend else None
     fitted_kpi = float(prediction[obs].sum())
+    lines = key_findings(model, r2, wape, summary, effects, identification, periods, change, plan, frontier,
+                         fitted_kpi)
+    if findings is not None:
+        findings.extend(lines)
     esc = html.escape
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
@@ -392,8 +401,7 @@ def write_report(model: Any, path: Path) -> Path:
         "<h1>Marketing mix model report</h1>",
         f"<p class='note'>deepcausalmmm {esc(__version__)}, written "
         f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}</p>",
-        *_key_findings(model, r2, wape, summary, effects, identification, periods, change, plan, frontier,
-                       fitted_kpi),
+        *_key_findings(lines),
         "<h2>Panel and fit</h2>",
         _table(pd.DataFrame({"value": [
             f"{R} regions x {T} {period_name(p.dates)} x {C} channels, {len(model.controls_)} controls",
