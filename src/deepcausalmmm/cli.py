@@ -290,7 +290,10 @@ def _demo(args: argparse.Namespace) -> int:
           "channel's marginal effect into its level):")
     print(curves.round(2).to_string())
     _demo_change(model, sim)
-    files = write_outputs(model, Path(args.out))
+    findings: list[str] = []
+    files = write_outputs(model, Path(args.out), findings=findings)
+    print()
+    _print_findings(findings)
     print(f"\nwrote {len(files)} files to {Path(args.out).resolve()}:")
     for f in files:
         print(f"  {f.name}")
