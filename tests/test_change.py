@@ -242,6 +242,10 @@ def test_change_command_writes_the_table(fitted, tmp_path, capsys):
                      "--out", str(out)]) == 0
     by_region = pd.read_csv(out, index_col=["region", "part"])
     assert list(by_region.index.get_level_values("region").unique()) == fitted.regions_[:2]
+    printed = capsys.readouterr().out  # a line per region, the parts in the file
+    first = by_region.loc[fitted.regions_[0]]
+    assert f"{fitted.regions_[0]}" in printed and f"{first['change'].sum():,.0f}" in printed
+    assert "each region's parts are in the CSV" in printed and "unexplained" not in printed
     assert cli_main(["change", str(path), "--n-boot", "2", "--out", str(out)]) == 0
     bounds = pd.read_csv(out, index_col="part")
     assert (bounds["change_pct_lo"] <= bounds["change_pct_hi"]).all()

@@ -817,10 +817,16 @@ def _change(args: argparse.Namespace) -> int:
           f"change {a['change']:+,.0f} ({a['change_pct']:+.2f}%) over {a['regions']} region(s)"
           + (f"; left out, not observed in every week of both: {', '.join(map(str, a['left_out']))} "
              "(--all-cells counts them)" if a["left_out"] else ""))
-    kpi = {c: "{:,.0f}".format if table[c].abs().max() >= 100 else "{:,.3g}".format
-           for c in ("base", "compare", "change", "total_effect_change")}
+    shown = table
+    if args.by_region:  # one line per region here; every region's parts are in the CSV
+        shown = table.groupby(level="region", sort=False)[["base", "compare", "change"]].sum()
+        shown["change_pct"] = shown["change"] / shown["base"].abs().where(shown["base"] != 0) * 100
+    kpi = {c: "{:,.0f}".format if shown[c].abs().max() >= 100 else "{:,.3g}".format
+           for c in ("base", "compare", "change", "total_effect_change") if c in shown}
     pct = {c: "{:+.2f}".format for c in ("change_pct", "change_pct_lo", "change_pct_hi")}
-    print(table.to_string(formatters={**kpi, **pct, "change_pct_sd": "{:.2f}".format}, na_rep=""))
+    print(shown.to_string(formatters={**kpi, **pct, "change_pct_sd": "{:.2f}".format}, na_rep=""))
+    if args.by_region:
+        print("(one line per region: the KPI of each period and its change; each region's parts are in the CSV)")
     if args.n_boot:
         print(f"change_pct_lo/_hi: {a['level']:.0%} intervals from {a['n_used']} of {args.n_boot} bootstrap refits "
               f"(the KPI's own change {a['change_pct_lo']:+.2f}% to {a['change_pct_hi']:+.2f}%)")
