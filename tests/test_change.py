@@ -172,6 +172,14 @@ def test_change_compares_like_for_like_on_a_ragged_panel():
         model.get_kpi_change(base, compare, regions=["geo_002", "geo_003"])
     with pytest.raises(DataError, match=r"`matched` must be True or False"):
         model.get_kpi_change(base, compare, matched="yes")
+    # rows as the later period: their regions must be observed in every week of `base`
+    plan = dict(X=_later_rows(kept), regions="region", dates="date", controls=sim.controls)
+    with pytest.raises(DataError, match=r"the rows' regions \['geo_002'\] are not observed in every week of "
+                                        r"`base`.*pass matched=False"):
+        model.get_kpi_change(base, **plan)
+    with pytest.warns(UserWarning, match=r"`base` holds 38 observed region-weeks and the rows `X` 39.*geo_002 12 / 13"):
+        every_week = model.get_kpi_change(base, matched=False, **plan)
+    assert every_week.attrs["base_cells"] == 13 + 13 + 12 and every_week.attrs["regions"] == 3
 
 
 def test_change_errors_and_warnings(fitted):
@@ -226,7 +234,7 @@ def test_comparison_periods_by_grid():
     assert comparison_periods(pd.date_range("2000-01-01", periods=10, freq="YS"), 1.5) is None
 
 
-def test_change_command_writes_the_table(fitted, tmp_path, capsys):
+def test_change_command_writes_the_table(fitted, small_sim, tmp_path, capsys):
     path = fitted.save(tmp_path / "model.safetensors")
     out = tmp_path / "change.csv"
     assert cli_main(["change", str(path), "--out", str(out)]) == 0
@@ -252,6 +260,17 @@ def test_change_command_writes_the_table(fitted, tmp_path, capsys):
     assert "intervals from 2 of 2 bootstrap refits" in capsys.readouterr().out
     assert cli_main(["change", str(path), "--n-boot", "2", "--by-region", "--out", str(out)]) == 2
     assert "--n-boot cannot be combined with --regions or --by-region" in capsys.readouterr().err
+    # --rows: planned rows as the later period, as the API has it
+    plan_file = out.parent / "plan.csv"
+    _later_rows(small_sim.data).to_csv(plan_file, index=False)
+    assert cli_main(["change", str(path), "--base", f"{d[47]:%Y-%m-%d}", f"{d[59]:%Y-%m-%d}", "--rows",
+                     str(plan_file), "--date", "date", "--region", "region", "--out", str(out)]) == 0
+    api = fitted.get_kpi_change((d[47], d[59]), X=_later_rows(small_sim.data), regions="region", dates="date",
+                                controls=["price", "promo"])
+    np.testing.assert_allclose(pd.read_csv(out, index_col="part")["change"], api["change"], rtol=1e-9)
+    capsys.readouterr()
+    assert cli_main(["change", str(path), "--rows", str(plan_file), "--compare", "2023Q1", "--out", str(out)]) == 2
+    assert "so ['--compare'] do not apply" in capsys.readouterr().err
     assert cli_main(["change", str(path), "--base", "2001-01-01", "2001-02-01", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "error: --base ('2001-01-01', '2001-02-01') contains no fitted dates" in err
@@ -284,3 +303,84 @@ def test_change_takes_calendar_periods(fitted):
     assert by_label.attrs["base_dates"] == "2023-01-02..2023-03-27"
     month = fitted.get_channel_effects(period="2023-02")
     pd.testing.assert_frame_equal(month, fitted.get_channel_effects(period=(d[5], d[8])))
+
+
+def _later_rows(data: pd.DataFrame, weeks: int = 13) -> pd.DataFrame:
+    """Each region's last ``weeks`` rows again, dated right after the data: next quarter's plan."""
+    dates = pd.to_datetime(data["date"])
+    rows = data[dates > dates.max() - pd.Timedelta(weeks=weeks)].copy()
+    rows["date"] = pd.to_datetime(rows["date"]) + pd.Timedelta(weeks=weeks)
+    return rows.drop(columns="kpi")
+
+
+def test_change_to_planned_rows_is_the_forecast_part_by_part(fitted, small_sim):
+    """Rows after the fit as the later period: its parts are the forecast's decomposition (they
+    add up to predict), the earlier period's are the fit's, and the change adds up to the
+    forecast minus the observed KPI."""
+    import copy
+
+    d = fitted.panel_.dates
+    rows = _later_rows(small_sim.data)
+    kw = dict(X=rows, regions="region", dates="date", controls=["price", "promo"])
+    base = (d[47], d[59])
+    model = copy.deepcopy(fitted)
+    model.residual_persistence_ = 0.5  # a forecast anchor that lasts into the rows
+    table = model.get_kpi_change(base, **kw)
+    forecast = model.predict(rows, regions="region", dates="date", controls=["price", "promo"])
+    # (the baseline's terms each in the network's float32, added in float64 here)
+    assert table["compare"].sum() == pytest.approx(forecast.sum(), rel=1e-6)
+    assert table.attrs["compare_kpi"] == pytest.approx(forecast.sum(), rel=1e-6)
+    assert table.attrs["base_kpi"] == pytest.approx(_actual(small_sim, *base), rel=1e-10)
+    assert table["change"].sum() == pytest.approx(forecast.sum() - _actual(small_sim, *base), rel=1e-6)
+    assert table.attrs["compare_dates"] == f"{d[59] + pd.Timedelta(weeks=1):%Y-%m-%d}..{d[59] + pd.Timedelta(weeks=13):%Y-%m-%d}"
+    # the rows' channels are the forecast decomposition's; the later period has no residual
+    planned = model.get_channel_contributions(rows, regions="region", dates="date", controls=["price", "promo"])
+    for c in model.channels_:
+        assert table.loc[c, "compare"] == pytest.approx(planned[c].sum(), rel=1e-10)
+    assert table.loc["unexplained", "compare"] == pytest.approx(0.0, abs=1e-6 * forecast.sum())
+    # the anchor: each region's last residual times 0.5 per week after its last fitted week
+    weeks_after = np.arange(1, 14)
+    anchor = sum(model._anchor_resid[i] * (0.5 ** weeks_after).sum() for i in range(len(model.regions_)))
+    assert table.loc["forecast anchor", "compare"] == pytest.approx(anchor, rel=1e-9)
+    assert table.loc["forecast anchor", "base"] == 0.0
+    # the earlier period is the fit's, as get_kpi_change over fitted periods has it
+    fitted_periods = model.get_kpi_change(base, (d[34], d[46]))
+    np.testing.assert_allclose(table.loc[fitted_periods.index, "base"], fitted_periods["base"], rtol=1e-10)
+    # channels without descendants: total effect change = direct change (no graph on this fit)
+    np.testing.assert_allclose(table.loc[model.channels_, "total_effect_change"],
+                               table.loc[model.channels_, "change"], rtol=1e-8)
+    # by region: the national rows summed
+    regional = model.get_kpi_change(base, by_region=True, **kw)
+    summed = regional.groupby(level="part", sort=False)["change"].sum()
+    np.testing.assert_allclose(summed.loc[table.index], table["change"], rtol=1e-9, atol=1e-6)
+    assert isinstance(model.plot_kpi_change(base, **kw), go.Figure)
+
+
+def test_change_to_rows_inside_the_fit_replays_it(fitted, small_sim):
+    """The fitted weeks given back as rows: every modelled part equals the fitted period's."""
+    d = fitted.panel_.dates
+    data = small_sim.data
+    when = pd.to_datetime(data["date"])
+    replay = data[(when >= d[47]) & (when <= d[59])].drop(columns="kpi")
+    rows = fitted.get_kpi_change((d[0], d[12]), X=replay, regions="region", dates="date",
+                                 controls=["price", "promo"])
+    periods = fitted.get_kpi_change((d[0], d[12]), (d[47], d[59]))
+    modelled = [p for p in periods.index if p != "unexplained"]
+    np.testing.assert_allclose(rows.loc[modelled, "compare"], periods.loc[modelled, "compare"], rtol=1e-9)
+    np.testing.assert_allclose(rows.loc[fitted.channels_, "total_effect_change"],
+                               periods.loc[fitted.channels_, "total_effect_change"], rtol=1e-8)
+
+
+def test_change_to_rows_errors(fitted, small_sim):
+    d = fitted.panel_.dates
+    rows = _later_rows(small_sim.data)
+    kw = dict(X=rows, regions="region", dates="date", controls=["price", "promo"])
+    with pytest.raises(DataError, match=r"either as `compare` \(fitted dates\) or as rows `X`.*not both"):
+        fitted.get_kpi_change((d[0], d[12]), (d[13], d[25]), **kw)
+    with pytest.raises(DataError, match=r"either as `compare` \(fitted dates\) or as rows `X`.*not neither"):
+        fitted.get_kpi_change((d[0], d[12]))
+    with pytest.raises(DataError, match=r"`n_boot` cannot be combined with rows `X`"):
+        fitted.get_kpi_change((d[0], d[12]), n_boot=2, **kw)
+    with pytest.raises(DataError, match=r"`regions` \['atlantis', .*\] were not in the fitted data"):
+        fitted.get_kpi_change((d[0], d[12]), **{**kw, "X": rows.assign(region=rows["region"] + "_atlantis")
+                                                .replace({"region": {"geo_000_atlantis": "atlantis"}})})

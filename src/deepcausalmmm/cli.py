@@ -760,6 +760,29 @@ def _plan_rows(args: argparse.Namespace, model: DeepCausalMMM) -> dict[str, Any]
     }
 
 
+def _change_rows(args: argparse.Namespace, model: DeepCausalMMM) -> dict[str, Any]:
+    """``change --rows``: the planned rows' channels, regions, dates and controls as keyword
+    arguments of ``get_kpi_change``."""
+    clash = [name for name, value in (("--compare", args.compare), ("--regions", args.regions),
+                                      ("--n-boot", args.n_boot)) if value]
+    if clash:
+        raise DataError(f"--rows is the later period, the rows of {args.rows}, so {clash} do not apply; drop them "
+                        "(put only the regions and weeks to compare in the file), or drop --rows to compare "
+                        "fitted periods")
+    df = _read_csv(args.rows, "planned rows")
+    _label_columns(args, df, args.rows)
+    if args.date is None:
+        raise DataError(f"--rows needs --date, the column of each row's week, and none was given ({args.rows} "
+                        "has no 'date' or 'week' column either). Add --date COLUMN")
+    _columns(df, [*model.channels_, *model.controls_], "channel or control", args.rows)
+    return {
+        "X": df[model.channels_],
+        "regions": df[args.region].to_numpy() if args.region else None,
+        "dates": df[args.date].to_numpy(),
+        "controls": df[model.controls_] if model.controls_ else None,
+    }
+
+
 def _plan_test(args: argparse.Namespace) -> int:
     model = _model_class().load(args.model)
     tests = _read_tests(args.tests, model.regions_, "candidate-test")
@@ -789,7 +812,14 @@ def _change(args: argparse.Namespace) -> int:
     regions = [labels.get(r.strip(), r.strip()) for r in args.regions.split(";") if r.strip()] if args.regions else None
     default = kpi_change_periods(model)
     periods: list[Any] = []  # (start, end) pairs, or calendar periods such as 2023Q4
+    rows = _change_rows(args, model) if args.rows else {}
+    if not args.rows and (args.date or args.region):
+        raise DataError("--date and --region describe the columns of --rows, which was not given; add --rows CSV, "
+                        "or drop them to compare fitted periods")
     for option, given, fallback in (("--base", args.base, 0), ("--compare", args.compare, 1)):
+        if option == "--compare" and rows:
+            periods.append(None)
+            continue
         if given is None:
             if default is None:
                 raise DataError(f"the fit covers {len(dates)} {period_name(dates)}, shorter than two quarters: there "
@@ -806,9 +836,9 @@ def _change(args: argparse.Namespace) -> int:
     with _in_terms({"`base`": "--base", "`compare`": "--compare", "`regions`": "--regions",
                     "`by_region`": "--by-region", "`n_boot`": "--n-boot", "n_boot=": "--n-boot ",
                     "pass matched=False": "pass --all-cells"}):
-        table = model.get_kpi_change(periods[0], periods[1], regions=regions, by_region=args.by_region,
-                                     matched=not args.all_cells, n_boot=args.n_boot, level=args.level,
-                                     prior_spread=spread)
+        table = model.get_kpi_change(periods[0], periods[1], regions=rows.pop("regions", regions),
+                                     by_region=args.by_region, matched=not args.all_cells, n_boot=args.n_boot,
+                                     level=args.level, prior_spread=spread, **rows)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out)
@@ -1064,6 +1094,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "2023-11 or 2023 (default: the last fitted quarter a year earlier, or the quarter before it)")
     chg.add_argument("--compare", nargs="+", metavar="DATE", default=None,
                      help="the later period, as --base (default: the last fitted quarter)")
+    chg.add_argument("--rows", default=None,
+                     help="a long CSV of planned rows as the later period instead of --compare (next quarter's "
+                     "flighting: the model's channel and control columns per region and date), forecast by the "
+                     "model")
+    chg.add_argument("--date", default=None, help="with --rows: its date column (default: 'date' or 'week')")
+    chg.add_argument("--region", default=None, help="with --rows: its region column (default: 'region' or 'geo')")
     chg.add_argument("--regions", default=None, help="regions to sum over, separated by ';' (default all)")
     chg.add_argument("--by-region", action="store_true", help="one block of rows per region")
     chg.add_argument("--all-cells", action="store_true",

@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -88,6 +88,7 @@ FD_STEP = 1e-3  # finite-difference step of the budget plan's gradient, in multi
 NEWTON_STEP = 1e-2  # central-difference step of the regional plan's slopes and curvatures (multipliers)
 NEWTON_ITERATIONS = 200  # the regional plan's most Newton iterations
 NEWTON_TOLERANCE = 1e-4  # the regional plan stops when no multiplier moves further than this
+Period: TypeAlias = tuple[Any, Any] | str | pd.Period  # (start, end) dates or a calendar period such as "2024Q3"
 FRONTIER_LEVELS = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4)  # get_budget_frontier's budgets (x observed)
 BATCH_CELLS = 4_000_000  # activity cells (plans x regions x weeks x channels) evaluated at once
 
@@ -711,8 +712,8 @@ class DeepCausalMMM(BaseEstimator):
 
     def get_kpi_change(
         self,
-        base: tuple[Any, Any],
-        compare: tuple[Any, Any],
+        base: Period,
+        compare: Period | None = None,
         regions: Sequence[Any] | None = None,
         by_region: bool = False,
         matched: bool = True,
@@ -720,6 +721,10 @@ class DeepCausalMMM(BaseEstimator):
         level: float = 0.9,
         random_state: int = 0,
         prior_spread: float = PRIOR_SPREAD,
+        *,
+        X: ArrayLike | None = None,
+        dates: ArrayLike | None = None,
+        controls: ArrayLike | Sequence[str] | None = None,
     ) -> pd.DataFrame:
         """What moved the KPI from one fitted period to another, part by part.
 
@@ -750,6 +755,18 @@ class DeepCausalMMM(BaseEstimator):
             Like for like: only regions observed in every week of both periods count (a
             region whose feed starts or stops in between would show its whole KPI as
             change). False: every observed cell of each period.
+        X, dates, controls
+            Rows of your own as the later period instead of ``compare``: a plan or forecast
+            (next quarter's flighting, as for :meth:`predict`, ``dates`` required; rows inside
+            the fit are a counterfactual of those weeks). ``regions`` then labels the rows
+            (or names ``X``'s region column) and the earlier period ``base`` is summed over
+            their regions. The rows' parts are the model's forecast: ``unexplained`` is the
+            earlier period's alone (the later one has no KPI yet), and two baseline parts may
+            join: ``forecast anchor`` (the fading last residual, :meth:`predict`) and
+            ``filled`` (dark rows of a region whose feed stopped, ``data.continue_fills``).
+            ``total_effect_change`` reads the rows' total effects from
+            :meth:`get_response_curves`. Not with ``n_boot``; with ``matched``, every row's
+            region must be observed in every week of ``base``.
         n_boot, level, random_state, prior_spread
             With ``n_boot >= 2``: how sure each part's share of the change is. The model is
             refitted on ``n_boot`` region-bootstrap replicates, each with its own prior
@@ -784,6 +801,16 @@ class DeepCausalMMM(BaseEstimator):
             as change, mostly in ``level``).
         """
         check_is_fitted(self, "net_")
+        if X is not None or compare is None:
+            if X is None or compare is not None:
+                raise DataError(
+                    "give the later period either as `compare` (fitted dates) or as rows `X` (a plan or "
+                    f"forecast), not {'both' if X is not None else 'neither'}; e.g. compare=('2024-10-07', "
+                    "'2024-12-30'), or X=next_quarter with regions=, dates= and controls=")
+            if int(n_boot):
+                raise DataError("`n_boot` cannot be combined with rows `X`: bootstrap replicates redraw the "
+                                "fitted regions, which the rows name; set n_boot=0")
+            return self._kpi_change_rows(base, X, regions, dates, controls, by_region, matched)
         n_boot = int(n_boot)
         if n_boot == 1 or n_boot < 0:
             raise DataError(f"`n_boot` must be 0 (no intervals) or at least 2, found {n_boot}; e.g. n_boot=20")
@@ -815,42 +842,12 @@ class DeepCausalMMM(BaseEstimator):
             base_keep &= full[:, None]
             compare_keep &= full[:, None]
         n_base, n_compare = int(base_keep.sum()), int(compare_keep.sum())
-        if n_base != n_compare:
-            per_base, per_compare = base_keep.sum(axis=1), compare_keep.sum(axis=1)  # [R]
-            counted_rows = np.flatnonzero((per_base > 0) | (per_compare > 0))
-            pairs = {(int(per_base[r]), int(per_compare[r])) for r in counted_rows}
-            if len(pairs) == 1:  # every region alike: the periods differ in length
-                (b_weeks, c_weeks), = pairs
-                where = (f"each of the {len(counted_rows)} regions holds {b_weeks} observed weeks in `base` and "
-                         f"{c_weeks} in `compare`")
-            else:
-                uneven = np.flatnonzero(per_base != per_compare)
-                counts = [f"{self.regions_[r]} {int(per_base[r])} / {int(per_compare[r])}" for r in uneven[:5]]
-                where = ("regions whose weeks differ (base / compare): " + ", ".join(counts)
-                         + (f" and {len(uneven) - 5} more" if len(uneven) > 5 else ""))
-            warnings.warn(
-                f"`base` holds {n_base} observed region-weeks and `compare` {n_compare}: the KPI of the "
-                f"extra ones shows as change (mostly in `level`); {where}. Compare periods of equal length "
-                "(with matched=True, over the regions observed throughout both) to compare like with like",
-                UserWarning, stacklevel=2,
-            )
+        _warn_uneven(base_keep.sum(axis=1), compare_keep.sum(axis=1), self.regions_)
         p = self.panel_
         R, T, _ = p.shape
-        batch = self._batch(self.config_, p, self.scaler_, self.knots_, np.arange(R), p.media,
-                            p.control_values, np.arange(T, dtype=float))
-        dec = self._to_kpi(self._run_net(batch), np.arange(R))
-        device = next(self.net_.parameters()).device
-        on = batch.to(device)
-        with torch.no_grad(), full_precision():
-            baseline_terms = self.net_.baseline.parts(on.basis, on.fourier, on.region_idx)  # level, trend, season
-        scale = self.scaler_.y_scale[:, None]  # [R,1]
-        terms = [np.broadcast_to(t.double().cpu().numpy(), (R, T)) * scale for t in baseline_terms]
-        parts = [(name, "baseline", v) for name, v in zip(("level", "trend", "season"), terms, strict=True)]
-        parts += [(c, "channel", dec["channels"][:, :, i]) for i, c in enumerate(self.channels_)]
-        parts += [(k, "control", dec["controls"][:, :, i]) for i, k in enumerate(self.controls_)]
-        used = {c for c in [*self.channels_, *self.controls_]}
-        parts = [(f"baseline {name}" if kind == "baseline" and name in used else name, kind, v)
-                 for name, kind, v in parts]
+        parts, _ = self._change_parts(self._batch(self.config_, p, self.scaler_, self.knots_, np.arange(R),
+                                                  p.media, p.control_values, np.arange(T, dtype=float)),
+                                      np.arange(R))
         assert p.y is not None  # a fitted panel always holds the KPI
         table = kpi_change_frame(parts, np.where(p.observed, p.y, 0.0), base_keep, compare_keep,
                                  self.regions_, by_region)
@@ -878,8 +875,112 @@ class DeepCausalMMM(BaseEstimator):
             table.attrs["seconds"] = time.perf_counter() - started
         return table
 
+    def _change_parts(
+        self, batch: Batch, reg_idx: np.ndarray
+    ) -> tuple[list[tuple[str, str, np.ndarray]], dict[str, np.ndarray]]:
+        """:meth:`get_kpi_change`'s parts of the decomposition of ``batch`` (KPI units ``[R',T]``):
+        the baseline's ``level``, ``trend`` and ``season``, each channel and each control; and the
+        decomposition itself (:meth:`_to_kpi`, for a forecast's anchor and fills)."""
+        dec = self._to_kpi(self._run_net(batch), reg_idx)
+        R, T = dec["baseline"].shape
+        on = batch.to(next(self.net_.parameters()).device)
+        with torch.no_grad(), full_precision():
+            baseline_terms = self.net_.baseline.parts(on.basis, on.fourier, on.region_idx)  # level, trend, season
+        scale = self.scaler_.y_scale[reg_idx][:, None]  # [R',1]
+        terms = [np.broadcast_to(t.double().cpu().numpy(), (R, T)) * scale for t in baseline_terms]
+        parts = [(name, "baseline", v) for name, v in zip(("level", "trend", "season"), terms, strict=True)]
+        parts += [(c, "channel", dec["channels"][:, :, i]) for i, c in enumerate(self.channels_)]
+        parts += [(k, "control", dec["controls"][:, :, i]) for i, k in enumerate(self.controls_)]
+        used = {c for c in [*self.channels_, *self.controls_]}
+        return [(f"baseline {name}" if kind == "baseline" and name in used else name, kind, v)
+                for name, kind, v in parts], dec
+
+    def _kpi_change_rows(
+        self, base: Period, X: ArrayLike, regions: Any, dates: ArrayLike | None,
+        controls: ArrayLike | Sequence[str] | None, by_region: bool, matched: bool,
+    ) -> pd.DataFrame:
+        """:meth:`get_kpi_change` with rows ``X`` as the later period (a plan or forecast)."""
+        p = self.panel_
+        assert p.y is not None  # a fitted panel always holds the KPI
+        new, reg_idx, pos, grid, media, ctrl = self._rows_on_history(X, regions, dates, controls)
+        names = [self.regions_[i] for i in reg_idx]
+        base_keep = self._cells(names, base, name="base")[reg_idx]  # [R',T] the rows' regions
+        if _check_flag(matched, "matched"):
+            full = (base_keep == self._cells(names, base, observed=False, name="base")[reg_idx]).all(axis=1)
+            if not full.all():
+                missing = [n for n, f in zip(names, full, strict=True) if not f]
+                raise DataError(
+                    f"the rows' regions {listed(missing, 5)} are not observed in every week of `base`, so the "
+                    "comparison would not be like for like; drop their rows, or pass matched=False to sum "
+                    "every observed week of `base`")
+        R_, T = base_keep.shape
+        per_rows = np.bincount(new.row_index[:, 0], minlength=len(names))  # [R'] rows per region
+        _warn_uneven(base_keep.sum(axis=1), per_rows, names, later="the rows `X`", stacklevel=4)
+        fitted, _ = self._change_parts(self._batch(self.config_, p, self.scaler_, self.knots_, reg_idx,
+                                                   p.media[reg_idx], p.control_values[reg_idx],
+                                                   np.arange(T, dtype=float)), reg_idx)
+        planned, dec = self._change_parts(self._batch(self.config_, p, self.scaler_, self.knots_, reg_idx,
+                                                      media, ctrl, np.arange(len(grid), dtype=float), dates=grid),
+                                          reg_idx)
+        r, t = new.row_index[:, 0], new.row_index[:, 1]
+        tt = pos[t]
+        plain = dec["baseline"].copy()
+        self._anchor_forecast(dec, reg_idx, r, tt)
+        anchored = dec["baseline"].copy()
+        if self.config_.data.continue_fills:
+            self._continue_fills(dec, new, reg_idx, r, t, tt)
+        rows_keep = np.zeros(plain.shape, dtype=bool)  # [R',T'] the rows' cells
+        rows_keep[r, tt] = True
+        extra = [(name, v) for name, v in (("forecast anchor", anchored - plain), ("filled", dec["baseline"] - anchored))
+                 if np.any(v[rows_keep] != 0)]
+        # one timeline per region: the fitted weeks (base), then the rows' grid (compare)
+        width = T + plain.shape[1]
+        parts = [(name, kind, np.concatenate([f, c], axis=1))
+                 for (name, kind, f), (_, _, c) in zip(fitted, planned, strict=True)]
+        parts[3:3] = [(name, "baseline", np.concatenate([np.zeros((R_, T)), v], axis=1)) for name, v in extra]
+        model_rows = sum(v[:, T:] for _, _, v in parts)  # [R',T'] the rows' modelled KPI
+        actual = np.concatenate([np.where(base_keep, p.y[reg_idx], 0.0), model_rows], axis=1)
+        base_mask = np.zeros((R_, width), dtype=bool)
+        base_mask[:, :T] = base_keep
+        compare_mask = np.zeros((R_, width), dtype=bool)
+        compare_mask[:, T:] = rows_keep
+        table = kpi_change_frame(parts, actual, base_mask, compare_mask, names, by_region)
+        effects = self.get_channel_effects(names, base, by_region)["total"]
+
+        def rows_channels(cf_media: np.ndarray) -> np.ndarray:  # the rows' timeline with other media
+            batch = self._batch(self.config_, p, self.scaler_, self.knots_, reg_idx, cf_media, ctrl,
+                                np.arange(len(grid), dtype=float), dates=grid)
+            return self._to_kpi(self._run_net(batch), reg_idx)["channels"]
+
+        # the rows' total effects as get_channel_effects counts them: each channel off over the
+        # whole timeline (its carryover from the fitted weeks into the rows included)
+        planned_totals = self._total_effects(media, reg_idx, rows_keep, dec["channels"], rows_channels)  # [R',C]
+        if by_region:
+            planned_total = pd.Series(planned_totals.reshape(-1), index=pd.MultiIndex.from_product(
+                [names, self.channels_], names=["region", "channel"]))
+        else:
+            planned_total = pd.Series(planned_totals.sum(axis=0), index=pd.Index(self.channels_, name="channel"))
+        delta = planned_total.sub(effects, fill_value=0.0).rename("total_effect_change")
+        if by_region:
+            delta.index = delta.index.set_names(["region", "part"])
+            table["total_effect_change"] = delta.reindex(table.index).where(table["kind"] == "channel")
+        else:
+            table["total_effect_change"] = delta.rename_axis("part").reindex(table.index)
+        totals = table[["base", "compare"]].sum()
+        table.attrs.update({
+            "base_kpi": float(totals["base"]), "compare_kpi": float(totals["compare"]),
+            "change": float(totals["compare"] - totals["base"]),
+            "change_pct": float((totals["compare"] - totals["base"]) / abs(totals["base"]) * 100)
+            if totals["base"] != 0 else float("nan"),
+            "base_cells": int(base_keep.sum()), "compare_cells": int(rows_keep.sum()), "regions": len(names),
+            "left_out": [],
+            "base_dates": "..".join(fmt_date(d) for d in p.dates[base_keep.any(axis=0)][[0, -1]]),
+            "compare_dates": "..".join(fmt_date(d) for d in grid[rows_keep.any(axis=0)][[0, -1]]),
+        })
+        return table
+
     def _attach_change_intervals(
-        self, table: pd.DataFrame, base: tuple[Any, Any], compare: tuple[Any, Any], matched: bool,
+        self, table: pd.DataFrame, base: Period, compare: Period, matched: bool,
         n_boot: int, level: float, random_state: int, prior_spread: float,
     ) -> None:
         """:meth:`get_kpi_change`'s bootstrap columns: each replicate's ``change_pct`` per part over
@@ -1133,7 +1234,7 @@ class DeepCausalMMM(BaseEstimator):
     def get_channel_effects(
         self,
         regions: Sequence[Any] | None = None,
-        period: tuple[Any, Any] | None = None,
+        period: Period | None = None,
         by_region: bool = False,
     ) -> pd.DataFrame:
         """Effects of each channel under intervention, over the fitted data.
@@ -1161,22 +1262,9 @@ class DeepCausalMMM(BaseEstimator):
         p = self.panel_
         R, T, C = p.shape
         keep = self._cells(regions, period)  # [R,T]
-        scale = self.scaler_.media_scale[:, None, :]  # [R,1,C]
-        scaled = self._activity()  # [R,T,C]
         observed = self._fitted_parts(p.media)["channels"]  # [R,T,C]
-        total = np.zeros((R, C))
-        reach_ = reach(self.graph_model_)
-        pack = pack_moves(reach_, np.arange(C))  # channels whose switch-offs share a pass
-        for q in np.unique(pack):
-            chans = np.flatnonzero(pack == q)
-            cf_media = _switched_off(p.media, scaled, scale, self.graph_model_, chans)
-            diff = np.where(keep[:, :, None], observed - self._fitted_parts(cf_media)["channels"], 0.0)
-            # each channel's own change summed over dates as `direct` is (the same reduction, so a
-            # channel without descendants has total == direct to the bit), then what the channels
-            # it reaches lose (no other channel of the pass reaches them)
-            own = diff.sum(axis=1)  # [R,C]
-            for c in chans:
-                total[:, c] = own[:, c] + own[:, reach_[c] & (np.arange(C) != c)].sum(axis=1)
+        total = self._total_effects(p.media, np.arange(R), keep, observed,
+                                    lambda media: self._fitted_parts(media)["channels"])
         direct = np.where(keep[:, :, None], observed, 0.0).sum(axis=1)  # [R,C]
         spend = np.where(keep[:, :, None], self.spend_, 0.0).sum(axis=1)  # [R,C]
         if by_region:
@@ -1194,6 +1282,33 @@ class DeepCausalMMM(BaseEstimator):
         frame["total_share"] = frame["total"] / grand
         frame["roi"] = np.where(frame["spend"] > 0, frame["total"] / frame["spend"].where(frame["spend"] > 0, 1), np.nan)
         return frame[["total", "direct", "mediated", "total_share", "spend", "roi"]]
+
+    def _total_effects(
+        self, media: np.ndarray, reg_idx: np.ndarray, keep: np.ndarray, observed: np.ndarray,
+        channels_of: Any,
+    ) -> np.ndarray:
+        """``[R',C]`` each channel's total effect over ``keep`` ``[R',T]``: the KPI its channels
+        (``observed`` ``[R',T,C]``, from ``media`` ``[R',T,C]`` of fitted regions ``reg_idx``) lose
+        under do(channel = 0) over the whole timeline, its induced activity in the channels it
+        reaches removed through the graph; ``channels_of(media)`` is the decomposition's channels
+        for other media on the same timeline."""
+        C = media.shape[2]
+        scale = self.scaler_.media_scale[reg_idx][:, None, :]  # [R',1,C]
+        scaled = media / scale  # [R',T,C]
+        total = np.zeros((media.shape[0], C))
+        reach_ = reach(self.graph_model_)
+        pack = pack_moves(reach_, np.arange(C))  # channels whose switch-offs share a pass
+        for q in np.unique(pack):
+            chans = np.flatnonzero(pack == q)
+            cf_media = _switched_off(media, scaled, scale, self.graph_model_, chans)
+            diff = np.where(keep[:, :, None], observed - channels_of(cf_media), 0.0)
+            # each channel's own change summed over dates as `direct` is (the same reduction, so a
+            # channel without descendants has total == direct to the bit), then what the channels
+            # it reaches lose (no other channel of the pass reaches them)
+            own = diff.sum(axis=1)  # [R',C]
+            for c in chans:
+                total[:, c] = own[:, c] + own[:, reach_[c] & (np.arange(C) != c)].sum(axis=1)
+        return total
 
     def get_effect_intervals(
         self, n_boot: int = 20, level: float = 0.9, random_state: int = 0,
@@ -2536,7 +2651,7 @@ class DeepCausalMMM(BaseEstimator):
                 "n_boot": n_boot, "level": level, "prior_spread": prior_spread}
 
     def _cells(
-        self, regions: Sequence[Any] | None, period: tuple[Any, Any] | None, observed: bool = True,
+        self, regions: Sequence[Any] | None, period: Period | None, observed: bool = True,
         name: str = "period",
     ) -> np.ndarray:
         """``[R,T]`` cells of the fitted panel in ``regions`` and ``period`` (observed ones only by
@@ -2832,12 +2947,13 @@ class DeepCausalMMM(BaseEstimator):
         return contributions_figure(table, self.channels_, actual)
 
     def plot_kpi_change(
-        self, base: tuple[Any, Any], compare: tuple[Any, Any], regions: Sequence[Any] | None = None,
-        matched: bool = True,
+        self, base: Period, compare: Period | None = None, regions: Sequence[Any] | None = None,
+        matched: bool = True, *, X: ArrayLike | None = None, dates: ArrayLike | None = None,
+        controls: ArrayLike | Sequence[str] | None = None,
     ) -> go.Figure:
         """Waterfall of :meth:`get_kpi_change` (plotly figure, not shown): the base period's KPI,
-        each part's change, the compare period's KPI."""
-        table = self.get_kpi_change(base, compare, regions, matched=matched)
+        each part's change, the compare period's (or rows ``X``') KPI."""
+        table = self.get_kpi_change(base, compare, regions, matched=matched, X=X, dates=dates, controls=controls)
         return change_figure(table, table.attrs["base_dates"], table.attrs["compare_dates"])
 
     def plot_dag(self) -> go.Figure:
@@ -3533,6 +3649,32 @@ def available_cores() -> int:
 def _observed_spend(observed: np.ndarray, spend: np.ndarray) -> np.ndarray:
     """``[C]`` each channel's spend ``[R,T,C]`` summed over the observed cells ``[R,T]``."""
     return np.where(observed[:, :, None], spend, 0.0).sum(axis=(0, 1))
+
+
+def _warn_uneven(per_base: np.ndarray, per_compare: np.ndarray, regions: Sequence[Any], later: str = "`compare`",
+                 stacklevel: int = 3) -> None:
+    """:meth:`DeepCausalMMM.get_kpi_change`'s warning when the periods hold different numbers of
+    region-weeks (``per_base``, ``per_compare`` ``[R]``), naming the regions or, where every region
+    is alike, the periods' lengths."""
+    n_base, n_compare = int(per_base.sum()), int(per_compare.sum())
+    if n_base == n_compare:
+        return
+    counted = np.flatnonzero((per_base > 0) | (per_compare > 0))
+    pairs = {(int(per_base[r]), int(per_compare[r])) for r in counted}
+    if len(pairs) == 1:  # every region alike: the periods differ in length
+        (b_weeks, c_weeks), = pairs
+        where = f"each of the {len(counted)} regions holds {b_weeks} observed weeks in `base` and {c_weeks} in {later}"
+    else:
+        uneven = np.flatnonzero(per_base != per_compare)
+        counts = [f"{regions[r]} {int(per_base[r])} / {int(per_compare[r])}" for r in uneven[:5]]
+        where = (f"regions whose weeks differ (base / {later.strip('`')}): " + ", ".join(counts)
+                 + (f" and {len(uneven) - 5} more" if len(uneven) > 5 else ""))
+    warnings.warn(
+        f"`base` holds {n_base} observed region-weeks and {later} {n_compare}: the KPI of the extra ones shows "
+        f"as change (mostly in `level`); {where}. Compare periods of equal length (with matched=True, over the "
+        "regions observed throughout both) to compare like with like",
+        UserWarning, stacklevel=stacklevel,
+    )
 
 
 def _switched_off(media: np.ndarray, scaled: np.ndarray, scale: np.ndarray, graph: ChannelGraph,
