@@ -730,6 +730,18 @@ def _keyed_table(path: str, option: str, values: Sequence[str], labels: dict[str
     return out
 
 
+def _rows_frame(args: argparse.Namespace, what: str) -> pd.DataFrame:
+    """The CSV of ``--rows`` with its date and region columns settled (``--date``/``--region``,
+    else the file's 'date'/'week' and 'region'/'geo'); a date column is required."""
+    df = _read_csv(args.rows, what)
+    _label_columns(args, df, args.rows)
+    if args.date is None:
+        raise DataError(f"--rows needs --date, the column of each row's week, and none was given ({args.rows} "
+                        "has no 'date' or 'week' column either): rows are placed on the fitted timelines by "
+                        "their dates, after the fit to plan ahead. Add --date COLUMN")
+    return df
+
+
 def _plan_rows(args: argparse.Namespace, model: DeepCausalMMM) -> dict[str, Any]:
     """``optimize --rows``: the plan rows' channels, regions, dates, controls and spend as
     keyword arguments of ``optimize_budget`` / ``evaluate_plan``."""
@@ -739,12 +751,7 @@ def _plan_rows(args: argparse.Namespace, model: DeepCausalMMM) -> dict[str, Any]
         raise DataError(f"--rows plans over the rows of {args.rows}, so {clash} do not apply; drop them (put "
                         "only the regions and weeks to plan in the file), or drop --rows to plan over the "
                         "fitted weeks")
-    df = _read_csv(args.rows, "plan rows")
-    _label_columns(args, df, args.rows)
-    if args.date is None:
-        raise DataError(f"--rows needs --date, the column of each row's week, and none was given ({args.rows} "
-                        "has no 'date' or 'week' column either): rows are placed on the fitted timelines by "
-                        "their dates, after the fit to plan ahead. Add --date COLUMN")
+    df = _rows_frame(args, "plan rows")
     spend = _pairs(args.spend, "--spend", "channel=column", "tv=tv_spend")
     _columns(df, model.channels_, "channel", args.rows)
     held = not any(k in df.columns for k in model.controls_)  # none given: each region's last values
@@ -769,11 +776,7 @@ def _change_rows(args: argparse.Namespace, model: DeepCausalMMM) -> dict[str, An
         raise DataError(f"--rows is the later period, the rows of {args.rows}, so {clash} do not apply; drop them "
                         "(put only the regions and weeks to compare in the file), or drop --rows to compare "
                         "fitted periods")
-    df = _read_csv(args.rows, "planned rows")
-    _label_columns(args, df, args.rows)
-    if args.date is None:
-        raise DataError(f"--rows needs --date, the column of each row's week, and none was given ({args.rows} "
-                        "has no 'date' or 'week' column either). Add --date COLUMN")
+    df = _rows_frame(args, "planned rows")
     _columns(df, [*model.channels_, *model.controls_], "channel or control", args.rows)
     return {
         "X": df[model.channels_],

@@ -853,22 +853,10 @@ class DeepCausalMMM(BaseEstimator):
                                  self.regions_, by_region)
         counted = [self.regions_[r] for r in np.flatnonzero(base_keep.any(axis=1) | compare_keep.any(axis=1))]
         effects = [self.get_channel_effects(counted, period, by_region)["total"] for period in (base, compare)]
-        delta = effects[1].sub(effects[0], fill_value=0.0).rename("total_effect_change")
-        if by_region:
-            delta.index = delta.index.set_names(["region", "part"])
-            table["total_effect_change"] = delta.reindex(table.index).where(table["kind"] == "channel")
-        else:
-            table["total_effect_change"] = delta.rename_axis("part").reindex(table.index)
-        totals = table[["base", "compare"]].sum()
-        table.attrs.update({
-            "base_kpi": float(totals["base"]), "compare_kpi": float(totals["compare"]),
-            "change": float(totals["compare"] - totals["base"]),
-            "change_pct": float((totals["compare"] - totals["base"]) / abs(totals["base"]) * 100)
-            if totals["base"] != 0 else float("nan"),
-            "base_cells": n_base, "compare_cells": n_compare, "regions": len(counted), "left_out": left_out,
-            **{f"{name}_dates": "..".join(fmt_date(d) for d in p.dates[keep.any(axis=0)][[0, -1]])
-               for name, keep in (("base", base_keep), ("compare", compare_keep))},
-        })
+        _finish_change(table, effects[1].sub(effects[0], fill_value=0.0), by_region,
+                       base_cells=n_base, compare_cells=n_compare, regions=len(counted), left_out=left_out,
+                       **{f"{name}_dates": "..".join(fmt_date(d) for d in p.dates[keep.any(axis=0)][[0, -1]])
+                          for name, keep in (("base", base_keep), ("compare", compare_keep))})
         if n_boot:
             self._attach_change_intervals(table, base, compare, matched, n_boot, level, random_state,
                                           prior_spread)
@@ -960,24 +948,11 @@ class DeepCausalMMM(BaseEstimator):
                 [names, self.channels_], names=["region", "channel"]))
         else:
             planned_total = pd.Series(planned_totals.sum(axis=0), index=pd.Index(self.channels_, name="channel"))
-        delta = planned_total.sub(effects, fill_value=0.0).rename("total_effect_change")
-        if by_region:
-            delta.index = delta.index.set_names(["region", "part"])
-            table["total_effect_change"] = delta.reindex(table.index).where(table["kind"] == "channel")
-        else:
-            table["total_effect_change"] = delta.rename_axis("part").reindex(table.index)
-        totals = table[["base", "compare"]].sum()
-        table.attrs.update({
-            "base_kpi": float(totals["base"]), "compare_kpi": float(totals["compare"]),
-            "change": float(totals["compare"] - totals["base"]),
-            "change_pct": float((totals["compare"] - totals["base"]) / abs(totals["base"]) * 100)
-            if totals["base"] != 0 else float("nan"),
-            "base_cells": int(base_keep.sum()), "compare_cells": int(rows_keep.sum()), "regions": len(names),
-            "left_out": [],
-            "base_dates": "..".join(fmt_date(d) for d in p.dates[base_keep.any(axis=0)][[0, -1]]),
-            "compare_dates": "..".join(fmt_date(d) for d in grid[rows_keep.any(axis=0)][[0, -1]]),
-        })
-        return table
+        return _finish_change(
+            table, planned_total.sub(effects, fill_value=0.0), by_region, base_cells=int(base_keep.sum()),
+            compare_cells=int(rows_keep.sum()), regions=len(names), left_out=[],
+            base_dates="..".join(fmt_date(d) for d in p.dates[base_keep.any(axis=0)][[0, -1]]),
+            compare_dates="..".join(fmt_date(d) for d in grid[rows_keep.any(axis=0)][[0, -1]]))
 
     def _attach_change_intervals(
         self, table: pd.DataFrame, base: Period, compare: Period, matched: bool,
@@ -3649,6 +3624,26 @@ def available_cores() -> int:
 def _observed_spend(observed: np.ndarray, spend: np.ndarray) -> np.ndarray:
     """``[C]`` each channel's spend ``[R,T,C]`` summed over the observed cells ``[R,T]``."""
     return np.where(observed[:, :, None], spend, 0.0).sum(axis=(0, 1))
+
+
+def _finish_change(table: pd.DataFrame, delta: pd.Series, by_region: bool, **attrs: Any) -> pd.DataFrame:
+    """:meth:`DeepCausalMMM.get_kpi_change`'s last steps: ``delta`` (each channel's total-effect
+    change, by channel or by (region, channel)) as ``total_effect_change`` on the channel rows, and
+    the KPI of each period, its change and ``attrs`` in ``table.attrs``."""
+    if by_region:
+        delta.index = delta.index.set_names(["region", "part"])
+        table["total_effect_change"] = delta.reindex(table.index).where(table["kind"] == "channel")
+    else:
+        table["total_effect_change"] = delta.rename_axis("part").reindex(table.index)
+    totals = table[["base", "compare"]].sum()
+    table.attrs.update({
+        "base_kpi": float(totals["base"]), "compare_kpi": float(totals["compare"]),
+        "change": float(totals["compare"] - totals["base"]),
+        "change_pct": float((totals["compare"] - totals["base"]) / abs(totals["base"]) * 100)
+        if totals["base"] != 0 else float("nan"),
+        **attrs,
+    })
+    return table
 
 
 def _warn_uneven(per_base: np.ndarray, per_compare: np.ndarray, regions: Sequence[Any], later: str = "`compare`",
