@@ -12,7 +12,11 @@ cell), fits the default model and compares three pairs of periods:
 - ``year``: the last 13 weeks against the same 13 weeks a year earlier (the
   report's comparison; the yearly season cancels);
 - ``quarter``: the last 13 weeks against the 13 before them (the season moves);
-- ``annual``: the last 52 weeks against the 52 before them.
+- ``annual``: the last 52 weeks against the 52 before them;
+- ``plan``: a model fitted on all but the last 13 weeks, given those weeks' media and
+  controls as planned rows (``get_kpi_change(base, X=rows)``), against the same 13 weeks a
+  year earlier: the forecast's parts against what truly moved the KPI (``forecast_err``: the
+  forecast KPI's miss, in the same units).
 
 The truth of each part's change is the simulator's: its baseline split into the
 season (``params["kpi_season"]`` times each region's baseline unit) and the
@@ -50,6 +54,43 @@ def _true_parts(sim, R: int, T: int) -> pd.DataFrame:
     truth["season"] = (unit[:, None] * season[None, :]).reshape(-1)
     truth["trend"] = truth["baseline"] - truth["season"]
     return truth
+
+
+def _plan_row(sim, truth: pd.DataFrame, T: int, seed: int) -> dict:
+    """The ``plan`` comparison: fit on weeks ``0..T-14``, the last 13 weeks as planned rows."""
+    data = sim.data
+    weeks = sorted(data["date"].unique())
+    history, later = data[data["date"] < weeks[T - 13]], data[data["date"] >= weeks[T - 13]]
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = DeepCausalMMM().fit(history, "kpi", regions="region", dates="date", controls=list(sim.controls))
+        fit_s = time.perf_counter() - start
+        base = (weeks[T - 65], weeks[T - 53])
+        started = time.perf_counter()
+        table = model.get_kpi_change(base, X=later.drop(columns="kpi"), regions="region", dates="date",
+                                     controls=list(sim.controls))
+        seconds = time.perf_counter() - started
+    when = truth.index.get_level_values("date")
+    true = (truth[when >= weeks[T - 13]].sum() - truth[(when >= base[0]) & (when <= base[1])].sum())
+    pct = 100 / table.attrs["base_kpi"]
+    got = table["change"] * pct
+    channels = list(sim.channels)
+    err = (got[channels] - true[channels] * pct).abs()
+    baseline = table.index[table["kind"] == "baseline"]
+    return {
+        "seed": seed, "pair": "plan", "kpi_change": table.attrs["change_pct"],
+        "true_media": true[channels].sum() * pct, "media": got[channels].sum(),
+        "media_err": abs(got[channels].sum() - true[channels].sum() * pct),
+        "naive_media_err": abs(true[channels].sum() * pct),
+        "channel_err_mean": err.mean(), "channel_err_max": err.max(),
+        "naive_channel_err_mean": (true[channels] * pct).abs().mean(),
+        "true_season": true["season"] * pct, "season": got["season"],
+        "baseline_err": abs(got[baseline].sum() - true["baseline"] * pct),
+        "controls_err": abs(got[list(sim.controls)].sum() - true["controls"] * pct),
+        "forecast_err": (table.attrs["compare_kpi"] - float(later["kpi"].sum())) * pct,
+        "fit_s": fit_s, "change_s": seconds,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,11 +149,13 @@ def main(argv: list[str] | None = None) -> int:
                 rows[-1].update({"held": int(inside.sum()), "of": len(channels),
                                  "width": float((table.loc[channels, "change_pct_hi"]
                                                  - table.loc[channels, "change_pct_lo"]).mean())})
+        if not args.intervals:  # the plan: fitted without the last 13 weeks, which come as rows
+            rows.append(_plan_row(sim, truth, T, seed))
         print(f"seed {seed}: fitted in {fit_s:.1f} s", flush=True)
     table = pd.DataFrame(rows)
     pd.set_option("display.width", 200)
     print()
-    print(table.drop(columns=["fit_s", "change_s", "held", "of", "width"], errors="ignore").round(2)
+    print(table.drop(columns=["fit_s", "change_s", "held", "of", "width", "forecast_err"], errors="ignore").round(2)
           .to_string(index=False))
     print()
     print("mean over seeds, percentage points of the earlier period's KPI (naive: the media moved nothing)")
@@ -120,6 +163,11 @@ def main(argv: list[str] | None = None) -> int:
         ["media_err", "naive_media_err", "channel_err_mean", "naive_channel_err_mean", "channel_err_max",
          "baseline_err", "controls_err"]].mean()
     print(summary.round(2).to_string())
+    if "forecast_err" in table:
+        plan = table[table["pair"] == "plan"]
+        print(f"plan: the forecast KPI of the 13 planned weeks missed the actual by "
+              f"{plan['forecast_err'].abs().mean():.2f} points of the earlier KPI on average "
+              f"({', '.join(f'{v:+.2f}' for v in plan['forecast_err'])})")
     if args.intervals:
         held = table.groupby("pair", sort=False)[["held", "of", "width"]].agg({"held": "sum", "of": "sum",
                                                                               "width": "mean"})
