@@ -66,6 +66,11 @@ def test_cuda_effects_and_save_load_to_cpu(pair, tmp_path):
     d = gpu.panel_.dates
     change_gpu, change_cpu = (m.get_kpi_change((d[0], d[12]), (d[47], d[59])) for m in (gpu, loaded))
     np.testing.assert_allclose(change_gpu["change"], change_cpu["change"], rtol=1e-4, atol=1e-3)
+    rows = sim.data[pd.to_datetime(sim.data["date"]) >= d[47]].drop(columns="kpi").copy()
+    rows["date"] = pd.to_datetime(rows["date"]) + pd.Timedelta(weeks=13)  # next quarter, as planned rows
+    plan = dict(X=rows, regions="region", dates="date", controls=["price", "promo"])
+    ahead_gpu, ahead_cpu = (m.get_kpi_change((d[47], d[59]), **plan) for m in (gpu, loaded))
+    np.testing.assert_allclose(ahead_gpu["change"], ahead_cpu["change"], rtol=1e-4, atol=1e-3)
     frontier_gpu, frontier_cpu = (m.get_budget_frontier([0.9, 1.1]) for m in (gpu, loaded))
     np.testing.assert_allclose(frontier_gpu["kpi_change"], frontier_cpu["kpi_change"], rtol=1e-3, atol=1e-2)
 
