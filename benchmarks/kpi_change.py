@@ -56,6 +56,28 @@ def _true_parts(sim, R: int, T: int) -> pd.DataFrame:
     return truth
 
 
+def _errors(table: pd.DataFrame, true: pd.Series, sim) -> dict:
+    """``get_kpi_change``'s parts against the true changes (``true``: the truth's columns summed over
+    the later period minus the earlier), in percentage points of the earlier period's KPI, beside
+    the naive reading that the media moved nothing."""
+    pct = 100 / table.attrs["base_kpi"]
+    got = table["change"] * pct
+    channels = list(sim.channels)
+    err = (got[channels] - true[channels] * pct).abs()
+    baseline = table.index[table["kind"] == "baseline"]  # level, trend, season (and a forecast's anchor)
+    return {
+        "kpi_change": table.attrs["change_pct"],
+        "true_media": true[channels].sum() * pct, "media": got[channels].sum(),
+        "media_err": abs(got[channels].sum() - true[channels].sum() * pct),
+        "naive_media_err": abs(true[channels].sum() * pct),
+        "channel_err_mean": err.mean(), "channel_err_max": err.max(),
+        "naive_channel_err_mean": (true[channels] * pct).abs().mean(),
+        "true_season": true["season"] * pct, "season": got["season"],
+        "baseline_err": abs(got[baseline].sum() - true["baseline"] * pct),
+        "controls_err": abs(got[list(sim.controls)].sum() - true["controls"] * pct),
+    }
+
+
 def _plan_row(sim, truth: pd.DataFrame, T: int, seed: int) -> dict:
     """The ``plan`` comparison: fit on weeks ``0..T-14``, the last 13 weeks as planned rows."""
     data = sim.data
@@ -73,24 +95,9 @@ def _plan_row(sim, truth: pd.DataFrame, T: int, seed: int) -> dict:
         seconds = time.perf_counter() - started
     when = truth.index.get_level_values("date")
     true = (truth[when >= weeks[T - 13]].sum() - truth[(when >= base[0]) & (when <= base[1])].sum())
-    pct = 100 / table.attrs["base_kpi"]
-    got = table["change"] * pct
-    channels = list(sim.channels)
-    err = (got[channels] - true[channels] * pct).abs()
-    baseline = table.index[table["kind"] == "baseline"]
-    return {
-        "seed": seed, "pair": "plan", "kpi_change": table.attrs["change_pct"],
-        "true_media": true[channels].sum() * pct, "media": got[channels].sum(),
-        "media_err": abs(got[channels].sum() - true[channels].sum() * pct),
-        "naive_media_err": abs(true[channels].sum() * pct),
-        "channel_err_mean": err.mean(), "channel_err_max": err.max(),
-        "naive_channel_err_mean": (true[channels] * pct).abs().mean(),
-        "true_season": true["season"] * pct, "season": got["season"],
-        "baseline_err": abs(got[baseline].sum() - true["baseline"] * pct),
-        "controls_err": abs(got[list(sim.controls)].sum() - true["controls"] * pct),
-        "forecast_err": (table.attrs["compare_kpi"] - float(later["kpi"].sum())) * pct,
-        "fit_s": fit_s, "change_s": seconds,
-    }
+    return {"seed": seed, "pair": "plan", **_errors(table, true, sim),
+            "forecast_err": (table.attrs["compare_kpi"] - float(later["kpi"].sum())) * 100 / table.attrs["base_kpi"],
+            "fit_s": fit_s, "change_s": seconds}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,23 +133,11 @@ def main(argv: list[str] | None = None) -> int:
                 table = model.get_kpi_change((d[a0], d[a1]), (d[b0], d[b1]), n_boot=args.intervals)
             seconds = time.perf_counter() - started
             true = (truth[(when >= d[b0]) & (when <= d[b1])].sum() - truth[(when >= d[a0]) & (when <= d[a1])].sum())
-            pct = 100 / table.attrs["base_kpi"]
-            got = table["change"] * pct
-            channels = list(sim.channels)
-            err = (got[channels] - true[channels] * pct).abs()
-            rows.append({
-                "seed": seed, "pair": name, "kpi_change": table.attrs["change_pct"],
-                "true_media": true[channels].sum() * pct, "media": got[channels].sum(),
-                "media_err": abs(got[channels].sum() - true[channels].sum() * pct),
-                "naive_media_err": abs(true[channels].sum() * pct),
-                "channel_err_mean": err.mean(), "channel_err_max": err.max(),
-                "naive_channel_err_mean": (true[channels] * pct).abs().mean(),
-                "true_season": true["season"] * pct, "season": got["season"],
-                "baseline_err": abs(got[["level", "trend", "season"]].sum() - true["baseline"] * pct),
-                "controls_err": abs(got[list(sim.controls)].sum() - true["controls"] * pct),
-                "fit_s": fit_s, "change_s": seconds,
-            })
+            rows.append({"seed": seed, "pair": name, **_errors(table, true, sim), "fit_s": fit_s,
+                         "change_s": seconds})
             if args.intervals:
+                channels = list(sim.channels)
+                pct = 100 / table.attrs["base_kpi"]
                 true_pct = true[channels] * pct
                 inside = ((table.loc[channels, "change_pct_lo"] <= true_pct)
                           & (true_pct <= table.loc[channels, "change_pct_hi"]))

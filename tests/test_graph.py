@@ -1985,3 +1985,25 @@ def test_moves_sharing_a_pass_give_each_plan_as_if_alone(mediated, monkeypatch):
         assert sum(passed) == 1 + 4 and len(curves) == 4 * C  # the base and the grid 0, 0.5, 1, 1.5
     finally:
         model.graph_model_ = learned
+
+
+def test_kpi_change_counts_mediated_effects_as_get_channel_effects(mediated):
+    """With a learned edge, each channel's total-effect change between two periods is the change of
+    get_channel_effects' totals (read from one set of switch-off passes for both periods), and the
+    parent's differs from its direct change by what it drives in its child."""
+    sim, model = mediated
+    d = model.panel_.dates
+    base, compare = (d[10], d[29]), (d[50], d[69])
+    change = model.get_kpi_change(base, compare)
+    effects = [model.get_channel_effects(period=p)["total"] for p in (base, compare)]
+    np.testing.assert_allclose(change.loc[model.channels_, "total_effect_change"],
+                               (effects[1] - effects[0]).to_numpy(), rtol=1e-9)
+    regional = model.get_kpi_change(base, compare, by_region=True)
+    by_region = [model.get_channel_effects(period=p, by_region=True)["total"] for p in (base, compare)]
+    for region in model.regions_[:3]:
+        np.testing.assert_allclose(regional.loc[region].loc[model.channels_, "total_effect_change"],
+                                   (by_region[1].loc[region] - by_region[0].loc[region]).to_numpy(), rtol=1e-9)
+    parents = model.get_dag_edges()["parent"].unique()
+    assert len(parents)  # the simulated edge was learned
+    mediated_change = change.loc[parents, "total_effect_change"] - change.loc[parents, "change"]
+    assert (mediated_change.abs() > 1e-6 * change.attrs["base_kpi"]).all()

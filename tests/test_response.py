@@ -637,6 +637,7 @@ def test_budget_frontier_known_answers(fitted):
     np.testing.assert_allclose(frontier["budget"], frontier.index.to_numpy() * current, rtol=1e-12)
     np.testing.assert_allclose(frontier["spend_change"], (frontier.index.to_numpy() - 1) * current, atol=1e-6)
     assert frontier.loc[1.0, "kpi_change"] == pytest.approx(now.attrs["kpi_gain"], rel=1e-9)
+    pd.testing.assert_frame_equal(frontier.attrs["plan"], now)  # the plan at today's budget, as optimize_budget
     assert frontier.loc[1.0, "mix_kpi_change"] == 0.0 and np.isnan(frontier.loc[1.0, "incremental_roi"])
     spends = frontier[[f"{c} spend" for c in now.index]]
     np.testing.assert_allclose(spends.sum(axis=1), frontier["budget"], rtol=1e-6)

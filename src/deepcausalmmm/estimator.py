@@ -743,10 +743,12 @@ class DeepCausalMMM(BaseEstimator):
 
         Parameters
         ----------
-        base, compare : (start, end)
-            Fitted dates, both included (integer periods for a fit without dates).
-            Periods of equal length (a quarter against the same quarter a year earlier,
-            which takes the season out) compare like with like.
+        base, compare : (start, end) or a calendar period
+            Fitted dates, both included (integer periods for a fit without dates), or a
+            calendar period such as ``"2024Q3"``, ``"2024-07"`` or ``"2024"`` (the fitted
+            dates within it). Periods of equal length (a quarter against the same quarter a
+            year earlier, which takes the season out) compare like with like. ``compare``
+            may be left out when rows ``X`` give the later period.
         regions : list or one label, optional
             Restrict to these fitted regions.
         by_region : bool
@@ -764,9 +766,10 @@ class DeepCausalMMM(BaseEstimator):
             earlier period's alone (the later one has no KPI yet), and two baseline parts may
             join: ``forecast anchor`` (the fading last residual, :meth:`predict`) and
             ``filled`` (dark rows of a region whose feed stopped, ``data.continue_fills``).
-            ``total_effect_change`` reads the rows' total effects from
-            :meth:`get_response_curves`. Not with ``n_boot``; with ``matched``, every row's
-            region must be observed in every week of ``base``.
+            ``total_effect_change`` counts each channel switched off over the whole timeline,
+            its carryover from the fitted weeks into the rows included, as
+            :meth:`get_channel_effects` does. Not with ``n_boot``; with ``matched``, every
+            row's region must be observed in every week of ``base``.
         n_boot, level, random_state, prior_spread
             With ``n_boot >= 2``: how sure each part's share of the change is. The model is
             refitted on ``n_boot`` region-bootstrap replicates, each with its own prior
@@ -845,15 +848,18 @@ class DeepCausalMMM(BaseEstimator):
         _warn_uneven(base_keep.sum(axis=1), compare_keep.sum(axis=1), self.regions_)
         p = self.panel_
         R, T, _ = p.shape
-        parts, _ = self._change_parts(self._batch(self.config_, p, self.scaler_, self.knots_, np.arange(R),
-                                                  p.media, p.control_values, np.arange(T, dtype=float)),
-                                      np.arange(R))
+        everywhere = np.arange(R)
+        parts, dec = self._change_parts(self._batch(self.config_, p, self.scaler_, self.knots_, everywhere,
+                                                   p.media, p.control_values, np.arange(T, dtype=float)),
+                                        everywhere)
         assert p.y is not None  # a fitted panel always holds the KPI
         table = kpi_change_frame(parts, np.where(p.observed, p.y, 0.0), base_keep, compare_keep,
                                  self.regions_, by_region)
-        counted = [self.regions_[r] for r in np.flatnonzero(base_keep.any(axis=1) | compare_keep.any(axis=1))]
-        effects = [self.get_channel_effects(counted, period, by_region)["total"] for period in (base, compare)]
-        _finish_change(table, effects[1].sub(effects[0], fill_value=0.0), by_region,
+        totals = self._total_effects(p.media, everywhere, np.stack([base_keep, compare_keep]), dec["channels"],
+                                     lambda media: self._fitted_parts(media)["channels"])  # [2,R,C]
+        rows = np.flatnonzero(base_keep.any(axis=1) | compare_keep.any(axis=1))  # the regions counted
+        counted = [self.regions_[r] for r in rows]
+        _finish_change(table, self._effect_series(totals[1, rows] - totals[0, rows], counted, by_region), by_region,
                        base_cells=n_base, compare_cells=n_compare, regions=len(counted), left_out=left_out,
                        **{f"{name}_dates": "..".join(fmt_date(d) for d in p.dates[keep.any(axis=0)][[0, -1]])
                           for name, keep in (("base", base_keep), ("compare", compare_keep))})
@@ -904,9 +910,18 @@ class DeepCausalMMM(BaseEstimator):
         R_, T = base_keep.shape
         per_rows = np.bincount(new.row_index[:, 0], minlength=len(names))  # [R'] rows per region
         _warn_uneven(base_keep.sum(axis=1), per_rows, names, later="the rows `X`", stacklevel=4)
-        fitted, _ = self._change_parts(self._batch(self.config_, p, self.scaler_, self.knots_, reg_idx,
-                                                   p.media[reg_idx], p.control_values[reg_idx],
-                                                   np.arange(T, dtype=float)), reg_idx)
+        def channels_on(ctrl_: np.ndarray, grid_: pd.Index | None) -> Any:
+            """The decomposition's channels ``[R',T,C]`` of these regions for media on a timeline
+            (the fitted one, or the rows' grid)."""
+            def run(media_: np.ndarray) -> np.ndarray:
+                return self._to_kpi(self._run_net(self._batch(
+                    self.config_, p, self.scaler_, self.knots_, reg_idx, media_, ctrl_,
+                    np.arange(media_.shape[1], dtype=float), dates=grid_)), reg_idx)["channels"]
+            return run
+
+        fitted, fdec = self._change_parts(self._batch(self.config_, p, self.scaler_, self.knots_, reg_idx,
+                                                      p.media[reg_idx], p.control_values[reg_idx],
+                                                      np.arange(T, dtype=float)), reg_idx)
         planned, dec = self._change_parts(self._batch(self.config_, p, self.scaler_, self.knots_, reg_idx,
                                                       media, ctrl, np.arange(len(grid), dtype=float), dates=grid),
                                           reg_idx)
@@ -933,26 +948,25 @@ class DeepCausalMMM(BaseEstimator):
         compare_mask = np.zeros((R_, width), dtype=bool)
         compare_mask[:, T:] = rows_keep
         table = kpi_change_frame(parts, actual, base_mask, compare_mask, names, by_region)
-        effects = self.get_channel_effects(names, base, by_region)["total"]
-
-        def rows_channels(cf_media: np.ndarray) -> np.ndarray:  # the rows' timeline with other media
-            batch = self._batch(self.config_, p, self.scaler_, self.knots_, reg_idx, cf_media, ctrl,
-                                np.arange(len(grid), dtype=float), dates=grid)
-            return self._to_kpi(self._run_net(batch), reg_idx)["channels"]
-
-        # the rows' total effects as get_channel_effects counts them: each channel off over the
-        # whole timeline (its carryover from the fitted weeks into the rows included)
-        planned_totals = self._total_effects(media, reg_idx, rows_keep, dec["channels"], rows_channels)  # [R',C]
-        if by_region:
-            planned_total = pd.Series(planned_totals.reshape(-1), index=pd.MultiIndex.from_product(
-                [names, self.channels_], names=["region", "channel"]))
-        else:
-            planned_total = pd.Series(planned_totals.sum(axis=0), index=pd.Index(self.channels_, name="channel"))
+        # total effects as get_channel_effects counts them: each channel off over the whole
+        # timeline (for the rows, its carryover from the fitted weeks into them included)
+        base_totals = self._total_effects(p.media[reg_idx], reg_idx, base_keep, fdec["channels"],
+                                          channels_on(p.control_values[reg_idx], None))  # [R',C]
+        planned_totals = self._total_effects(media, reg_idx, rows_keep, dec["channels"], channels_on(ctrl, grid))
         return _finish_change(
-            table, planned_total.sub(effects, fill_value=0.0), by_region, base_cells=int(base_keep.sum()),
+            table, self._effect_series(planned_totals - base_totals, names, by_region), by_region,
+            base_cells=int(base_keep.sum()),
             compare_cells=int(rows_keep.sum()), regions=len(names), left_out=[],
             base_dates="..".join(fmt_date(d) for d in p.dates[base_keep.any(axis=0)][[0, -1]]),
             compare_dates="..".join(fmt_date(d) for d in grid[rows_keep.any(axis=0)][[0, -1]]))
+
+    def _effect_series(self, values: np.ndarray, regions: list[Any], by_region: bool) -> pd.Series:
+        """``values`` ``[R',C]`` (per region of ``regions`` and channel) as a Series by channel
+        (summed over the regions) or, ``by_region``, by (region, channel)."""
+        if by_region:
+            return pd.Series(values.reshape(-1), index=pd.MultiIndex.from_product(
+                [regions, self.channels_], names=["region", "channel"]))
+        return pd.Series(values.sum(axis=0), index=pd.Index(self.channels_, name="channel"))
 
     def _attach_change_intervals(
         self, table: pd.DataFrame, base: Period, compare: Period, matched: bool,
@@ -1266,24 +1280,26 @@ class DeepCausalMMM(BaseEstimator):
         (``observed`` ``[R',T,C]``, from ``media`` ``[R',T,C]`` of fitted regions ``reg_idx``) lose
         under do(channel = 0) over the whole timeline, its induced activity in the channels it
         reaches removed through the graph; ``channels_of(media)`` is the decomposition's channels
-        for other media on the same timeline."""
+        for other media on the same timeline. With ``keep`` ``[K,R',T]``, ``[K,R',C]``: one
+        reading per mask from the same passes."""
         C = media.shape[2]
+        keeps = keep[None] if keep.ndim == 2 else keep  # [K,R',T]
         scale = self.scaler_.media_scale[reg_idx][:, None, :]  # [R',1,C]
         scaled = media / scale  # [R',T,C]
-        total = np.zeros((media.shape[0], C))
+        total = np.zeros((len(keeps), media.shape[0], C))
         reach_ = reach(self.graph_model_)
         pack = pack_moves(reach_, np.arange(C))  # channels whose switch-offs share a pass
         for q in np.unique(pack):
             chans = np.flatnonzero(pack == q)
-            cf_media = _switched_off(media, scaled, scale, self.graph_model_, chans)
-            diff = np.where(keep[:, :, None], observed - channels_of(cf_media), 0.0)
-            # each channel's own change summed over dates as `direct` is (the same reduction, so a
-            # channel without descendants has total == direct to the bit), then what the channels
-            # it reaches lose (no other channel of the pass reaches them)
-            own = diff.sum(axis=1)  # [R',C]
-            for c in chans:
-                total[:, c] = own[:, c] + own[:, reach_[c] & (np.arange(C) != c)].sum(axis=1)
-        return total
+            lost = observed - channels_of(_switched_off(media, scaled, scale, self.graph_model_, chans))
+            for k, cells in enumerate(keeps):
+                # each channel's own change summed over dates as `direct` is (the same reduction, so
+                # a channel without descendants has total == direct to the bit), then what the
+                # channels it reaches lose (no other channel of the pass reaches them)
+                own = np.where(cells[:, :, None], lost, 0.0).sum(axis=1)  # [R',C]
+                for c in chans:
+                    total[k, :, c] = own[:, c] + own[:, reach_[c] & (np.arange(C) != c)].sum(axis=1)
+        return total[0] if keep.ndim == 2 else total
 
     def get_effect_intervals(
         self, n_boot: int = 20, level: float = 0.9, random_state: int = 0,
@@ -2027,7 +2043,8 @@ class DeepCausalMMM(BaseEstimator):
         same budget in today's mix), ``incremental_roi`` (KPI per unit of the budget's
         change, both plans best allocated: ``kpi_change`` minus its value at 1.0, over
         ``spend_change``; empty at 1.0), ``marginal_roi``, ``converged``, then each chosen
-        channel's optimal spend as ``<channel> spend``.
+        channel's optimal spend as ``<channel> spend``. ``attrs["plan"]``: the
+        :meth:`optimize_budget` table of the best plan at today's budget (level 1.0).
 
         Raises
         ------
@@ -2080,6 +2097,7 @@ class DeepCausalMMM(BaseEstimator):
         table.insert(5, "marginal_roi", slope)
         for j, c in enumerate(names):
             table[f"{c} spend"] = [p[j] for p in plans]
+        table.attrs["plan"] = now  # the best plan at today's budget, as optimize_budget gives it
         return table
 
     def plot_budget_frontier(self, levels: Sequence[float] = FRONTIER_LEVELS, **kwargs: Any) -> go.Figure:

@@ -387,8 +387,8 @@ def write_report(model: Any, path: Path, findings: list[str] | None = None) -> P
     periods = kpi_change_periods(model)
     change = model.get_kpi_change(*periods[:2]) if periods is not None else None
     has_spend = bool(np.any(model.spend_ > 0))
-    plan = model.optimize_budget() if has_spend else None
     frontier = model.get_budget_frontier(REPORT_FRONTIER) if has_spend else None
+    plan = frontier.attrs["plan"] if frontier is not None else None  # optimize_budget(), planned once
     fitted_kpi = float(prediction[obs].sum())
     lines = key_findings(model, r2, wape, summary, effects, identification, periods, change, plan, frontier,
                          fitted_kpi)
