@@ -111,7 +111,7 @@ def test_command_line_block_names_only_accepted_options():
     block = _block("Command line", "bash")
     commands = re.split(r"^deepcausalmmm ", block.replace("\\\n", " "), flags=re.M)[1:]
     assert [c.split()[0] for c in commands] == ["demo", "fit", "predict", "optimize", "optimize", "optimize", "optimize", "optimize",
-                                                  "plan-test", "report", "change", "config",
+                                                  "plan-test", "report", "change", "effects", "config",
                                                   "backtest"]
     for command in commands:
         name = command.split()[0]
@@ -148,3 +148,16 @@ def test_kpi_change_example_runs_after_the_quickstart():
     kpi = [y[(weeks >= a) & (weeks <= b)].sum() for a, b in ((d[39], d[51]), (d[91], d[103]))]
     assert change["change"].sum() == pytest.approx(kpi[1] - kpi[0], rel=1e-9)
     assert change["change_pct"].sum() == pytest.approx((kpi[1] / kpi[0] - 1) * 100, rel=1e-9)
+
+
+def test_return_over_time_example_runs_after_the_quickstart():
+    """The "Return over time" block, run on the Quickstart's model (fitted without dates)."""
+    ns: dict[str, Any] = {}
+    exec(compile(_block("Quickstart", "python"), "README.md:Quickstart", "exec"), ns)
+    exec(compile(_block("Return over time", "python"), "README.md:Return over time", "exec"), ns)
+    over, model = ns["over"], ns["model"]
+    periods = list(dict.fromkeys(over.index.get_level_values("period")))
+    assert periods == [f"{a}..{a + 12}" for a in range(0, 104, 13)]  # 8 blocks of 13 weeks
+    effects = model.get_channel_effects()
+    np.testing.assert_allclose(over.groupby(level="channel")["total"].sum()[model.channels_],
+                               effects["total"][model.channels_], rtol=1e-9)

@@ -25,7 +25,7 @@ def report(fitted, tmp_path_factory):
 def test_report_sections_and_numbers_come_from_the_model(fitted, report):
     _, text = report
     for section in ["Key findings", "Panel and fit", "Contributions", "Effects under intervention",
-                    "What the data identify", "Channel graph", "Response curves", "Channel parameters",
+                    "Return over time", "What the data identify", "Channel graph", "Response curves", "Channel parameters",
                     "Budget reallocation"]:
         assert f'<h2 id="{section_id(section)}">{section}</h2>' in text
         assert f'<a href="#{section_id(section)}">{section}</a>' in text  # the contents line links to it
@@ -88,6 +88,19 @@ def test_report_sections_and_numbers_come_from_the_model(fitted, report):
     for part in change.index:
         assert f"<th>{part}</th>\n      <td>{change.loc[part, 'kind']}</td>" in text
         assert f"<td>{change.loc[part, 'change']:,.{places}f}</td>" in text
+    # the return over time: each channel's ROI and marginal ROI by quarter, as the API's; the fit
+    # (60 weeks from 2023-01-02) ends inside 2024Q1, which is starred
+    over = fitted.get_effects_over_time("Q")
+    section = text.split('<h2 id="return-over-time">Return over time</h2>', 1)[1].split("<h2", 1)[0]
+    assert "<th>2023Q4</th>" in section and "<th>2024Q1*</th>" in section
+    assert "Periods marked * are covered only in part by the fit." in section
+    for column in ("roi", "marginal_roi"):
+        places = column_decimals(over[column])
+        for value in over[column]:
+            assert f"<td>{value:,.{places}f}</td>" in section
+    whole = over[over["complete"]]
+    first, last = whole.xs("2023Q1", level="period"), whole.xs("2023Q4", level="period")
+    moved = np.log(last["roi"] / first["roi"]).abs().idxmax()
     # plotly.js is embedded once, so the file opens offline
     assert len(re.findall(r"\* plotly\.js v\d", text)) == 1
     # the key findings repeat the sections' figures, each from the API
@@ -101,6 +114,8 @@ def test_report_sections_and_numbers_come_from_the_model(fitted, report):
     assert f"returns {frontier_at:,.3g}." in findings
     always_on = [c for c in ident.index[(ident["level"] == "extrapolated") & ~ident["lift_tested"]]]
     assert f"{len(always_on)} always-on channel(s) without a lift test" in findings
+    assert (f"Return over time: the ROI of {moved} moved most, from {first.loc[moved, 'roi']:,.3g} in 2023Q1 to "
+            f"{last.loc[moved, 'roi']:,.3g} in 2023Q4") in findings
     # the regions that moved it most, each with its largest part, as the API's by-region rows
     rows = fitted.get_kpi_change((d[34], d[46]), (d[47], d[59]), by_region=True)
     per_region = rows.groupby(level="region")["change"].sum()
@@ -117,7 +132,8 @@ def test_report_sections_and_numbers_come_from_the_model(fitted, report):
     kpi_places = column_decimals(frontier["kpi_change"])
     for level in frontier.index:
         assert f"<td>{frontier.loc[level, 'kpi_change']:,.{kpi_places}f}</td>" in text
-    assert text.count("Plotly.newPlot") == 6  # contributions, KPI change, graph, response curves, carryover, budget
+    # contributions, KPI change, return over time, graph, response curves, carryover, budget
+    assert text.count("Plotly.newPlot") == 7
     assert "<script src=" not in text  # no external scripts
     assert "Caution:" not in text  # a sparse learned graph needs no caution
     R, T = len(fitted.regions_), len(fitted.panel_.dates)
@@ -195,10 +211,10 @@ def test_report_renders_in_headless_chromium(report):
          "--dump-dom", path.as_uri()],
         capture_output=True, text=True, timeout=120,
     ).stdout
-    # Each rendered plotly figure holds SVG layers of class main-svg: six figures drew.
+    # Each rendered plotly figure holds SVG layers of class main-svg: seven figures drew.
     plots = re.findall(r'class="plot-container plotly"', dom)
-    assert len(plots) == 6
-    assert dom.count('class="main-svg"') >= 12
+    assert len(plots) == 7
+    assert dom.count('class="main-svg"') >= 14
     assert '<g class="waterfalllayer mlayer"><g class="trace bars"' in dom  # the KPI change's waterfall drew
 
 

@@ -452,7 +452,7 @@ def test_report_cli_writes_what_fit_writes_from_a_saved_model(fitted, tmp_path, 
     out = tmp_path / "rep"
     assert main(["report", model_file, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "wrote 14 files" in printed
+    assert "wrote 15 files" in printed
     # the report's key findings, printed a line each
     share = fitted.contribution_summary()["share_of_kpi"].sum()
     assert "key findings (the report's first section" in printed
@@ -463,6 +463,10 @@ def test_report_cli_writes_what_fit_writes_from_a_saved_model(fitted, tmp_path, 
                                rtol=1e-9)
     effects = pd.read_csv(out / "effects.csv", index_col="channel")
     np.testing.assert_allclose(effects["total"], fitted.get_channel_effects()["total"], rtol=1e-6)
+    over = pd.read_csv(out / "effects_over_time.csv", index_col=["period", "channel"])
+    expected = fitted.get_effects_over_time("Q")
+    assert list(over.index) == list(expected.index) and list(over.columns) == list(expected.columns)
+    np.testing.assert_allclose(over["marginal_roi"], expected["marginal_roi"], rtol=1e-6)
     contributions = pd.read_csv(out / "contributions.csv")
     assert len(contributions) == len(fitted.get_channel_contributions())
     assert '<h2 id="channel-graph">Channel graph</h2>' in (out / "report.html").read_text(encoding="utf-8")

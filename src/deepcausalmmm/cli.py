@@ -69,7 +69,8 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0, prior_spread
     configuration the fit applied (``config.json``, usable as ``--config``) into ``out``, what
     moved the KPI from a year earlier (or the quarter before) to the last fitted quarter
     (``kpi_change.csv``, :meth:`DeepCausalMMM.get_kpi_change`; not for fits shorter than two
-    quarters), and ``lift_tests.csv`` / ``roi_priors.csv`` when the fit had lift tests / ROI priors.
+    quarters), each channel's ROI and marginal ROI by quarter (``effects_over_time.csv``,
+    :meth:`DeepCausalMMM.get_effects_over_time`; years past 12 quarters, months under 3), and ``lift_tests.csv`` / ``roi_priors.csv`` when the fit had lift tests / ROI priors.
     A ``findings`` list gets the report's key findings as text lines.
 
     With ``n_boot >= 2`` also ``effect_intervals.csv`` (:meth:`DeepCausalMMM.get_effect_intervals`)
@@ -84,7 +85,8 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0, prior_spread
     files = [out / "report.html", out / "contributions.csv", out / "summary.csv",
              out / "contributions.html", out / "dag.html", out / "model.safetensors",
              out / "identification.csv"]
-    write_report(model, files[0], findings)
+    tables: dict[str, Any] = {}  # the report's tables, written below without computing them again
+    write_report(model, files[0], findings, tables)
     model.get_channel_contributions().to_csv(files[1])
     model.contribution_summary().to_csv(files[2])
     model.plot_contributions().write_html(files[3], include_plotlyjs=True)
@@ -93,7 +95,7 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0, prior_spread
     model.get_identification().to_csv(files[6])
     files += [out / "effects.csv", out / "dag_edges.csv", out / "response_curves.csv",
               out / "unexplained_weeks.csv", out / "channel_parameters.csv", out / "config.json"]
-    model.get_channel_effects().to_csv(files[7])
+    tables["effects"].to_csv(files[7])
     model.get_dag_edges().to_csv(files[8], index=False)
     model.get_response_curves().to_csv(files[9], index=False)
     model.get_unexplained_weeks().to_csv(files[10])
@@ -102,7 +104,10 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0, prior_spread
     periods = kpi_change_periods(model)
     if periods is not None and not n_boot:  # with n_boot: below, with intervals from the shared refits
         files.append(out / "kpi_change.csv")
-        model.get_kpi_change(*periods[:2]).to_csv(files[-1])
+        tables["kpi_change"].to_csv(files[-1])
+    if tables["effects_over_time"] is not None:
+        files.append(out / "effects_over_time.csv")
+        tables["effects_over_time"].to_csv(files[-1])
     if getattr(model, "lift_tests_", None) is not None:
         files.append(out / "lift_tests.csv")
         model.lift_test_report().to_csv(files[-1], index=False)
@@ -683,14 +688,15 @@ _OPTIONS = {  # optimize: the API's argument names and examples as the command's
 
 
 @contextmanager
-def _in_terms(words: dict[str, str]) -> Iterator[None]:
+def _in_terms(words: dict[str, str], period: str = "--start \\1 --end \\2") -> Iterator[None]:
     """A ``DataError`` raised in the block with the API's words in it (argument names such as
     ```budget```, examples such as ``budget=``, ``X``'s columns) replaced by the command's (``--budget``,
-    the file's columns), so that the fix it gives can be typed as it reads."""
+    the file's columns), so that the fix it gives can be typed as it reads; ``period``: what an
+    example ``period=(start, end)`` becomes (``\\1``, ``\\2`` its dates)."""
     try:
         yield
     except DataError as exc:
-        message = re.sub(r"period=\('([^']*)', '([^']*)'\)", r"--start \1 --end \2", str(exc))
+        message = re.sub(r"period=\('([^']*)', '([^']*)'\)", period, str(exc))
         message = re.sub(r"\b(base|compare)=\('?([^',)]*)'?, '?([^',)]*)'?\)", r"--\1 \2 \3", message)
         for name, text in words.items():
             message = message.replace(name, text)
@@ -865,6 +871,58 @@ def _change(args: argparse.Namespace) -> int:
               f"(the KPI's own change {a['change_pct_lo']:+.2f}% to {a['change_pct_hi']:+.2f}%)")
     print(f"change_pct: per cent of the first period's KPI (the rows add up to the KPI's); "
           f"wrote {out.resolve()}")
+    return 0
+
+
+def _effects(args: argparse.Namespace) -> int:
+    """``effects``: each channel's total, direct and mediated effect, spend and ROI over the fit, a
+    period or (``--by``) period by period."""
+    model = _model_class().load(args.model)
+    labels = {str(r): r for r in model.regions_}
+    regions = [labels.get(r.strip(), r.strip()) for r in args.regions.split(";") if r.strip()] if args.regions else None
+    period: Any = None
+    if args.period is not None:
+        if len(args.period) > 2:
+            raise DataError(f"--period takes a period's first and last dates (two values) or one calendar period "
+                            f"such as 2023Q4, found {len(args.period)} values: {' '.join(args.period)}")
+        if isinstance(model.panel_.dates, pd.DatetimeIndex):
+            period = args.period[0] if len(args.period) == 1 else tuple(args.period)
+        else:
+            period = tuple(_number(t, "--period", int, "a period number like the fit's dates") for t in args.period)
+    out = Path(args.out)
+    words = {"`regions`": "--regions", "`period`": "--period", "`freq`": "--by", "period=": "--period ",
+             "freq=": "--by "}
+    if args.by is not None:
+        clash = [name for name, value in (("--period", args.period), ("--by-region", args.by_region)) if value]
+        if clash:
+            raise DataError(f"--by {args.by} gives every period of the fit, one block of rows each, so {clash} do "
+                            "not apply; drop them, or drop --by for one period's or one region's effects")
+        freq: str | int = int(args.by) if args.by.strip().isdigit() else args.by
+        with _in_terms(words):
+            table = model.get_effects_over_time(freq, regions=regions)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out)
+        whole = table.groupby(level="period", sort=False)["complete"].first()
+        names = {p: p if ok else f"{p}*" for p, ok in whole.items()}
+        for column, what in (("roi", "total effect per unit of spend in each period"),
+                             ("marginal_roi", "KPI per next unit of spend in the period, its carryover included")):
+            shown = table[column].unstack("period")[list(whole.index)].rename(columns=names)
+            shown = shown.loc[list(dict.fromkeys(table.index.get_level_values("channel")))]
+            print(f"{column}: {what}")
+            print(shown.rename_axis(index=None, columns="channel").to_string(float_format="{:,.4g}".format))
+        note = " (* the fit covers the period in part)" if not whole.all() else ""
+        print(f"{len(whole)} periods{note}; spend, total, direct and mediated effects per period are in the CSV; "
+              f"wrote {out.resolve()}")
+        return 0
+    with _in_terms(words, period=r"--period \1 \2"):
+        table = model.get_channel_effects(regions=regions, period=period, by_region=args.by_region)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out)
+    sized = {c: "{:,.0f}".format if table[c].abs().max() >= 100 else "{:,.4g}".format
+             for c in table.select_dtypes("number").columns}
+    print(table.to_string(formatters=sized, na_rep=""))
+    print("total: KPI lost under do(channel = 0), what the channel drives in other channels included; direct: "
+          f"other channels held as observed; roi = total / spend; wrote {out.resolve()}")
     return 0
 
 
@@ -1117,6 +1175,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     chg.add_argument("--out", default="outputs/kpi_change.csv", help="CSV to write (default outputs/kpi_change.csv)")
     chg.set_defaults(func=_change)
 
+    eff = sub.add_parser("effects", help="each channel's total, direct and mediated effect and ROI, over the fit, "
+                         "a period, or period by period (--by), with a saved model")
+    eff.add_argument("model", help="a model file written by fit (model.safetensors)")
+    eff.add_argument("--by", default=None, metavar="FREQ",
+                     help="period by period: Q (quarters), Y, M or W, or a whole number of steps; adds each "
+                     "period's marginal ROI (default: one row per channel over the whole fit)")
+    eff.add_argument("--period", nargs="+", metavar="DATE", default=None,
+                     help="only the weeks of one period: its first and last dates, or one calendar period such "
+                     "as 2023Q4 (not with --by)")
+    eff.add_argument("--regions", default=None, help="regions to sum over, separated by ';' (default all)")
+    eff.add_argument("--by-region", action="store_true", help="one row per region and channel (not with --by)")
+    eff.add_argument("--out", default="outputs/effects.csv", help="CSV to write (default outputs/effects.csv)")
+    eff.set_defaults(func=_effects)
+
     rep = sub.add_parser("report", help="write the report and tables of a saved model (as fit does)")
     rep.add_argument("model", help="a model file written by fit or DeepCausalMMM.save (model.safetensors)")
     rep.add_argument("-v", "--verbose", action="store_true",
@@ -1177,7 +1249,8 @@ def _file_terms(args: argparse.Namespace) -> dict[str, str]:
 
 _FOLDERS = {"demo": "demo", "fit": "run", "report": "report"}  # commands whose --out is a folder of files
 _EXAMPLES = {"predict": "predictions.csv", "optimize": "budget_plan.csv", "plan-test": "test_plan.csv",
-             "config": "config.yaml", "backtest": "backtest.csv", "change": "kpi_change.csv"}
+             "config": "config.yaml", "backtest": "backtest.csv", "change": "kpi_change.csv",
+             "effects": "effects.csv"}
 
 
 def _check_out(args: argparse.Namespace) -> None:

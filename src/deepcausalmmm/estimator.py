@@ -46,7 +46,7 @@ from .components.temporal import (
 )
 from .config import MMMConfig, build_config
 from .constants import DATE, PRIOR_SPREAD, REGION
-from .data.history import align_to_fit, extend_history
+from .data.history import align_to_fit, extend_history, period_blocks
 from .data.panel import (
     NAMED_ARGUMENTS,
     ArrayLike,
@@ -68,6 +68,7 @@ from .plotting.figures import (
     contributions_figure,
     dag_figure,
     frontier_figure,
+    over_time_figure,
     response_figure,
 )
 from .training import (
@@ -1271,6 +1272,106 @@ class DeepCausalMMM(BaseEstimator):
         frame["total_share"] = frame["total"] / grand
         frame["roi"] = np.where(frame["spend"] > 0, frame["total"] / frame["spend"].where(frame["spend"] > 0, 1), np.nan)
         return frame[["total", "direct", "mediated", "total_share", "spend", "roi"]]
+
+    def get_effects_over_time(
+        self,
+        freq: str | int = "Q",
+        regions: Sequence[Any] | None = None,
+        marginal: bool = True,
+    ) -> pd.DataFrame:
+        """Each channel's effects, spend and return period by period over the fitted dates.
+
+        The rows of :meth:`get_channel_effects` for each period of ``freq`` in turn: how a
+        channel's return moved over time with its spend (saturation), its carryover and, where
+        ``effectiveness.enabled``, its time-varying effectiveness. Each period's ``total``,
+        ``direct`` and ``spend`` are :meth:`get_channel_effects` with ``period=`` that period, so
+        they add up over the periods to its figures for the whole fit; ``total`` counts the KPI
+        of the period's weeks, including the carryover of activity bought before it.
+
+        ``marginal_roi`` looks forward instead: the KPI the next unit of spend in the period
+        brings, in the period and in the later fitted weeks its carryover reaches (the
+        channel's activity in the period scaled by 0.9 and 1.1 in the selected regions, through
+        the channel graph, per unit of the spend that adds), so that periods with high
+        spend show where the curve flattens. It leaves out carryover past the last fitted week,
+        so a period at the end of the fit reads low for channels with long carryover.
+
+        Parameters
+        ----------
+        freq : str or int
+            ``"Q"`` (default), ``"Y"``, ``"M"`` or ``"W"`` (or ``"quarter"``, ...): calendar
+            periods, each fitted date in the one its label falls in; or a whole number ``n``:
+            blocks of ``n`` steps from the first fitted date (fits without calendar dates).
+        regions : list or one label, optional
+            Restrict to these fitted regions.
+        marginal : bool
+            Compute ``marginal_roi`` (two passes through the network per period and channel
+            group); False leaves it out.
+
+        Returns
+        -------
+        DataFrame
+            Indexed by (``period``, ``channel``), periods in time order and labelled as every
+            ``period=`` argument takes them (``"2024Q3"``; blocks of steps by their first and
+            last dates, ``"0..12"``: give ``period=(start, end)`` for those): ``start`` and ``end`` (the period's first and last fitted dates),
+            ``n_dates``, ``complete`` (False where the fit starts or ends inside the period),
+            ``spend``, ``total``, ``direct``, ``mediated``, ``total_share`` (of the period's
+            total over all channels), ``roi`` (total / spend) and ``marginal_roi``.
+
+        Raises
+        ------
+        DataError
+            For an unknown ``freq`` (a calendar frequency on a fit without calendar dates,
+            a number below 1) or unknown regions.
+        """
+        check_is_fitted(self, "graph_model_")
+        _check_flag(marginal, "marginal")
+        p = self.panel_
+        R, T, C = p.shape
+        block, labels, complete = period_blocks(p.dates, freq)
+        K = len(labels)
+        chosen = self._cells(regions, None)  # [R,T] observed cells of the regions
+        rows_of = self._cells(regions, None, observed=False)  # [R,T] every cell of the regions
+        in_block = block[None, :] == np.arange(K)[:, None]  # [K,T]
+        keeps = chosen[None] & in_block[:, None, :]  # [K,R,T]
+        observed = self._fitted_parts(p.media)["channels"]  # [R,T,C]
+        total = self._total_effects(p.media, np.arange(R), keeps, observed,
+                                    lambda media: self._fitted_parts(media)["channels"]).sum(axis=1)  # [K,C]
+        direct = np.einsum("krt,rtc->kc", keeps.astype(float), observed)
+        spend = np.einsum("krt,rtc->kc", keeps.astype(float), self.spend_)
+        marginal_roi = np.full((K, C), np.nan)
+        if marginal:
+            scaled = self._activity()
+            step = _MARGINAL_GRID[2] - 1.0  # the activity scaled by 1 -/+ step
+            for k in range(K):
+                if not keeps[k].any():
+                    continue
+                begins = int(np.flatnonzero(in_block[k])[0])
+                later = chosen & (np.arange(T) >= begins)[None, :]  # scored: the period and after
+                cells = _Cells(scaled=scaled, keep=later, where=rows_of & in_block[k][None, :],
+                               spend=self.spend_, region_idx=np.arange(R), controls=p.control_values)
+                _, moved = self._move_kpis(cells, np.ones((1, C)),
+                                           [(0, c, 1.0 + s * step) for c in range(C) for s in (-1, 1)])
+                gain = moved[1::2] - moved[0::2]  # [C]
+                paid = 2 * step * spend[k]
+                marginal_roi[k] = np.where(paid > 0, gain / np.where(paid > 0, paid, 1.0), np.nan)
+        dates = p.dates
+        seen = keeps.any(axis=(1, 2))  # periods the regions were observed in
+        first = [dates[np.flatnonzero(in_block[k])[0]] for k in range(K)]
+        last = [dates[np.flatnonzero(in_block[k])[-1]] for k in range(K)]
+        index = pd.MultiIndex.from_product([labels, self.channels_], names=["period", "channel"])
+        frame = pd.DataFrame({
+            "start": np.repeat(first, C), "end": np.repeat(last, C),
+            "n_dates": np.repeat(in_block.sum(axis=1), C), "complete": np.repeat(complete, C),
+            "spend": spend.reshape(-1), "total": total.reshape(-1), "direct": direct.reshape(-1),
+        }, index=index)
+        frame["mediated"] = frame["total"] - frame["direct"]
+        grand = frame.groupby(level="period", sort=False)["total"].transform("sum")
+        frame["total_share"] = frame["total"] / grand.where(grand != 0)
+        frame["roi"] = frame["total"] / frame["spend"].where(frame["spend"] > 0)
+        frame["marginal_roi"] = marginal_roi.reshape(-1)
+        if not marginal:
+            frame = frame.drop(columns="marginal_roi")
+        return frame[np.repeat(seen, C)]
 
     def _total_effects(
         self, media: np.ndarray, reg_idx: np.ndarray, keep: np.ndarray, observed: np.ndarray,
@@ -2671,7 +2772,9 @@ class DeepCausalMMM(BaseEstimator):
                     raise DataError(f"`{name}` {period!r} is neither a (start, end) pair of dates nor a calendar "
                                     f"period such as '2024Q3', '2024-07' or '2024' ({exc}); e.g. "
                                     f"{name}={example}") from None
-                period = (span.start_time, span.end_time)
+                given, period = period, (span.start_time, span.end_time)
+            else:
+                given = period  # as the caller wrote it, for errors
             if isinstance(period, (str, bytes)) or not hasattr(period, "__len__") or len(period) != 2:
                 raise DataError(f"`{name}` must be a (start, end) pair of dates, both included"
                                 f"{' (or a calendar period such as 2024Q3)' if is_time else ''}, found "
@@ -2690,11 +2793,11 @@ class DeepCausalMMM(BaseEstimator):
             inside = (dates >= start) & (dates <= end)  # [T]
             keep &= inside[None, :]
             if inside.any() and not keep.any():
-                raise DataError(f"`{name}` {period} holds no observed week of the selected regions "
+                raise DataError(f"`{name}` {given!r} holds no observed week of the selected regions "
                                 f"({listed(_as_list(regions), 5)}); choose a period they were observed in, or "
                                 "other regions")
             if not keep.any():
-                raise DataError(f"`{name}` {period} contains no fitted dates; the fit covers "
+                raise DataError(f"`{name}` {given!r} contains no fitted dates; the fit covers "
                                 f"{fmt_date(dates[0])}..{fmt_date(dates[-1])}: give (start, end) with start <= end "
                                 f"overlapping it, e.g. {name}={example}")
         return keep
@@ -2948,6 +3051,23 @@ class DeepCausalMMM(BaseEstimator):
         each part's change, the compare period's (or rows ``X``') KPI."""
         table = self.get_kpi_change(base, compare, regions, matched=matched, X=X, dates=dates, controls=controls)
         return change_figure(table, table.attrs["base_dates"], table.attrs["compare_dates"])
+
+    def plot_effects_over_time(self, metric: str = "roi", freq: str | int = "Q",
+                               regions: Sequence[Any] | None = None) -> go.Figure:
+        """Plotly figure of one column of :meth:`get_effects_over_time` per channel against period:
+        ``metric`` is ``"roi"`` (default), ``"marginal_roi"``, ``"total"``, ``"direct"``,
+        ``"total_share"`` or ``"spend"``; periods the fit covers in part get hollow markers.
+
+        Raises
+        ------
+        DataError
+            For another ``metric``, and as :meth:`get_effects_over_time`.
+        """
+        allowed = ("roi", "marginal_roi", "total", "direct", "total_share", "spend")
+        if metric not in allowed:
+            raise DataError(f"`metric` must be one of {list(allowed)}, found {metric!r}; e.g. metric='roi'")
+        frame = self.get_effects_over_time(freq, regions=regions, marginal=metric == "marginal_roi")
+        return over_time_figure(frame, metric)
 
     def plot_dag(self) -> go.Figure:
         """The channel graph the model holds (plotly figure, not shown); edges acting after a

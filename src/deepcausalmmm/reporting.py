@@ -16,9 +16,9 @@ import plotly.io as pio
 from . import __version__
 from .analysis.identification import EXTRAPOLATED_FLOOR
 from .components.graph import PERSISTENT_DRIVER_MESSAGE, dense_graph_message, edge_mask
-from .data.history import comparison_periods, period_name
+from .data.history import comparison_periods, default_frequency, period_name
 from .files import atomic_path
-from .plotting.figures import change_figure, frontier_figure, response_figure
+from .plotting.figures import change_figure, frontier_figure, over_time_figure, response_figure
 
 __all__ = ["write_report"]
 
@@ -260,6 +260,61 @@ def _kpi_change(model: Any, periods: tuple[Any, Any, str] | None, change: pd.Dat
     ]
 
 
+def over_time_frequency(model: Any) -> str | int:
+    """The report's periods for returns over time (:func:`default_frequency`): quarters, years
+    past 12 quarters, months under 3; blocks of a quarter's steps without calendar dates."""
+    return default_frequency(model.panel_.dates, model.config_.baseline.period)
+
+
+def _over_time(over: pd.DataFrame | None) -> list[str]:
+    """The "Return over time" section: each channel's ROI and marginal ROI period by period
+    (``over``, :meth:`get_effects_over_time`), as two tables and a figure."""
+    head = "<h2>Return over time</h2>"
+    if over is None or over.empty:
+        return [head, "<p>No spend in the fitted data: no return to show.</p>"]
+    whole = over.groupby(level="period", sort=False)["complete"].first()
+    names = {p: p if ok else f"{p}*" for p, ok in whole.items()}
+
+    def pivot(column: str) -> pd.DataFrame:
+        table = over[column].unstack("period")[list(whole.index)].rename(columns=names)
+        table = table.loc[list(dict.fromkeys(over.index.get_level_values("channel")))]
+        return table.rename_axis(index=None, columns="channel")  # one header row
+
+    partial = (" Periods marked * are covered only in part by the fit." if not whole.all() else "")
+    return [
+        head,
+        "<p class='note'>roi: each channel's total effect in the period's weeks (carryover of earlier "
+        "spend included, activity it drives in other channels counted) per unit of the period's spend; "
+        "the periods' totals add up to the effects above. It moves with spend (saturation) and with the "
+        "carryover a period inherits. marginal_roi: the KPI the next unit of spend in the period would "
+        "bring, over the period and the later fitted weeks its carryover reaches: where it is highest, "
+        "extra spend earned most; in the last periods it leaves out carryover past the end of the fit, so it "
+        f"reads low there.{partial} get_effects_over_time gives the table at other frequencies.</p>",
+        "<h3>ROI by period</h3>", _table(pivot("roi")),
+        "<h3>Marginal ROI by period</h3>", _table(pivot("marginal_roi")),
+        _figure(over_time_figure(over, "roi"), first=False),
+    ]
+
+
+def _over_time_finding(over: pd.DataFrame | None) -> str | None:
+    """A key finding: the channel whose ROI moved most between the first and last whole periods."""
+    if over is None or over.empty:
+        return None
+    whole = over[over["complete"]]
+    periods = list(dict.fromkeys(whole.index.get_level_values("period")))
+    if len(periods) < 2:
+        return None
+    first, last = whole.xs(periods[0], level="period"), whole.xs(periods[-1], level="period")
+    before, after = first["roi"], last["roi"].reindex(first.index)
+    usable = (before > 0) & (after > 0)  # both periods with spend and a positive return
+    if not usable.any():
+        return None
+    channel = np.log(after[usable] / before[usable]).abs().idxmax()
+    return (f"Return over time: the ROI of {channel} moved most, from {first.loc[channel, 'roi']:,.3g} in {periods[0]} "
+            f"to {last.loc[channel, 'roi']:,.3g} in {periods[-1]} (spend {first.loc[channel, 'spend']:,.0f} to "
+            f"{last.loc[channel, 'spend']:,.0f}).")
+
+
 def _region_movers(model: Any, base: tuple[Any, Any], compare: tuple[Any, Any], shown: int = 5) -> list[str]:
     """The regions that moved the KPI most each way between the periods, each with the part that
     moved it most (``get_kpi_change(by_region=True)``). Nothing with fewer than three regions."""
@@ -304,7 +359,7 @@ def _with_contents(parts: list[str]) -> list[str]:
 def key_findings(model: Any, r2: float, wape: float, summary: pd.DataFrame, effects: pd.DataFrame,
                  identification: pd.DataFrame, periods: tuple[Any, Any, str] | None,
                  change: pd.DataFrame | None, plan: pd.DataFrame | None, frontier: pd.DataFrame | None,
-                 fitted_kpi: float) -> list[str]:
+                 fitted_kpi: float, over: pd.DataFrame | None = None) -> list[str]:
     """The report's key findings as plain text lines: the fit, the media's share, returns, what
     moved the KPI last quarter, the budget and the channels to test, every figure from the
     sections of the report (and the API)."""
@@ -320,6 +375,9 @@ def key_findings(model: Any, r2: float, wape: float, summary: pd.DataFrame, effe
         lines.append(f"Highest return: {roi.idxmax()} ({roi.max():,.3g} KPI per unit of spend); lowest: "
                      f"{roi.idxmin()} ({roi.min():,.3g}), total effects counting what a channel drives "
                      "in other channels.")
+    moved_most = _over_time_finding(over)
+    if moved_most is not None:
+        lines.append(moved_most)
     if periods is not None and change is not None:
         moved = change.loc[change["change_pct"].abs() > 0, "change_pct"]
         biggest = moved.reindex(moved.abs().sort_values(ascending=False).index).head(3)
@@ -352,13 +410,17 @@ def _key_findings(lines: list[str]) -> list[str]:
             "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>"]
 
 
-def write_report(model: Any, path: Path, findings: list[str] | None = None) -> Path:
+def write_report(model: Any, path: Path, findings: list[str] | None = None,
+                 tables: dict[str, Any] | None = None) -> Path:
     """Write ``model``'s report to ``path`` atomically; return the path. A ``findings`` list
-    gets the key findings as plain text lines (:func:`key_findings`), for a caller to print.
+    gets the key findings as plain text lines (:func:`key_findings`), for a caller to print; a
+    ``tables`` dict gets the report's ``effects``, ``kpi_change`` and ``effects_over_time``
+    tables (None where the report has none), for a caller to write.
 
     Sections: the panel and the fit, channel contributions, what moved the KPI (the last
     fitted quarter against a year earlier or the quarter before, :meth:`get_kpi_change`),
-    effects under intervention with ROI, what the data identify (channels whose level is
+    effects under intervention with ROI, the return over time (each channel's ROI and marginal
+    ROI by quarter, :meth:`get_effects_over_time`), what the data identify (channels whose level is
     extrapolated from the curve's shape, with a candidate experiment for each
     untested one, sized by ``plan_lift_test``), weeks the model does not explain
     (candidates for event controls), the channel graph, response curves, a budget
@@ -390,8 +452,11 @@ def write_report(model: Any, path: Path, findings: list[str] | None = None) -> P
     frontier = model.get_budget_frontier(REPORT_FRONTIER) if has_spend else None
     plan = frontier.attrs["plan"] if frontier is not None else None  # optimize_budget(), planned once
     fitted_kpi = float(prediction[obs].sum())
+    over = model.get_effects_over_time(over_time_frequency(model)) if has_spend else None
+    if tables is not None:  # handed to the caller, which writes them as files without computing them again
+        tables.update({"effects": effects, "kpi_change": change, "effects_over_time": over})
     lines = key_findings(model, r2, wape, summary, effects, identification, periods, change, plan, frontier,
-                         fitted_kpi)
+                         fitted_kpi, over)
     if findings is not None:
         findings.extend(lines)
     esc = html.escape
@@ -420,6 +485,7 @@ def write_report(model: Any, path: Path, findings: list[str] | None = None) -> P
         "channels removed through the channel graph; direct: other channels held as observed; "
         "mediated = total - direct; roi = total / spend.</p>",
         _table(effects),
+        *_over_time(over),
         "<h2>What the data identify</h2>",
         "<p class='note'>A channel's contribution is its response from zero activity up to what it "
         "had. Where its activity never falls far below typical (level: extrapolated, activity floor "

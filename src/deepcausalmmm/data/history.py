@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..exceptions import DataError
-from .panel import Panel, listed, month_anchor, month_grid, month_number
+from .panel import Panel, fmt_date, listed, month_anchor, month_grid, month_number
 
 __all__ = [
-    "align_to_fit", "comparison_periods", "extend_history", "extend_grid", "grid_positions", "grid_spacing",
-    "period_name",
+    "align_to_fit", "comparison_periods", "default_frequency", "extend_history", "extend_grid", "grid_positions",
+    "grid_spacing", "period_blocks", "period_name",
 ]
 
 
@@ -115,6 +116,74 @@ def comparison_periods(grid: pd.Index, year: float) -> tuple[tuple[Any, Any], tu
         return None
     start, how = (T - quarter - steps, "a year earlier") if T >= steps + quarter else (T - 2 * quarter, "the quarter before")
     return (grid[start], grid[start + quarter - 1]), (grid[T - quarter], grid[T - 1]), how
+
+
+# words a user may give for a calendar frequency, and the pandas period alias each means
+_FREQ_WORDS = {"year": "Y", "yearly": "Y", "annual": "Y", "quarter": "Q", "quarterly": "Q", "month": "M",
+               "monthly": "M", "week": "W", "weekly": "W"}
+
+
+def period_blocks(grid: pd.Index, freq: str | int, name: str = "freq") -> tuple[np.ndarray, list[str], np.ndarray]:
+    """The periods of ``freq`` that a fitted grid's dates fall in.
+
+    ``freq``: a pandas period alias (``"Y"``, ``"Q"``, ``"M"``, ``"W"``; also the words
+    ``"year"``, ``"quarter"``, ``"month"``, ``"week"``), each date in the period its label falls
+    in, which needs calendar dates; or a whole number ``n``: blocks of ``n`` steps from the first
+    fitted date. Returns ``[T]`` each date's block (0, 1, ... in time order), the blocks' labels
+    (``"2024Q3"``, which every ``period=`` argument takes back; for blocks of steps their first
+    and last dates, ``"0..12"``) and ``[K]`` whether each block holds every grid date of its period (False for a
+    quarter the fit starts or ends inside). ``name``: the argument, for errors.
+    """
+    T = len(grid)
+    is_time = isinstance(grid, pd.DatetimeIndex)
+    if isinstance(freq, numbers.Integral) and not isinstance(freq, bool):
+        n = int(freq)
+        if n < 1:
+            raise DataError(f"`{name}` must be a whole number of steps >= 1 or a calendar frequency such as "
+                            f"'Q', found {freq}; e.g. {name}=13 (blocks of 13 steps) or {name}='Q'")
+        block = np.arange(T) // n
+        labels = [f"{fmt_date(grid[i])}..{fmt_date(grid[min(i + n, T) - 1])}" for i in range(0, T, n)]
+        complete = np.bincount(block) == n
+        return block, labels, complete
+    if not isinstance(freq, str):
+        raise DataError(f"`{name}` must be a calendar frequency ('Y', 'Q', 'M', 'W') or a whole number of "
+                        f"steps, found {freq!r} ({type(freq).__name__}); e.g. {name}='Q'")
+    alias = _FREQ_WORDS.get(freq.strip().lower(), freq.strip())
+    if not is_time:
+        raise DataError(f"`{name}` {freq!r} is a calendar frequency, but the fit has no calendar dates (its rows "
+                        f"are periods {grid[0]}..{grid[-1]}); give a whole number of steps instead, e.g. "
+                        f"{name}=13, or refit with `dates`")
+    try:
+        periods = grid.to_period(alias)
+    except (TypeError, ValueError):
+        raise DataError(f"`{name}` {freq!r} is not a calendar frequency pandas knows; use 'Y', 'Q', 'M' or 'W' "
+                        f"(or 'year', 'quarter', 'month', 'week'), or a whole number of steps, e.g. "
+                        f"{name}='Q'") from None
+    block, uniques = pd.factorize(periods, sort=True)
+    complete = np.ones(len(uniques), dtype=bool)
+    if T >= 2:
+        # the first and last periods are whole when the grid's neighbouring dates fall outside them
+        months = _month_step(grid)
+        if months is None:
+            before = grid[0] - (grid[1] - grid[0])
+        else:
+            before = (pd.Period(grid[0], "M") - months[1]).to_timestamp(how=months[0])
+            before = before.normalize()
+        after = extend_grid(grid, T + 1)[-1]
+        complete[0] = pd.Period(before, alias) != uniques[0]
+        complete[-1] &= pd.Period(after, alias) != uniques[-1]
+    else:
+        complete[:] = False
+    return np.asarray(block), [str(u) for u in uniques], complete
+
+
+def default_frequency(grid: pd.Index, year: float) -> str | int:
+    """A frequency for a table of periods over a fitted grid: quarters (years past 12 quarters,
+    months under 3); blocks of a quarter of ``year`` steps without calendar dates."""
+    if not isinstance(grid, pd.DatetimeIndex):
+        return max(1, int(round(year / 4)))
+    span = len(grid.to_period("Q").unique())
+    return "Y" if span > 12 else "M" if span < 3 else "Q"
 
 
 def grid_positions(grid: pd.Index, dates: pd.Index) -> np.ndarray:

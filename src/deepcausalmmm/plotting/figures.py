@@ -13,7 +13,8 @@ import plotly.graph_objects as go
 from ..constants import BASELINE, CONTROLS, DATE, PREDICTION
 
 __all__ = [
-    "carryover_figure", "change_figure", "contributions_figure", "dag_figure", "frontier_figure", "response_figure",
+    "carryover_figure", "change_figure", "contributions_figure", "dag_figure", "frontier_figure", "over_time_figure",
+    "response_figure",
 ]
 
 
@@ -219,4 +220,29 @@ def frontier_figure(frontier: pd.DataFrame) -> go.Figure:
     fig.update_layout(title="Budget frontier: modelled KPI change against total spend",
                       xaxis_title="total spend of the planned channels", yaxis_title="KPI change vs observed plan",
                       template="plotly_white")
+    return fig
+
+
+_OVER_TIME_TITLES = {"roi": "Return on spend by period (total effect / spend)",
+                     "marginal_roi": "Marginal return by period (KPI per next unit of spend, carryover included)",
+                     "total": "Total effect by period", "total_share": "Share of the channels' total effect by period",
+                     "spend": "Spend by period", "direct": "Direct effect by period"}
+
+
+def over_time_figure(frame: pd.DataFrame, metric: str = "roi") -> go.Figure:
+    """One line per channel of ``metric`` against period (``get_effects_over_time``'s table);
+    periods the fit covers only in part get hollow markers."""
+    fig = go.Figure()
+    for channel, rows in frame.groupby(level="channel", sort=False):
+        periods = rows.index.get_level_values("period")
+        whole = rows["complete"].to_numpy(dtype=bool)
+        fig.add_trace(go.Scatter(
+            x=list(periods), y=rows[metric], mode="lines+markers", name=str(channel),
+            marker={"symbol": np.where(whole, "circle", "circle-open"), "size": 8},
+            customdata=np.stack([rows["spend"].to_numpy(dtype=float), np.where(whole, "", " (part of the period)")],
+                                axis=1),
+            hovertemplate=f"{channel}<br>%{{x}}%{{customdata[1]}}<br>{metric} %{{y:.3g}}<br>spend "
+                          "%{customdata[0]:,.0f}<extra></extra>"))
+    fig.update_layout(title=_OVER_TIME_TITLES.get(metric, metric), xaxis_title="period", yaxis_title=metric,
+                      xaxis={"type": "category"}, template="plotly_white")
     return fig
