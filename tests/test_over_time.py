@@ -15,7 +15,7 @@ from deepcausalmmm.datasets import simulate_panel
 
 from .conftest import FAST
 
-COLUMNS = ["start", "end", "n_dates", "complete", "spend", "total", "direct", "mediated", "total_share", "roi",
+COLUMNS = ["start", "end", "n_dates", "n_cells", "complete", "spend", "total", "direct", "mediated", "total_share", "roi",
            "marginal_roi"]
 
 
@@ -34,6 +34,7 @@ def test_periods_add_up_to_the_whole_fit(mediated):
     labels = list(dict.fromkeys(table.index.get_level_values("period")))
     assert labels == ["2023Q1", "2023Q2", "2023Q3", "2023Q4", "2024Q1"]  # 60 weeks from 2023-01-02
     assert list(table.xs("2023Q1", level="period")["n_dates"]) == [13] * 3
+    assert list(table.xs("2023Q1", level="period")["n_cells"]) == [13 * 6] * 3  # 6 regions observed throughout
     # the fit ends in February: its last quarter is only in part of the fit
     assert table.groupby(level="period")["complete"].first().to_dict() == {
         "2023Q1": True, "2023Q2": True, "2023Q3": True, "2023Q4": True, "2024Q1": False}
@@ -202,3 +203,21 @@ def test_effects_command_by_period_and_over_one_period(mediated, tmp_path, capsy
         assert main(["effects", model_file, *args, "--out", str(tmp_path / "bad.csv")]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "bad.csv").exists()
+
+
+def test_ragged_panel_counts_observed_cells_and_drops_unobserved_periods():
+    sim = simulate_panel(4, 60, 2, seed=5)
+    df = sim.data
+    d = pd.DatetimeIndex(df["date"])
+    late = (df["region"] == "geo_001") & (d < d.min() + pd.Timedelta(weeks=20))  # starts in week 20
+    model = DeepCausalMMM(config=FAST).fit(df[~late], "kpi", regions="region", dates="date", controls=sim.controls)
+    table = model.get_effects_over_time("Q", regions=["geo_001"], marginal=False)
+    counts = table.groupby(level="period", sort=False)[["n_dates", "n_cells"]].first()
+    # 2023Q1 (weeks 0-12) held none of its weeks: no rows; 2023Q2 (weeks 13-25) 6 of 13
+    assert list(counts.index) == ["2023Q2", "2023Q3", "2023Q4", "2024Q1"]
+    assert counts.loc["2023Q2"].tolist() == [13, 6] and counts.loc["2023Q3"].tolist() == [13, 13]
+    every = model.get_effects_over_time("Q", marginal=False)
+    assert every.xs("2023Q1", level="period")["n_cells"].tolist() == [3 * 13] * 2
+    np.testing.assert_allclose(table["total"].to_numpy(),
+                               [model.get_channel_effects(regions=["geo_001"], period=p).loc[c, "total"]
+                                for p, c in table.index], rtol=1e-9)

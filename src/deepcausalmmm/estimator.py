@@ -1312,9 +1312,11 @@ class DeepCausalMMM(BaseEstimator):
         DataFrame
             Indexed by (``period``, ``channel``), periods in time order and labelled as every
             ``period=`` argument takes them (``"2024Q3"``; blocks of steps by their first and
-            last dates, ``"0..12"``: give ``period=(start, end)`` for those): ``start`` and ``end`` (the period's first and last fitted dates),
-            ``n_dates``, ``complete`` (False where the fit starts or ends inside the period),
-            ``spend``, ``total``, ``direct``, ``mediated``, ``total_share`` (of the period's
+            last dates, ``"0..12"``: give ``period=(start, end)`` for those): ``start`` and
+            ``end`` (the period's first and last fitted dates), ``n_dates`` (fitted dates in
+            it), ``n_cells`` (observed region-weeks of the regions in it), ``complete`` (False
+            where the fit starts or ends inside the period), ``spend``, ``total``, ``direct``,
+            ``mediated``, ``total_share`` (of the period's
             total over all channels), ``roi`` (total / spend) and ``marginal_roi``.
 
         Raises
@@ -1361,7 +1363,8 @@ class DeepCausalMMM(BaseEstimator):
         index = pd.MultiIndex.from_product([labels, self.channels_], names=["period", "channel"])
         frame = pd.DataFrame({
             "start": np.repeat(first, C), "end": np.repeat(last, C),
-            "n_dates": np.repeat(in_block.sum(axis=1), C), "complete": np.repeat(complete, C),
+            "n_dates": np.repeat(in_block.sum(axis=1), C), "n_cells": np.repeat(keeps.sum(axis=(1, 2)), C),
+            "complete": np.repeat(complete, C),
             "spend": spend.reshape(-1), "total": total.reshape(-1), "direct": direct.reshape(-1),
         }, index=index)
         frame["mediated"] = frame["total"] - frame["direct"]
