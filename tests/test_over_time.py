@@ -185,6 +185,16 @@ def test_effects_command_by_period_and_over_one_period(mediated, tmp_path, capsy
     one = pd.read_csv(out, index_col="channel")
     np.testing.assert_allclose(one["total"], mediated.get_channel_effects(regions=regions, period="2023Q3")["total"],
                                rtol=1e-9)
+    # with bootstrap intervals: each figure printed with its interval, the bounds in the CSV
+    assert main(["effects", model_file, "--by", "Y", "--n-boot", "2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    years = pd.read_csv(out, index_col=["period", "channel"])
+    row = years.loc[(2023, "channel_1")]
+    assert f"{row['roi']:,.4g} [{row['roi_lo']:,.3g}, {row['roi_hi']:,.3g}]" in printed
+    assert "90% intervals from 2 bootstrap refits" in printed
+    assert main(["effects", model_file, "--n-boot", "2", "--out", str(out)]) == 0  # the whole fit's intervals
+    whole = pd.read_csv(out, index_col="channel")
+    np.testing.assert_allclose(whole["roi_lo"], mediated.get_effect_intervals(n_boot=2)["roi_lo"], rtol=1e-9)
     assert main(["effects", model_file, "--period", "2023-07-03", "2023-09-25", "--out", str(out)]) == 0
     np.testing.assert_allclose(pd.read_csv(out, index_col="channel")["total"],
                                mediated.get_channel_effects(period="2023Q3")["total"], rtol=1e-9)
@@ -199,6 +209,10 @@ def test_effects_command_by_period_and_over_one_period(mediated, tmp_path, capsy
                                  "2023-01-02 2024-02-19"),
         (["--period", "a", "b", "c"], "error: --period takes a period's first and last dates (two values)"),
         (["--regions", "nowhere"], "error: --regions ['nowhere'] were not in the fitted data"),
+        (["--n-boot", "1"], "error: --n-boot must be 0 (no intervals) or at least 2, found 1"),
+        (["--n-boot", "2", "--period", "2023Q1"], "error: --n-boot refits redraw the fitted regions over every "
+                                                  "fitted week, so ['--period'] do not apply"),
+        (["--n-boot", "2", "--prior-spread", "-1"], "error: --prior-spread must be"),
     ):
         assert main(["effects", model_file, *args, "--out", str(tmp_path / "bad.csv")]) == 2
         assert message in capsys.readouterr().err
@@ -221,3 +235,38 @@ def test_ragged_panel_counts_observed_cells_and_drops_unobserved_periods():
     np.testing.assert_allclose(table["total"].to_numpy(),
                                [model.get_channel_effects(regions=["geo_001"], period=p).loc[c, "total"]
                                 for p, c in table.index], rtol=1e-9)
+
+
+def test_bootstrap_intervals_share_the_refits_of_the_effect_intervals(mediated, monkeypatch):
+    """Over one block of every fitted week, the intervals on ROI and marginal ROI are those of
+    get_effect_intervals, from the same refits (fitted once inside shared_refits())."""
+    fitted_models: list[int] = []
+    real = DeepCausalMMM._refits
+
+    def counting(self, tasks, n_tasks, workers):
+        for model_, seconds in real(self, tasks, n_tasks, workers):
+            fitted_models.append(1)
+            yield model_, seconds
+
+    monkeypatch.setattr(DeepCausalMMM, "_refits", counting)
+    T = mediated.panel_.shape[1]
+    with mediated.shared_refits():
+        intervals = mediated.get_effect_intervals(n_boot=2)
+        whole = mediated.get_effects_over_time(T, n_boot=2)
+        quarters = mediated.get_effects_over_time("Q", n_boot=2)
+    assert len(fitted_models) == 2
+    for column in ("roi_lo", "roi_hi", "roi_sd", "marginal_roi_lo", "marginal_roi_hi", "marginal_roi_sd"):
+        np.testing.assert_allclose(whole[column].to_numpy(), intervals[column][mediated.channels_].to_numpy(),
+                                   rtol=1e-9)
+    assert list(quarters.columns) == [*COLUMNS, "roi_lo", "roi_hi", "roi_sd", "marginal_roi_lo", "marginal_roi_hi",
+                                      "marginal_roi_sd"]
+    assert (quarters["roi_lo"] <= quarters["roi_hi"]).all()
+    assert quarters.attrs["n_boot"] == 2 and quarters.attrs["level"] == 0.9 and quarters.attrs["prior_spread"] == 1.4
+    for kwargs, message in (({"n_boot": 1}, r"`n_boot` must be 0 \(no intervals\) or a whole number of at least 2"),
+                            ({"n_boot": 2.5}, r"`n_boot` must be 0 .* found 2.5"),
+                            ({"n_boot": 2, "regions": ["geo_000"]}, r"`n_boot` refits redraw the fitted regions"),
+                            ({"n_boot": 2, "level": 1.5}, r"`level`"),
+                            ({"n_boot": 2, "prior_spread": -1.0}, r"`prior_spread`")):
+        with pytest.raises(DataError, match=message):
+            mediated.get_effects_over_time("Q", **kwargs)
+    assert len(fitted_models) == 2  # refused before any refit

@@ -371,12 +371,15 @@ def test_fit_cli_writes_bootstrap_intervals_and_plan(tmp_path, capsys, monkeypat
     printed = capsys.readouterr().out
     assert "panel: 5 regions x 60 weeks x 2 channels" in printed  # -v: the fit's progress, and each refit's
     assert printed.count("bootstrap refit 1/2: ") == 1 and printed.count("bootstrap refit 2/2: ") == 1
-    assert printed.count("reusing the 2 bootstrap refits of this shared_refits() block") == 2  # plan, change
+    # the plan, the KPI change and the effects over time
+    assert printed.count("reusing the 2 bootstrap refits of this shared_refits() block") == 3
     change = pd.read_csv(tmp_path / "o" / "kpi_change.csv", index_col="part")
     assert (change["change_pct_lo"] <= change["change_pct_hi"]).all()
     intervals = pd.read_csv(tmp_path / "o" / "effect_intervals.csv", index_col=0)
     assert list(intervals.index) == ["channel_1", "channel_2"]
     assert (intervals["total_share_lo"] <= intervals["total_share_hi"]).all()
+    over = pd.read_csv(tmp_path / "o" / "effects_over_time.csv", index_col=["period", "channel"])
+    assert (over["roi_lo"] <= over["roi_hi"]).all() and (over["marginal_roi_lo"] <= over["marginal_roi_hi"]).all()
     plan = pd.read_csv(tmp_path / "o" / "budget_plan.csv", index_col=0)
     assert plan["optimal_spend"].sum() == pytest.approx(plan["spend"].sum(), rel=1e-6)
     assert plan["n_boot"].eq(2).all() and plan["gain_share_positive"].between(0, 1).all()

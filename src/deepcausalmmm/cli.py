@@ -70,16 +70,21 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0, prior_spread
     moved the KPI from a year earlier (or the quarter before) to the last fitted quarter
     (``kpi_change.csv``, :meth:`DeepCausalMMM.get_kpi_change`; not for fits shorter than two
     quarters), each channel's ROI and marginal ROI by quarter (``effects_over_time.csv``,
-    :meth:`DeepCausalMMM.get_effects_over_time`; years past 12 quarters, months under 3), and ``lift_tests.csv`` / ``roi_priors.csv`` when the fit had lift tests / ROI priors.
+    :meth:`DeepCausalMMM.get_effects_over_time`; years past 12 quarters, months under 3), and
+    ``lift_tests.csv`` / ``roi_priors.csv`` when the fit had lift tests / ROI priors.
     A ``findings`` list gets the report's key findings as text lines.
 
     With ``n_boot >= 2`` also ``effect_intervals.csv`` (:meth:`DeepCausalMMM.get_effect_intervals`)
     and ``budget_plan.csv`` (:meth:`DeepCausalMMM.optimize_budget` with its bootstrap
-    robustness figures as extra columns), and ``kpi_change.csv`` gains intervals: all three
-    from one set of ``n_boot`` refits (:meth:`DeepCausalMMM.shared_refits`), each refit with its
+    robustness figures as extra columns), and ``kpi_change.csv`` and ``effects_over_time.csv``
+    gain intervals: all four from one set of ``n_boot`` refits (:meth:`DeepCausalMMM.shared_refits`), each refit with its
     own prior strengths drawn with ``prior_spread``.
     """
-    from .reporting import kpi_change_periods, write_report  # plotly: imported when outputs are written
+    from .reporting import (  # plotly: imported when needed
+        kpi_change_periods,
+        over_time_frequency,
+        write_report,
+    )
 
     out.mkdir(parents=True, exist_ok=True)
     files = [out / "report.html", out / "contributions.csv", out / "summary.csv",
@@ -105,9 +110,10 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0, prior_spread
     if periods is not None and not n_boot:  # with n_boot: below, with intervals from the shared refits
         files.append(out / "kpi_change.csv")
         tables["kpi_change"].to_csv(files[-1])
-    if tables["effects_over_time"] is not None:
+    over = tables["effects_over_time"]
+    if over is not None and not n_boot:  # with n_boot: below, with intervals from the shared refits
         files.append(out / "effects_over_time.csv")
-        tables["effects_over_time"].to_csv(files[-1])
+        over.to_csv(files[-1])
     if getattr(model, "lift_tests_", None) is not None:
         files.append(out / "lift_tests.csv")
         model.lift_test_report().to_csv(files[-1], index=False)
@@ -127,6 +133,10 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0, prior_spread
             if periods is not None:
                 files.append(out / "kpi_change.csv")
                 model.get_kpi_change(*periods[:2], n_boot=n_boot, prior_spread=prior_spread).to_csv(files[-1])
+            if over is not None:
+                files.append(out / "effects_over_time.csv")
+                model.get_effects_over_time(over_time_frequency(model), n_boot=n_boot,
+                                            prior_spread=prior_spread).to_csv(files[-1])
     return files
 
 
@@ -877,9 +887,19 @@ def _change(args: argparse.Namespace) -> int:
 def _effects(args: argparse.Namespace) -> int:
     """``effects``: each channel's total, direct and mediated effect, spend and ROI over the fit, a
     period or (``--by``) period by period."""
-    model = _model_class().load(args.model)
+    spread = _prior_spread(args.prior_spread)
+    if args.n_boot == 1 or args.n_boot < 0:
+        raise DataError(f"--n-boot must be 0 (no intervals) or at least 2, found {args.n_boot}")
+    model = _model_class().load(args.model).set_params(n_jobs=args.jobs)
     labels = {str(r): r for r in model.regions_}
     regions = [labels.get(r.strip(), r.strip()) for r in args.regions.split(";") if r.strip()] if args.regions else None
+    if args.n_boot:
+        clash = [name for name, value in (("--regions", args.regions), ("--period", args.period),
+                                          ("--by-region", args.by_region)) if value]
+        if clash:
+            raise DataError(f"--n-boot refits redraw the fitted regions over every fitted week, so {clash} do not "
+                            "apply; drop them for intervals, or drop --n-boot")
+    boot = {"n_boot": args.n_boot, "level": args.level, "prior_spread": spread} if args.n_boot else {}
     period: Any = None
     if args.period is not None:
         if len(args.period) > 2:
@@ -899,20 +919,35 @@ def _effects(args: argparse.Namespace) -> int:
                             "not apply; drop them, or drop --by for one period's or one region's effects")
         freq: str | int = int(args.by) if args.by.strip().isdigit() else args.by
         with _in_terms(words):
-            table = model.get_effects_over_time(freq, regions=regions)
+            table = model.get_effects_over_time(freq, regions=regions, **boot)
         out.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(out)
         whole = table.groupby(level="period", sort=False)["complete"].first()
         names = {p: p if ok else f"{p}*" for p, ok in whole.items()}
         for column, what in (("roi", "total effect per unit of spend in each period"),
                              ("marginal_roi", "KPI per next unit of spend in the period, its carryover included")):
-            shown = table[column].unstack("period")[list(whole.index)].rename(columns=names)
+            cells = table[column]
+            if args.n_boot:  # each figure with its interval
+                cells = pd.Series([f"{v:,.4g} [{lo:,.3g}, {hi:,.3g}]" if np.isfinite(v) else "" for v, lo, hi in
+                                   zip(cells, table[f"{column}_lo"], table[f"{column}_hi"], strict=True)],
+                                  index=table.index)
+            shown = cells.unstack("period")[list(whole.index)].rename(columns=names)
             shown = shown.loc[list(dict.fromkeys(table.index.get_level_values("channel")))]
             print(f"{column}: {what}")
             print(shown.rename_axis(index=None, columns="channel").to_string(float_format="{:,.4g}".format))
         note = " (* the fit covers the period in part)" if not whole.all() else ""
-        print(f"{len(whole)} periods{note}; spend, total, direct and mediated effects per period are in the CSV; "
-              f"wrote {out.resolve()}")
+        bounds = (f"; {args.level:.0%} intervals from {args.n_boot} bootstrap refits (roi_lo, roi_hi, ...)"
+                  if args.n_boot else "")
+        print(f"{len(whole)} periods{note}; spend, total, direct and mediated effects per period{bounds} are in "
+              f"the CSV; wrote {out.resolve()}")
+        return 0
+    if args.n_boot:
+        table = model.get_effect_intervals(**boot)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out)
+        print(table.to_string(float_format="{:,.4g}".format))
+        print(f"{args.level:.0%} intervals from {args.n_boot} region-bootstrap refits, each with its own prior "
+              f"strengths (--prior-spread {spread:g}); wrote {out.resolve()}")
         return 0
     with _in_terms(words, period=r"--period \1 \2"):
         table = model.get_channel_effects(regions=regions, period=period, by_region=args.by_region)
@@ -1186,6 +1221,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "as 2023Q4 (not with --by)")
     eff.add_argument("--regions", default=None, help="regions to sum over, separated by ';' (default all)")
     eff.add_argument("--by-region", action="store_true", help="one row per region and channel (not with --by)")
+    eff.add_argument("--n-boot", type=int, default=0,
+                     help="region-bootstrap refits for intervals on ROI and marginal ROI (0: none; each a full "
+                     "refit; not with --regions, --period or --by-region)")
+    eff.add_argument("--level", type=float, default=0.9, help="interval level with --n-boot (default 0.9)")
+    _prior_spread_argument(eff)
+    _jobs_argument(eff, "--n-boot refits")
     eff.add_argument("--out", default="outputs/effects.csv", help="CSV to write (default outputs/effects.csv)")
     eff.set_defaults(func=_effects)
 

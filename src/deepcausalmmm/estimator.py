@@ -1278,6 +1278,10 @@ class DeepCausalMMM(BaseEstimator):
         freq: str | int = "Q",
         regions: Sequence[Any] | None = None,
         marginal: bool = True,
+        n_boot: int = 0,
+        level: float = 0.9,
+        random_state: int = 0,
+        prior_spread: float = PRIOR_SPREAD,
     ) -> pd.DataFrame:
         """Each channel's effects, spend and return period by period over the fitted dates.
 
@@ -1306,6 +1310,12 @@ class DeepCausalMMM(BaseEstimator):
         marginal : bool
             Compute ``marginal_roi`` (two passes through the network per period and channel
             group); False leaves it out.
+        n_boot, level, random_state, prior_spread
+            With ``n_boot >= 2``, ``roi`` and ``marginal_roi`` get region-bootstrap
+            ``_lo`` / ``_hi`` bounds at ``level`` and ``_sd`` from ``n_boot`` refits, each with
+            its own prior strengths, as :meth:`get_effect_intervals` (shared with it inside
+            :meth:`shared_refits`); not with ``regions``. ``attrs`` then holds ``n_boot``,
+            ``level``, ``prior_spread`` and ``seconds``.
 
         Returns
         -------
@@ -1323,39 +1333,33 @@ class DeepCausalMMM(BaseEstimator):
         ------
         DataError
             For an unknown ``freq`` (a calendar frequency on a fit without calendar dates,
-            a number below 1) or unknown regions.
+            a number below 1), unknown regions, ``n_boot`` of 1 or with ``regions``, and as
+            :meth:`get_effect_intervals` for ``level`` and ``prior_spread``.
         """
         check_is_fitted(self, "graph_model_")
         _check_flag(marginal, "marginal")
+        n_boot = _check_n_boot(n_boot)
+        if n_boot:
+            _check_level(level)
+            prior_spread = _check_prior_spread(prior_spread)
+            if regions is not None:
+                raise DataError(f"`n_boot` refits redraw the fitted regions, so `regions` {regions!r} cannot be "
+                                "followed into them; drop `regions` for intervals over every region, or drop "
+                                "`n_boot`")
+            self._check_bootstrap_regions(prior_spread)
+            _check_n_jobs(self.n_jobs)
+        start = time.perf_counter()
         p = self.panel_
         R, T, C = p.shape
         block, labels, complete = period_blocks(p.dates, freq)
         K = len(labels)
         chosen = self._cells(regions, None)  # [R,T] observed cells of the regions
-        rows_of = self._cells(regions, None, observed=False)  # [R,T] every cell of the regions
+        total, direct, gain = self._effects_by_block(block, K, chosen, self._cells(regions, None, observed=False),
+                                                     marginal)
         in_block = block[None, :] == np.arange(K)[:, None]  # [K,T]
         keeps = chosen[None] & in_block[:, None, :]  # [K,R,T]
-        observed = self._fitted_parts(p.media)["channels"]  # [R,T,C]
-        total = self._total_effects(p.media, np.arange(R), keeps, observed,
-                                    lambda media: self._fitted_parts(media)["channels"]).sum(axis=1)  # [K,C]
-        direct = np.einsum("krt,rtc->kc", keeps.astype(float), observed)
         spend = np.einsum("krt,rtc->kc", keeps.astype(float), self.spend_)
-        marginal_roi = np.full((K, C), np.nan)
-        if marginal:
-            scaled = self._activity()
-            step = _MARGINAL_GRID[2] - 1.0  # the activity scaled by 1 -/+ step
-            for k in range(K):
-                if not keeps[k].any():
-                    continue
-                begins = int(np.flatnonzero(in_block[k])[0])
-                later = chosen & (np.arange(T) >= begins)[None, :]  # scored: the period and after
-                cells = _Cells(scaled=scaled, keep=later, where=rows_of & in_block[k][None, :],
-                               spend=self.spend_, region_idx=np.arange(R), controls=p.control_values)
-                _, moved = self._move_kpis(cells, np.ones((1, C)),
-                                           [(0, c, 1.0 + s * step) for c in range(C) for s in (-1, 1)])
-                gain = moved[1::2] - moved[0::2]  # [C]
-                paid = 2 * step * spend[k]
-                marginal_roi[k] = np.where(paid > 0, gain / np.where(paid > 0, paid, 1.0), np.nan)
+        step = _MARGINAL_GRID[2] - 1.0  # gain: the KPI from the activity scaled by 1 + step less 1 - step
         dates = p.dates
         seen = keeps.any(axis=(1, 2))  # periods the regions were observed in
         first = [dates[np.flatnonzero(in_block[k])[0]] for k in range(K)]
@@ -1370,11 +1374,68 @@ class DeepCausalMMM(BaseEstimator):
         frame["mediated"] = frame["total"] - frame["direct"]
         grand = frame.groupby(level="period", sort=False)["total"].transform("sum")
         frame["total_share"] = frame["total"] / grand.where(grand != 0)
-        frame["roi"] = frame["total"] / frame["spend"].where(frame["spend"] > 0)
-        frame["marginal_roi"] = marginal_roi.reshape(-1)
-        if not marginal:
-            frame = frame.drop(columns="marginal_roi")
+        frame["roi"] = _per_spend(total, spend).reshape(-1)
+        if marginal:
+            frame["marginal_roi"] = _per_spend(gain, 2 * step * spend).reshape(-1)
+        if n_boot:
+            rois = np.full((n_boot, K, C), np.nan)
+            marginals = np.full((n_boot, K, C), np.nan)
+            for b, (draw, refit) in enumerate(self._bootstrap_refits(n_boot, random_state, prior_spread)):
+                # the refit's dates are fitted dates (the drawn regions' observed ones): each keeps its block
+                at = block[pd.Index(dates).get_indexer(refit.panel_.dates)]  # [T']
+                rt, _, rg = refit._effects_by_block(at, K, refit._cells(None, None),
+                                                    refit._cells(None, None, observed=False), marginal)
+                # per unit of this fit's spend over the drawn regions' cells (a refit's own spend is
+                # its activity where the fit had spend= for impressions channels)
+                paid = np.einsum("krt,rtc->kc", keeps[:, draw].astype(float), self.spend_[draw])  # [K,C]
+                rois[b] = _per_spend(rt, paid)
+                if marginal:
+                    marginals[b] = _per_spend(rg, 2 * step * paid)
+            q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+            for name, reps in (("roi", rois), ("marginal_roi", marginals)):
+                if name not in frame:
+                    continue
+                with warnings.catch_warnings():  # a period and channel without spend in every replicate
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    lo, hi = np.nanpercentile(reps, q, axis=0)
+                    sd = np.nanstd(reps, axis=0, ddof=1)
+                frame[f"{name}_lo"], frame[f"{name}_hi"], frame[f"{name}_sd"] = lo.reshape(-1), hi.reshape(-1), sd.reshape(-1)
+            frame.attrs.update({"n_boot": n_boot, "level": level, "prior_spread": prior_spread,
+                                "seconds": time.perf_counter() - start})
         return frame[np.repeat(seen, C)]
+
+    def _effects_by_block(
+        self, block: np.ndarray, K: int, chosen: np.ndarray, rows_of: np.ndarray, marginal: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`get_effects_over_time`'s passes on this model's panel: ``block`` ``[T]`` each
+        fitted date's period (0..K-1), ``chosen`` ``[R,T]`` the observed cells counted and
+        ``rows_of`` ``[R,T]`` every cell of their regions. Returns ``[K,C]`` each period's total
+        and direct effects and ``gain``: the KPI, over the period and the later counted cells,
+        with the period's activity scaled by ``1 + step`` less with it scaled by ``1 - step``
+        (``step`` from ``_MARGINAL_GRID``; NaN without ``marginal``)."""
+        p = self.panel_
+        R, T, C = p.shape
+        in_block = block[None, :] == np.arange(K)[:, None]  # [K,T]
+        keeps = chosen[None] & in_block[:, None, :]  # [K,R,T]
+        observed = self._fitted_parts(p.media)["channels"]  # [R,T,C]
+        total = self._total_effects(p.media, np.arange(R), keeps, observed,
+                                    lambda media: self._fitted_parts(media)["channels"]).sum(axis=1)  # [K,C]
+        direct = np.einsum("krt,rtc->kc", keeps.astype(float), observed)
+        gain = np.full((K, C), np.nan)
+        if marginal:
+            scaled = self._activity()
+            step = _MARGINAL_GRID[2] - 1.0
+            for k in range(K):
+                if not keeps[k].any():
+                    continue
+                begins = int(np.flatnonzero(in_block[k])[0])
+                later = chosen & (np.arange(T) >= begins)[None, :]  # scored: the period and after
+                cells = _Cells(scaled=scaled, keep=later, where=rows_of & in_block[k][None, :],
+                               spend=self.spend_, region_idx=np.arange(R), controls=p.control_values)
+                _, moved = self._move_kpis(cells, np.ones((1, C)),
+                                           [(0, c, 1.0 + s * step) for c in range(C) for s in (-1, 1)])
+                gain[k] = moved[1::2] - moved[0::2]
+        return total, direct, gain
 
     def _total_effects(
         self, media: np.ndarray, reg_idx: np.ndarray, keep: np.ndarray, observed: np.ndarray,
@@ -1512,8 +1573,8 @@ class DeepCausalMMM(BaseEstimator):
     def shared_refits(self) -> Iterator[DeepCausalMMM]:
         """A block in which bootstrap refits are fitted once and shared.
 
-        :meth:`get_effect_intervals`, :meth:`optimize_budget` with ``n_boot`` and
-        :meth:`get_kpi_change` with ``n_boot`` each refit the model on region-bootstrap
+        :meth:`get_effect_intervals`, and :meth:`optimize_budget`, :meth:`get_kpi_change` and
+        :meth:`get_effects_over_time` with ``n_boot``, each refit the model on region-bootstrap
         replicates. Replicate ``b`` depends only on the fit, ``random_state + b`` and
         ``prior_spread``, so inside the block calls with the same ``n_boot``,
         ``random_state`` and ``prior_spread`` reuse the first call's refits instead of
@@ -3746,6 +3807,14 @@ def _feasible_start(lo: np.ndarray, hi: np.ndarray, spend: np.ndarray, target: f
     return np.clip(0.5 * (a + b) * shape, lo, hi)
 
 
+def _check_n_boot(n_boot: object) -> int:
+    """``n_boot`` as an int: 0 (no intervals) or at least 2, else a ``DataError``."""
+    if not isinstance(n_boot, numbers.Integral) or isinstance(n_boot, bool) or n_boot == 1 or n_boot < 0:
+        raise DataError(f"`n_boot` must be 0 (no intervals) or a whole number of at least 2, found {n_boot!r}; "
+                        "e.g. n_boot=20")
+    return int(n_boot)
+
+
 def _check_level(level: object) -> None:
     """Raise ``DataError`` unless ``level`` is a number in (0, 1) (an interval's coverage)."""
     if (isinstance(level, bool) or not isinstance(level, (int, float, np.integer, np.floating))
@@ -3760,6 +3829,11 @@ def available_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # macOS and Windows have no affinity mask here
         return os.cpu_count() or 1
+
+
+def _per_spend(value: np.ndarray, spend: np.ndarray) -> np.ndarray:
+    """``value / spend`` where ``spend`` is positive, else NaN (arrays of one shape)."""
+    return np.where(spend > 0, value / np.where(spend > 0, spend, 1.0), np.nan)
 
 
 def _observed_spend(observed: np.ndarray, spend: np.ndarray) -> np.ndarray:
