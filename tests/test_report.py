@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deepcausalmmm import DeepCausalMMM
+from deepcausalmmm import DataError, DeepCausalMMM
 from deepcausalmmm.reporting import column_decimals, section_id
 
 from .conftest import FAST
@@ -254,3 +254,44 @@ def test_report_tables_format_by_magnitude_and_scroll_on_their_own():
     # a column of small figures keeps 3 significant digits
     assert column_decimals(pd.Series([0.00042, 0.0001])) == 6 and column_decimals(pd.Series([0.05])) == 4
     assert column_decimals(pd.Series([0.0, 0.0])) == 3
+
+
+def test_report_with_bootstrap_intervals(fitted, tmp_path):
+    """save_report(n_boot=...) shows the effects, the KPI change, the return over time and the
+    budget plan with intervals from one set of refits, each figure as the API gives it."""
+    with fitted.shared_refits():  # the report's refits are these: its nested block keeps them
+        intervals = fitted.get_effect_intervals(n_boot=2)
+        path = fitted.save_report(tmp_path / "r.html", n_boot=2)
+        plan = fitted.optimize_budget(n_boot=2)
+        over = fitted.get_effects_over_time("Q", n_boot=2)
+        d = fitted.panel_.dates
+        change = fitted.get_kpi_change((d[34], d[46]), (d[47], d[59]), n_boot=2)
+    text = path.read_text(encoding="utf-8")
+    effects = text.split('<h2 id="effects-under-intervention">', 1)[1].split("<h2", 1)[0]
+    assert "90% intervals from 2 region-bootstrap refits" in effects
+    for c in fitted.channels_:
+        row = intervals.loc[c]
+        places = column_decimals(pd.concat([intervals["roi"], intervals["roi_lo"], intervals["roi_hi"]]))
+        assert f"<td>{row['roi']:,.{places}f} [{row['roi_lo']:,.{places}f}, {row['roi_hi']:,.{places}f}]</td>" in effects
+    section = text.split('<h2 id="return-over-time">', 1)[1].split("<h2", 1)[0]
+    row = over.loc[("2023Q2", "channel_1")]
+    places = column_decimals(pd.concat([over["roi"], over["roi_lo"], over["roi_hi"]]))
+    assert f"<td>{row['roi']:,.{places}f} [{row['roi_lo']:,.{places}f}, {row['roi_hi']:,.{places}f}]</td>" in section
+    assert "In brackets: 90% intervals from 2 region-bootstrap refits" in section
+    moved = text.split('<h2 id="what-moved-the-kpi">', 1)[1].split("<h2", 1)[0]
+    assert "<th>change_pct_lo</th>" in moved
+    assert f"the KPI's own change {change.attrs['change_pct_lo']:+.2f}% to {change.attrs['change_pct_hi']:+.2f}%" in moved
+    a = plan.attrs
+    assert (f"Over 2 region-bootstrap refits, each with its own prior strengths, the plan's gain was "
+            f"{a['gain_lo'] * 100:+.2f}% to {a['gain_hi'] * 100:+.2f}% of the modelled KPI") in text
+    findings = text.split('<h2 id="key-findings">Key findings</h2>', 1)[1].split("<h2", 1)[0]
+    roi = fitted.get_channel_effects()["roi"]
+    top = roi.idxmax()
+    assert (f"Highest return: {top} ({roi.max():,.3g} KPI per unit of spend; 90% interval "
+            f"{intervals.loc[top, 'roi_lo']:,.3g} to {intervals.loc[top, 'roi_hi']:,.3g})") in findings
+    assert f"in {a['gain_share_positive']:.0%} of 2 bootstrap refits" in findings
+    # bad bootstrap arguments stop it before anything is written
+    for kwargs, message in (({"n_boot": 1}, "`n_boot` must be 0"), ({"n_boot": 2, "level": 2.0}, "`level`")):
+        with pytest.raises(DataError, match=message):
+            fitted.save_report(tmp_path / "bad.html", **kwargs)
+    assert not (tmp_path / "bad.html").exists()

@@ -77,21 +77,20 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0, prior_spread
     With ``n_boot >= 2`` also ``effect_intervals.csv`` (:meth:`DeepCausalMMM.get_effect_intervals`)
     and ``budget_plan.csv`` (:meth:`DeepCausalMMM.optimize_budget` with its bootstrap
     robustness figures as extra columns), and ``kpi_change.csv`` and ``effects_over_time.csv``
-    gain intervals: all four from one set of ``n_boot`` refits (:meth:`DeepCausalMMM.shared_refits`), each refit with its
-    own prior strengths drawn with ``prior_spread``.
+    gain intervals: all four, and the report's intervals, from one set of ``n_boot`` refits
+    (:meth:`DeepCausalMMM.shared_refits`), each refit with its own prior strengths drawn with
+    ``prior_spread``.
     """
-    from .reporting import (  # plotly: imported when needed
-        kpi_change_periods,
-        over_time_frequency,
-        write_report,
-    )
+    from .reporting import write_report  # plotly: imported when outputs are written
 
     out.mkdir(parents=True, exist_ok=True)
     files = [out / "report.html", out / "contributions.csv", out / "summary.csv",
              out / "contributions.html", out / "dag.html", out / "model.safetensors",
              out / "identification.csv"]
     tables: dict[str, Any] = {}  # the report's tables, written below without computing them again
-    write_report(model, files[0], findings, tables)
+    # with n_boot the report's intervals come from one set of refits (shared_refits), which the
+    # tables written below hold
+    write_report(model, files[0], findings, tables, n_boot=n_boot, prior_spread=prior_spread)
     model.get_channel_contributions().to_csv(files[1])
     model.contribution_summary().to_csv(files[2])
     model.plot_contributions().write_html(files[3], include_plotlyjs=True)
@@ -106,14 +105,10 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0, prior_spread
     model.get_unexplained_weeks().to_csv(files[10])
     model.get_channel_parameters().to_csv(files[11])
     files[12].write_text(json.dumps(model.config_.to_dict(), indent=2) + "\n", encoding="utf-8")
-    periods = kpi_change_periods(model)
-    if periods is not None and not n_boot:  # with n_boot: below, with intervals from the shared refits
-        files.append(out / "kpi_change.csv")
-        tables["kpi_change"].to_csv(files[-1])
-    over = tables["effects_over_time"]
-    if over is not None and not n_boot:  # with n_boot: below, with intervals from the shared refits
-        files.append(out / "effects_over_time.csv")
-        over.to_csv(files[-1])
+    for name in ("kpi_change", "effects_over_time"):  # None for a fit shorter than two quarters / without spend
+        if tables[name] is not None:
+            files.append(out / f"{name}.csv")
+            tables[name].to_csv(files[-1])
     if getattr(model, "lift_tests_", None) is not None:
         files.append(out / "lift_tests.csv")
         model.lift_test_report().to_csv(files[-1], index=False)
@@ -121,22 +116,16 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0, prior_spread
         files.append(out / "roi_priors.csv")
         model.roi_prior_report().to_csv(files[-1])
     if n_boot:
-        with model.shared_refits():  # one set of n_boot refits serves the three tables
-            files.append(out / "effect_intervals.csv")
-            model.get_effect_intervals(n_boot=n_boot, prior_spread=prior_spread).to_csv(files[-1])
-            plan = model.optimize_budget(n_boot=n_boot, prior_spread=prior_spread)
+        files.append(out / "effect_intervals.csv")
+        tables["effect_intervals"].to_csv(files[-1])
+        plan = tables["budget_plan"]
+        if plan is not None:
+            plan = plan.copy()
             for key in ("kpi_gain", "kpi_gain_fraction", "gain_lo", "gain_hi", "gain_share_positive", "n_boot",
                         "prior_spread"):
                 plan[key] = plan.attrs[key]
             files.append(out / "budget_plan.csv")
             plan.to_csv(files[-1])
-            if periods is not None:
-                files.append(out / "kpi_change.csv")
-                model.get_kpi_change(*periods[:2], n_boot=n_boot, prior_spread=prior_spread).to_csv(files[-1])
-            if over is not None:
-                files.append(out / "effects_over_time.csv")
-                model.get_effects_over_time(over_time_frequency(model), n_boot=n_boot,
-                                            prior_spread=prior_spread).to_csv(files[-1])
     return files
 
 

@@ -3160,22 +3160,43 @@ class DeepCausalMMM(BaseEstimator):
                           dark_edges=list(zip(by_dark.parent, by_dark.child, strict=True)),
                           ordered_edges=list(zip(by_lags.parent, by_lags.child, strict=True)))
 
-    def save_report(self, path: str | Path) -> Path:
+    def save_report(
+        self, path: str | Path, n_boot: int = 0, level: float = 0.9, random_state: int = 0,
+        prior_spread: float = PRIOR_SPREAD,
+    ) -> Path:
         """Write one self-contained HTML report (opens offline); returns the path.
 
-        Sections: panel and fit (in-sample R^2 and WAPE), contributions with the
-        decomposition figure, effects under intervention with ROI, what the data
-        identify (with a candidate experiment per untested always-on channel,
-        :meth:`plan_lift_test`), the channel graph, response curves, a budget
-        reallocation at the same total spend (:meth:`optimize_budget`), and the
-        lift tests when the model has them.
-        The file is written atomically.
+        Sections: key findings, panel and fit (in-sample R^2 and WAPE), contributions with
+        the decomposition figure, what moved the KPI last quarter (:meth:`get_kpi_change`),
+        effects under intervention with ROI, the return over time
+        (:meth:`get_effects_over_time`), what the data identify (with a candidate experiment
+        per untested always-on channel, :meth:`plan_lift_test`), weeks the model does not
+        explain, the channel graph, response curves, channel parameters, a budget
+        reallocation at the same total spend (:meth:`optimize_budget`) with the budget
+        frontier, and the lift tests and ROI priors when the model has them. The file is
+        written atomically.
+
+        With ``n_boot >= 2`` the effects (share, ROI, marginal ROI), the KPI change, the
+        return over time and the budget plan carry region-bootstrap intervals at ``level``
+        from one set of ``n_boot`` refits (:meth:`shared_refits`), each with its own prior
+        strengths (``prior_spread``, ``random_state`` as in :meth:`get_effect_intervals`), and
+        the key findings quote them.
+
+        Raises
+        ------
+        DataError
+            For a ``path`` that is a directory or under a file, and bad bootstrap arguments
+            (as :meth:`get_effect_intervals`), before anything is written.
         """
         check_is_fitted(self, "net_")
         from .files import check_target
         from .reporting import write_report
 
-        return write_report(self, check_target(Path(path), "`path`", "report.html"))
+        target = check_target(Path(path), "`path`", "report.html")
+        if n_boot:
+            _check_n_boot(n_boot)
+        return write_report(self, target, n_boot=n_boot, level=level, random_state=random_state,
+                            prior_spread=prior_spread)
 
     # ------------------------------------------------------------------ save/load
     def save(self, path: str | Path) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import re
 from datetime import datetime, timezone
@@ -16,6 +17,7 @@ import plotly.io as pio
 from . import __version__
 from .analysis.identification import EXTRAPOLATED_FLOOR
 from .components.graph import PERSISTENT_DRIVER_MESSAGE, dense_graph_message, edge_mask
+from .constants import PRIOR_SPREAD
 from .data.history import comparison_periods, default_frequency, period_name
 from .files import atomic_path
 from .plotting.figures import change_figure, frontier_figure, over_time_figure, response_figure
@@ -253,7 +255,7 @@ def _kpi_change(model: Any, periods: tuple[Any, Any, str] | None, change: pd.Dat
         "earlier spend included), and total_effect_change the change of its total effect, counting the "
         "activity it drives in other channels (those overlap, so they do not add up); unexplained is the "
         "actual KPI minus the model's. Compare other periods with get_kpi_change or the change "
-        "command.</p>",
+        f"command.{_change_interval_note(a)}</p>",
         _table(change),
         _figure(change_figure(change, a["base_dates"], a["compare_dates"]), first=False),
         *_region_movers(model, base, compare),
@@ -276,11 +278,16 @@ def _over_time(over: pd.DataFrame | None) -> list[str]:
     names = {p: p if ok else f"{p}*" for p, ok in whole.items()}
 
     def pivot(column: str) -> pd.DataFrame:
-        table = over[column].unstack("period")[list(whole.index)].rename(columns=names)
+        cells = _bounded(over, column) if f"{column}_lo" in over else over[column]
+        table = cells.unstack("period")[list(whole.index)].rename(columns=names)
         table = table.loc[list(dict.fromkeys(over.index.get_level_values("channel")))]
         return table.rename_axis(index=None, columns="channel")  # one header row
 
     partial = (" Periods marked * are covered only in part by the fit." if not whole.all() else "")
+    if "roi_lo" in over:
+        a = over.attrs
+        partial += (f" In brackets: {a['level']:.0%} intervals from {a['n_boot']} region-bootstrap refits (as "
+                    "under Effects under intervention).")
     return [
         head,
         "<p class='note'>roi: each channel's total effect in the period's weeks (carryover of earlier "
@@ -294,6 +301,39 @@ def _over_time(over: pd.DataFrame | None) -> list[str]:
         "<h3>Marginal ROI by period</h3>", _table(pivot("marginal_roi")),
         _figure(over_time_figure(over, "roi"), first=False),
     ]
+
+
+def _bounded(frame: pd.DataFrame, column: str) -> pd.Series:
+    """``column`` of ``frame`` as text with its bootstrap interval (``column_lo`` / ``_hi``):
+    ``0.394 [0.324, 0.481]``, each figure with the decimals its column gets in a table."""
+    places = column_decimals(pd.concat([frame[column], frame[f"{column}_lo"], frame[f"{column}_hi"]]))
+    return pd.Series(["" if not np.isfinite(v) else f"{v:,.{places}f} [{lo:,.{places}f}, {hi:,.{places}f}]"
+                      for v, lo, hi in zip(frame[column], frame[f"{column}_lo"], frame[f"{column}_hi"], strict=True)],
+                     index=frame.index, name=column)
+
+
+def _effects_table(effects: pd.DataFrame, intervals: pd.DataFrame | None) -> pd.DataFrame:
+    """The effects under intervention as the report shows them: with bootstrap ``intervals``
+    (:meth:`get_effect_intervals`), share, ROI and marginal ROI each with its interval."""
+    if intervals is None:
+        return effects
+    both = effects.join(intervals[["total_share_lo", "total_share_hi", "roi_lo", "roi_hi", "marginal_roi",
+                                   "marginal_roi_lo", "marginal_roi_hi"]])
+    shown = effects[["total", "direct", "mediated", "spend"]].copy()
+    for column in ("total_share", "roi", "marginal_roi"):
+        shown[column] = _bounded(both, column)
+    return shown
+
+
+def _interval_note(intervals: pd.DataFrame | None) -> str:
+    """The sentence saying what the bootstrap columns are (empty without them)."""
+    if intervals is None:
+        return ""
+    a = intervals.attrs
+    return (f" {a['level']:.0%} intervals from {a['n_boot']} region-bootstrap refits, each with its "
+            f"own prior strengths (prior_spread {a['prior_spread']:g}), in brackets; marginal_roi: the KPI per "
+            "next unit of spend. They spread the estimate over the regions and the priors, not over the model's structure, "
+            "and on simulated panels held fewer true values than their level says (README, Uncertainty).")
 
 
 def _over_time_finding(over: pd.DataFrame | None) -> str | None:
@@ -313,6 +353,27 @@ def _over_time_finding(over: pd.DataFrame | None) -> str | None:
     return (f"Return over time: the ROI of {channel} moved most, from {first.loc[channel, 'roi']:,.3g} in {periods[0]} "
             f"to {last.loc[channel, 'roi']:,.3g} in {periods[-1]} (spend {first.loc[channel, 'spend']:,.0f} to "
             f"{last.loc[channel, 'spend']:,.0f}).")
+
+
+def _change_interval_note(attrs: dict[str, Any]) -> str:
+    """What the KPI change's bootstrap columns are (empty without them)."""
+    if not attrs.get("n_boot"):
+        return ""
+    return (f" change_pct_lo / _hi / _sd: {attrs['level']:.0%} intervals and spread from {attrs['n_used']} of "
+            f"{attrs['n_boot']} region-bootstrap refits (the KPI's own change {attrs['change_pct_lo']:+.2f}% to "
+            f"{attrs['change_pct_hi']:+.2f}% over the replicates' regions); on simulated panels they held fewer "
+            "true changes than their level says (README, Known limits).")
+
+
+def _plan_robustness(plan: pd.DataFrame) -> str:
+    """The budget plan's bootstrap sentence (empty without ``n_boot``)."""
+    a = plan.attrs
+    if not a.get("n_boot") or "gain_lo" not in a:
+        return ""
+    return (f" Over {a['n_boot']} region-bootstrap refits, each with its own prior strengths, the plan's gain was "
+            f"{a['gain_lo'] * 100:+.2f}% to {a['gain_hi'] * 100:+.2f}% of the modelled KPI ({a['level']:.0%} "
+            f"interval; this fit {a['kpi_gain_fraction'] * 100:+.2f}%) and beat the observed allocation in "
+            f"{a['gain_share_positive']:.0%} of them.")
 
 
 def _region_movers(model: Any, base: tuple[Any, Any], compare: tuple[Any, Any], shown: int = 5) -> list[str]:
@@ -359,10 +420,12 @@ def _with_contents(parts: list[str]) -> list[str]:
 def key_findings(model: Any, r2: float, wape: float, summary: pd.DataFrame, effects: pd.DataFrame,
                  identification: pd.DataFrame, periods: tuple[Any, Any, str] | None,
                  change: pd.DataFrame | None, plan: pd.DataFrame | None, frontier: pd.DataFrame | None,
-                 fitted_kpi: float, over: pd.DataFrame | None = None) -> list[str]:
+                 fitted_kpi: float, over: pd.DataFrame | None = None,
+                 intervals: pd.DataFrame | None = None) -> list[str]:
     """The report's key findings as plain text lines: the fit, the media's share, returns, what
     moved the KPI last quarter, the budget and the channels to test, every figure from the
-    sections of the report (and the API)."""
+    sections of the report (and the API); with bootstrap ``intervals``
+    (:meth:`get_effect_intervals`) and a plan with ``n_boot``, their intervals beside them."""
     R, T, _ = model.panel_.shape
     lines = [f"The fit explains the KPI with in-sample R^2 {r2:.4f} and WAPE {wape:.2f}% over {R} region(s) x "
              f"{T} {period_name(model.panel_.dates)}."]
@@ -372,9 +435,15 @@ def key_findings(model: Any, r2: float, wape: float, summary: pd.DataFrame, effe
                  f"channels: {top}.")
     roi = effects["roi"].dropna()
     if len(roi) >= 2:
-        lines.append(f"Highest return: {roi.idxmax()} ({roi.max():,.3g} KPI per unit of spend); lowest: "
-                     f"{roi.idxmin()} ({roi.min():,.3g}), total effects counting what a channel drives "
-                     "in other channels.")
+        def bounds(channel: Any) -> str:  # ", 90% interval a-b" where the report has intervals
+            if intervals is None:
+                return ""
+            lo, hi = intervals.loc[channel, "roi_lo"], intervals.loc[channel, "roi_hi"]
+            return f"; {intervals.attrs['level']:.0%} interval {lo:,.3g} to {hi:,.3g}"
+
+        lines.append(f"Highest return: {roi.idxmax()} ({roi.max():,.3g} KPI per unit of spend{bounds(roi.idxmax())}); "
+                     f"lowest: {roi.idxmin()} ({roi.min():,.3g}{bounds(roi.idxmin())}), total effects counting what "
+                     "a channel drives in other channels.")
     moved_most = _over_time_finding(over)
     if moved_most is not None:
         lines.append(moved_most)
@@ -390,9 +459,13 @@ def key_findings(model: Any, r2: float, wape: float, summary: pd.DataFrame, effe
         up, down = steps.idxmax(), steps.idxmin()
         moves = (f", most into {up} (x{plan.loc[up, 'multiplier']:.2f}) and out of {down} "
                  f"(x{plan.loc[down, 'multiplier']:.2f})" if steps.max() > 0 > steps.min() else "")
+        a = plan.attrs
+        robust = (f" (beating the observed allocation in {a['gain_share_positive']:.0%} of {a['n_boot']} bootstrap "
+                  "refits)" if a.get("n_boot") and "gain_share_positive" in a else "")
         lines.append(f"Budget: the same spend moved between channels gains {gain:,.0f} modelled KPI "
-                     f"({gain / max(abs(fitted_kpi), 1e-12) * 100:.2f}% of the fitted KPI){moves}; at today's "
-                     f"budget the last unit of spend, best allocated, returns {frontier.loc[1.0, 'marginal_roi']:,.3g}.")
+                     f"({gain / max(abs(fitted_kpi), 1e-12) * 100:.2f}% of the fitted KPI){robust}{moves}; at "
+                     f"today's budget the last unit of spend, best allocated, returns "
+                     f"{frontier.loc[1.0, 'marginal_roi']:,.3g}.")
     always_on = list(identification.index[(identification["level"] == "extrapolated")
                                           & ~identification["lift_tested"]])
     if always_on:
@@ -411,11 +484,13 @@ def _key_findings(lines: list[str]) -> list[str]:
 
 
 def write_report(model: Any, path: Path, findings: list[str] | None = None,
-                 tables: dict[str, Any] | None = None) -> Path:
+                 tables: dict[str, Any] | None = None, n_boot: int = 0, level: float = 0.9,
+                 random_state: int = 0, prior_spread: float = PRIOR_SPREAD) -> Path:
     """Write ``model``'s report to ``path`` atomically; return the path. A ``findings`` list
     gets the key findings as plain text lines (:func:`key_findings`), for a caller to print; a
-    ``tables`` dict gets the report's ``effects``, ``kpi_change`` and ``effects_over_time``
-    tables (None where the report has none), for a caller to write.
+    ``tables`` dict gets the report's ``effects``, ``kpi_change``, ``effects_over_time`` and,
+    with ``n_boot``, ``effect_intervals`` and ``budget_plan`` tables (None where the report has
+    none), for a caller to write.
 
     Sections: the panel and the fit, channel contributions, what moved the KPI (the last
     fitted quarter against a year earlier or the quarter before, :meth:`get_kpi_change`),
@@ -427,6 +502,11 @@ def write_report(model: Any, path: Path, findings: list[str] | None = None,
     reallocation at the same total spend with the budget frontier at 80-120% of it
     (:meth:`get_budget_frontier`), and lift tests when the model has them. Plotly's script is embedded once, so the
     file opens offline.
+
+    With ``n_boot >= 2`` the effects, the KPI change, the return over time and the budget plan
+    carry region-bootstrap intervals at ``level`` from one set of ``n_boot`` refits
+    (:meth:`shared_refits`; ``random_state`` and ``prior_spread`` as in
+    :meth:`get_effect_intervals`), and the key findings quote them.
     """
     path = Path(path)
     p = model.panel_
@@ -434,6 +514,19 @@ def write_report(model: Any, path: Path, findings: list[str] | None = None,
     h = model.history_
     y = p.y
     assert y is not None
+    has_spend = bool(np.any(model.spend_ > 0))
+    periods = kpi_change_periods(model)
+    boot = {"n_boot": n_boot, "level": level, "random_state": random_state, "prior_spread": prior_spread}
+    with model.shared_refits() if n_boot else contextlib.nullcontext():
+        # first, so that bad bootstrap arguments stop the report before anything else is computed
+        intervals = model.get_effect_intervals(**boot) if n_boot else None
+        change = model.get_kpi_change(*periods[:2], **(boot if n_boot else {})) if periods is not None else None
+        over = (model.get_effects_over_time(over_time_frequency(model), **(boot if n_boot else {}))
+                if has_spend else None)
+        frontier = model.get_budget_frontier(REPORT_FRONTIER) if has_spend else None
+        plan = None
+        if frontier is not None:  # optimize_budget() at today's budget, planned once (again for its robustness)
+            plan = model.optimize_budget(**boot) if n_boot else frontier.attrs["plan"]
     prediction = model._fitted_prediction()  # [R,T] KPI units
     obs = p.observed
     err = np.where(obs, prediction - y, 0.0)
@@ -446,17 +539,12 @@ def write_report(model: Any, path: Path, findings: list[str] | None = None,
     unexplained = model.get_unexplained_weeks()
     edges = model.get_dag_edges()
     curves = model.get_response_curves()
-    periods = kpi_change_periods(model)
-    change = model.get_kpi_change(*periods[:2]) if periods is not None else None
-    has_spend = bool(np.any(model.spend_ > 0))
-    frontier = model.get_budget_frontier(REPORT_FRONTIER) if has_spend else None
-    plan = frontier.attrs["plan"] if frontier is not None else None  # optimize_budget(), planned once
     fitted_kpi = float(prediction[obs].sum())
-    over = model.get_effects_over_time(over_time_frequency(model)) if has_spend else None
     if tables is not None:  # handed to the caller, which writes them as files without computing them again
-        tables.update({"effects": effects, "kpi_change": change, "effects_over_time": over})
+        tables.update({"effects": effects, "kpi_change": change, "effects_over_time": over,
+                       "effect_intervals": intervals, "budget_plan": plan if n_boot else None})
     lines = key_findings(model, r2, wape, summary, effects, identification, periods, change, plan, frontier,
-                         fitted_kpi, over)
+                         fitted_kpi, over, intervals)
     if findings is not None:
         findings.extend(lines)
     esc = html.escape
@@ -483,8 +571,8 @@ def write_report(model: Any, path: Path, findings: list[str] | None = None,
         "<h2>Effects under intervention</h2>",
         "<p class='note'>total: KPI lost under do(channel = 0), the activity it drives in other "
         "channels removed through the channel graph; direct: other channels held as observed; "
-        "mediated = total - direct; roi = total / spend.</p>",
-        _table(effects),
+        f"mediated = total - direct; roi = total / spend.{_interval_note(intervals)}</p>",
+        _table(_effects_table(effects, intervals)),
         *_over_time(over),
         "<h2>What the data identify</h2>",
         "<p class='note'>A channel's contribution is its response from zero activity up to what it "
@@ -533,7 +621,8 @@ def write_report(model: Any, path: Path, findings: list[str] | None = None,
             "<p class='note'>The same total spend moved between channels (multipliers 0.5-1.5) to "
             f"maximise the modelled KPI: modelled gain {plan.attrs['kpi_gain']:,.0f} "
             f"({plan.attrs['kpi_gain'] / max(abs(fitted_kpi), 1e-12) * 100:.2f}% of the "
-            "fitted KPI). This is the model's forecast, not a measurement; test large moves.</p>",
+            f"fitted KPI).{_plan_robustness(plan)} This is the model's forecast, not a measurement; test large "
+            "moves.</p>",
             _table(plan),
             *_frontier(frontier),
             *_regional_margins(model),

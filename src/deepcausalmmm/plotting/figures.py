@@ -231,13 +231,20 @@ _OVER_TIME_TITLES = {"roi": "Return on spend by period (total effect / spend)",
 
 def over_time_figure(frame: pd.DataFrame, metric: str = "roi") -> go.Figure:
     """One line per channel of ``metric`` against period (``get_effects_over_time``'s table);
-    periods the fit covers only in part get hollow markers."""
+    periods the fit covers only in part get hollow markers, and bootstrap intervals
+    (``metric_lo`` / ``_hi``, with ``n_boot``) error bars."""
     fig = go.Figure()
     for channel, rows in frame.groupby(level="channel", sort=False):
         periods = rows.index.get_level_values("period")
         whole = rows["complete"].to_numpy(dtype=bool)
+        bounds = {}
+        if f"{metric}_lo" in rows:  # bootstrap intervals as error bars
+            value = rows[metric].to_numpy(dtype=float)
+            bounds = {"error_y": {"type": "data", "symmetric": False, "thickness": 1,
+                                  "array": np.maximum(rows[f"{metric}_hi"].to_numpy(dtype=float) - value, 0.0),
+                                  "arrayminus": np.maximum(value - rows[f"{metric}_lo"].to_numpy(dtype=float), 0.0)}}
         fig.add_trace(go.Scatter(
-            x=list(periods), y=rows[metric], mode="lines+markers", name=str(channel),
+            x=list(periods), y=rows[metric], mode="lines+markers", name=str(channel), **bounds,
             marker={"symbol": np.where(whole, "circle", "circle-open"), "size": 8},
             customdata=np.stack([rows["spend"].to_numpy(dtype=float), np.where(whole, "", " (part of the period)")],
                                 axis=1),
