@@ -246,6 +246,16 @@ def test_optimize_cli_matches_the_api(fitted, small_sim, tmp_path, capsys):
     api = fitted.evaluate_plan({"channel_1": 0.8, "channel_3": 1.3})
     np.testing.assert_allclose(scored["plan_response"], api["plan_response"], rtol=1e-9)
     assert scored["kpi_change"].iloc[0] == pytest.approx(api.attrs["kpi_change"], rel=1e-9)
+    # with --n-boot the plan's change over bootstrap refits, printed and in the CSV
+    capsys.readouterr()
+    assert main(["optimize", model_file, "--plan", "channel_1=0.8,channel_3=1.3", "--n-boot", "2",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    scored = pd.read_csv(out, index_col="channel")
+    api = fitted.evaluate_plan({"channel_1": 0.8, "channel_3": 1.3}, n_boot=2)
+    assert scored["kpi_change_fraction_lo"].iloc[0] == pytest.approx(api.attrs["kpi_change_fraction_lo"], rel=1e-9)
+    assert (f"90% interval {api.attrs['kpi_change_fraction_lo'] * 100:+.2f}% to "
+            f"{api.attrs['kpi_change_fraction_hi'] * 100:+.2f}% over 2 bootstrap refits") in printed
     # bad ranges and unknown channels: status 2, a message, no file
     capsys.readouterr()
     for args, message in ((["--bounds", "1.5"], "--bounds takes LOW:HIGH"),
@@ -733,3 +743,35 @@ def test_budget_frontier_on_plan_rows(fitted, small_sim):
     assert frontier.loc[1.1, "kpi_change"] == pytest.approx(cold.attrs["kpi_gain"], abs=1e-5 * abs(cold["response"].sum()))
     mix = fitted.evaluate_plan({c: 0.9 for c in fitted.channels_}, **rows).attrs["kpi_change"]
     assert frontier.loc[0.9, "mix_kpi_change"] == pytest.approx(mix, rel=1e-12)
+
+
+def test_what_if_intervals_from_bootstrap_refits(fitted, small_sim):
+    """evaluate_plan(n_boot=...) scores the plan on the refits: the optimiser's plan scored so
+    gives optimize_budget's robustness figures (the same refits and scoring); a plan that
+    changes nothing changes nothing in any refit; a regional plan that sets every region alike
+    is the channel plan; and on next quarter's rows too."""
+    with fitted.shared_refits():
+        best = fitted.optimize_budget(n_boot=2)
+        scored = fitted.evaluate_plan(best["multiplier"].to_dict(), n_boot=2)
+        same = fitted.evaluate_plan({c: 1.0 for c in fitted.channels_}, n_boot=2)
+        regional = fitted.evaluate_plan({(r, c): m for r in fitted.regions_ for c, m in best["multiplier"].items()},
+                                        n_boot=2)
+        plan = _next_quarter(small_sim.data).drop(columns="kpi")
+        ahead = fitted.evaluate_plan({"channel_1": 0.0}, X=plan, regions="region", dates="date",
+                                     controls=fitted.controls_, n_boot=2)
+    a = scored.attrs
+    assert a["kpi_change_fraction_lo"] == pytest.approx(best.attrs["gain_lo"], rel=1e-9)
+    assert a["kpi_change_fraction_hi"] == pytest.approx(best.attrs["gain_hi"], rel=1e-9)
+    assert a["share_positive"] == best.attrs["gain_share_positive"]
+    assert (a["n_boot"], a["level"], a["prior_spread"]) == (2, 0.9, 1.4)
+    assert abs(same.attrs["kpi_change_fraction"]) < 1e-12  # float summation only
+    assert abs(same.attrs["kpi_change_fraction_lo"]) < 1e-9 and abs(same.attrs["kpi_change_fraction_hi"]) < 1e-9
+    for key in ("kpi_change_fraction_lo", "kpi_change_fraction_hi", "share_positive"):
+        assert regional.attrs[key] == pytest.approx(a[key], rel=1e-9), key
+    # switching a channel off next quarter loses KPI in every refit
+    assert ahead.attrs["kpi_change_fraction_hi"] < 0 and ahead.attrs["share_positive"] == 0.0
+    for kwargs, message in (({"n_boot": 1}, r"`n_boot` must be 0 \(no intervals\) or a whole number"),
+                            ({"n_boot": 2, "regions": fitted.regions_[:2]}, r"`n_boot` cannot be combined with `regions`"),
+                            ({"n_boot": 2, "prior_spread": -1.0}, r"`prior_spread`")):
+        with pytest.raises(DataError, match=message):
+            fitted.evaluate_plan({"channel_1": 0.8}, **kwargs)

@@ -591,8 +591,7 @@ def _optimize(args: argparse.Namespace) -> int:
         option = "--plan" if args.plan else "--plan-file"
         unused = [name for name, value in (("--budget", args.budget), ("--channels", args.channels),
                                            ("--bounds", args.bounds), ("--channel-bounds", args.channel_bounds),
-                                           ("--region-bounds", args.region_bounds),
-                                           ("--n-boot", args.n_boot), ("--kpi-value", args.kpi_value),
+                                           ("--region-bounds", args.region_bounds), ("--kpi-value", args.kpi_value),
                                            ("--by-region", args.by_region), ("--frontier", args.frontier is not None))
                   if value]
         if unused:
@@ -605,8 +604,11 @@ def _optimize(args: argparse.Namespace) -> int:
             own = _keyed_table(args.plan_file, "--plan-file", ["multiplier"], labels, regional=False)
         with _in_terms({**_OPTIONS, "`multipliers`": option, "`channels`": option,
                         "{'tv': 0.8}": "tv=0.8" if args.plan else "0.8"}):
-            plan = model.evaluate_plan(own, regions=regions, period=period, **rows)
+            plan = model.evaluate_plan(own, regions=regions, period=period, n_boot=args.n_boot, level=args.level,
+                                       prior_spread=_prior_spread(args.prior_spread), **rows)
         keys: tuple[str, ...] = ("kpi_change", "kpi_change_fraction", "spend_change")
+        if args.n_boot:
+            keys += ("kpi_change_fraction_lo", "kpi_change_fraction_hi", "share_positive", "n_boot", "prior_spread")
         gain = plan.attrs["kpi_change"]
     else:
         names = _matching(args.channels, model.channels_, "--channels", "the model's channels") or None
@@ -641,8 +643,13 @@ def _optimize(args: argparse.Namespace) -> int:
     print(plan.round(4).to_string())
     profit = (f", spend {plan.attrs['spend_change']:+,.1f}, profit {plan.attrs['profit_gain']:+,.1f} at "
               f"{plan.attrs['kpi_value']:g} per unit of KPI" if "profit_gain" in plan.attrs else "")
-    print(f"modelled KPI {'change' if args.plan else 'gain'} {gain:,.1f}{profit} (the model's forecast, not a "
-          f"measurement); wrote {out.resolve()}")
+    a = plan.attrs
+    if (args.plan or args.plan_file) and args.n_boot:
+        profit += (f"; {a['kpi_change_fraction'] * 100:+.2f}% of the modelled KPI, {a['level']:.0%} interval "
+                   f"{a['kpi_change_fraction_lo'] * 100:+.2f}% to {a['kpi_change_fraction_hi'] * 100:+.2f}% over "
+                   f"{a['n_boot']} bootstrap refits, up in {a['share_positive']:.0%} of them")
+    print(f"modelled KPI {'change' if args.plan or args.plan_file else 'gain'} {gain:,.1f}{profit} (the model's "
+          f"forecast, not a measurement); wrote {out.resolve()}")
     return 0
 
 

@@ -1573,8 +1573,8 @@ class DeepCausalMMM(BaseEstimator):
     def shared_refits(self) -> Iterator[DeepCausalMMM]:
         """A block in which bootstrap refits are fitted once and shared.
 
-        :meth:`get_effect_intervals`, and :meth:`optimize_budget`, :meth:`get_kpi_change` and
-        :meth:`get_effects_over_time` with ``n_boot``, each refit the model on region-bootstrap
+        :meth:`get_effect_intervals`, and :meth:`optimize_budget`, :meth:`evaluate_plan`,
+        :meth:`get_kpi_change` and :meth:`get_effects_over_time` with ``n_boot``, each refit the model on region-bootstrap
         replicates. Replicate ``b`` depends only on the fit, ``random_state + b`` and
         ``prior_spread``, so inside the block calls with the same ``n_boot``,
         ``random_state`` and ``prior_spread`` reuse the first call's refits instead of
@@ -2457,6 +2457,10 @@ class DeepCausalMMM(BaseEstimator):
         dates: ArrayLike | None = None,
         controls: ArrayLike | Sequence[str] | None = None,
         spend: pd.DataFrame | None = None,
+        n_boot: int = 0,
+        level: float = 0.9,
+        random_state: int = 0,
+        prior_spread: float = PRIOR_SPREAD,
     ) -> pd.DataFrame:
         """What the model says a spend plan does: named channels scaled, the rest as observed.
 
@@ -2480,6 +2484,10 @@ class DeepCausalMMM(BaseEstimator):
         X, dates, controls, spend
             Score the plan on rows of your own (next quarter's flighting) instead of
             the fitted cells, as in :meth:`optimize_budget`.
+        n_boot, level, random_state, prior_spread
+            With ``n_boot >= 2`` the plan is scored again on ``n_boot`` region-bootstrap
+            refits, each with its own prior strengths (as :meth:`get_effect_intervals`, shared
+            with it inside :meth:`shared_refits`); not with ``regions`` on the fitted cells.
 
         Returns
         -------
@@ -2488,22 +2496,38 @@ class DeepCausalMMM(BaseEstimator):
         modelled KPI against switching it off, as observed and under the plan).
         ``attrs``: ``kpi_change`` (modelled KPI under the plan minus as
         observed, over the selected cells), ``kpi_change_fraction`` (of the
-        modelled KPI there) and ``spend_change``. The model's forecast, not a
-        measurement; see ``level`` in :meth:`get_identification` for channels
-        whose curves rest on their assumed shape.
+        modelled KPI there) and ``spend_change``; with ``n_boot`` also
+        ``kpi_change_fraction_lo`` / ``_hi`` (percentile interval at ``level`` of the
+        refits' ``kpi_change_fraction``, each over its own cells), ``share_positive``
+        (fraction of refits in which the plan raises the KPI), ``n_boot``, ``level`` and
+        ``prior_spread``. The model's forecast, not a measurement; see ``level`` in
+        :meth:`get_identification` for channels whose curves rest on their assumed shape.
 
         Raises
         ------
         DataError
             For an empty or non-dict ``multipliers``, unknown channels, negative
-            or non-finite multipliers, unknown regions or a period without fitted dates.
+            or non-finite multipliers, unknown regions or a period without fitted dates;
+            ``n_boot`` of 1 or with ``regions`` on the fitted cells, and bootstrap arguments
+            as :meth:`get_effect_intervals`.
         """
         check_is_fitted(self, "graph_model_")
         if not isinstance(multipliers, Mapping) or not multipliers:
             raise DataError(f"`multipliers` must be a non-empty dict {{channel: multiplier}}, found "
                             f"{multipliers!r}; e.g. evaluate_plan({{'tv': 0.8, 'search': 1.3}})")
+        n_boot = _check_n_boot(n_boot)
+        boot = None
+        if n_boot:
+            _check_level(level)
+            prior_spread = _check_prior_spread(prior_spread)
+            self._check_bootstrap_regions(prior_spread)
+            _check_n_jobs(self.n_jobs)
+            if regions is not None and X is None:
+                raise DataError("`n_boot` cannot be combined with `regions`: bootstrap replicates redraw the "
+                                "regions; drop `regions` or set n_boot=0")
+            boot = (n_boot, level, random_state, prior_spread)
         if any(isinstance(key, tuple) for key in multipliers):
-            return self._evaluate_region_plan(multipliers, regions, period, X, dates, controls, spend)
+            return self._evaluate_region_plan(multipliers, regions, period, X, dates, controls, spend, boot)
         names = self._check_channels(list(multipliers))
         m = np.array([_as_number(multipliers[c], f"multipliers[{c!r}]") for c in names])
         if not np.all(np.isfinite(m) & (m >= 0)):
@@ -2522,15 +2546,32 @@ class DeepCausalMMM(BaseEstimator):
         table.attrs.update({"kpi_change": float(plan - observed),
                             "kpi_change_fraction": float(plan - observed) / self._total_kpi(cells),
                             "spend_change": float(((m - 1) * paid).sum())})
+        if boot is not None:
+            self._attach_plan_intervals(table, cells, idx, np.broadcast_to(m, (len(self.regions_), len(idx))),
+                                        period, boot)
         return table
+
+    def _attach_plan_intervals(
+        self, table: pd.DataFrame, cells: _Cells, idx: np.ndarray, m_fit: np.ndarray,
+        period: tuple[Any, Any] | None, boot: tuple[int, float, int, float],
+    ) -> None:
+        """:meth:`evaluate_plan`'s bootstrap figures into ``table.attrs``: multipliers ``m_fit``
+        ``[R_fit,k]`` scored on each refit (as ``optimize_budget``'s robustness)."""
+        n_boot, level, random_state, prior_spread = boot
+        rob = self._plan_robustness(idx, np.asarray(m_fit, dtype=float), period, n_boot, level, random_state,
+                                    prior_spread, cells.rows)
+        table.attrs.update({"kpi_change_fraction_lo": rob["gain_lo"], "kpi_change_fraction_hi": rob["gain_hi"],
+                            "share_positive": rob["gain_share_positive"], "n_boot": n_boot, "level": level,
+                            "prior_spread": prior_spread})
 
     def _evaluate_region_plan(
         self, multipliers: Mapping[Any, Any], regions: Any, period: tuple[Any, Any] | None,
         X: ArrayLike | None, dates: ArrayLike | None, controls: ArrayLike | Sequence[str] | None,
-        spend: pd.DataFrame | None,
+        spend: pd.DataFrame | None, boot: tuple[int, float, int, float] | None = None,
     ) -> pd.DataFrame:
         """:meth:`evaluate_plan` with ``(region, channel)`` keys (a channel key sets every region):
-        one row per (region, channel) with spend among the named channels."""
+        one row per (region, channel) with spend among the named channels; ``boot`` its
+        ``(n_boot, level, random_state, prior_spread)``."""
         named = [key[1] if isinstance(key, tuple) and len(key) == 2 else key for key in multipliers]
         unknown = [c for c in named if c not in self.channels_]
         if unknown:
@@ -2556,6 +2597,10 @@ class DeepCausalMMM(BaseEstimator):
         table, change = self._region_plan_table(cells, idx, names, M, "plan")
         table.attrs.update({"kpi_change": change, "kpi_change_fraction": change / self._total_kpi(cells),
                             "spend_change": float((table["plan_spend"] - table["spend"]).sum())})
+        if boot is not None:
+            m_fit = np.ones((len(self.regions_), len(idx)))
+            m_fit[cells.region_idx] = M  # each timeline's region (a region's rows are one timeline)
+            self._attach_plan_intervals(table, cells, idx, m_fit, period, boot)
         return table
 
     def _channel_responses(
