@@ -161,3 +161,14 @@ def test_return_over_time_example_runs_after_the_quickstart():
     effects = model.get_channel_effects()
     np.testing.assert_allclose(over.groupby(level="channel")["total"].sum()[model.channels_],
                                effects["total"][model.channels_], rtol=1e-9)
+
+
+def test_contents_line_links_to_sections():
+    """Every link of the README's contents line names a section heading (GitHub's anchors)."""
+    text = README.read_text(encoding="utf-8")
+    contents = text.split("Contents: ", 1)[1].split("\n\n", 1)[0]
+    anchors = re.findall(r"\]\(#([^)]+)\)", contents)
+    headings = {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+                for h in re.findall(r"^#{2,3} (.+)$", text, flags=re.M)}
+    assert len(anchors) >= 15
+    assert [a for a in anchors if a not in headings] == []
