@@ -73,6 +73,10 @@ def test_cuda_effects_and_save_load_to_cpu(pair, tmp_path):
     np.testing.assert_allclose(ahead_gpu["change"], ahead_cpu["change"], rtol=1e-4, atol=1e-3)
     frontier_gpu, frontier_cpu = (m.get_budget_frontier([0.9, 1.1]) for m in (gpu, loaded))
     np.testing.assert_allclose(frontier_gpu["kpi_change"], frontier_cpu["kpi_change"], rtol=1e-3, atol=1e-2)
+    # The return over time (switch-off and scaled passes on the model's device).
+    over_gpu, over_cpu = (m.get_effects_over_time("Q") for m in (gpu, loaded))
+    for column in ("total", "roi", "marginal_roi"):
+        np.testing.assert_allclose(over_gpu[column], over_cpu[column], rtol=1e-3, atol=1e-3)
 
 
 def test_cuda_fit_with_lift_tests_matches_cpu(pair):
