@@ -270,3 +270,15 @@ def test_bootstrap_intervals_share_the_refits_of_the_effect_intervals(mediated, 
         with pytest.raises(DataError, match=message):
             mediated.get_effects_over_time("Q", **kwargs)
     assert len(fitted_models) == 2  # refused before any refit
+
+
+def test_key_finding_compares_a_period_with_the_same_one_a_year_before():
+    from deepcausalmmm.reporting import comparison_pair
+
+    quarters = ["2023Q1", "2023Q2", "2023Q3", "2023Q4", "2024Q1", "2024Q2", "2024Q3"]
+    assert comparison_pair(quarters) == ("2023Q3", "2024Q3")  # the season cancels
+    assert comparison_pair(quarters[:4]) == ("2023Q1", "2023Q4")  # no year before: first and last
+    assert comparison_pair(["2023-01", "2023-02", "2024-01", "2024-02"]) == ("2023-02", "2024-02")
+    assert comparison_pair(["2023", "2024"]) == ("2023", "2024")
+    assert comparison_pair(["0..12", "13..25", "26..38"]) == ("0..12", "26..38")  # blocks of steps
+    assert comparison_pair(["2023Q1"]) is None

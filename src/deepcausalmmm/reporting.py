@@ -336,14 +336,36 @@ def _interval_note(intervals: pd.DataFrame | None) -> str:
             "and on simulated panels held fewer true values than their level says (README, Uncertainty).")
 
 
+def _year_before(label: str) -> str | None:
+    """The label of the calendar period a year before ``label`` ("2024Q3" -> "2023Q3"); None
+    for labels that are not calendar periods (blocks of steps)."""
+    try:
+        period = pd.Period(label)
+    except (TypeError, ValueError):
+        return None
+    return str((period.start_time - pd.DateOffset(years=1)).to_period(period.freq))
+
+
+def comparison_pair(labels: list[str]) -> tuple[str, str] | None:
+    """The periods the key finding compares, among whole periods ``labels`` in time order: the
+    last and the same period a year before it where that is whole too (the season then
+    cancels), else the first and the last; None for fewer than two."""
+    if len(labels) < 2:
+        return None
+    before = _year_before(labels[-1])
+    return (before if before in labels[:-1] else labels[0]), labels[-1]
+
+
 def _over_time_finding(over: pd.DataFrame | None) -> str | None:
-    """A key finding: the channel whose ROI moved most between the first and last whole periods."""
+    """A key finding: the channel whose ROI moved most between the last whole period and the
+    same period a year before (else the first whole period)."""
     if over is None or over.empty:
         return None
     whole = over[over["complete"]]
-    periods = list(dict.fromkeys(whole.index.get_level_values("period")))
-    if len(periods) < 2:
+    pair = comparison_pair(list(dict.fromkeys(whole.index.get_level_values("period"))))
+    if pair is None:
         return None
+    periods = list(pair)
     first, last = whole.xs(periods[0], level="period"), whole.xs(periods[-1], level="period")
     before, after = first["roi"], last["roi"].reindex(first.index)
     usable = (before > 0) & (after > 0)  # both periods with spend and a positive return
