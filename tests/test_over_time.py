@@ -282,3 +282,24 @@ def test_key_finding_compares_a_period_with_the_same_one_a_year_before():
     assert comparison_pair(["2023", "2024"]) == ("2023", "2024")
     assert comparison_pair(["0..12", "13..25", "26..38"]) == ("0..12", "26..38")  # blocks of steps
     assert comparison_pair(["2023Q1"]) is None
+    # blocks of 13 weeks: four blocks make a year
+    blocks = ["0..12", "13..25", "26..38", "39..51", "52..64", "65..77"]
+    assert comparison_pair(blocks, blocks_per_year=4) == ("13..25", "65..77")
+    assert comparison_pair(blocks[:4], blocks_per_year=4) == ("0..12", "39..51")
+
+
+def test_key_finding_skips_channels_that_barely_ran():
+    """The finding names the channel whose ROI moved most among those with at least a tenth of
+    their typical spend in both periods: a channel with next to no spend in one has an ROI on
+    nothing."""
+    from deepcausalmmm.reporting import _over_time_finding
+
+    index = pd.MultiIndex.from_product([["2023Q3", "2024Q3"], ["tv", "search", "radio"]], names=["period", "channel"])
+    over = pd.DataFrame({"complete": True,
+                         "spend": [100.0, 100.0, 0.5, 100.0, 100.0, 100.0],
+                         "roi": [1.0, 2.0, 50.0, 1.5, 1.0, 2.0]}, index=index)
+    line = _over_time_finding(over)
+    assert line is not None and line.startswith("Return over time: the ROI of search moved most, from 2 in 2023Q3 "
+                                                 "to 1 in 2024Q3")
+    over.loc[("2023Q3", "radio"), "spend"] = 100.0  # radio ran: its fall from 50 to 2 is the largest
+    assert "the ROI of radio moved most" in _over_time_finding(over)

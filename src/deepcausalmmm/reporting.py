@@ -346,29 +346,36 @@ def _year_before(label: str) -> str | None:
     return str((period.start_time - pd.DateOffset(years=1)).to_period(period.freq))
 
 
-def comparison_pair(labels: list[str]) -> tuple[str, str] | None:
-    """The periods the key finding compares, among whole periods ``labels`` in time order: the
-    last and the same period a year before it where that is whole too (the season then
-    cancels), else the first and the last; None for fewer than two."""
+def comparison_pair(labels: list[str], blocks_per_year: int | None = None) -> tuple[str, str] | None:
+    """The periods the key finding compares, among whole periods ``labels`` in time order (one
+    run of consecutive periods): the last and the same period a year before it where that is
+    whole too (the season then cancels; for blocks of steps, ``blocks_per_year`` blocks
+    before), else the first and the last; None for fewer than two."""
     if len(labels) < 2:
         return None
     before = _year_before(labels[-1])
+    if before is None and blocks_per_year and len(labels) > blocks_per_year:
+        before = labels[-1 - blocks_per_year]
     return (before if before in labels[:-1] else labels[0]), labels[-1]
 
 
-def _over_time_finding(over: pd.DataFrame | None) -> str | None:
+def _over_time_finding(over: pd.DataFrame | None, blocks_per_year: int | None = None) -> str | None:
     """A key finding: the channel whose ROI moved most between the last whole period and the
-    same period a year before (else the first whole period)."""
+    same period a year before (else the first whole period; :func:`comparison_pair`)."""
     if over is None or over.empty:
         return None
     whole = over[over["complete"]]
-    pair = comparison_pair(list(dict.fromkeys(whole.index.get_level_values("period"))))
+    pair = comparison_pair(list(dict.fromkeys(whole.index.get_level_values("period"))), blocks_per_year)
     if pair is None:
         return None
     periods = list(pair)
     first, last = whole.xs(periods[0], level="period"), whole.xs(periods[-1], level="period")
     before, after = first["roi"], last["roi"].reindex(first.index)
-    usable = (before > 0) & (after > 0)  # both periods with spend and a positive return
+    typical = whole.groupby(level="channel")["spend"].mean().reindex(first.index)  # per whole period
+    # both periods with a positive return on at least a tenth of the channel's typical spend (a
+    # channel that barely ran in one of them has an ROI on next to nothing)
+    usable = ((before > 0) & (after > 0) & (first["spend"] >= 0.1 * typical)
+              & (last["spend"].reindex(first.index) >= 0.1 * typical))
     if not usable.any():
         return None
     channel = np.log(after[usable] / before[usable]).abs().idxmax()
@@ -466,7 +473,10 @@ def key_findings(model: Any, r2: float, wape: float, summary: pd.DataFrame, effe
         lines.append(f"Highest return: {roi.idxmax()} ({roi.max():,.3g} KPI per unit of spend{bounds(roi.idxmax())}); "
                      f"lowest: {roi.idxmin()} ({roi.min():,.3g}{bounds(roi.idxmin())}), total effects counting what "
                      "a channel drives in other channels.")
-    moved_most = _over_time_finding(over)
+    freq = over_time_frequency(model)
+    year = model.config_.baseline.period
+    blocks = int(round(year / freq)) if isinstance(freq, int) and abs(year / freq - round(year / freq)) < 0.1 else None
+    moved_most = _over_time_finding(over, blocks)
     if moved_most is not None:
         lines.append(moved_most)
     if periods is not None and change is not None:
