@@ -52,3 +52,18 @@ def fitted(small_sim: SimulatedPanel) -> DeepCausalMMM:
         small_sim.X, small_sim.y, regions=small_sim.regions, dates=small_sim.dates,
         controls=small_sim.control_frame,
     )
+
+
+@pytest.fixture
+def refit_count(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that grows by one for every bootstrap or backtest refit fitted from here on."""
+    fitted_models: list[int] = []
+    real = DeepCausalMMM._refits
+
+    def counting(self, tasks, n_tasks, workers):  # type: ignore[no-untyped-def]
+        for model_, seconds in real(self, tasks, n_tasks, workers):
+            fitted_models.append(1)
+            yield model_, seconds
+
+    monkeypatch.setattr(DeepCausalMMM, "_refits", counting)
+    return fitted_models

@@ -237,18 +237,10 @@ def test_ragged_panel_counts_observed_cells_and_drops_unobserved_periods():
                                 for p, c in table.index], rtol=1e-9)
 
 
-def test_bootstrap_intervals_share_the_refits_of_the_effect_intervals(mediated, monkeypatch):
+def test_bootstrap_intervals_share_the_refits_of_the_effect_intervals(mediated, refit_count):
     """Over one block of every fitted week, the intervals on ROI and marginal ROI are those of
     get_effect_intervals, from the same refits (fitted once inside shared_refits())."""
-    fitted_models: list[int] = []
-    real = DeepCausalMMM._refits
-
-    def counting(self, tasks, n_tasks, workers):
-        for model_, seconds in real(self, tasks, n_tasks, workers):
-            fitted_models.append(1)
-            yield model_, seconds
-
-    monkeypatch.setattr(DeepCausalMMM, "_refits", counting)
+    fitted_models = refit_count
     T = mediated.panel_.shape[1]
     with mediated.shared_refits():
         intervals = mediated.get_effect_intervals(n_boot=2)

@@ -220,7 +220,7 @@ def test_a_national_series_has_prior_spread_intervals_only(tmp_path, capsys):
     assert not out.exists()  # refused before fitting: no partial outputs
 
 
-def test_shared_refits_fit_each_replicate_once_and_give_the_same_figures(fitted, monkeypatch):
+def test_shared_refits_fit_each_replicate_once_and_give_the_same_figures(fitted, refit_count):
     """Inside shared_refits(), the intervals, the plan's robustness and the KPI change's
     intervals with the same n_boot, random_state and prior_spread share one set of refits,
     and give what each gives alone; another random_state refits; the block's end lets go."""
@@ -229,15 +229,8 @@ def test_shared_refits_fit_each_replicate_once_and_give_the_same_figures(fitted,
     plan_alone = model.optimize_budget(n_boot=2)
     d = model.panel_.dates
     change_alone = model.get_kpi_change((d[0], d[12]), (d[47], d[59]), n_boot=2)
-    fitted_models: list[int] = []
-    real = DeepCausalMMM._refits
-
-    def counting(self, tasks, n_tasks, workers):
-        for model_, seconds in real(self, tasks, n_tasks, workers):
-            fitted_models.append(1)
-            yield model_, seconds
-
-    monkeypatch.setattr(DeepCausalMMM, "_refits", counting)
+    refit_count.clear()  # the refits fitted from here on
+    fitted_models = refit_count
     with model.shared_refits() as same:
         assert same is model
         shared = model.get_effect_intervals(n_boot=2)

@@ -1068,6 +1068,17 @@ def _jobs_argument(cmd: argparse.ArgumentParser, refits: str) -> None:
                      "core; -1: one per core, each on one)")
 
 
+def _bootstrap_arguments(cmd: argparse.ArgumentParser, what: str, not_with: str) -> None:
+    """``--n-boot``, ``--level``, ``--prior-spread`` and ``--jobs`` of a command whose figures
+    (``what``) get region-bootstrap intervals; ``not_with``: the options they exclude."""
+    cmd.add_argument("--n-boot", type=int, default=0,
+                     help=f"region-bootstrap refits for intervals on {what} (0: none; each a full refit; not with "
+                     f"{not_with})")
+    cmd.add_argument("--level", type=float, default=0.9, help="interval level with --n-boot (default 0.9)")
+    _prior_spread_argument(cmd)
+    _jobs_argument(cmd, "--n-boot refits")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``deepcausalmmm`` command."""
     parser = argparse.ArgumentParser(prog="deepcausalmmm", description=__doc__,
@@ -1197,12 +1208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     chg.add_argument("--all-cells", action="store_true",
                      help="sum every observed cell of each period (default: like for like, only the regions "
                      "observed in every week of both)")
-    chg.add_argument("--n-boot", type=int, default=0,
-                     help="region-bootstrap refits for intervals on each part's change_pct (0: none; each a "
-                     "full refit; not with --regions or --by-region)")
-    chg.add_argument("--level", type=float, default=0.9, help="interval level with --n-boot (default 0.9)")
-    _prior_spread_argument(chg)
-    _jobs_argument(chg, "--n-boot refits")
+    _bootstrap_arguments(chg, "each part's change_pct", "--regions or --by-region")
     chg.add_argument("--out", default="outputs/kpi_change.csv", help="CSV to write (default outputs/kpi_change.csv)")
     chg.set_defaults(func=_change)
 
@@ -1217,12 +1223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "as 2023Q4 (not with --by)")
     eff.add_argument("--regions", default=None, help="regions to sum over, separated by ';' (default all)")
     eff.add_argument("--by-region", action="store_true", help="one row per region and channel (not with --by)")
-    eff.add_argument("--n-boot", type=int, default=0,
-                     help="region-bootstrap refits for intervals on ROI and marginal ROI (0: none; each a full "
-                     "refit; not with --regions, --period or --by-region)")
-    eff.add_argument("--level", type=float, default=0.9, help="interval level with --n-boot (default 0.9)")
-    _prior_spread_argument(eff)
-    _jobs_argument(eff, "--n-boot refits")
+    _bootstrap_arguments(eff, "ROI and marginal ROI", "--regions, --period or --by-region")
     eff.add_argument("--out", default="outputs/effects.csv", help="CSV to write (default outputs/effects.csv)")
     eff.set_defaults(func=_effects)
 
