@@ -896,6 +896,11 @@ def _effects(args: argparse.Namespace) -> int:
             raise DataError(f"--n-boot refits redraw the fitted regions over every fitted week, so {clash} do not "
                             "apply; drop them for intervals, or drop --n-boot")
     boot = {"n_boot": args.n_boot, "level": args.level, "prior_spread": spread} if args.n_boot else {}
+    if args.group:
+        clash = [name for name, value in (("--by", args.by), ("--n-boot", args.n_boot)) if value]
+        if clash:
+            raise DataError(f"--group gives each group's effects over the fit or a --period, so {clash} do not "
+                            "apply; drop them, or drop --group")
     period: Any = None
     if args.period is not None:
         if len(args.period) > 2:
@@ -936,6 +941,28 @@ def _effects(args: argparse.Namespace) -> int:
                   if args.n_boot else "")
         print(f"{len(whole)} periods{note}; spend, total, direct and mediated effects per period{bounds} are in "
               f"the CSV; wrote {out.resolve()}")
+        return 0
+    if args.group:
+        groups: dict[str, list[str]] = {}
+        for text in args.group:
+            name, sep, chans = text.partition("=")
+            if not sep or not name.strip() or not chans.strip():
+                raise DataError(f"--group takes NAME=CHANNEL,CHANNEL (a group's name and its channels), found "
+                                f"{text!r}; e.g. --group digital=search,social")
+            groups[name.strip()] = _matching(chans, model.channels_, f"--group {name.strip()}",
+                                             "the model's channels")  # patterns such as 'impressions_*'
+
+        with _in_terms({**words, "`groups[": "--group ", "]`": ""}, period=r"--period \1 \2"):
+            table = model.get_group_effects(groups, regions=regions, period=period, by_region=args.by_region)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out)
+        sized = {c: "{:,.0f}".format if table[c].abs().max() >= 100 else "{:,.4g}".format
+                 for c in table.select_dtypes("number").columns}
+        print(table.drop(columns="channels").to_string(formatters=sized, na_rep=""))
+        for name, members in groups.items():  # the members below the figures (long names stay readable)
+            print(f"{name}: {', '.join(members)}")
+        print("total: KPI lost with every channel of the group switched off together; overlap: what adding the "
+              f"members' own totals counts twice (what one drives in another); wrote {out.resolve()}")
         return 0
     if args.n_boot:
         table = model.get_effect_intervals(**boot)
@@ -1223,6 +1250,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "as 2023Q4 (not with --by)")
     eff.add_argument("--regions", default=None, help="regions to sum over, separated by ';' (default all)")
     eff.add_argument("--by-region", action="store_true", help="one row per region and channel (not with --by)")
+    eff.add_argument("--group", action="append", default=None, metavar="NAME=CHANNEL,CHANNEL",
+                     help="a group of channels switched off together (repeat for several; channels may be "
+                     "patterns such as 'search_*'): one row per group, what they drive in each other counted "
+                     "once (not with --by or --n-boot)")
     _bootstrap_arguments(eff, "ROI and marginal ROI", "--regions, --period or --by-region")
     eff.add_argument("--out", default="outputs/effects.csv", help="CSV to write (default outputs/effects.csv)")
     eff.set_defaults(func=_effects)

@@ -1273,6 +1273,96 @@ class DeepCausalMMM(BaseEstimator):
         frame["roi"] = np.where(frame["spend"] > 0, frame["total"] / frame["spend"].where(frame["spend"] > 0, 1), np.nan)
         return frame[["total", "direct", "mediated", "total_share", "spend", "roi"]]
 
+    def get_group_effects(
+        self,
+        groups: Mapping[str, Sequence[str] | str],
+        regions: Sequence[Any] | None = None,
+        period: Period | None = None,
+        by_region: bool = False,
+    ) -> pd.DataFrame:
+        """Effects of groups of channels switched off together ("what did all of digital drive?").
+
+        A group's ``total`` is the KPI lost under do(every channel of the group = 0), the
+        activity its channels drive in other channels removed through the graph, as
+        :meth:`get_channel_effects` does for one channel. Adding the members' own totals
+        counts twice what one member drives in another (TV's lift in branded search is in
+        both TV's and search's total), and the joint intervention does not: ``overlap`` is
+        that double count. ``direct``: the group's channels' own contributions (all of them,
+        what one member drives in another included); ``mediated`` = total - direct, what the
+        group drives in channels outside it.
+
+        Parameters
+        ----------
+        groups : dict
+            ``{name: [channel, ...]}`` (a single channel name also works); groups may share
+            channels, and ``{"media": model.channels_}`` gives what all media together caused.
+        regions, period, by_region
+            As in :meth:`get_channel_effects`.
+
+        Returns
+        -------
+        DataFrame indexed by ``group`` (``(region, group)`` with ``by_region``): ``channels``
+        (the members, joined by ", "), ``total``, ``direct``, ``mediated``,
+        ``sum_of_totals`` (the members' totals from :meth:`get_channel_effects`), ``overlap``
+        (``sum_of_totals - total``), ``spend`` and ``roi`` (total / spend).
+
+        Raises
+        ------
+        DataError
+            For groups that are not a non-empty dict of non-empty channel lists, unknown
+            channels, and as :meth:`get_channel_effects` for ``regions`` and ``period``.
+        """
+        check_is_fitted(self, "graph_model_")
+        if not isinstance(groups, Mapping) or not groups:
+            raise DataError(f"`groups` must be a non-empty dict {{name: [channel, ...]}}, found {groups!r}; e.g. "
+                            f"groups={{'digital': {self.channels_[:2]}}}")
+        members: dict[str, list[str]] = {}
+        for name, chans in groups.items():
+            listed_ = [chans] if isinstance(chans, str) else list(chans) if isinstance(chans, Iterable) else None
+            if not listed_ or not all(isinstance(c, str) for c in listed_):
+                raise DataError(f"`groups[{name!r}]` must be a channel name or a non-empty list of them, found "
+                                f"{chans!r}; e.g. groups={{{name!r}: {self.channels_[:2]}}}")
+            unknown = [c for c in listed_ if c not in self.channels_]
+            if unknown:
+                raise DataError(f"`groups[{name!r}]` names {unknown}, which are not fitted channels; choose among "
+                                f"{self.channels_}")
+            members[str(name)] = list(dict.fromkeys(listed_))
+        _check_flag(by_region, "by_region")
+        p = self.panel_
+        R = p.shape[0]
+        keep = self._cells(regions, period)  # [R,T]
+        observed = self._fitted_parts(p.media)["channels"]  # [R,T,C]
+        totals = self._total_effects(p.media, np.arange(R), keep, observed,
+                                     lambda media: self._fitted_parts(media)["channels"])  # [R,C] one by one
+        scale = self.scaler_.media_scale[:, None, :]  # [R,1,C]
+        scaled = p.media / scale
+        in_cells = np.where(keep[:, :, None], 1.0, 0.0)  # [R,T,1]
+        rows: dict[str, dict[str, np.ndarray]] = {}
+        for name, chans in members.items():
+            idx = np.array([self.channels_.index(c) for c in chans])
+            off = _switched_off(p.media, scaled, scale, self.graph_model_, idx)
+            lost = (observed - self._fitted_parts(off)["channels"]) * in_cells  # [R,T,C]: only what it reaches moves
+            rows[name] = {"total": lost.sum(axis=(1, 2)), "direct": (observed[..., idx] * in_cells).sum(axis=(1, 2)),
+                          "sum_of_totals": totals[:, idx].sum(axis=1),
+                          "spend": (self.spend_[..., idx] * in_cells).sum(axis=(1, 2))}  # each [R]
+        names = list(members)
+        if by_region:
+            sel = np.flatnonzero(keep.any(axis=1))
+            index = pd.MultiIndex.from_tuples([(self.regions_[r], g) for r in sel for g in names],
+                                              names=["region", "group"])
+            data = {k: np.array([rows[g][k][r] for r in sel for g in names])
+                    for k in ("total", "direct", "sum_of_totals", "spend")}
+            chans_col = [", ".join(members[g]) for _ in sel for g in names]
+        else:
+            index = pd.Index(names, name="group")
+            data = {k: np.array([rows[g][k].sum() for g in names]) for k in ("total", "direct", "sum_of_totals", "spend")}
+            chans_col = [", ".join(members[g]) for g in names]
+        frame = pd.DataFrame({"channels": chans_col, **data}, index=index)
+        frame["mediated"] = frame["total"] - frame["direct"]
+        frame["overlap"] = frame["sum_of_totals"] - frame["total"]
+        frame["roi"] = frame["total"] / frame["spend"].where(frame["spend"] > 0)
+        return frame[["channels", "total", "direct", "mediated", "sum_of_totals", "overlap", "spend", "roi"]]
+
     def get_effects_over_time(
         self,
         freq: str | int = "Q",
