@@ -108,3 +108,12 @@ def test_effects_command_with_groups(mediated, tmp_path, capsys):
         assert main(["effects", model_file, *args, "--out", str(tmp_path / "bad.csv")]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "bad.csv").exists()
+
+
+def test_report_says_what_all_channels_caused_together(mediated, tmp_path):
+    """With an edge the channels' totals overstate what all media caused; the report says by how much."""
+    media = mediated.get_group_effects({"media": mediated.channels_}).iloc[0]
+    text = mediated.save_report(tmp_path / "r.html").read_text(encoding="utf-8")
+    assert (f"All channels switched off together lose {media['total']:,.0f} of the KPI") in text
+    assert (f"the channels' totals add up to {media['sum_of_totals']:,.0f}, counting {media['overlap']:,.0f} "
+            "twice") in text

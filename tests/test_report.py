@@ -22,6 +22,11 @@ def report(fitted, tmp_path_factory):
     return path, path.read_text(encoding="utf-8")
 
 
+def effects_text(text: str) -> str:
+    """The report's "Effects under intervention" section."""
+    return text.split('<h2 id="effects-under-intervention">', 1)[1].split("<h2", 1)[0]
+
+
 def test_report_sections_and_numbers_come_from_the_model(fitted, report):
     _, text = report
     for section in ["Key findings", "Panel and fit", "Contributions", "Effects under intervention",
@@ -101,6 +106,9 @@ def test_report_sections_and_numbers_come_from_the_model(fitted, report):
     whole = over[over["complete"]]
     first, last = whole.xs("2023Q1", level="period"), whole.xs("2023Q4", level="period")
     moved = np.log(last["roi"] / first["roi"]).abs().idxmax()
+    # what all channels caused together, against their totals added (get_group_effects)
+    media = fitted.get_group_effects({"media": fitted.channels_}).iloc[0]
+    assert f"All channels switched off together lose {media['total']:,.0f} of the KPI" in effects_text(text)
     # plotly.js is embedded once, so the file opens offline
     assert len(re.findall(r"\* plotly\.js v\d", text)) == 1
     # the key findings repeat the sections' figures, each from the API

@@ -325,6 +325,20 @@ def _effects_table(effects: pd.DataFrame, intervals: pd.DataFrame | None) -> pd.
     return shown
 
 
+def _media_note(model: Any, fitted_kpi: float) -> str:
+    """What all channels caused together (:meth:`get_group_effects`) against their totals added."""
+    media = model.get_group_effects({"media": list(model.channels_)}).iloc[0]
+    share = media["total"] / max(abs(fitted_kpi), 1e-12) * 100
+    if media["overlap"] > 1e-9 * max(abs(media["total"]), 1.0):
+        added = (f"; the channels' totals add up to {media['sum_of_totals']:,.0f}, counting {media['overlap']:,.0f} "
+                 "twice (what one channel drives in another is in both totals), so read shares of the total "
+                 "against that sum and groups with get_group_effects")
+    else:
+        added = "; the channels' totals add up to it (no channel drives another)"
+    return (f" All channels switched off together lose {media['total']:,.0f} of the KPI ({share:.1f}% of the fitted "
+            f"KPI){added}.")
+
+
 def _interval_note(intervals: pd.DataFrame | None) -> str:
     """The sentence saying what the bootstrap columns are (empty without them)."""
     if intervals is None:
@@ -603,7 +617,8 @@ def write_report(model: Any, path: Path, findings: list[str] | None = None,
         "<h2>Effects under intervention</h2>",
         "<p class='note'>total: KPI lost under do(channel = 0), the activity it drives in other "
         "channels removed through the channel graph; direct: other channels held as observed; "
-        f"mediated = total - direct; roi = total / spend.{_interval_note(intervals)}</p>",
+        f"mediated = total - direct; roi = total / spend.{_media_note(model, fitted_kpi)}"
+        f"{_interval_note(intervals)}</p>",
         _table(_effects_table(effects, intervals)),
         *_over_time(over),
         "<h2>What the data identify</h2>",
