@@ -115,7 +115,7 @@ def test_blocks_of_steps_on_a_fit_without_dates():
     model = DeepCausalMMM(config=FAST, random_state=0).fit(np.asarray(sim.X), np.asarray(sim.y),
                                                            regions=np.asarray(sim.regions))
     table = model.get_effects_over_time(13)
-    assert list(dict.fromkeys(table.index.get_level_values("period"))) == ["0..12", "13..25", "26..38", "39..39"]
+    assert list(dict.fromkeys(table.index.get_level_values("period"))) == ["0..12", "13..25", "26..38", "39"]
     assert table.groupby(level="period", sort=False)["complete"].first().tolist() == [True, True, True, False]
     assert table.groupby(level="period", sort=False)["n_dates"].first().tolist() == [13, 13, 13, 1]
     np.testing.assert_allclose(table.groupby(level="channel")["total"].sum(),

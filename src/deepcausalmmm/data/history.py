@@ -131,7 +131,7 @@ def period_blocks(grid: pd.Index, freq: str | int, name: str = "freq") -> tuple[
     in, which needs calendar dates; or a whole number ``n``: blocks of ``n`` steps from the first
     fitted date. Returns ``[T]`` each date's block (0, 1, ... in time order), the blocks' labels
     (``"2024Q3"``, which every ``period=`` argument takes back; for blocks of steps their first
-    and last dates, ``"0..12"``) and ``[K]`` whether each block holds every grid date of its period (False for a
+    and last dates, ``"0..12"``, or the one date of a block of one) and ``[K]`` whether each block holds every grid date of its period (False for a
     quarter the fit starts or ends inside). ``name``: the argument, for errors.
     """
     T = len(grid)
@@ -142,7 +142,8 @@ def period_blocks(grid: pd.Index, freq: str | int, name: str = "freq") -> tuple[
             raise DataError(f"`{name}` must be a whole number of steps >= 1 or a calendar frequency such as "
                             f"'Q', found {freq}; e.g. {name}=13 (blocks of 13 steps) or {name}='Q'")
         block = np.arange(T) // n
-        labels = [f"{fmt_date(grid[i])}..{fmt_date(grid[min(i + n, T) - 1])}" for i in range(0, T, n)]
+        ends = [(grid[i], grid[min(i + n, T) - 1]) for i in range(0, T, n)]
+        labels = [fmt_date(a) if a == b else f"{fmt_date(a)}..{fmt_date(b)}" for a, b in ends]  # "0..12"; "39"
         complete = np.bincount(block) == n
         return block, labels, complete
     if not isinstance(freq, str):
