@@ -3,12 +3,14 @@
 Usage::
 
     python benchmarks/forecast_intervals.py [--seeds 0,1,2,3] [--size 40x156x8] [--holdout 26]
-                                            [--noise 0.06] [--levels 0.8,0.9]
+                                            [--noise 0.06] [--levels 0.8,0.9] [--calibrate N]
 
 For each seed, fits ``simulate_panel`` on all but the last ``--holdout`` weeks
 (default configuration), forecasts those weeks with ``predict_interval`` at
 each level, and prints the share of holdout cells inside their interval, the
-intervals' summed width over the summed KPI, and the forecast's WAPE. The
+intervals' summed width over the summed KPI, and the forecast's WAPE. With
+``--calibrate N`` also the same after ``calibrate_intervals(n_splits=N)`` at each
+level (N refits per level on the fitted weeks; ``cal_`` columns). The
 MMM panel's coverage is printed by ``mmm_panel.py`` (at the split and at every
 swept cutoff).
 """
@@ -32,13 +34,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--holdout", type=int, default=26, help="weeks forecast after the fit")
     ap.add_argument("--noise", type=float, default=0.06)
     ap.add_argument("--levels", default="0.8,0.9")
+    ap.add_argument("--calibrate", type=int, default=0, metavar="N",
+                    help="also calibrate the intervals on N rolling cutoffs of the fitted weeks (0: off)")
     args = ap.parse_args(argv)
     R, T, C = (int(v) for v in args.size.split("x"))
     levels = [float(v) for v in args.levels.split(",")]
     if not 0 < args.holdout < T:
         ap.error(f"--holdout must be between 1 and the weeks less one ({T - 1}), found {args.holdout}")
-    head = ["seed"] + [f"{k}_{lv:g}" for lv in levels for k in ("cover", "width")] + ["wape", "fit_s"]
-    print("".join(f"{h:>12s}" for h in head))
+    kinds = ("cover", "width") + (("cal_cover", "cal_width", "scale") if args.calibrate else ())
+    head = ["seed"] + [f"{k}_{lv:g}" for lv in levels for k in kinds] + ["wape", "fit_s"]
+    print("".join(f"{h:>15s}" for h in head))
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
         sim = simulate_panel(R, T, C, seed=seed, noise=args.noise)
@@ -52,16 +57,24 @@ def main(argv: list[str] | None = None) -> int:
         fit_s = time.perf_counter() - start
         y = hold["kpi"].to_numpy()
         row = [float(seed)]
+        ahead = {"X": hold[sim.channels], "regions": hold["region"].to_numpy(), "dates": hold["date"].to_numpy(),
+                 "controls": hold[sim.controls]}
         for level in levels:
-            band = model.predict_interval(hold[sim.channels], regions=hold["region"].to_numpy(),
-                                          dates=hold["date"].to_numpy(), controls=hold[sim.controls],
-                                          level=level)
-            row += [float(((y >= band["lower"]) & (y <= band["upper"])).mean() * 100),
-                    float((band["upper"] - band["lower"]).sum() / np.abs(y).sum() * 100)]
+            model.interval_calibration_ = None  # the fit's own intervals first
+            bands = [model.predict_interval(**ahead, level=level)]
+            if args.calibrate:
+                scale = model.calibrate_intervals(n_splits=args.calibrate, level=level).attrs["scale"]
+                bands.append(model.predict_interval(**ahead, level=level))
+            for band in bands:
+                row += [float(((y >= band["lower"]) & (y <= band["upper"])).mean() * 100),
+                        float((band["upper"] - band["lower"]).sum() / np.abs(y).sum() * 100)]
+            if args.calibrate:
+                row.append(scale)
+            band = bands[0]
         row += [float(np.abs(y - band["prediction"]).sum() / np.abs(y).sum() * 100), fit_s]
         rows.append(row)
-        print(f"{seed:12d}" + "".join(f"{v:12.2f}" for v in row[1:]), flush=True)
-    print(f"{'mean':>12s}" + "".join(f"{v:12.2f}" for v in np.mean(rows, axis=0)[1:]))
+        print(f"{seed:15d}" + "".join(f"{v:15.2f}" for v in row[1:]), flush=True)
+    print(f"{'mean':>15s}" + "".join(f"{v:15.2f}" for v in np.mean(rows, axis=0)[1:]))
     return 0
 
 

@@ -334,6 +334,9 @@ def _demo_change(model: DeepCausalMMM, sim: Any) -> None:
 def _fit(args: argparse.Namespace) -> int:
     if args.n_boot == 1 or args.n_boot < 0:
         raise DataError(f"--n-boot must be 0 (no intervals) or at least 2, found {args.n_boot}")
+    if args.calibrate_intervals < 0:
+        raise DataError(f"--calibrate-intervals must be 0 (off) or a number of rolling cutoffs such as 3, found "
+                        f"{args.calibrate_intervals}")
     _prior_spread(args.prior_spread)
     df = _read_csv(args.data, "data")
     _label_columns(args, df, args.data)
@@ -364,6 +367,12 @@ def _fit(args: argparse.Namespace) -> int:
     regions, periods, n_channels = model.panel_.shape
     print(f"fitted {regions} region(s) x {periods} periods x {n_channels} channels in {h.seconds:.1f} s "
           f"({h.epochs_run} + {h.refit_epochs} epochs)", flush=True)
+    if args.calibrate_intervals:  # before the model file is written, which keeps the calibration
+        with _in_terms({"`n_splits`": "--calibrate-intervals", "`horizon`": "13"}):
+            cal = model.calibrate_intervals(n_splits=args.calibrate_intervals).attrs
+        print(f"forecast intervals calibrated on {cal['n_splits']} rolling cutoffs ({cal['n_cells']} holdout cells, "
+              f"{cal['horizon']} weeks ahead): {cal['level']:.0%} intervals held {cal['coverage_pct']:.1f}% there, "
+              f"so predict scales them by {cal['scale']:.3g} (needed {cal['scale_needed']:.3g})", flush=True)
     started = time.perf_counter()
     findings: list[str] = []
     files = write_outputs(model, Path(args.out), n_boot=args.n_boot, prior_spread=args.prior_spread,
@@ -1140,6 +1149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                      help="region-bootstrap refits for effect_intervals.csv, budget_plan.csv and the intervals "
                      "of kpi_change.csv, shared by the three (0: none; each replicate is a full refit)")
     _prior_spread_argument(fit)
+    fit.add_argument("--calibrate-intervals", type=int, default=0, metavar="N",
+                     help="refit on the fitted weeks before N rolling cutoffs and widen the forecast intervals "
+                     "(predict) so that they held their level 13 weeks ahead there (0: off; N full refits)")
     fit.add_argument("-v", "--verbose", action="store_true",
            help="print progress: the panel, the graph, Adam's loss every 50 epochs, a line per --n-boot refit")
     _jobs_argument(fit, "--n-boot refits")

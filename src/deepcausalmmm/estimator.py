@@ -246,6 +246,9 @@ class DeepCausalMMM(BaseEstimator):
     residual_persistence_ : float
         Pooled AR(1) coefficient (0-0.99) of the fit's residuals; a forecast's
         offset from the last fitted residual fades by this factor per week.
+    interval_calibration_ : dict or None
+        The forecast intervals' out-of-sample calibration (:meth:`calibrate_intervals`:
+        ``level``, ``scale``, ...); None until it runs, and again after each ``fit``.
     """
 
     def __init__(
@@ -571,7 +574,10 @@ class DeepCausalMMM(BaseEstimator):
         cells (81.6% with under 58 weeks of history, 93.7-94.6% with more); on
         small panels whose forecast is biased, far fewer (README, "Forecast
         intervals"). Check them on your own data with :meth:`backtest`
-        (``coverage_pct``).
+        (``coverage_pct``). After :meth:`calibrate_intervals` at this ``level``,
+        forecast rows' bounds are scaled around the prediction by its out-of-sample
+        factor (``attrs["calibrated"]``); at another level they stay the fit's own,
+        with a warning.
 
         Returns
         -------
@@ -579,7 +585,7 @@ class DeepCausalMMM(BaseEstimator):
             One row per input row, in input order: ``region``, ``date``,
             ``prediction`` (as :meth:`predict`), ``lower``, ``upper`` and
             ``horizon`` (weeks after the region's last fitted week; 0 within
-            the fitted period); ``attrs["level"]``.
+            the fitted period); ``attrs["level"]`` and ``attrs["calibrated"]``.
 
         Raises
         ------
@@ -608,15 +614,27 @@ class DeepCausalMMM(BaseEstimator):
         at = np.searchsorted(steps, horizon)  # [N]
         unit = scale[fit_r] * self.scaler_.y_scale[fit_r]  # [N] KPI units per scaled error
         pred = table["prediction"].to_numpy()
+        low, high = q[at, 0] * unit, q[at, 1] * unit  # [N] around the prediction
+        cal = getattr(self, "interval_calibration_", None)
+        calibrated = False
+        if cal is not None and np.any(horizon > 0):
+            if abs(cal["level"] - level) < 1e-9:  # forecast rows scaled by the out-of-sample factor
+                factor = np.where(horizon > 0, cal["scale"], 1.0)
+                low, high, calibrated = low * factor, high * factor, True
+            else:
+                warnings.warn(
+                    f"the forecast intervals were calibrated at level {cal['level']:g} (calibrate_intervals); at "
+                    f"level {level:g} they are the fit's own, uncalibrated. Pass level={cal['level']:g}, or "
+                    f"calibrate at {level:g}", UserWarning, stacklevel=3)
         out = pd.DataFrame({
             REGION: table.index.get_level_values(REGION),
             DATE: table.index.get_level_values(DATE),
             "prediction": pred,
-            "lower": pred + q[at, 0] * unit,
-            "upper": pred + q[at, 1] * unit,
+            "lower": pred + low,
+            "upper": pred + high,
             "horizon": horizon.astype(int),
         })
-        out.attrs["level"] = float(level)
+        out.attrs.update({"level": float(level), "calibrated": calibrated})
         return table, out
 
     def _interval_quantiles(self, horizons: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -1103,8 +1121,6 @@ class DeepCausalMMM(BaseEstimator):
             If the cutoffs leave too few training weeks, or ``level`` is not in (0, 1).
         """
         _check_level(level)
-        from sklearn.base import clone
-
         from .analysis.backtest import (
             forecast_metrics,
             interval_metrics,
@@ -1123,29 +1139,10 @@ class DeepCausalMMM(BaseEstimator):
             raise DataError(str(exc)) from None
         y0 = np.where(panel.observed, panel.y, 0.0)
         weight = panel.weight * panel.observed
-        _check_n_jobs(self.n_jobs)
-
-        def tasks() -> Iterator[_Refit]:
-            for cut in cutoffs:
-                w_cut = weight[:, :cut]
-                if sample_weight is None:  # as fit would: judged on the training weeks only
-                    w_cut, _ = _stale_weighted(y0[:, :cut], panel.media[:, :cut],
-                                               panel.observed[:, :cut], w_cut, cfg.data.stale_weight)
-                X_cut, regions_cut, dates_cut, controls_cut = _weeks_as_rows(panel, 0, cut)
-                yield _Refit(clone(self).set_params(verbose=False),  # a line per cutoff below, not its epochs
-                             dict(X=X_cut, y=y0[:, :cut].ravel(), regions=regions_cut, dates=dates_cut,
-                                  controls=controls_cut, sample_weight=w_cut.ravel()))
-
         rows = []
-        refits = self._refits(tasks(), len(cutoffs), self._refit_workers(len(cutoffs)))
-        for i, (cut, (model, seconds)) in enumerate(zip(cutoffs, refits, strict=True), start=1):
+        bands = self._holdout_bands(panel, cutoffs, horizon, level, stale=sample_weight is None)
+        for i, (cut, seconds, pred, lower, upper) in enumerate(bands, start=1):
             end = cut + horizon
-            R = len(panel.regions)
-            X_ahead, regions_ahead, dates_ahead, controls_ahead = _weeks_as_rows(panel, cut, end)
-            band = model.predict_interval(X_ahead, regions=regions_ahead, dates=dates_ahead,
-                                          controls=controls_ahead, level=level)  # rows in input order
-            pred, lower, upper = (band[k].to_numpy().reshape(R, end - cut)  # [R*H] -> [R,H]
-                                  for k in ("prediction", "lower", "upper"))
             naive_pred = last_value_forecast(
                 y0[:, :cut], panel.observed[:, :cut] & (weight[:, :cut] > 0), end - cut)
             # Regions with no usable training week have no naive forecast; skip them for both.
@@ -1162,6 +1159,120 @@ class DeepCausalMMM(BaseEstimator):
         out = pd.DataFrame(rows)
         out.attrs["level"] = float(level)
         return out
+
+    def _holdout_bands(
+        self, panel: Panel, cutoffs: Sequence[int], horizon: int, level: float, stale: bool = True,
+    ) -> Iterator[tuple[int, float, np.ndarray, np.ndarray, np.ndarray]]:
+        """Rolling-origin refits of a clone of this estimator on ``panel``'s weeks before each
+        cutoff (side by side with ``n_jobs``): per cutoff ``(cut, fit seconds, prediction,
+        lower, upper)``, each ``[R,H]`` over the next ``horizon`` weeks, the bounds those of
+        :meth:`predict_interval` at ``level`` (the refit's own, uncalibrated). With ``stale``
+        the training weeks are weighted as ``fit`` weighs them without ``sample_weight``; else
+        the panel's weights are used as given."""
+        from sklearn.base import clone
+
+        assert panel.y is not None
+        cfg = build_config(self.config)
+        y0 = np.where(panel.observed, panel.y, 0.0)
+        weight = panel.weight * panel.observed
+        _check_n_jobs(self.n_jobs)
+
+        def tasks() -> Iterator[_Refit]:
+            for cut in cutoffs:
+                w_cut = weight[:, :cut]
+                if stale:  # as fit would: judged on the training weeks only
+                    w_cut, _ = _stale_weighted(y0[:, :cut], panel.media[:, :cut],
+                                               panel.observed[:, :cut], w_cut, cfg.data.stale_weight)
+                X_cut, regions_cut, dates_cut, controls_cut = _weeks_as_rows(panel, 0, cut)
+                yield _Refit(clone(self).set_params(verbose=False),  # a line per cutoff from the caller
+                             dict(X=X_cut, y=y0[:, :cut].ravel(), regions=regions_cut, dates=dates_cut,
+                                  controls=controls_cut, sample_weight=w_cut.ravel()))
+
+        refits = self._refits(tasks(), len(cutoffs), self._refit_workers(len(cutoffs)))
+        R = len(panel.regions)
+        for cut, (model, seconds) in zip(cutoffs, refits, strict=True):
+            end = cut + horizon
+            X_ahead, regions_ahead, dates_ahead, controls_ahead = _weeks_as_rows(panel, cut, end)
+            with warnings.catch_warnings():  # a refit has no calibration of its own to mismatch
+                band = model.predict_interval(X_ahead, regions=regions_ahead, dates=dates_ahead,
+                                              controls=controls_ahead, level=level)  # rows in input order
+            pred, lower, upper = (band[k].to_numpy().reshape(R, end - cut)  # [R*H] -> [R,H]
+                                  for k in ("prediction", "lower", "upper"))
+            yield cut, seconds, pred, lower, upper
+
+    def calibrate_intervals(
+        self, n_splits: int = 3, horizon: int = 13, level: float = 0.9, narrow: bool = False,
+    ) -> pd.DataFrame:
+        """Widen the forecast intervals so that they held ``level`` out of sample.
+
+        :meth:`predict_interval` reads its bounds from the fit's in-sample pseudo-forecast
+        errors, which leave out errors in the fitted season's shape and in the forecast's own
+        level, so on short or shifting panels they hold fewer future weeks than their level
+        says (README, "Known limits"). This refits the model on the fitted weeks before
+        ``n_splits`` rolling cutoffs (as :meth:`backtest`, on the fitted panel: no data to pass),
+        forecasts the ``horizon`` weeks after each, and finds for every observed holdout cell
+        the factor its interval at ``level`` would have needed around the forecast to hold the
+        actual KPI (split-conformal scores). The factor needed is their
+        ``ceil((n + 1) level) / n`` quantile over the ``n`` cells; the factor applied is that,
+        or 1 where it is smaller unless ``narrow`` (intervals that held more than ``level`` at
+        the cutoffs are kept: earlier cutoffs fit on fewer weeks, and on the MMM panel the
+        in-sample intervals held more at early cutoffs than later). From then on
+        :meth:`predict_interval` at this ``level`` scales every forecast row's bounds around
+        its prediction by it (rows within the fitted weeks keep theirs). It is saved with the
+        model; a new ``fit`` clears it. Costs ``n_splits`` refits (side by side with ``n_jobs``).
+
+        Returns
+        -------
+        DataFrame
+            One row per cutoff: ``cutoff``, ``train_weeks``, ``cells`` (observed holdout
+            cells), ``coverage_pct`` (inside the refit's own interval) and
+            ``calibrated_coverage_pct`` (inside it scaled by the factor); ``attrs`` holds the
+            calibration: ``level``, ``scale`` (applied), ``scale_needed``, ``n_cells``,
+            ``n_splits``, ``horizon``, ``coverage_pct`` and ``calibrated_coverage_pct`` over all
+            the cells (also in ``interval_calibration_``).
+
+        Raises
+        ------
+        DataError
+            If ``level`` is not in (0, 1), ``narrow`` is not True or False, or the cutoffs
+            leave too few training weeks.
+        """
+        from .analysis.backtest import rolling_cutoffs
+
+        check_is_fitted(self, "net_")
+        _check_level(level)
+        _check_flag(narrow, "narrow")
+        p = self.panel_
+        assert p.y is not None
+        try:
+            cutoffs = rolling_cutoffs(len(p.dates), n_splits, horizon, self.config_.data.min_weeks)
+        except ValueError as exc:
+            raise DataError(str(exc)) from None
+        per_cut: list[tuple[int, np.ndarray]] = []
+        # the panel's weights are the fit's own (stale weeks already down-weighted)
+        for i, (cut, seconds, pred, lower, upper) in enumerate(
+                self._holdout_bands(p, cutoffs, horizon, level, stale=False), start=1):
+            mask = p.observed[:, cut:cut + horizon] & (p.weight[:, cut:cut + horizon] > 0)
+            per_cut.append((cut, _conformity(p.y[:, cut:cut + horizon], pred, lower, upper)[mask]))
+            self._say(f"interval calibration cutoff {i}/{len(cutoffs)} ({cut} training weeks): fit {seconds:.1f} s, "
+                      f"{(per_cut[-1][1] <= 1).mean() * 100:.1f}% of {mask.sum()} holdout cells inside")
+        scores = np.sort(np.concatenate([sc for _, sc in per_cut]))
+        n = len(scores)
+        if n == 0:
+            raise DataError("the cutoffs left no observed holdout cell to calibrate the intervals on; fit more "
+                            "weeks, or choose a shorter `horizon`")
+        needed = float(scores[min(n, int(np.ceil((n + 1) * level))) - 1])
+        scale = needed if narrow else max(needed, 1.0)
+        table = pd.DataFrame([{"cutoff": p.dates[cut], "train_weeks": cut, "cells": len(sc),
+                               "coverage_pct": float((sc <= 1).mean() * 100),
+                               "calibrated_coverage_pct": float((sc <= scale).mean() * 100)}
+                              for cut, sc in per_cut])
+        self.interval_calibration_: dict[str, Any] | None = {
+            "level": float(level), "scale": scale, "scale_needed": needed, "n_cells": int(n), "n_splits": len(cutoffs), "horizon": int(horizon),
+            "coverage_pct": float((scores <= 1).mean() * 100),
+            "calibrated_coverage_pct": float((scores <= scale).mean() * 100)}
+        table.attrs.update(self.interval_calibration_)
+        return table
 
     # ------------------------------------------------------------ causal effects
     def get_dag_edges(self) -> pd.DataFrame:
@@ -3636,6 +3747,7 @@ class DeepCausalMMM(BaseEstimator):
         """
         p = self.panel_
         resid, weight = self._fit_residuals()  # [R,T] KPI units, [R,T]
+        self.interval_calibration_ = None  # calibrate_intervals() sets it
         self.residual_persistence_ = residual_persistence(resid / self.scaler_.y_scale[:, None], weight)
         T = p.observed.shape[1]
         last = T - 1 - np.argmax(p.observed[:, ::-1], axis=1)  # [R] last observed week
@@ -3985,6 +4097,16 @@ def available_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # macOS and Windows have no affinity mask here
         return os.cpu_count() or 1
+
+
+def _conformity(y: np.ndarray, pred: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """The factor each interval (``lower``, ``upper`` around ``pred``) would need, scaled around
+    ``pred``, to hold ``y``: at most 1 where it holds; 0 where ``y`` is the prediction; inf
+    where the interval has no width on the side ``y`` lies."""
+    above = y >= pred
+    need = np.where(above, y - pred, pred - y)
+    half = np.where(above, upper - pred, pred - lower)
+    return np.divide(need, half, out=np.where(need > 0, np.inf, 0.0), where=half > 0)
 
 
 def _per_spend(value: np.ndarray, spend: np.ndarray) -> np.ndarray:

@@ -87,6 +87,7 @@ def save_model(model: Any, path: Path) -> Path:
         "graph_roots": json.dumps(model.graph_roots_),
         "graph_persistent_driver": json.dumps(model.graph_model_.persistent_driver),
         "lift_tests": json.dumps(_lift_tests_meta(getattr(model, "lift_tests_", None))),
+        "interval_calibration": json.dumps(getattr(model, "interval_calibration_", None)),
         "estimator": json.dumps(
             {"random_state": model.random_state, "device": model.device, "verbose": model.verbose,
              "n_jobs": model.n_jobs}
@@ -188,6 +189,10 @@ def load_model(cls: Any, path: Path) -> Any:
     model._set_graph_frames()
     model._set_forecast_anchor()
     model.lift_tests_ = None if lifts is None else model._lift_report(lifts)
+    try:  # absent from files written before calibrate_intervals existed
+        model.interval_calibration_ = json.loads(meta.get("interval_calibration", "null"))
+    except ValueError:
+        raise ModelFileError(f"model file '{path}' holds an unreadable interval calibration") from None
     return model
 
 
