@@ -29,8 +29,8 @@ def test_groups_against_known_answers(mediated):
     contributions = mediated.get_channel_contributions()[mediated.channels_].sum()
     table = mediated.get_group_effects({"tv": "channel_1", "pair": ["channel_1", "channel_2"],
                                         "apart": ["channel_2", "channel_3"], "media": mediated.channels_})
-    assert list(table.columns) == ["channels", "total", "direct", "mediated", "sum_of_totals", "overlap", "spend",
-                                   "roi"]
+    assert list(table.columns) == ["channels", "total", "direct", "mediated", "sum_of_totals", "overlap",
+                                   "media_share", "spend", "roi"]
     assert list(table.index) == ["tv", "pair", "apart", "media"] and table.index.name == "group"
     assert table.loc["pair", "channels"] == "channel_1, channel_2"
     # one channel: its own effects
@@ -54,6 +54,9 @@ def test_groups_against_known_answers(mediated):
     assert media["total"] == pytest.approx(contributions.sum(), rel=1e-9)
     assert media["overlap"] == pytest.approx(mediated_part, rel=1e-9)
     assert media["roi"] == pytest.approx(media["total"] / effects["spend"].sum(), rel=1e-9)
+    # shares of what all media caused: media itself 1, a group its total over media's
+    assert media["media_share"] == pytest.approx(1.0, rel=1e-12)
+    assert pair["media_share"] == pytest.approx(pair["total"] / media["total"], rel=1e-12)
 
 
 def test_groups_by_region_and_period_add_up(mediated):
@@ -95,6 +98,10 @@ def test_effects_command_with_groups(mediated, tmp_path, capsys):
     api = mediated.get_group_effects({"pair": ["channel_1", "channel_2"], "apart": ["channel_3"]})
     np.testing.assert_allclose(table["total"], api["total"], rtol=1e-9)
     assert "overlap: what adding the members' own totals counts twice" in printed
+    assert main(["effects", model_file, "--group", "tv=channel_1", "--n-boot", "2", "--out", str(out)]) == 0
+    boot = pd.read_csv(out, index_col="group")
+    api = mediated.get_group_effects({"tv": ["channel_1"]}, n_boot=2)
+    assert boot.loc["tv", "roi_lo"] == pytest.approx(api.loc["tv", "roi_lo"], rel=1e-9)
     assert main(["effects", model_file, "--group", "media=channel_*", "--out", str(out)]) == 0  # a pattern
     media = pd.read_csv(out, index_col="group").loc["media"]
     assert media["channels"] == "channel_1, channel_2, channel_3"
@@ -104,7 +111,7 @@ def test_effects_command_with_groups(mediated, tmp_path, capsys):
                           (["--group", "a=radio"], "--group 'a' names ['radio'], which are not fitted"),
                           (["--group", "a=tv_*"], "--group a pattern 'tv_*' matches none of the model's channels"),
                           (["--group", "a=channel_1", "--by", "Q"], "['--by'] do not apply"),
-                          (["--group", "a=channel_1", "--n-boot", "2"], "['--n-boot'] do not apply")):
+                          (["--group", "a=channel_1", "--n-boot", "2", "--by-region"], "['--by-region'] do not apply")):
         assert main(["effects", model_file, *args, "--out", str(tmp_path / "bad.csv")]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "bad.csv").exists()
@@ -117,3 +124,22 @@ def test_report_says_what_all_channels_caused_together(mediated, tmp_path):
     assert (f"All channels switched off together lose {media['total']:,.0f} of the KPI") in text
     assert (f"the channels' totals add up to {media['sum_of_totals']:,.0f}, counting {media['overlap']:,.0f} "
             "twice") in text
+
+
+def test_group_intervals_from_shared_refits(mediated, refit_count):
+    """A group of one channel has get_effect_intervals' ROI intervals (the same refits, the
+    same reading); all media's share is 1 in every refit."""
+    with mediated.shared_refits():
+        intervals = mediated.get_effect_intervals(n_boot=2)
+        table = mediated.get_group_effects({"tv": "channel_1", "media": mediated.channels_}, n_boot=2)
+    assert len(refit_count) == 2
+    for column in ("roi_lo", "roi_hi", "roi_sd"):
+        assert table.loc["tv", column] == pytest.approx(intervals.loc["channel_1", column], rel=1e-9)
+    assert table.loc["media", "media_share_lo"] == pytest.approx(1.0) == table.loc["media", "media_share_hi"]
+    assert table.attrs["n_boot"] == 2 and table.attrs["level"] == 0.9
+    for kwargs, message in (({"n_boot": 1}, r"`n_boot` must be 0"),
+                            ({"n_boot": 2, "by_region": True}, r"`n_boot` cannot be combined with `regions` or"),
+                            ({"n_boot": 2, "level": 0.0}, r"`level`")):
+        with pytest.raises(DataError, match=message):
+            mediated.get_group_effects({"tv": "channel_1"}, **kwargs)
+    assert len(refit_count) == 2

@@ -905,11 +905,9 @@ def _effects(args: argparse.Namespace) -> int:
             raise DataError(f"--n-boot refits redraw the fitted regions over every fitted week, so {clash} do not "
                             "apply; drop them for intervals, or drop --n-boot")
     boot = {"n_boot": args.n_boot, "level": args.level, "prior_spread": spread} if args.n_boot else {}
-    if args.group:
-        clash = [name for name, value in (("--by", args.by), ("--n-boot", args.n_boot)) if value]
-        if clash:
-            raise DataError(f"--group gives each group's effects over the fit or a --period, so {clash} do not "
-                            "apply; drop them, or drop --group")
+    if args.group and args.by:
+        raise DataError("--group gives each group's effects over the fit or a --period, so ['--by'] do not apply; "
+                        "drop it, or drop --group")
     period: Any = None
     if args.period is not None:
         if len(args.period) > 2:
@@ -962,7 +960,7 @@ def _effects(args: argparse.Namespace) -> int:
                                              "the model's channels")  # patterns such as 'impressions_*'
 
         with _in_terms({**words, "`groups[": "--group ", "]`": ""}, period=r"--period \1 \2"):
-            table = model.get_group_effects(groups, regions=regions, period=period, by_region=args.by_region)
+            table = model.get_group_effects(groups, regions=regions, period=period, by_region=args.by_region, **boot)
         out.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(out)
         sized = {c: "{:,.0f}".format if table[c].abs().max() >= 100 else "{:,.4g}".format
@@ -1265,7 +1263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     eff.add_argument("--group", action="append", default=None, metavar="NAME=CHANNEL,CHANNEL",
                      help="a group of channels switched off together (repeat for several; channels may be "
                      "patterns such as 'search_*'): one row per group, what they drive in each other counted "
-                     "once (not with --by or --n-boot)")
+                     "once (not with --by)")
     _bootstrap_arguments(eff, "ROI and marginal ROI", "--regions, --period or --by-region")
     eff.add_argument("--out", default="outputs/effects.csv", help="CSV to write (default outputs/effects.csv)")
     eff.set_defaults(func=_effects)

@@ -1390,6 +1390,10 @@ class DeepCausalMMM(BaseEstimator):
         regions: Sequence[Any] | None = None,
         period: Period | None = None,
         by_region: bool = False,
+        n_boot: int = 0,
+        level: float = 0.9,
+        random_state: int = 0,
+        prior_spread: float = PRIOR_SPREAD,
     ) -> pd.DataFrame:
         """Effects of groups of channels switched off together ("what did all of digital drive?").
 
@@ -1409,19 +1413,27 @@ class DeepCausalMMM(BaseEstimator):
             channels, and ``{"media": model.channels_}`` gives what all media together caused.
         regions, period, by_region
             As in :meth:`get_channel_effects`.
+        n_boot, level, random_state, prior_spread
+            With ``n_boot >= 2``, ``media_share`` and ``roi`` get region-bootstrap ``_lo`` /
+            ``_hi`` bounds at ``level`` and ``_sd`` from ``n_boot`` refits, each with its own
+            prior strengths, as :meth:`get_effect_intervals` (shared with it inside
+            :meth:`shared_refits`); not with ``regions`` or ``by_region``.
 
         Returns
         -------
         DataFrame indexed by ``group`` (``(region, group)`` with ``by_region``): ``channels``
         (the members, joined by ", "), ``total``, ``direct``, ``mediated``,
         ``sum_of_totals`` (the members' totals from :meth:`get_channel_effects`), ``overlap``
-        (``sum_of_totals - total``), ``spend`` and ``roi`` (total / spend).
+        (``sum_of_totals - total``), ``media_share`` (total over what all channels switched
+        off together lose), ``spend`` and ``roi`` (total / spend).
 
         Raises
         ------
         DataError
             For groups that are not a non-empty dict of non-empty channel lists, unknown
-            channels, and as :meth:`get_channel_effects` for ``regions`` and ``period``.
+            channels, as :meth:`get_channel_effects` for ``regions`` and ``period``, ``n_boot``
+            of 1 or with ``regions`` / ``by_region``, and bootstrap arguments as
+            :meth:`get_effect_intervals`.
         """
         check_is_fitted(self, "graph_model_")
         if not isinstance(groups, Mapping) or not groups:
@@ -1439,15 +1451,78 @@ class DeepCausalMMM(BaseEstimator):
                                 f"{self.channels_}")
             members[str(name)] = list(dict.fromkeys(listed_))
         _check_flag(by_region, "by_region")
+        n_boot = _check_n_boot(n_boot)
+        if n_boot:
+            _check_level(level)
+            prior_spread = _check_prior_spread(prior_spread)
+            if regions is not None or by_region:
+                raise DataError("`n_boot` cannot be combined with `regions` or `by_region`: bootstrap replicates "
+                                "redraw the regions; drop them, or set n_boot=0")
+            self._check_bootstrap_regions(prior_spread)
+            _check_n_jobs(self.n_jobs)
+        start = time.perf_counter()
+        keep = self._cells(regions, period)  # [R,T]
+        rows = self._group_parts(members, keep)
+        names = list(members)
+        if by_region:
+            sel = np.flatnonzero(keep.any(axis=1))
+            index = pd.MultiIndex.from_tuples([(self.regions_[r], g) for r in sel for g in names],
+                                              names=["region", "group"])
+            data = {k: np.array([rows[g][k][r] for r in sel for g in names])
+                    for k in ("total", "direct", "sum_of_totals", "spend", "media")}
+            chans_col = [", ".join(members[g]) for _ in sel for g in names]
+        else:
+            index = pd.Index(names, name="group")
+            data = {k: np.array([rows[g][k].sum() for g in names])
+                    for k in ("total", "direct", "sum_of_totals", "spend", "media")}
+            chans_col = [", ".join(members[g]) for g in names]
+        frame = pd.DataFrame({"channels": chans_col, **data}, index=index)
+        frame["mediated"] = frame["total"] - frame["direct"]
+        frame["overlap"] = frame["sum_of_totals"] - frame["total"]
+        frame["media_share"] = frame["total"] / frame["media"].where(frame["media"] != 0)
+        frame["roi"] = frame["total"] / frame["spend"].where(frame["spend"] > 0)
+        frame = frame[["channels", "total", "direct", "mediated", "sum_of_totals", "overlap", "media_share", "spend",
+                       "roi"]]
+        if n_boot:
+            shares = np.full((n_boot, len(names)), np.nan)
+            rois = np.full((n_boot, len(names)), np.nan)
+            for b, (draw, refit) in enumerate(self._bootstrap_refits(n_boot, random_state, prior_spread)):
+                again = refit._group_parts(members, refit._cells(None, period))
+                # per unit of this fit's spend over the drawn regions' cells (a refit's own spend is its
+                # activity where the fit had spend= for impressions channels)
+                cells = keep[draw]
+                for g, name in enumerate(names):
+                    idx = [self.channels_.index(c) for c in members[name]]
+                    paid = float(np.where(cells[:, :, None], self.spend_[draw][..., idx], 0.0).sum())
+                    total, media = again[name]["total"].sum(), again[name]["media"].sum()
+                    shares[b, g] = total / media if media != 0 else np.nan
+                    rois[b, g] = total / paid if paid > 0 else np.nan
+            q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+            for column, reps in (("media_share", shares), ("roi", rois)):
+                with warnings.catch_warnings():  # a group without spend in every replicate
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    lo, hi = np.nanpercentile(reps, q, axis=0)
+                    sd = np.nanstd(reps, axis=0, ddof=1)
+                frame[f"{column}_lo"], frame[f"{column}_hi"], frame[f"{column}_sd"] = lo, hi, sd
+            frame.attrs.update({"n_boot": n_boot, "level": level, "prior_spread": prior_spread,
+                                "seconds": time.perf_counter() - start})
+        return frame
+
+    def _group_parts(self, members: Mapping[str, list[str]], keep: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+        """:meth:`get_group_effects` on this model's panel over the cells ``keep`` ``[R,T]``: per
+        group, per region ``[R]``, the KPI lost with its channels switched off together
+        (``total``), their contributions (``direct``), their own totals added
+        (``sum_of_totals``), their ``spend``, and every channel's contribution (``media``: what
+        all channels switched off together lose, the same for every group)."""
         p = self.panel_
         R = p.shape[0]
-        keep = self._cells(regions, period)  # [R,T]
         observed = self._fitted_parts(p.media)["channels"]  # [R,T,C]
         totals = self._total_effects(p.media, np.arange(R), keep, observed,
                                      lambda media: self._fitted_parts(media)["channels"])  # [R,C] one by one
         scale = self.scaler_.media_scale[:, None, :]  # [R,1,C]
         scaled = p.media / scale
         in_cells = np.where(keep[:, :, None], 1.0, 0.0)  # [R,T,1]
+        media = (observed * in_cells).sum(axis=(1, 2))  # [R]
         rows: dict[str, dict[str, np.ndarray]] = {}
         for name, chans in members.items():
             idx = np.array([self.channels_.index(c) for c in chans])
@@ -1455,24 +1530,8 @@ class DeepCausalMMM(BaseEstimator):
             lost = (observed - self._fitted_parts(off)["channels"]) * in_cells  # [R,T,C]: only what it reaches moves
             rows[name] = {"total": lost.sum(axis=(1, 2)), "direct": (observed[..., idx] * in_cells).sum(axis=(1, 2)),
                           "sum_of_totals": totals[:, idx].sum(axis=1),
-                          "spend": (self.spend_[..., idx] * in_cells).sum(axis=(1, 2))}  # each [R]
-        names = list(members)
-        if by_region:
-            sel = np.flatnonzero(keep.any(axis=1))
-            index = pd.MultiIndex.from_tuples([(self.regions_[r], g) for r in sel for g in names],
-                                              names=["region", "group"])
-            data = {k: np.array([rows[g][k][r] for r in sel for g in names])
-                    for k in ("total", "direct", "sum_of_totals", "spend")}
-            chans_col = [", ".join(members[g]) for _ in sel for g in names]
-        else:
-            index = pd.Index(names, name="group")
-            data = {k: np.array([rows[g][k].sum() for g in names]) for k in ("total", "direct", "sum_of_totals", "spend")}
-            chans_col = [", ".join(members[g]) for g in names]
-        frame = pd.DataFrame({"channels": chans_col, **data}, index=index)
-        frame["mediated"] = frame["total"] - frame["direct"]
-        frame["overlap"] = frame["sum_of_totals"] - frame["total"]
-        frame["roi"] = frame["total"] / frame["spend"].where(frame["spend"] > 0)
-        return frame[["channels", "total", "direct", "mediated", "sum_of_totals", "overlap", "spend", "roi"]]
+                          "spend": (self.spend_[..., idx] * in_cells).sum(axis=(1, 2)), "media": media}
+        return rows
 
     def get_effects_over_time(
         self,
@@ -1775,7 +1834,8 @@ class DeepCausalMMM(BaseEstimator):
         """A block in which bootstrap refits are fitted once and shared.
 
         :meth:`get_effect_intervals`, and :meth:`optimize_budget`, :meth:`evaluate_plan`,
-        :meth:`get_kpi_change` and :meth:`get_effects_over_time` with ``n_boot``, each refit the model on region-bootstrap
+        :meth:`get_kpi_change`, :meth:`get_effects_over_time` and :meth:`get_group_effects` with
+        ``n_boot``, each refit the model on region-bootstrap
         replicates. Replicate ``b`` depends only on the fit, ``random_state + b`` and
         ``prior_spread``, so inside the block calls with the same ``n_boot``,
         ``random_state`` and ``prior_spread`` reuse the first call's refits instead of
