@@ -67,3 +67,13 @@ def refit_count(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(DeepCausalMMM, "_refits", counting)
     return fitted_models
+
+
+@pytest.fixture(scope="session")
+def mediated() -> DeepCausalMMM:
+    """6 regions x 60 weeks x 3 channels with the graph channel_1 -> channel_2 given (channel_3
+    apart), so that a channel's total effect differs from its direct one."""
+    sim = simulate_panel(6, 60, 3, seed=11, graph=[("channel_1", "channel_2", 0.5)])
+    config = {**FAST, "graph": {"mode": "fixed", "edges": [["channel_1", "channel_2"]]}}
+    return DeepCausalMMM(config=config, random_state=0).fit(
+        sim.X, sim.y, regions=sim.regions, dates=sim.dates, controls=sim.control_frame)

@@ -10,18 +10,6 @@ import pytest
 
 from deepcausalmmm import DataError, DeepCausalMMM, NotFittedError
 from deepcausalmmm.cli import main
-from deepcausalmmm.datasets import simulate_panel
-
-from .conftest import FAST
-
-
-@pytest.fixture(scope="module")
-def mediated() -> DeepCausalMMM:
-    """channel_1 -> channel_2 given, channel_3 apart."""
-    sim = simulate_panel(6, 60, 3, seed=11, graph=[("channel_1", "channel_2", 0.5)])
-    config = {**FAST, "graph": {"mode": "fixed", "edges": [["channel_1", "channel_2"]]}}
-    return DeepCausalMMM(config=config, random_state=0).fit(
-        sim.X, sim.y, regions=sim.regions, dates=sim.dates, controls=sim.control_frame)
 
 
 def test_groups_against_known_answers(mediated):
@@ -138,7 +126,7 @@ def test_group_intervals_from_shared_refits(mediated, refit_count):
     assert table.loc["media", "media_share_lo"] == pytest.approx(1.0) == table.loc["media", "media_share_hi"]
     assert table.attrs["n_boot"] == 2 and table.attrs["level"] == 0.9
     for kwargs, message in (({"n_boot": 1}, r"`n_boot` must be 0"),
-                            ({"n_boot": 2, "by_region": True}, r"`n_boot` cannot be combined with `regions` or"),
+                            ({"n_boot": 2, "by_region": True}, r"`n_boot` cannot be combined with `by_region`: bootstrap replicates redraw"),
                             ({"n_boot": 2, "level": 0.0}, r"`level`")):
         with pytest.raises(DataError, match=message):
             mediated.get_group_effects({"tv": "channel_1"}, **kwargs)

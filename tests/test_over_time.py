@@ -19,15 +19,6 @@ COLUMNS = ["start", "end", "n_dates", "n_cells", "complete", "spend", "total", "
            "marginal_roi"]
 
 
-@pytest.fixture(scope="module")
-def mediated() -> DeepCausalMMM:
-    """A fit whose graph is given (channel_1 -> channel_2), so that totals differ from direct effects."""
-    sim = simulate_panel(6, 60, 3, seed=11, graph=[("channel_1", "channel_2", 0.5)])
-    config = {**FAST, "graph": {"mode": "fixed", "edges": [["channel_1", "channel_2"]]}}
-    return DeepCausalMMM(config=config, random_state=0).fit(
-        sim.X, sim.y, regions=sim.regions, dates=sim.dates, controls=sim.control_frame)
-
-
 def test_periods_add_up_to_the_whole_fit(mediated):
     table = mediated.get_effects_over_time("Q")
     assert list(table.columns) == COLUMNS and table.index.names == ["period", "channel"]
@@ -256,7 +247,7 @@ def test_bootstrap_intervals_share_the_refits_of_the_effect_intervals(mediated, 
     assert quarters.attrs["n_boot"] == 2 and quarters.attrs["level"] == 0.9 and quarters.attrs["prior_spread"] == 1.4
     for kwargs, message in (({"n_boot": 1}, r"`n_boot` must be 0 \(no intervals\) or a whole number of at least 2"),
                             ({"n_boot": 2.5}, r"`n_boot` must be 0 .* found 2.5"),
-                            ({"n_boot": 2, "regions": ["geo_000"]}, r"`n_boot` refits redraw the fitted regions"),
+                            ({"n_boot": 2, "regions": ["geo_000"]}, r"`n_boot` cannot be combined with `regions`: bootstrap replicates redraw"),
                             ({"n_boot": 2, "level": 1.5}, r"`level`"),
                             ({"n_boot": 2, "prior_spread": -1.0}, r"`prior_spread`")):
         with pytest.raises(DataError, match=message):

@@ -1451,15 +1451,8 @@ class DeepCausalMMM(BaseEstimator):
                                 f"{self.channels_}")
             members[str(name)] = list(dict.fromkeys(listed_))
         _check_flag(by_region, "by_region")
-        n_boot = _check_n_boot(n_boot)
-        if n_boot:
-            _check_level(level)
-            prior_spread = _check_prior_spread(prior_spread)
-            if regions is not None or by_region:
-                raise DataError("`n_boot` cannot be combined with `regions` or `by_region`: bootstrap replicates "
-                                "redraw the regions; drop them, or set n_boot=0")
-            self._check_bootstrap_regions(prior_spread)
-            _check_n_jobs(self.n_jobs)
+        n_boot, prior_spread = self._bootstrap_setup(
+            n_boot, level, prior_spread, [n for n, v in (("regions", regions), ("by_region", by_region)) if v])
         start = time.perf_counter()
         keep = self._cells(regions, period)  # [R,T]
         rows = self._group_parts(members, keep)
@@ -1497,13 +1490,8 @@ class DeepCausalMMM(BaseEstimator):
                     total, media = again[name]["total"].sum(), again[name]["media"].sum()
                     shares[b, g] = total / media if media != 0 else np.nan
                     rois[b, g] = total / paid if paid > 0 else np.nan
-            q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
             for column, reps in (("media_share", shares), ("roi", rois)):
-                with warnings.catch_warnings():  # a group without spend in every replicate
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    lo, hi = np.nanpercentile(reps, q, axis=0)
-                    sd = np.nanstd(reps, axis=0, ddof=1)
-                frame[f"{column}_lo"], frame[f"{column}_hi"], frame[f"{column}_sd"] = lo, hi, sd
+                frame[f"{column}_lo"], frame[f"{column}_hi"], frame[f"{column}_sd"] = _spread(reps, level)
             frame.attrs.update({"n_boot": n_boot, "level": level, "prior_spread": prior_spread,
                                 "seconds": time.perf_counter() - start})
         return frame
@@ -1598,16 +1586,8 @@ class DeepCausalMMM(BaseEstimator):
         """
         check_is_fitted(self, "graph_model_")
         _check_flag(marginal, "marginal")
-        n_boot = _check_n_boot(n_boot)
-        if n_boot:
-            _check_level(level)
-            prior_spread = _check_prior_spread(prior_spread)
-            if regions is not None:
-                raise DataError(f"`n_boot` refits redraw the fitted regions, so `regions` {regions!r} cannot be "
-                                "followed into them; drop `regions` for intervals over every region, or drop "
-                                "`n_boot`")
-            self._check_bootstrap_regions(prior_spread)
-            _check_n_jobs(self.n_jobs)
+        n_boot, prior_spread = self._bootstrap_setup(n_boot, level, prior_spread,
+                                                     ["regions"] if regions is not None else [])
         start = time.perf_counter()
         p = self.panel_
         R, T, C = p.shape
@@ -1651,15 +1631,10 @@ class DeepCausalMMM(BaseEstimator):
                 rois[b] = _per_spend(rt, paid)
                 if marginal:
                     marginals[b] = _per_spend(rg, 2 * step * paid)
-            q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
             for name, reps in (("roi", rois), ("marginal_roi", marginals)):
-                if name not in frame:
-                    continue
-                with warnings.catch_warnings():  # a period and channel without spend in every replicate
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    lo, hi = np.nanpercentile(reps, q, axis=0)
-                    sd = np.nanstd(reps, axis=0, ddof=1)
-                frame[f"{name}_lo"], frame[f"{name}_hi"], frame[f"{name}_sd"] = lo.reshape(-1), hi.reshape(-1), sd.reshape(-1)
+                if name in frame:
+                    frame[f"{name}_lo"], frame[f"{name}_hi"], frame[f"{name}_sd"] = (
+                        part.reshape(-1) for part in _spread(reps, level))
             frame.attrs.update({"n_boot": n_boot, "level": level, "prior_spread": prior_spread,
                                 "seconds": time.perf_counter() - start})
         return frame[np.repeat(seen, C)]
@@ -1816,6 +1791,24 @@ class DeepCausalMMM(BaseEstimator):
         out.attrs.update({"n_boot": int(n_boot), "level": level, "prior_spread": prior_spread,
                           "seconds": time.perf_counter() - start})
         return out
+
+    def _bootstrap_setup(self, n_boot: object, level: float, prior_spread: float, restricted: list[str]
+                         ) -> tuple[int, float]:
+        """``(n_boot, prior_spread)`` checked for a method with bootstrap intervals, before any
+        work: ``n_boot`` 0 or at least 2; with refits, ``level``, ``prior_spread``, this fit's
+        regions and ``n_jobs`` too, and none of the arguments named in ``restricted`` given (they
+        choose among the fitted regions, which the refits redraw)."""
+        n = _check_n_boot(n_boot)
+        if n:
+            _check_level(level)
+            prior_spread = _check_prior_spread(prior_spread)
+            if restricted:
+                raise DataError(f"`n_boot` cannot be combined with {' or '.join(f'`{r}`' for r in restricted)}: "
+                                "bootstrap replicates redraw the fitted regions; drop "
+                                f"{'them' if len(restricted) > 1 else 'it'}, or set n_boot=0")
+            self._check_bootstrap_regions(prior_spread)
+            _check_n_jobs(self.n_jobs)
+        return n, prior_spread
 
     def _check_bootstrap_regions(self, prior_spread: float) -> None:
         """Raise ``DataError`` for a fit with one region and no prior spread: every replicate would
@@ -2776,17 +2769,9 @@ class DeepCausalMMM(BaseEstimator):
         if not isinstance(multipliers, Mapping) or not multipliers:
             raise DataError(f"`multipliers` must be a non-empty dict {{channel: multiplier}}, found "
                             f"{multipliers!r}; e.g. evaluate_plan({{'tv': 0.8, 'search': 1.3}})")
-        n_boot = _check_n_boot(n_boot)
-        boot = None
-        if n_boot:
-            _check_level(level)
-            prior_spread = _check_prior_spread(prior_spread)
-            self._check_bootstrap_regions(prior_spread)
-            _check_n_jobs(self.n_jobs)
-            if regions is not None and X is None:
-                raise DataError("`n_boot` cannot be combined with `regions`: bootstrap replicates redraw the "
-                                "regions; drop `regions` or set n_boot=0")
-            boot = (n_boot, level, random_state, prior_spread)
+        n_boot, prior_spread = self._bootstrap_setup(n_boot, level, prior_spread,
+                                                     ["regions"] if regions is not None and X is None else [])
+        boot = (n_boot, level, random_state, prior_spread) if n_boot else None
         if any(isinstance(key, tuple) for key in multipliers):
             return self._evaluate_region_plan(multipliers, regions, period, X, dates, controls, spend, boot)
         names = self._check_channels(list(multipliers))
@@ -4157,6 +4142,17 @@ def available_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # macOS and Windows have no affinity mask here
         return os.cpu_count() or 1
+
+
+def _spread(replicates: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Percentile bounds at ``level`` and standard deviation over the first axis of bootstrap
+    ``replicates`` (NaN where a replicate has no figure, e.g. no spend; all NaN: NaN)."""
+    q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+    with warnings.catch_warnings():  # a figure missing in every replicate
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = np.nanpercentile(replicates, q, axis=0)
+        sd = np.nanstd(replicates, axis=0, ddof=1)
+    return lo, hi, sd
 
 
 def _conformity(y: np.ndarray, pred: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
