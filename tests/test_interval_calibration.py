@@ -113,8 +113,10 @@ def test_fit_command_calibrates_and_predict_uses_it(split, tmp_path, capsys):
             f"90% intervals held {cal['coverage_pct']:.1f}% there, so predict scales them by {cal['scale']:.3g}") in printed
     saved = DeepCausalMMM.load(tmp_path / "run" / "model.safetensors")
     assert saved.interval_calibration_ == pytest.approx(cal)
+    capsys.readouterr()
     assert main(["predict", str(tmp_path / "run" / "model.safetensors"), str(tmp_path / "ahead.csv"), "--date", "date",
                  "--region", "region", "--out", str(tmp_path / "p.csv")]) == 0
+    assert f"with 90% intervals in lower/upper, calibrated out of sample (x{cal['scale']:.3g}" in capsys.readouterr().out
     written = pd.read_csv(tmp_path / "p.csv")
     api = model.predict_interval(**_rows(test))
     np.testing.assert_allclose(written["upper"], api["upper"], rtol=1e-6)

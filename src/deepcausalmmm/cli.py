@@ -505,8 +505,11 @@ def _predict(args: argparse.Namespace) -> int:
     table.to_csv(out)
     end = pd.Index(model.panel_.dates)[-1]
     end = end.date() if isinstance(end, pd.Timestamp) else end
+    cal = model.interval_calibration_
+    how = (f", calibrated out of sample (x{cal['scale']:.3g}, fit --calibrate-intervals)"
+           if band.attrs.get("calibrated") and cal is not None else "")
     print(f"predicted {len(table)} rows ({table['prediction'].sum():,.1f} KPI in all; the fit ends "
-          f"{end}, later rows are forecasts, with {args.level:.0%} intervals in lower/upper); "
+          f"{end}, later rows are forecasts, with {args.level:.0%} intervals in lower/upper{how}); "
           f"wrote {out.resolve()}")
     if actual is not None:
         print(_accuracy(model, table, args.target))
