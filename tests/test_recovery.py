@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from deepcausalmmm import DeepCausalMMM, build_config
-from deepcausalmmm.cli import main, parse_graph
+from deepcausalmmm.cli import DEMO_GRAPH, main, parse_graph
 from deepcausalmmm.datasets import simulate_panel
 from deepcausalmmm.exceptions import DataError
 
@@ -140,6 +140,13 @@ def test_demo_cli_writes_outputs(tmp_path, capsys):
     assert ident["level"].tolist() == ["extrapolated", "observed", "extrapolated"]  # always-on: odd
     assert re.search(r"^channel_1 .* extrapolated$", printed, re.M)  # the share table's level column
     assert re.search(r"^channel_2 .* observed$", printed, re.M)
+    # what all channels caused together, against their totals added, beside the truth's
+    sim = simulate_panel(4, 40, 3, seed=0, graph=parse_graph(DEMO_GRAPH, model.channels_))
+    true_media = sim.truth[model.channels_].to_numpy().sum()
+    media = model.get_group_effects({"media": model.channels_}).iloc[0]
+    assert (f"all channels switched off together (get_group_effects): {media['total']:,.0f} of the KPI (truth "
+            f"{true_media:,.0f}); the channels' totals add up to {media['sum_of_totals']:,.0f} (truth "
+            f"{sim.truth_effects['total'].sum():,.0f})") in printed
 
 
 def test_demo_graph_argument(capsys, tmp_path):

@@ -275,6 +275,12 @@ def _demo(args: argparse.Namespace) -> int:
     shown["level"] = model.get_identification()["level"]
     print(shown.to_string())
     print(f"mean absolute error: {table.error_pp.abs().mean():.2f} percentage points")
+    media = model.get_group_effects({"media": channels}).iloc[0]
+    true_media = float(sim.truth[channels].to_numpy().sum())  # every channel off: all their contributions
+    print(f"all channels switched off together (get_group_effects): {media['total']:,.0f} of the KPI (truth "
+          f"{true_media:,.0f}); the channels' totals add up to {media['sum_of_totals']:,.0f} (truth "
+          f"{truth['total'].sum():,.0f}), counting {media['overlap']:,.0f} twice (truth "
+          f"{truth['total'].sum() - true_media:,.0f}): what one channel drives in another is in both totals")
     print("level 'extrapolated': the channel is always on, so the data never show its response from "
           "zero; its share rests on the curve's assumed shape (get_identification). A lift test "
           "(fit --lift-tests) or an ROI prior (fit --roi-priors) settles it")
