@@ -295,7 +295,7 @@ def test_report_with_bootstrap_intervals(fitted, tmp_path):
     findings = text.split('<h2 id="key-findings">Key findings</h2>', 1)[1].split("<h2", 1)[0]
     roi = fitted.get_channel_effects()["roi"]
     top = roi.idxmax()
-    assert (f"Highest return: {top} ({roi.max():,.3g} KPI per unit of spend; 90% interval "
+    assert (f"Highest return: {top} ({roi.max():,.3g} KPI per unit of spend; 90% of bootstrap refits "
             f"{intervals.loc[top, 'roi_lo']:,.3g} to {intervals.loc[top, 'roi_hi']:,.3g})") in findings
     assert f"in {a['gain_share_positive']:.0%} of 2 bootstrap refits" in findings
     # bad bootstrap arguments stop it before anything is written

@@ -482,7 +482,7 @@ def key_findings(model: Any, r2: float, wape: float, summary: pd.DataFrame, effe
             if intervals is None:
                 return ""
             lo, hi = intervals.loc[channel, "roi_lo"], intervals.loc[channel, "roi_hi"]
-            return f"; {intervals.attrs['level']:.0%} interval {lo:,.3g} to {hi:,.3g}"
+            return f"; {intervals.attrs['level']:.0%} of bootstrap refits {lo:,.3g} to {hi:,.3g}"
 
         lines.append(f"Highest return: {roi.idxmax()} ({roi.max():,.3g} KPI per unit of spend{bounds(roi.idxmax())}); "
                      f"lowest: {roi.idxmin()} ({roi.min():,.3g}{bounds(roi.idxmin())}), total effects counting what "
