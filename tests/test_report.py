@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 import subprocess
@@ -303,3 +304,14 @@ def test_report_with_bootstrap_intervals(fitted, tmp_path):
         with pytest.raises(DataError, match=message):
             fitted.save_report(tmp_path / "bad.html", **kwargs)
     assert not (tmp_path / "bad.html").exists()
+
+
+def test_key_findings_without_the_report(fitted, report):
+    """get_key_findings gives the report's key findings, line for line, without writing it."""
+    _, text = report
+    lines = fitted.get_key_findings()
+    shown = text.split('<h2 id="key-findings">Key findings</h2>', 1)[1].split("</ul>", 1)[0]
+    assert re.findall(r"<li>(.*?)</li>", shown) == [html.escape(line) for line in lines]
+    assert lines[0].startswith("The fit explains the KPI with in-sample R^2")
+    with pytest.raises(DataError, match="`n_boot` must be 0"):
+        fitted.get_key_findings(n_boot=1)

@@ -3451,6 +3451,29 @@ class DeepCausalMMM(BaseEstimator):
                           dark_edges=list(zip(by_dark.parent, by_dark.child, strict=True)),
                           ordered_edges=list(zip(by_lags.parent, by_lags.child, strict=True)))
 
+    def get_key_findings(
+        self, n_boot: int = 0, level: float = 0.9, random_state: int = 0, prior_spread: float = PRIOR_SPREAD,
+    ) -> list[str]:
+        """The report's key findings as plain text lines, without writing the report.
+
+        A line each on the fit, the media's share, the highest and lowest ROI, the channel
+        whose return moved most over time, what moved the KPI last quarter, the budget
+        reallocation and the marginal return at today's budget, and the always-on channels
+        without a lift test, each figure from the API (as :meth:`save_report`'s "Key
+        findings"). With ``n_boot`` they quote bootstrap intervals from one set of refits.
+
+        Raises
+        ------
+        DataError
+            For bad bootstrap arguments, as :meth:`get_effect_intervals`.
+        """
+        check_is_fitted(self, "net_")
+        from .reporting import findings_of, report_data
+
+        if n_boot:
+            _check_n_boot(n_boot)
+        return findings_of(self, report_data(self, n_boot, level, random_state, prior_spread))
+
     def save_report(
         self, path: str | Path, n_boot: int = 0, level: float = 0.9, random_state: int = 0,
         prior_spread: float = PRIOR_SPREAD,

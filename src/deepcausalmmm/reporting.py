@@ -529,6 +529,49 @@ def _key_findings(lines: list[str]) -> list[str]:
             "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>"]
 
 
+def report_data(model: Any, n_boot: int = 0, level: float = 0.9, random_state: int = 0,
+                prior_spread: float = PRIOR_SPREAD) -> dict[str, Any]:
+    """The figures the report and its key findings rest on: the in-sample fit (``r2``,
+    ``wape``, ``fitted_kpi``), ``summary``, ``effects``, ``identification``, the last quarter's
+    KPI change (``periods``, ``change``), the return over time (``over``), the budget
+    ``frontier`` and ``plan``, and with ``n_boot`` their bootstrap intervals from one set of
+    refits (``intervals``: :meth:`get_effect_intervals`; None without)."""
+    p = model.panel_
+    y = p.y
+    assert y is not None
+    has_spend = bool(np.any(model.spend_ > 0))
+    periods = kpi_change_periods(model)
+    boot = {"n_boot": n_boot, "level": level, "random_state": random_state, "prior_spread": prior_spread}
+    with model.shared_refits() if n_boot else contextlib.nullcontext():
+        # first, so that bad bootstrap arguments stop the report before anything else is computed
+        intervals = model.get_effect_intervals(**boot) if n_boot else None
+        change = model.get_kpi_change(*periods[:2], **(boot if n_boot else {})) if periods is not None else None
+        over = (model.get_effects_over_time(over_time_frequency(model), **(boot if n_boot else {}))
+                if has_spend else None)
+        frontier = model.get_budget_frontier(REPORT_FRONTIER) if has_spend else None
+        plan = None
+        if frontier is not None:  # optimize_budget() at today's budget, planned once (again for its robustness)
+            plan = model.optimize_budget(**boot) if n_boot else frontier.attrs["plan"]
+    prediction = model._fitted_prediction()  # [R,T] KPI units
+    obs = p.observed
+    err = np.where(obs, prediction - y, 0.0)
+    yo = y[obs]
+    return {
+        "r2": float(1 - (err[obs] ** 2).sum() / ((yo - yo.mean()) ** 2).sum()),
+        "wape": float(np.abs(err).sum() / np.abs(np.where(obs, y, 0.0)).sum() * 100),
+        "fitted_kpi": float(prediction[obs].sum()), "summary": model.contribution_summary(),
+        "effects": model.get_channel_effects(), "identification": model.get_identification(EXTRAPOLATED_FLOOR),
+        "periods": periods, "change": change, "over": over, "frontier": frontier, "plan": plan,
+        "intervals": intervals,
+    }
+
+
+def findings_of(model: Any, d: dict[str, Any]) -> list[str]:
+    """:func:`key_findings` from :func:`report_data`'s figures ``d``."""
+    return key_findings(model, d["r2"], d["wape"], d["summary"], d["effects"], d["identification"], d["periods"],
+                        d["change"], d["plan"], d["frontier"], d["fitted_kpi"], d["over"], d["intervals"])
+
+
 def write_report(model: Any, path: Path, findings: list[str] | None = None,
                  tables: dict[str, Any] | None = None, n_boot: int = 0, level: float = 0.9,
                  random_state: int = 0, prior_spread: float = PRIOR_SPREAD) -> Path:
@@ -558,39 +601,17 @@ def write_report(model: Any, path: Path, findings: list[str] | None = None,
     p = model.panel_
     R, T, C = p.shape
     h = model.history_
-    y = p.y
-    assert y is not None
-    has_spend = bool(np.any(model.spend_ > 0))
-    periods = kpi_change_periods(model)
-    boot = {"n_boot": n_boot, "level": level, "random_state": random_state, "prior_spread": prior_spread}
-    with model.shared_refits() if n_boot else contextlib.nullcontext():
-        # first, so that bad bootstrap arguments stop the report before anything else is computed
-        intervals = model.get_effect_intervals(**boot) if n_boot else None
-        change = model.get_kpi_change(*periods[:2], **(boot if n_boot else {})) if periods is not None else None
-        over = (model.get_effects_over_time(over_time_frequency(model), **(boot if n_boot else {}))
-                if has_spend else None)
-        frontier = model.get_budget_frontier(REPORT_FRONTIER) if has_spend else None
-        plan = None
-        if frontier is not None:  # optimize_budget() at today's budget, planned once (again for its robustness)
-            plan = model.optimize_budget(**boot) if n_boot else frontier.attrs["plan"]
-    prediction = model._fitted_prediction()  # [R,T] KPI units
-    obs = p.observed
-    err = np.where(obs, prediction - y, 0.0)
-    wape = float(np.abs(err).sum() / np.abs(np.where(obs, y, 0.0)).sum() * 100)
-    yo = y[obs]
-    r2 = float(1 - (err[obs] ** 2).sum() / ((yo - yo.mean()) ** 2).sum())
-    summary = model.contribution_summary()
-    effects = model.get_channel_effects()
-    identification = model.get_identification(EXTRAPOLATED_FLOOR)
+    d = report_data(model, n_boot, level, random_state, prior_spread)
+    intervals, change, over, frontier, plan = d["intervals"], d["change"], d["over"], d["frontier"], d["plan"]
+    periods, summary, effects, identification = d["periods"], d["summary"], d["effects"], d["identification"]
+    r2, wape, fitted_kpi = d["r2"], d["wape"], d["fitted_kpi"]
     unexplained = model.get_unexplained_weeks()
     edges = model.get_dag_edges()
     curves = model.get_response_curves()
-    fitted_kpi = float(prediction[obs].sum())
     if tables is not None:  # handed to the caller, which writes them as files without computing them again
         tables.update({"effects": effects, "kpi_change": change, "effects_over_time": over,
                        "effect_intervals": intervals, "budget_plan": plan if n_boot else None})
-    lines = key_findings(model, r2, wape, summary, effects, identification, periods, change, plan, frontier,
-                         fitted_kpi, over, intervals)
+    lines = findings_of(model, d)
     if findings is not None:
         findings.extend(lines)
     esc = html.escape
