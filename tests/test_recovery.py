@@ -378,8 +378,8 @@ def test_fit_cli_writes_bootstrap_intervals_and_plan(tmp_path, capsys, monkeypat
     printed = capsys.readouterr().out
     assert "panel: 5 regions x 60 weeks x 2 channels" in printed  # -v: the fit's progress, and each refit's
     assert printed.count("bootstrap refit 1/2: ") == 1 and printed.count("bootstrap refit 2/2: ") == 1
-    # the plan, the KPI change and the effects over time
-    assert printed.count("reusing the 2 bootstrap refits of this shared_refits() block") == 3
+    # the KPI change, the effects over time, the response curves and the plan
+    assert printed.count("reusing the 2 bootstrap refits of this shared_refits() block") == 4
     change = pd.read_csv(tmp_path / "o" / "kpi_change.csv", index_col="part")
     assert (change["change_pct_lo"] <= change["change_pct_hi"]).all()
     intervals = pd.read_csv(tmp_path / "o" / "effect_intervals.csv", index_col=0)

@@ -275,7 +275,13 @@ def test_report_with_bootstrap_intervals(fitted, tmp_path):
         over = fitted.get_effects_over_time("Q", n_boot=2)
         d = fitted.panel_.dates
         change = fitted.get_kpi_change((d[34], d[46]), (d[47], d[59]), n_boot=2)
+        curves = fitted.get_response_curves(n_boot=2)
     text = path.read_text(encoding="utf-8")
+    section = text.split('<h2 id="response-curves">', 1)[1].split("<h2", 1)[0]
+    assert "Shaded, and in brackets: 90% of 2 region-bootstrap refits" in section
+    row = curves[(curves["channel"] == "channel_1") & (curves["multiplier"] == 1.5)].iloc[0]
+    places = column_decimals(pd.concat([curves["roi"], curves["roi_lo"], curves["roi_hi"]]))
+    assert f"<td>{row['roi']:,.{places}f} [{row['roi_lo']:,.{places}f}, {row['roi_hi']:,.{places}f}]</td>" in section
     effects = text.split('<h2 id="effects-under-intervention">', 1)[1].split("<h2", 1)[0]
     assert "90% intervals from 2 region-bootstrap refits" in effects
     for c in fitted.channels_:

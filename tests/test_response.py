@@ -775,3 +775,25 @@ def test_what_if_intervals_from_bootstrap_refits(fitted, small_sim):
                             ({"n_boot": 2, "prior_spread": -1.0}, r"`prior_spread`")):
         with pytest.raises(DataError, match=message):
             fitted.evaluate_plan({"channel_1": 0.8}, **kwargs)
+
+
+def test_response_curve_bands_from_bootstrap_refits(mediated, refit_count):
+    """At today's spend the curve's bootstrap bounds on ROI and marginal ROI are
+    get_effect_intervals' (the same refits, the same slope between x0.9 and x1.1); the response
+    bounds are the ROI bounds times this curve's spend."""
+    with mediated.shared_refits():
+        intervals = mediated.get_effect_intervals(n_boot=2)
+        curves = mediated.get_response_curves(multipliers=[0.5, 0.9, 1.1, 1.5], n_boot=2)
+    assert len(refit_count) == 2
+    at_one = curves[curves["multiplier"] == 1.0].set_index("channel")
+    for column in ("roi_lo", "roi_hi", "marginal_roi_lo", "marginal_roi_hi"):
+        np.testing.assert_allclose(at_one[column], intervals.loc[at_one.index, column], rtol=1e-9)
+    np.testing.assert_allclose(at_one["response_lo"], at_one["roi_lo"] * at_one["spend"], rtol=1e-9)
+    assert curves.loc[curves["multiplier"] == 0.0, ["response_lo", "response_hi"]].abs().max().max() < 1e-6
+    assert (curves["response_lo"] <= curves["response_hi"] + 1e-9).all()
+    assert curves.attrs["n_boot"] == 2
+    for kwargs, message in (({"regions": mediated.regions_[:2]}, r"`n_boot` cannot be combined with `regions`"),
+                            ({"by_region": True}, r"`n_boot` cannot be combined with `by_region`"),
+                            ({"n_boot": 1}, r"`n_boot` must be 0")):
+        with pytest.raises(DataError, match=message):
+            mediated.get_response_curves(**{"n_boot": 2, **kwargs})

@@ -1452,7 +1452,8 @@ class DeepCausalMMM(BaseEstimator):
             members[str(name)] = list(dict.fromkeys(listed_))
         _check_flag(by_region, "by_region")
         n_boot, prior_spread = self._bootstrap_setup(
-            n_boot, level, prior_spread, [n for n, v in (("regions", regions), ("by_region", by_region)) if v])
+            n_boot, level, prior_spread,
+            [n for n, given in (("regions", regions is not None), ("by_region", by_region)) if given])
         start = time.perf_counter()
         keep = self._cells(regions, period)  # [R,T]
         rows = self._group_parts(members, keep)
@@ -2114,13 +2115,17 @@ class DeepCausalMMM(BaseEstimator):
         channels: Sequence[str] | None = None,
         multipliers: Sequence[float] | None = None,
         regions: Sequence[Any] | None = None,
-        period: tuple[Any, Any] | None = None,
+        period: Period | None = None,
         *,
         X: ArrayLike | None = None,
         dates: ArrayLike | None = None,
         controls: ArrayLike | Sequence[str] | None = None,
         spend: pd.DataFrame | None = None,
         by_region: bool = False,
+        n_boot: int = 0,
+        level: float = 0.9,
+        random_state: int = 0,
+        prior_spread: float = PRIOR_SPREAD,
     ) -> pd.DataFrame:
         """KPI response to scaling each channel's activity, with its induced activity.
 
@@ -2151,6 +2156,13 @@ class DeepCausalMMM(BaseEstimator):
             One curve per region (a ``region`` column first): where each channel's last
             unit of spend earns most. Regions do not interact in the model, so these
             are the same passes as the pooled curve, which is their sum.
+        n_boot, level, random_state, prior_spread
+            With ``n_boot >= 2`` each point gets region-bootstrap bounds at ``level``:
+            ``response_lo`` / ``_hi`` (each refit's response per unit of the drawn regions'
+            spend, times this curve's spend), ``roi_lo`` / ``_hi`` and ``marginal_roi_lo`` /
+            ``_hi``, from ``n_boot`` refits with their own prior strengths (as
+            :meth:`get_effect_intervals`, shared with it inside :meth:`shared_refits`); on the
+            fitted cells only (not with ``regions``, ``by_region`` or ``X``).
 
         Raises
         ------
@@ -2165,6 +2177,10 @@ class DeepCausalMMM(BaseEstimator):
             raise DataError(f"`multipliers` must be finite numbers >= 0, found {list(np.ravel(grid))}")
         grid = np.unique(np.concatenate([grid, [0.0, 1.0]]))
         _check_flag(by_region, "by_region")
+        n_boot, prior_spread = self._bootstrap_setup(
+            n_boot, level, prior_spread,
+            [n for n, given in (("regions", regions is not None), ("by_region", by_region), ("X", X is not None))
+             if given])
         cells = self._plan_cells(regions, period, X, dates, controls, spend)
         timelines = np.flatnonzero(cells.keep.any(axis=1)) if by_region else [None]  # [R'] scored
         rows = []
@@ -2186,7 +2202,42 @@ class DeepCausalMMM(BaseEstimator):
                 for m, s_, r_, mr in zip(grid, spent, response, marginal, strict=True):
                     rows.append({**where, "channel": name, "multiplier": m, "spend": s_, "response": r_,
                                  "roi": r_ / s_ if s_ > 0 else np.nan, "marginal_roi": mr})
-        return pd.DataFrame(rows)
+        table = pd.DataFrame(rows)
+        if n_boot:
+            self._attach_curve_bands(table, names, grid, period, n_boot, level, random_state, prior_spread)
+        return table
+
+    def _attach_curve_bands(
+        self, table: pd.DataFrame, names: list[str], grid: np.ndarray, period: Period | None, n_boot: int,
+        level: float, random_state: int, prior_spread: float,
+    ) -> None:
+        """:meth:`get_response_curves`' bootstrap bounds into ``table`` (one pooled curve per
+        channel, rows channel-major over ``grid``): each refit's curve per unit of this fit's
+        spend over the regions it drew."""
+        G = len(grid)
+        per_unit = np.full((n_boot, len(names), G), np.nan)  # response per unit of the channel's spend at x1
+        marginal = np.full((n_boot, len(names), G), np.nan)
+        for b, (draw, refit) in enumerate(self._bootstrap_refits(n_boot, random_state, prior_spread)):
+            curves = refit.get_response_curves(channels=names, multipliers=list(grid), period=period)
+            cells = self._cells(None, period)[draw]  # the drawn regions' cells, as the refit's own
+            for i, name in enumerate(names):
+                c = self.channels_.index(name)
+                paid = float(np.where(cells, self.spend_[draw][..., c], 0.0).sum())
+                if paid <= 0:
+                    continue
+                response = curves[curves["channel"] == name]["response"].to_numpy()  # [G] by multiplier
+                per_unit[b, i] = response / paid
+                marginal[b, i] = np.gradient(response, grid * paid)
+        lo, hi, _ = _spread(per_unit, level)  # [k,G] response per unit of spend at x1
+        spend_at_one = table["spend"].to_numpy().reshape(len(names), G) / np.where(grid > 0, grid, np.nan)
+        paid = np.nanmax(spend_at_one, axis=1, initial=0.0)[:, None]  # [k,1] this curve's spend at x1
+        with np.errstate(invalid="ignore", divide="ignore"):
+            roi_lo, roi_hi, _ = _spread(np.where(grid > 0, per_unit / grid, np.nan), level)
+        m_lo, m_hi, _ = _spread(marginal, level)
+        table["response_lo"], table["response_hi"] = (lo * paid).reshape(-1), (hi * paid).reshape(-1)
+        table["roi_lo"], table["roi_hi"] = roi_lo.reshape(-1), roi_hi.reshape(-1)
+        table["marginal_roi_lo"], table["marginal_roi_hi"] = m_lo.reshape(-1), m_hi.reshape(-1)
+        table.attrs.update({"n_boot": n_boot, "level": level, "prior_spread": prior_spread})
 
     def optimize_budget(
         self,
@@ -2960,7 +3011,7 @@ class DeepCausalMMM(BaseEstimator):
             cells.total = float(np.where(cells.keep, self._fitted_prediction(), 0.0).sum())
         return cells.total
 
-    def _fitted_cells(self, regions: Sequence[Any] | None, period: tuple[Any, Any] | None) -> _Cells:
+    def _fitted_cells(self, regions: Sequence[Any] | None, period: Period | None) -> _Cells:
         """The fitted panel's cells in ``regions`` and ``period``: the observed ones scored, all
         of them scaled."""
         p = self.panel_
@@ -2969,7 +3020,7 @@ class DeepCausalMMM(BaseEstimator):
                       region_idx=np.arange(len(p.regions)), controls=p.control_values)
 
     def _plan_cells(
-        self, regions: Any, period: tuple[Any, Any] | None, X: ArrayLike | None, dates: ArrayLike | None,
+        self, regions: Any, period: Period | None, X: ArrayLike | None, dates: ArrayLike | None,
         controls: ArrayLike | Sequence[str] | None, spend: pd.DataFrame | None,
     ) -> _Cells:
         """The fitted cells in ``regions`` and ``period``, or with ``X`` its rows (``regions``

@@ -312,6 +312,18 @@ def _bounded(frame: pd.DataFrame, column: str) -> pd.Series:
                      index=frame.index, name=column)
 
 
+def _curve_table(curves: pd.DataFrame) -> pd.DataFrame:
+    """The response curves at multipliers 0.5, 1 and 1.5, as the report shows them: with
+    bootstrap bounds, response, ROI and marginal ROI each with its range."""
+    shown = curves[curves["multiplier"].isin([0.5, 1.0, 1.5])]
+    if "response_lo" in shown:
+        bounded = shown[["channel", "multiplier", "spend"]].copy()
+        for column in ("response", "roi", "marginal_roi"):
+            bounded[column] = _bounded(shown, column)
+        shown = bounded
+    return shown.set_index(["channel", "multiplier"])
+
+
 def _effects_table(effects: pd.DataFrame, intervals: pd.DataFrame | None) -> pd.DataFrame:
     """The effects under intervention as the report shows them: with bootstrap ``intervals``
     (:meth:`get_effect_intervals`), share, ROI and marginal ROI each with its interval."""
@@ -548,6 +560,7 @@ def report_data(model: Any, n_boot: int = 0, level: float = 0.9, random_state: i
         change = model.get_kpi_change(*periods[:2], **(boot if n_boot else {})) if periods is not None else None
         over = (model.get_effects_over_time(over_time_frequency(model), **(boot if n_boot else {}))
                 if has_spend else None)
+        curves = model.get_response_curves(**(boot if n_boot else {}))
         frontier = model.get_budget_frontier(REPORT_FRONTIER) if has_spend else None
         plan = None
         if frontier is not None:  # optimize_budget() at today's budget, planned once (again for its robustness)
@@ -562,7 +575,7 @@ def report_data(model: Any, n_boot: int = 0, level: float = 0.9, random_state: i
         "fitted_kpi": float(prediction[obs].sum()), "summary": model.contribution_summary(),
         "effects": model.get_channel_effects(), "identification": model.get_identification(EXTRAPOLATED_FLOOR),
         "periods": periods, "change": change, "over": over, "frontier": frontier, "plan": plan,
-        "intervals": intervals,
+        "intervals": intervals, "curves": curves,
     }
 
 
@@ -607,7 +620,7 @@ def write_report(model: Any, path: Path, findings: list[str] | None = None,
     r2, wape, fitted_kpi = d["r2"], d["wape"], d["fitted_kpi"]
     unexplained = model.get_unexplained_weeks()
     edges = model.get_dag_edges()
-    curves = model.get_response_curves()
+    curves = d["curves"]
     if tables is not None:  # handed to the caller, which writes them as files without computing them again
         tables.update({"effects": effects, "kpi_change": change, "effects_over_time": over,
                        "effect_intervals": intervals, "budget_plan": plan if n_boot else None})
@@ -669,9 +682,12 @@ def write_report(model: Any, path: Path, findings: list[str] | None = None,
         _figure(model.plot_dag(), first=False),
         "<h2>Response curves</h2>",
         "<p class='note'>Each channel's activity scaled by a multiplier (0..2); response is the KPI "
-        "against the channel switched off; the diamond marks the observed spend.</p>",
+        "against the channel switched off; the diamond marks the observed spend."
+        + (f" Shaded, and in brackets: {curves.attrs['level']:.0%} of {curves.attrs['n_boot']} region-bootstrap "
+           "refits, each refit's response per unit of its regions' spend times this curve's spend."
+           if "response_lo" in curves else "") + "</p>",
         _figure(response_figure(curves), first=False),
-        _table(curves[curves["multiplier"].isin([0.5, 1.0, 1.5])].set_index(["channel", "multiplier"])),
+        _table(_curve_table(curves)),
         "<h2>Channel parameters</h2>",
         "<p class='note'>The fitted response of each channel: coefficient (the curve's ceiling as a "
         "share of a region's mean KPI), half-saturation (carried activity, in multiples of the "

@@ -147,11 +147,18 @@ def dag_figure(
 
 
 def response_figure(curves: pd.DataFrame) -> go.Figure:
-    """Response against spend, one line per channel; the observed spend (multiplier 1) marked."""
+    """Response against spend, one line per channel; the observed spend (multiplier 1) marked;
+    with bootstrap bounds (``response_lo`` / ``_hi``) a shaded band around each curve."""
     fig = go.Figure()
     palette = pc.qualitative.Plotly
     for k, (name, g) in enumerate(curves.groupby("channel", sort=False)):
         color = palette[k % len(palette)]
+        if "response_lo" in g:  # the band: the upper bound, then the lower filled up to it
+            fig.add_trace(go.Scatter(x=g["spend"], y=g["response_hi"], mode="lines", line={"width": 0},
+                                     showlegend=False, legendgroup=str(name), hoverinfo="skip"))
+            fig.add_trace(go.Scatter(x=g["spend"], y=g["response_lo"], mode="lines", line={"width": 0},
+                                     fill="tonexty", fillcolor=_translucent(color), showlegend=False,
+                                     legendgroup=str(name), hoverinfo="skip"))
         fig.add_trace(go.Scatter(x=g["spend"], y=g["response"], mode="lines", name=str(name),
                                  legendgroup=str(name), line={"color": color},
                                  customdata=g[["multiplier", "marginal_roi"]].to_numpy(),
@@ -253,3 +260,9 @@ def over_time_figure(frame: pd.DataFrame, metric: str = "roi") -> go.Figure:
     fig.update_layout(title=_OVER_TIME_TITLES.get(metric, metric), xaxis_title="period", yaxis_title=metric,
                       xaxis={"type": "category"}, template="plotly_white")
     return fig
+
+
+def _translucent(color: str, alpha: float = 0.18) -> str:
+    """A ``#rrggbb`` colour as ``rgba(...)`` with ``alpha``."""
+    r, g, b = (int(color.lstrip("#")[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
