@@ -147,6 +147,15 @@ def test_demo_cli_writes_outputs(tmp_path, capsys):
     assert (f"all channels switched off together (get_group_effects): {media['total']:,.0f} of the KPI (truth "
             f"{true_media:,.0f}); the channels' totals add up to {media['sum_of_totals']:,.0f} (truth "
             f"{sim.truth_effects['total'].sum():,.0f})") in printed
+    # the direct return by year beside the truth's (40 weeks from 2023-01-02: part of 2023)
+    assert "direct return by year, estimated vs simulator truth" in printed
+    over = model.get_effects_over_time("Y", marginal=False).loc["2023"]
+    line = re.search(r"^channel_1 +(\S+) +(\S+)$", printed.split("direct return by year", 1)[1], re.M)
+    assert line is not None
+    assert float(line.group(1)) == pytest.approx(over.loc["channel_1", "direct"] / over.loc["channel_1", "spend"],
+                                                 abs=6e-4)
+    assert float(line.group(2)) == pytest.approx(sim.truth["channel_1"].sum() / over.loc["channel_1", "spend"],
+                                                 abs=6e-4)
 
 
 def test_demo_graph_argument(capsys, tmp_path):

@@ -300,6 +300,7 @@ def _demo(args: argparse.Namespace) -> int:
           "channel's marginal effect into its level):")
     print(curves.round(2).to_string())
     _demo_change(model, sim)
+    _demo_over_time(model, sim)
     findings: list[str] = []
     files = write_outputs(model, Path(args.out), findings=findings)
     print()
@@ -308,6 +309,25 @@ def _demo(args: argparse.Namespace) -> int:
     for f in files:
         print(f"  {f.name}")
     return 0
+
+
+def _demo_over_time(model: DeepCausalMMM, sim: Any) -> None:
+    """Each channel's direct return year by year (get_effects_over_time) beside the simulator's:
+    the truth's contributions per unit of spend (the truth holds each channel's own contribution
+    per cell, so the direct effects)."""
+    over = model.get_effects_over_time("Y", marginal=False)
+    when = pd.DatetimeIndex(sim.truth.index.get_level_values("date")).to_period("Y").astype(str)
+    true = sim.truth[model.channels_].groupby(when).sum()  # [year, channel]
+    columns: dict[str, pd.Series] = {}
+    for period, rows in over.groupby(level="period", sort=False):
+        rows = rows.droplevel("period")
+        paid = rows["spend"].where(rows["spend"] > 0)
+        label = f"{period}{'' if rows['complete'].all() else '*'}"
+        columns[f"estimated_{label}"] = rows["direct"] / paid
+        columns[f"true_{label}"] = true.loc[period, rows.index] / paid
+    print("\ndirect return by year, estimated vs simulator truth (get_effects_over_time: direct effect per unit of "
+          "spend; * the fit covers the year in part):")
+    print(pd.DataFrame(columns).round(3).to_string())
 
 
 def _demo_change(model: DeepCausalMMM, sim: Any) -> None:
