@@ -1,5 +1,5 @@
-"""Command line: ``deepcausalmmm demo``, ``fit``, ``predict``, ``optimize``, ``plan-test``, ``change``, ``report``,
-``config`` and ``backtest``.
+"""Command line: ``deepcausalmmm demo``, ``fit``, ``predict``, ``optimize``, ``plan-test``, ``change``, ``effects``,
+``report``, ``config`` and ``backtest``.
 
 Examples::
 
@@ -17,6 +17,8 @@ Examples::
         --out outputs/run/test_plan.csv
     deepcausalmmm change outputs/run/model.safetensors --base 2023-10-02 2023-12-25 \\
         --compare 2024-09-30 2024-12-23 --out outputs/run/kpi_change.csv
+    deepcausalmmm effects outputs/run/model.safetensors --by Q --out outputs/run/effects_by_quarter.csv
+    deepcausalmmm effects outputs/run/model.safetensors --group digital=search,social --out outputs/run/groups.csv
     deepcausalmmm report outputs/run/model.safetensors --out outputs/report
     deepcausalmmm backtest data.csv --target kpi --date date --region region \\
         --channels tv,search --controls price --n-splits 3 --horizon 13 --out outputs/backtest.csv
@@ -1293,7 +1295,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                      help="a group of channels switched off together (repeat for several; channels may be "
                      "patterns such as 'search_*'): one row per group, what they drive in each other counted "
                      "once (not with --by)")
-    _bootstrap_arguments(eff, "ROI and marginal ROI", "--regions, --period or --by-region")
+    _bootstrap_arguments(eff, "ROI and marginal ROI (with --group: media share and ROI)",
+                         "--regions, --period or --by-region")
     eff.add_argument("--out", default="outputs/effects.csv", help="CSV to write (default outputs/effects.csv)")
     eff.set_defaults(func=_effects)
 
