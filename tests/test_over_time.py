@@ -186,6 +186,10 @@ def test_effects_command_by_period_and_over_one_period(mediated, tmp_path, capsy
     assert main(["effects", model_file, "--n-boot", "2", "--out", str(out)]) == 0  # the whole fit's intervals
     whole = pd.read_csv(out, index_col="channel")
     np.testing.assert_allclose(whole["roi_lo"], mediated.get_effect_intervals(n_boot=2)["roi_lo"], rtol=1e-9)
+    assert main(["effects", model_file, "--by", "Q", "--by-region", "--out", str(out)]) == 0
+    assert "90 rows: 6 region(s) x their observed periods x 3 channels" in capsys.readouterr().out
+    regional = pd.read_csv(out, index_col=["region", "period", "channel"])
+    np.testing.assert_allclose(regional["roi"], mediated.get_effects_over_time("Q", by_region=True)["roi"], rtol=1e-9)
     assert main(["effects", model_file, "--period", "2023-07-03", "2023-09-25", "--out", str(out)]) == 0
     np.testing.assert_allclose(pd.read_csv(out, index_col="channel")["total"],
                                mediated.get_channel_effects(period="2023Q3")["total"], rtol=1e-9)
@@ -193,8 +197,8 @@ def test_effects_command_by_period_and_over_one_period(mediated, tmp_path, capsy
     for args, message in (
         (["--by", "fortnight"], "error: --by 'fortnight' is not a calendar frequency pandas knows"),
         (["--by", "0"], "error: --by must be a whole number of steps >= 1"),
-        (["--by", "Q", "--by-region"], "error: --by Q gives every period of the fit, one block of rows each, so "
-                                       "['--by-region'] do not apply"),
+        (["--by", "Q", "--period", "2023Q1"], "error: --by Q gives every period of the fit, one block of rows "
+                                              "each, so ['--period'] does not apply"),
         (["--period", "2030Q1"], "error: --period '2030Q1' contains no fitted dates; the fit covers 2023-01-02.."
                                  "2024-02-19: give (start, end) with start <= end overlapping it, e.g. --period "
                                  "2023-01-02 2024-02-19"),
@@ -286,3 +290,24 @@ def test_key_finding_skips_channels_that_barely_ran():
                                                  "to 1 in 2024Q3")
     over.loc[("2023Q3", "radio"), "spend"] = 100.0  # radio ran: its fall from 50 to 2 is the largest
     assert "the ROI of radio moved most" in _over_time_finding(over)
+
+
+def test_by_region_rows_add_up_to_the_pooled_ones(mediated):
+    pooled = mediated.get_effects_over_time("Q")
+    table = mediated.get_effects_over_time("Q", by_region=True)
+    assert table.index.names == ["region", "period", "channel"]
+    assert len(table) == len(mediated.regions_) * len(pooled)  # every region observed in every quarter
+    summed = table.groupby(level=["period", "channel"], sort=False)[["total", "direct", "spend", "n_cells"]].sum()
+    for column in ("total", "direct", "spend", "n_cells"):
+        np.testing.assert_allclose(summed[column].to_numpy(), pooled[column].to_numpy(), rtol=1e-9)
+    # the pooled marginal return is the regions' spend-weighted mean
+    weighted = (table["marginal_roi"] * table["spend"]).groupby(level=["period", "channel"], sort=False).sum()
+    np.testing.assert_allclose((weighted / summed["spend"]).to_numpy(), pooled["marginal_roi"].to_numpy(), rtol=1e-9)
+    one = table.loc[mediated.regions_[0]]
+    np.testing.assert_allclose(one["total"].to_numpy(),
+                               mediated.get_effects_over_time("Q", regions=[mediated.regions_[0]])["total"].to_numpy(),
+                               rtol=1e-9)
+    shares = table.groupby(level=["region", "period"])["total_share"].sum()
+    np.testing.assert_allclose(shares.to_numpy(), 1.0, rtol=1e-12)
+    with pytest.raises(DataError, match=r"`n_boot` cannot be combined with `by_region`"):
+        mediated.get_effects_over_time("Q", by_region=True, n_boot=2)

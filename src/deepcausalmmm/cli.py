@@ -952,14 +952,19 @@ def _effects(args: argparse.Namespace) -> int:
     words = {"`regions`": "--regions", "`period`": "--period", "`freq`": "--by", "period=": "--period ",
              "freq=": "--by "}
     if args.by is not None:
-        clash = [name for name, value in (("--period", args.period), ("--by-region", args.by_region)) if value]
-        if clash:
-            raise DataError(f"--by {args.by} gives every period of the fit, one block of rows each, so {clash} do "
-                            "not apply; drop them, or drop --by for one period's or one region's effects")
+        if args.period:
+            raise DataError(f"--by {args.by} gives every period of the fit, one block of rows each, so ['--period'] "
+                            "does not apply; drop it, or drop --by for one period's effects")
         freq: str | int = int(args.by) if args.by.strip().isdigit() else args.by
         with _in_terms(words):
-            table = model.get_effects_over_time(freq, regions=regions, **boot)
+            table = model.get_effects_over_time(freq, regions=regions, by_region=args.by_region, **boot)
         out.parent.mkdir(parents=True, exist_ok=True)
+        if args.by_region:  # regions x periods x channels rows: the CSV holds them
+            table.to_csv(out)
+            n_regions = table.index.get_level_values("region").nunique()
+            print(f"{len(table)} rows: {n_regions} region(s) x their observed periods x {len(model.channels_)} "
+                  f"channels (spend, total, direct, mediated, roi, marginal_roi per row); wrote {out.resolve()}")
+            return 0
         table.to_csv(out)
         whole = table.groupby(level="period", sort=False)["complete"].first()
         names = {p: p if ok else f"{p}*" for p, ok in whole.items()}
@@ -1290,7 +1295,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                      help="only the weeks of one period: its first and last dates, or one calendar period such "
                      "as 2023Q4 (not with --by)")
     eff.add_argument("--regions", default=None, help="regions to sum over, separated by ';' (default all)")
-    eff.add_argument("--by-region", action="store_true", help="one row per region and channel (not with --by)")
+    eff.add_argument("--by-region", action="store_true",
+                     help="one row per region and channel (with --by: per region, period and channel)")
     eff.add_argument("--group", action="append", default=None, metavar="NAME=CHANNEL,CHANNEL",
                      help="a group of channels switched off together (repeat for several; channels may be "
                      "patterns such as 'search_*'): one row per group, what they drive in each other counted "

@@ -1531,6 +1531,7 @@ class DeepCausalMMM(BaseEstimator):
         level: float = 0.9,
         random_state: int = 0,
         prior_spread: float = PRIOR_SPREAD,
+        by_region: bool = False,
     ) -> pd.DataFrame:
         """Each channel's effects, spend and return period by period over the fitted dates.
 
@@ -1565,6 +1566,11 @@ class DeepCausalMMM(BaseEstimator):
             its own prior strengths, as :meth:`get_effect_intervals` (shared with it inside
             :meth:`shared_refits`); not with ``regions``. ``attrs`` then holds ``n_boot``,
             ``level``, ``prior_spread`` and ``seconds``.
+        by_region : bool
+            One block of rows per region (index ``(region, period, channel)``, ``total_share``
+            within the region and period): where each channel's return moved. Regions do not
+            interact in the model, so these are the same passes, and the periods' pooled rows
+            are their sums (``marginal_roi`` a spend-weighted mean). Not with ``n_boot``.
 
         Returns
         -------
@@ -1587,33 +1593,50 @@ class DeepCausalMMM(BaseEstimator):
         """
         check_is_fitted(self, "graph_model_")
         _check_flag(marginal, "marginal")
-        n_boot, prior_spread = self._bootstrap_setup(n_boot, level, prior_spread,
-                                                     ["regions"] if regions is not None else [])
+        _check_flag(by_region, "by_region")
+        n_boot, prior_spread = self._bootstrap_setup(
+            n_boot, level, prior_spread,
+            [n for n, given in (("regions", regions is not None), ("by_region", by_region)) if given])
         start = time.perf_counter()
         p = self.panel_
         R, T, C = p.shape
         block, labels, complete = period_blocks(p.dates, freq)
         K = len(labels)
         chosen = self._cells(regions, None)  # [R,T] observed cells of the regions
-        total, direct, gain = self._effects_by_block(block, K, chosen, self._cells(regions, None, observed=False),
-                                                     marginal)
+        total_r, direct_r, gain_r = self._effects_by_block(block, K, chosen,
+                                                           self._cells(regions, None, observed=False), marginal)
         in_block = block[None, :] == np.arange(K)[:, None]  # [K,T]
         keeps = chosen[None] & in_block[:, None, :]  # [K,R,T]
-        spend = np.einsum("krt,rtc->kc", keeps.astype(float), self.spend_)
+        spend_r = np.einsum("krt,rtc->krc", keeps.astype(float), self.spend_)  # [K,R,C]
         step = _MARGINAL_GRID[2] - 1.0  # gain: the KPI from the activity scaled by 1 + step less 1 - step
         dates = p.dates
-        seen = keeps.any(axis=(1, 2))  # periods the regions were observed in
         first = [dates[np.flatnonzero(in_block[k])[0]] for k in range(K)]
         last = [dates[np.flatnonzero(in_block[k])[-1]] for k in range(K)]
-        index = pd.MultiIndex.from_product([labels, self.channels_], names=["period", "channel"])
+        if by_region:  # one row per (region, period, channel) where the region was observed in the period
+            kk, rr = np.nonzero(keeps.any(axis=2))  # [n] (period, region) pairs observed
+            order = np.lexsort((kk, rr))  # region-major, then periods in time order
+            kk, rr = kk[order], rr[order]
+            index = pd.MultiIndex.from_tuples(
+                [(self.regions_[r], labels[k], c) for r, k in zip(rr, kk, strict=True) for c in self.channels_],
+                names=["region", "period", "channel"])
+            total, direct, spend, gain = (a[kk, rr] for a in (total_r, direct_r, spend_r, gain_r))  # [n,C]
+            cells = np.repeat(keeps.sum(axis=2)[kk, rr], C)
+            at = np.repeat(kk, C)
+        else:
+            seen = np.flatnonzero(keeps.any(axis=(1, 2)))  # periods the regions were observed in
+            index = pd.MultiIndex.from_tuples([(labels[k], c) for k in seen for c in self.channels_],
+                                              names=["period", "channel"])
+            total, direct, spend, gain = (a.sum(axis=1)[seen] for a in (total_r, direct_r, spend_r, gain_r))
+            cells = np.repeat(keeps.sum(axis=(1, 2))[seen], C)
+            at = np.repeat(seen, C)
         frame = pd.DataFrame({
-            "start": np.repeat(first, C), "end": np.repeat(last, C),
-            "n_dates": np.repeat(in_block.sum(axis=1), C), "n_cells": np.repeat(keeps.sum(axis=(1, 2)), C),
-            "complete": np.repeat(complete, C),
+            "start": np.asarray(first, dtype=object)[at], "end": np.asarray(last, dtype=object)[at],
+            "n_dates": in_block.sum(axis=1)[at], "n_cells": cells, "complete": complete[at],
             "spend": spend.reshape(-1), "total": total.reshape(-1), "direct": direct.reshape(-1),
         }, index=index)
         frame["mediated"] = frame["total"] - frame["direct"]
-        grand = frame.groupby(level="period", sort=False)["total"].transform("sum")
+        levels = ["region", "period"] if by_region else ["period"]
+        grand = frame.groupby(level=levels, sort=False)["total"].transform("sum")
         frame["total_share"] = frame["total"] / grand.where(grand != 0)
         frame["roi"] = _per_spend(total, spend).reshape(-1)
         if marginal:
@@ -1623,9 +1646,9 @@ class DeepCausalMMM(BaseEstimator):
             marginals = np.full((n_boot, K, C), np.nan)
             for b, (draw, refit) in enumerate(self._bootstrap_refits(n_boot, random_state, prior_spread)):
                 # the refit's dates are fitted dates (the drawn regions' observed ones): each keeps its block
-                at = block[pd.Index(dates).get_indexer(refit.panel_.dates)]  # [T']
-                rt, _, rg = refit._effects_by_block(at, K, refit._cells(None, None),
-                                                    refit._cells(None, None, observed=False), marginal)
+                blocks_of = block[pd.Index(dates).get_indexer(refit.panel_.dates)]  # [T']
+                rt, _, rg = (part.sum(axis=1) for part in refit._effects_by_block(
+                    blocks_of, K, refit._cells(None, None), refit._cells(None, None, observed=False), marginal))
                 # per unit of this fit's spend over the drawn regions' cells (a refit's own spend is
                 # its activity where the fit had spend= for impressions channels)
                 paid = np.einsum("krt,rtc->kc", keeps[:, draw].astype(float), self.spend_[draw])  # [K,C]
@@ -1635,29 +1658,29 @@ class DeepCausalMMM(BaseEstimator):
             for name, reps in (("roi", rois), ("marginal_roi", marginals)):
                 if name in frame:
                     frame[f"{name}_lo"], frame[f"{name}_hi"], frame[f"{name}_sd"] = (
-                        part.reshape(-1) for part in _spread(reps, level))
+                        part[seen].reshape(-1) for part in _spread(reps, level))
             frame.attrs.update({"n_boot": n_boot, "level": level, "prior_spread": prior_spread,
                                 "seconds": time.perf_counter() - start})
-        return frame[np.repeat(seen, C)]
+        return frame
 
     def _effects_by_block(
         self, block: np.ndarray, K: int, chosen: np.ndarray, rows_of: np.ndarray, marginal: bool
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`get_effects_over_time`'s passes on this model's panel: ``block`` ``[T]`` each
         fitted date's period (0..K-1), ``chosen`` ``[R,T]`` the observed cells counted and
-        ``rows_of`` ``[R,T]`` every cell of their regions. Returns ``[K,C]`` each period's total
-        and direct effects and ``gain``: the KPI, over the period and the later counted cells,
-        with the period's activity scaled by ``1 + step`` less with it scaled by ``1 - step``
-        (``step`` from ``_MARGINAL_GRID``; NaN without ``marginal``)."""
+        ``rows_of`` ``[R,T]`` every cell of their regions. Returns ``[K,R,C]`` each period's and
+        region's total and direct effects and ``gain``: the KPI, over the period and the later
+        counted cells, with the period's activity scaled by ``1 + step`` less with it scaled by
+        ``1 - step`` (``step`` from ``_MARGINAL_GRID``; NaN without ``marginal``)."""
         p = self.panel_
         R, T, C = p.shape
         in_block = block[None, :] == np.arange(K)[:, None]  # [K,T]
         keeps = chosen[None] & in_block[:, None, :]  # [K,R,T]
         observed = self._fitted_parts(p.media)["channels"]  # [R,T,C]
         total = self._total_effects(p.media, np.arange(R), keeps, observed,
-                                    lambda media: self._fitted_parts(media)["channels"]).sum(axis=1)  # [K,C]
-        direct = np.einsum("krt,rtc->kc", keeps.astype(float), observed)
-        gain = np.full((K, C), np.nan)
+                                    lambda media: self._fitted_parts(media)["channels"])  # [K,R,C]
+        direct = np.einsum("krt,rtc->krc", keeps.astype(float), observed)
+        gain = np.full((K, R, C), np.nan)
         if marginal:
             scaled = self._activity()
             step = _MARGINAL_GRID[2] - 1.0
@@ -1669,8 +1692,9 @@ class DeepCausalMMM(BaseEstimator):
                 cells = _Cells(scaled=scaled, keep=later, where=rows_of & in_block[k][None, :],
                                spend=self.spend_, region_idx=np.arange(R), controls=p.control_values)
                 _, moved = self._move_kpis(cells, np.ones((1, C)),
-                                           [(0, c, 1.0 + s * step) for c in range(C) for s in (-1, 1)])
-                gain[k] = moved[1::2] - moved[0::2]
+                                           [(0, c, 1.0 + s * step) for c in range(C) for s in (-1, 1)],
+                                           by_region=True)  # [2C,R]
+                gain[k] = (moved[1::2] - moved[0::2]).T
         return total, direct, gain
 
     def _total_effects(
