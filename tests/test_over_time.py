@@ -113,6 +113,13 @@ def test_blocks_of_steps_on_a_fit_without_dates():
                                model.get_channel_effects()["total"][model.channels_], rtol=1e-9)
     with pytest.raises(DataError, match=r"`freq` 'Q' is a calendar frequency, but the fit has no calendar dates"):
         model.get_effects_over_time("Q")
+    # the labels go back into every period= argument: "13..25", and "39" for a block of one
+    for label in ("13..25", "39"):
+        np.testing.assert_allclose(model.get_channel_effects(period=label)["total"][model.channels_].to_numpy(),
+                                   table.loc[label, "total"].to_numpy(), rtol=1e-9)
+    with pytest.raises(DataError, match=r"`period` 'a..b' must be period numbers: a pair, or two joined by '..' "
+                                        r"as in '0..39'"):
+        model.get_channel_effects(period="a..b")
 
 
 def test_period_blocks_and_default_frequency():
@@ -190,6 +197,10 @@ def test_effects_command_by_period_and_over_one_period(mediated, tmp_path, capsy
     assert "90 rows: 6 region(s) x their observed periods x 3 channels" in capsys.readouterr().out
     regional = pd.read_csv(out, index_col=["region", "period", "channel"])
     np.testing.assert_allclose(regional["roi"], mediated.get_effects_over_time("Q", by_region=True)["roi"], rtol=1e-9)
+    blocks = mediated.get_effects_over_time(13, marginal=False)  # labels "2023-01-02..2023-03-27", ...
+    label = blocks.index.get_level_values("period")[3]
+    assert main(["effects", model_file, "--period", label, "--out", str(out)]) == 0
+    np.testing.assert_allclose(pd.read_csv(out, index_col="channel")["total"], blocks.loc[label, "total"], rtol=1e-9)
     assert main(["effects", model_file, "--period", "2023-07-03", "2023-09-25", "--out", str(out)]) == 0
     np.testing.assert_allclose(pd.read_csv(out, index_col="channel")["total"],
                                mediated.get_channel_effects(period="2023Q3")["total"], rtol=1e-9)

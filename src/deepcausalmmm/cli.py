@@ -856,6 +856,17 @@ def _plan_test(args: argparse.Namespace) -> int:
     return 0
 
 
+def _period_values(given: Sequence[str], option: str, dates: pd.Index) -> Any:
+    """A period option's values (one or two) as the API's ``period=`` takes them: one value as
+    given (a calendar period such as 2023Q4, a block label such as 13..25, or one period
+    number), two as a (first, last) pair, numbers where the fit's dates are period numbers."""
+    if len(given) == 1:
+        return given[0]
+    if isinstance(dates, pd.DatetimeIndex):
+        return tuple(given)
+    return tuple(_number(text, option, int, "a period number like the fit's dates") for text in given)
+
+
 def _change(args: argparse.Namespace) -> int:
     from .data.history import period_name
     from .reporting import kpi_change_periods
@@ -883,11 +894,8 @@ def _change(args: argparse.Namespace) -> int:
         elif len(given) > 2:
             raise DataError(f"{option} takes a period's first and last dates (two values) or one calendar period "
                             f"such as 2023Q4, found {len(given)} values: {' '.join(given)}")
-        elif isinstance(dates, pd.DatetimeIndex):
-            periods.append(given[0] if len(given) == 1 else tuple(given))
-        else:  # integer periods
-            what = "a period number like the fit's dates"
-            periods.append(tuple(_number(text, option, int, what) for text in given))
+        else:
+            periods.append(_period_values(given, option, dates))
     with _in_terms({"`base`": "--base", "`compare`": "--compare", "`regions`": "--regions",
                     "`by_region`": "--by-region", "`n_boot`": "--n-boot", "n_boot=": "--n-boot ",
                     "pass matched=False": "pass --all-cells"}):
@@ -944,10 +952,7 @@ def _effects(args: argparse.Namespace) -> int:
         if len(args.period) > 2:
             raise DataError(f"--period takes a period's first and last dates (two values) or one calendar period "
                             f"such as 2023Q4, found {len(args.period)} values: {' '.join(args.period)}")
-        if isinstance(model.panel_.dates, pd.DatetimeIndex):
-            period = args.period[0] if len(args.period) == 1 else tuple(args.period)
-        else:
-            period = tuple(_number(t, "--period", int, "a period number like the fit's dates") for t in args.period)
+        period = _period_values(args.period, "--period", model.panel_.dates)
     out = Path(args.out)
     words = {"`regions`": "--regions", "`period`": "--period", "`freq`": "--by", "period=": "--period ",
              "freq=": "--by "}

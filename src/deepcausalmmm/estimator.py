@@ -3195,16 +3195,27 @@ class DeepCausalMMM(BaseEstimator):
             dates = p.dates
             is_time = isinstance(dates, pd.DatetimeIndex)  # else integer periods
             example = repr(tuple(fmt_date(d) if is_time else int(d) for d in (dates[0], dates[-1])))
-            if is_time and isinstance(period, (str, pd.Period)):  # a calendar period: '2024Q3', '2024-07', '2024'
+            given: Any = period  # as the caller wrote it, for errors
+            if isinstance(period, str) and (".." in period or not is_time):
+                # "first..last" (or one period number), as get_effects_over_time labels blocks of steps
+                first_, _, last_ = period.partition("..")
+                bounds: list[Any] = [first_.strip(), (last_ or first_).strip()]
+                if not is_time:
+                    try:
+                        bounds = [int(b) for b in bounds]
+                    except ValueError:
+                        raise DataError(f"`{name}` {period!r} must be period numbers: a pair, or two joined by "
+                                        f"'..' as in '{example[1:-1].replace(', ', '..')}'; e.g. "
+                                        f"{name}={example}") from None
+                period = tuple(bounds)
+            elif is_time and isinstance(period, (str, pd.Period)):  # a calendar period: '2024Q3', '2024-07', '2024'
                 try:
                     span = period if isinstance(period, pd.Period) else pd.Period(period)
                 except (TypeError, ValueError) as exc:
                     raise DataError(f"`{name}` {period!r} is neither a (start, end) pair of dates nor a calendar "
                                     f"period such as '2024Q3', '2024-07' or '2024' ({exc}); e.g. "
                                     f"{name}={example}") from None
-                given, period = period, (span.start_time, span.end_time)
-            else:
-                given = period  # as the caller wrote it, for errors
+                period = (span.start_time, span.end_time)
             if isinstance(period, (str, bytes)) or not hasattr(period, "__len__") or len(period) != 2:
                 raise DataError(f"`{name}` must be a (start, end) pair of dates, both included"
                                 f"{' (or a calendar period such as 2024Q3)' if is_time else ''}, found "
