@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 import pytest
 import yaml
 
+from deepcausalmmm import DeepCausalMMM
 from deepcausalmmm.cli import main as cli_main
 from deepcausalmmm.config import MMMConfig, build_config
 
@@ -172,3 +173,19 @@ def test_contents_line_links_to_sections():
                 for h in re.findall(r"^#{2,3} (.+)$", text, flags=re.M)}
     assert len(anchors) >= 15
     assert [a for a in anchors if a not in headings] == []
+
+
+def test_questions_table_names_methods_and_commands_that_exist():
+    """Every call the "Questions" table names is a public method, every command a CLI command and
+    every link a section."""
+    text = README.read_text(encoding="utf-8")
+    table = text.split("## Questions and the calls that answer them", 1)[1].split("\n## ", 1)[0]
+    methods = set(re.findall(r"`(?:model\.)?([a-z_]+)\(", table))
+    assert len(methods) >= 15
+    assert [m for m in methods if not callable(getattr(DeepCausalMMM, m, None))] == []
+    commands = set(re.findall(r"`(demo|fit|predict|optimize|plan-test|change|effects|report|config|backtest)\b", table))
+    accepted = set(re.findall(r"\{([a-z,\-]+)\}", _help())[0].split(","))
+    assert commands and commands <= accepted
+    headings = {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+                for h in re.findall(r"^#{2,3} (.+)$", text, flags=re.M)}
+    assert [a for a in re.findall(r"\]\(#([^)]+)\)", table) if a not in headings] == []
