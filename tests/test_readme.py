@@ -189,3 +189,13 @@ def test_questions_table_names_methods_and_commands_that_exist():
     headings = {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
                 for h in re.findall(r"^#{2,3} (.+)$", text, flags=re.M)}
     assert [a for a in re.findall(r"\]\(#([^)]+)\)", table) if a not in headings] == []
+
+
+def test_questions_table_names_the_calls_that_take_n_boot():
+    import inspect
+
+    text = README.read_text(encoding="utf-8")
+    row = next(line for line in text.splitlines() if line.startswith("| How sure is the model?"))
+    named = re.findall(r"`([a-z_]+)`", row.split("`n_boot=` on", 1)[1])
+    assert len(named) == 7
+    assert [m for m in named if "n_boot" not in inspect.signature(getattr(DeepCausalMMM, m)).parameters] == []
