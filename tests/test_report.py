@@ -265,6 +265,14 @@ def test_report_tables_format_by_magnitude_and_scroll_on_their_own():
     assert column_decimals(pd.Series([0.0, 0.0])) == 3
 
 
+def _with_bounds(row: pd.Series, column: str) -> str:
+    """A figure and its bootstrap bounds as the report writes them: the decimals a table gives
+    the three together (an ROI of 0.0149 keeps three significant digits)."""
+    figures = [row[column], row[f"{column}_lo"], row[f"{column}_hi"]]
+    n = column_decimals(pd.Series(figures, dtype=float))
+    return "{:,.{n}f} [{:,.{n}f}, {:,.{n}f}]".format(*figures, n=n)
+
+
 def test_report_with_bootstrap_intervals(fitted, tmp_path):
     """save_report(n_boot=...) shows the effects, the KPI change, the return over time and the
     budget plan with intervals from one set of refits, each figure as the API gives it."""
@@ -280,18 +288,13 @@ def test_report_with_bootstrap_intervals(fitted, tmp_path):
     section = text.split('<h2 id="response-curves">', 1)[1].split("<h2", 1)[0]
     assert "Shaded, and in brackets: 90% of 2 region-bootstrap refits" in section
     row = curves[(curves["channel"] == "channel_1") & (curves["multiplier"] == 1.5)].iloc[0]
-    places = column_decimals(pd.concat([curves["roi"], curves["roi_lo"], curves["roi_hi"]]))
-    assert f"<td>{row['roi']:,.{places}f} [{row['roi_lo']:,.{places}f}, {row['roi_hi']:,.{places}f}]</td>" in section
+    assert f"<td>{_with_bounds(row, 'roi')}</td>" in section
     effects = text.split('<h2 id="effects-under-intervention">', 1)[1].split("<h2", 1)[0]
     assert "90% intervals from 2 region-bootstrap refits" in effects
     for c in fitted.channels_:
-        row = intervals.loc[c]
-        places = column_decimals(pd.concat([intervals["roi"], intervals["roi_lo"], intervals["roi_hi"]]))
-        assert f"<td>{row['roi']:,.{places}f} [{row['roi_lo']:,.{places}f}, {row['roi_hi']:,.{places}f}]</td>" in effects
+        assert f"<td>{_with_bounds(intervals.loc[c], 'roi')}</td>" in effects
     section = text.split('<h2 id="return-over-time">', 1)[1].split("<h2", 1)[0]
-    row = over.loc[("2023Q2", "channel_1")]
-    places = column_decimals(pd.concat([over["roi"], over["roi_lo"], over["roi_hi"]]))
-    assert f"<td>{row['roi']:,.{places}f} [{row['roi_lo']:,.{places}f}, {row['roi_hi']:,.{places}f}]</td>" in section
+    assert f"<td>{_with_bounds(over.loc[('2023Q2', 'channel_1')], 'roi')}</td>" in section
     assert "In brackets: 90% intervals from 2 region-bootstrap refits" in section
     moved = text.split('<h2 id="what-moved-the-kpi">', 1)[1].split("<h2", 1)[0]
     assert "<th>change_pct_lo</th>" in moved
@@ -321,3 +324,12 @@ def test_key_findings_without_the_report(fitted, report):
     assert lines[0].startswith("The fit explains the KPI with in-sample R^2")
     with pytest.raises(DataError, match="`n_boot` must be 0"):
         fitted.get_key_findings(n_boot=1)
+
+
+def test_bounded_cells_keep_small_figures_digits():
+    from deepcausalmmm.reporting import _bounded
+
+    frame = pd.DataFrame({"roi": [0.0149, 1.304, np.nan], "roi_lo": [0.00699, 1.153, 0.1],
+                          "roi_hi": [0.0241, 1.454, 0.2]}, index=["a", "b", "c"])
+    shown = _bounded(frame, "roi")
+    assert shown.tolist() == ["0.0149 [0.0070, 0.0241]", "1.304 [1.153, 1.454]", ""]

@@ -305,10 +305,16 @@ def _over_time(over: pd.DataFrame | None) -> list[str]:
 
 def _bounded(frame: pd.DataFrame, column: str) -> pd.Series:
     """``column`` of ``frame`` as text with its bootstrap interval (``column_lo`` / ``_hi``):
-    ``0.394 [0.324, 0.481]``, each figure with the decimals its column gets in a table."""
-    places = column_decimals(pd.concat([frame[column], frame[f"{column}_lo"], frame[f"{column}_hi"]]))
-    return pd.Series(["" if not np.isfinite(v) else f"{v:,.{places}f} [{lo:,.{places}f}, {hi:,.{places}f}]"
-                      for v, lo, hi in zip(frame[column], frame[f"{column}_lo"], frame[f"{column}_hi"], strict=True)],
+    ``0.394 [0.324, 0.481]``, each cell with the decimals its own three figures get in a table
+    (a channel's ROI of 0.0149 keeps its digits beside another's of 1.3)."""
+    def cell(v: float, lo: float, hi: float) -> str:
+        if not np.isfinite(v):
+            return ""
+        n = column_decimals(pd.Series([v, lo, hi], dtype=float))
+        return f"{v:,.{n}f} [{lo:,.{n}f}, {hi:,.{n}f}]"
+
+    return pd.Series([cell(v, lo, hi) for v, lo, hi in
+                      zip(frame[column], frame[f"{column}_lo"], frame[f"{column}_hi"], strict=True)],
                      index=frame.index, name=column)
 
 
