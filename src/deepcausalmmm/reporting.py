@@ -278,7 +278,7 @@ def _over_time(over: pd.DataFrame | None) -> list[str]:
     names = {p: p if ok else f"{p}*" for p, ok in whole.items()}
 
     def pivot(column: str) -> pd.DataFrame:
-        cells = _bounded(over, column) if f"{column}_lo" in over else over[column]
+        cells = _bounded(over, column) if f"{column}_lo" in over else _significant(over[column])
         table = cells.unstack("period")[list(whole.index)].rename(columns=names)
         table = table.loc[list(dict.fromkeys(over.index.get_level_values("channel")))]
         return table.rename_axis(index=None, columns="channel")  # one header row
@@ -301,6 +301,17 @@ def _over_time(over: pd.DataFrame | None) -> list[str]:
         "<h3>Marginal ROI by period</h3>", _table(pivot("marginal_roi")),
         _figure(over_time_figure(over, "roi"), first=False),
     ]
+
+
+def _significant(values: pd.Series) -> pd.Series:
+    """Figures as text with three significant digits each (no decimals from 1,000 on), for a
+    table whose rows differ in magnitude (one channel's ROI 0.0149, another's 223)."""
+    def cell(v: float) -> str:
+        if not np.isfinite(v):
+            return ""
+        return f"{v:,.0f}" if abs(v) >= LARGE else f"{v:.3g}"
+
+    return values.map(cell)
 
 
 def _bounded(frame: pd.DataFrame, column: str) -> pd.Series:
