@@ -24,6 +24,7 @@ def test_periods_add_up_to_the_whole_fit(mediated):
     assert list(table.columns) == COLUMNS and table.index.names == ["period", "channel"]
     labels = list(dict.fromkeys(table.index.get_level_values("period")))
     assert labels == ["2023Q1", "2023Q2", "2023Q3", "2023Q4", "2024Q1"]  # 60 weeks from 2023-01-02
+    pd.testing.assert_frame_equal(mediated.get_effects_over_time(), table)  # quarters by default
     assert list(table.xs("2023Q1", level="period")["n_dates"]) == [13] * 3
     assert list(table.xs("2023Q1", level="period")["n_cells"]) == [13 * 6] * 3  # 6 regions observed throughout
     # the fit ends in February: its last quarter is only in part of the fit
@@ -107,6 +108,8 @@ def test_blocks_of_steps_on_a_fit_without_dates():
                                                            regions=np.asarray(sim.regions))
     table = model.get_effects_over_time(13)
     assert list(dict.fromkeys(table.index.get_level_values("period"))) == ["0..12", "13..25", "26..38", "39"]
+    # by default: blocks of a quarter of the season's period (52.18 weekly steps: 13)
+    pd.testing.assert_frame_equal(model.get_effects_over_time(), table)
     assert table.groupby(level="period", sort=False)["complete"].first().tolist() == [True, True, True, False]
     assert table.groupby(level="period", sort=False)["n_dates"].first().tolist() == [13, 13, 13, 1]
     np.testing.assert_allclose(table.groupby(level="channel")["total"].sum(),

@@ -1524,7 +1524,7 @@ class DeepCausalMMM(BaseEstimator):
 
     def get_effects_over_time(
         self,
-        freq: str | int = "Q",
+        freq: str | int | None = None,
         regions: Sequence[Any] | None = None,
         marginal: bool = True,
         n_boot: int = 0,
@@ -1551,10 +1551,12 @@ class DeepCausalMMM(BaseEstimator):
 
         Parameters
         ----------
-        freq : str or int
-            ``"Q"`` (default), ``"Y"``, ``"M"`` or ``"W"`` (or ``"quarter"``, ...): calendar
-            periods, each fitted date in the one its label falls in; or a whole number ``n``:
-            blocks of ``n`` steps from the first fitted date (fits without calendar dates).
+        freq : str or int, optional
+            ``"Q"``, ``"Y"``, ``"M"`` or ``"W"`` (or ``"quarter"``, ...): calendar periods, each
+            fitted date in the one its label falls in; or a whole number ``n``: blocks of ``n``
+            steps from the first fitted date (fits without calendar dates). Default: quarters,
+            and without calendar dates blocks of a quarter of the yearly season's period
+            (13 weekly steps).
         regions : list or one label, optional
             Restrict to these fitted regions.
         marginal : bool
@@ -1600,6 +1602,8 @@ class DeepCausalMMM(BaseEstimator):
         start = time.perf_counter()
         p = self.panel_
         R, T, C = p.shape
+        if freq is None:
+            freq = "Q" if isinstance(p.dates, pd.DatetimeIndex) else max(1, int(round(self.config_.baseline.period / 4)))
         block, labels, complete = period_blocks(p.dates, freq)
         K = len(labels)
         chosen = self._cells(regions, None)  # [R,T] observed cells of the regions
@@ -3493,7 +3497,7 @@ class DeepCausalMMM(BaseEstimator):
         table = self.get_kpi_change(base, compare, regions, matched=matched, X=X, dates=dates, controls=controls)
         return change_figure(table, table.attrs["base_dates"], table.attrs["compare_dates"])
 
-    def plot_effects_over_time(self, metric: str = "roi", freq: str | int = "Q",
+    def plot_effects_over_time(self, metric: str = "roi", freq: str | int | None = None,
                                regions: Sequence[Any] | None = None) -> go.Figure:
         """Plotly figure of one column of :meth:`get_effects_over_time` per channel against period:
         ``metric`` is ``"roi"`` (default), ``"marginal_roi"``, ``"total"``, ``"direct"``,
