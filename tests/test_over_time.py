@@ -177,6 +177,9 @@ def test_effects_command_by_period_and_over_one_period(mediated, tmp_path, capsy
     np.testing.assert_allclose(table["roi"], expected["roi"], rtol=1e-9)
     np.testing.assert_allclose(table["marginal_roi"], expected["marginal_roi"], rtol=1e-9)
     assert "roi: total effect per unit of spend in each period" in printed
+    assert main(["effects", model_file, "--by", "--out", str(tmp_path / "default.csv")]) == 0  # alone: quarters
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "default.csv", index_col=["period", "channel"]), table)
+    capsys.readouterr()
     assert "2024Q1*" in printed and "(* the fit covers the period in part)" in printed
     assert f"{expected.loc[('2023Q2', 'channel_3'), 'roi']:,.4g}" in printed
     # one period, two regions: get_channel_effects over them

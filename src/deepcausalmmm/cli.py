@@ -944,7 +944,7 @@ def _effects(args: argparse.Namespace) -> int:
             raise DataError(f"--n-boot refits redraw the fitted regions over every fitted week, so {clash} do not "
                             "apply; drop them for intervals, or drop --n-boot")
     boot = {"n_boot": args.n_boot, "level": args.level, "prior_spread": spread} if args.n_boot else {}
-    if args.group and args.by:
+    if args.group and args.by is not None:
         raise DataError("--group gives each group's effects over the fit or a --period, so ['--by'] do not apply; "
                         "drop it, or drop --group")
     period: Any = None
@@ -958,9 +958,11 @@ def _effects(args: argparse.Namespace) -> int:
              "freq=": "--by "}
     if args.by is not None:
         if args.period:
-            raise DataError(f"--by {args.by} gives every period of the fit, one block of rows each, so ['--period'] "
+            raise DataError(f"--by {args.by or ''}".rstrip() + " gives every period of the fit, one block of rows "
+                            "each, so ['--period'] "
                             "does not apply; drop it, or drop --by for one period's effects")
-        freq: str | int = int(args.by) if args.by.strip().isdigit() else args.by
+        freq: str | int | None = (None if not args.by.strip() else int(args.by) if args.by.strip().isdigit()
+                                  else args.by)
         with _in_terms(words):
             table = model.get_effects_over_time(freq, regions=regions, by_region=args.by_region, **boot)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -1293,9 +1295,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     eff = sub.add_parser("effects", help="each channel's total, direct and mediated effect and ROI, over the fit, "
                          "a period, or period by period (--by), with a saved model")
     eff.add_argument("model", help="a model file written by fit (model.safetensors)")
-    eff.add_argument("--by", default=None, metavar="FREQ",
-                     help="period by period: Q (quarters), Y, M or W, or a whole number of steps; adds each "
-                     "period's marginal ROI (default: one row per channel over the whole fit)")
+    eff.add_argument("--by", nargs="?", const="", default=None, metavar="FREQ",
+                     help="period by period: Q (quarters), Y, M or W, or a whole number of steps (alone: quarters, "
+                     "or blocks of 13 weekly steps without dates); adds each period's marginal ROI (default: one "
+                     "row per channel over the whole fit)")
     eff.add_argument("--period", nargs="+", metavar="DATE", default=None,
                      help="only the weeks of one period: its first and last dates, or one calendar period such "
                      "as 2023Q4 (not with --by)")
