@@ -265,6 +265,13 @@ def test_bootstrap_intervals_share_the_refits_of_the_effect_intervals(mediated, 
     assert list(quarters.columns) == [*COLUMNS, "roi_lo", "roi_hi", "roi_sd", "marginal_roi_lo", "marginal_roi_hi",
                                       "marginal_roi_sd"]
     assert (quarters["roi_lo"] <= quarters["roi_hi"]).all()
+    # the figure draws the bounds as error bars around each point
+    from deepcausalmmm.plotting.figures import over_time_figure
+
+    first = over_time_figure(quarters, "roi").data[0]
+    rows = quarters.xs("channel_1", level="channel")
+    np.testing.assert_allclose(first.error_y.array, np.maximum(rows["roi_hi"] - rows["roi"], 0.0))
+    np.testing.assert_allclose(first.error_y.arrayminus, np.maximum(rows["roi"] - rows["roi_lo"], 0.0))
     assert quarters.attrs["n_boot"] == 2 and quarters.attrs["level"] == 0.9 and quarters.attrs["prior_spread"] == 1.4
     for kwargs, message in (({"n_boot": 1}, r"`n_boot` must be 0 \(no intervals\) or a whole number of at least 2"),
                             ({"n_boot": 2.5}, r"`n_boot` must be 0 .* found 2.5"),
