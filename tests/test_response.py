@@ -792,6 +792,15 @@ def test_response_curve_bands_from_bootstrap_refits(mediated, refit_count):
     assert curves.loc[curves["multiplier"] == 0.0, ["response_lo", "response_hi"]].abs().max().max() < 1e-6
     assert (curves["response_lo"] <= curves["response_hi"] + 1e-9).all()
     assert curves.attrs["n_boot"] == 2
+    # drawn as a shaded band under each curve: its upper bound, then its lower bound filled up to it
+    from deepcausalmmm.plotting.figures import response_figure
+
+    traces = response_figure(curves).data
+    band = [t for t in traces if t.fill == "tonexty"]
+    assert len(band) == len(mediated.channels_)
+    one = curves[curves["channel"] == "channel_1"]
+    np.testing.assert_allclose(band[0].y, one["response_lo"])
+    np.testing.assert_allclose(traces[0].y, one["response_hi"])
     for kwargs, message in (({"regions": mediated.regions_[:2]}, r"`n_boot` cannot be combined with `regions`"),
                             ({"by_region": True}, r"`n_boot` cannot be combined with `by_region`"),
                             ({"n_boot": 1}, r"`n_boot` must be 0")):
