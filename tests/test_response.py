@@ -177,7 +177,7 @@ def test_budget_plan_robustness_under_bootstrap(fitted):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"n_boot": 1}, "0 .no robustness check. or at least 2"),
+        ({"n_boot": 1}, r"`n_boot` must be 0 \(no intervals\) or a whole number of at least 2"),
         ({"n_boot": 2, "level": 1.5}, r"in \(0, 1\)"),
         ({"n_boot": 2, "regions": ["geo_000"]}, "cannot be combined with `regions`"),
         ({"budget": 1e12}, r"`budget` 1,000,000,000,000.00 cannot be met with multipliers.*raise the maximum multipliers in `bounds`"),

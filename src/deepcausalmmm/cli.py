@@ -103,7 +103,7 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0, prior_spread
               out / "unexplained_weeks.csv", out / "channel_parameters.csv", out / "config.json"]
     tables["effects"].to_csv(files[7])
     model.get_dag_edges().to_csv(files[8], index=False)
-    model.get_response_curves().to_csv(files[9], index=False)
+    tables["response_curves"].to_csv(files[9], index=False)
     model.get_unexplained_weeks().to_csv(files[10])
     model.get_channel_parameters().to_csv(files[11])
     files[12].write_text(json.dumps(model.config_.to_dict(), indent=2) + "\n", encoding="utf-8")
@@ -129,6 +129,12 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0, prior_spread
             files.append(out / "budget_plan.csv")
             plan.to_csv(files[-1])
     return files
+
+
+def _check_n_boot_option(n_boot: int) -> None:
+    """``--n-boot`` checked before any work: 0 (no intervals) or at least 2."""
+    if n_boot == 1 or n_boot < 0:
+        raise DataError(f"--n-boot must be 0 (no intervals) or at least 2, found {n_boot}")
 
 
 def _prior_spread(value: float) -> float:
@@ -360,8 +366,7 @@ def _demo_change(model: DeepCausalMMM, sim: Any) -> None:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    if args.n_boot == 1 or args.n_boot < 0:
-        raise DataError(f"--n-boot must be 0 (no intervals) or at least 2, found {args.n_boot}")
+    _check_n_boot_option(args.n_boot)
     if args.calibrate_intervals < 0:
         raise DataError(f"--calibrate-intervals must be 0 (off) or a number of rolling cutoffs such as 3, found "
                         f"{args.calibrate_intervals}")
@@ -932,8 +937,7 @@ def _effects(args: argparse.Namespace) -> int:
     """``effects``: each channel's total, direct and mediated effect, spend and ROI over the fit, a
     period or (``--by``) period by period."""
     spread = _prior_spread(args.prior_spread)
-    if args.n_boot == 1 or args.n_boot < 0:
-        raise DataError(f"--n-boot must be 0 (no intervals) or at least 2, found {args.n_boot}")
+    _check_n_boot_option(args.n_boot)
     model = _model_class().load(args.model).set_params(n_jobs=args.jobs)
     labels = {str(r): r for r in model.regions_}
     regions = [labels.get(r.strip(), r.strip()) for r in args.regions.split(";") if r.strip()] if args.regions else None
@@ -1035,8 +1039,7 @@ def _effects(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    if args.n_boot == 1 or args.n_boot < 0:
-        raise DataError(f"--n-boot must be 0 (no intervals) or at least 2, found {args.n_boot}")
+    _check_n_boot_option(args.n_boot)
     _prior_spread(args.prior_spread)
     model = _model_class().load(args.model).set_params(verbose=args.verbose, n_jobs=args.jobs)
     if args.n_boot:

@@ -833,18 +833,9 @@ class DeepCausalMMM(BaseEstimator):
                 raise DataError("`n_boot` cannot be combined with rows `X`: bootstrap replicates redraw the "
                                 "fitted regions, which the rows name; set n_boot=0")
             return self._kpi_change_rows(base, X, regions, dates, controls, by_region, matched)
-        n_boot = int(n_boot)
-        if n_boot == 1 or n_boot < 0:
-            raise DataError(f"`n_boot` must be 0 (no intervals) or at least 2, found {n_boot}; e.g. n_boot=20")
-        if n_boot:
-            if regions is not None or by_region:
-                raise DataError(
-                    "`n_boot` cannot be combined with `regions` or `by_region`: bootstrap replicates redraw "
-                    "the regions; drop them, or set n_boot=0")
-            _check_level(level)
-            prior_spread = _check_prior_spread(prior_spread)
-            self._check_bootstrap_regions(prior_spread)
-            _check_n_jobs(self.n_jobs)
+        n_boot, prior_spread = self._bootstrap_setup(
+            n_boot, level, prior_spread,
+            [n for n, given in (("regions", regions is not None), ("by_region", by_region)) if given])
         started = time.perf_counter()
         base_keep = self._cells(regions, base, name="base")  # [R,T]
         compare_keep = self._cells(regions, compare, name="compare")  # [R,T]
@@ -1004,15 +995,13 @@ class DeepCausalMMM(BaseEstimator):
                 continue
             reps[b] = again["change_pct"].reindex(table.index).to_numpy()
             totals[b] = again.attrs["change_pct"]
-        q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
         used = np.isfinite(totals)
         if used.sum() >= 2:
-            lo, hi = np.nanpercentile(reps[used], q, axis=0)
-            sd = np.nanstd(reps[used], axis=0, ddof=1)
-            total_lo, total_hi = np.percentile(totals[used], q)
+            lo, hi, sd = _spread(reps[used], level)
+            total_lo, total_hi, _ = _spread(totals[used], level)
         else:
             lo = hi = sd = np.full(len(table), np.nan)
-            total_lo = total_hi = float("nan")
+            total_lo = total_hi = np.asarray(np.nan)
         table["change_pct_lo"], table["change_pct_hi"], table["change_pct_sd"] = lo, hi, sd
         table.attrs.update({"n_boot": n_boot, "n_used": int(used.sum()), "level": level,
                             "prior_spread": prior_spread, "change_pct_lo": float(total_lo),
@@ -1268,8 +1257,8 @@ class DeepCausalMMM(BaseEstimator):
                                "calibrated_coverage_pct": float((sc <= scale).mean() * 100)}
                               for cut, sc in per_cut])
         self.interval_calibration_: dict[str, Any] | None = {
-            "level": float(level), "scale": scale, "scale_needed": needed, "n_cells": int(n), "n_splits": len(cutoffs), "horizon": int(horizon),
-            "coverage_pct": float((scores <= 1).mean() * 100),
+            "level": float(level), "scale": scale, "scale_needed": needed, "n_cells": int(n),
+            "n_splits": len(cutoffs), "horizon": int(horizon), "coverage_pct": float((scores <= 1).mean() * 100),
             "calibrated_coverage_pct": float((scores <= scale).mean() * 100)}
         table.attrs.update(self.interval_calibration_)
         return table
@@ -1808,15 +1797,12 @@ class DeepCausalMMM(BaseEstimator):
             # own spend is its activity, which differs for impressions channels)
             slope = _response_slope(refit.get_response_curves(multipliers=_MARGINAL_GRID), self.channels_)
             marginals[b] = np.where(spend > 0, slope / safe, np.nan)
-        q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
         out = pd.DataFrame(index=pd.Index(self.channels_, name="channel"))
         for name, reps, now in (("total_share", shares, point["total_share"].to_numpy()),
                                 ("roi", rois, point["roi"].to_numpy()),
                                 ("marginal_roi", marginals, point_marginal)):
-            lo, hi = np.nanpercentile(reps, q, axis=0)
             out[name] = now
-            out[f"{name}_lo"], out[f"{name}_hi"] = lo, hi
-            out[f"{name}_sd"] = np.nanstd(reps, axis=0, ddof=1)
+            out[f"{name}_lo"], out[f"{name}_hi"], out[f"{name}_sd"] = _spread(reps, level)
         out.attrs.update({"n_boot": int(n_boot), "level": level, "prior_spread": prior_spread,
                           "seconds": time.perf_counter() - start})
         return out
@@ -2257,8 +2243,7 @@ class DeepCausalMMM(BaseEstimator):
                 per_unit[b, i] = response / paid
                 marginal[b, i] = np.gradient(response, grid * paid)
         lo, hi, _ = _spread(per_unit, level)  # [k,G] response per unit of spend at x1
-        spend_at_one = table["spend"].to_numpy().reshape(len(names), G) / np.where(grid > 0, grid, np.nan)
-        paid = np.nanmax(spend_at_one, axis=1, initial=0.0)[:, None]  # [k,1] this curve's spend at x1
+        paid = table.loc[table["multiplier"] == 1.0, "spend"].to_numpy()[:, None]  # [k,1] this curve's, at x1
         with np.errstate(invalid="ignore", divide="ignore"):
             roi_lo, roi_hi, _ = _spread(np.where(grid > 0, per_unit / grid, np.nan), level)
         m_lo, m_hi, _ = _spread(marginal, level)
@@ -2419,19 +2404,8 @@ class DeepCausalMMM(BaseEstimator):
                 f"spent {current:,.2f}, so the budget must lie in [{low_total:,.2f}, {high_total:,.2f}]; "
                 "give a budget in that range, or lower the minimum multipliers in `bounds`"
             )
-        n_boot = int(n_boot)
-        if n_boot == 1 or n_boot < 0:
-            raise DataError(f"`n_boot` must be 0 (no robustness check) or at least 2, found {n_boot}")
-        if n_boot:
-            _check_level(level)
-            prior_spread = _check_prior_spread(prior_spread)
-            self._check_bootstrap_regions(prior_spread)
-            _check_n_jobs(self.n_jobs)
-        if n_boot and regions is not None and X is None:
-            raise DataError(
-                "`n_boot` cannot be combined with `regions`: bootstrap replicates redraw the regions; "
-                "drop `regions` or set n_boot=0"
-            )
+        n_boot, prior_spread = self._bootstrap_setup(n_boot, level, prior_spread,
+                                                     ["regions"] if regions is not None and X is None else [])
         if _check_flag(by_region, "by_region"):
             table, m_fit = self._optimize_regions(cells, idx, names, lo, hi, target, value, current, per_region)
             if n_boot:
@@ -3560,8 +3534,6 @@ class DeepCausalMMM(BaseEstimator):
         check_is_fitted(self, "net_")
         from .reporting import findings_of, report_data
 
-        if n_boot:
-            _check_n_boot(n_boot)
         return findings_of(self, report_data(self, n_boot, level, random_state, prior_spread))
 
     def save_report(
@@ -3597,8 +3569,6 @@ class DeepCausalMMM(BaseEstimator):
         from .reporting import write_report
 
         target = check_target(Path(path), "`path`", "report.html")
-        if n_boot:
-            _check_n_boot(n_boot)
         return write_report(self, target, n_boot=n_boot, level=level, random_state=random_state,
                             prior_spread=prior_spread)
 

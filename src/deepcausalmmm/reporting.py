@@ -354,17 +354,20 @@ def _effects_table(effects: pd.DataFrame, intervals: pd.DataFrame | None) -> pd.
     return shown
 
 
-def _media_note(model: Any, fitted_kpi: float) -> str:
-    """What all channels caused together (:meth:`get_group_effects`) against their totals added."""
-    media = model.get_group_effects({"media": list(model.channels_)}).iloc[0]
-    share = media["total"] / max(abs(fitted_kpi), 1e-12) * 100
-    if media["overlap"] > 1e-9 * max(abs(media["total"]), 1.0):
-        added = (f"; the channels' totals add up to {media['sum_of_totals']:,.0f}, counting {media['overlap']:,.0f} "
+def _media_note(effects: pd.DataFrame, fitted_kpi: float) -> str:
+    """What all channels caused together against their totals added. Every channel switched off
+    loses every channel's contribution, so that is the ``direct`` effects summed
+    (:meth:`get_group_effects` of all channels, tested there)."""
+    total, added_up = float(effects["direct"].sum()), float(effects["total"].sum())
+    overlap = added_up - total
+    share = total / max(abs(fitted_kpi), 1e-12) * 100
+    if overlap > 1e-9 * max(abs(total), 1.0):
+        added = (f"; the channels' totals add up to {added_up:,.0f}, counting {overlap:,.0f} "
                  "twice (what one channel drives in another is in both totals), so read shares of the total "
                  "against that sum and groups with get_group_effects")
     else:
         added = "; the channels' totals add up to it (no channel drives another)"
-    return (f" All channels switched off together lose {media['total']:,.0f} of the KPI ({share:.1f}% of the fitted "
+    return (f" All channels switched off together lose {total:,.0f} of the KPI ({share:.1f}% of the fitted "
             f"KPI){added}.")
 
 
@@ -570,9 +573,9 @@ def report_data(model: Any, n_boot: int = 0, level: float = 0.9, random_state: i
     assert y is not None
     has_spend = bool(np.any(model.spend_ > 0))
     periods = kpi_change_periods(model)
+    n_boot, prior_spread = model._bootstrap_setup(n_boot, level, prior_spread, [])  # bad ones stop it here
     boot = {"n_boot": n_boot, "level": level, "random_state": random_state, "prior_spread": prior_spread}
     with model.shared_refits() if n_boot else contextlib.nullcontext():
-        # first, so that bad bootstrap arguments stop the report before anything else is computed
         intervals = model.get_effect_intervals(**boot) if n_boot else None
         change = model.get_kpi_change(*periods[:2], **(boot if n_boot else {})) if periods is not None else None
         over = (model.get_effects_over_time(over_time_frequency(model), **(boot if n_boot else {}))
@@ -607,8 +610,8 @@ def write_report(model: Any, path: Path, findings: list[str] | None = None,
                  random_state: int = 0, prior_spread: float = PRIOR_SPREAD) -> Path:
     """Write ``model``'s report to ``path`` atomically; return the path. A ``findings`` list
     gets the key findings as plain text lines (:func:`key_findings`), for a caller to print; a
-    ``tables`` dict gets the report's ``effects``, ``kpi_change``, ``effects_over_time`` and,
-    with ``n_boot``, ``effect_intervals`` and ``budget_plan`` tables (None where the report has
+    ``tables`` dict gets the report's ``effects``, ``kpi_change``, ``effects_over_time``,
+    ``response_curves`` and, with ``n_boot``, ``effect_intervals`` and ``budget_plan`` tables (None where the report has
     none), for a caller to write.
 
     Sections: the panel and the fit, channel contributions, what moved the KPI (the last
@@ -639,7 +642,7 @@ def write_report(model: Any, path: Path, findings: list[str] | None = None,
     edges = model.get_dag_edges()
     curves = d["curves"]
     if tables is not None:  # handed to the caller, which writes them as files without computing them again
-        tables.update({"effects": effects, "kpi_change": change, "effects_over_time": over,
+        tables.update({"effects": effects, "kpi_change": change, "effects_over_time": over, "response_curves": curves,
                        "effect_intervals": intervals, "budget_plan": plan if n_boot else None})
     lines = findings_of(model, d)
     if findings is not None:
@@ -668,7 +671,7 @@ def write_report(model: Any, path: Path, findings: list[str] | None = None,
         "<h2>Effects under intervention</h2>",
         "<p class='note'>total: KPI lost under do(channel = 0), the activity it drives in other "
         "channels removed through the channel graph; direct: other channels held as observed; "
-        f"mediated = total - direct; roi = total / spend.{_media_note(model, fitted_kpi)}"
+        f"mediated = total - direct; roi = total / spend.{_media_note(effects, fitted_kpi)}"
         f"{_interval_note(intervals)}</p>",
         _table(_effects_table(effects, intervals)),
         *_over_time(over),
