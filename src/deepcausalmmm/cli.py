@@ -131,6 +131,13 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0, prior_spread
     return files
 
 
+def _sized(table: pd.DataFrame) -> dict[str, Any]:
+    """Printing formats for ``table``'s number columns: KPI- and spend-sized ones (100 and more)
+    without decimals, the rest with 4 significant digits."""
+    return {c: "{:,.0f}".format if table[c].abs().max() >= 100 else "{:,.4g}".format
+            for c in table.select_dtypes("number").columns}
+
+
 def _check_n_boot_option(n_boot: int) -> None:
     """``--n-boot`` checked before any work: 0 (no intervals) or at least 2."""
     if n_boot == 1 or n_boot < 0:
@@ -720,8 +727,7 @@ def _frontier(args: argparse.Namespace, model: DeepCausalMMM, names: list[str] |
     out.parent.mkdir(parents=True, exist_ok=True)
     frontier.to_csv(out)
     money = {c: "{:,.0f}".format for c in frontier.columns if c in ("budget", "spend_change") or c.endswith(" spend")}
-    kpi = {c: "{:,.0f}".format if frontier[c].abs().max() >= 100 else "{:,.4g}".format
-           for c in ("kpi_change", "mix_kpi_change")}
+    kpi = _sized(frontier[["kpi_change", "mix_kpi_change"]])
     print(frontier.to_string(formatters={**money, **kpi, "incremental_roi": "{:.4g}".format,
                                          "marginal_roi": "{:.4g}".format}, na_rep=""))
     print(f"at today's budget the last unit of spend, best allocated, returns {frontier.loc[1.0, 'marginal_roi']:.4g} "
@@ -865,6 +871,9 @@ def _period_values(given: Sequence[str], option: str, dates: pd.Index) -> Any:
     """A period option's values (one or two) as the API's ``period=`` takes them: one value as
     given (a calendar period such as 2023Q4, a block label such as 13..25, or one period
     number), two as a (first, last) pair, numbers where the fit's dates are period numbers."""
+    if len(given) > 2:
+        raise DataError(f"{option} takes a period's first and last dates (two values) or one calendar period "
+                        f"such as 2023Q4, found {len(given)} values: {' '.join(given)}")
     if len(given) == 1:
         return given[0]
     if isinstance(dates, pd.DatetimeIndex):
@@ -896,9 +905,6 @@ def _change(args: argparse.Namespace) -> int:
                 raise DataError(f"the fit covers {len(dates)} {period_name(dates)}, shorter than two quarters: there "
                                 f"is no default period to compare; give both --base START END and --compare START END")
             periods.append(default[0] if fallback == 0 else default[1])
-        elif len(given) > 2:
-            raise DataError(f"{option} takes a period's first and last dates (two values) or one calendar period "
-                            f"such as 2023Q4, found {len(given)} values: {' '.join(given)}")
         else:
             periods.append(_period_values(given, option, dates))
     with _in_terms({"`base`": "--base", "`compare`": "--compare", "`regions`": "--regions",
@@ -953,11 +959,13 @@ def _effects(args: argparse.Namespace) -> int:
                         "drop it, or drop --group")
     period: Any = None
     if args.period is not None:
-        if len(args.period) > 2:
-            raise DataError(f"--period takes a period's first and last dates (two values) or one calendar period "
-                            f"such as 2023Q4, found {len(args.period)} values: {' '.join(args.period)}")
         period = _period_values(args.period, "--period", model.panel_.dates)
     out = Path(args.out)
+
+    def write(table: pd.DataFrame) -> None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out)
+
     words = {"`regions`": "--regions", "`period`": "--period", "`freq`": "--by", "period=": "--period ",
              "freq=": "--by "}
     if args.by is not None:
@@ -969,14 +977,12 @@ def _effects(args: argparse.Namespace) -> int:
                                   else args.by)
         with _in_terms(words):
             table = model.get_effects_over_time(freq, regions=regions, by_region=args.by_region, **boot)
-        out.parent.mkdir(parents=True, exist_ok=True)
+        write(table)
         if args.by_region:  # regions x periods x channels rows: the CSV holds them
-            table.to_csv(out)
             n_regions = table.index.get_level_values("region").nunique()
             print(f"{len(table)} rows: {n_regions} region(s) x their observed periods x {len(model.channels_)} "
                   f"channels (spend, total, direct, mediated, roi, marginal_roi per row); wrote {out.resolve()}")
             return 0
-        table.to_csv(out)
         whole = table.groupby(level="period", sort=False)["complete"].first()
         names = {p: p if ok else f"{p}*" for p, ok in whole.items()}
         for column, what in (("roi", "total effect per unit of spend in each period"),
@@ -1008,11 +1014,8 @@ def _effects(args: argparse.Namespace) -> int:
 
         with _in_terms({**words, "`groups[": "--group ", "]`": ""}, period=r"--period \1 \2"):
             table = model.get_group_effects(groups, regions=regions, period=period, by_region=args.by_region, **boot)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out)
-        sized = {c: "{:,.0f}".format if table[c].abs().max() >= 100 else "{:,.4g}".format
-                 for c in table.select_dtypes("number").columns}
-        print(table.drop(columns="channels").to_string(formatters=sized, na_rep=""))
+        write(table)
+        print(table.drop(columns="channels").to_string(formatters=_sized(table), na_rep=""))
         for name, members in groups.items():  # the members below the figures (long names stay readable)
             print(f"{name}: {', '.join(members)}")
         print("total: KPI lost with every channel of the group switched off together; overlap: what adding the "
@@ -1020,19 +1023,15 @@ def _effects(args: argparse.Namespace) -> int:
         return 0
     if args.n_boot:
         table = model.get_effect_intervals(**boot)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out)
+        write(table)
         print(table.to_string(float_format="{:,.4g}".format))
         print(f"{args.level:.0%} intervals from {args.n_boot} region-bootstrap refits, each with its own prior "
               f"strengths (--prior-spread {spread:g}); wrote {out.resolve()}")
         return 0
     with _in_terms(words, period=r"--period \1 \2"):
         table = model.get_channel_effects(regions=regions, period=period, by_region=args.by_region)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out)
-    sized = {c: "{:,.0f}".format if table[c].abs().max() >= 100 else "{:,.4g}".format
-             for c in table.select_dtypes("number").columns}
-    print(table.to_string(formatters=sized, na_rep=""))
+    write(table)
+    print(table.to_string(formatters=_sized(table), na_rep=""))
     print("total: KPI lost under do(channel = 0), what the channel drives in other channels included; direct: "
           f"other channels held as observed; roi = total / spend; wrote {out.resolve()}")
     return 0

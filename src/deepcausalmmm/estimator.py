@@ -46,7 +46,7 @@ from .components.temporal import (
 )
 from .config import MMMConfig, build_config
 from .constants import DATE, PRIOR_SPREAD, REGION
-from .data.history import align_to_fit, extend_history, period_blocks
+from .data.history import align_to_fit, default_frequency, extend_history, period_blocks
 from .data.panel import (
     NAMED_ARGUMENTS,
     ArrayLike,
@@ -1182,9 +1182,8 @@ class DeepCausalMMM(BaseEstimator):
         for cut, (model, seconds) in zip(cutoffs, refits, strict=True):
             end = cut + horizon
             X_ahead, regions_ahead, dates_ahead, controls_ahead = _weeks_as_rows(panel, cut, end)
-            with warnings.catch_warnings():  # a refit has no calibration of its own to mismatch
-                band = model.predict_interval(X_ahead, regions=regions_ahead, dates=dates_ahead,
-                                              controls=controls_ahead, level=level)  # rows in input order
+            band = model.predict_interval(X_ahead, regions=regions_ahead, dates=dates_ahead,
+                                          controls=controls_ahead, level=level)  # rows in input order
             pred, lower, upper = (band[k].to_numpy().reshape(R, end - cut)  # [R*H] -> [R,H]
                                   for k in ("prediction", "lower", "upper"))
             yield cut, seconds, pred, lower, upper
@@ -1591,8 +1590,8 @@ class DeepCausalMMM(BaseEstimator):
         start = time.perf_counter()
         p = self.panel_
         R, T, C = p.shape
-        if freq is None:
-            freq = "Q" if isinstance(p.dates, pd.DatetimeIndex) else max(1, int(round(self.config_.baseline.period / 4)))
+        if freq is None:  # quarters; blocks of a quarter of the season's steps without calendar dates
+            freq = "Q" if isinstance(p.dates, pd.DatetimeIndex) else default_frequency(p.dates, self.config_.baseline.period)
         block, labels, complete = period_blocks(p.dates, freq)
         K = len(labels)
         chosen = self._cells(regions, None)  # [R,T] observed cells of the regions

@@ -399,9 +399,10 @@ def comparison_pair(labels: list[str], blocks_per_year: int | None = None) -> tu
     before), else the first and the last; None for fewer than two."""
     if len(labels) < 2:
         return None
-    before = _year_before(labels[-1])
-    if before is None and blocks_per_year and len(labels) > blocks_per_year:
-        before = labels[-1 - blocks_per_year]
+    if blocks_per_year:  # blocks of steps: their labels are not calendar periods
+        before = labels[-1 - blocks_per_year] if len(labels) > blocks_per_year else None
+    else:
+        before = _year_before(labels[-1])
     return (before if before in labels[:-1] else labels[0]), labels[-1]
 
 
