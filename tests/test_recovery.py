@@ -396,6 +396,8 @@ def test_fit_cli_writes_bootstrap_intervals_and_plan(tmp_path, capsys, monkeypat
     assert (intervals["total_share_lo"] <= intervals["total_share_hi"]).all()
     over = pd.read_csv(tmp_path / "o" / "effects_over_time.csv", index_col=["period", "channel"])
     assert (over["roi_lo"] <= over["roi_hi"]).all() and (over["marginal_roi_lo"] <= over["marginal_roi_hi"]).all()
+    curves = pd.read_csv(tmp_path / "o" / "response_curves.csv")  # the report's curves, with their bands
+    assert (curves["response_lo"] <= curves["response_hi"] + 1e-9).all()
     plan = pd.read_csv(tmp_path / "o" / "budget_plan.csv", index_col=0)
     assert plan["optimal_spend"].sum() == pytest.approx(plan["spend"].sum(), rel=1e-6)
     assert plan["n_boot"].eq(2).all() and plan["gain_share_positive"].between(0, 1).all()

@@ -78,8 +78,9 @@ def write_outputs(model: DeepCausalMMM, out: Path, n_boot: int = 0, prior_spread
 
     With ``n_boot >= 2`` also ``effect_intervals.csv`` (:meth:`DeepCausalMMM.get_effect_intervals`)
     and ``budget_plan.csv`` (:meth:`DeepCausalMMM.optimize_budget` with its bootstrap
-    robustness figures as extra columns), and ``kpi_change.csv`` and ``effects_over_time.csv``
-    gain intervals: all four, and the report's intervals, from one set of ``n_boot`` refits
+    robustness figures as extra columns), and ``kpi_change.csv``, ``effects_over_time.csv`` and
+    ``response_curves.csv`` gain intervals: all five, and the report's intervals, from one set of
+    ``n_boot`` refits
     (:meth:`DeepCausalMMM.shared_refits`), each refit with its own prior strengths drawn with
     ``prior_spread``.
     """
